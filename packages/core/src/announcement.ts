@@ -1,0 +1,77 @@
+// Membership messages, JSON so that `nats sub 'mesh.cluster.>'` shows them as
+// they are (docs/PROTOCOL.md is the reference).
+import { MeshError } from "./errors.js";
+
+/** What a node says about itself in heartbeats and discovery. */
+export interface Announcement {
+  /** Layout version, 1. */
+  v: 1;
+  /** The node id: unique in the cluster, a valid subject token. */
+  node: string;
+  /** Random per start of the process: tells a restarted node from its previous life. */
+  instance: string;
+  /** Capabilities the node registered, sorted. */
+  capabilities: string[];
+  /** Actor types the node can host, sorted. */
+  actorTypes: string[];
+  /** Shard count; nodes with different counts refuse each other. */
+  shards: number;
+  /** Placement strategy name; nodes with different names refuse each other. */
+  strategy: string;
+  /** The announcing package version, for operators. */
+  version: string;
+  /** The heartbeat interval of the node, in ms: silence is judged against it. */
+  heartbeatMs: number;
+}
+
+/** A graceful goodbye. */
+export interface Leave {
+  v: 1;
+  node: string;
+  instance: string;
+}
+
+const json = new TextEncoder();
+const text = new TextDecoder();
+
+export function encodeJson(value: unknown): Uint8Array {
+  return json.encode(JSON.stringify(value));
+}
+
+function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.decode(bytes));
+  } catch {
+    throw new MeshError("BAD_REQUEST", `malformed ${what}: not JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new MeshError("BAD_REQUEST", `malformed ${what}: not an object`);
+  return value as Record<string, unknown>;
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** Parses and checks an announcement; throws BAD_REQUEST saying what is wrong. */
+export function decodeAnnouncement(bytes: Uint8Array): Announcement {
+  const a = parse(bytes, "announcement");
+  const fail = (field: string): never => {
+    throw new MeshError("BAD_REQUEST", `malformed announcement: bad or missing "${field}"`);
+  };
+  if (a.v !== 1) fail("v");
+  if (typeof a.node !== "string" || a.node === "") fail("node");
+  if (typeof a.instance !== "string") fail("instance");
+  if (!isStringArray(a.capabilities)) fail("capabilities");
+  if (!isStringArray(a.actorTypes)) fail("actorTypes");
+  if (!Number.isInteger(a.shards)) fail("shards");
+  if (typeof a.strategy !== "string") fail("strategy");
+  if (typeof a.version !== "string") fail("version");
+  if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
+  return a as unknown as Announcement;
+}
+
+/** Parses and checks a leave message; throws BAD_REQUEST saying what is wrong. */
+export function decodeLeave(bytes: Uint8Array): Leave {
+  const l = parse(bytes, "leave");
+  if (l.v !== 1 || typeof l.node !== "string" || typeof l.instance !== "string") throw new MeshError("BAD_REQUEST", "malformed leave message");
+  return l as unknown as Leave;
+}

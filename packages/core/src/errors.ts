@@ -1,0 +1,48 @@
+/**
+ * Every error Mesh reports carries one of these codes. The same codes travel on
+ * the wire (reply envelopes) and are documented in docs/errors.md.
+ */
+export const ErrorCode = {
+  /** No node has registered the capability the request names. */
+  NO_NODES: "NO_NODES",
+  /** The owner node does not host the requested actor type. */
+  UNKNOWN_ACTOR_TYPE: "UNKNOWN_ACTOR_TYPE",
+  /** The actor's handler threw (or its promise rejected); the activation was dropped. */
+  ACTOR_CRASHED: "ACTOR_CRASHED",
+  /** The actor's constructor or onActivate threw; nothing was cached, the next call tries again. */
+  ACTIVATION_FAILED: "ACTIVATION_FAILED",
+  /** No reply within the call timeout. The call may or may not have run. */
+  TIMEOUT: "TIMEOUT",
+  /** The request is malformed: missing or invalid id, actor, capability, payload or envelope. */
+  BAD_REQUEST: "BAD_REQUEST",
+  /** The owner node could not be reached (it is gone) and no other owner was found. */
+  NODE_UNAVAILABLE: "NODE_UNAVAILABLE",
+  /** The encoded request or reply is larger than the configured maximum. */
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  /** The actor's reply could not be encoded for the wire (a function, a symbol, a cycle…). */
+  BAD_REPLY: "BAD_REPLY",
+  /** The local node is stopping or stopped and takes no new calls. */
+  STOPPED: "STOPPED",
+  /** A bug or an unexpected failure inside Mesh; the message says what. */
+  INTERNAL: "INTERNAL",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const codes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** True when `code` is one of Mesh's documented error codes. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && codes.has(code);
+}
+
+/** The one error class Mesh throws. `code` says what went wrong, `message` says where. */
+export class MeshError extends Error {
+  override readonly name = "MeshError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,9 @@
+// For the sibling packages (@mesh/transport, @mesh/runtime) only: not a public API.
+export * from "./mod.js";
+export { Kind, WIRE_VERSION, decodeReply, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf, replyError } from "./envelope.js";
+export type { WireReply, WireRequest } from "./envelope.js";
+export { decodeAnnouncement, decodeLeave, encodeJson } from "./announcement.js";
+export type { Leave } from "./announcement.js";
+export { TimeoutMap } from "./timeout-map.js";
+export type { Expiring } from "./timeout-map.js";
+export { MAX_ID_LENGTH, checkId, checkToken } from "./tokens.js";

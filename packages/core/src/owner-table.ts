@@ -1,0 +1,111 @@
+import { MeshError } from "./errors.js";
+import type { PlacementFn } from "./placement.js";
+
+/**
+ * The owner of every shard of one capability, computed once per membership
+ * change so that routing a call is an array index.
+ */
+export class OwnerTable {
+  readonly #owners: Uint16Array;
+
+  /** `nodes` must be sorted, unique and non-empty (at most 65,535). */
+  constructor(
+    readonly capability: string,
+    readonly nodes: readonly string[],
+    shards: number,
+    placement: PlacementFn,
+  ) {
+    const index = new Map(nodes.map((node, i) => [node, i]));
+    this.#owners = new Uint16Array(shards);
+    for (let shard = 0; shard < shards; shard++) {
+      const owner = placement(shard, capability, nodes);
+      const i = index.get(owner);
+      if (i === undefined) {
+        throw new MeshError("INTERNAL", `placement returned ${JSON.stringify(owner)} for shard ${shard} of "${capability}", which is not one of its nodes`);
+      }
+      this.#owners[shard] = i;
+    }
+  }
+
+  /** The node that owns `shard`. */
+  owner(shard: number): string {
+    return this.nodes[this.#owners[shard]!]!;
+  }
+
+  /** How many shards each node owns. */
+  shardCounts(): Map<string, number> {
+    const counts = new Map<string, number>(this.nodes.map((n) => [n, 0]));
+    for (const i of this.#owners) counts.set(this.nodes[i]!, counts.get(this.nodes[i]!)! + 1);
+    return counts;
+  }
+}
+
+/**
+ * The cluster's routing state: which nodes registered which capabilities, and
+ * an owner table per capability, built lazily and dropped when membership changes.
+ */
+export class RoutingTable {
+  #capabilities = new Map<string, readonly string[]>();
+  #tables = new Map<string, OwnerTable>();
+  #all: readonly string[] = [];
+
+  constructor(
+    readonly shards: number,
+    readonly placement: PlacementFn,
+  ) {}
+
+  /** Replaces the membership: node id → the capabilities it registered. */
+  setMembers(members: Iterable<readonly [string, readonly string[]]>): void {
+    const byCapability = new Map<string, string[]>();
+    for (const [node, capabilities] of members) {
+      for (const capability of capabilities) {
+        let nodes = byCapability.get(capability);
+        if (!nodes) byCapability.set(capability, (nodes = []));
+        nodes.push(node);
+      }
+    }
+    const next = new Map<string, readonly string[]>();
+    for (const [capability, nodes] of byCapability) next.set(capability, [...new Set(nodes)].sort());
+    // Keep the owner tables whose node list did not change.
+    const tables = new Map<string, OwnerTable>();
+    for (const [capability, table] of this.#tables) {
+      if (sameList(table.nodes, next.get(capability))) tables.set(capability, table);
+    }
+    this.#capabilities = next;
+    this.#tables = tables;
+    this.#all = [...next.keys()].sort();
+  }
+
+  /** Sorted ids of the nodes that registered `capability` (empty when none). */
+  nodesFor(capability: string): readonly string[] {
+    return this.#capabilities.get(capability) ?? [];
+  }
+
+  /** Every capability some node registered, sorted. */
+  allCapabilities(): readonly string[] {
+    return this.#all;
+  }
+
+  /** The owner table of `capability`, or undefined when no node registered it. */
+  table(capability: string): OwnerTable | undefined {
+    let table = this.#tables.get(capability);
+    if (table === undefined) {
+      const nodes = this.#capabilities.get(capability);
+      if (nodes === undefined) return undefined;
+      table = new OwnerTable(capability, nodes, this.shards, this.placement);
+      this.#tables.set(capability, table);
+    }
+    return table;
+  }
+
+  /** The owner of (`capability`, `shard`), or undefined when no node registered the capability. */
+  owner(capability: string, shard: number): string | undefined {
+    return this.table(capability)?.owner(shard);
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,63 @@
+import { MeshError } from "@mesh/core";
+
+/** What a handler learns about the activation it runs in. */
+export interface CallContext {
+  /** The actor id. */
+  readonly id: string;
+  /** The actor type (`static actorType`, else the class name). */
+  readonly actorType: string;
+  /** This activation's pid: `<nodeId>/<actorType>/<id>#<incarnation>`. */
+  readonly pid: string;
+  /** The id's shard. */
+  readonly shard: number;
+  /** The node the activation lives on. */
+  readonly nodeId: string;
+}
+
+/** Why an activation ends without crashing. */
+export type DeactivateReason = "shutdown";
+
+/**
+ * An actor: a plain class. Only `handleCall` is required. Handlers may be
+ * async; an actor handles one message at a time, and an async handler keeps
+ * the turn until its promise settles. A handler that throws crashes the actor.
+ */
+export interface Actor {
+  /** Handles a call; the return value (or what its promise resolves to) is the reply. */
+  handleCall(payload: any, ctx: CallContext): unknown;
+  /** Handles a cast; without it, casts go to handleCall and its reply is dropped. */
+  handleCast?(payload: any, ctx: CallContext): unknown;
+  /** Runs once, after the constructor, before the first message. Throwing fails the activation. */
+  onActivate?(): unknown;
+  /** Runs once when the activation ends without a crash (the node stops). */
+  onDeactivate?(reason: DeactivateReason): unknown;
+}
+
+/** An actor class: constructed by Mesh with the id and, on first activation, the caller's initArg. */
+export interface ActorClass<A extends Actor = Actor> {
+  new (id: string, initArg?: any): A;
+  /** The actor type name; defaults to the class name. */
+  readonly actorType?: string;
+  readonly name: string;
+}
+
+/** The actor type of a class: its `static actorType`, else its name. Throws BAD_REQUEST when neither is usable. */
+export function actorTypeOf(actor: ActorClass | string): string {
+  const type = typeof actor === "string" ? actor : typeof actor === "function" ? (actor.actorType ?? actor.name) : undefined;
+  if (typeof type !== "string" || type === "") {
+    throw new MeshError("BAD_REQUEST", `actor must be an actor class or a non-empty actor type name, got ${describe(actor)}`);
+  }
+  return type;
+}
+
+/** Throws BAD_REQUEST unless `cls` is a class with a handleCall method. */
+export function checkActorClass(cls: unknown): ActorClass {
+  if (typeof cls !== "function" || typeof (cls as { prototype?: Actor }).prototype?.handleCall !== "function") {
+    throw new MeshError("BAD_REQUEST", `actors must be classes with a handleCall method, got ${describe(cls)}`);
+  }
+  return cls as ActorClass;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "function" ? `function ${value.name || "(anonymous)"}` : JSON.stringify(value) ?? String(value);
+}

@@ -1,0 +1,339 @@
+import { createRequire } from "node:module";
+import { randomBytes } from "node:crypto";
+import { MeshError, RoutingTable, isToken, shardFor } from "@mesh/core";
+import type { Announcement } from "@mesh/core";
+import { Kind, checkId, decodeReply, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf, replyError } from "@mesh/core/internal";
+import type { WireRequest } from "@mesh/core/internal";
+import { Membership, NoResponders, Requests, Subjects, connectNats } from "@mesh/transport";
+import type { Msg, NatsConnection, Subscription } from "nats";
+import { actorTypeOf } from "./actor.js";
+import type { ActorClass } from "./actor.js";
+import type { CallResult } from "./activation.js";
+import { checkCapabilities, resolveOptions } from "./options.js";
+import type { MeshOptions, ResolvedOptions } from "./options.js";
+import { Supervisor } from "./supervisor.js";
+
+const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+
+/** A call or cast: which actor, which id, under which capability, with what payload. */
+export interface MeshRequest {
+  /** The actor class, or its actor type name. */
+  actor: ActorClass | string;
+  /** The actor id: any string of at most 1024 characters. */
+  id: string;
+  /** What the handler receives. Must be msgpack-encodable when the owner is another node. */
+  payload?: unknown;
+  /** The capability whose nodes may own the actor. */
+  capability: string;
+  /** Handed to the constructor when this call activates the actor; ignored once it lives. */
+  initArg?: unknown;
+  /** This call's timeout in ms (calls only). @default the node's callTimeoutMs */
+  timeoutMs?: number;
+}
+
+/** The lifecycle of a node. */
+export type MeshState = "RUNNING" | "STOPPING" | "STOPPED";
+
+/** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
+const MAX_REROUTES = 3;
+
+/**
+ * A Mesh node: one NATS connection, the actors it hosts, and its view of the
+ * cluster. Start it with `Mesh.start`, stop it with `stop`.
+ */
+export class Mesh {
+  readonly #o: ResolvedOptions;
+  readonly #nc: NatsConnection;
+  readonly #subjects: Subjects;
+  readonly #routes: RoutingTable;
+  readonly #actors: Supervisor;
+  readonly #requests: Requests;
+  readonly #membership: Membership;
+  readonly #maxPayload: number;
+  #nodeSub: Subscription | undefined;
+  #state: MeshState = "RUNNING";
+  #stopping: Promise<void> | undefined;
+
+  private constructor(o: ResolvedOptions, nc: NatsConnection) {
+    this.#o = o;
+    this.#nc = nc;
+    this.#subjects = new Subjects(o.prefix);
+    this.#routes = new RoutingTable(o.shards, o.placement.fn);
+    this.#actors = new Supervisor(o.nodeId, o.actors, o.logger);
+    this.#requests = new Requests(nc);
+    this.#maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
+    const self: Announcement = {
+      v: 1,
+      node: o.nodeId,
+      instance: randomBytes(8).toString("hex"),
+      capabilities: o.capabilities,
+      actorTypes: this.#actors.actorTypes(),
+      shards: o.shards,
+      strategy: o.placement.name,
+      version,
+      heartbeatMs: o.heartbeatMs,
+    };
+    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) =>
+      this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const)),
+    );
+  }
+
+  /**
+   * Connects to NATS, starts serving this node's subject, discovers the
+   * cluster, and registers `options.capabilities`. Throws BAD_REQUEST for a bad
+   * option, and the NATS client's error when no server answers.
+   */
+  static async start(options: MeshOptions = {}): Promise<Mesh> {
+    const o = resolveOptions(options);
+    const nc = await connectNats(o.servers, o.nodeId, o.nats);
+    const mesh = new Mesh(o, nc);
+    try {
+      await mesh.#start();
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+    return mesh;
+  }
+
+  async #start(): Promise<void> {
+    this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
+    await this.#nc.flush();
+    await this.#membership.start();
+    void this.#watchConnection();
+  }
+
+  /** This node's id. */
+  get nodeId(): string {
+    return this.#o.nodeId;
+  }
+
+  /** RUNNING, STOPPING or STOPPED. */
+  get state(): MeshState {
+    return this.#state;
+  }
+
+  /** How many actors are live on this node. */
+  get actorCount(): number {
+    return this.#actors.size;
+  }
+
+  /**
+   * Replaces this node's capabilities (an empty list: it hosts nothing, but can
+   * still call). Resolves once every known node has acknowledged the change
+   * (or after 2 s for nodes that do not answer). Throws BAD_REQUEST for a
+   * capability that is not 1-128 of A-Z a-z 0-9 _ -.
+   */
+  async registerCapabilities(capabilities: readonly string[]): Promise<void> {
+    this.#checkRunning();
+    await this.#membership.announce({ capabilities: checkCapabilities(capabilities) });
+  }
+
+  /**
+   * Calls actor `id` and resolves with its pid and reply. The actor is started
+   * on its owner node if it is not live. Rejects with a MeshError: BAD_REQUEST,
+   * NO_NODES, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED, TIMEOUT,
+   * NODE_UNAVAILABLE, PAYLOAD_TOO_LARGE, BAD_REPLY or STOPPED.
+   */
+  call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
+    try {
+      const timeoutMs = request.timeoutMs ?? this.#o.callTimeoutMs;
+      const r = this.#route(request, Kind.CALL, timeoutMs);
+      if (r.owner === this.#o.nodeId) {
+        return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, timeoutMs) as Promise<CallResult<R>>;
+      }
+      return this.#remoteCall(r, performance.now() + timeoutMs, 0) as Promise<CallResult<R>>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Sends a message to actor `id` without waiting for it to be handled.
+   * Resolves once the message is in the local mailbox or handed to NATS.
+   * Rejects only when that cannot happen: BAD_REQUEST, NO_NODES,
+   * PAYLOAD_TOO_LARGE, STOPPED, and for a local owner UNKNOWN_ACTOR_TYPE or
+   * ACTIVATION_FAILED. Errors on a remote owner are logged there.
+   */
+  async cast(request: MeshRequest): Promise<void> {
+    const r = this.#route(request, Kind.CAST, 0);
+    if (r.owner === this.#o.nodeId) {
+      this.#actors.cast(r.actorType, r.id, r.shard, r.payload, r.initArg);
+      return;
+    }
+    this.#publish(r.owner, this.#encode(r));
+  }
+
+  /** Sorted ids of the nodes that registered `capability` (empty when none). */
+  nodesFor(capability: string): string[] {
+    return [...this.#routes.nodesFor(capability)];
+  }
+
+  /** Every capability registered anywhere in the cluster, sorted and de-duplicated. */
+  allCapabilities(): string[] {
+    return [...this.#routes.allCapabilities()];
+  }
+
+  /** The shard of `id` (0 to shards-1): XXH32 of its UTF-8 bytes, seed 0, modulo shards. */
+  shardFor(id: string): number {
+    return shardFor(checkId(id), this.#o.shards);
+  }
+
+  /** The node that owns `shard` of `capability`. Throws NO_NODES when no node has it, BAD_REQUEST for a bad shard. */
+  ownerNode(shard: number, capability: string): string {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.#o.shards) {
+      throw new MeshError("BAD_REQUEST", `shard must be an integer from 0 to ${this.#o.shards - 1}, got ${String(shard)}`);
+    }
+    const owner = this.#routes.owner(capability, shard);
+    if (owner === undefined) throw noNodes(capability);
+    return owner;
+  }
+
+  /**
+   * Leaves the cluster: publishes `leave`, stops taking calls (they fail with
+   * STOPPED), waits for running handlers and in-flight calls (at most
+   * drainTimeoutMs), runs onDeactivate("shutdown") on every actor, and closes
+   * the NATS connection. Safe to call twice.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#state = "STOPPING";
+    await this.#membership.stop();
+    await this.#nodeSub?.drain().catch(() => {});
+    await this.#actors.idle(this.#o.drainTimeoutMs);
+    await this.#actors.deactivateAll("shutdown", this.#o.drainTimeoutMs);
+    this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped`));
+    await this.#nc.drain().catch(() => {});
+    this.#state = "STOPPED";
+  }
+
+  /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
+  #route(request: MeshRequest, kind: Kind, timeoutMs: number): WireRequest & { shard: number; owner: string } {
+    this.#checkRunning();
+    if (typeof request !== "object" || request === null) throw new MeshError("BAD_REQUEST", "the request must be an object");
+    const actorType = actorTypeOf(request.actor);
+    const id = checkId(request.id);
+    const capability = request.capability;
+    const shard = shardFor(id, this.#o.shards);
+    const owner = this.#routes.owner(capability, shard);
+    if (owner === undefined) {
+      if (!isToken(capability)) throw new MeshError("BAD_REQUEST", `capability must be 1-128 of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`);
+      throw noNodes(capability);
+    }
+    if (kind === Kind.CALL && !(timeoutMs > 0)) throw new MeshError("BAD_REQUEST", `timeoutMs must be a positive number, got ${String(timeoutMs)}`);
+    return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner };
+  }
+
+  /** A call to another node; re-routed when the owner had no responders (it was never delivered). */
+  async #remoteCall(r: WireRequest & { shard: number; owner: string }, deadline: number, reroutes: number): Promise<CallResult> {
+    const timeoutMs = Math.max(1, Math.round(deadline - performance.now()));
+    const bytes = this.#encode({ ...r, timeoutMs });
+    let reply: Uint8Array;
+    try {
+      reply = await this.#requests.request(this.#subjects.node(r.owner), bytes, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof NoResponders)) throw err;
+      this.#membership.markGone(r.owner);
+      const owner = this.#routes.owner(r.capability, r.shard);
+      if (owner === undefined) throw noNodes(r.capability);
+      if (owner === r.owner || reroutes >= MAX_REROUTES) {
+        throw new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`);
+      }
+      if (owner === this.#o.nodeId) return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, timeoutMs);
+      return this.#remoteCall({ ...r, owner }, deadline, reroutes + 1);
+    }
+    const decoded = decodeReply(reply);
+    if (!decoded.ok) throw replyError(decoded);
+    return { pid: decoded.pid, result: decoded.result };
+  }
+
+  /** Encodes a request; throws BAD_REQUEST or PAYLOAD_TOO_LARGE. */
+  #encode(r: WireRequest): Uint8Array {
+    const bytes = encodeRequest(r);
+    if (bytes.length > this.#maxPayload) {
+      throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${bytes.length} bytes encoded; the limit is ${this.#maxPayload}`);
+    }
+    return bytes;
+  }
+
+  #publish(node: string, bytes: Uint8Array): void {
+    try {
+      this.#nc.publish(this.#subjects.node(node), bytes);
+    } catch (err) {
+      throw new MeshError("NODE_UNAVAILABLE", `cannot publish to node ${node}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** Handles a message on this node's subject: a call or cast from another node. */
+  #serve(msg: Msg): void {
+    const reply = msg.reply;
+    const respond = (bytes: Uint8Array) => {
+      try {
+        if (reply) msg.respond(bytes);
+      } catch (err) {
+        this.#o.logger.warn({ err: messageOf(err) }, "mesh: could not send a reply");
+      }
+    };
+    let req: WireRequest;
+    try {
+      if (msg.data.length > this.#maxPayload) {
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${msg.data.length} bytes; the limit is ${this.#maxPayload}`);
+      }
+      req = decodeRequest(msg.data);
+      if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopping`);
+    } catch (err) {
+      this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject");
+      respond(encodeError(err));
+      return;
+    }
+    const shard = shardFor(req.id, this.#o.shards);
+    if (req.kind === Kind.CAST) {
+      try {
+        this.#actors.cast(req.actorType, req.id, shard, req.payload, req.initArg);
+      } catch (err) {
+        this.#o.logger.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
+        respond(encodeError(err));
+      }
+      return;
+    }
+    this.#actors.call(req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs).then(
+      (res) => respond(this.#encodeReply(res)),
+      (err: unknown) => respond(encodeError(err)),
+    );
+  }
+
+  #encodeReply(res: CallResult): Uint8Array {
+    try {
+      const bytes = encodeResult(res.pid, res.result);
+      if (bytes.length > this.#maxPayload) {
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply of ${res.pid} is ${bytes.length} bytes encoded; the limit is ${this.#maxPayload}`);
+      }
+      return bytes;
+    } catch (err) {
+      this.#o.logger.warn({ pid: res.pid, err: messageOf(err) }, "mesh: reply not sent");
+      return encodeError(err);
+    }
+  }
+
+  /** After a reconnect, asks everyone again so views heal at once. */
+  async #watchConnection(): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (status.type === "reconnect" && this.#state === "RUNNING") {
+        this.#o.logger.info({ server: status.data }, "mesh: reconnected to NATS");
+        await this.#membership.rediscover();
+      }
+    }
+  }
+
+  #checkRunning(): void {
+    if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is ${this.#state.toLowerCase()}`);
+  }
+}
+
+function noNodes(capability: string): MeshError {
+  return new MeshError("NO_NODES", `no node has registered the capability "${capability}"`);
+}

@@ -1,0 +1,8 @@
+// The public surface of @mesh/runtime.
+export { Mesh } from "./mesh.js";
+export type { MeshRequest, MeshState } from "./mesh.js";
+export type { MeshOptions } from "./options.js";
+export type { Actor, ActorClass, CallContext, DeactivateReason } from "./actor.js";
+export type { CallResult } from "./activation.js";
+export { ErrorCode, MeshError, shardFor } from "@mesh/core";
+export type { Logger, PlacementFn, Strategy } from "@mesh/core";

@@ -1,0 +1,105 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy } from "@mesh/core";
+import type { Logger, Placement, Strategy } from "@mesh/core";
+import { checkToken } from "@mesh/core/internal";
+import { defaultServers } from "@mesh/transport";
+import type { ConnectionOptions } from "nats";
+import { checkActorClass } from "./actor.js";
+import type { ActorClass } from "./actor.js";
+
+/** Options of `Mesh.start`. Every field is optional. */
+export interface MeshOptions {
+  /** NATS server URL(s). @default $NATS_URL, else "nats://127.0.0.1:4222" */
+  servers?: string | string[];
+  /** The actor classes this node can host. @default [] */
+  actors?: readonly ActorClass[];
+  /** Capabilities to register at start (same as calling registerCapabilities). @default [] */
+  capabilities?: readonly string[];
+  /** This node's id, unique in the cluster: 1-128 of A-Z a-z 0-9 _ -. @default "<host>-<pid>-<random>" */
+  nodeId?: string;
+  /** Subject prefix; clusters with different prefixes never meet. @default "mesh" */
+  prefix?: string;
+  /** Shard count; must be the same on every node. @default 4096 */
+  shards?: number;
+  /** Placement strategy; must be the same on every node. @default "rendezvous" */
+  strategy?: Strategy;
+  /** How long a call waits for its reply before failing with TIMEOUT. @default 5000 */
+  callTimeoutMs?: number;
+  /** How often the node announces itself. @default 1000 */
+  heartbeatMs?: number;
+  /** A node silent this long is dropped from the view. @default 3000 */
+  nodeTimeoutMs?: number;
+  /** Discovery at start ends once no member answered for this long. @default 50 */
+  discoveryQuietMs?: number;
+  /** Largest encoded request or reply that crosses the wire. @default the NATS server's max_payload (1 MiB by default) */
+  maxPayloadBytes?: number;
+  /** How long stop() waits for running handlers and in-flight calls. @default 5000 */
+  drainTimeoutMs?: number;
+  /** Options for the NATS client (auth, TLS, …), passed to nats.js `connect`. */
+  nats?: Partial<ConnectionOptions>;
+  /** A pino-style logger. @default quiet */
+  logger?: Logger;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  servers: string | string[];
+  actors: readonly ActorClass[];
+  capabilities: string[];
+  nodeId: string;
+  prefix: string;
+  shards: number;
+  placement: Placement;
+  callTimeoutMs: number;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  discoveryQuietMs: number;
+  maxPayloadBytes: number | undefined;
+  drainTimeoutMs: number;
+  nats: Partial<ConnectionOptions>;
+  logger: Logger;
+}
+
+/** Applies defaults and checks every option; throws BAD_REQUEST naming the first bad one. */
+export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
+  const ms = (name: string, value: number | undefined, fallback: number): number => {
+    const v = value ?? fallback;
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new MeshError("BAD_REQUEST", `${name} must be a positive number of milliseconds, got ${String(value)}`);
+    return v;
+  };
+  const shards = o.shards ?? DEFAULT_SHARDS;
+  if (!Number.isInteger(shards) || shards < 1 || shards > 65_536) throw new MeshError("BAD_REQUEST", `shards must be an integer from 1 to 65536, got ${String(o.shards)}`);
+  if (o.maxPayloadBytes !== undefined && !(Number.isInteger(o.maxPayloadBytes) && o.maxPayloadBytes > 0)) {
+    throw new MeshError("BAD_REQUEST", `maxPayloadBytes must be a positive integer, got ${String(o.maxPayloadBytes)}`);
+  }
+  const heartbeatMs = ms("heartbeatMs", o.heartbeatMs, 1000);
+  return {
+    servers: o.servers ?? defaultServers(),
+    actors: (o.actors ?? []).map(checkActorClass),
+    capabilities: checkCapabilities(o.capabilities ?? []),
+    nodeId: checkToken(o.nodeId ?? defaultNodeId(), "nodeId"),
+    prefix: o.prefix ?? "mesh",
+    shards,
+    placement: resolveStrategy(o.strategy),
+    callTimeoutMs: ms("callTimeoutMs", o.callTimeoutMs, 5000),
+    heartbeatMs,
+    nodeTimeoutMs: ms("nodeTimeoutMs", o.nodeTimeoutMs, Math.max(3000, heartbeatMs * 3)),
+    discoveryQuietMs: ms("discoveryQuietMs", o.discoveryQuietMs, 50),
+    maxPayloadBytes: o.maxPayloadBytes,
+    drainTimeoutMs: ms("drainTimeoutMs", o.drainTimeoutMs, 5000),
+    nats: o.nats ?? {},
+    logger: o.logger ?? quietLogger,
+  };
+}
+
+/** Checks, de-duplicates and sorts a capability list; throws BAD_REQUEST. */
+export function checkCapabilities(capabilities: readonly string[]): string[] {
+  if (!Array.isArray(capabilities)) throw new MeshError("BAD_REQUEST", "capabilities must be an array of strings");
+  return [...new Set(capabilities.map((c) => checkToken(c, "capability")))].sort();
+}
+
+function defaultNodeId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "node";
+  return `${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}

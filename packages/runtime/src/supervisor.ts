@@ -1,0 +1,292 @@
+import { MeshError } from "@mesh/core";
+import { TimeoutMap, messageOf } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import { actorTypeOf } from "./actor.js";
+import type { ActorClass, DeactivateReason } from "./actor.js";
+import { Activation, Letter, isThenable } from "./activation.js";
+import type { CallResult } from "./activation.js";
+
+interface HostedType {
+  readonly cls: ActorClass;
+  readonly activations: Map<string, Activation>;
+}
+
+const ignore = (): void => {};
+
+/**
+ * The actors of one node: activates them on first use, runs each one's
+ * mailbox (one message at a time), and supervises them: a throwing handler
+ * drops the activation, and the next message starts a fresh one.
+ */
+export class Supervisor {
+  readonly #types = new Map<string, HostedType>();
+  readonly #timeouts = new TimeoutMap<Letter, Letter>();
+  #incarnation = 0;
+  #running = 0;
+  #idle: (() => void) | undefined;
+
+  constructor(
+    readonly nodeId: string,
+    actors: readonly ActorClass[],
+    private readonly log: Logger,
+  ) {
+    for (const cls of actors) {
+      const type = actorTypeOf(cls);
+      if (this.#types.has(type)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${type}"`);
+      this.#types.set(type, { cls, activations: new Map() });
+    }
+  }
+
+  /** The actor types this node hosts, sorted. */
+  actorTypes(): string[] {
+    return [...this.#types.keys()].sort();
+  }
+
+  /** How many activations are live. */
+  get size(): number {
+    let n = 0;
+    for (const t of this.#types.values()) n += t.activations.size;
+    return n;
+  }
+
+  /**
+   * Delivers a call to actor (`actorType`, `id`), activating it first if
+   * needed. Rejects with UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED
+   * or TIMEOUT (after `timeoutMs`).
+   */
+  call(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number): Promise<CallResult> {
+    const act = this.#activation(actorType, id, shard, initArg);
+    if (act instanceof MeshError) return Promise.reject(act);
+    if (!act.busy) {
+      // The fast path: an idle actor runs the call now, with no letter and no timer.
+      act.busy = true;
+      let out: unknown;
+      try {
+        out = act.instance.handleCall(payload, act.ctx);
+      } catch (err) {
+        return Promise.reject(this.#crash(act, err));
+      }
+      if (!isThenable(out)) {
+        this.#next(act);
+        return Promise.resolve({ pid: act.pid, result: out });
+      }
+      return new Promise((resolve, reject) => {
+        const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, resolve, reject);
+        this.#timeouts.set(letter, letter);
+        this.#await(act, letter, out as PromiseLike<unknown>);
+      });
+    }
+    return new Promise((resolve, reject) => {
+      const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, resolve, reject);
+      this.#timeouts.set(letter, letter);
+      act.queue.push(letter);
+    });
+  }
+
+  /**
+   * Delivers a cast. Throws UNKNOWN_ACTOR_TYPE or ACTIVATION_FAILED when the
+   * actor cannot be started; a throwing handler is logged and crashes the actor.
+   */
+  cast(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown): void {
+    const act = this.#activation(actorType, id, shard, initArg);
+    if (act instanceof MeshError) throw act;
+    const letter = new Letter(true, payload, initArg, Infinity, 0, ignore, ignore);
+    if (act.busy) act.queue.push(letter);
+    else if (this.#run(act, letter)) this.#next(act);
+  }
+
+  /** Resolves once no handler runs and no mailbox holds a letter, or after `timeoutMs`. */
+  async idle(timeoutMs: number): Promise<void> {
+    if (this.#busyCount() === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#idle = resolve;
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+    this.#idle = undefined;
+  }
+
+  /** Ends every activation: runs its onDeactivate (each bounded by `timeoutMs`), then forgets it. */
+  async deactivateAll(reason: DeactivateReason, timeoutMs: number): Promise<void> {
+    const all: Activation[] = [];
+    for (const t of this.#types.values()) {
+      all.push(...t.activations.values());
+      t.activations.clear();
+    }
+    for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call ran"));
+    await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
+  }
+
+  async #deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number): Promise<void> {
+    act.dead = true;
+    if (typeof act.instance.onDeactivate !== "function") return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        act.instance.onDeactivate(reason),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`onDeactivate took over ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+    } catch (err) {
+      this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The live activation of (`actorType`, `id`), activating it if there is none. */
+  #activation(actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
+    const type = this.#types.get(actorType);
+    if (type === undefined) {
+      return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
+    }
+    const live = type.activations.get(id);
+    if (live !== undefined) return live;
+
+    const pid = `${this.nodeId}/${actorType}/${id}#${++this.#incarnation}`;
+    let act: Activation;
+    try {
+      act = new Activation(new type.cls(id, initArg), actorType, id, shard, pid, this.nodeId);
+    } catch (err) {
+      return this.#activationFailed(pid, err);
+    }
+    if (typeof act.instance.onActivate === "function") {
+      let out: unknown;
+      try {
+        out = act.instance.onActivate();
+      } catch (err) {
+        return this.#activationFailed(pid, err);
+      }
+      if (isThenable(out)) {
+        // Letters that arrive while onActivate runs wait in the mailbox.
+        act.busy = true;
+        this.#running++;
+        out.then(
+          () => {
+            this.#running--;
+            this.#next(act);
+          },
+          (err: unknown) => {
+            this.#running--;
+            act.dead = true;
+            if (type.activations.get(id) === act) type.activations.delete(id);
+            const failure = this.#activationFailed(pid, err);
+            for (const letter of act.queue.splice(0)) this.#settle(letter, failure);
+            this.#checkIdle();
+          },
+        );
+      }
+    }
+    type.activations.set(id, act);
+    return act;
+  }
+
+  #activationFailed(pid: string, err: unknown): MeshError {
+    this.log.warn({ pid, err: messageOf(err) }, "mesh: activation failed");
+    return new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
+  }
+
+  /**
+   * Runs one letter's turn. Returns true when the handler finished at once
+   * (the caller then runs the next letter), false when it is still running
+   * (its promise will) or it crashed.
+   */
+  #run(act: Activation, letter: Letter): boolean {
+    act.busy = true;
+    let out: unknown;
+    try {
+      const handle = letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
+      out = handle.call(act.instance, letter.payload, act.ctx);
+    } catch (err) {
+      this.#settle(letter, this.#crash(act, err));
+      return false;
+    }
+    if (isThenable(out)) {
+      this.#await(act, letter, out);
+      return false;
+    }
+    this.#take(letter);
+    letter.succeed({ pid: act.pid, result: out });
+    return true;
+  }
+
+  #await(act: Activation, letter: Letter, out: PromiseLike<unknown>): void {
+    this.#running++;
+    out.then(
+      (result) => {
+        this.#running--;
+        this.#take(letter);
+        letter.succeed({ pid: act.pid, result });
+        this.#next(act);
+      },
+      (err: unknown) => {
+        this.#running--;
+        this.#settle(letter, this.#crash(act, err));
+        this.#checkIdle();
+      },
+    );
+  }
+
+  /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
+  #next(act: Activation): void {
+    while (!act.dead) {
+      const letter = act.queue.shift();
+      if (letter === undefined) {
+        act.busy = false;
+        break;
+      }
+      if (letter.settled) continue; // its caller timed out: do not run it
+      if (!this.#run(act, letter)) return;
+    }
+    this.#checkIdle();
+  }
+
+  /**
+   * A handler threw: drop the activation so the next message starts a fresh
+   * one, and hand the letters still queued to that fresh activation.
+   */
+  #crash(act: Activation, err: unknown): MeshError {
+    act.dead = true;
+    const type = this.#types.get(act.actorType)!;
+    if (type.activations.get(act.id) === act) type.activations.delete(act.id);
+    this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
+    const queued = act.queue.splice(0);
+    for (const letter of queued) {
+      if (letter.settled) continue;
+      this.#take(letter);
+      const remaining = letter.deadline - performance.now();
+      if (letter.cast) this.#redeliverCast(act, letter);
+      else this.call(act.actorType, act.id, act.shard, letter.payload, letter.initArg, remaining).then(letter.resolve, letter.reject);
+    }
+    this.#checkIdle();
+    return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
+  }
+
+  #redeliverCast(act: Activation, letter: Letter): void {
+    try {
+      this.cast(act.actorType, act.id, act.shard, letter.payload, letter.initArg);
+    } catch (err) {
+      this.log.warn({ actorType: act.actorType, id: act.id, err: messageOf(err) }, "mesh: cast lost");
+    }
+  }
+
+  #settle(letter: Letter, err: MeshError): void {
+    this.#take(letter);
+    if (letter.cast) this.log.warn({ err: err.message }, "mesh: cast failed");
+    else letter.fail(err);
+  }
+
+  #take(letter: Letter): void {
+    if (!letter.cast) this.#timeouts.take(letter);
+  }
+
+  #busyCount(): number {
+    let n = this.#running;
+    for (const t of this.#types.values()) for (const act of t.activations.values()) if (act.queue.length > 0) n++;
+    return n;
+  }
+
+  #checkIdle(): void {
+    if (this.#idle !== undefined && this.#busyCount() === 0) this.#idle();
+  }
+}

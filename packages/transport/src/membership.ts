@@ -1,0 +1,255 @@
+import { decodeAnnouncement, decodeLeave, encodeJson, messageOf } from "@mesh/core/internal";
+import type { Announcement, Logger } from "@mesh/core";
+import type { Leave } from "@mesh/core/internal";
+import { createInbox } from "nats";
+import type { Msg, NatsConnection, Subscription } from "nats";
+import type { Subjects } from "./subjects.js";
+
+/** Timing of membership. */
+export interface MembershipTiming {
+  /** How often a node publishes its heartbeat. */
+  heartbeatMs: number;
+  /** A node silent for this long is removed from the view. */
+  nodeTimeoutMs: number;
+  /** Discovery ends once no answer arrived for this long. */
+  discoveryQuietMs: number;
+}
+
+interface Member {
+  announcement: Announcement;
+  lastSeen: number;
+}
+
+interface Round {
+  waitingFor: Set<string> | undefined;
+  heard: number;
+  done(): void;
+}
+
+/** The longest a discovery or announcement round waits for answers. */
+const ROUND_MAX_MS = 2_000;
+
+/**
+ * Who is in the cluster, learned through NATS alone:
+ * - on start a node publishes its announcement on `discover` with a reply
+ *   subject; every member adds it and answers with its own announcement;
+ * - every node publishes its announcement on `heartbeat` every heartbeatMs;
+ * - a node silent for nodeTimeoutMs is removed; a graceful stop publishes `leave`.
+ * Nodes whose shard count or strategy differ from ours are refused (logged once).
+ */
+export class Membership {
+  readonly #members = new Map<string, Member>();
+  readonly #refused = new Set<string>();
+  readonly #subs: Subscription[] = [];
+  readonly #rounds = new Map<string, Round>();
+  readonly #inbox = `${createInbox()}.`;
+  #self: Announcement;
+  #roundNo = 0;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #stopped = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly subjects: Subjects,
+    self: Announcement,
+    private readonly timing: MembershipTiming,
+    private readonly log: Logger,
+    /** Called with the whole view (self included) whenever it changes. */
+    private readonly onChange: (members: ReadonlyMap<string, Announcement>) => void,
+  ) {
+    this.#self = self;
+  }
+
+  /** This node's announcement. */
+  get self(): Announcement {
+    return this.#self;
+  }
+
+  /** The current view: node id → announcement, self included. */
+  view(): Map<string, Announcement> {
+    return new Map([...this.#members].map(([id, m]) => [id, m.announcement]));
+  }
+
+  /** Joins: listens, discovers every live member, and starts heart-beating. */
+  async start(): Promise<void> {
+    const on = (subject: string, handle: (msg: Msg) => void) =>
+      this.#subs.push(
+        this.nc.subscribe(subject, {
+          callback: (_err, msg) => {
+            try {
+              handle(msg);
+            } catch (err) {
+              this.log.warn({ subject, err: messageOf(err) }, "mesh: ignored a malformed membership message");
+            }
+          },
+        }),
+      );
+    on(this.subjects.heartbeat, (msg) => this.#upsert(decodeAnnouncement(msg.data)));
+    on(this.subjects.discover, (msg) => {
+      const a = decodeAnnouncement(msg.data);
+      if (a.node === this.#self.node && a.instance === this.#self.instance) return;
+      this.#upsert(a);
+      if (msg.reply) msg.respond(encodeJson(this.#self));
+    });
+    on(this.subjects.leave, (msg) => this.#leave(decodeLeave(msg.data)));
+    on(`${this.#inbox}*`, (msg) => {
+      const a = decodeAnnouncement(msg.data);
+      this.#upsert(a);
+      const round = this.#rounds.get(msg.subject.slice(this.#inbox.length));
+      if (round) {
+        round.heard++;
+        round.waitingFor?.delete(a.node);
+        if (round.waitingFor?.size === 0) round.done();
+      }
+    });
+    this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
+    this.onChange(this.view());
+    await this.#round(undefined);
+    this.#timers.push(
+      setInterval(() => this.#publish(this.subjects.heartbeat, this.#self), this.timing.heartbeatMs),
+      setInterval(() => this.#sweep(), Math.max(50, Math.min(this.timing.heartbeatMs, this.timing.nodeTimeoutMs) / 4)),
+    );
+    for (const t of this.#timers) t.unref();
+  }
+
+  /**
+   * Replaces this node's announcement (e.g. new capabilities) and tells every
+   * member; resolves once each known member acknowledged it, or after 2 s.
+   */
+  async announce(change: Partial<Announcement>): Promise<void> {
+    this.#self = { ...this.#self, ...change };
+    this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
+    this.onChange(this.view());
+    const others = new Set([...this.#members.keys()].filter((n) => n !== this.#self.node));
+    await this.#round(others);
+  }
+
+  /** Asks everyone again (after a reconnect): members answer and re-learn us. */
+  async rediscover(): Promise<void> {
+    await this.#round(undefined);
+  }
+
+  /** Removes a node that we know is gone (its subject had no responders). */
+  markGone(node: string): void {
+    if (node !== this.#self.node && this.#members.delete(node)) {
+      this.log.info({ node }, "mesh: node removed: no responders on its subject");
+      this.onChange(this.view());
+    }
+  }
+
+  /** Leaves: publishes `leave` and stops listening and heart-beating. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    for (const round of this.#rounds.values()) round.done();
+    this.#publish(this.subjects.leave, { v: 1, node: this.#self.node, instance: this.#self.instance });
+    for (const sub of this.#subs) sub.unsubscribe();
+    await this.nc.flush().catch(() => {});
+  }
+
+  /**
+   * Publishes our announcement on `discover` and collects the answers. With
+   * `waitingFor`, ends when all of those answered; without, ends once answers
+   * stop coming for discoveryQuietMs. Never longer than ROUND_MAX_MS.
+   */
+  async #round(waitingFor: Set<string> | undefined): Promise<void> {
+    const key = (this.#roundNo++).toString(36);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finished = new Promise<void>((resolve) => {
+      const round: Round = { waitingFor, heard: 0, done: resolve };
+      this.#rounds.set(key, round);
+      timer = setTimeout(resolve, ROUND_MAX_MS);
+    });
+    try {
+      this.nc.publish(this.subjects.discover, encodeJson(this.#self), { reply: this.#inbox + key });
+      if (waitingFor?.size === 0) return;
+      if (waitingFor === undefined) {
+        await this.nc.flush();
+        await this.#quiet(key, finished);
+      } else {
+        await finished;
+      }
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, "mesh: discovery round failed");
+    } finally {
+      clearTimeout(timer);
+      this.#rounds.delete(key);
+    }
+  }
+
+  /** Resolves once the round heard nothing new for discoveryQuietMs (or it finished). */
+  async #quiet(key: string, finished: Promise<void>): Promise<void> {
+    const round = this.#rounds.get(key)!;
+    let heard = -1;
+    while (round.heard !== heard && !this.#stopped) {
+      heard = round.heard;
+      const pause = new Promise<"quiet">((resolve) => setTimeout(resolve, this.timing.discoveryQuietMs, "quiet"));
+      if ((await Promise.race([pause, finished])) !== "quiet") return;
+    }
+  }
+
+  #upsert(a: Announcement): void {
+    if (this.#stopped) return;
+    if (a.node === this.#self.node) {
+      if (a.instance !== this.#self.instance) {
+        this.log.error({ node: a.node }, "mesh: another live node uses this node's id; node ids must be unique");
+      }
+      return;
+    }
+    if (a.shards !== this.#self.shards || a.strategy !== this.#self.strategy) {
+      const key = `${a.node}/${a.instance}`;
+      if (!this.#refused.has(key)) {
+        this.#refused.add(key);
+        this.log.error(
+          { node: a.node, shards: a.shards, strategy: a.strategy, ours: { shards: this.#self.shards, strategy: this.#self.strategy } },
+          "mesh: refused a node whose shard count or placement strategy differs from ours",
+        );
+      }
+      return;
+    }
+    const known = this.#members.get(a.node);
+    const now = performance.now();
+    if (known && known.announcement.instance === a.instance && sameMembership(known.announcement, a)) {
+      known.lastSeen = now;
+      known.announcement = a;
+      return;
+    }
+    this.#members.set(a.node, { announcement: a, lastSeen: now });
+    this.log.info({ node: a.node, capabilities: a.capabilities }, known ? "mesh: node changed" : "mesh: node joined");
+    this.onChange(this.view());
+  }
+
+  #leave({ node, instance }: Leave): void {
+    const known = this.#members.get(node);
+    if (node === this.#self.node || known?.announcement.instance !== instance) return;
+    this.#members.delete(node);
+    this.log.info({ node }, "mesh: node left");
+    this.onChange(this.view());
+  }
+
+  #sweep(): void {
+    const cutoff = performance.now() - this.timing.nodeTimeoutMs;
+    let changed = false;
+    for (const [node, m] of this.#members) {
+      if (node !== this.#self.node && m.lastSeen < cutoff) {
+        this.#members.delete(node);
+        this.log.warn({ node }, "mesh: node removed: silent past the node timeout");
+        changed = true;
+      }
+    }
+    if (changed) this.onChange(this.view());
+  }
+
+  #publish(subject: string, message: unknown): void {
+    try {
+      this.nc.publish(subject, encodeJson(message));
+    } catch (err) {
+      this.log.warn({ subject, err: messageOf(err) }, "mesh: could not publish a membership message");
+    }
+  }
+}
+
+function sameMembership(a: Announcement, b: Announcement): boolean {
+  return a.capabilities.join(",") === b.capabilities.join(",") && a.actorTypes.join(",") === b.actorTypes.join(",");
+}

@@ -1,0 +1,6 @@
+// The public surface of @mesh/transport (used by @mesh/runtime).
+export { connectNats, defaultServers } from "./connection.js";
+export { Membership } from "./membership.js";
+export type { MembershipTiming } from "./membership.js";
+export { NoResponders, Requests, publishError } from "./requests.js";
+export { Subjects } from "./subjects.js";
