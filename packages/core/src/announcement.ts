@@ -22,6 +22,8 @@ export interface Announcement {
   version: string;
   /** The heartbeat interval of the node, in ms: silence is judged against it. */
   heartbeatMs: number;
+  /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
+  members?: string[];
 }
 
 /** A graceful goodbye. */
@@ -66,6 +68,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof a.strategy !== "string") fail("strategy");
   if (typeof a.version !== "string") fail("version");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
+  if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   return a as unknown as Announcement;
 }
 

@@ -21,8 +21,13 @@ interface Member {
 }
 
 interface Round {
-  waitingFor: Set<string> | undefined;
-  heard: number;
+  /** Whom we still wait for: the known members (announce), or the members that answers named (discovery). */
+  readonly expected: Set<string>;
+  readonly heard: Set<string>;
+  /** Discovery: each answer names its members, and we wait for those too. */
+  readonly open: boolean;
+  /** Answers so far. */
+  answers: number;
   done(): void;
 }
 
@@ -89,17 +94,22 @@ export class Membership {
       const a = decodeAnnouncement(msg.data);
       if (a.node === this.#self.node && a.instance === this.#self.instance) return;
       this.#upsert(a);
-      if (msg.reply) msg.respond(encodeJson(this.#self));
+      // The answer names every member we know, so the asker can wait for each of them.
+      if (msg.reply) msg.respond(encodeJson({ ...this.#self, members: [...this.#members.keys()] }));
     });
     on(this.subjects.leave, (msg) => this.#leave(decodeLeave(msg.data)));
     on(`${this.#inbox}*`, (msg) => {
       const a = decodeAnnouncement(msg.data);
       this.#upsert(a);
       const round = this.#rounds.get(msg.subject.slice(this.#inbox.length));
-      if (round) {
-        round.heard++;
-        round.waitingFor?.delete(a.node);
-        if (round.waitingFor?.size === 0) round.done();
+      if (round === undefined) return;
+      round.answers++;
+      round.heard.add(a.node);
+      round.expected.delete(a.node);
+      if (round.open) {
+        for (const m of a.members ?? []) if (m !== this.#self.node && !round.heard.has(m)) round.expected.add(m);
+      } else if (round.expected.size === 0) {
+        round.done();
       }
     });
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
@@ -149,26 +159,32 @@ export class Membership {
   }
 
   /**
-   * Publishes our announcement on `discover` and collects the answers. With
-   * `waitingFor`, ends when all of those answered; without, ends once answers
-   * stop coming for discoveryQuietMs. Never longer than ROUND_MAX_MS.
+   * Publishes our announcement on `discover` and collects the answers.
+   * Announce (`expected` given): ends when each of those answered. Discovery
+   * (`expected` undefined): ends when every member named in any answer has
+   * answered and no new answer came for discoveryQuietMs. Never longer than
+   * ROUND_MAX_MS.
    */
-  async #round(waitingFor: Set<string> | undefined): Promise<void> {
+  async #round(expected: Set<string> | undefined): Promise<void> {
     const key = (this.#roundNo++).toString(36);
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let round!: Round;
     const finished = new Promise<void>((resolve) => {
-      const round: Round = { waitingFor, heard: 0, done: resolve };
-      this.#rounds.set(key, round);
+      round = { expected: expected ?? new Set(), heard: new Set(), open: expected === undefined, answers: 0, done: resolve };
       timer = setTimeout(resolve, ROUND_MAX_MS);
     });
+    this.#rounds.set(key, round);
     try {
       this.nc.publish(this.subjects.discover, encodeJson(this.#self), { reply: this.#inbox + key });
-      if (waitingFor?.size === 0) return;
-      if (waitingFor === undefined) {
-        await this.nc.flush();
-        await this.#quiet(key, finished);
-      } else {
-        await finished;
+      if (!round.open) {
+        if (round.expected.size > 0) await finished;
+        return;
+      }
+      await this.nc.flush();
+      for (let answers = -1; !this.#stopped && (answers !== round.answers || round.expected.size > 0); ) {
+        answers = round.answers;
+        const pause = new Promise<"quiet">((resolve) => setTimeout(resolve, this.timing.discoveryQuietMs, "quiet"));
+        if ((await Promise.race([pause, finished])) !== "quiet") return;
       }
     } catch (err) {
       this.log.warn({ err: messageOf(err) }, "mesh: discovery round failed");
@@ -178,18 +194,7 @@ export class Membership {
     }
   }
 
-  /** Resolves once the round heard nothing new for discoveryQuietMs (or it finished). */
-  async #quiet(key: string, finished: Promise<void>): Promise<void> {
-    const round = this.#rounds.get(key)!;
-    let heard = -1;
-    while (round.heard !== heard && !this.#stopped) {
-      heard = round.heard;
-      const pause = new Promise<"quiet">((resolve) => setTimeout(resolve, this.timing.discoveryQuietMs, "quiet"));
-      if ((await Promise.race([pause, finished])) !== "quiet") return;
-    }
-  }
-
-  #upsert(a: Announcement): void {
+  #upsert({ members: _members, ...a }: Announcement): void {
     if (this.#stopped) return;
     if (a.node === this.#self.node) {
       if (a.instance !== this.#self.instance) {

@@ -64,11 +64,16 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < 10_000) stderr += chunk.toString();
   });
-  const exited = new Promise<void>((resolveExit) => child.once("exit", () => resolveExit()));
+  let spawnError: Error | undefined;
+  child.once("error", (err) => (spawnError = err));
+  const exited = new Promise<void>((resolveExit) => {
+    child.once("exit", () => resolveExit());
+    child.once("error", () => resolveExit());
+  });
   void exited.then(() => live.delete(child));
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exited;
@@ -78,7 +83,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   };
 
   try {
-    const port = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => stderr);
+    const port = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => spawnError?.message ?? stderr);
     return { url: `nats://127.0.0.1:${port}`, port, pid: child.pid!, stop };
   } catch (err) {
     await stop();
@@ -89,7 +94,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 async function waitForPort(dir: string, child: ChildProcess, timeoutMs: number, stderr: () => string): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${stderr().trim().split("\n").slice(-3).join(" | ")}`);
+    if (child.exitCode !== null || child.pid === undefined) throw new Error(`nats-server exited with code ${child.exitCode}: ${stderr().trim().split("\n").slice(-3).join(" | ")}`);
     const file = readdirSync(dir).find((f) => f.endsWith(".ports"));
     if (file) {
       try {

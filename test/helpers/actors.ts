@@ -1,0 +1,115 @@
+// Actors used by the tests: the Elixir guide's, ported, and a few for edge cases.
+import type { CallContext } from "@mesh/runtime";
+
+/** The guide's Counter: every call increments and returns { ok: count }. */
+export class Counter {
+  static actorType = "Counter";
+  count = 0;
+  constructor(readonly id: string, initArg?: { start?: number }) {
+    this.count = initArg?.start ?? 0;
+  }
+  handleCall(_payload: unknown): { ok: number } {
+    this.count += 1;
+    return { ok: this.count };
+  }
+  handleCast(payload: { action?: string }): void {
+    if (payload?.action === "reset") this.count = 0;
+  }
+}
+
+/** The guide's GameActor: level from initArg.starting_level (default 1), score. */
+export class GameActor {
+  level: number;
+  score = 0;
+  log: string[] = [];
+  constructor(readonly id: string, initArg?: { starting_level: number }) {
+    this.level = initArg?.starting_level ?? 1;
+  }
+  handleCall(payload: { action: string }): { ok: unknown } {
+    if (payload.action === "increment") {
+      this.score += 1;
+      return { ok: this.score };
+    }
+    return { ok: { id: this.id, level: this.level, score: this.score, log: this.log } };
+  }
+  handleCast(payload: { action: string }): void {
+    this.log.push(payload.action);
+  }
+}
+
+/** The guide's Crasher: { action: "crash" } throws "boom!". */
+export class Crasher {
+  crashes = 0;
+  calls = 0;
+  constructor(readonly id: string) {}
+  handleCall(payload: { action?: string }): { ok: number } {
+    if (payload?.action === "crash") throw new Error("boom!");
+    this.calls += 1;
+    return { ok: this.crashes };
+  }
+}
+
+/** Waits for a release: { wait: key } blocks until { release: key } comes from any other actor. */
+const gates = new Map<string, () => void>();
+export class Gate {
+  async handleCall(payload: { wait?: string; release?: string; async?: boolean }, ctx: CallContext): Promise<unknown> {
+    if (payload.release) {
+      gates.get(payload.release)?.();
+      return { released: payload.release };
+    }
+    if (payload.wait) await new Promise<void>((resolve) => gates.set(payload.wait!, resolve));
+    return { pid: ctx.pid };
+  }
+}
+
+/** Never answers: its handler's promise never settles. */
+export class Hung {
+  handleCall(payload: { hang?: boolean }): unknown {
+    if (payload?.hang) return new Promise(() => {});
+    return "awake";
+  }
+}
+
+/** Echoes what it gets; sorted order of arrival is kept in `seen`. */
+export class Echo {
+  seen: unknown[] = [];
+  async handleCall(payload: unknown): Promise<unknown> {
+    this.seen.push(payload);
+    await Promise.resolve();
+    return { payload, seen: this.seen.length };
+  }
+  handleCast(payload: unknown): void {
+    this.seen.push(payload);
+  }
+}
+
+/** Its constructor throws while `FailingConstructor.fail` is true. */
+export class FailingConstructor {
+  static fail = true;
+  static attempts = 0;
+  constructor(readonly id: string) {
+    FailingConstructor.attempts += 1;
+    if (FailingConstructor.fail) throw new Error("cannot start");
+  }
+  handleCall(): string {
+    return "started";
+  }
+}
+
+/** Its async onActivate rejects. */
+export class FailingActivate {
+  async onActivate(): Promise<void> {
+    await Promise.resolve();
+    throw new Error("not today");
+  }
+  handleCall(): string {
+    return "never";
+  }
+}
+
+/** Replies with something msgpack cannot encode. */
+export class BadReply {
+  handleCall(): unknown {
+    return { fn: () => 1 };
+  }
+}
