@@ -49,16 +49,18 @@ export class Crasher {
   }
 }
 
-/** Waits for a release: { wait: key } blocks until { release: key } comes from any other actor. */
+/**
+ * Waits for a release: { wait: key } blocks until { release: key } comes to
+ * any Gate. Replies with its pid and every payload it has run, in order.
+ */
 const gates = new Map<string, () => void>();
 export class Gate {
-  async handleCall(payload: { wait?: string; release?: string; async?: boolean }, ctx: CallContext): Promise<unknown> {
-    if (payload.release) {
-      gates.get(payload.release)?.();
-      return { released: payload.release };
-    }
+  ran: unknown[] = [];
+  async handleCall(payload: { wait?: string; release?: string }, ctx: CallContext): Promise<unknown> {
+    this.ran.push(payload);
+    if (payload.release) gates.get(payload.release)?.();
     if (payload.wait) await new Promise<void>((resolve) => gates.set(payload.wait!, resolve));
-    return { pid: ctx.pid };
+    return { pid: ctx.pid, ran: this.ran };
   }
 }
 

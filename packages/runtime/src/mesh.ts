@@ -57,7 +57,7 @@ export class Mesh {
   private constructor(o: ResolvedOptions, nc: NatsConnection) {
     this.#o = o;
     this.#nc = nc;
-    this.#subjects = new Subjects(o.prefix);
+    this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
     this.#actors = new Supervisor(o.nodeId, o.actors, o.logger);
     this.#requests = new Requests(nc);
@@ -86,8 +86,9 @@ export class Mesh {
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const o = resolveOptions(options);
     const nc = await connectNats(o.servers, o.nodeId, o.nats);
-    const mesh = new Mesh(o, nc);
+    let mesh: Mesh | undefined;
     try {
+      mesh = new Mesh(o, nc);
       await mesh.#start();
     } catch (err) {
       await nc.close();
@@ -137,12 +138,11 @@ export class Mesh {
    */
   call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
     try {
-      const timeoutMs = request.timeoutMs ?? this.#o.callTimeoutMs;
-      const r = this.#route(request, Kind.CALL, timeoutMs);
+      const r = this.#route(request, Kind.CALL);
       if (r.owner === this.#o.nodeId) {
-        return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, timeoutMs) as Promise<CallResult<R>>;
+        return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
       }
-      return this.#remoteCall(r, performance.now() + timeoutMs, 0) as Promise<CallResult<R>>;
+      return this.#remoteCall(r, performance.now() + r.timeoutMs, 0) as Promise<CallResult<R>>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -156,7 +156,7 @@ export class Mesh {
    * ACTIVATION_FAILED. Errors on a remote owner are logged there.
    */
   async cast(request: MeshRequest): Promise<void> {
-    const r = this.#route(request, Kind.CAST, 0);
+    const r = this.#route(request, Kind.CAST);
     if (r.owner === this.#o.nodeId) {
       this.#actors.cast(r.actorType, r.id, r.shard, r.payload, r.initArg);
       return;
@@ -212,9 +212,10 @@ export class Mesh {
   }
 
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
-  #route(request: MeshRequest, kind: Kind, timeoutMs: number): WireRequest & { shard: number; owner: string } {
+  #route(request: MeshRequest, kind: Kind): WireRequest & { shard: number; owner: string } {
     this.#checkRunning();
     if (typeof request !== "object" || request === null) throw new MeshError("BAD_REQUEST", "the request must be an object");
+    const timeoutMs = kind === Kind.CAST ? 0 : (request.timeoutMs ?? this.#o.callTimeoutMs);
     const actorType = actorTypeOf(request.actor);
     const id = checkId(request.id);
     const capability = request.capability;

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy } from "@mesh/core";
 import type { Logger, Placement, Strategy } from "@mesh/core";
 import { checkToken } from "@mesh/core/internal";
-import { defaultServers } from "@mesh/transport";
+import { Subjects, defaultServers } from "@mesh/transport";
 import type { ConnectionOptions } from "nats";
 import { checkActorClass } from "./actor.js";
 import type { ActorClass } from "./actor.js";
@@ -48,7 +48,7 @@ export interface ResolvedOptions {
   actors: readonly ActorClass[];
   capabilities: string[];
   nodeId: string;
-  prefix: string;
+  subjects: Subjects;
   shards: number;
   placement: Placement;
   callTimeoutMs: number;
@@ -79,7 +79,7 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     actors: (o.actors ?? []).map(checkActorClass),
     capabilities: checkCapabilities(o.capabilities ?? []),
     nodeId: checkToken(o.nodeId ?? defaultNodeId(), "nodeId"),
-    prefix: o.prefix ?? "mesh",
+    subjects: new Subjects(o.prefix ?? "mesh"),
     shards,
     placement: resolveStrategy(o.strategy),
     callTimeoutMs: ms("callTimeoutMs", o.callTimeoutMs, 5000),

@@ -83,7 +83,11 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   };
 
   try {
-    const port = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => spawnError?.message ?? stderr);
+    if (child.pid === undefined) {
+      await exited;
+      throw new Error(`cannot run ${bin}: ${spawnError?.message ?? "spawn failed"}`);
+    }
+    const port = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => stderr);
     return { url: `nats://127.0.0.1:${port}`, port, pid: child.pid!, stop };
   } catch (err) {
     await stop();
@@ -94,7 +98,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 async function waitForPort(dir: string, child: ChildProcess, timeoutMs: number, stderr: () => string): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.pid === undefined) throw new Error(`nats-server exited with code ${child.exitCode}: ${stderr().trim().split("\n").slice(-3).join(" | ")}`);
+    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${stderr().trim().split("\n").slice(-3).join(" | ")}`);
     const file = readdirSync(dir).find((f) => f.endsWith(".ports"));
     if (file) {
       try {

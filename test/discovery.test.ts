@@ -1,0 +1,81 @@
+// Membership through NATS: discovery, heartbeats, leave, silence.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import { connect } from "nats";
+import type { Mesh } from "@mesh/runtime";
+import { Counter } from "./helpers/actors.js";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+
+const test = anyTest as TestFn<ClusterContext>;
+useNatsServer(test);
+
+// Heartbeats every minute: whatever a node knows right after start, it learned through discovery.
+const slowHeartbeat = { heartbeatMs: 60_000, nodeTimeoutMs: 120_000 };
+
+test.serial("a node started after the others sees all of them as soon as start resolves, and they see it", async (t) => {
+  const first: Mesh[] = [];
+  for (const name of ["d1", "d2", "d3"]) first.push(await startNode(t, { ...slowHeartbeat, nodeId: nodeId(name), actors: [Counter], capabilities: ["disc"] }));
+  const late = await startNode(t, { ...slowHeartbeat, nodeId: nodeId("late"), actors: [Counter], capabilities: ["disc"] });
+  const all = [...first, late].map((n) => n.nodeId).sort();
+  t.deepEqual(late.nodesFor("disc"), all);
+  for (const n of first) t.deepEqual(n.nodesFor("disc"), all);
+  // And it can call at once, to any owner.
+  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => late.call({ actor: Counter, id: `late_${i}`, capability: "disc" })));
+  t.is(new Set(results.map((r) => r.pid.split("/")[0])).size, 4);
+  await Promise.all([...first, late].map((n) => n.stop()));
+});
+
+test.serial("a stopped node disappears from every view", async (t) => {
+  const nodes: Mesh[] = [];
+  for (const name of ["s1", "s2", "s3"]) nodes.push(await startNode(t, { ...slowHeartbeat, nodeId: nodeId(name), actors: [Counter], capabilities: ["stopcap"] }));
+  const [x, y, z] = nodes as [Mesh, Mesh, Mesh];
+  await z.stop();
+  t.is(z.state, "STOPPED");
+  // `leave` is a message, so the others learn it as soon as NATS delivers it, not after a timeout.
+  await eventually(() => x.nodesFor("stopcap").length === 2 && y.nodesFor("stopcap").length === 2, "z to leave the views of x and y", 2_000);
+  t.deepEqual(x.nodesFor("stopcap"), [x.nodeId, y.nodeId].sort());
+  t.deepEqual(y.nodesFor("stopcap"), [x.nodeId, y.nodeId].sort());
+  await Promise.all([x.stop(), y.stop()]);
+});
+
+test.serial("a node that falls silent is removed after the node timeout; its heartbeats bring it back", async (t) => {
+  const watcher = await startNode(t, { nodeId: nodeId("watcher"), heartbeatMs: 100, nodeTimeoutMs: 400 });
+  // A raw NATS client that speaks the membership protocol, then stops talking (as a frozen process would).
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  const ghost = { v: 1, node: "ghost", instance: "g1", capabilities: ["haunt"], actorTypes: [], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 100 };
+  nc.publish("mesh.cluster.heartbeat", JSON.stringify(ghost));
+  await eventually(() => watcher.nodesFor("haunt").length === 1, "the ghost to be seen");
+  t.deepEqual(watcher.nodesFor("haunt"), ["ghost"]);
+  await eventually(() => watcher.nodesFor("haunt").length === 0, "the silent ghost to be removed", 3_000);
+  nc.publish("mesh.cluster.heartbeat", JSON.stringify(ghost));
+  await eventually(() => watcher.nodesFor("haunt").length === 1, "the ghost to be seen again");
+  t.deepEqual(watcher.allCapabilities(), ["haunt"]);
+});
+
+test.serial("nodes with another shard count or strategy are refused, and say so in the log", async (t) => {
+  const errors: string[] = [];
+  const logger = { debug() {}, info() {}, warn() {}, error: (_f: object, m: string) => errors.push(m) };
+  const a = await startNode(t, { nodeId: nodeId("mod-a"), prefix: "refuse", strategy: "modulo", capabilities: ["r"], logger });
+  const b = await startNode(t, { nodeId: nodeId("rv-b"), prefix: "refuse", capabilities: ["r"] });
+  const c = await startNode(t, { nodeId: nodeId("sh-c"), prefix: "refuse", strategy: "modulo", shards: 64, capabilities: ["r"] });
+  t.deepEqual(a.nodesFor("r"), [a.nodeId]);
+  t.deepEqual(b.nodesFor("r"), [b.nodeId]);
+  t.deepEqual(c.nodesFor("r"), [c.nodeId]);
+  t.true(errors.some((m) => m.includes("refused a node whose shard count or placement strategy differs")));
+});
+
+test.serial("membership messages that are not valid are ignored and the node keeps serving", async (t) => {
+  const node = await startNode(t, { nodeId: nodeId("robust"), prefix: "robust", actors: [Counter], capabilities: ["rob"] });
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  for (const subject of ["robust.cluster.heartbeat", "robust.cluster.discover", "robust.cluster.leave"]) {
+    nc.publish(subject, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
+    nc.publish(subject, JSON.stringify({ v: 1, node: 42 }));
+    nc.publish(subject, "[]");
+  }
+  await nc.flush();
+  t.deepEqual(node.nodesFor("rob"), [node.nodeId]);
+  t.deepEqual((await node.call({ actor: Counter, id: "still", capability: "rob" })).result, { ok: 1 });
+});
