@@ -1,0 +1,42 @@
+// The demo's actors: plain classes, as a user writes them.
+import type { CallContext } from "@mesh/runtime";
+
+/** A counter: every call adds one; a cast { action: "reset" } sets it back. */
+export class Counter {
+  static actorType = "counter";
+  count = 0;
+  constructor(readonly id: string, initArg?: { start?: number }) {
+    this.count = initArg?.start ?? 0;
+  }
+  handleCall() {
+    this.count += 1;
+    return { ok: this.count };
+  }
+  handleCast(payload: { action?: string }) {
+    if (payload.action === "reset") this.count = 0;
+  }
+}
+
+/** A game session: a level set by initArg on first activation, and a score. */
+export class GameActor {
+  static actorType = "game";
+  level: number;
+  score = 0;
+  constructor(readonly id: string, initArg?: { starting_level?: number }) {
+    this.level = initArg?.starting_level ?? 1;
+  }
+  handleCall(payload: { action: "score" | "get_state"; points?: number }) {
+    if (payload.action === "score") this.score += payload.points ?? 1;
+    return { level: this.level, score: this.score };
+  }
+}
+
+/** A chat room: keeps the last 20 messages. */
+export class ChatRoom {
+  static actorType = "chat";
+  messages: string[] = [];
+  async handleCall(payload: { say?: string }, ctx: CallContext) {
+    if (payload.say) this.messages = [...this.messages, payload.say].slice(-20);
+    return { room: ctx.id, messages: this.messages };
+  }
+}

@@ -1,0 +1,121 @@
+// The demo: a three-node cluster as separate processes, calls from a fourth
+// node that hosts nothing, and where every actor turned out to live.
+//
+// Uses the NATS server at $NATS_URL when one answers; otherwise starts a
+// local nats-server from the repository's nats.conf and stops it at the end.
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { connect } from "nats";
+import { Mesh } from "@mesh/runtime";
+import type { MeshRequest } from "@mesh/runtime";
+import { startNatsServer } from "@mesh/runtime/testing";
+import type { NatsServer } from "@mesh/runtime/testing";
+
+const NODES = [
+  { id: "node-a", capabilities: ["counter", "game"] },
+  { id: "node-b", capabilities: ["counter", "chat"] },
+  { id: "node-c", capabilities: ["counter", "game", "chat"] },
+];
+
+const children: ChildProcess[] = [];
+let server: NatsServer | undefined;
+
+async function natsUrl(): Promise<string> {
+  const url = process.env.NATS_URL || "nats://127.0.0.1:4222";
+  try {
+    const nc = await connect({ servers: url, reconnect: false, timeout: 1000 });
+    await nc.close();
+    console.log(`NATS: using the server at ${url}`);
+    return url;
+  } catch {
+    server = await startNatsServer({ config: fileURLToPath(new URL("../../nats.conf", import.meta.url)) });
+    console.log(`NATS: none at ${url}; started nats-server from nats.conf at ${server.url}`);
+    return server.url;
+  }
+}
+
+function startNode(url: string, id: string, capabilities: string[]): Promise<void> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./node.js", import.meta.url)), id, capabilities.join(",")], {
+    env: { ...process.env, NATS_URL: url },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`${id} exited with code ${code} before it was ready`)));
+  });
+}
+
+async function main(): Promise<void> {
+  const url = await natsUrl();
+  console.log(`starting ${NODES.length} nodes, each its own process…`);
+  await Promise.all(NODES.map((n) => startNode(url, n.id, n.capabilities)));
+  const client = await Mesh.start({ servers: url, nodeId: "demo-client" });
+  try {
+    console.log("\nThe cluster as the client sees it:");
+    for (const capability of client.allCapabilities()) console.log(`  ${capability.padEnd(8)} → ${client.nodesFor(capability).join(", ")}`);
+
+    const placed = new Map<string, Set<string>>();
+    const call = async (request: MeshRequest, label: string) => {
+      const { pid, result } = await client.call(request);
+      const node = pid.split("/")[0]!;
+      placed.set(node, (placed.get(node) ?? new Set()).add(`${request.capability}:${request.id}`));
+      const owner = client.ownerNode(client.shardFor(request.id), request.capability);
+      console.log(`  ${label.padEnd(36)} shard ${String(client.shardFor(request.id)).padStart(4)} → ${owner}  ${pid.padEnd(30)} ${JSON.stringify(result)}`);
+    };
+
+    console.log("\nCounters (created on first call, state kept across calls):");
+    for (const id of ["counter_1", "counter_2", "counter_3", "counter_4"]) {
+      await call({ actor: "counter", id, capability: "counter" }, `call ${id}`);
+      await call({ actor: "counter", id, capability: "counter" }, `call ${id} again`);
+    }
+    await client.cast({ actor: "counter", id: "counter_1", payload: { action: "reset" }, capability: "counter" });
+    await call({ actor: "counter", id: "counter_1", capability: "counter" }, "call counter_1 after a reset cast");
+
+    console.log("\nGame sessions (initArg only on first activation):");
+    await call({ actor: "game", id: "player_123", payload: { action: "get_state" }, initArg: { starting_level: 10 }, capability: "game" }, "player_123 with starting_level 10");
+    await call({ actor: "game", id: "player_123", payload: { action: "score", points: 5 }, initArg: { starting_level: 99 }, capability: "game" }, "player_123 scores (initArg ignored)");
+    await call({ actor: "game", id: "player_456", payload: { action: "get_state" }, capability: "game" }, "player_456 with the default level");
+
+    console.log("\nChat rooms (only on nodes with the chat capability):");
+    await call({ actor: "chat", id: "lobby", payload: { say: "hello" }, capability: "chat" }, "lobby: hello");
+    await call({ actor: "chat", id: "lobby", payload: { say: "anyone here?" }, capability: "chat" }, "lobby: anyone here?");
+    await call({ actor: "chat", id: "support", payload: { say: "help" }, capability: "chat" }, "support: help");
+
+    console.log("\nWhere the actors live:");
+    for (const [node, ids] of [...placed].sort()) console.log(`  ${node}: ${[...ids].sort().join(", ")}`);
+
+    console.log("\nAn error, as callers get it:");
+    await client.call({ actor: "counter", id: "x", capability: "payments" }).catch((err: Error & { code?: string }) => console.log(`  call with capability "payments": ${err.code}: ${err.message}`));
+  } finally {
+    await client.stop();
+  }
+}
+
+async function shutdown(): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once("exit", () => resolve());
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+  await server?.stop();
+}
+
+try {
+  await main();
+  console.log("\nstopping the nodes…");
+} catch (err) {
+  process.exitCode = 1;
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+} finally {
+  await shutdown();
+  console.log("done.");
+}

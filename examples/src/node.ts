@@ -1,0 +1,19 @@
+// One demo node as its own OS process: `node lib/node.js <nodeId> <capability,...>`.
+// Serves until SIGINT or SIGTERM, then stops gracefully.
+import { Mesh } from "@mesh/runtime";
+import { ChatRoom, Counter, GameActor } from "./actors.js";
+
+const [nodeId, capabilities = ""] = process.argv.slice(2);
+const mesh = await Mesh.start({
+  nodeId,
+  actors: [Counter, GameActor, ChatRoom],
+  capabilities: capabilities.split(",").filter(Boolean),
+});
+process.stdout.write(`ready ${mesh.nodeId}\n`);
+
+const stop = async () => {
+  await mesh.stop();
+  process.exit(0);
+};
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);
