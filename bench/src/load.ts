@@ -1,0 +1,47 @@
+// Drives an async operation at a fixed number in flight and measures it.
+
+export interface Measured {
+  ops: number;
+  seconds: number;
+  perSecond: number;
+  /** Latency percentiles in µs, when sampled. */
+  p50?: number;
+  p95?: number;
+  p99?: number;
+}
+
+/**
+ * Runs `op(i)` `total` times with `inFlight` workers, after `warmup` calls.
+ * With `latency`, records every call's duration.
+ */
+export async function load(op: (i: number) => Promise<unknown>, options: { inFlight: number; total: number; warmup?: number; latency?: boolean }): Promise<Measured> {
+  const { inFlight, total, warmup = Math.min(total, 5000), latency = false } = options;
+  await run(op, inFlight, warmup, undefined);
+  const samples = latency ? new Float64Array(total) : undefined;
+  const started = performance.now();
+  await run(op, inFlight, total, samples);
+  const seconds = (performance.now() - started) / 1000;
+  const result: Measured = { ops: total, seconds, perSecond: total / seconds };
+  if (samples) {
+    samples.sort();
+    const at = (q: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]! * 1000);
+    Object.assign(result, { p50: at(0.5), p95: at(0.95), p99: at(0.99) });
+  }
+  return result;
+}
+
+async function run(op: (i: number) => Promise<unknown>, inFlight: number, total: number, samples: Float64Array | undefined): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < total; i = next++) {
+      if (samples) {
+        const t = performance.now();
+        await op(i);
+        samples[i] = performance.now() - t;
+      } else {
+        await op(i);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, total) }, worker));
+}
