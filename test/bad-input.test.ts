@@ -154,7 +154,7 @@ test("garbage published to a node subject gets BAD_REQUEST when a reply is possi
     t.regex(String(reply[3]), /malformed request envelope/);
   }
   // A well-formed envelope from a stranger is served like any other call.
-  const ok = decode((await nc.request(subject, encode([1, 0, "bad", "Counter", "stranger", {}, null, 1000, 0]), { timeout: 2000 })).data) as unknown[];
+  const ok = decode((await nc.request(subject, encode([1, 0, "bad", "Counter", "stranger", 1000, 0, null, {}]), { timeout: 2000 })).data) as unknown[];
   t.deepEqual([ok[0], ok[1], ok[3]], [1, 0, { ok: 1 }]);
   const big = decode((await nc.request(subject, new Uint8Array(5000), { timeout: 2000 })).data) as unknown[];
   t.deepEqual(big.slice(0, 3), [1, 1, "PAYLOAD_TOO_LARGE"]);

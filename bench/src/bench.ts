@@ -65,9 +65,18 @@ function ownInbox(nc: NatsConnection): (subject: string, data: Uint8Array) => Pr
     });
 }
 
-async function raw(url: string): Promise<{ best128: Measured; seq: Measured; at: Record<number, Measured> }> {
+/**
+ * Raw nats.js and Mesh request/reply, measured in alternating rounds on the
+ * same machine at the same time (this machine's throughput drifts by ±30 %
+ * from one second to the next): both responders run side by side in their own
+ * processes, and each figure is the median of its rounds.
+ */
+async function requestReply(url: string): Promise<{ raw: Record<string, Measured>; mesh: Record<string, Measured> }> {
   console.log("\nRaw nats.js request/reply (responder in another process)");
   const responder = await peer("raw-responder", url);
+  const owner = await peer("mesh-owner", url);
+  const conns: NatsConnection[] = [];
+  const caller = await Mesh.start({ servers: url, nodeId: "bench-caller" });
   try {
     const variants: [string, Partial<ConnectionOptions>][] = [
       ["nc.request() as shipped, 128 in flight", {}],
@@ -75,41 +84,57 @@ async function raw(url: string): Promise<{ best128: Measured; seq: Measured; at:
     ];
     for (const [name, options] of variants) {
       const nc = await connect({ servers: url, ...options });
+      conns.push(nc);
       record("raw", name, await load(() => nc.request("bench.echo", payload, { timeout: 10_000 }), { inFlight: 128, total: n(50_000) }));
-      await nc.close();
     }
     const nc = await connect({ servers: url, noAsyncTraces: true });
+    conns.push(nc);
     const request = ownInbox(nc);
-    const at: Record<number, Measured> = {};
-    for (const inFlight of [1, 16, 128]) {
-      at[inFlight] = record("raw", `own reply subscription, ${inFlight} in flight`, await load(() => request("bench.echo", payload), { inFlight, total: n(inFlight === 1 ? 20_000 : 100_000) }));
+    const rawCall = () => request("bench.echo", payload);
+    const body = { action: "ping", n: 1 };
+    const ids = Array.from({ length: 1024 }, (_, i) => `echo_${i}`);
+    const meshCall = (i: number) => caller.call({ actor: "Echo", id: ids[i & 1023]!, payload: body, capability: "bench" });
+    // Warm both paths up at full concurrency before anything is counted.
+    await load(rawCall, { inFlight: 128, total: n(100_000) });
+    await load(meshCall, { inFlight: 128, total: n(100_000) });
+
+    const rounds = quick ? 1 : 5;
+    const raw: Record<string, Measured> = {};
+    const mesh: Record<string, Measured> = {};
+    const plan: [string, number, number, boolean][] = [
+      ["1 in flight", 1, n(10_000), false],
+      ["16 in flight", 16, n(50_000), false],
+      ["128 in flight", 128, n(100_000), false],
+      ["sequential latency", 1, n(5_000), true],
+    ];
+    for (const [label, inFlight, total, latency] of plan) {
+      const r: Measured[] = [];
+      const m: Measured[] = [];
+      for (let i = 0; i < rounds; i++) {
+        r.push(await load(rawCall, { inFlight, total, latency, warmup: 1000 }));
+        m.push(await load(meshCall, { inFlight, total, latency, warmup: 1000 }));
+      }
+      raw[label] = median(r);
+      mesh[label] = median(m);
     }
-    const seq = record("raw", "own reply subscription, sequential latency", await load(() => request("bench.echo", payload), { inFlight: 1, total: n(10_000), latency: true }));
-    await nc.close();
-    return { best128: at[128]!, seq, at };
+    for (const label of Object.keys(raw)) record("raw", `own reply subscription, ${label}`, raw[label]!);
+    console.log("\nMesh remote calls (owner node in another process; rounds alternate with the raw ones above)");
+    for (const label of Object.keys(mesh)) record("remote", `remote calls, ${label}`, mesh[label]!);
+    record("remote", "10,000 calls to one hot actor, 128 in flight", await load(() => caller.call({ actor: "Echo", id: "hot", payload: body, capability: "bench" }), { inFlight: 128, total: 10_000, warmup: 1000 }));
+    return { raw, mesh };
   } finally {
-    await stopPeer(responder);
+    await caller.stop();
+    await Promise.all(conns.map((c) => c.close()));
+    await Promise.all([stopPeer(responder), stopPeer(owner)]);
   }
 }
 
-async function remote(url: string): Promise<{ at: Record<number, Measured>; seq: Measured }> {
-  console.log("\nMesh remote calls (owner node in another process)");
-  const owner = await peer("mesh-owner", url);
-  const caller = await Mesh.start({ servers: url, nodeId: "bench-caller" });
-  try {
-    const body = { action: "ping", n: 1 };
-    const call = (i: number) => caller.call({ actor: "Echo", id: `echo_${i & 1023}`, payload: body, capability: "bench" });
-    const at: Record<number, Measured> = {};
-    for (const inFlight of [1, 16, 128]) {
-      at[inFlight] = record("remote", `remote calls, ${inFlight} in flight`, await load(call, { inFlight, total: n(inFlight === 1 ? 20_000 : 100_000) }));
-    }
-    const seq = record("remote", "remote calls, sequential latency", await load(call, { inFlight: 1, total: n(10_000), latency: true }));
-    record("remote", "10,000 calls to one hot actor, 128 in flight", await load(() => caller.call({ actor: "Echo", id: "hot", payload: body, capability: "bench" }), { inFlight: 128, total: 10_000, warmup: 1000 }));
-    return { at, seq };
-  } finally {
-    await caller.stop();
-    await stopPeer(owner);
-  }
+/** The round with the median throughput; latency percentiles are medians of their own. */
+function median(ms: Measured[]): Measured {
+  const mid = <T>(xs: T[], key: (x: T) => number) => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)]!;
+  const m = { ...mid(ms, (x) => x.perSecond) };
+  if (m.p50 !== undefined) for (const p of ["p50", "p95", "p99"] as const) m[p] = mid(ms, (x) => x[p]!)[p];
+  return m;
 }
 
 async function local(url: string): Promise<{ at128: Measured; creation: Measured }> {
@@ -148,15 +173,14 @@ async function memory(url: string): Promise<{ count: number; meshBytes: number; 
 const server = await startNatsServer({ config: here("../../nats.conf") });
 try {
   console.log(`Mesh benchmark: Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), nats-server at ${server.url}${quick ? " (BENCH_QUICK: small counts)" : ""}`);
-  const r = await raw(server.url);
-  const m = await remote(server.url);
+  const { raw: r, mesh: m } = await requestReply(server.url);
   const l = await local(server.url);
   const mem = await memory(server.url);
   const summary = {
-    "remote 128 in flight / raw own-inbox 128 in flight": m.at[128]!.perSecond / r.best128.perSecond,
-    "remote 16 in flight / raw own-inbox 16 in flight": m.at[16]!.perSecond / r.at[16]!.perSecond,
-    "remote 1 in flight / raw own-inbox 1 in flight": m.at[1]!.perSecond / r.at[1]!.perSecond,
-    "remote p50 / raw p50": m.seq.p50! / r.seq.p50!,
+    "remote 128 in flight / raw own-inbox 128 in flight": m["128 in flight"]!.perSecond / r["128 in flight"]!.perSecond,
+    "remote 16 in flight / raw own-inbox 16 in flight": m["16 in flight"]!.perSecond / r["16 in flight"]!.perSecond,
+    "remote 1 in flight / raw own-inbox 1 in flight": m["1 in flight"]!.perSecond / r["1 in flight"]!.perSecond,
+    "remote p50 / raw p50": m["sequential latency"]!.p50! / r["sequential latency"]!.p50!,
     "local calls/s (128 in flight)": l.at128.perSecond,
     "actor creations/s": l.creation.perSecond,
     "bytes per idle actor beyond its fields": mem.beyondFields,

@@ -1,5 +1,5 @@
 import test from "ava";
-import { encode } from "@msgpack/msgpack";
+import { decode, encode } from "@msgpack/msgpack";
 import { ErrorCode, MeshError } from "@mesh/core";
 import { Kind, decodeAnnouncement, decodeReply, decodeRequest, encodeError, encodeJson, encodeRequest, encodeResult } from "@mesh/core/internal";
 
@@ -9,6 +9,37 @@ test("a request survives encoding and decoding", (t) => {
   t.deepEqual(decodeRequest(encodeRequest(request)), request);
   const noInit = { ...request, initArg: undefined };
   t.deepEqual(decodeRequest(encodeRequest(noInit)), noInit);
+});
+
+test("envelopes are plain msgpack arrays in the documented order, both ways", (t) => {
+  // What we write, any msgpack library reads as the documented array.
+  t.deepEqual(decode(encodeRequest(request)), [1, 0, "game", "GameActor", "player_1", 5000, 0, { starting_level: 3 }, { action: "x", n: [1, 2] }]);
+  t.deepEqual(decode(encodeResult("p#1", [1, "two"])), [1, 0, "p#1", [1, "two"]]);
+  t.deepEqual(decode(encodeError(new MeshError("TIMEOUT", "late"))), [1, 1, "TIMEOUT", "late"]);
+  // What any msgpack library writes, we read: other integer and string widths, long and non-ASCII strings.
+  const long = "l".repeat(300);
+  const cases: unknown[][] = [
+    [1, 1, "chat", "Room", "ünïcødé-🚀", 70_000, 3, null, "hi"],
+    [1, 0, long, long, long, 300, 200, { x: 1 }, null],
+    [1, 0, "c", "T", "", 0, 0, null, undefined],
+  ];
+  for (const c of cases) {
+    const decoded = decodeRequest(encode(c));
+    t.deepEqual([decoded.kind, decoded.capability, decoded.actorType, decoded.id, decoded.timeoutMs, decoded.hops, decoded.initArg ?? null, decoded.payload], [c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8] ?? null]);
+    t.deepEqual(decodeRequest(encodeRequest(decoded)), decoded);
+  }
+  t.deepEqual(decodeReply(encode([1, 0, "ü/p#1", { r: true }])), { ok: true, pid: "ü/p#1", result: { r: true } });
+});
+
+test("random requests survive the round trip", (t) => {
+  let seed = 7;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const chars = [..."aZ9_-é€😀"];
+  const str = () => Array.from({ length: Math.floor(random() * 40) }, () => chars[Math.floor(random() * chars.length)]).join("");
+  for (let i = 0; i < 500; i++) {
+    const r = { kind: random() < 0.5 ? Kind.CALL : Kind.CAST, capability: str(), actorType: str() || "T", id: str(), payload: random() < 0.2 ? null : { s: str(), n: random() }, initArg: random() < 0.5 ? undefined : [str()], timeoutMs: Math.floor(random() * 2 ** 32), hops: Math.floor(random() * 300) };
+    t.deepEqual(decodeRequest(encodeRequest(r)), r);
+  }
 });
 
 test("replies carry a pid and result, or an error code and message", (t) => {
@@ -32,12 +63,13 @@ test("malformed request envelopes are BAD_REQUEST with the reason", (t) => {
     [new Uint8Array([0xc1, 0xff, 0x00]), /not msgpack/],
     [new TextEncoder().encode("hello"), /msgpack array|not msgpack/],
     [encode({ a: 1 }), /expected a msgpack array/],
-    [encode([2, 0, "c", "T", "i", null, null, 1, 0]), /unsupported envelope version/],
+    [encode([2, 0, "c", "T", "i", 1, 0, null, null]), /unsupported envelope version/],
     [encode([1, 0, "c"]), /9 elements/],
-    [encode([1, 7, "c", "T", "i", null, null, 1, 0]), /unknown kind/],
-    [encode([1, 0, "c", "", "i", null, null, 1, 0]), /actor type/],
-    [encode([1, 0, "c", "T", 42, null, null, 1, 0]), /id must be a string/],
-    [encode([1, 0, "c", "T", "i", null, null, -1, 0]), /timeoutMs/],
+    [encode([1, 7, "c", "T", "i", 1, 0, null, null]), /unknown kind/],
+    [encode([1, 0, "c", "", "i", 1, 0, null, null]), /actor type/],
+    [encode([1, 0, "c", "T", 42, 1, 0, null, null]), /id must be a string/],
+    [encode([1, 0, "c", "T", "i", -1, 0, null, null]), /timeoutMs/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null]), /9 elements/],
   ];
   for (const [bytes, message] of cases) {
     const err = t.throws(() => decodeRequest(bytes), { instanceOf: MeshError, message });

@@ -1,16 +1,21 @@
 // Wire envelopes on a node's own subject (`<prefix>.node.<nodeId>`), msgpack
 // arrays, position by position (docs/PROTOCOL.md is the reference):
 //
-//   request: [1, kind, capability, actorType, id, payload, initArg, timeoutMs, hops]
+//   request: [1, kind, capability, actorType, id, timeoutMs, hops, initArg, payload]
 //            kind 0 = call (request/reply), 1 = cast (publish, no reply);
-//            initArg nil when absent; timeoutMs is the caller's budget (0 for casts);
-//            hops counts forwards between nodes.
+//            timeoutMs is the caller's budget (0 for casts); hops counts
+//            forwards between nodes; initArg nil when absent.
 //   reply:   [1, 0, pid, result]          the call succeeded
 //            [1, 1, code, message]        the call failed with a MeshError code
 //
-// Arrays, not maps: no key strings to write or read on the hot path.
+// Arrays, not maps: no key strings to write or read. The fixed heads are
+// written and read by hand (msgpack-head.ts) and only the user's values go
+// through the msgpack library; the variable values come last so the head can
+// be read without decoding them. Measured here: 0.6 µs to decode a request
+// with @msgpack/msgpack alone, against ... with the hand-read head.
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isErrorCode } from "./errors.js";
+import { HeadReader, HeadWriter } from "./msgpack-head.js";
 
 /** The envelope layout version; the first element of every envelope. */
 export const WIRE_VERSION = 1;
@@ -35,11 +40,26 @@ export type WireReply = { ok: true; pid: string; result: unknown } | { ok: false
 
 const encoder = new Encoder();
 const decoder = new Decoder();
+const head = new HeadWriter();
+const reader = new HeadReader();
+const EMPTY = new Uint8Array(0);
+const NIL = 0xc0;
 
 /** Encodes a request; throws BAD_REQUEST when the payload or initArg cannot be encoded. */
 export function encodeRequest(r: WireRequest): Uint8Array {
+  const w = head.reset();
+  w.byte(0x99);
+  w.byte(WIRE_VERSION);
+  w.byte(r.kind);
+  w.str(r.capability);
+  w.str(r.actorType);
+  w.str(r.id);
+  w.uint(r.timeoutMs);
+  w.uint(r.hops);
   try {
-    return encoder.encode([WIRE_VERSION, r.kind, r.capability, r.actorType, r.id, r.payload, r.initArg ?? null, r.timeoutMs, r.hops]);
+    if (r.initArg === undefined || r.initArg === null) w.byte(NIL);
+    else w.raw(encoder.encodeSharedRef(r.initArg));
+    return w.finish(encoder.encodeSharedRef(r.payload));
   } catch (err) {
     throw new MeshError("BAD_REQUEST", `payload or initArg cannot be encoded: ${messageOf(err)}`, { cause: err });
   }
@@ -47,9 +67,26 @@ export function encodeRequest(r: WireRequest): Uint8Array {
 
 /** Decodes a request; throws BAD_REQUEST with the reason when the bytes are not one. */
 export function decodeRequest(bytes: Uint8Array): WireRequest {
+  // Fast path: the head as this library writes it, and no initArg.
+  const r = reader.reset(bytes);
+  if (r.byte() === 0x99 && r.byte() === WIRE_VERSION) {
+    const kind = r.byte();
+    const capability = r.str();
+    const actorType = r.str();
+    const id = r.str();
+    const timeoutMs = r.uint();
+    const hops = r.uint();
+    if ((kind === Kind.CALL || kind === Kind.CAST) && capability !== undefined && actorType && id !== undefined && timeoutMs !== undefined && hops !== undefined && r.byte() === NIL) {
+      try {
+        return { kind, capability, actorType, id, payload: decoder.decode(r.rest()), initArg: undefined, timeoutMs, hops };
+      } catch {
+        // reported by the generic path below
+      }
+    }
+  }
   const e = decode(bytes, "request");
   if (e.length !== 9) throw bad("request", `expected an array of 9 elements, got ${e.length}`);
-  const [, kind, capability, actorType, id, payload, initArg, timeoutMs, hops] = e;
+  const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload] = e;
   if (kind !== Kind.CALL && kind !== Kind.CAST) throw bad("request", `unknown kind ${String(kind)}`);
   if (typeof capability !== "string") throw bad("request", "capability must be a string");
   if (typeof actorType !== "string" || actorType === "") throw bad("request", "actor type must be a non-empty string");
@@ -61,8 +98,13 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
 
 /** Encodes a successful reply; throws BAD_REPLY when the result cannot be encoded. */
 export function encodeResult(pid: string, result: unknown): Uint8Array {
+  const w = head.reset();
+  w.byte(0x94);
+  w.byte(WIRE_VERSION);
+  w.byte(0);
+  w.str(pid);
   try {
-    return encoder.encode([WIRE_VERSION, 0, pid, result]);
+    return w.finish(encoder.encodeSharedRef(result));
   } catch (err) {
     throw new MeshError("BAD_REPLY", `the reply of ${pid} cannot be encoded: ${messageOf(err)}`, { cause: err });
   }
@@ -70,12 +112,28 @@ export function encodeResult(pid: string, result: unknown): Uint8Array {
 
 /** Encodes a failed reply. Errors that are not MeshErrors travel as INTERNAL. */
 export function encodeError(err: unknown): Uint8Array {
-  const code = err instanceof MeshError ? err.code : ErrorCode.INTERNAL;
-  return encoder.encode([WIRE_VERSION, 1, code, messageOf(err)]);
+  const w = head.reset();
+  w.byte(0x94);
+  w.byte(WIRE_VERSION);
+  w.byte(1);
+  w.str(err instanceof MeshError ? err.code : ErrorCode.INTERNAL);
+  w.str(messageOf(err));
+  return w.finish(EMPTY);
 }
 
 /** Decodes a reply; throws BAD_REPLY when the bytes are not one. */
 export function decodeReply(bytes: Uint8Array): WireReply {
+  const r = reader.reset(bytes);
+  if (r.byte() === 0x94 && r.byte() === WIRE_VERSION && r.byte() === 0) {
+    const pid = r.str();
+    if (pid !== undefined) {
+      try {
+        return { ok: true, pid, result: decoder.decode(r.rest()) };
+      } catch {
+        // reported by the generic path below
+      }
+    }
+  }
   const e = decode(bytes, "reply");
   if (e.length === 4 && e[1] === 0 && typeof e[2] === "string") return { ok: true, pid: e[2], result: e[3] };
   if (e.length === 4 && e[1] === 1 && isErrorCode(e[2]) && typeof e[3] === "string") return { ok: false, code: e[2], message: e[3] };

@@ -8,6 +8,29 @@ export interface CallResult<R = unknown> {
   result: R;
 }
 
+/** Where the outcome of a call goes: a promise (local caller) or a NATS reply (remote caller). */
+export interface ReplyTo {
+  succeed(pid: string, result: unknown): void;
+  fail(err: Error): void;
+}
+
+/** A ReplyTo that settles a promise with a CallResult. */
+export class PromiseReply implements ReplyTo {
+  constructor(
+    readonly resolve: (result: CallResult) => void,
+    readonly reject: (err: Error) => void,
+  ) {}
+  succeed(pid: string, result: unknown): void {
+    this.resolve({ pid, result });
+  }
+  fail(err: Error): void {
+    this.reject(err);
+  }
+}
+
+/** Nobody waits for a cast's outcome. */
+export const NO_REPLY: ReplyTo = { succeed() {}, fail() {} };
+
 /** A message waiting in a mailbox or running its turn. */
 export class Letter implements Expiring {
   settled = false;
@@ -18,8 +41,7 @@ export class Letter implements Expiring {
     /** `performance.now()` time after which the caller has given up (Infinity for casts). */
     readonly deadline: number,
     readonly timeoutMs: number,
-    readonly resolve: (result: CallResult) => void,
-    readonly reject: (err: Error) => void,
+    readonly reply: ReplyTo,
   ) {}
 
   /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
@@ -27,16 +49,16 @@ export class Letter implements Expiring {
     this.fail(new MeshError("TIMEOUT", `no reply within ${this.timeoutMs} ms`));
   }
 
-  succeed(result: CallResult): void {
+  succeed(pid: string, result: unknown): void {
     if (this.settled) return;
     this.settled = true;
-    this.resolve(result);
+    this.reply.succeed(pid, result);
   }
 
   fail(err: Error): void {
     if (this.settled) return;
     this.settled = true;
-    this.reject(err);
+    this.reply.fail(err);
   }
 }
 

@@ -2,13 +2,16 @@ import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { MeshError, RoutingTable, isToken, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
-import { Kind, checkId, decodeReply, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf, replyError } from "@mesh/core/internal";
+import { Kind, checkId, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { Membership, NoResponders, Requests, Subjects, connectNats } from "@mesh/transport";
+import { Membership, Requests, connectNats } from "@mesh/transport";
+import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
 import type { ActorClass } from "./actor.js";
-import type { CallResult } from "./activation.js";
+import type { CallResult, ReplyTo } from "./activation.js";
+import { RemoteCall } from "./remote-call.js";
+import type { Rerouter, Routed } from "./remote-call.js";
 import { checkCapabilities, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Supervisor } from "./supervisor.js";
@@ -50,6 +53,8 @@ export class Mesh {
   readonly #requests: Requests;
   readonly #membership: Membership;
   readonly #maxPayload: number;
+  readonly #rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
+  readonly #replies: Replies = { encode: (pid, result) => this.#encodeReply(pid, result), respond: (msg, bytes) => this.#respond(msg, bytes) };
   #nodeSub: Subscription | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
@@ -142,7 +147,8 @@ export class Mesh {
       if (r.owner === this.#o.nodeId) {
         return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
       }
-      return this.#remoteCall(r, performance.now() + r.timeoutMs, 0) as Promise<CallResult<R>>;
+      const deadline = performance.now() + r.timeoutMs;
+      return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, resolve as (r: CallResult) => void, reject, this.#rerouter)));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -212,7 +218,7 @@ export class Mesh {
   }
 
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
-  #route(request: MeshRequest, kind: Kind): WireRequest & { shard: number; owner: string } {
+  #route(request: MeshRequest, kind: Kind): Routed {
     this.#checkRunning();
     if (typeof request !== "object" || request === null) throw new MeshError("BAD_REQUEST", "the request must be an object");
     const timeoutMs = kind === Kind.CAST ? 0 : (request.timeoutMs ?? this.#o.callTimeoutMs);
@@ -229,27 +235,38 @@ export class Mesh {
     return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner };
   }
 
-  /** A call to another node; re-routed when the owner had no responders (it was never delivered). */
-  async #remoteCall(r: WireRequest & { shard: number; owner: string }, deadline: number, reroutes: number): Promise<CallResult> {
-    const timeoutMs = Math.max(1, Math.round(deadline - performance.now()));
-    const bytes = this.#encode({ ...r, timeoutMs });
-    let reply: Uint8Array;
+  /** Sends a remote call to its owner, with what is left of its time. */
+  #send(call: RemoteCall): void {
+    const r = call.request;
+    r.timeoutMs = Math.max(1, Math.round(call.deadline - performance.now()));
+    let bytes: Uint8Array;
     try {
-      reply = await this.#requests.request(this.#subjects.node(r.owner), bytes, timeoutMs);
+      bytes = this.#encode(r);
     } catch (err) {
-      if (!(err instanceof NoResponders)) throw err;
-      this.#membership.markGone(r.owner);
-      const owner = this.#routes.owner(r.capability, r.shard);
-      if (owner === undefined) throw noNodes(r.capability);
-      if (owner === r.owner || reroutes >= MAX_REROUTES) {
-        throw new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`);
-      }
-      if (owner === this.#o.nodeId) return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, timeoutMs);
-      return this.#remoteCall({ ...r, owner }, deadline, reroutes + 1);
+      return call.reject(err as Error);
     }
-    const decoded = decodeReply(reply);
-    if (!decoded.ok) throw replyError(decoded);
-    return { pid: decoded.pid, result: decoded.result };
+    this.#requests.send(this.#subjects.node(r.owner), bytes, call);
+  }
+
+  /**
+   * The owner had no responders: the call was never delivered, so it is safe
+   * to send again. Drop the owner from the view and send to the new owner.
+   */
+  #reroute(call: RemoteCall): void {
+    const r = call.request;
+    this.#membership.markGone(r.owner);
+    const owner = this.#routes.owner(r.capability, r.shard);
+    if (owner === undefined) return call.reject(noNodes(r.capability));
+    if (owner === r.owner || call.reroutes >= MAX_REROUTES) {
+      return call.reject(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
+    }
+    call.reroutes++;
+    r.owner = owner;
+    if (owner === this.#o.nodeId) {
+      this.#actors.deliver(r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
+    } else {
+      this.#send(call);
+    }
   }
 
   /** Encodes a request; throws BAD_REQUEST or PAYLOAD_TOO_LARGE. */
@@ -271,14 +288,6 @@ export class Mesh {
 
   /** Handles a message on this node's subject: a call or cast from another node. */
   #serve(msg: Msg): void {
-    const reply = msg.reply;
-    const respond = (bytes: Uint8Array) => {
-      try {
-        if (reply) msg.respond(bytes);
-      } catch (err) {
-        this.#o.logger.warn({ err: messageOf(err) }, "mesh: could not send a reply");
-      }
-    };
     let req: WireRequest;
     try {
       if (msg.data.length > this.#maxPayload) {
@@ -288,34 +297,40 @@ export class Mesh {
       if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopping`);
     } catch (err) {
       this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject");
-      respond(encodeError(err));
+      if (msg.reply) this.#respond(msg, encodeError(err));
       return;
     }
     const shard = shardFor(req.id, this.#o.shards);
-    if (req.kind === Kind.CAST) {
-      try {
-        this.#actors.cast(req.actorType, req.id, shard, req.payload, req.initArg);
-      } catch (err) {
-        this.#o.logger.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
-        respond(encodeError(err));
-      }
+    if (req.kind === Kind.CALL && msg.reply) {
+      this.#actors.deliver(req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, new NatsReply(msg, this.#replies));
       return;
     }
-    this.#actors.call(req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs).then(
-      (res) => respond(this.#encodeReply(res)),
-      (err: unknown) => respond(encodeError(err)),
-    );
+    try {
+      this.#actors.cast(req.actorType, req.id, shard, req.payload, req.initArg);
+    } catch (err) {
+      this.#o.logger.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
+    }
   }
 
-  #encodeReply(res: CallResult): Uint8Array {
+  /** Sends a reply, logging (never throwing) when NATS refuses it. */
+  #respond(msg: Msg, bytes: Uint8Array): void {
     try {
-      const bytes = encodeResult(res.pid, res.result);
+      msg.respond(bytes);
+    } catch (err) {
+      this.#o.logger.warn({ err: messageOf(err) }, "mesh: could not send a reply");
+    }
+  }
+
+  /** Encodes a successful reply; an unencodable or oversized one becomes an error reply. */
+  #encodeReply(pid: string, result: unknown): Uint8Array {
+    try {
+      const bytes = encodeResult(pid, result);
       if (bytes.length > this.#maxPayload) {
-        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply of ${res.pid} is ${bytes.length} bytes encoded; the limit is ${this.#maxPayload}`);
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply of ${pid} is ${bytes.length} bytes encoded; the limit is ${this.#maxPayload}`);
       }
       return bytes;
     } catch (err) {
-      this.#o.logger.warn({ pid: res.pid, err: messageOf(err) }, "mesh: reply not sent");
+      this.#o.logger.warn({ pid, err: messageOf(err) }, "mesh: reply not sent");
       return encodeError(err);
     }
   }
@@ -333,6 +348,25 @@ export class Mesh {
   #checkRunning(): void {
     if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is ${this.#state.toLowerCase()}`);
   }
+}
+
+/** Where a remote caller's outcome goes: the reply subject of its NATS message. */
+class NatsReply implements ReplyTo {
+  constructor(
+    private readonly msg: Msg,
+    private readonly replies: Replies,
+  ) {}
+  succeed(pid: string, result: unknown): void {
+    this.replies.respond(this.msg, this.replies.encode(pid, result));
+  }
+  fail(err: Error): void {
+    this.replies.respond(this.msg, encodeError(err));
+  }
+}
+
+interface Replies {
+  encode(pid: string, result: unknown): Uint8Array;
+  respond(msg: Msg, bytes: Uint8Array): void;
 }
 
 function noNodes(capability: string): MeshError {

@@ -3,15 +3,13 @@ import { TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { actorTypeOf } from "./actor.js";
 import type { ActorClass, DeactivateReason } from "./actor.js";
-import { Activation, Letter, isThenable } from "./activation.js";
-import type { CallResult } from "./activation.js";
+import { Activation, Letter, NO_REPLY, PromiseReply, isThenable } from "./activation.js";
+import type { CallResult, ReplyTo } from "./activation.js";
 
 interface HostedType {
   readonly cls: ActorClass;
   readonly activations: Map<string, Activation>;
 }
-
-const ignore = (): void => {};
 
 /**
  * The actors of one node: activates them on first use, runs each one's
@@ -50,15 +48,15 @@ export class Supervisor {
   }
 
   /**
-   * Delivers a call to actor (`actorType`, `id`), activating it first if
-   * needed. Rejects with UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED
-   * or TIMEOUT (after `timeoutMs`).
+   * Calls actor (`actorType`, `id`), activating it first if needed. Rejects
+   * with UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED or TIMEOUT
+   * (after `timeoutMs`).
    */
   call(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number): Promise<CallResult> {
     const act = this.#activation(actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
     if (!act.busy) {
-      // The fast path: an idle actor runs the call now, with no letter and no timer.
+      // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
       act.busy = true;
       let out: unknown;
       try {
@@ -70,17 +68,26 @@ export class Supervisor {
         this.#next(act);
         return Promise.resolve({ pid: act.pid, result: out });
       }
-      return new Promise((resolve, reject) => {
-        const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, resolve, reject);
-        this.#timeouts.set(letter, letter);
-        this.#await(act, letter, out as PromiseLike<unknown>);
-      });
+      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, new PromiseReply(resolve, reject)), out as PromiseLike<unknown>));
     }
-    return new Promise((resolve, reject) => {
-      const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, resolve, reject);
-      this.#timeouts.set(letter, letter);
-      act.queue.push(letter);
-    });
+    return new Promise((resolve, reject) => act.queue.push(this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject))));
+  }
+
+  /**
+   * Delivers a call whose outcome goes to `reply` (a remote caller): the same
+   * as `call`, without a promise, and synchronously when the handler is.
+   */
+  deliver(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): void {
+    const act = this.#activation(actorType, id, shard, initArg);
+    if (act instanceof MeshError) return reply.fail(act);
+    // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply);
+    if (!act.busy) {
+      if (this.#run(act, letter)) this.#next(act);
+      return;
+    }
+    this.#timeouts.set(letter, letter);
+    act.queue.push(letter);
   }
 
   /**
@@ -90,9 +97,16 @@ export class Supervisor {
   cast(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown): void {
     const act = this.#activation(actorType, id, shard, initArg);
     if (act instanceof MeshError) throw act;
-    const letter = new Letter(true, payload, initArg, Infinity, 0, ignore, ignore);
+    const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
     if (act.busy) act.queue.push(letter);
     else if (this.#run(act, letter)) this.#next(act);
+  }
+
+  /** A call's letter, watched for its deadline until it is settled. */
+  #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): Letter {
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply);
+    this.#timeouts.set(letter, letter);
+    return letter;
   }
 
   /** Resolves once no handler runs and no mailbox holds a letter, or after `timeoutMs`. */
@@ -206,17 +220,18 @@ export class Supervisor {
       return false;
     }
     this.#take(letter);
-    letter.succeed({ pid: act.pid, result: out });
+    letter.succeed(act.pid, out);
     return true;
   }
 
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>): void {
     this.#running++;
+    if (!letter.cast) this.#timeouts.set(letter, letter);
     out.then(
       (result) => {
         this.#running--;
         this.#take(letter);
-        letter.succeed({ pid: act.pid, result });
+        letter.succeed(act.pid, result);
         this.#next(act);
       },
       (err: unknown) => {
@@ -254,9 +269,8 @@ export class Supervisor {
     for (const letter of queued) {
       if (letter.settled) continue;
       this.#take(letter);
-      const remaining = letter.deadline - performance.now();
       if (letter.cast) this.#redeliverCast(act, letter);
-      else this.call(act.actorType, act.id, act.shard, letter.payload, letter.initArg, remaining).then(letter.resolve, letter.reject);
+      else this.deliver(act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
     }
     this.#checkIdle();
     return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });

@@ -3,4 +3,5 @@ export { connectNats, defaultServers } from "./connection.js";
 export { Membership } from "./membership.js";
 export type { MembershipTiming } from "./membership.js";
 export { NoResponders, Requests, publishError } from "./requests.js";
+export type { PendingRequest } from "./requests.js";
 export { Subjects } from "./subjects.js";

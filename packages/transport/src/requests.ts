@@ -8,21 +8,25 @@ export class NoResponders extends Error {
   override readonly name = "NoResponders";
 }
 
-interface Pending extends Expiring {
-  resolve(data: Uint8Array): void;
-  reject(err: Error): void;
+/** A request waiting for its reply. */
+export interface PendingRequest extends Expiring {
+  /** The reply arrived. */
+  reply(data: Uint8Array): void;
+  /** NoResponders (never delivered), or the publish failed (PAYLOAD_TOO_LARGE, NODE_UNAVAILABLE). */
+  fail(err: Error): void;
 }
 
 /**
  * Request/reply over one reply subscription (`<inbox>.*`) with our own
- * correlation ids and one sweeping timer: the form nats.js's `request()` can
- * not match (measured by `npm run bench`: about 3.7x its throughput as shipped).
+ * correlation ids and one sweeping timer for all deadlines: no promise, timer
+ * or subscription per request (nats.js's `request()` has them; `npm run bench`
+ * measures both).
  */
 export class Requests {
   readonly #nc: NatsConnection;
   readonly #inbox: string;
   readonly #sub: Subscription;
-  readonly #pending = new TimeoutMap<string, Pending>();
+  readonly #pending = new TimeoutMap<string, PendingRequest>();
   #next = 0;
 
   constructor(nc: NatsConnection) {
@@ -37,40 +41,32 @@ export class Requests {
   }
 
   /**
-   * Sends `data` to `subject` and resolves with the reply's bytes. Rejects with
-   * NoResponders when nobody listens, with TIMEOUT after `timeoutMs`, and with
-   * PAYLOAD_TOO_LARGE or NODE_UNAVAILABLE when NATS refuses the publish.
+   * Sends `data` to `subject`; `pending` learns the outcome exactly once:
+   * `reply`, `fail` (no responders, or a publish NATS refused), or `expire`
+   * once its deadline passed.
    */
-  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  send(subject: string, data: Uint8Array, pending: PendingRequest): void {
     const id = (this.#next++).toString(36);
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const pending: Pending = {
-        deadline: performance.now() + timeoutMs,
-        resolve,
-        reject,
-        expire: () => reject(new MeshError("TIMEOUT", `no reply from ${subject} within ${timeoutMs} ms`)),
-      };
-      this.#pending.set(id, pending);
-      try {
-        this.#nc.publish(subject, data, { reply: this.#inbox + id });
-      } catch (err) {
-        this.#pending.take(id);
-        reject(publishError(err, subject));
-      }
-    });
+    this.#pending.set(id, pending);
+    try {
+      this.#nc.publish(subject, data, { reply: this.#inbox + id });
+    } catch (err) {
+      this.#pending.take(id);
+      pending.fail(publishError(err, subject));
+    }
   }
 
-  /** Rejects every pending request with `err` and stops listening. */
+  /** Fails every pending request with `err` and stops listening. */
   close(err: Error): void {
-    for (const pending of this.#pending.clear()) pending.reject(err);
+    for (const pending of this.#pending.clear()) pending.fail(err);
     this.#sub.unsubscribe();
   }
 
   #onReply(msg: Msg): void {
     const pending = this.#pending.take(msg.subject.slice(this.#inbox.length));
     if (pending === undefined) return; // late: the caller timed out already
-    if (msg.data.length === 0 && msg.headers?.code === 503) pending.reject(new NoResponders(`no responders on ${msg.subject}`));
-    else pending.resolve(msg.data);
+    if (msg.data.length === 0 && msg.headers?.code === 503) pending.fail(new NoResponders(`no responders on ${msg.subject}`));
+    else pending.reply(msg.data);
   }
 }
 

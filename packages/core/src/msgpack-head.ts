@@ -1,0 +1,171 @@
+// Hand-written msgpack for the fixed heads of envelopes: small unsigned
+// integers and strings, written and read without building arrays. The bytes
+// are plain msgpack, so any msgpack library reads and writes envelopes too;
+// the reader returns undefined on any encoding it does not expect, and the
+// caller falls back to a generic decoder.
+
+const utf8 = new TextEncoder();
+
+/** Writes msgpack values into a growing buffer. */
+export class HeadWriter {
+  buf = new Uint8Array(512);
+  pos = 0;
+
+  reset(): this {
+    this.pos = 0;
+    return this;
+  }
+
+  byte(b: number): void {
+    this.#room(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** An unsigned integer (< 2^32) in its shortest msgpack form. */
+  uint(n: number): void {
+    this.#room(5);
+    const b = this.buf;
+    if (n < 0x80) b[this.pos++] = n;
+    else if (n < 0x100) (b[this.pos++] = 0xcc), (b[this.pos++] = n);
+    else if (n < 0x10000) (b[this.pos++] = 0xcd), (b[this.pos++] = n >>> 8), (b[this.pos++] = n & 0xff);
+    else (b[this.pos++] = 0xce), (b[this.pos++] = n >>> 24), (b[this.pos++] = (n >>> 16) & 0xff), (b[this.pos++] = (n >>> 8) & 0xff), (b[this.pos++] = n & 0xff);
+  }
+
+  /** A string: fixstr/str8/str16/str32 of its UTF-8 bytes. */
+  str(s: string): void {
+    const n = s.length;
+    if (n < 32) {
+      // Short ASCII (ids, capabilities, actor types): write the code units directly.
+      this.#room(1 + n);
+      const b = this.buf;
+      const start = this.pos;
+      b[start] = 0xa0 | n;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        b[start + 1 + i] = c;
+      }
+      if (i === n) {
+        this.pos = start + 1 + n;
+        return;
+      }
+    }
+    const bytes = utf8.encode(s);
+    const len = bytes.length;
+    this.#room(5 + len);
+    const b = this.buf;
+    if (len < 32) b[this.pos++] = 0xa0 | len;
+    else if (len < 0x100) (b[this.pos++] = 0xd9), (b[this.pos++] = len);
+    else if (len < 0x10000) (b[this.pos++] = 0xda), (b[this.pos++] = len >>> 8), (b[this.pos++] = len & 0xff);
+    else (b[this.pos++] = 0xdb), (b[this.pos++] = len >>> 24), (b[this.pos++] = (len >>> 16) & 0xff), (b[this.pos++] = (len >>> 8) & 0xff), (b[this.pos++] = len & 0xff);
+    b.set(bytes, this.pos);
+    this.pos += len;
+  }
+
+  /** Appends bytes as they are (an already encoded msgpack value). */
+  raw(bytes: Uint8Array): void {
+    this.#room(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** The head written so far followed by `tail`, as one new buffer (a slice of Node's buffer pool). */
+  finish(tail: Uint8Array): Uint8Array {
+    const out = Buffer.allocUnsafe(this.pos + tail.length);
+    out.set(this.buf.subarray(0, this.pos), 0);
+    out.set(tail, this.pos);
+    return out;
+  }
+
+  #room(n: number): void {
+    if (this.pos + n > this.buf.length) {
+      const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+      bigger.set(this.buf.subarray(0, this.pos));
+      this.buf = bigger;
+    }
+  }
+}
+
+const text = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads msgpack values from the start of a buffer; undefined means "not the expected form". */
+export class HeadReader {
+  buf: Uint8Array = new Uint8Array(0);
+  pos = 0;
+
+  reset(buf: Uint8Array): this {
+    this.buf = buf;
+    this.pos = 0;
+    return this;
+  }
+
+  /** The next byte, consumed. */
+  byte(): number | undefined {
+    return this.pos < this.buf.length ? this.buf[this.pos++] : undefined;
+  }
+
+  /** An unsigned integer in any msgpack uint form. */
+  uint(): number | undefined {
+    const b = this.buf;
+    const p = this.pos;
+    const t = b[p];
+    if (t === undefined) return undefined;
+    if (t < 0x80) {
+      this.pos = p + 1;
+      return t;
+    }
+    if (t === 0xcc && p + 1 < b.length) {
+      this.pos = p + 2;
+      return b[p + 1];
+    }
+    if (t === 0xcd && p + 2 < b.length) {
+      this.pos = p + 3;
+      return (b[p + 1]! << 8) | b[p + 2]!;
+    }
+    if (t === 0xce && p + 4 < b.length) {
+      this.pos = p + 5;
+      return ((b[p + 1]! << 24) | (b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!) >>> 0;
+    }
+    return undefined;
+  }
+
+  /** A string in any msgpack str form. */
+  str(): string | undefined {
+    const b = this.buf;
+    const t = b[this.pos];
+    if (t === undefined) return undefined;
+    let len: number;
+    let start: number;
+    if ((t & 0xe0) === 0xa0) (len = t & 0x1f), (start = this.pos + 1);
+    else if (t === 0xd9 && this.pos + 1 < b.length) (len = b[this.pos + 1]!), (start = this.pos + 2);
+    else if (t === 0xda && this.pos + 2 < b.length) (len = (b[this.pos + 1]! << 8) | b[this.pos + 2]!), (start = this.pos + 3);
+    else return undefined;
+    const end = start + len;
+    if (end > b.length) return undefined;
+    this.pos = end;
+    if (len < 32) {
+      let s = "";
+      for (let i = start; i < end; i++) {
+        const c = b[i]!;
+        if (c > 0x7f) return this.#utf8(start, end);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return this.#utf8(start, end);
+  }
+
+  /** What is left, from the current position. */
+  rest(): Uint8Array {
+    return this.buf.subarray(this.pos);
+  }
+
+  #utf8(start: number, end: number): string | undefined {
+    try {
+      return text.decode(this.buf.subarray(start, end));
+    } catch {
+      return undefined;
+    }
+  }
+}
