@@ -63,25 +63,49 @@ export class Letter implements Expiring {
 }
 
 /**
- * One live actor instance: its pid, its mailbox, and whether it holds the turn.
- * `busy` is true while a handler (or onActivate) runs; letters that arrive
- * meanwhile wait in `queue`, in order.
+ * One live actor instance: its pid, its mailbox, and whether it holds the
+ * turn. `busy` is true while a handler (or onActivate) runs; letters that
+ * arrive meanwhile wait in the mailbox, in order. It is also the CallContext
+ * handlers receive, so an idle actor costs one object besides its own.
  */
-export class Activation {
+export class Activation implements CallContext {
   busy = false;
   dead = false;
-  queue: Letter[] = [];
-  readonly ctx: CallContext;
+  /** Waiting letters; undefined while none ever waited (most actors). */
+  #queue: Letter[] | undefined;
+  readonly pid: string;
 
   constructor(
     readonly instance: Actor,
     readonly actorType: string,
     readonly id: string,
     readonly shard: number,
-    readonly pid: string,
-    nodeId: string,
+    readonly nodeId: string,
+    incarnation: number,
   ) {
-    this.ctx = { id, actorType, pid, shard, nodeId };
+    // join() builds one flat string; a template literal would keep a tree of string pieces alive.
+    this.pid = [nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+  }
+
+  /** How many letters wait. */
+  get waiting(): number {
+    return this.#queue?.length ?? 0;
+  }
+
+  enqueue(letter: Letter): void {
+    (this.#queue ??= []).push(letter);
+  }
+
+  /** The next waiting letter, if any. */
+  dequeue(): Letter | undefined {
+    return this.#queue?.shift();
+  }
+
+  /** Removes and returns every waiting letter. */
+  drain(): Letter[] {
+    const all = this.#queue ?? [];
+    this.#queue = undefined;
+    return all;
   }
 }
 

@@ -60,7 +60,7 @@ export class Supervisor {
       act.busy = true;
       let out: unknown;
       try {
-        out = act.instance.handleCall(payload, act.ctx);
+        out = act.instance.handleCall(payload, act);
       } catch (err) {
         return Promise.reject(this.#crash(act, err));
       }
@@ -70,7 +70,7 @@ export class Supervisor {
       }
       return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, new PromiseReply(resolve, reject)), out as PromiseLike<unknown>));
     }
-    return new Promise((resolve, reject) => act.queue.push(this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject))));
+    return new Promise((resolve, reject) => act.enqueue(this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject))));
   }
 
   /**
@@ -87,7 +87,7 @@ export class Supervisor {
       return;
     }
     this.#timeouts.set(letter, letter);
-    act.queue.push(letter);
+    act.enqueue(letter);
   }
 
   /**
@@ -98,7 +98,7 @@ export class Supervisor {
     const act = this.#activation(actorType, id, shard, initArg);
     if (act instanceof MeshError) throw act;
     const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
-    if (act.busy) act.queue.push(letter);
+    if (act.busy) act.enqueue(letter);
     else if (this.#run(act, letter)) this.#next(act);
   }
 
@@ -157,13 +157,14 @@ export class Supervisor {
     const live = type.activations.get(id);
     if (live !== undefined) return live;
 
-    const pid = `${this.nodeId}/${actorType}/${id}#${++this.#incarnation}`;
+    const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
-      act = new Activation(new type.cls(id, initArg), actorType, id, shard, pid, this.nodeId);
+      act = new Activation(new type.cls(id, initArg), actorType, id, shard, this.nodeId, incarnation);
     } catch (err) {
-      return this.#activationFailed(pid, err);
+      return this.#activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err);
     }
+    const pid = act.pid;
     if (typeof act.instance.onActivate === "function") {
       let out: unknown;
       try {
@@ -185,7 +186,7 @@ export class Supervisor {
             act.dead = true;
             if (type.activations.get(id) === act) type.activations.delete(id);
             const failure = this.#activationFailed(pid, err);
-            for (const letter of act.queue.splice(0)) this.#settle(letter, failure);
+            for (const letter of act.drain()) this.#settle(letter, failure);
             this.#checkIdle();
           },
         );
@@ -210,7 +211,7 @@ export class Supervisor {
     let out: unknown;
     try {
       const handle = letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
-      out = handle.call(act.instance, letter.payload, act.ctx);
+      out = handle.call(act.instance, letter.payload, act);
     } catch (err) {
       this.#settle(letter, this.#crash(act, err));
       return false;
@@ -245,7 +246,7 @@ export class Supervisor {
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
   #next(act: Activation): void {
     while (!act.dead) {
-      const letter = act.queue.shift();
+      const letter = act.dequeue();
       if (letter === undefined) {
         act.busy = false;
         break;
@@ -265,7 +266,7 @@ export class Supervisor {
     const type = this.#types.get(act.actorType)!;
     if (type.activations.get(act.id) === act) type.activations.delete(act.id);
     this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
-    const queued = act.queue.splice(0);
+    const queued = act.drain();
     for (const letter of queued) {
       if (letter.settled) continue;
       this.#take(letter);
@@ -296,7 +297,7 @@ export class Supervisor {
 
   #busyCount(): number {
     let n = this.#running;
-    for (const t of this.#types.values()) for (const act of t.activations.values()) if (act.queue.length > 0) n++;
+    for (const t of this.#types.values()) for (const act of t.activations.values()) if (act.waiting > 0) n++;
     return n;
   }
 
