@@ -294,7 +294,8 @@ export class Mesh {
         throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${msg.data.length} bytes; the limit is ${this.#maxPayload}`);
       }
       req = decodeRequest(msg.data);
-      if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopping`);
+      // While stopping, messages already delivered to this node are still served.
+      if (this.#state === "STOPPED") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopped`);
     } catch (err) {
       this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject");
       if (msg.reply) this.#respond(msg, encodeError(err));

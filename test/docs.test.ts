@@ -1,0 +1,30 @@
+// The docs say what the code does: every error code, the hash vectors and the envelope example.
+import test from "ava";
+import { readFileSync } from "node:fs";
+import { ErrorCode, shardFor, xxh32 } from "@mesh/core";
+import { Kind, encodeRequest } from "@mesh/core/internal";
+
+const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), "utf8");
+
+test("every error code is documented in errors.md and PROTOCOL.md", (t) => {
+  for (const code of Object.values(ErrorCode)) {
+    t.regex(doc("errors.md"), new RegExp(`\\| \`${code}\` \\|`), `${code} in errors.md`);
+    t.true(doc("PROTOCOL.md").includes(`\`${code}\``), `${code} in PROTOCOL.md`);
+  }
+});
+
+test("PROTOCOL.md's hash vectors are what the code computes", (t) => {
+  const rows = [...doc("PROTOCOL.md").matchAll(/^\| (`([^`]*)`|\(empty\)) \| (\d+) \| (\d+) \|$/gm)];
+  t.is(rows.length, 4);
+  for (const [, , id = "", hash, shard] of rows) {
+    t.is(xxh32(id), Number(hash));
+    t.is(shardFor(id), Number(shard));
+  }
+});
+
+test("PROTOCOL.md's request example is the bytes the code writes", (t) => {
+  const block = /```\n(99 01 00 .*)\n```/.exec(doc("PROTOCOL.md"))![1]!;
+  const hex = block.replace(/"([^"]*)"/g, (_, s: string) => Buffer.from(s).toString("hex")).replace(/\s+/g, "");
+  const bytes = encodeRequest({ kind: Kind.CALL, capability: "counter", actorType: "Counter", id: "counter_1", payload: {}, initArg: undefined, timeoutMs: 5000, hops: 0 });
+  t.is(Buffer.from(bytes).toString("hex"), hex);
+});
