@@ -1,10 +1,10 @@
 // Three nodes, each with its own NATS connection, on one real nats-server.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import { MeshError } from "@mesh/runtime";
-import type { Mesh } from "@mesh/runtime";
+import { Mesh, MeshError } from "@mesh/runtime";
 import { Counter, GameActor } from "./helpers/actors.js";
-import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { NATS_CONF, eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { startNatsServer } from "@mesh/runtime/testing";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 /** Chat rooms, for the clustering guide's split of capabilities. */
@@ -124,4 +124,19 @@ test.serial("a node that dropped all capabilities owns nothing but can still cal
   t.false(results.some((r) => r.pid.startsWith(`${c.nodeId}/`)));
   await c.registerCapabilities(["counter"]);
   t.deepEqual(views([a, b, c], "counter"), Array(3).fill([a.nodeId, b.nodeId, c.nodeId].sort().join(",")));
+});
+
+test.serial("a local call never touches NATS: it is answered while the node's server is down, and stop() still ends", async (t) => {
+  const own = await startNatsServer({ config: NATS_CONF });
+  t.teardown(() => own.stop());
+  const node = await Mesh.start({ servers: own.url, nodeId: nodeId("island"), actors: [Counter], capabilities: ["island"] });
+  t.teardown(() => node.stop());
+  const before = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island" });
+  await own.stop(); // the node's only server is gone: nothing can cross NATS now
+  const after = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island" });
+  t.is(after.pid, before.pid);
+  t.is(after.result.ok, before.result.ok + 1);
+  // And stopping does not hang on the missing server.
+  await node.stop();
+  t.is(node.state, "STOPPED");
 });

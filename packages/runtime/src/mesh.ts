@@ -4,7 +4,7 @@ import { MeshError, RoutingTable, isToken, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
 import { Kind, checkId, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { Membership, Requests, connectNats } from "@mesh/transport";
+import { Membership, Requests, connectNats, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
@@ -209,11 +209,13 @@ export class Mesh {
   async #stop(): Promise<void> {
     this.#state = "STOPPING";
     await this.#membership.stop();
-    await this.#nodeSub?.drain().catch(() => {});
+    if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), this.#o.drainTimeoutMs);
     await this.#actors.idle(this.#o.drainTimeoutMs);
     await this.#actors.deactivateAll("shutdown", this.#o.drainTimeoutMs);
     this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped`));
-    await this.#nc.drain().catch(() => {});
+    // drain() cannot finish while the server is unreachable: close in any case.
+    await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
+    if (!this.#nc.isClosed()) await this.#nc.close();
     this.#state = "STOPPED";
   }
 

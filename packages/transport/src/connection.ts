@@ -22,3 +22,18 @@ export function connectNats(servers: string | string[], name: string, options: P
     ...options,
   });
 }
+
+/**
+ * Waits for `promise` at most `ms`; true when it resolved in time. Rejections
+ * count as settled (false). For shutdown steps that must not hang while the
+ * server is unreachable.
+ */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([promise.then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

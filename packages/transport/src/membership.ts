@@ -3,6 +3,7 @@ import type { Announcement, Logger } from "@mesh/core";
 import type { Leave } from "@mesh/core/internal";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
+import { settleWithin } from "./connection.js";
 import type { Subjects } from "./subjects.js";
 
 /** Timing of membership. */
@@ -155,7 +156,7 @@ export class Membership {
     for (const round of this.#rounds.values()) round.done();
     this.#publish(this.subjects.leave, { v: 1, node: this.#self.node, instance: this.#self.instance });
     for (const sub of this.#subs) sub.unsubscribe();
-    await this.nc.flush().catch(() => {});
+    await settleWithin(this.nc.flush(), 500); // best effort: the server may be gone
   }
 
   /**
