@@ -1,4 +1,5 @@
 import { MeshError } from "@mesh/core";
+import { decodeReply, replyError } from "@mesh/core/internal";
 import type { Expiring } from "@mesh/core/internal";
 import type { Actor, CallContext } from "./actor.js";
 
@@ -14,7 +15,7 @@ export interface ReplyTo {
   fail(err: Error): void;
 }
 
-/** A ReplyTo that settles a promise with a CallResult. */
+/** A ReplyTo that settles a promise with a CallResult; it also decodes a remote owner's reply envelope. */
 export class PromiseReply implements ReplyTo {
   constructor(
     readonly resolve: (result: CallResult) => void,
@@ -25,6 +26,15 @@ export class PromiseReply implements ReplyTo {
   }
   fail(err: Error): void {
     this.reject(err);
+  }
+  bytes(data: Uint8Array): void {
+    try {
+      const reply = decodeReply(data);
+      if (reply.ok) this.resolve({ pid: reply.pid, result: reply.result });
+      else this.reject(replyError(reply));
+    } catch (err) {
+      this.reject(err as Error);
+    }
   }
 }
 

@@ -9,9 +9,10 @@ import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
 import type { ActorClass } from "./actor.js";
-import type { CallResult, ReplyTo } from "./activation.js";
+import { PromiseReply } from "./activation.js";
+import type { CallResult } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
-import type { Rerouter, Routed } from "./remote-call.js";
+import type { CallSink, Rerouter, Routed } from "./remote-call.js";
 import { checkCapabilities, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Supervisor } from "./supervisor.js";
@@ -39,6 +40,9 @@ export type MeshState = "RUNNING" | "STOPPING" | "STOPPED";
 
 /** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
 const MAX_REROUTES = 3;
+
+/** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
+const MAX_HOPS = 3;
 
 /**
  * A Mesh node: one NATS connection, the actors it hosts, and its view of the
@@ -148,7 +152,7 @@ export class Mesh {
         return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
       }
       const deadline = performance.now() + r.timeoutMs;
-      return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, resolve as (r: CallResult) => void, reject, this.#rerouter)));
+      return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.#rerouter)));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -245,7 +249,7 @@ export class Mesh {
     try {
       bytes = this.#encode(r);
     } catch (err) {
-      return call.reject(err as Error);
+      return call.sink.fail(err as Error);
     }
     this.#requests.send(this.#subjects.node(r.owner), bytes, call);
   }
@@ -258,9 +262,9 @@ export class Mesh {
     const r = call.request;
     this.#membership.markGone(r.owner);
     const owner = this.#routes.owner(r.capability, r.shard);
-    if (owner === undefined) return call.reject(noNodes(r.capability));
+    if (owner === undefined) return call.sink.fail(noNodes(r.capability));
     if (owner === r.owner || call.reroutes >= MAX_REROUTES) {
-      return call.reject(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
+      return call.sink.fail(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
     }
     call.reroutes++;
     r.owner = owner;
@@ -304,6 +308,13 @@ export class Mesh {
       return;
     }
     const shard = shardFor(req.id, this.#o.shards);
+    const owner = this.#routes.owner(req.capability, shard);
+    // A stale route: the sender's view is behind ours. Forward to the owner we
+    // know, a bounded number of hops so that disagreeing views cannot loop.
+    if (owner !== undefined && owner !== this.#o.nodeId && req.hops < MAX_HOPS && this.#state === "RUNNING") {
+      this.#forward({ ...req, hops: req.hops + 1, shard, owner }, msg);
+      return;
+    }
     if (req.kind === Kind.CALL && msg.reply) {
       this.#actors.deliver(req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, new NatsReply(msg, this.#replies));
       return;
@@ -312,6 +323,21 @@ export class Mesh {
       this.#actors.cast(req.actorType, req.id, shard, req.payload, req.initArg);
     } catch (err) {
       this.#o.logger.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
+    }
+  }
+
+  /** Sends a call or cast that reached the wrong node on to its owner; the owner's reply goes back to the original caller. */
+  #forward(r: Routed, msg: Msg): void {
+    this.#o.logger.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
+    if (r.kind === Kind.CALL && msg.reply) {
+      const deadline = performance.now() + (r.timeoutMs || this.#o.callTimeoutMs);
+      this.#send(new RemoteCall(r, deadline, new NatsReply(msg, this.#replies), this.#rerouter));
+      return;
+    }
+    try {
+      this.#publish(r.owner, this.#encode(r));
+    } catch (err) {
+      this.#o.logger.warn({ actorType: r.actorType, id: r.id, err: messageOf(err) }, "mesh: cast lost while forwarding");
     }
   }
 
@@ -354,7 +380,7 @@ export class Mesh {
 }
 
 /** Where a remote caller's outcome goes: the reply subject of its NATS message. */
-class NatsReply implements ReplyTo {
+class NatsReply implements CallSink {
   constructor(
     private readonly msg: Msg,
     private readonly replies: Replies,
@@ -364,6 +390,10 @@ class NatsReply implements ReplyTo {
   }
   fail(err: Error): void {
     this.replies.respond(this.msg, encodeError(err));
+  }
+  /** A forwarded call's reply, passed on as it is. */
+  bytes(data: Uint8Array): void {
+    this.replies.respond(this.msg, data);
   }
 }
 

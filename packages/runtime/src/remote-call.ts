@@ -1,14 +1,19 @@
 import { MeshError } from "@mesh/core";
-import { decodeReply, replyError } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { NoResponders } from "@mesh/transport";
 import type { PendingRequest } from "@mesh/transport";
-import type { CallResult, ReplyTo } from "./activation.js";
+import type { ReplyTo } from "./activation.js";
 
 /** A request with its shard and the owner it is routed to. */
 export interface Routed extends WireRequest {
   shard: number;
   owner: string;
+}
+
+/** Where a remote call's outcome goes: a ReplyTo that also takes the owner's reply envelope as it is. */
+export interface CallSink extends ReplyTo {
+  /** The owner's reply envelope, undecoded. */
+  bytes(data: Uint8Array): void;
 }
 
 /** What a remote call needs from its node when the owner turns out to be gone. */
@@ -17,9 +22,11 @@ export interface Rerouter {
 }
 
 /**
- * A call on its way to another node. It settles its promise exactly once: with
- * the owner's reply, with TIMEOUT at its deadline, or, when the owner had no
- * responders (the call was never delivered), on the owner it is re-routed to.
+ * A call on its way to another node, for a local caller (its sink settles a
+ * promise) or for a remote one whose call this node forwards (its sink is the
+ * original NATS reply). The sink learns the outcome exactly once: the owner's
+ * reply, TIMEOUT at the deadline, or, when the owner had no responders (the
+ * call was never delivered), the outcome on the owner it is re-routed to.
  */
 export class RemoteCall implements PendingRequest, ReplyTo {
   reroutes = 0;
@@ -27,33 +34,27 @@ export class RemoteCall implements PendingRequest, ReplyTo {
   constructor(
     readonly request: Routed,
     readonly deadline: number,
-    readonly resolve: (result: CallResult) => void,
-    readonly reject: (err: Error) => void,
+    readonly sink: CallSink,
     private readonly rerouter: Rerouter,
   ) {}
 
   /** The owner's reply envelope arrived. */
   reply(data: Uint8Array): void {
-    try {
-      const reply = decodeReply(data);
-      if (reply.ok) this.resolve({ pid: reply.pid, result: reply.result });
-      else this.reject(replyError(reply));
-    } catch (err) {
-      this.reject(err as Error);
-    }
+    this.sink.bytes(data);
   }
 
   /** Re-routed to this node: the local actor answered. */
   succeed(pid: string, result: unknown): void {
-    this.resolve({ pid, result });
+    this.sink.succeed(pid, result);
   }
 
+  /** No responders: re-route. Anything else is the outcome. */
   fail(err: Error): void {
     if (err instanceof NoResponders) this.rerouter.reroute(this);
-    else this.reject(err);
+    else this.sink.fail(err);
   }
 
   expire(): void {
-    this.reject(new MeshError("TIMEOUT", `no reply from node ${this.request.owner} within ${this.request.timeoutMs} ms`));
+    this.sink.fail(new MeshError("TIMEOUT", `no reply from node ${this.request.owner} within ${this.request.timeoutMs} ms`));
   }
 }
