@@ -9,10 +9,15 @@ export interface CallResult<R = unknown> {
   result: R;
 }
 
-/** Where the outcome of a call goes: a promise (local caller) or a NATS reply (remote caller). */
+/**
+ * Where the outcome of a call goes: a promise (local caller), a NATS reply
+ * (remote caller), or a call on its way elsewhere. `bytes` takes an owner's
+ * reply envelope as it is, when the call was sent on to another node.
+ */
 export interface ReplyTo {
   succeed(pid: string, result: unknown): void;
   fail(err: Error): void;
+  bytes(data: Uint8Array): void;
 }
 
 /** A ReplyTo that settles a promise with a CallResult; it also decodes a remote owner's reply envelope. */
@@ -39,7 +44,7 @@ export class PromiseReply implements ReplyTo {
 }
 
 /** Nobody waits for a cast's outcome. */
-export const NO_REPLY: ReplyTo = { succeed() {}, fail() {} };
+export const NO_REPLY: ReplyTo = { succeed() {}, fail() {}, bytes() {} };
 
 /** A message waiting in a mailbox or running its turn. */
 export class Letter implements Expiring {
@@ -81,12 +86,15 @@ export class Letter implements Expiring {
 export class Activation implements CallContext {
   busy = false;
   dead = false;
+  /** Its shard moved to another node: it ends when the current message is done. */
+  leaving = false;
   /** Waiting letters; undefined while none ever waited (most actors). */
   #queue: Letter[] | undefined;
   readonly pid: string;
 
   constructor(
     readonly instance: Actor,
+    readonly capability: string,
     readonly actorType: string,
     readonly id: string,
     readonly shard: number,

@@ -14,8 +14,11 @@ export interface CallContext {
   readonly nodeId: string;
 }
 
-/** Why an activation ends without crashing. */
-export type DeactivateReason = "shutdown";
+/**
+ * Why an activation ends without crashing: the node stops ("shutdown"), or
+ * the actor's shard now belongs to another node ("rebalance").
+ */
+export type DeactivateReason = "shutdown" | "rebalance";
 
 /**
  * An actor: a plain class. Only `handleCall` is required. Handlers may be
@@ -29,7 +32,7 @@ export interface Actor {
   handleCast?(payload: any, ctx: CallContext): unknown;
   /** Runs once, after the constructor, before the first message. Throwing fails the activation. */
   onActivate?(): unknown;
-  /** Runs once when the activation ends without a crash (the node stops). */
+  /** Runs once when the activation ends without a crash: the node stops, or the shard moved to another node. */
   onDeactivate?(reason: DeactivateReason): unknown;
 }
 

@@ -10,9 +10,9 @@ import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
 import type { ActorClass } from "./actor.js";
 import { PromiseReply } from "./activation.js";
-import type { CallResult } from "./activation.js";
+import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
-import type { CallSink, Rerouter, Routed } from "./remote-call.js";
+import type { Rerouter, Routed } from "./remote-call.js";
 import { checkCapabilities, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Supervisor } from "./supervisor.js";
@@ -82,9 +82,7 @@ export class Mesh {
       version,
       heartbeatMs: o.heartbeatMs,
     };
-    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) =>
-      this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const)),
-    );
+    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view));
   }
 
   /**
@@ -149,7 +147,7 @@ export class Mesh {
     try {
       const r = this.#route(request, Kind.CALL);
       if (r.owner === this.#o.nodeId) {
-        return this.#actors.call(r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
+        return this.#actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
       }
       const deadline = performance.now() + r.timeoutMs;
       return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.#rerouter)));
@@ -168,7 +166,7 @@ export class Mesh {
   async cast(request: MeshRequest): Promise<void> {
     const r = this.#route(request, Kind.CAST);
     if (r.owner === this.#o.nodeId) {
-      this.#actors.cast(r.actorType, r.id, r.shard, r.payload, r.initArg);
+      this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
       return;
     }
     this.#publish(r.owner, this.#encode(r));
@@ -223,6 +221,44 @@ export class Mesh {
     this.#state = "STOPPED";
   }
 
+  /**
+   * The cluster changed: rebuild the routes, and let go of the actors whose
+   * shards now belong to another node (after their current message).
+   */
+  #viewChanged(view: ReadonlyMap<string, Announcement>): void {
+    this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
+    if (this.#state !== "RUNNING") return;
+    const moved = this.#actors.rebalance((capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId, this.#handover, this.#o.drainTimeoutMs);
+    if (moved > 0) this.#o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
+  }
+
+  /** Sends the letters waiting for an actor that moved to its new owner. */
+  readonly #handover = (act: Activation, letters: Letter[]): void => {
+    for (const letter of letters) {
+      try {
+        this.#handOn(act, letter);
+      } catch (err) {
+        if (letter.cast) this.#o.logger.warn({ pid: act.pid, err: messageOf(err) }, "mesh: cast lost in a rebalance");
+        else letter.reply.fail(err as Error);
+      }
+    }
+  };
+
+  /** One waiting letter of an actor that moved, on to the actor's owner now. */
+  #handOn(act: Activation, letter: Letter): void {
+    const owner = this.#routes.owner(act.capability, act.shard);
+    if (owner === undefined) throw noNodes(act.capability);
+    const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner };
+    if (owner === this.#o.nodeId) {
+      if (letter.cast) this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
+      else this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, letter.deadline - performance.now(), letter.reply);
+    } else if (letter.cast) {
+      this.#publish(owner, this.#encode(r));
+    } else {
+      this.#send(new RemoteCall(r, letter.deadline, letter.reply, this.#rerouter));
+    }
+  }
+
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
   #route(request: MeshRequest, kind: Kind): Routed {
     this.#checkRunning();
@@ -269,7 +305,7 @@ export class Mesh {
     call.reroutes++;
     r.owner = owner;
     if (owner === this.#o.nodeId) {
-      this.#actors.deliver(r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
+      this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
     } else {
       this.#send(call);
     }
@@ -316,11 +352,11 @@ export class Mesh {
       return;
     }
     if (req.kind === Kind.CALL && msg.reply) {
-      this.#actors.deliver(req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, new NatsReply(msg, this.#replies));
+      this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, new NatsReply(msg, this.#replies));
       return;
     }
     try {
-      this.#actors.cast(req.actorType, req.id, shard, req.payload, req.initArg);
+      this.#actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg);
     } catch (err) {
       this.#o.logger.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
     }
@@ -380,7 +416,7 @@ export class Mesh {
 }
 
 /** Where a remote caller's outcome goes: the reply subject of its NATS message. */
-class NatsReply implements CallSink {
+class NatsReply implements ReplyTo {
   constructor(
     private readonly msg: Msg,
     private readonly replies: Replies,

@@ -10,12 +10,6 @@ export interface Routed extends WireRequest {
   owner: string;
 }
 
-/** Where a remote call's outcome goes: a ReplyTo that also takes the owner's reply envelope as it is. */
-export interface CallSink extends ReplyTo {
-  /** The owner's reply envelope, undecoded. */
-  bytes(data: Uint8Array): void;
-}
-
 /** What a remote call needs from its node when the owner turns out to be gone. */
 export interface Rerouter {
   reroute(call: RemoteCall): void;
@@ -34,12 +28,17 @@ export class RemoteCall implements PendingRequest, ReplyTo {
   constructor(
     readonly request: Routed,
     readonly deadline: number,
-    readonly sink: CallSink,
+    readonly sink: ReplyTo,
     private readonly rerouter: Rerouter,
   ) {}
 
   /** The owner's reply envelope arrived. */
   reply(data: Uint8Array): void {
+    this.sink.bytes(data);
+  }
+
+  /** Handed on again (forwarded or re-routed): that owner's reply envelope. */
+  bytes(data: Uint8Array): void {
     this.sink.bytes(data);
   }
 

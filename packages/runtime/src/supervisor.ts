@@ -20,6 +20,8 @@ export class Supervisor {
   readonly #types = new Map<string, HostedType>();
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
   #incarnation = 0;
+  #handover: ((act: Activation, letters: Letter[]) => void) | undefined;
+  #deactivateTimeoutMs = 5000;
   #running = 0;
   #idle: (() => void) | undefined;
 
@@ -52,8 +54,8 @@ export class Supervisor {
    * with UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED or TIMEOUT
    * (after `timeoutMs`).
    */
-  call(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number): Promise<CallResult> {
-    const act = this.#activation(actorType, id, shard, initArg);
+  call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number): Promise<CallResult> {
+    const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
     if (!act.busy) {
       // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
@@ -77,8 +79,8 @@ export class Supervisor {
    * Delivers a call whose outcome goes to `reply` (a remote caller): the same
    * as `call`, without a promise, and synchronously when the handler is.
    */
-  deliver(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): void {
-    const act = this.#activation(actorType, id, shard, initArg);
+  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): void {
+    const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
     const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply);
@@ -94,8 +96,8 @@ export class Supervisor {
    * Delivers a cast. Throws UNKNOWN_ACTOR_TYPE or ACTIVATION_FAILED when the
    * actor cannot be started; a throwing handler is logged and crashes the actor.
    */
-  cast(actorType: string, id: string, shard: number, payload: unknown, initArg: unknown): void {
-    const act = this.#activation(actorType, id, shard, initArg);
+  cast(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown): void {
+    const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) throw act;
     const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
     if (act.busy) act.enqueue(letter);
@@ -107,6 +109,39 @@ export class Supervisor {
     const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply);
     this.#timeouts.set(letter, letter);
     return letter;
+  }
+
+  /**
+   * The view changed: every activation whose shard this node no longer owns
+   * (`owns` says false) leaves once its current message is done. Its waiting
+   * letters go to `handover` (to be sent to the new owner), then its
+   * onDeactivate("rebalance") runs. It leaves the actor table at once, so
+   * new messages for it are routed to the new owner.
+   */
+  rebalance(owns: (capability: string, shard: number) => boolean, handover: (act: Activation, letters: Letter[]) => void, timeoutMs: number): number {
+    this.#handover = handover;
+    this.#deactivateTimeoutMs = timeoutMs;
+    let moved = 0;
+    for (const type of this.#types.values()) {
+      for (const [id, act] of type.activations) {
+        if (owns(act.capability, act.shard)) continue;
+        type.activations.delete(id);
+        act.leaving = true;
+        moved++;
+        if (!act.busy) this.#leave(act);
+      }
+    }
+    return moved;
+  }
+
+  /** An activation whose shard moved ends: its waiting letters are handed over, then it deactivates. */
+  #leave(act: Activation): void {
+    act.dead = true;
+    const letters = act.drain().filter((l) => !l.settled);
+    for (const letter of letters) this.#take(letter);
+    if (letters.length > 0) this.#handover?.(act, letters);
+    void this.#deactivate(act, "rebalance", this.#deactivateTimeoutMs);
+    this.#checkIdle();
   }
 
   /** Resolves once no handler runs and no mailbox holds a letter, or after `timeoutMs`. */
@@ -149,7 +184,7 @@ export class Supervisor {
   }
 
   /** The live activation of (`actorType`, `id`), activating it if there is none. */
-  #activation(actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
+  #activation(capability: string, actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
     const type = this.#types.get(actorType);
     if (type === undefined) {
       return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
@@ -160,7 +195,7 @@ export class Supervisor {
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
-      act = new Activation(new type.cls(id, initArg), actorType, id, shard, this.nodeId, incarnation);
+      act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, this.nodeId, incarnation);
     } catch (err) {
       return this.#activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err);
     }
@@ -245,6 +280,7 @@ export class Supervisor {
 
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
   #next(act: Activation): void {
+    if (act.leaving) return this.#leave(act);
     while (!act.dead) {
       const letter = act.dequeue();
       if (letter === undefined) {
@@ -266,12 +302,16 @@ export class Supervisor {
     const type = this.#types.get(act.actorType)!;
     if (type.activations.get(act.id) === act) type.activations.delete(act.id);
     this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
+    if (act.leaving) {
+      this.#leave(act);
+      return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
+    }
     const queued = act.drain();
     for (const letter of queued) {
       if (letter.settled) continue;
       this.#take(letter);
       if (letter.cast) this.#redeliverCast(act, letter);
-      else this.deliver(act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
+      else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
     }
     this.#checkIdle();
     return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
@@ -279,7 +319,7 @@ export class Supervisor {
 
   #redeliverCast(act: Activation, letter: Letter): void {
     try {
-      this.cast(act.actorType, act.id, act.shard, letter.payload, letter.initArg);
+      this.cast(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg);
     } catch (err) {
       this.log.warn({ actorType: act.actorType, id: act.id, err: messageOf(err) }, "mesh: cast lost");
     }

@@ -1,0 +1,112 @@
+// Topology changes under continuous calls: nothing fails, and only the moved shards' actors move.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import type { Mesh } from "@mesh/runtime";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+
+/** Counts, and records why it was deactivated. */
+class Tally {
+  static deactivated: string[] = [];
+  n = 0;
+  constructor(readonly id: string) {}
+  async handleCall(): Promise<number> {
+    await Promise.resolve();
+    return ++this.n;
+  }
+  onDeactivate(reason: string): void {
+    Tally.deactivated.push(`${this.id}:${reason}`);
+  }
+}
+
+const test = anyTest as TestFn<ClusterContext>;
+useNatsServer(test);
+
+// 2,000 actors: the moved fraction then varies by about 1 % from run to run, well inside the 1.2x bounds.
+const IDS = Array.from({ length: 2000 }, (_, i) => `tally_${i}`);
+
+/**
+ * Calls every id from `caller`, 16 at a time, until `stop()`; counts failures
+ * by code. Each worker yields to the event loop between calls, as a caller
+ * driven by I/O does: a loop of local calls that settle in microtasks would
+ * otherwise starve timers (docs/behaviour.md).
+ */
+function continuousCalls(caller: Mesh, capability: string) {
+  let running = true;
+  const failures = new Map<string, number>();
+  let calls = 0;
+  const worker = async (w: number) => {
+    for (let i = w; running; i += 16) {
+      await new Promise((resolve) => setImmediate(resolve));
+      calls++;
+      await caller.call({ actor: "Tally", id: IDS[i % IDS.length]!, capability }).catch((err: { code?: string }) => {
+        failures.set(err.code ?? String(err), (failures.get(err.code ?? String(err)) ?? 0) + 1);
+      });
+    }
+  };
+  const done = Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)));
+  return {
+    failures,
+    get calls() {
+      return calls;
+    },
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}
+
+async function pids(caller: Mesh, capability: string): Promise<Map<string, string>> {
+  const results = await Promise.all(IDS.map((id) => caller.call({ actor: "Tally", id, capability })));
+  return new Map(IDS.map((id, i) => [id, results[i]!.pid]));
+}
+
+test.serial("a fourth node joins under continuous calls: no call fails, and about 1/4 of the actors move to it", async (t) => {
+  const options = { actors: [Tally], capabilities: ["join"] };
+  const nodes = [await startNode(t, { nodeId: nodeId("j1"), ...options }), await startNode(t, { nodeId: nodeId("j2"), ...options }), await startNode(t, { nodeId: nodeId("j3"), ...options })];
+  const caller = await startNode(t, { nodeId: nodeId("jcaller") });
+  const before = await pids(caller, "join");
+  Tally.deactivated = [];
+  const load = continuousCalls(caller, "join");
+  await eventually(() => load.calls > 2000, "calls to flow before the join");
+  const fourth = await startNode(t, { nodeId: nodeId("j4"), ...options });
+  const atJoin = load.calls;
+  await eventually(() => load.calls > atJoin + 2000, "calls to flow after the join");
+  await load.stop();
+  t.deepEqual([...load.failures], [], "no call failed");
+
+  const after = await pids(caller, "join");
+  const moved = IDS.filter((id) => after.get(id) !== before.get(id));
+  const fraction = moved.length / IDS.length;
+  t.log(`${load.calls} calls; ${moved.length} of ${IDS.length} actors re-activated elsewhere (${(fraction * 100).toFixed(1)} %)`);
+  t.true(fraction >= 0.25 / 1.2 && fraction <= 0.25 * 1.2, `moved fraction ${fraction}`);
+  // Every moved actor now lives on the newcomer, and was deactivated on its old node with reason "rebalance".
+  for (const id of moved) t.true(after.get(id)!.startsWith(`${fourth.nodeId}/`), `${id} -> ${after.get(id)}`);
+  await eventually(() => Tally.deactivated.length >= moved.length, "the moved actors' onDeactivate to run");
+  t.true(Tally.deactivated.every((d) => d.endsWith(":rebalance")));
+  t.deepEqual(Tally.deactivated.map((d) => d.split(":")[0]).sort(), [...moved].sort());
+  // And nothing stays behind: one activation per id in the whole cluster.
+  t.is([...nodes, fourth].reduce((n, node) => n + node.actorCount, 0), IDS.length);
+  await Promise.all([...nodes, fourth, caller].map((n) => n.stop()));
+});
+
+test.serial("capabilities removed at runtime move that node's actors away, and calls keep working", async (t) => {
+  const options = { actors: [Tally], capabilities: ["runtime"] };
+  const a = await startNode(t, { nodeId: nodeId("r1"), ...options });
+  const b = await startNode(t, { nodeId: nodeId("r2"), ...options });
+  const before = await pids(a, "runtime");
+  t.true(b.actorCount > 0);
+  const load = continuousCalls(a, "runtime");
+  await eventually(() => load.calls > 1000, "calls to flow");
+  await b.registerCapabilities([]);
+  const at = load.calls;
+  await eventually(() => load.calls > at + 1000, "calls to flow after the change");
+  await load.stop();
+  t.deepEqual([...load.failures], []);
+  await eventually(() => b.actorCount === 0, "b to let go of every actor");
+  const after = await pids(a, "runtime");
+  for (const id of IDS) t.true(after.get(id)!.startsWith(`${a.nodeId}/`));
+  t.is(IDS.filter((id) => after.get(id) !== before.get(id)).length, IDS.filter((id) => before.get(id)!.startsWith(`${b.nodeId}/`)).length);
+  await Promise.all([a.stop(), b.stop()]);
+});
