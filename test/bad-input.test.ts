@@ -75,6 +75,10 @@ test("a missing, non-string or too long id, a bad actor or a bad capability is B
     [{ actor: Counter, id: "x", capability: "" }, /capability must be/],
     [{ actor: Counter, id: "x", capability: 7 as never }, /capability must be/],
     [{ actor: Counter, id: "x", capability: "bad", timeoutMs: -5 }, /timeoutMs/],
+    [{ actor: Counter, id: "x", capability: "bad", timeoutMs: "5000" as never }, /timeoutMs must be a number/],
+    [{ actor: Counter, id: "x", capability: "bad", timeoutMs: true as never }, /timeoutMs must be a number/],
+    [{ actor: Counter, id: "x", capability: "bad", timeoutMs: Infinity }, /timeoutMs must be a number of milliseconds from 1 to 2147483647/],
+    [{ actor: Counter, id: "x", capability: "bad", timeoutMs: NaN }, /timeoutMs/],
     [null, /must be an object/],
   ];
   for (const [, node] of nodes(t)) {
@@ -107,7 +111,6 @@ test("an onActivate that rejects is ACTIVATION_FAILED for every call that waited
     const calls = Array.from({ length: 3 }, () => node.call({ actor: FailingActivate, id: `fa-${where}`, capability: "bad" }));
     for (const call of calls) await rejects(t, call, "ACTIVATION_FAILED", /not today/);
   }
-  t.is(t.context.owner.actorCount > 0, true);
   await stillServing(t);
 });
 
@@ -179,6 +182,8 @@ test("bad options are BAD_REQUEST before anything connects", async (t) => {
     [{ nodeId: "a.b" }, /nodeId must be/],
     [{ shards: 0 }, /shards must be/],
     [{ callTimeoutMs: -1 }, /callTimeoutMs must be/],
+    [{ callTimeoutMs: Infinity }, /callTimeoutMs must be/],
+    [{ heartbeatMs: "1000" }, /heartbeatMs must be/],
     [{ actors: [{}] }, /actors must be classes/],
     [{ actors: [class NoHandler {}] }, /actors must be classes with a handleCall/],
     [{ actors: [Counter, class Counter2 { static actorType = "Counter"; handleCall() {} }] }, /share the actor type "Counter"/],

@@ -4,7 +4,7 @@ import type { TestFn } from "ava";
 import { connect } from "nats";
 import type { Mesh } from "@mesh/runtime";
 import { Counter } from "./helpers/actors.js";
-import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { eventually, holds, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 const test = anyTest as TestFn<ClusterContext>;
@@ -75,7 +75,24 @@ test.serial("membership messages that are not valid are ignored and the node kee
     nc.publish(subject, JSON.stringify({ v: 1, node: 42 }));
     nc.publish(subject, "[]");
   }
-  await nc.flush();
+  // Invalid tokens in an otherwise well-formed announcement are refused too.
+  const bad = { v: 1, node: "bad.node", instance: "i", capabilities: ["rob"], actorTypes: [], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 100 };
+  nc.publish("robust.cluster.heartbeat", JSON.stringify(bad));
+  nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "ok", capabilities: ["a b"] }));
+  // Messages from one connection arrive in order: once this probe is seen, the garbage above was handled.
+  nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "probe", capabilities: ["probe"] }));
+  await eventually(() => node.nodesFor("probe").length === 1, "the probe heartbeat to be seen");
   t.deepEqual(node.nodesFor("rob"), [node.nodeId]);
-  t.deepEqual((await node.call({ actor: Counter, id: "still", capability: "rob" })).result, { ok: 1 });
+  t.deepEqual(node.allCapabilities(), ["probe", "rob"]);
+  // The node still serves over NATS, not only in-process.
+  const caller = await startNode(t, { nodeId: nodeId("robust-caller"), prefix: "robust" });
+  t.deepEqual((await caller.call({ actor: Counter, id: "still", capability: "rob" })).result, { ok: 1 });
+});
+
+test.serial("a node that heart-beats slower than our node timeout is kept: silence is judged by its own interval", async (t) => {
+  const slow = await startNode(t, { nodeId: nodeId("slow"), prefix: "pace", heartbeatMs: 1000, capabilities: ["pace"] });
+  const fast = await startNode(t, { nodeId: nodeId("fast"), prefix: "pace", heartbeatMs: 50, nodeTimeoutMs: 150, capabilities: ["pace"] });
+  // For well over the fast node's own timeout, the slow node never drops out of its view.
+  await holds(() => fast.nodesFor("pace").includes(slow.nodeId), "the slow node to stay in the fast node's view", 1_500);
+  t.deepEqual(fast.nodesFor("pace"), [fast.nodeId, slow.nodeId].sort());
 });

@@ -25,8 +25,12 @@ for (const where of ["local", "remote"] as const) {
     const other = await node.call<{ pid: string }>({ actor: Gate, id: free, payload: {}, capability: "box" });
     t.true(other.result.pid.includes(`/Gate/${free}#`));
     let settled = false;
-    void waiting.finally(() => (settled = true));
-    t.false(settled);
+    waiting.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((resolve) => setImmediate(resolve)); // let anything that could settle it run
+    t.false(settled, "the blocked call is still waiting for its gate");
     await node.call({ actor: Gate, id: `${where}-releaser`, payload: { release: `${where}-k` }, capability: "box" });
     const released = await waiting;
     t.true((released.result as { pid: string }).pid.includes(`/Gate/${blocked}#`));
@@ -35,8 +39,10 @@ for (const where of ["local", "remote"] as const) {
   test(`${where}: a call to a hung actor fails with TIMEOUT after callTimeoutMs, and other actors keep answering`, async (t) => {
     const node = from(t);
     const [hung, neighbour] = sameShardIds(node, `${where}-hung-`);
+    const started = performance.now();
     const error = await t.throwsAsync(node.call({ actor: Hung, id: hung, payload: { hang: true }, capability: "box" }), { instanceOf: MeshError });
     t.is(error?.code, "TIMEOUT");
+    t.true(performance.now() - started >= 599, "not before callTimeoutMs");
     t.regex(error!.message, /600 ms/);
     t.is((await node.call({ actor: Hung, id: neighbour, payload: {}, capability: "box" })).result, "awake");
     // Calls queued behind the hung handler time out too; a per-call timeout overrides the node's.

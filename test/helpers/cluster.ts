@@ -58,6 +58,18 @@ export async function eventually(condition: () => boolean | Promise<boolean>, wh
   }
 }
 
+/**
+ * Checks `condition` every 10 ms for `forMs` and fails the moment it is false:
+ * for invariants that must hold over a span of time (not a wait for an event).
+ */
+export async function holds(condition: () => boolean, what: string, forMs: number): Promise<void> {
+  const until = Date.now() + forMs;
+  while (Date.now() < until) {
+    if (!condition()) throw new Error(`no longer true: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Two different ids with the same shard. */
 export function sameShardIds(mesh: Mesh, prefix: string): [string, string] {
   const seen = new Map<number, string>();

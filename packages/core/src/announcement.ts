@@ -1,6 +1,7 @@
 // Membership messages, JSON so that `nats sub 'mesh.cluster.>'` shows them as
 // they are (docs/PROTOCOL.md is the reference).
 import { MeshError } from "./errors.js";
+import { isToken } from "./tokens.js";
 
 /** What a node says about itself in heartbeats and discovery. */
 export interface Announcement {
@@ -20,7 +21,7 @@ export interface Announcement {
   strategy: string;
   /** The announcing package version, for operators. */
   version: string;
-  /** The heartbeat interval of the node, in ms: silence is judged against it. */
+  /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
   members?: string[];
@@ -60,9 +61,9 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     throw new MeshError("BAD_REQUEST", `malformed announcement: bad or missing "${field}"`);
   };
   if (a.v !== 1) fail("v");
-  if (typeof a.node !== "string" || a.node === "") fail("node");
+  if (!isToken(a.node)) fail("node");
   if (typeof a.instance !== "string") fail("instance");
-  if (!isStringArray(a.capabilities)) fail("capabilities");
+  if (!isStringArray(a.capabilities) || !a.capabilities.every(isToken)) fail("capabilities");
   if (!isStringArray(a.actorTypes)) fail("actorTypes");
   if (!Number.isInteger(a.shards)) fail("shards");
   if (typeof a.strategy !== "string") fail("strategy");
@@ -75,6 +76,6 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
 /** Parses and checks a leave message; throws BAD_REQUEST saying what is wrong. */
 export function decodeLeave(bytes: Uint8Array): Leave {
   const l = parse(bytes, "leave");
-  if (l.v !== 1 || typeof l.node !== "string" || typeof l.instance !== "string") throw new MeshError("BAD_REQUEST", "malformed leave message");
+  if (l.v !== 1 || !isToken(l.node) || typeof l.instance !== "string") throw new MeshError("BAD_REQUEST", "malformed leave message");
   return l as unknown as Leave;
 }

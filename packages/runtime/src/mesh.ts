@@ -13,7 +13,7 @@ import { PromiseReply } from "./activation.js";
 import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
-import { checkCapabilities, resolveOptions } from "./options.js";
+import { MAX_TIMEOUT_MS, checkCapabilities, isTimeout, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -69,7 +69,7 @@ export class Mesh {
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
     this.#actors = new Supervisor(o.nodeId, o.actors, o.logger);
-    this.#requests = new Requests(nc);
+    this.#requests = new Requests(nc, o.logger);
     this.#maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
     const self: Announcement = {
       v: 1,
@@ -211,10 +211,14 @@ export class Mesh {
   async #stop(): Promise<void> {
     this.#state = "STOPPING";
     await this.#membership.stop();
-    if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), this.#o.drainTimeoutMs);
-    await this.#actors.idle(this.#o.drainTimeoutMs);
+    const deadline = performance.now() + this.#o.drainTimeoutMs;
+    const left = () => Math.max(0, deadline - performance.now());
+    if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
+    // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
+    await this.#actors.idle(left());
+    while (this.#requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     await this.#actors.deactivateAll("shutdown", this.#o.drainTimeoutMs);
-    this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped`));
+    this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped before the reply came`));
     // drain() cannot finish while the server is unreachable: close in any case.
     await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
     if (!this.#nc.isClosed()) await this.#nc.close();
@@ -228,8 +232,12 @@ export class Mesh {
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
     if (this.#state !== "RUNNING") return;
-    const moved = this.#actors.rebalance((capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId, this.#handover, this.#o.drainTimeoutMs);
-    if (moved > 0) this.#o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
+    try {
+      const moved = this.#actors.rebalance((capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId, this.#handover, this.#o.drainTimeoutMs);
+      if (moved > 0) this.#o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
+    } catch (err) {
+      this.#o.logger.error({ err: messageOf(err) }, "mesh: rebalancing failed");
+    }
   }
 
   /** Sends the letters waiting for an actor that moved to its new owner. */
@@ -273,7 +281,7 @@ export class Mesh {
       if (!isToken(capability)) throw new MeshError("BAD_REQUEST", `capability must be 1-128 of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`);
       throw noNodes(capability);
     }
-    if (kind === Kind.CALL && !(timeoutMs > 0)) throw new MeshError("BAD_REQUEST", `timeoutMs must be a positive number, got ${String(timeoutMs)}`);
+    if (kind === Kind.CALL && !isTimeout(timeoutMs)) throw new MeshError("BAD_REQUEST", `timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`);
     return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner };
   }
 
@@ -295,6 +303,14 @@ export class Mesh {
    * to send again. Drop the owner from the view and send to the new owner.
    */
   #reroute(call: RemoteCall): void {
+    try {
+      this.#rerouteOrFail(call);
+    } catch (err) {
+      call.sink.fail(err as Error);
+    }
+  }
+
+  #rerouteOrFail(call: RemoteCall): void {
     const r = call.request;
     this.#membership.markGone(r.owner);
     const owner = this.#routes.owner(r.capability, r.shard);
@@ -328,8 +344,18 @@ export class Mesh {
     }
   }
 
-  /** Handles a message on this node's subject: a call or cast from another node. */
+  /** Handles a message on this node's subject. Never throws: an exception would stop nats.js's reader. */
   #serve(msg: Msg): void {
+    try {
+      this.#handle(msg);
+    } catch (err) {
+      this.#o.logger.error({ subject: msg.subject, err: messageOf(err) }, "mesh: failed to handle a message on the node subject");
+      if (msg.reply) this.#respond(msg, encodeError(err));
+    }
+  }
+
+  /** A call or cast from another node: serve it here, or forward it to its owner. */
+  #handle(msg: Msg): void {
     let req: WireRequest;
     try {
       if (msg.data.length > this.#maxPayload) {

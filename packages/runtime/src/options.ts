@@ -65,7 +65,7 @@ export interface ResolvedOptions {
 export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
   const ms = (name: string, value: number | undefined, fallback: number): number => {
     const v = value ?? fallback;
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new MeshError("BAD_REQUEST", `${name} must be a positive number of milliseconds, got ${String(value)}`);
+    if (!isTimeout(v)) throw new MeshError("BAD_REQUEST", `${name} must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(value)}`);
     return v;
   };
   const shards = o.shards ?? DEFAULT_SHARDS;
@@ -91,6 +91,14 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     nats: o.nats ?? {},
     logger: o.logger ?? quietLogger,
   };
+}
+
+/** The longest timeout or interval Mesh accepts: what a Node.js timer can wait (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** True for a finite number of milliseconds above 0 and at most MAX_TIMEOUT_MS. */
+export function isTimeout(value: unknown): value is number {
+  return typeof value === "number" && value > 0 && value <= MAX_TIMEOUT_MS;
 }
 
 /** Checks, de-duplicates and sorts a capability list; throws BAD_REQUEST. */

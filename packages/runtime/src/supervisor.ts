@@ -163,7 +163,7 @@ export class Supervisor {
       all.push(...t.activations.values());
       t.activations.clear();
     }
-    for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call ran"));
+    for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, or still running after drainTimeoutMs)"));
     await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
   }
 
@@ -211,7 +211,8 @@ export class Supervisor {
         // Letters that arrive while onActivate runs wait in the mailbox.
         act.busy = true;
         this.#running++;
-        out.then(
+        // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
+        Promise.resolve(out).then(
           () => {
             this.#running--;
             this.#next(act);
@@ -263,7 +264,7 @@ export class Supervisor {
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>): void {
     this.#running++;
     if (!letter.cast) this.#timeouts.set(letter, letter);
-    out.then(
+    Promise.resolve(out).then(
       (result) => {
         this.#running--;
         this.#take(letter);

@@ -116,6 +116,8 @@ export class Membership {
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
     this.onChange(this.view());
     await this.#round(undefined);
+    // Heartbeat once now: members that missed discovery learn of us at once.
+    this.#publish(this.subjects.heartbeat, this.#self);
     this.#timers.push(
       setInterval(() => this.#publish(this.subjects.heartbeat, this.#self), this.timing.heartbeatMs),
       setInterval(() => this.#sweep(), Math.max(50, Math.min(this.timing.heartbeatMs, this.timing.nodeTimeoutMs) / 4)),
@@ -235,10 +237,12 @@ export class Membership {
   }
 
   #sweep(): void {
-    const cutoff = performance.now() - this.timing.nodeTimeoutMs;
+    const now = performance.now();
     let changed = false;
     for (const [node, m] of this.#members) {
-      if (node !== this.#self.node && m.lastSeen < cutoff) {
+      // A node that announced a slower heartbeat than ours gets three of its own intervals.
+      const timeout = Math.max(this.timing.nodeTimeoutMs, 3 * m.announcement.heartbeatMs);
+      if (node !== this.#self.node && now - m.lastSeen > timeout) {
         this.#members.delete(node);
         this.log.warn({ node }, "mesh: node removed: silent past the node timeout");
         changed = true;

@@ -1,4 +1,5 @@
-import { MeshError, TimeoutMap } from "@mesh/core/internal";
+import { MeshError, TimeoutMap, quietLogger } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
@@ -29,7 +30,10 @@ export class Requests {
   readonly #pending = new TimeoutMap<string, PendingRequest>();
   #next = 0;
 
-  constructor(nc: NatsConnection) {
+  constructor(
+    nc: NatsConnection,
+    private readonly log: Logger = quietLogger,
+  ) {
     this.#nc = nc;
     this.#inbox = `${createInbox()}.`;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#onReply(msg) });
@@ -65,8 +69,13 @@ export class Requests {
   #onReply(msg: Msg): void {
     const pending = this.#pending.take(msg.subject.slice(this.#inbox.length));
     if (pending === undefined) return; // late: the caller timed out already
-    if (msg.data.length === 0 && msg.headers?.code === 503) pending.fail(new NoResponders(`no responders on ${msg.subject}`));
-    else pending.reply(msg.data);
+    // An exception must not escape into nats.js: it would stop the connection's reader.
+    try {
+      if (msg.data.length === 0 && msg.headers?.code === 503) pending.fail(new NoResponders(`no responders on ${msg.subject}`));
+      else pending.reply(msg.data);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "mesh: a reply could not be handled");
+    }
   }
 }
 
