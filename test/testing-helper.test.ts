@@ -1,8 +1,10 @@
 // The nats-server launcher that @mesh/runtime/testing exports for users' own tests.
 import test from "ava";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { startNatsServer } from "@mesh/runtime/testing";
-import { NATS_CONF } from "./helpers/cluster.js";
+import { NATS_CONF, eventually } from "./helpers/cluster.js";
 
 test.serial("startNatsServer runs a real server on a free port from a config file, and stop() ends it", async (t) => {
   const [one, two] = await Promise.all([startNatsServer({ config: NATS_CONF }), startNatsServer()]);
@@ -25,9 +27,25 @@ test.serial("a missing nats-server binary is a clear error, not a hang", async (
     if (saved === undefined) delete process.env.NATS_SERVER_BIN;
     else process.env.NATS_SERVER_BIN = saved;
   });
-  await t.throwsAsync(startNatsServer({ startTimeoutMs: 5000 }), { message: /cannot run \/nonexistent\/nats-server: .*ENOENT/ });
+  await t.throwsAsync(startNatsServer({ startTimeoutMs: 5000 }), { message: /cannot run \/nonexistent\/nats-server: no such file/ });
 });
 
 test.serial("a bad config file is reported with the server's own words", async (t) => {
   await t.throwsAsync(startNatsServer({ config: "/nonexistent/nats.conf" }), { message: /nats-server exited with code 1: .*no such file/ });
+});
+
+test.serial("a server outlives no test process: killing the launching process with SIGKILL stops its server", async (t) => {
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./helpers/server-owner.js", import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
+  t.teardown(() => child.kill("SIGKILL"));
+  const pid = await new Promise<number>((resolve) => child.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  t.notThrows(() => process.kill(pid, 0), "the server runs");
+  child.kill("SIGKILL");
+  await eventually(() => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, "the orphaned server to stop");
 });

@@ -19,7 +19,7 @@ export interface NatsServer {
   /** `nats://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
-  /** The server's process id. */
+  /** The nats-server process id. */
   readonly pid: number;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its temporary files. */
   stop(): Promise<void>;
@@ -54,18 +54,20 @@ export function natsServerBinary(): string {
  */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = natsServerBinary();
+  if (!existsSync(bin)) throw new Error(`cannot run ${bin}: no such file`);
   const dir = mkdtempSync(join(tmpdir(), "mesh-nats-"));
   const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir, "-sd", join(dir, "store")];
   if (options.config) args.unshift("-c", resolve(options.config));
   args.push(...(options.args ?? []));
-  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+  // The server runs under a small shell that holds a pipe from this process:
+  // when this process dies, even by SIGKILL, the pipe closes and the server is stopped.
+  const child = spawn("/bin/sh", ["-c", GUARD, "nats-server-guard", bin, ...args], { stdio: ["pipe", "ignore", "pipe"] });
   live.add(child);
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < 10_000) stderr += chunk.toString();
   });
-  let spawnError: Error | undefined;
-  child.once("error", (err) => (spawnError = err));
+  child.stdin?.on("error", () => {}); // the guard may be gone before we close its pipe
   const exited = new Promise<void>((resolveExit) => {
     child.once("exit", () => resolveExit());
     child.once("error", () => resolveExit());
@@ -73,29 +75,38 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   void exited.then(() => live.delete(child));
 
   const stop = async (): Promise<void> => {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exited;
       clearTimeout(timer);
     }
+    child.stdin?.end();
     rmSync(dir, { recursive: true, force: true });
   };
 
   try {
-    if (child.pid === undefined) {
-      await exited;
-      throw new Error(`cannot run ${bin}: ${spawnError?.message ?? "spawn failed"}`);
-    }
-    const port = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => stderr);
-    return { url: `nats://127.0.0.1:${port}`, port, pid: child.pid!, stop };
+    const { port, pid } = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => stderr);
+    return { url: `nats://127.0.0.1:${port}`, port, pid, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-async function waitForPort(dir: string, child: ChildProcess, timeoutMs: number, stderr: () => string): Promise<number> {
+// The guard: runs the server in the background, stops it on SIGTERM, and also
+// when its standard input (a pipe from the launching process) closes.
+const GUARD = `
+"$@" & server=$!
+trap 'kill -TERM $server 2>/dev/null' TERM INT
+exec 3<&0
+( read -r _ <&3; kill -TERM $server 2>/dev/null ) &
+code=0
+while kill -0 $server 2>/dev/null; do wait $server; code=$?; done
+exit $code
+`;
+
+async function waitForPort(dir: string, child: ChildProcess, timeoutMs: number, stderr: () => string): Promise<{ port: number; pid: number }> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${stderr().trim().split("\n").slice(-3).join(" | ")}`);
@@ -104,7 +115,8 @@ async function waitForPort(dir: string, child: ChildProcess, timeoutMs: number, 
       try {
         const ports = JSON.parse(readFileSync(join(dir, file), "utf8")) as { nats?: string[] };
         const url = ports.nats?.[0];
-        if (url) return Number(new URL(url).port);
+        // The file is named <executable>_<pid>.ports.
+        if (url) return { port: Number(new URL(url).port), pid: Number(/_(\d+)\.ports$/.exec(file)?.[1]) };
       } catch {
         // written but not complete yet: look again
       }
