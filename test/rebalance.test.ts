@@ -3,6 +3,7 @@ import anyTest from "ava";
 import type { TestFn } from "ava";
 import type { Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { continuousCalls } from "./helpers/load.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 /** Counts, and records why it was deactivated. */
@@ -25,38 +26,6 @@ useNatsServer(test);
 // 2,000 actors: the moved fraction then varies by about 1 % from run to run, well inside the 1.2x bounds.
 const IDS = Array.from({ length: 2000 }, (_, i) => `tally_${i}`);
 
-/**
- * Calls every id from `caller`, 16 at a time, until `stop()`; counts failures
- * by code. Each worker yields to the event loop between calls, as a caller
- * driven by I/O does: a loop of local calls that settle in microtasks would
- * otherwise starve timers (docs/behaviour.md).
- */
-function continuousCalls(caller: Mesh, capability: string) {
-  let running = true;
-  const failures = new Map<string, number>();
-  let calls = 0;
-  const worker = async (w: number) => {
-    for (let i = w; running; i += 16) {
-      await new Promise((resolve) => setImmediate(resolve));
-      calls++;
-      await caller.call({ actor: "Tally", id: IDS[i % IDS.length]!, capability }).catch((err: { code?: string }) => {
-        failures.set(err.code ?? String(err), (failures.get(err.code ?? String(err)) ?? 0) + 1);
-      });
-    }
-  };
-  const done = Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)));
-  return {
-    failures,
-    get calls() {
-      return calls;
-    },
-    stop: async () => {
-      running = false;
-      await done;
-    },
-  };
-}
-
 async function pids(caller: Mesh, capability: string): Promise<Map<string, string>> {
   const results = await Promise.all(IDS.map((id) => caller.call({ actor: "Tally", id, capability })));
   return new Map(IDS.map((id, i) => [id, results[i]!.pid]));
@@ -68,7 +37,7 @@ test.serial("a fourth node joins under continuous calls: no call fails, and abou
   const caller = await startNode(t, { nodeId: nodeId("jcaller") });
   const before = await pids(caller, "join");
   Tally.deactivated = [];
-  const load = continuousCalls(caller, "join");
+  const load = continuousCalls(caller, "join", IDS, { actor: "Tally" });
   await eventually(() => load.calls > 2000, "calls to flow before the join");
   const fourth = await startNode(t, { nodeId: nodeId("j4"), ...options });
   const atJoin = load.calls;
@@ -97,7 +66,7 @@ test.serial("capabilities removed at runtime move that node's actors away, and c
   const b = await startNode(t, { nodeId: nodeId("r2"), ...options });
   const before = await pids(a, "runtime");
   t.true(b.actorCount > 0);
-  const load = continuousCalls(a, "runtime");
+  const load = continuousCalls(a, "runtime", IDS, { actor: "Tally" });
   await eventually(() => load.calls > 1000, "calls to flow");
   await b.registerCapabilities([]);
   const at = load.calls;

@@ -19,9 +19,23 @@ export interface NatsServer {
   /** `nats://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
-  /** The nats-server process id. */
+  /** The nats-server process id (changes with `restart`). */
   readonly pid: number;
+  /** In a cluster: the route URL other servers connect to. */
+  readonly routeUrl: string | undefined;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its temporary files. */
+  stop(): Promise<void>;
+  /** Kills the server with SIGKILL, as a crash would; `restart` brings it back. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port (after `kill`, or stopping it first if it runs). */
+  restart(): Promise<void>;
+}
+
+/** Several nats-servers joined by routes into one NATS cluster. */
+export interface NatsCluster {
+  readonly servers: readonly NatsServer[];
+  /** Every server's client URL, for a client's `servers` option. */
+  readonly urls: string[];
   stop(): Promise<void>;
 }
 
@@ -46,50 +60,47 @@ export function natsServerBinary(): string {
   throw new Error("nats-server not found on PATH: install it (Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or set NATS_SERVER_BIN");
 }
 
+/** True when a nats-server binary can be found and run. */
+export function hasNatsServer(): boolean {
+  try {
+    return spawnSync(natsServerBinary(), ["--version"]).status === 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Starts a real nats-server for a test: 127.0.0.1, a free port (the server
  * picks it and writes it to a ports file), JetStream storage in a temporary
- * directory. Always `stop()` it, e.g. in ava's `test.after.always`; servers
- * still running when the process exits are killed.
+ * directory. Always `stop()` it, e.g. in ava's `test.after.always`; a server
+ * whose launching process dies, even by SIGKILL, stops too.
  */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const server = new LaunchedServer(natsServerBinary(), options);
+  await server.start("-1");
+  return server;
+}
+
+/**
+ * Starts `size` nats-servers joined by routes (cluster name "mesh-test"), each
+ * on its own free client and route port. Clients given every URL fail over
+ * from one to another when a server dies.
+ */
+export async function startNatsCluster(size: number, options: NatsServerOptions = {}): Promise<NatsCluster> {
   const bin = natsServerBinary();
-  if (!existsSync(bin)) throw new Error(`cannot run ${bin}: no such file`);
-  const dir = mkdtempSync(join(tmpdir(), "mesh-nats-"));
-  const args = ["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", dir, "-sd", join(dir, "store")];
-  if (options.config) args.unshift("-c", resolve(options.config));
-  args.push(...(options.args ?? []));
-  // The server runs under a small shell that holds a pipe from this process:
-  // when this process dies, even by SIGKILL, the pipe closes and the server is stopped.
-  const child = spawn("/bin/sh", ["-c", GUARD, "nats-server-guard", bin, ...args], { stdio: ["pipe", "ignore", "pipe"] });
-  live.add(child);
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    if (stderr.length < 10_000) stderr += chunk.toString();
-  });
-  child.stdin?.on("error", () => {}); // the guard may be gone before we close its pipe
-  const exited = new Promise<void>((resolveExit) => {
-    child.once("exit", () => resolveExit());
-    child.once("error", () => resolveExit());
-  });
-  void exited.then(() => live.delete(child));
-
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    child.stdin?.end();
-    rmSync(dir, { recursive: true, force: true });
-  };
-
+  const cluster = ["--cluster_name", "mesh-test", "--cluster", "nats://127.0.0.1:-1"];
+  const first = new LaunchedServer(bin, { ...options, args: [...(options.args ?? []), ...cluster] });
+  const servers: LaunchedServer[] = [first];
   try {
-    const { port, pid } = await waitForPort(dir, child, options.startTimeoutMs ?? 10_000, () => stderr);
-    return { url: `nats://127.0.0.1:${port}`, port, pid, stop };
+    await first.start("-1");
+    for (let i = 1; i < size; i++) {
+      const next = new LaunchedServer(bin, { ...options, args: [...(options.args ?? []), ...cluster, "--routes", first.routeUrl!] });
+      servers.push(next);
+      await next.start("-1");
+    }
+    return { servers, urls: servers.map((s) => s.url), stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
   } catch (err) {
-    await stop();
+    await Promise.all(servers.map((s) => s.stop()));
     throw err;
   }
 }
@@ -106,31 +117,126 @@ while kill -0 $server 2>/dev/null; do wait $server; code=$?; done
 exit $code
 `;
 
-async function waitForPort(dir: string, child: ChildProcess, timeoutMs: number, stderr: () => string): Promise<{ port: number; pid: number }> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${stderr().trim().split("\n").slice(-3).join(" | ")}`);
-    const file = readdirSync(dir).find((f) => f.endsWith(".ports"));
-    if (file) {
+class LaunchedServer implements NatsServer {
+  readonly #dir = mkdtempSync(join(tmpdir(), "mesh-nats-"));
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #port = 0;
+  #pid = 0;
+  #routeUrl: string | undefined;
+  #stderr = "";
+
+  constructor(
+    private readonly bin: string,
+    private readonly options: NatsServerOptions,
+  ) {}
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.#port}`;
+  }
+  get port(): number {
+    return this.#port;
+  }
+  get pid(): number {
+    return this.#pid;
+  }
+  get routeUrl(): string | undefined {
+    return this.#routeUrl;
+  }
+
+  /** Spawns the server under its guard and waits until it listens on `port` ("-1": any free one). */
+  async start(port: string): Promise<void> {
+    if (!existsSync(this.bin)) throw new Error(`cannot run ${this.bin}: no such file`);
+    for (const f of readdirSync(this.#dir)) if (f.endsWith(".ports")) rmSync(join(this.#dir, f));
+    const args = ["-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.#dir, "-sd", join(this.#dir, "store")];
+    if (this.options.config) args.unshift("-c", resolve(this.options.config));
+    args.push(...(this.options.args ?? []));
+    if (this.#routeUrl && port !== "-1") {
+      // A restart keeps its route port too, so the other servers reconnect to it.
+      const i = args.indexOf("nats://127.0.0.1:-1");
+      if (i >= 0) args[i] = this.#routeUrl;
+    }
+    const child = spawn("/bin/sh", ["-c", GUARD, "nats-server-guard", this.bin, ...args], { stdio: ["pipe", "ignore", "pipe"] });
+    this.#child = child;
+    live.add(child);
+    this.#stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      if (this.#stderr.length < 10_000) this.#stderr += chunk.toString();
+    });
+    child.stdin?.on("error", () => {}); // the guard may be gone before we close its pipe
+    this.#exited = new Promise<void>((resolveExit) => {
+      child.once("exit", () => resolveExit());
+      child.once("error", () => resolveExit());
+    });
+    void this.#exited.then(() => live.delete(child));
+    try {
+      await this.#waitForPorts(child);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#terminate("SIGTERM");
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  async kill(): Promise<void> {
+    if (this.#pid && this.#running()) {
       try {
-        const ports = JSON.parse(readFileSync(join(dir, file), "utf8")) as { nats?: string[] };
-        const url = ports.nats?.[0];
-        // The file is named <executable>_<pid>.ports.
-        if (url) return { port: Number(new URL(url).port), pid: Number(/_(\d+)\.ports$/.exec(file)?.[1]) };
+        process.kill(this.#pid, "SIGKILL");
       } catch {
-        // written but not complete yet: look again
+        // already gone
       }
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await this.#exited;
+    this.#child?.stdin?.end();
   }
-  throw new Error(`nats-server did not listen within ${timeoutMs} ms`);
-}
 
-/** True when a nats-server binary can be found and run. */
-export function hasNatsServer(): boolean {
-  try {
-    return spawnSync(natsServerBinary(), ["--version"]).status === 0;
-  } catch {
-    return false;
+  async restart(): Promise<void> {
+    await this.#terminate("SIGTERM");
+    await this.start(String(this.#port));
+  }
+
+  #running(): boolean {
+    const child = this.#child;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
+  async #terminate(signal: NodeJS.Signals): Promise<void> {
+    const child = this.#child;
+    if (child && this.#running()) {
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await this.#exited;
+      clearTimeout(timer);
+    }
+    child?.stdin?.end();
+  }
+
+  async #waitForPorts(child: ChildProcess): Promise<void> {
+    const timeoutMs = this.options.startTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${this.#stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      const file = readdirSync(this.#dir).find((f) => f.endsWith(".ports"));
+      if (file) {
+        try {
+          const ports = JSON.parse(readFileSync(join(this.#dir, file), "utf8")) as { nats?: string[]; cluster?: string[] };
+          const url = ports.nats?.[0];
+          if (url) {
+            this.#port = Number(new URL(url).port);
+            this.#pid = Number(/_(\d+)\.ports$/.exec(file)?.[1]); // the file is <executable>_<pid>.ports
+            this.#routeUrl = ports.cluster?.[0] ?? this.#routeUrl;
+            return;
+          }
+        } catch {
+          // written but not complete yet: look again
+        }
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`nats-server did not listen within ${timeoutMs} ms`);
   }
 }

@@ -1,0 +1,22 @@
+// One Mesh node as its own OS process, for fault tests. Options come as JSON in
+// $MESH_NODE; it prints "ready" once started, stops gracefully on SIGTERM, and
+// reports an unhandled rejection or exception on stderr with exit code 70.
+import { Mesh } from "@mesh/runtime";
+import type { MeshOptions } from "@mesh/runtime";
+import { Counter } from "./actors.js";
+
+process.on("unhandledRejection", (err) => {
+  process.stderr.write(`UNHANDLED REJECTION: ${String(err)}\n`);
+  process.exitCode = 70;
+});
+process.on("uncaughtException", (err) => {
+  process.stderr.write(`UNCAUGHT EXCEPTION: ${String(err)}\n`);
+  process.exit(70);
+});
+
+const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions;
+const mesh = await Mesh.start({ ...options, actors: [Counter] });
+process.stdout.write(`ready ${mesh.nodeId}\n`);
+process.once("SIGTERM", () => {
+  void mesh.stop().then(() => process.exit(process.exitCode ?? 0));
+});

@@ -1,0 +1,55 @@
+// Mesh nodes as separate OS processes, always cleaned up.
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { MeshOptions } from "@mesh/runtime";
+
+const MAIN = fileURLToPath(new URL("./node-main.js", import.meta.url));
+
+/** A node process: its id, and how it ended. */
+export class NodeProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr = "";
+
+  constructor(readonly nodeId: string, options: MeshOptions) {
+    this.child = spawn(process.execPath, [MAIN], { env: { ...process.env, MESH_NODE: JSON.stringify({ ...options, nodeId }) }, stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stderr!.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));
+    this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
+    all.add(this);
+  }
+
+  /** Resolves when the node has started, rejects if the process exits first. */
+  ready(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
+      void this.exited.then(({ code }) => reject(new Error(`${this.nodeId} exited (${code}) before it was ready: ${this.stderr}`)));
+    });
+  }
+
+  /** Graceful: SIGTERM, then waits for the exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
+    return this.exited;
+  }
+
+  /** A crash: SIGKILL, then waits for the exit. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    await this.exited;
+  }
+}
+
+const all = new Set<NodeProcess>();
+
+/** Starts a node process and waits until it is ready. */
+export async function startNodeProcess(nodeId: string, options: MeshOptions): Promise<NodeProcess> {
+  const node = new NodeProcess(nodeId, options);
+  await node.ready();
+  return node;
+}
+
+/** Kills every node process still running: for `test.after.always`. */
+export async function killAllNodeProcesses(): Promise<void> {
+  await Promise.all([...all].map((n) => n.kill()));
+}
