@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 
@@ -88,21 +90,36 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
  */
 export async function startNatsCluster(size: number, options: NatsServerOptions = {}): Promise<NatsCluster> {
   const bin = natsServerBinary();
-  const cluster = ["--cluster_name", "mesh-test", "--cluster", "nats://127.0.0.1:-1"];
-  const first = new LaunchedServer(bin, { ...options, args: [...(options.args ?? []), ...cluster] });
-  const servers: LaunchedServer[] = [first];
+  // Route ports are chosen up front so that every server can list every route
+  // (a server ignores the route to itself): JetStream in a cluster requires it.
+  const routePorts = await Promise.all(Array.from({ length: size }, freePort));
+  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
+  const servers = routePorts.map(
+    (port, i) =>
+      new LaunchedServer(bin, {
+        ...options,
+        args: [...(options.args ?? []), "--name", `mesh-test-${process.pid}-${i}`, "--cluster_name", "mesh-test", "--cluster", `nats://127.0.0.1:${port}`, "--routes", routes],
+      }),
+  );
   try {
-    await first.start("-1");
-    for (let i = 1; i < size; i++) {
-      const next = new LaunchedServer(bin, { ...options, args: [...(options.args ?? []), ...cluster, "--routes", first.routeUrl!] });
-      servers.push(next);
-      await next.start("-1");
-    }
+    await Promise.all(servers.map((s) => s.start("-1")));
     return { servers, urls: servers.map((s) => s.url), stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
   } catch (err) {
     await Promise.all(servers.map((s) => s.stop()));
     throw err;
   }
+}
+
+/** A TCP port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolvePort(port));
+    });
+  });
 }
 
 // The guard: runs the server in the background, stops it on SIGTERM, and also
@@ -151,11 +168,6 @@ class LaunchedServer implements NatsServer {
     const args = ["-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.#dir, "-sd", join(this.#dir, "store")];
     if (this.options.config) args.unshift("-c", resolve(this.options.config));
     args.push(...(this.options.args ?? []));
-    if (this.#routeUrl && port !== "-1") {
-      // A restart keeps its route port too, so the other servers reconnect to it.
-      const i = args.indexOf("nats://127.0.0.1:-1");
-      if (i >= 0) args[i] = this.#routeUrl;
-    }
     const child = spawn("/bin/sh", ["-c", GUARD, "nats-server-guard", this.bin, ...args], { stdio: ["pipe", "ignore", "pipe"] });
     this.#child = child;
     live.add(child);
