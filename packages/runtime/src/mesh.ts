@@ -15,6 +15,7 @@ import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
 import { MAX_TIMEOUT_MS, checkCapabilities, isTimeout, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
+import { Ingress } from "./ingress.js";
 import { Supervisor } from "./supervisor.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
@@ -59,6 +60,7 @@ export class Mesh {
   readonly #maxPayload: number;
   readonly #rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
   readonly #replies: Replies = { encode: (pid, result) => this.#encodeReply(pid, result), respond: (msg, bytes) => this.#respond(msg, bytes) };
+  readonly #ingress: Ingress;
   #nodeSub: Subscription | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
@@ -83,6 +85,7 @@ export class Mesh {
       heartbeatMs: o.heartbeatMs,
     };
     this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view));
+    this.#ingress = new Ingress(nc, this.#subjects, this, this.#maxPayload, o.logger);
   }
 
   /**
@@ -106,6 +109,7 @@ export class Mesh {
 
   async #start(): Promise<void> {
     this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
+    if (this.#o.capabilities.length > 0) this.#ingress.start();
     await this.#nc.flush();
     await this.#membership.start();
     void this.#watchConnection();
@@ -134,7 +138,11 @@ export class Mesh {
    */
   async registerCapabilities(capabilities: readonly string[]): Promise<void> {
     this.#checkRunning();
-    await this.#membership.announce({ capabilities: checkCapabilities(capabilities) });
+    const checked = checkCapabilities(capabilities);
+    // Nodes that host a capability answer the ingress; the others only call.
+    if (checked.length > 0) this.#ingress.start();
+    else await this.#ingress.stop();
+    await this.#membership.announce({ capabilities: checked });
   }
 
   /**
@@ -209,6 +217,7 @@ export class Mesh {
   }
 
   async #stop(): Promise<void> {
+    await this.#ingress.stop(); // requests it already took are still answered
     this.#state = "STOPPING";
     await this.#membership.stop();
     const deadline = performance.now() + this.#o.drainTimeoutMs;

@@ -7,11 +7,18 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.cluster.heartbeat     periodic announcements of every node
  *   <prefix>.cluster.discover      "who is there?": every member answers with its announcement
  *   <prefix>.cluster.leave         a node's goodbye on a graceful stop
+ *   <prefix>.call.<capability>     ingress: any NATS client calls an actor (JSON or msgpack), queue group
+ *   <prefix>.cast.<capability>     ingress: the same for casts
  */
 export class Subjects {
   readonly heartbeat: string;
   readonly discover: string;
   readonly leave: string;
+  /** Ingress subscriptions: every capability, and more tokens so that bad ones get an answer. */
+  readonly ingressCalls: string;
+  readonly ingressCasts: string;
+  /** The queue group of the ingress subscriptions. */
+  readonly ingressQueue: string;
   readonly #node: string;
 
   /** `prefix` is one or more tokens joined by dots; throws BAD_REQUEST otherwise. */
@@ -23,6 +30,14 @@ export class Subjects {
     this.discover = `${prefix}.cluster.discover`;
     this.leave = `${prefix}.cluster.leave`;
     this.#node = `${prefix}.node.`;
+    this.ingressCalls = `${prefix}.call.>`;
+    this.ingressCasts = `${prefix}.cast.>`;
+    this.ingressQueue = `${prefix}-ingress`;
+  }
+
+  /** The capability named by an ingress subject (everything after `<prefix>.call.` or `<prefix>.cast.`). */
+  ingressCapability(subject: string): string {
+    return subject.slice(this.prefix.length + 6);
   }
 
   /** The subject of node `nodeId` (a valid token, checked by the caller). */

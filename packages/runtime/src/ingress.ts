@@ -1,0 +1,124 @@
+// The ingress: any NATS client (Go, C, Python, the `nats` CLI) calls or casts
+// to an actor without this library, in JSON or msgpack (docs/PROTOCOL.md).
+import { decode, encode } from "@msgpack/msgpack";
+import { ErrorCode, MeshError, isToken } from "@mesh/core";
+import type { Logger } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import type { Subjects } from "@mesh/transport";
+import { headers } from "nats";
+import type { Msg, NatsConnection, Subscription } from "nats";
+import type { CallResult } from "./activation.js";
+import type { MeshRequest } from "./mesh.js";
+
+/** What the ingress needs from its node. */
+export interface IngressNode {
+  call(request: MeshRequest): Promise<CallResult>;
+  cast(request: MeshRequest): Promise<void>;
+}
+
+const MSGPACK = "application/msgpack";
+const text = new TextDecoder();
+const utf8 = new TextEncoder();
+
+/**
+ * Subscribes to `<prefix>.call.>` and `<prefix>.cast.>` in one queue group,
+ * so exactly one node takes each request, checks it, and calls the actor
+ * through the usual routing. Runs while the node hosts any capability.
+ */
+export class Ingress {
+  #subs: Subscription[] = [];
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly subjects: Subjects,
+    private readonly node: IngressNode,
+    private readonly maxPayload: number,
+    private readonly log: Logger,
+  ) {}
+
+  get running(): boolean {
+    return this.#subs.length > 0;
+  }
+
+  start(): void {
+    if (this.running) return;
+    const queue = this.subjects.ingressQueue;
+    this.#subs = [
+      this.nc.subscribe(this.subjects.ingressCalls, { queue, callback: (_err, msg) => this.#handle(msg, false) }),
+      this.nc.subscribe(this.subjects.ingressCasts, { queue, callback: (_err, msg) => this.#handle(msg, true) }),
+    ];
+  }
+
+  /** Stops taking requests; those already received are still answered. */
+  async stop(): Promise<void> {
+    const subs = this.#subs;
+    this.#subs = [];
+    await Promise.all(subs.map((s) => s.drain().catch(() => {})));
+  }
+
+  #handle(msg: Msg, cast: boolean): void {
+    const msgpack = msg.headers?.get("Content-Type") === MSGPACK;
+    const reply = (body: object) => {
+      if (!msg.reply) return;
+      try {
+        if (msgpack) {
+          const h = headers();
+          h.set("Content-Type", MSGPACK);
+          msg.respond(encode(body), { headers: h });
+        } else {
+          msg.respond(utf8.encode(JSON.stringify(body)));
+        }
+      } catch (err) {
+        if (err instanceof MeshError) throw err;
+        throw new MeshError("BAD_REPLY", `the reply cannot be encoded as ${msgpack ? "msgpack" : "JSON"}: ${messageOf(err)}`);
+      }
+    };
+    const fail = (err: unknown) => {
+      const code = err instanceof MeshError ? err.code : ErrorCode.INTERNAL;
+      try {
+        reply({ ok: false, error: { code, message: messageOf(err) } });
+      } catch (e) {
+        this.log.warn({ err: messageOf(e) }, "mesh: could not answer an ingress request");
+      }
+    };
+    let request: MeshRequest;
+    try {
+      request = this.#parse(msg, msgpack);
+    } catch (err) {
+      this.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused an ingress request");
+      return fail(err);
+    }
+    if (cast) {
+      this.node.cast(request).then(() => reply({ ok: true }), fail);
+    } else {
+      this.node.call(request).then((r) => {
+        try {
+          reply({ ok: true, pid: r.pid, result: r.result ?? null });
+        } catch (err) {
+          fail(err);
+        }
+      }, fail);
+    }
+  }
+
+  /** The request in a message; throws BAD_REQUEST or PAYLOAD_TOO_LARGE saying what is wrong. */
+  #parse(msg: Msg, msgpack: boolean): MeshRequest {
+    if (msg.data.length > this.maxPayload) {
+      throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${msg.data.length} bytes; the limit is ${this.maxPayload}`);
+    }
+    const capability = this.subjects.ingressCapability(msg.subject);
+    if (!isToken(capability)) throw new MeshError("BAD_REQUEST", `the capability in the subject must be one token of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`);
+    let body: unknown;
+    try {
+      body = msgpack ? decode(msg.data) : JSON.parse(text.decode(msg.data));
+    } catch (err) {
+      throw new MeshError("BAD_REQUEST", `the body is not ${msgpack ? "msgpack" : "JSON"}: ${messageOf(err)}`);
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new MeshError("BAD_REQUEST", "the body must be an object");
+    const { actor, id, payload, initArg, timeoutMs } = body as Record<string, unknown>;
+    if (typeof actor !== "string" || actor === "") throw new MeshError("BAD_REQUEST", `"actor" must be a non-empty string`);
+    if (typeof id !== "string") throw new MeshError("BAD_REQUEST", `"id" must be a string`);
+    if (timeoutMs !== undefined && typeof timeoutMs !== "number") throw new MeshError("BAD_REQUEST", `"timeoutMs" must be a number`);
+    return { actor, id, capability, payload: payload ?? null, initArg: initArg ?? undefined, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+  }
+}
