@@ -13,6 +13,17 @@ test("every error code is documented in errors.md and PROTOCOL.md", (t) => {
   }
 });
 
+test("every subject the code uses, and the ingress header, is in PROTOCOL.md", async (t) => {
+  const { Subjects } = await import("@mesh/transport");
+  const s = new Subjects("PREFIX");
+  const protocol = doc("PROTOCOL.md");
+  const subjects = [s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
+  for (const subject of subjects.map((x) => x.replace("PREFIX", "<prefix>").replace("NODEID", "<nodeId>").replace("CAPABILITY", "<capability>"))) {
+    t.true(protocol.includes(`\`${subject}\``), subject);
+  }
+  t.true(protocol.includes("Content-Type: application/msgpack"));
+});
+
 test("PROTOCOL.md's hash vectors are what the code computes", (t) => {
   const rows = [...doc("PROTOCOL.md").matchAll(/^\| (`([^`]*)`|\(empty\)) \| (\d+) \| (\d+) \|$/gm)];
   t.is(rows.length, 4);
