@@ -144,7 +144,8 @@ export class HeadReader {
     const end = start + len;
     if (end > b.length) return undefined;
     this.pos = end;
-    if (len < 32) {
+    if (len < 16) {
+      // Short ASCII (capabilities, actor types, most ids): built by hand, faster than a decoder call.
       let s = "";
       for (let i = start; i < end; i++) {
         const c = b[i]!;
