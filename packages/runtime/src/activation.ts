@@ -2,6 +2,7 @@ import { MeshError } from "@mesh/core";
 import { decodeReply, replyError } from "@mesh/core/internal";
 import type { Expiring } from "@mesh/core/internal";
 import type { Actor, CallContext } from "./actor.js";
+import type { NodeMetrics } from "./metrics.js";
 
 /** What a call resolves with: the activation's pid and the handler's reply. */
 export interface CallResult<R = unknown> {
@@ -57,10 +58,12 @@ export class Letter implements Expiring {
     readonly deadline: number,
     readonly timeoutMs: number,
     readonly reply: ReplyTo,
+    private readonly metrics?: NodeMetrics,
   ) {}
 
   /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
   expire(): void {
+    if (!this.settled) this.metrics?.error("TIMEOUT");
     this.fail(new MeshError("TIMEOUT", `no reply within ${this.timeoutMs} ms`));
   }
 

@@ -6,9 +6,10 @@ import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Subjects } from "@mesh/transport";
 import { headers } from "nats";
-import type { Msg, NatsConnection, Subscription } from "nats";
+import type { Msg } from "nats";
 import type { CallResult } from "./activation.js";
 import type { MeshRequest } from "./mesh.js";
+import type { NodeMetrics } from "./metrics.js";
 
 /** What the ingress needs from its node. */
 export interface IngressNode {
@@ -21,42 +22,31 @@ const text = new TextDecoder();
 const utf8 = new TextEncoder();
 
 /**
- * Subscribes to `<prefix>.call.>` and `<prefix>.cast.>` in one queue group,
- * so exactly one node takes each request, checks it, and calls the actor
- * through the usual routing. Runs while the node hosts any capability.
+ * Answers `<prefix>.call.<capability>` and `<prefix>.cast.<capability>`: checks
+ * each request and calls the actor through the usual routing. The node's
+ * NATS service (service.ts) subscribes it in one queue group while the node
+ * hosts any capability, so exactly one node takes each request.
  */
 export class Ingress {
-  #subs: Subscription[] = [];
-
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly subjects: Subjects,
     private readonly node: IngressNode,
+    private readonly subjects: Subjects,
     private readonly maxPayload: number,
     private readonly log: Logger,
+    private readonly metrics: NodeMetrics,
   ) {}
 
-  get running(): boolean {
-    return this.#subs.length > 0;
-  }
-
-  start(): void {
-    if (this.running) return;
-    const queue = this.subjects.ingressQueue;
-    this.#subs = [
-      this.nc.subscribe(this.subjects.ingressCalls, { queue, callback: (_err, msg) => this.#handle(msg, false) }),
-      this.nc.subscribe(this.subjects.ingressCasts, { queue, callback: (_err, msg) => this.#handle(msg, true) }),
-    ];
-  }
-
-  /** Stops taking requests; those already received are still answered. */
-  async stop(): Promise<void> {
-    const subs = this.#subs;
-    this.#subs = [];
-    await Promise.all(subs.map((s) => s.drain().catch(() => {})));
+  /** Handles one ingress message; never throws. */
+  handle(msg: Msg, cast: boolean): void {
+    try {
+      this.#handle(msg, cast);
+    } catch (err) {
+      this.log.error({ subject: msg.subject, err: messageOf(err) }, "mesh: an ingress request failed");
+    }
   }
 
   #handle(msg: Msg, cast: boolean): void {
+    this.metrics.ingressRequests++;
     const msgpack = msg.headers?.get("Content-Type") === MSGPACK;
     const reply = (body: object) => {
       if (!msg.reply) return;

@@ -16,7 +16,10 @@ import type { Rerouter, Routed } from "./remote-call.js";
 import { MAX_TIMEOUT_MS, checkCapabilities, isTimeout, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Ingress } from "./ingress.js";
+import { NodeService } from "./service.js";
 import { Supervisor } from "./supervisor.js";
+import { NodeMetrics } from "./metrics.js";
+import type { MetricsSnapshot } from "./metrics.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
@@ -60,7 +63,8 @@ export class Mesh {
   readonly #maxPayload: number;
   readonly #rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
   readonly #replies: Replies = { encode: (pid, result) => this.#encodeReply(pid, result), respond: (msg, bytes) => this.#respond(msg, bytes) };
-  readonly #ingress: Ingress;
+  readonly #service: NodeService;
+  readonly #metrics = new NodeMetrics();
   #nodeSub: Subscription | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
@@ -70,7 +74,7 @@ export class Mesh {
     this.#nc = nc;
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
-    this.#actors = new Supervisor(o.nodeId, o.actors, o.logger);
+    this.#actors = new Supervisor(o.nodeId, o.actors, o.logger, this.#metrics);
     this.#requests = new Requests(nc, o.logger);
     this.#maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
     const self: Announcement = {
@@ -85,7 +89,7 @@ export class Mesh {
       heartbeatMs: o.heartbeatMs,
     };
     this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view));
-    this.#ingress = new Ingress(nc, this.#subjects, this, this.#maxPayload, o.logger);
+    this.#service = new NodeService(nc, this.#subjects, new Ingress(this, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics());
   }
 
   /**
@@ -109,7 +113,7 @@ export class Mesh {
 
   async #start(): Promise<void> {
     this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
-    if (this.#o.capabilities.length > 0) this.#ingress.start();
+    await this.#service.register(this.#o.capabilities, this.#actors.actorTypes());
     await this.#nc.flush();
     await this.#membership.start();
     void this.#watchConnection();
@@ -123,6 +127,11 @@ export class Mesh {
   /** RUNNING, STOPPING or STOPPED. */
   get state(): MeshState {
     return this.#state;
+  }
+
+  /** This node's counters and latency histograms (docs/observability.md). */
+  metrics(): MetricsSnapshot {
+    return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size);
   }
 
   /** How many actors are live on this node. */
@@ -140,8 +149,7 @@ export class Mesh {
     this.#checkRunning();
     const checked = checkCapabilities(capabilities);
     // Nodes that host a capability answer the ingress; the others only call.
-    if (checked.length > 0) this.#ingress.start();
-    else await this.#ingress.stop();
+    await this.#service.register(checked, this.#actors.actorTypes());
     await this.#membership.announce({ capabilities: checked });
   }
 
@@ -158,7 +166,7 @@ export class Mesh {
         return this.#actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
       }
       const deadline = performance.now() + r.timeoutMs;
-      return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.#rerouter)));
+      return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.#rerouter, this.#metrics.remoteCallLatency)));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -217,7 +225,7 @@ export class Mesh {
   }
 
   async #stop(): Promise<void> {
-    await this.#ingress.stop(); // requests it already took are still answered
+    await this.#service.stop(); // ingress requests it already took are still answered
     this.#state = "STOPPING";
     await this.#membership.stop();
     const deadline = performance.now() + this.#o.drainTimeoutMs;
@@ -270,8 +278,10 @@ export class Mesh {
       if (letter.cast) this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
       else this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, letter.deadline - performance.now(), letter.reply);
     } else if (letter.cast) {
+      this.#metrics.forwards++;
       this.#publish(owner, this.#encode(r));
     } else {
+      this.#metrics.forwards++;
       this.#send(new RemoteCall(r, letter.deadline, letter.reply, this.#rerouter));
     }
   }
@@ -328,6 +338,7 @@ export class Mesh {
       return call.sink.fail(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
     }
     call.reroutes++;
+    this.#metrics.retries++;
     r.owner = owner;
     if (owner === this.#o.nodeId) {
       this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
@@ -399,6 +410,7 @@ export class Mesh {
 
   /** Sends a call or cast that reached the wrong node on to its owner; the owner's reply goes back to the original caller. */
   #forward(r: Routed, msg: Msg): void {
+    this.#metrics.forwards++;
     this.#o.logger.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
     if (r.kind === Kind.CALL && msg.reply) {
       const deadline = performance.now() + (r.timeoutMs || this.#o.callTimeoutMs);

@@ -1,8 +1,10 @@
 // The public surface of @mesh/runtime.
 export { Mesh } from "./mesh.js";
+export { SERVICE_NAME } from "./service.js";
 export type { MeshRequest, MeshState } from "./mesh.js";
 export type { MeshOptions } from "./options.js";
 export type { Actor, ActorClass, CallContext, DeactivateReason } from "./actor.js";
 export type { CallResult } from "./activation.js";
+export type { HistogramSnapshot, MetricsSnapshot } from "./metrics.js";
 export { ErrorCode, MeshError, shardFor } from "@mesh/core";
 export type { Logger, PlacementFn, Strategy } from "@mesh/core";

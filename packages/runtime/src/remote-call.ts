@@ -3,6 +3,7 @@ import type { WireRequest } from "@mesh/core/internal";
 import { NoResponders } from "@mesh/transport";
 import type { PendingRequest } from "@mesh/transport";
 import type { ReplyTo } from "./activation.js";
+import type { Histogram } from "./metrics.js";
 
 /** A request with its shard and the owner it is routed to. */
 export interface Routed extends WireRequest {
@@ -24,16 +25,19 @@ export interface Rerouter {
  */
 export class RemoteCall implements PendingRequest, ReplyTo {
   reroutes = 0;
+  readonly #sentAt = performance.now();
 
   constructor(
     readonly request: Routed,
     readonly deadline: number,
     readonly sink: ReplyTo,
     private readonly rerouter: Rerouter,
+    private readonly latency?: Histogram,
   ) {}
 
   /** The owner's reply envelope arrived. */
   reply(data: Uint8Array): void {
+    this.latency?.observe(performance.now() - this.#sentAt);
     this.sink.bytes(data);
   }
 

@@ -5,6 +5,7 @@ import { actorTypeOf } from "./actor.js";
 import type { ActorClass, DeactivateReason } from "./actor.js";
 import { Activation, Letter, NO_REPLY, PromiseReply, isThenable } from "./activation.js";
 import type { CallResult, ReplyTo } from "./activation.js";
+import type { NodeMetrics } from "./metrics.js";
 
 interface HostedType {
   readonly cls: ActorClass;
@@ -29,6 +30,7 @@ export class Supervisor {
     readonly nodeId: string,
     actors: readonly ActorClass[],
     private readonly log: Logger,
+    private readonly metrics: NodeMetrics,
   ) {
     for (const cls of actors) {
       const type = actorTypeOf(cls);
@@ -60,17 +62,20 @@ export class Supervisor {
     if (!act.busy) {
       // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
       act.busy = true;
+      const started = performance.now();
       let out: unknown;
       try {
         out = act.instance.handleCall(payload, act);
       } catch (err) {
+        this.#served(false, started);
         return Promise.reject(this.#crash(act, err));
       }
       if (!isThenable(out)) {
+        this.#served(false, started);
         this.#next(act);
         return Promise.resolve({ pid: act.pid, result: out });
       }
-      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, new PromiseReply(resolve, reject)), out as PromiseLike<unknown>));
+      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.metrics), out as PromiseLike<unknown>, started));
     }
     return new Promise((resolve, reject) => act.enqueue(this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject))));
   }
@@ -83,7 +88,7 @@ export class Supervisor {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply);
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.metrics);
     if (!act.busy) {
       if (this.#run(act, letter)) this.#next(act);
       return;
@@ -106,7 +111,7 @@ export class Supervisor {
 
   /** A call's letter, watched for its deadline until it is settled. */
   #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): Letter {
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply);
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.metrics);
     this.#timeouts.set(letter, letter);
     return letter;
   }
@@ -187,6 +192,7 @@ export class Supervisor {
   #activation(capability: string, actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
     const type = this.#types.get(actorType);
     if (type === undefined) {
+      this.metrics.error("UNKNOWN_ACTOR_TYPE");
       return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
     }
     const live = type.activations.get(id);
@@ -229,10 +235,13 @@ export class Supervisor {
       }
     }
     type.activations.set(id, act);
+    this.metrics.activations++;
     return act;
   }
 
   #activationFailed(pid: string, err: unknown): MeshError {
+    this.metrics.activationFailures++;
+    this.metrics.error("ACTIVATION_FAILED");
     this.log.warn({ pid, err: messageOf(err) }, "mesh: activation failed");
     return new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
   }
@@ -244,39 +253,51 @@ export class Supervisor {
    */
   #run(act: Activation, letter: Letter): boolean {
     act.busy = true;
+    const started = performance.now();
     let out: unknown;
     try {
       const handle = letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
       out = handle.call(act.instance, letter.payload, act);
     } catch (err) {
+      this.#served(letter.cast, started);
       this.#settle(letter, this.#crash(act, err));
       return false;
     }
     if (isThenable(out)) {
-      this.#await(act, letter, out);
+      this.#await(act, letter, out, started);
       return false;
     }
+    this.#served(letter.cast, started);
     this.#take(letter);
     letter.succeed(act.pid, out);
     return true;
   }
 
-  #await(act: Activation, letter: Letter, out: PromiseLike<unknown>): void {
+  #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number): void {
     this.#running++;
     if (!letter.cast) this.#timeouts.set(letter, letter);
     Promise.resolve(out).then(
       (result) => {
+        this.#served(letter.cast, started);
         this.#running--;
         this.#take(letter);
         letter.succeed(act.pid, result);
         this.#next(act);
       },
       (err: unknown) => {
+        this.#served(letter.cast, started);
         this.#running--;
         this.#settle(letter, this.#crash(act, err));
         this.#checkIdle();
       },
     );
+  }
+
+  /** Counts a message an actor handled, and how long it took. */
+  #served(cast: boolean, started: number): void {
+    if (cast) this.metrics.castsServed++;
+    else this.metrics.callsServed++;
+    this.metrics.handlerLatency.observe(performance.now() - started);
   }
 
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
@@ -299,6 +320,8 @@ export class Supervisor {
    * one, and hand the letters still queued to that fresh activation.
    */
   #crash(act: Activation, err: unknown): MeshError {
+    this.metrics.crashes++;
+    this.metrics.error("ACTOR_CRASHED");
     act.dead = true;
     const type = this.#types.get(act.actorType)!;
     if (type.activations.get(act.id) === act) type.activations.delete(act.id);

@@ -9,6 +9,7 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.cluster.leave         a node's goodbye on a graceful stop
  *   <prefix>.call.<capability>     ingress: any NATS client calls an actor (JSON or msgpack), queue group
  *   <prefix>.cast.<capability>     ingress: the same for casts
+ *   <prefix>.status.<nodeId>       a node's metrics as JSON (an endpoint of its NATS service)
  */
 export class Subjects {
   readonly heartbeat: string;
@@ -33,6 +34,11 @@ export class Subjects {
     this.ingressCalls = `${prefix}.call.>`;
     this.ingressCasts = `${prefix}.cast.>`;
     this.ingressQueue = `${prefix}-ingress`;
+  }
+
+  /** The subject where node `nodeId` answers with its metrics. */
+  status(nodeId: string): string {
+    return `${this.prefix}.status.${nodeId}`;
   }
 
   /** The capability named by an ingress subject (everything after `<prefix>.call.` or `<prefix>.cast.`). */

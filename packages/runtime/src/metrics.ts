@@ -1,0 +1,96 @@
+import type { ErrorCode } from "@mesh/core";
+
+/** Upper bounds of the latency buckets, in milliseconds. */
+export const LATENCY_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const;
+
+/** A latency histogram: counts per bucket (the last one is +Inf), sum and count. */
+export class Histogram {
+  readonly counts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
+  sum = 0;
+  count = 0;
+
+  observe(ms: number): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[i]!) i++;
+    this.counts[i]!++;
+    this.sum += ms;
+    this.count++;
+  }
+
+  snapshot(): HistogramSnapshot {
+    return { bucketsMs: [...LATENCY_BUCKETS_MS], counts: [...this.counts], sumMs: this.sum, count: this.count };
+  }
+}
+
+export interface HistogramSnapshot {
+  /** Upper bounds; `counts` has one more entry, for everything above the last bound. */
+  bucketsMs: number[];
+  counts: number[];
+  sumMs: number;
+  count: number;
+}
+
+/** What a node counts. Read it with `mesh.metrics()`. */
+export interface MetricsSnapshot {
+  node: string;
+  capabilities: string[];
+  /** Live activations on this node. */
+  actors: number;
+  /** Calls run by this node's actors (from local and remote callers). */
+  callsServed: number;
+  /** Casts run by this node's actors. */
+  castsServed: number;
+  activations: number;
+  activationFailures: number;
+  crashes: number;
+  /** Calls and casts this node sent on to the owner it knows (stale routes, handovers). */
+  forwards: number;
+  /** Calls re-sent after "no responders". */
+  retries: number;
+  /** Calls and casts taken from foreign clients on the ingress. */
+  ingressRequests: number;
+  /** Failures this node's actors gave callers, by code. */
+  errors: Partial<Record<ErrorCode, number>>;
+  /** Time actors spent on each call or cast, from its start to its end. */
+  handlerLatency: HistogramSnapshot;
+  /** Round trip of the calls this node sent to other nodes. */
+  remoteCallLatency: HistogramSnapshot;
+}
+
+/** The counters of one node. Plain fields: incrementing one costs nothing measurable. */
+export class NodeMetrics {
+  callsServed = 0;
+  castsServed = 0;
+  activations = 0;
+  activationFailures = 0;
+  crashes = 0;
+  forwards = 0;
+  retries = 0;
+  ingressRequests = 0;
+  readonly errors: Partial<Record<ErrorCode, number>> = {};
+  readonly handlerLatency = new Histogram();
+  readonly remoteCallLatency = new Histogram();
+
+  error(code: ErrorCode): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  }
+
+  snapshot(node: string, capabilities: string[], actors: number): MetricsSnapshot {
+    return {
+      node,
+      capabilities,
+      actors,
+      callsServed: this.callsServed,
+      castsServed: this.castsServed,
+      activations: this.activations,
+      activationFailures: this.activationFailures,
+      crashes: this.crashes,
+      forwards: this.forwards,
+      retries: this.retries,
+      ingressRequests: this.ingressRequests,
+      errors: { ...this.errors },
+      handlerLatency: this.handlerLatency.snapshot(),
+      remoteCallLatency: this.remoteCallLatency.snapshot(),
+    };
+  }
+}
