@@ -18,6 +18,12 @@ export interface IngressNode {
 }
 
 const MSGPACK = "application/msgpack";
+
+/** JSON.stringify drops functions and symbols without a word; a reply must not lose data silently. */
+function strictJson(_key: string, value: unknown): unknown {
+  if (typeof value === "function" || typeof value === "symbol") throw new Error(`a ${typeof value} cannot be written as JSON`);
+  return value;
+}
 const text = new TextDecoder();
 const utf8 = new TextEncoder();
 
@@ -56,7 +62,7 @@ export class Ingress {
           h.set("Content-Type", MSGPACK);
           msg.respond(encode(body), { headers: h });
         } else {
-          msg.respond(utf8.encode(JSON.stringify(body)));
+          msg.respond(utf8.encode(JSON.stringify(body, strictJson)));
         }
       } catch (err) {
         if (err instanceof MeshError) throw err;

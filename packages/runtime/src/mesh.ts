@@ -89,7 +89,7 @@ export class Mesh {
       heartbeatMs: o.heartbeatMs,
     };
     this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view));
-    this.#service = new NodeService(nc, this.#subjects, new Ingress(this, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics());
+    this.#service = new NodeService(nc, this.#subjects, new Ingress({ call: (r) => this.#call(r, true), cast: (r) => this.#cast(r, true) }, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics());
   }
 
   /**
@@ -160,8 +160,13 @@ export class Mesh {
    * NODE_UNAVAILABLE, PAYLOAD_TOO_LARGE, BAD_REPLY or STOPPED.
    */
   call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
+    return this.#call(request, false);
+  }
+
+  /** `acceptWhileStopping`: requests this node already took (ingress) are served until it has stopped. */
+  #call<R>(request: MeshRequest, acceptWhileStopping: boolean): Promise<CallResult<R>> {
     try {
-      const r = this.#route(request, Kind.CALL);
+      const r = this.#route(request, Kind.CALL, acceptWhileStopping);
       if (r.owner === this.#o.nodeId) {
         return this.#actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
       }
@@ -179,8 +184,12 @@ export class Mesh {
    * PAYLOAD_TOO_LARGE, STOPPED, and for a local owner UNKNOWN_ACTOR_TYPE or
    * ACTIVATION_FAILED. Errors on a remote owner are logged there.
    */
-  async cast(request: MeshRequest): Promise<void> {
-    const r = this.#route(request, Kind.CAST);
+  cast(request: MeshRequest): Promise<void> {
+    return this.#cast(request, false);
+  }
+
+  async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
+    const r = this.#route(request, Kind.CAST, acceptWhileStopping);
     if (r.owner === this.#o.nodeId) {
       this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
       return;
@@ -225,8 +234,8 @@ export class Mesh {
   }
 
   async #stop(): Promise<void> {
-    await this.#service.stop(); // ingress requests it already took are still answered
     this.#state = "STOPPING";
+    await this.#service.stop(); // ingress requests it already took are still answered
     await this.#membership.stop();
     const deadline = performance.now() + this.#o.drainTimeoutMs;
     const left = () => Math.max(0, deadline - performance.now());
@@ -287,8 +296,8 @@ export class Mesh {
   }
 
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
-  #route(request: MeshRequest, kind: Kind): Routed {
-    this.#checkRunning();
+  #route(request: MeshRequest, kind: Kind, acceptWhileStopping: boolean): Routed {
+    if (this.#state === "STOPPED" || (this.#state === "STOPPING" && !acceptWhileStopping)) this.#checkRunning();
     if (typeof request !== "object" || request === null) throw new MeshError("BAD_REQUEST", "the request must be an object");
     const timeoutMs = kind === Kind.CAST ? 0 : (request.timeoutMs ?? this.#o.callTimeoutMs);
     const actorType = actorTypeOf(request.actor);
