@@ -89,7 +89,7 @@ export class Mesh {
       heartbeatMs: o.heartbeatMs,
     };
     this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view));
-    this.#service = new NodeService(nc, this.#subjects, new Ingress({ call: (r) => this.#call(r, true), cast: (r) => this.#cast(r, true) }, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics());
+    this.#service = new NodeService(nc, this.#subjects, new Ingress({ call: (r) => this.#call(r, true), cast: (r) => this.#cast(r, true) }, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics(), { shards: o.shards, strategy: o.placement.name });
   }
 
   /**

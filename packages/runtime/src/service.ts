@@ -25,17 +25,19 @@ export class NodeService {
     private readonly nodeId: string,
     private readonly version: string,
     private readonly metrics: () => MetricsSnapshot,
+    private readonly placement: { shards: number; strategy: string },
   ) {}
 
   /** (Re)registers the service for these capabilities and actor types. */
   async register(capabilities: readonly string[], actorTypes: readonly string[]): Promise<void> {
+    const { shards, strategy } = this.placement;
     await this.stop();
     const statsHandler = () => Promise.resolve(this.metrics());
     const service = await this.nc.services.add({
       name: SERVICE_NAME,
       version: this.version,
       description: "Mesh virtual-actor node",
-      metadata: { node: this.nodeId, prefix: this.subjects.prefix, capabilities: capabilities.join(","), actor_types: actorTypes.join(",") },
+      metadata: { node: this.nodeId, prefix: this.subjects.prefix, capabilities: capabilities.join(","), actor_types: actorTypes.join(","), shards: String(shards), strategy },
       queue: this.subjects.ingressQueue,
       statsHandler,
     });

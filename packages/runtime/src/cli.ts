@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+// The `mesh` command: run a node, look at the cluster, call an actor.
+import { parseArgs } from "node:util";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { resolve } from "node:path";
+import { RoutingTable, resolveStrategy } from "@mesh/core";
+import { RequestStrategy, connect } from "nats";
+import type { NatsConnection, ServiceInfo, ServiceStats } from "nats";
+import { Mesh } from "./mesh.js";
+import type { ActorClass } from "./actor.js";
+import type { MetricsSnapshot } from "./metrics.js";
+import { SERVICE_NAME } from "./service.js";
+
+const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+
+const COMMON = `Options for every command:
+  -s, --server <url>   NATS server URL (default: $NATS_URL, else nats://127.0.0.1:4222)
+  -p, --prefix <p>     Mesh subject prefix (default: mesh)
+  -h, --help           this help`;
+
+const HELP: Record<string, string> = {
+  mesh: `mesh ${version}: run and inspect a Mesh cluster
+
+Usage: mesh <command> [options]
+
+Commands:
+  node     run a node hosting the actor classes a module exports
+  status   show every node: capabilities, live actors, calls served, shards owned
+  call     call an actor and print its reply
+  cast     send a message to an actor
+
+Run "mesh <command> --help" for a command's options.`,
+  node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
+
+Runs a node until SIGINT or SIGTERM, then stops it gracefully.
+  --actors <module>       a JavaScript module; every exported class with a handleCall method is an actor type
+  --capabilities <list>   capabilities to register, comma-separated
+  --node-id <id>          this node's id (default: <host>-<pid>-<random>)
+
+${COMMON}`,
+  status: `Usage: mesh status [--json]
+
+Prints every node of the cluster: its capabilities, live actors, calls served,
+and how many shards of each capability it owns.
+  --json               the same as JSON, for scripts
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
+  call: `Usage: mesh call <capability> <actor> <id> [json-payload] [--init <json>] [--timeout <ms>]
+
+Calls an actor through the ingress (any node of the capability) and prints
+{"pid": ..., "result": ...} as JSON.
+  --init <json>        initArg, used if this call activates the actor
+  --timeout <ms>       the call's timeout (default: 5000)
+
+${COMMON}`,
+  cast: `Usage: mesh cast <capability> <actor> <id> [json-payload]
+
+Sends a message to an actor through the ingress and prints "ok" once a node has routed it.
+
+${COMMON}`,
+};
+
+/** A one-line error for the user; the exit code says what kind. */
+class UsageError extends Error {}
+
+const options = {
+  server: { type: "string", short: "s" },
+  prefix: { type: "string", short: "p", default: "mesh" },
+  help: { type: "boolean", short: "h", default: false },
+  actors: { type: "string" },
+  capabilities: { type: "string", default: "" },
+  "node-id": { type: "string" },
+  json: { type: "boolean", default: false },
+  wait: { type: "string", default: "500" },
+  init: { type: "string" },
+  timeout: { type: "string", default: "5000" },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "", ...rest] = argv;
+  if (command === "" || command === "-h" || command === "--help" || command === "help") {
+    process.stdout.write(`${HELP.mesh}\n`);
+    return command === "" ? 2 : 0;
+  }
+  if (!(command in HELP) || command === "mesh") throw new UsageError(`unknown command "${command}"; run "mesh --help"`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}; run "mesh ${command} --help"`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${HELP[command]}\n`);
+    return 0;
+  }
+  const server = values.server ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+  switch (command) {
+    case "node":
+      return runNode(server, values.prefix, values.actors, values.capabilities, values["node-id"]);
+    case "status":
+      return withConnection(server, (nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
+    case "call":
+    case "cast": {
+      const [capability, actor, id, payload] = positionals;
+      if (!capability || !actor || id === undefined) throw new UsageError(`mesh ${command} needs <capability> <actor> <id>; run "mesh ${command} --help"`);
+      const body = { actor, id, payload: payload === undefined ? {} : json(payload, "the payload"), ...(values.init ? { initArg: json(values.init, "--init") } : {}), ...(command === "call" ? { timeoutMs: number(values.timeout, "--timeout") } : {}) };
+      return withConnection(server, (nc) => request(nc, `${values.prefix}.${command}.${capability}`, body, command === "call", number(values.timeout, "--timeout")));
+    }
+  }
+  return 2;
+}
+
+function json(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${what} is not valid JSON: ${text}`);
+  }
+}
+
+function number(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${what} must be a positive number, got ${text}`);
+  return n;
+}
+
+async function withConnection(server: string, run: (nc: NatsConnection) => Promise<number>): Promise<number> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: server, reconnect: false, timeout: 3000, name: "mesh-cli" });
+  } catch (err) {
+    throw new Error(`cannot connect to ${server}: ${(err as Error).message}`);
+  }
+  try {
+    return await run(nc);
+  } finally {
+    await nc.close();
+  }
+}
+
+async function runNode(server: string, prefix: string, actorsModule: string | undefined, capabilities: string, nodeId: string | undefined): Promise<number> {
+  if (!actorsModule) throw new UsageError(`mesh node needs --actors <module.js>; run "mesh node --help"`);
+  let exports: Record<string, unknown>;
+  try {
+    exports = (await import(pathToFileURL(resolve(actorsModule)).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`cannot load ${actorsModule}: ${(err as Error).message}`);
+  }
+  const actors = Object.values(exports).filter((v): v is ActorClass => typeof v === "function" && typeof (v as { prototype?: { handleCall?: unknown } }).prototype?.handleCall === "function");
+  if (actors.length === 0) throw new Error(`${actorsModule} exports no actor class (a class with a handleCall method)`);
+  const mesh = await Mesh.start({ servers: server, prefix, actors, capabilities: capabilities.split(",").filter(Boolean), ...(nodeId ? { nodeId } : {}) });
+  process.stdout.write(`mesh: node ${mesh.nodeId} serving ${actors.map((a) => a.actorType ?? a.name).join(", ")}; capabilities: ${capabilities || "none"}\n`);
+  await new Promise<void>((done) => {
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+  await mesh.stop();
+  process.stdout.write(`mesh: node ${mesh.nodeId} stopped\n`);
+  return 0;
+}
+
+interface NodeStatus {
+  node: string;
+  version: string;
+  capabilities: string[];
+  actors: number;
+  callsServed: number;
+  castsServed: number;
+  crashes: number;
+  /** capability -> shards owned */
+  shards: Record<string, number>;
+}
+
+async function status(nc: NatsConnection, prefix: string, asJson: boolean, waitMs: number): Promise<number> {
+  const client = nc.services.client({ strategy: RequestStrategy.Timer, maxWait: waitMs });
+  const infos: ServiceInfo[] = [];
+  for await (const i of await client.info(SERVICE_NAME)) if ((i as ServiceInfo).metadata?.prefix === prefix) infos.push(i as ServiceInfo);
+  const stats = new Map<string, MetricsSnapshot>();
+  for await (const s of await client.stats(SERVICE_NAME)) {
+    const data = (s as ServiceStats).endpoints?.[0]?.data as MetricsSnapshot | undefined;
+    if (data && (s as ServiceStats).metadata?.prefix === prefix) stats.set(data.node, data);
+  }
+  const shardCount = Number(infos[0]?.metadata?.shards ?? 4096);
+  const strategy = infos[0]?.metadata?.strategy ?? "rendezvous";
+  const routes = strategy === "rendezvous" || strategy === "modulo" ? new RoutingTable(shardCount, resolveStrategy(strategy).fn) : undefined;
+  routes?.setMembers(infos.map((i) => [i.metadata!.node!, splitList(i.metadata?.capabilities)] as const));
+  const nodes: NodeStatus[] = infos
+    .map((i) => {
+      const node = i.metadata!.node!;
+      const m = stats.get(node);
+      const capabilities = splitList(i.metadata?.capabilities);
+      const shards: Record<string, number> = {};
+      for (const c of capabilities) shards[c] = routes?.table(c)?.shardCounts().get(node) ?? 0;
+      return { node, version: i.version, capabilities, actors: m?.actors ?? 0, callsServed: m?.callsServed ?? 0, castsServed: m?.castsServed ?? 0, crashes: m?.crashes ?? 0, shards };
+    })
+    .sort((a, b) => (a.node < b.node ? -1 : 1));
+  if (asJson) {
+    process.stdout.write(`${JSON.stringify({ prefix, shards: shardCount, strategy, nodes }, null, 2)}\n`);
+    return 0;
+  }
+  if (nodes.length === 0) {
+    process.stdout.write(`no Mesh node answered on prefix "${prefix}"\n`);
+    return 1;
+  }
+  const width = Math.max(4, ...nodes.map((n) => n.node.length));
+  process.stdout.write(`${nodes.length} node${nodes.length === 1 ? "" : "s"}, prefix "${prefix}", ${shardCount} shards, ${strategy}\n\n`);
+  process.stdout.write(`${"NODE".padEnd(width)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  CAPABILITIES\n`);
+  for (const n of nodes) process.stdout.write(`${n.node.padEnd(width)}  ${String(n.actors).padStart(7)}  ${String(n.callsServed).padStart(9)}  ${n.capabilities.join(", ") || "-"}\n`);
+  const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
+  for (const c of all) {
+    process.stdout.write(`\nshards of "${c}"\n`);
+    for (const n of nodes.filter((x) => x.capabilities.includes(c))) {
+      const owned = n.shards[c] ?? 0;
+      const bar = "█".repeat(Math.round((owned / shardCount) * 40));
+      process.stdout.write(`  ${n.node.padEnd(width)}  ${bar.padEnd(40)} ${String(owned).padStart(5)} (${((owned / shardCount) * 100).toFixed(1)} %)\n`);
+    }
+  }
+  return 0;
+}
+
+function splitList(text: string | undefined): string[] {
+  return (text ?? "").split(",").filter(Boolean);
+}
+
+async function request(nc: NatsConnection, subject: string, body: object, isCall: boolean, timeoutMs: number): Promise<number> {
+  let data: Uint8Array;
+  try {
+    data = (await nc.request(subject, JSON.stringify(body), { timeout: timeoutMs + 1000 })).data;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new Error(code === "503" ? `no node serves ${subject} (no Mesh node hosts any capability)` : `no answer on ${subject}: ${(err as Error).message}`);
+  }
+  const reply = JSON.parse(new TextDecoder().decode(data)) as { ok: boolean; pid?: string; result?: unknown; error?: { code: string; message: string } };
+  if (!reply.ok) throw new Error(`${reply.error?.code}: ${reply.error?.message}`);
+  process.stdout.write(isCall ? `${JSON.stringify({ pid: reply.pid, result: reply.result })}\n` : "ok\n");
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`mesh: ${err.message.split("\n")[0]}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

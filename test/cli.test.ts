@@ -1,0 +1,107 @@
+// The `mesh` command, run as a real binary against a real nats-server.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import { execFile, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+
+const CLI = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+const FIXTURE = fileURLToPath(new URL("./fixtures/two-actors.js", import.meta.url));
+
+const test = anyTest as TestFn<ClusterContext & { cliNodes: ChildProcess[] }>;
+useNatsServer(test);
+test.after.always((t) => {
+  for (const n of t.context.cliNodes ?? []) n.kill("SIGKILL");
+});
+
+function mesh(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+async function meshNode(t: { context: ClusterContext & { cliNodes: ChildProcess[] } }, ...args: string[]): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(process.execPath, [CLI, "node", ...args, "-s", t.context.server.url], { stdio: ["ignore", "pipe", "pipe"] });
+  (t.context.cliNodes ??= []).push(child);
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
+    child.once("exit", (code) => reject(new Error(`mesh node exited with ${code}`)));
+  });
+  return { child, line };
+}
+
+test.serial("mesh node serves the actor classes a module exports; mesh call and cast reach them", async (t) => {
+  const { server } = t.context;
+  const { line } = await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter,echo", "--node-id", "cli-a");
+  t.is(line, "mesh: node cli-a serving counter, Echo; capabilities: counter,echo");
+  const first = await mesh("call", "counter", "counter", "c1", "-s", server.url);
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual(JSON.parse(first.stdout), { pid: "cli-a/counter/c1#1", result: { ok: 1 } });
+  t.deepEqual(JSON.parse((await mesh("call", "counter", "counter", "c1", "-s", server.url)).stdout).result, { ok: 2 });
+  t.deepEqual(JSON.parse((await mesh("call", "echo", "Echo", "e1", '{"hi":[1,2]}', "-s", server.url)).stdout).result, { hi: [1, 2] });
+  const cast = await mesh("cast", "counter", "counter", "c1", '{"action":"reset"}', "-s", server.url);
+  t.is(cast.stdout, "ok\n");
+  t.deepEqual(JSON.parse((await mesh("call", "counter", "counter", "c1", "-s", server.url)).stdout).result, { ok: 1 });
+});
+
+test.serial("mesh status shows every node, its capabilities, actors, calls and shards, as text and as JSON", async (t) => {
+  const { server } = t.context;
+  await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter", "--node-id", "cli-b");
+  const json = await mesh("status", "--json", "-s", server.url);
+  t.is(json.code, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as { nodes: { node: string; capabilities: string[]; actors: number; callsServed: number; shards: Record<string, number> }[] };
+  t.deepEqual(report.nodes.map((n) => n.node), ["cli-a", "cli-b"]);
+  const [a, b] = report.nodes as [(typeof report.nodes)[0], (typeof report.nodes)[0]];
+  t.deepEqual(a.capabilities, ["counter", "echo"]);
+  t.is(a.shards.echo, 4096);
+  t.is(a.shards.counter! + b.shards.counter!, 4096);
+  t.true(a.callsServed >= 4, `cli-a served ${a.callsServed} calls`);
+  t.true(a.actors >= 1, "the Echo actor lives on cli-a, the only node with echo");
+  const text = await mesh("status", "-s", server.url);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /2 nodes, prefix "mesh", 4096 shards, rendezvous/);
+  t.regex(text.stdout, /cli-a\s+\d+\s+\d+\s+counter, echo/);
+  t.regex(text.stdout, /shards of "counter"\n {2}cli-a\s+█+\s+\d+ \(\d+\.\d %\)\n {2}cli-b/);
+});
+
+test.serial("mesh node stops gracefully on SIGTERM", async (t) => {
+  const { child } = await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter", "--node-id", "cli-c");
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.kill("SIGTERM");
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  t.is(code, 0);
+  t.regex(out, /node cli-c stopped/);
+});
+
+test("every command has --help", async (t) => {
+  for (const command of [[], ["node"], ["status"], ["call"], ["cast"]]) {
+    const { code, stdout } = await mesh(...command, "--help");
+    t.is(code, 0);
+    t.regex(stdout, /Usage: mesh/);
+  }
+});
+
+test("bad commands, bad arguments and an unreachable server give a one-line error and a non-zero exit", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [["frobnicate"], /^mesh: unknown command "frobnicate"; run "mesh --help"\n$/],
+    [["call", "counter"], /^mesh: mesh call needs <capability> <actor> <id>/],
+    [["call", "counter", "counter", "x", "{nope"], /^mesh: the payload is not valid JSON/],
+    [["status", "--bogus"], /^mesh: Unknown option '--bogus'/],
+    [["node"], /^mesh: mesh node needs --actors/],
+    [["node", "--actors", "/nonexistent/module.js", "-s", "nats://127.0.0.1:1"], /^mesh: cannot load \/nonexistent\/module\.js/],
+    [["status", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect to nats:\/\/127\.0\.0\.1:1/],
+    [["call", "c", "a", "i", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stderr } = await mesh(...args);
+    t.not(code, 0, args.join(" "));
+    t.regex(stderr, message);
+    t.is(stderr.trim().split("\n").length, 1, stderr);
+  }
+  const { code, stderr } = await mesh("call", "nobody", "counter", "x", "-s", t.context.server.url);
+  t.is(code, 1);
+  t.regex(stderr, /^mesh: NO_NODES: no node has registered the capability "nobody"\n$/);
+});
