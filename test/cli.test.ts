@@ -11,7 +11,9 @@ const CLI = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.me
 const FIXTURE = fileURLToPath(new URL("./fixtures/two-actors.js", import.meta.url));
 
 const test = anyTest as TestFn<ClusterContext & { cliNodes: ChildProcess[] }>;
-useNatsServer(test);
+useNatsServer(test, async (t) => {
+  t.context.cliNodes = []; // created here: arrays made in a test are not seen by the after hooks
+});
 test.after.always((t) => {
   for (const n of t.context.cliNodes ?? []) n.kill("SIGKILL");
 });
@@ -24,7 +26,7 @@ function mesh(...args: string[]): Promise<{ code: number; stdout: string; stderr
 
 async function meshNode(t: { context: ClusterContext & { cliNodes: ChildProcess[] } }, ...args: string[]): Promise<{ child: ChildProcess; line: string }> {
   const child = spawn(process.execPath, [CLI, "node", ...args, "-s", t.context.server.url], { stdio: ["ignore", "pipe", "pipe"] });
-  (t.context.cliNodes ??= []).push(child);
+  t.context.cliNodes.push(child);
   const line = await new Promise<string>((resolve, reject) => {
     child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
     child.once("exit", (code) => reject(new Error(`mesh node exited with ${code}`)));
