@@ -191,6 +191,7 @@ test("bad options are BAD_REQUEST before anything connects", async (t) => {
     [{ capabilities: ["a b"] }, /capability must be/],
     [{ prefix: "a..b" }, /prefix must be/],
     [{ maxPayloadBytes: -1 }, /maxPayloadBytes/],
+    [{ metricsPort: 70000 }, /metricsPort must be/],
   ];
   for (const [options, message] of bad) {
     const error = await t.throwsAsync(Mesh.start({ servers: url, ...options }), { instanceOf: MeshError, message });

@@ -19,6 +19,7 @@ import { Ingress } from "./ingress.js";
 import { NodeService } from "./service.js";
 import { Supervisor } from "./supervisor.js";
 import { NodeMetrics } from "./metrics.js";
+import { PrometheusEndpoint } from "./prometheus.js";
 import type { MetricsSnapshot } from "./metrics.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
@@ -65,6 +66,7 @@ export class Mesh {
   readonly #replies: Replies = { encode: (pid, result) => this.#encodeReply(pid, result), respond: (msg, bytes) => this.#respond(msg, bytes) };
   readonly #service: NodeService;
   readonly #metrics = new NodeMetrics();
+  #prometheus: PrometheusEndpoint | undefined;
   #nodeSub: Subscription | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
@@ -105,6 +107,7 @@ export class Mesh {
       mesh = new Mesh(o, nc);
       await mesh.#start();
     } catch (err) {
+      if (mesh) await mesh.#prometheus?.close();
       await nc.close();
       throw err;
     }
@@ -113,6 +116,9 @@ export class Mesh {
 
   async #start(): Promise<void> {
     this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
+    if (this.#o.metricsPort !== undefined) {
+      this.#prometheus = await PrometheusEndpoint.start(this.#metrics, () => this.metrics(), this.#o.metricsHost, this.#o.metricsPort);
+    }
     await this.#service.register(this.#o.capabilities, this.#actors.actorTypes());
     await this.#nc.flush();
     await this.#membership.start();
@@ -132,6 +138,11 @@ export class Mesh {
   /** This node's counters and latency histograms (docs/observability.md). */
   metrics(): MetricsSnapshot {
     return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size);
+  }
+
+  /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */
+  get metricsUrl(): string | undefined {
+    return this.#prometheus?.url;
   }
 
   /** How many actors are live on this node. */
@@ -248,6 +259,7 @@ export class Mesh {
     // drain() cannot finish while the server is unreachable: close in any case.
     await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
     if (!this.#nc.isClosed()) await this.#nc.close();
+    await this.#prometheus?.close();
     this.#state = "STOPPED";
   }
 

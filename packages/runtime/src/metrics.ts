@@ -8,8 +8,11 @@ export class Histogram {
   readonly counts = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   sum = 0;
   count = 0;
+  /** Also told each observation (the Prometheus endpoint, when there is one). */
+  onObserve: ((ms: number) => void) | undefined;
 
   observe(ms: number): void {
+    this.onObserve?.(ms);
     let i = 0;
     while (i < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[i]!) i++;
     this.counts[i]!++;

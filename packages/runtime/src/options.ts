@@ -40,6 +40,10 @@ export interface MeshOptions {
   nats?: Partial<ConnectionOptions>;
   /** A pino-style logger. @default quiet */
   logger?: Logger;
+  /** Serve Prometheus metrics on this port at /metrics (0: a free port; see `mesh.metricsUrl`). @default off */
+  metricsPort?: number;
+  /** The address the metrics endpoint listens on. @default "127.0.0.1" */
+  metricsHost?: string;
 }
 
 /** Options after defaults and validation. */
@@ -59,6 +63,8 @@ export interface ResolvedOptions {
   drainTimeoutMs: number;
   nats: Partial<ConnectionOptions>;
   logger: Logger;
+  metricsPort: number | undefined;
+  metricsHost: string;
 }
 
 /** Applies defaults and checks every option; throws BAD_REQUEST naming the first bad one. */
@@ -90,6 +96,8 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     drainTimeoutMs: ms("drainTimeoutMs", o.drainTimeoutMs, 5000),
     nats: o.nats ?? {},
     logger: o.logger ?? quietLogger,
+    metricsPort: checkPort(o.metricsPort),
+    metricsHost: o.metricsHost ?? "127.0.0.1",
   };
 }
 
@@ -105,6 +113,12 @@ export function isTimeout(value: unknown): value is number {
 export function checkCapabilities(capabilities: readonly string[]): string[] {
   if (!Array.isArray(capabilities)) throw new MeshError("BAD_REQUEST", "capabilities must be an array of strings");
   return [...new Set(capabilities.map((c) => checkToken(c, "capability")))].sort();
+}
+
+function checkPort(port: unknown): number | undefined {
+  if (port === undefined) return undefined;
+  if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65_535) throw new MeshError("BAD_REQUEST", `metricsPort must be an integer from 0 to 65535, got ${String(port)}`);
+  return port as number;
 }
 
 function defaultNodeId(): string {

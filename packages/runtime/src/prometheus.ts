@@ -1,0 +1,89 @@
+// Prometheus text on `http://<metricsHost>:<metricsPort>/metrics`, with prom-client.
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { LATENCY_BUCKETS_MS } from "./metrics.js";
+import type { MetricsSnapshot, NodeMetrics } from "./metrics.js";
+
+/** Serves one node's metrics for Prometheus. */
+export class PrometheusEndpoint {
+  readonly #registry = new Registry();
+  readonly #server: Server;
+
+  private constructor(metrics: NodeMetrics, snapshot: () => MetricsSnapshot) {
+    const labels = { node: snapshot().node };
+    this.#registry.setDefaultLabels(labels);
+    const counter = (name: string, help: string, read: (m: MetricsSnapshot) => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.#registry],
+        collect() {
+          this.reset();
+          this.inc(read(snapshot()));
+        },
+      });
+    counter("mesh_calls_served_total", "Calls run by this node's actors", (m) => m.callsServed);
+    counter("mesh_casts_served_total", "Casts run by this node's actors", (m) => m.castsServed);
+    counter("mesh_activations_total", "Actors activated on this node", (m) => m.activations);
+    counter("mesh_activation_failures_total", "Activations that failed (constructor or onActivate threw)", (m) => m.activationFailures);
+    counter("mesh_crashes_total", "Actors that crashed (a handler threw)", (m) => m.crashes);
+    counter("mesh_forwards_total", "Calls and casts forwarded to the owner this node knows", (m) => m.forwards);
+    counter("mesh_retries_total", "Calls re-sent after no responders", (m) => m.retries);
+    counter("mesh_ingress_requests_total", "Requests taken from foreign clients on the ingress", (m) => m.ingressRequests);
+    new Counter({
+      name: "mesh_errors_total",
+      help: "Failures this node's actors gave callers, by error code",
+      labelNames: ["code"],
+      registers: [this.#registry],
+      collect() {
+        this.reset();
+        for (const [code, n] of Object.entries(snapshot().errors)) this.inc({ code }, n ?? 0);
+      },
+    });
+    new Gauge({
+      name: "mesh_actors",
+      help: "Live actors on this node",
+      registers: [this.#registry],
+      collect() {
+        this.set(snapshot().actors);
+      },
+    });
+    const buckets = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
+    const handler = new Histogram({ name: "mesh_handler_duration_seconds", help: "Time actors spent on each call or cast", buckets, registers: [this.#registry] });
+    const remote = new Histogram({ name: "mesh_remote_call_duration_seconds", help: "Round trip of calls this node sent to other nodes", buckets, registers: [this.#registry] });
+    metrics.handlerLatency.onObserve = (ms) => handler.observe(ms / 1000);
+    metrics.remoteCallLatency.onObserve = (ms) => remote.observe(ms / 1000);
+    this.#server = createServer((req, res) => {
+      if (req.method !== "GET" || req.url !== "/metrics") {
+        res.writeHead(404).end("not found: GET /metrics\n");
+        return;
+      }
+      this.#registry.metrics().then(
+        (text) => res.writeHead(200, { "Content-Type": this.#registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
+    });
+  }
+
+  /** Starts listening; `port` 0 picks a free one. */
+  static async start(metrics: NodeMetrics, snapshot: () => MetricsSnapshot, host: string, port: number): Promise<PrometheusEndpoint> {
+    const endpoint = new PrometheusEndpoint(metrics, snapshot);
+    await new Promise<void>((resolve, reject) => {
+      endpoint.#server.once("error", reject);
+      endpoint.#server.listen(port, host, () => resolve());
+    });
+    return endpoint;
+  }
+
+  /** `http://host:port/metrics` */
+  get url(): string {
+    const { address, port } = this.#server.address() as AddressInfo;
+    return `http://${address.includes(":") ? `[${address}]` : address}:${port}/metrics`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}
