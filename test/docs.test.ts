@@ -17,7 +17,7 @@ test("every subject the code uses, and the ingress header, is in PROTOCOL.md", a
   const { Subjects } = await import("@mesh/transport");
   const s = new Subjects("PREFIX");
   const protocol = doc("PROTOCOL.md");
-  const subjects = [s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
+  const subjects = [s.status("NODEID"), s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
   for (const subject of subjects.map((x) => x.replace("PREFIX", "<prefix>").replace("NODEID", "<nodeId>").replace("CAPABILITY", "<capability>"))) {
     t.true(protocol.includes(`\`${subject}\``), subject);
   }

@@ -90,9 +90,19 @@ async function main(): Promise<void> {
 
     console.log("\nAn error, as callers get it:");
     await client.call({ actor: "counter", id: "x", capability: "payments" }).catch((err: Error & { code?: string }) => console.log(`  call with capability "payments": ${err.code}: ${err.message}`));
+
+    console.log("\nThe cluster as operators see it (mesh status):\n");
+    await meshStatus(url);
   } finally {
     await client.stop();
   }
+}
+
+/** Runs `mesh status` (the CLI of @mesh/runtime) against the demo's server. */
+function meshStatus(url: string): Promise<void> {
+  const cli = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+  const child = spawn(process.execPath, [cli, "status", "--server", url], { stdio: "inherit" });
+  return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
 async function shutdown(): Promise<void> {
