@@ -2,7 +2,6 @@
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
-import type { Mesh } from "@mesh/runtime";
 import { Counter, Gate } from "./helpers/actors.js";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
