@@ -68,6 +68,7 @@ test.serial(`chaos: ${SECONDS} s of nodes killed and restarted under steady call
   const reactivations = [...load.pids.values()].reduce((n, pids) => n + pids.size - 1, 0);
   t.log(`seed ${SEED}; faults ${JSON.stringify(faults)}; calls ${load.calls}, succeeded ${load.succeeded}, failed by code ${JSON.stringify(Object.fromEntries(load.failures))}; re-activations ${reactivations}; last failure ${load.lastFailureAt ? load.lastFailureAt - lastFaultAt : "none"} ms after the last fault`);
   for (const code of load.failures.keys()) t.true(isErrorCode(code), `undocumented failure: ${code}`);
+  if (load.lastFailureAt) t.true(load.lastFailureAt - lastFaultAt <= timing.nodeTimeoutMs + timing.callTimeoutMs + 1000, "failures end within the node timeout and a call timeout of the last fault");
   t.deepEqual(Object.fromEntries(load.failures), Object.fromEntries(settledFailures), "no call failed once the cluster settled");
   t.deepEqual(unhandled, [], "no unhandled rejection in the test process");
   for (const e of ended) t.is(e.code, 0, `${e.name} ended badly: ${e.stderr}`);

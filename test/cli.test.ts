@@ -1,9 +1,10 @@
 // The `mesh` command, run as a real binary against a real nats-server.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { spawnGuarded } from "@mesh/runtime/testing";
 import { useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
@@ -15,7 +16,7 @@ useNatsServer(test, async (t) => {
   t.context.cliNodes = []; // created here: arrays made in a test are not seen by the after hooks
 });
 test.after.always((t) => {
-  for (const n of t.context.cliNodes ?? []) n.kill("SIGKILL");
+  for (const n of t.context.cliNodes ?? []) n.kill("SIGTERM"); // the guard passes it on to the node
 });
 
 function mesh(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -25,7 +26,7 @@ function mesh(...args: string[]): Promise<{ code: number; stdout: string; stderr
 }
 
 async function meshNode(t: { context: ClusterContext & { cliNodes: ChildProcess[] } }, ...args: string[]): Promise<{ child: ChildProcess; line: string }> {
-  const child = spawn(process.execPath, [CLI, "node", ...args, "-s", t.context.server.url], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnGuarded(process.execPath, [CLI, "node", ...args, "-s", t.context.server.url]);
   t.context.cliNodes.push(child);
   const line = await new Promise<string>((resolve, reject) => {
     child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
@@ -51,7 +52,7 @@ test.serial("mesh node serves the actor classes a module exports; mesh call and 
 test.serial("mesh status shows every node, its capabilities, actors, calls and shards, as text and as JSON", async (t) => {
   const { server } = t.context;
   await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter", "--node-id", "cli-b");
-  const json = await mesh("status", "--json", "-s", server.url);
+  const json = await mesh("status", "--json", "--wait", "2000", "-s", server.url);
   t.is(json.code, 0, json.stderr);
   const report = JSON.parse(json.stdout) as { nodes: { node: string; capabilities: string[]; actors: number; callsServed: number; shards: Record<string, number> }[] };
   t.deepEqual(report.nodes.map((n) => n.node), ["cli-a", "cli-b"]);
@@ -61,7 +62,7 @@ test.serial("mesh status shows every node, its capabilities, actors, calls and s
   t.is(a.shards.counter! + b.shards.counter!, 4096);
   t.true(a.callsServed >= 4, `cli-a served ${a.callsServed} calls`);
   t.true(a.actors >= 1, "the Echo actor lives on cli-a, the only node with echo");
-  const text = await mesh("status", "-s", server.url);
+  const text = await mesh("status", "--wait", "2000", "-s", server.url);
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /2 nodes, prefix "mesh", 4096 shards, rendezvous/);
   t.regex(text.stdout, /cli-a\s+\d+\s+\d+\s+counter, echo/);

@@ -53,4 +53,7 @@ test.serial("a call that has used up its hops is served where it is, so disagree
   const id = idOwnedBy(a, b.nodeId, "hops-");
   const reply = await call(nc, a.nodeId, id, 3);
   t.true(String(reply[2]).startsWith(`${a.nodeId}/Counter/${id}#`), String(reply[2]));
+  // That activation does not outlive the message: a does not own the shard, so it lets go, and b serves the id.
+  await eventually(() => a.actorCount === 0, "the stray activation on a to end");
+  t.true((await a.call({ actor: Counter, id, capability: "route" })).pid.startsWith(`${b.nodeId}/`));
 });

@@ -1,7 +1,7 @@
 // Standard NATS tooling sees every node: $SRV.PING, $SRV.INFO and $SRV.STATS of the service "mesh".
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import { connect } from "nats";
+import { RequestStrategy, connect } from "nats";
 import type { NatsConnection, ServiceInfo, ServiceStats } from "nats";
 import type { Mesh, MetricsSnapshot } from "@mesh/runtime";
 import { Counter, Crasher } from "./helpers/actors.js";
@@ -26,7 +26,7 @@ async function collect<T>(it: Promise<AsyncIterable<T>>): Promise<T[]> {
 
 test.serial("$SRV.PING and $SRV.INFO list every node with its id, version, capabilities and endpoints", async (t) => {
   const { nc, a, b, c } = t.context;
-  const client = nc.services.client();
+  const client = nc.services.client({ strategy: RequestStrategy.Timer, maxWait: 2000 });
   const pings = await collect(client.ping("mesh"));
   t.is(pings.length, 3);
   const infos = (await collect(client.info("mesh"))) as ServiceInfo[];
@@ -42,20 +42,22 @@ test.serial("$SRV.PING and $SRV.INFO list every node with its id, version, capab
   }
   // A node without capabilities does not take ingress requests.
   t.deepEqual(byNode.get(c.nodeId)!.endpoints.map((e) => e.name), ["status"]);
-  // Capabilities registered later show up.
-  await c.registerCapabilities(["counter"]);
+  // Capabilities registered later show up, also when changes overlap: the last one wins, and the node is listed once.
+  await Promise.all([c.registerCapabilities(["other"]), c.registerCapabilities(["counter"])]);
   const after = (await collect(client.info("mesh"))) as ServiceInfo[];
-  t.is(after.find((i) => i.metadata?.node === c.nodeId)?.metadata?.capabilities, "counter");
+  t.deepEqual(after.filter((i) => i.metadata?.node === c.nodeId).map((i) => i.metadata?.capabilities), ["counter"]);
+  t.deepEqual(a.nodesFor("counter"), [a.nodeId, b.nodeId, c.nodeId].sort());
+  t.deepEqual(a.nodesFor("other"), []);
   await c.registerCapabilities([]);
 });
 
 test.serial("$SRV.STATS carries each node's counters, and they move when calls are made", async (t) => {
   const { nc, a } = t.context;
-  const client = nc.services.client();
+  const client = nc.services.client({ strategy: RequestStrategy.Timer, maxWait: 2000 });
   const statsOf = async () => {
     const stats = (await collect(client.stats("mesh"))) as ServiceStats[];
     const mine = stats.find((s) => s.metadata?.node === a.nodeId)!;
-    return { call: mine.endpoints!.find((e) => e.name === "call")!, data: mine.endpoints![0]!.data as MetricsSnapshot };
+    return { data: mine.endpoints![0]!.data as MetricsSnapshot };
   };
   const before = await statsOf();
   const ids = Array.from({ length: 40 }, (_, i) => `stat_${i}`).filter((id) => a.ownerNode(a.shardFor(id), "counter") === a.nodeId);
@@ -70,7 +72,6 @@ test.serial("$SRV.STATS carries each node's counters, and they move when calls a
   // The ingress requests are counted by NATS's own stats too, across the two nodes of the queue group.
   const total = (await collect(client.stats("mesh")) as ServiceStats[]).reduce((n, s) => n + (s.endpoints?.find((e) => e.name === "call")?.num_requests ?? 0), 0);
   t.true(total >= 10);
-  t.true(after.call.num_requests >= before.call.num_requests);
 });
 
 test.serial("a node answers its metrics as JSON on <prefix>.status.<nodeId>", async (t) => {

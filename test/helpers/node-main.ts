@@ -16,7 +16,7 @@ process.on("uncaughtException", (err) => {
 
 const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions;
 const mesh = await Mesh.start({ ...options, actors: [Counter] });
-process.stdout.write(`ready ${mesh.nodeId}\n`);
+process.stdout.write(`ready ${mesh.nodeId} ${process.pid}\n`);
 process.once("SIGTERM", () => {
   void mesh.stop().then(() => process.exit(process.exitCode ?? 0));
 });

@@ -1,8 +1,8 @@
 // Mesh nodes as separate OS processes, always cleaned up.
-import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { MeshOptions } from "@mesh/runtime";
+import { spawnGuarded } from "@mesh/runtime/testing";
 
 const MAIN = fileURLToPath(new URL("./node-main.js", import.meta.url));
 
@@ -11,9 +11,12 @@ export class NodeProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = "";
+  /** The node's own pid (the child is the guard around it). */
+  pid = 0;
 
   constructor(readonly nodeId: string, options: MeshOptions) {
-    this.child = spawn(process.execPath, [MAIN], { env: { ...process.env, MESH_NODE: JSON.stringify({ ...options, nodeId }) }, stdio: ["ignore", "pipe", "pipe"] });
+    // Guarded: the node process ends with this test process, however that ends.
+    this.child = spawnGuarded(process.execPath, [MAIN], { env: { ...process.env, MESH_NODE: JSON.stringify({ ...options, nodeId }) } });
     this.child.stderr!.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));
     this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
     all.add(this);
@@ -22,20 +25,32 @@ export class NodeProcess {
   /** Resolves when the node has started, rejects if the process exits first. */
   ready(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
+      this.child.stdout!.on("data", (chunk: Buffer) => {
+        const ready = /ready \S+ (\d+)/.exec(chunk.toString());
+        if (ready) {
+          this.pid = Number(ready[1]);
+          resolve();
+        }
+      });
       void this.exited.then(({ code }) => reject(new Error(`${this.nodeId} exited (${code}) before it was ready: ${this.stderr}`)));
     });
   }
 
-  /** Graceful: SIGTERM, then waits for the exit. */
+  /** Graceful: SIGTERM (the guard passes it on), then waits for the exit. */
   async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
     return this.exited;
   }
 
-  /** A crash: SIGKILL, then waits for the exit. */
+  /** A crash: SIGKILL to the node itself, then waits for the exit. */
   async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      try {
+        process.kill(this.pid, "SIGKILL");
+      } catch {
+        this.child.kill("SIGKILL"); // not ready yet: the guard, whose pipe then stops the node
+      }
+    }
     await this.exited;
   }
 }

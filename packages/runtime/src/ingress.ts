@@ -56,17 +56,27 @@ export class Ingress {
     const msgpack = msg.headers?.get("Content-Type") === MSGPACK;
     const reply = (body: object) => {
       if (!msg.reply) return;
+      let bytes: Uint8Array;
       try {
-        if (msgpack) {
-          const h = headers();
-          h.set("Content-Type", MSGPACK);
-          msg.respond(encode(body), { headers: h });
-        } else {
-          msg.respond(utf8.encode(JSON.stringify(body, strictJson)));
-        }
+        bytes = msgpack ? encode(body) : utf8.encode(JSON.stringify(body, strictJson));
       } catch (err) {
-        if (err instanceof MeshError) throw err;
         throw new MeshError("BAD_REPLY", `the reply cannot be encoded as ${msgpack ? "msgpack" : "JSON"}: ${messageOf(err)}`);
+      }
+      if (bytes.length > this.maxPayload) throw new MeshError("PAYLOAD_TOO_LARGE", `the reply is ${bytes.length} bytes; the limit is ${this.maxPayload}`);
+      if (msgpack) {
+        const h = headers();
+        h.set("Content-Type", MSGPACK);
+        msg.respond(bytes, { headers: h });
+      } else {
+        msg.respond(bytes);
+      }
+    };
+    /** A reply whose failure becomes an error reply, and never an exception. */
+    const answer = (body: object) => {
+      try {
+        reply(body);
+      } catch (err) {
+        fail(err);
       }
     };
     const fail = (err: unknown) => {
@@ -84,17 +94,8 @@ export class Ingress {
       this.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused an ingress request");
       return fail(err);
     }
-    if (cast) {
-      this.node.cast(request).then(() => reply({ ok: true }), fail);
-    } else {
-      this.node.call(request).then((r) => {
-        try {
-          reply({ ok: true, pid: r.pid, result: r.result ?? null });
-        } catch (err) {
-          fail(err);
-        }
-      }, fail);
-    }
+    if (cast) this.node.cast(request).then(() => answer({ ok: true }), fail);
+    else this.node.call(request).then((r) => answer({ ok: true, pid: r.pid, result: r.result ?? null }), fail);
   }
 
   /** The request in a message; throws BAD_REQUEST or PAYLOAD_TOO_LARGE saying what is wrong. */

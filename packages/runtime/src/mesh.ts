@@ -67,6 +67,9 @@ export class Mesh {
   readonly #service: NodeService;
   readonly #metrics = new NodeMetrics();
   #prometheus: PrometheusEndpoint | undefined;
+  #rebalancePending = false;
+  /** Capability changes, one after another. */
+  #changes: Promise<void> = Promise.resolve();
   #nodeSub: Subscription | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
@@ -156,12 +159,23 @@ export class Mesh {
    * (or after 2 s for nodes that do not answer). Throws BAD_REQUEST for a
    * capability that is not 1-128 of A-Z a-z 0-9 _ -.
    */
-  async registerCapabilities(capabilities: readonly string[]): Promise<void> {
-    this.#checkRunning();
-    const checked = checkCapabilities(capabilities);
-    // Nodes that host a capability answer the ingress; the others only call.
-    await this.#service.register(checked, this.#actors.actorTypes());
-    await this.#membership.announce({ capabilities: checked });
+  registerCapabilities(capabilities: readonly string[]): Promise<void> {
+    try {
+      this.#checkRunning();
+      const checked = checkCapabilities(capabilities);
+      // One change at a time, and none once the node stops.
+      const change = this.#changes.then(async () => {
+        this.#checkRunning();
+        // Nodes that host a capability answer the ingress; the others only call.
+        await this.#service.register(checked, this.#actors.actorTypes());
+        this.#checkRunning();
+        await this.#membership.announce({ capabilities: checked });
+      });
+      this.#changes = change.catch(() => {});
+      return change;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -246,6 +260,7 @@ export class Mesh {
 
   async #stop(): Promise<void> {
     this.#state = "STOPPING";
+    await this.#changes; // a capability change under way ends first (it sees STOPPING)
     await this.#service.stop(); // ingress requests it already took are still answered
     await this.#membership.stop();
     const deadline = performance.now() + this.#o.drainTimeoutMs;
@@ -269,6 +284,21 @@ export class Mesh {
    */
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
+    this.#rebalance();
+  }
+
+  /** A rebalance on the next turn of the event loop (several requests share one). */
+  #rebalanceSoon(): void {
+    if (this.#rebalancePending) return;
+    this.#rebalancePending = true;
+    setImmediate(() => {
+      this.#rebalancePending = false;
+      this.#rebalance();
+    });
+  }
+
+  /** Lets go of the local actors whose shards this node does not own in its current view. */
+  #rebalance(): void {
     if (this.#state !== "RUNNING") return;
     try {
       const moved = this.#actors.rebalance((capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId, this.#handover, this.#o.drainTimeoutMs);
@@ -418,6 +448,9 @@ export class Mesh {
       this.#forward({ ...req, hops: req.hops + 1, shard, owner }, msg);
       return;
     }
+    // Served here although another node owns it (hops used up, or the owner is unknown here):
+    // the activation must not outlive this message, so check ownership again once it is handled.
+    if (owner !== this.#o.nodeId) this.#rebalanceSoon();
     if (req.kind === Kind.CALL && msg.reply) {
       this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, new NatsReply(msg, this.#replies));
       return;

@@ -10,6 +10,7 @@ import type { MetricsSnapshot, NodeMetrics } from "./metrics.js";
 export class PrometheusEndpoint {
   readonly #registry = new Registry();
   readonly #server: Server;
+  #url = "";
 
   private constructor(metrics: NodeMetrics, snapshot: () => MetricsSnapshot) {
     const labels = { node: snapshot().node };
@@ -74,13 +75,14 @@ export class PrometheusEndpoint {
       endpoint.#server.once("error", reject);
       endpoint.#server.listen(port, host, () => resolve());
     });
+    const { address, port: bound } = endpoint.#server.address() as AddressInfo;
+    endpoint.#url = `http://${address.includes(":") ? `[${address}]` : address}:${bound}/metrics`;
     return endpoint;
   }
 
   /** `http://host:port/metrics` */
   get url(): string {
-    const { address, port } = this.#server.address() as AddressInfo;
-    return `http://${address.includes(":") ? `[${address}]` : address}:${port}/metrics`;
+    return this.#url;
   }
 
   close(): Promise<void> {

@@ -140,12 +140,12 @@ export class Supervisor {
   }
 
   /** An activation whose shard moved ends: its waiting letters are handed over, then it deactivates. */
-  #leave(act: Activation): void {
+  #leave(act: Activation, deactivate = true): void {
     act.dead = true;
     const letters = act.drain().filter((l) => !l.settled);
     for (const letter of letters) this.#take(letter);
     if (letters.length > 0) this.#handover?.(act, letters);
-    void this.#deactivate(act, "rebalance", this.#deactivateTimeoutMs);
+    if (deactivate) void this.#deactivate(act, "rebalance", this.#deactivateTimeoutMs);
     this.#checkIdle();
   }
 
@@ -327,7 +327,7 @@ export class Supervisor {
     if (type.activations.get(act.id) === act) type.activations.delete(act.id);
     this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
     if (act.leaving) {
-      this.#leave(act);
+      this.#leave(act, false); // a crashed instance gets no onDeactivate
       return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
     }
     const queued = act.drain();

@@ -122,17 +122,32 @@ function freePort(): Promise<number> {
   });
 }
 
-// The guard: runs the server in the background, stops it on SIGTERM, and also
-// when its standard input (a pipe from the launching process) closes.
+// The guard: runs the command in the background, stops it on SIGTERM, and also
+// when its standard input (a pipe from the launching process) closes. The
+// watcher that waits on the pipe is stopped with the command.
 const GUARD = `
-"$@" & server=$!
-trap 'kill -TERM $server 2>/dev/null' TERM INT
+"$@" & child=$!
+trap 'kill -TERM $child 2>/dev/null' TERM INT
 exec 3<&0
-( read -r _ <&3; kill -TERM $server 2>/dev/null ) &
+( read -r _ <&3; kill -TERM $child 2>/dev/null ) & watcher=$!
 code=0
-while kill -0 $server 2>/dev/null; do wait $server; code=$?; done
+while kill -0 $child 2>/dev/null; do wait $child; code=$?; done
+kill $watcher 2>/dev/null
 exit $code
 `;
+
+/**
+ * Spawns `command` so that it never outlives this process: it runs under a
+ * small shell that stops it (SIGTERM) when this process's pipe to it closes,
+ * which happens however this process ends, SIGKILL included. Signals sent to
+ * the returned child reach the command. For test fixtures: servers, node
+ * processes.
+ */
+export function spawnGuarded(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; stdout?: "pipe" | "ignore" | "inherit" } = {}): ChildProcess {
+  const child = spawn("/bin/sh", ["-c", GUARD, "guard", command, ...args], { stdio: ["pipe", options.stdout ?? "pipe", "pipe"], ...(options.env ? { env: options.env } : {}) });
+  child.stdin?.on("error", () => {}); // the guard may be gone before the pipe closes
+  return child;
+}
 
 class LaunchedServer implements NatsServer {
   readonly #dir = mkdtempSync(join(tmpdir(), "mesh-nats-"));
@@ -168,14 +183,13 @@ class LaunchedServer implements NatsServer {
     const args = ["-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.#dir, "-sd", join(this.#dir, "store")];
     if (this.options.config) args.unshift("-c", resolve(this.options.config));
     args.push(...(this.options.args ?? []));
-    const child = spawn("/bin/sh", ["-c", GUARD, "nats-server-guard", this.bin, ...args], { stdio: ["pipe", "ignore", "pipe"] });
+    const child = spawnGuarded(this.bin, args, { stdout: "ignore" });
     this.#child = child;
     live.add(child);
     this.#stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {
       if (this.#stderr.length < 10_000) this.#stderr += chunk.toString();
     });
-    child.stdin?.on("error", () => {}); // the guard may be gone before we close its pipe
     this.#exited = new Promise<void>((resolveExit) => {
       child.once("exit", () => resolveExit());
       child.once("error", () => resolveExit());
