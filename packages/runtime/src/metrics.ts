@@ -54,7 +54,7 @@ export interface MetricsSnapshot {
   ingressRequests: number;
   /** Failures this node's actors gave callers, by code. */
   errors: Partial<Record<ErrorCode, number>>;
-  /** Time actors spent on each call or cast, from its start to its end. */
+  /** Time actors spent on each call or cast, from its start to its end (in-process calls to synchronous handlers are not timed). */
   handlerLatency: HistogramSnapshot;
   /** Round trip of the calls this node sent to other nodes. */
   remoteCallLatency: HistogramSnapshot;

@@ -61,21 +61,22 @@ export class Supervisor {
     if (act instanceof MeshError) return Promise.reject(act);
     if (!act.busy) {
       // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
+      // A synchronous handler called in-process is counted but not timed: two clock reads
+      // cost a third of local-call throughput (bench: 5.1 M/s untimed, 3.3 M/s timed).
       act.busy = true;
-      const started = performance.now();
+      this.metrics.callsServed++;
       let out: unknown;
       try {
         out = act.instance.handleCall(payload, act);
       } catch (err) {
-        this.#served(false, started);
         return Promise.reject(this.#crash(act, err));
       }
       if (!isThenable(out)) {
-        this.#served(false, started);
         this.#next(act);
         return Promise.resolve({ pid: act.pid, result: out });
       }
-      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.metrics), out as PromiseLike<unknown>, started));
+      const started = performance.now();
+      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.metrics), out as PromiseLike<unknown>, started, false));
     }
     return new Promise((resolve, reject) => act.enqueue(this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject))));
   }
@@ -273,19 +274,19 @@ export class Supervisor {
     return true;
   }
 
-  #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number): void {
+  #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
     this.#running++;
     if (!letter.cast) this.#timeouts.set(letter, letter);
     Promise.resolve(out).then(
       (result) => {
-        this.#served(letter.cast, started);
+        this.#served(letter.cast, started, count);
         this.#running--;
         this.#take(letter);
         letter.succeed(act.pid, result);
         this.#next(act);
       },
       (err: unknown) => {
-        this.#served(letter.cast, started);
+        this.#served(letter.cast, started, count);
         this.#running--;
         this.#settle(letter, this.#crash(act, err));
         this.#checkIdle();
@@ -294,9 +295,11 @@ export class Supervisor {
   }
 
   /** Counts a message an actor handled, and how long it took. */
-  #served(cast: boolean, started: number): void {
-    if (cast) this.metrics.castsServed++;
-    else this.metrics.callsServed++;
+  #served(cast: boolean, started: number, count = true): void {
+    if (count) {
+      if (cast) this.metrics.castsServed++;
+      else this.metrics.callsServed++;
+    }
     this.metrics.handlerLatency.observe(performance.now() - started);
   }
 
