@@ -79,7 +79,7 @@ export class Mesh {
     this.#nc = nc;
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
-    this.#actors = new Supervisor(o.nodeId, o.actors, o.logger, this.#metrics);
+    this.#actors = new Supervisor(o.nodeId, o.actors, o.logger, this.#metrics, this.#handover, o.drainTimeoutMs);
     this.#requests = new Requests(nc, o.logger);
     this.#maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
     const self: Announcement = {
@@ -214,12 +214,7 @@ export class Mesh {
   }
 
   async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
-    const r = this.#route(request, Kind.CAST, acceptWhileStopping);
-    if (r.owner === this.#o.nodeId) {
-      this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
-      return;
-    }
-    this.#publish(r.owner, this.#encode(r));
+    this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
   }
 
   /** Sorted ids of the nodes that registered `capability` (empty when none). */
@@ -301,7 +296,7 @@ export class Mesh {
   #rebalance(): void {
     if (this.#state !== "RUNNING") return;
     try {
-      const moved = this.#actors.rebalance((capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId, this.#handover, this.#o.drainTimeoutMs);
+      const moved = this.#actors.rebalance((capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId);
       if (moved > 0) this.#o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
     } catch (err) {
       this.#o.logger.error({ err: messageOf(err) }, "mesh: rebalancing failed");
@@ -325,16 +320,9 @@ export class Mesh {
     const owner = this.#routes.owner(act.capability, act.shard);
     if (owner === undefined) throw noNodes(act.capability);
     const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner };
-    if (owner === this.#o.nodeId) {
-      if (letter.cast) this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
-      else this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, letter.deadline - performance.now(), letter.reply);
-    } else if (letter.cast) {
-      this.#metrics.forwards++;
-      this.#publish(owner, this.#encode(r));
-    } else {
-      this.#metrics.forwards++;
-      this.#send(new RemoteCall(r, letter.deadline, letter.reply, this.#rerouter));
-    }
+    if (owner !== this.#o.nodeId) this.#metrics.forwards++;
+    if (letter.cast) this.#castTo(r);
+    else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.#rerouter));
   }
 
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
@@ -391,11 +379,20 @@ export class Mesh {
     call.reroutes++;
     this.#metrics.retries++;
     r.owner = owner;
-    if (owner === this.#o.nodeId) {
-      this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
-    } else {
-      this.#send(call);
-    }
+    this.#dispatch(call);
+  }
+
+  /** A call whose owner is known: delivered here if this node owns it, else sent. */
+  #dispatch(call: RemoteCall): void {
+    const r = call.request;
+    if (r.owner === this.#o.nodeId) this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
+    else this.#send(call);
+  }
+
+  /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
+  #castTo(r: Routed): void {
+    if (r.owner === this.#o.nodeId) this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
+    else this.#publish(r.owner, this.#encode(r));
   }
 
   /** Encodes a request; throws BAD_REQUEST or PAYLOAD_TOO_LARGE. */

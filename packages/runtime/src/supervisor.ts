@@ -21,8 +21,6 @@ export class Supervisor {
   readonly #types = new Map<string, HostedType>();
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
   #incarnation = 0;
-  #handover: ((act: Activation, letters: Letter[]) => void) | undefined;
-  #deactivateTimeoutMs = 5000;
   #running = 0;
   #idle: (() => void) | undefined;
 
@@ -31,6 +29,10 @@ export class Supervisor {
     actors: readonly ActorClass[],
     private readonly log: Logger,
     private readonly metrics: NodeMetrics,
+    /** Sends the waiting letters of an actor that moved on to its new owner. */
+    private readonly handover: (act: Activation, letters: Letter[]) => void,
+    /** How long an onDeactivate may take. */
+    private readonly deactivateTimeoutMs: number,
   ) {
     for (const cls of actors) {
       const type = actorTypeOf(cls);
@@ -120,13 +122,11 @@ export class Supervisor {
   /**
    * The view changed: every activation whose shard this node no longer owns
    * (`owns` says false) leaves once its current message is done. Its waiting
-   * letters go to `handover` (to be sent to the new owner), then its
+   * letters go to the `handover` given at construction (to be sent to the new owner), then its
    * onDeactivate("rebalance") runs. It leaves the actor table at once, so
    * new messages for it are routed to the new owner.
    */
-  rebalance(owns: (capability: string, shard: number) => boolean, handover: (act: Activation, letters: Letter[]) => void, timeoutMs: number): number {
-    this.#handover = handover;
-    this.#deactivateTimeoutMs = timeoutMs;
+  rebalance(owns: (capability: string, shard: number) => boolean): number {
     let moved = 0;
     for (const type of this.#types.values()) {
       for (const [id, act] of type.activations) {
@@ -145,8 +145,8 @@ export class Supervisor {
     act.dead = true;
     const letters = act.drain().filter((l) => !l.settled);
     for (const letter of letters) this.#take(letter);
-    if (letters.length > 0) this.#handover?.(act, letters);
-    if (deactivate) void this.#deactivate(act, "rebalance", this.#deactivateTimeoutMs);
+    if (letters.length > 0) this.handover(act, letters);
+    if (deactivate) void this.#deactivate(act, "rebalance", this.deactivateTimeoutMs);
     this.#checkIdle();
   }
 
