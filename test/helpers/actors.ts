@@ -115,3 +115,50 @@ export class BadReply {
     return { fn: () => 1 };
   }
 }
+
+/** What DurableCounter can be told to do besides counting. */
+export interface DurableCounterCall {
+  /** Reply with the state, change nothing. */
+  get?: boolean;
+  /** Count, then throw: the turn crashes. */
+  crash?: boolean;
+  /** Count, then put something msgpack cannot store into the state. */
+  poison?: "function" | "cycle" | "map" | "big";
+  /** Count, then delete the stored state (clearState). */
+  clear?: boolean;
+  /** Wait this long (ms) before replying: an async turn. */
+  delayMs?: number;
+}
+
+/** A durable counter: every call but `get` adds one to `state.count` and replies with a copy of the state. */
+export class DurableCounter {
+  static actorType = "DurableCounter";
+  static durable = true;
+  static deactivations: string[] = [];
+  state: { count: number; extra?: unknown } = { count: 0 };
+  constructor(readonly id: string, initArg?: { start?: number }) {
+    if (initArg?.start !== undefined) this.state.count = initArg.start;
+  }
+  async handleCall(p: DurableCounterCall | undefined, ctx: CallContext): Promise<unknown> {
+    if (p?.delayMs) await new Promise((resolve) => setTimeout(resolve, p.delayMs));
+    if (p?.get) return { ...this.state };
+    this.state.count += 1;
+    if (p?.crash) throw new Error("boom after counting");
+    if (p?.poison === "function") this.state.extra = () => 1;
+    if (p?.poison === "cycle") {
+      const a: Record<string, unknown> = {};
+      a.self = a;
+      this.state.extra = a;
+    }
+    if (p?.poison === "map") this.state.extra = new Map([["a", 1]]);
+    if (p?.poison === "big") this.state.extra = "x".repeat(2 * 1024 * 1024);
+    if (p?.clear) ctx.clearState();
+    return { count: this.state.count };
+  }
+  handleCast(): void {
+    this.state.count += 1;
+  }
+  onDeactivate(reason: string): void {
+    DurableCounter.deactivations.push(`${this.id}:${reason}`);
+  }
+}

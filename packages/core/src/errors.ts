@@ -21,6 +21,12 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
   /** The actor's reply could not be encoded for the wire (a function, a symbol, a cycle…). */
   BAD_REPLY: "BAD_REPLY",
+  /** A durable actor's commit found the stored revision moved: another activation of the same id committed first. The turn was not stored; the activation was dropped. */
+  STATE_CONFLICT: "STATE_CONFLICT",
+  /** The state store (JetStream KV) did not answer in time or refused the operation; for durable actors, the turn was not stored and the activation was dropped. */
+  STORAGE_UNAVAILABLE: "STORAGE_UNAVAILABLE",
+  /** A durable actor's state cannot be stored: msgpack cannot encode it (a function, a cycle, a Map…); the turn was not stored and the activation was dropped. */
+  BAD_STATE: "BAD_STATE",
   /** The local node is stopping or stopped and takes no new calls. */
   STOPPED: "STOPPED",
   /** A bug or an unexpected failure inside Mesh; the message says what. */

@@ -8,3 +8,4 @@ export { MAX_ID_LENGTH, isToken } from "./tokens.js";
 export type { Announcement } from "./announcement.js";
 export { quietLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
+export { MAX_ENCODED_TOKEN, keyToken, stateBucket, stateKey } from "./state-key.js";

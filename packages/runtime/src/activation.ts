@@ -1,7 +1,8 @@
 import { MeshError } from "@mesh/core";
 import { decodeReply, replyError } from "@mesh/core/internal";
 import type { Expiring } from "@mesh/core/internal";
-import type { Actor, CallContext } from "./actor.js";
+import type { Actor, CallContext, DeactivateReason } from "./actor.js";
+import type { GroupCommit } from "./group-commit.js";
 import type { NodeMetrics } from "./metrics.js";
 
 /** What a call resolves with: the activation's pid and the handler's reply. */
@@ -89,8 +90,15 @@ export class Letter implements Expiring {
 export class Activation implements CallContext {
   busy = false;
   dead = false;
-  /** Its shard moved to another node: it ends when the current message is done. */
-  leaving = false;
+  /** Why it ends once the current message is done (it is out of the actor table already). */
+  leaving: DeactivateReason | undefined;
+  /** Durable actors: the commits of its state (set once the state is loaded). */
+  commits: GroupCommit | undefined;
+  /** The passivation tick of its last turn, and whether a turn ran since the eviction hand passed. */
+  lastTick = 0;
+  used = true;
+  /** The current turn called clearState(). */
+  clearing = false;
   /** Waiting letters; undefined while none ever waited (most actors). */
   #queue: Letter[] | undefined;
   readonly pid: string;
@@ -106,6 +114,11 @@ export class Activation implements CallContext {
   ) {
     // join() builds one flat string; a template literal would keep a tree of string pieces alive.
     this.pid = [nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+  }
+
+  clearState(): void {
+    if (this.commits === undefined) throw new MeshError("BAD_REQUEST", `clearState() is for durable actors (static durable = true); ${this.actorType} is not durable`);
+    this.clearing = true;
   }
 
   /** How many letters wait. */

@@ -12,13 +12,21 @@ export interface CallContext {
   readonly shard: number;
   /** The node the activation lives on. */
   readonly nodeId: string;
+  /**
+   * Durable actors only: deletes the stored state when this turn commits, and
+   * ends the activation after the turn; the next message starts from the
+   * class's initial state. Throws BAD_REQUEST for an actor that is not durable.
+   */
+  clearState(): void;
 }
 
 /**
- * Why an activation ends without crashing: the node stops ("shutdown"), or
- * the actor's shard now belongs to another node ("rebalance").
+ * Why an activation ends without crashing: the node stops ("shutdown"), the
+ * actor's shard now belongs to another node ("rebalance"), it was idle for its
+ * idleTimeoutMs ("idle"), it made room under maxActors ("evicted"), or its
+ * state was deleted, by clearState() or by an operator ("cleared").
  */
-export type DeactivateReason = "shutdown" | "rebalance";
+export type DeactivateReason = "shutdown" | "rebalance" | "idle" | "evicted" | "cleared";
 
 /**
  * An actor: a plain class. Only `handleCall` is required. Handlers may be
@@ -32,7 +40,7 @@ export interface Actor {
   handleCast?(payload: any, ctx: CallContext): unknown;
   /** Runs once, after the constructor, before the first message. Throwing fails the activation. */
   onActivate?(): unknown;
-  /** Runs once when the activation ends without a crash: the node stops, or the shard moved to another node. */
+  /** Runs once when the activation ends without a crash (see DeactivateReason). Changes it makes to a durable `state` are not stored. */
   onDeactivate?(reason: DeactivateReason): unknown;
 }
 
@@ -41,6 +49,10 @@ export interface ActorClass<A extends Actor = Actor> {
   new (id: string, initArg?: any): A;
   /** The actor type name; defaults to the class name. */
   readonly actorType?: string;
+  /** True: the instance's `state` property is stored in JetStream KV after every turn that changes it (docs/state.md). */
+  readonly durable?: boolean;
+  /** Deactivate an actor of this class after this long without a message (Infinity: never). @default the node's idleTimeoutMs; else 15 minutes for durable classes, never for the others */
+  readonly idleTimeoutMs?: number;
   readonly name: string;
 }
 

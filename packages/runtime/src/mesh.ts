@@ -18,6 +18,8 @@ import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Ingress } from "./ingress.js";
 import { NodeService } from "./service.js";
 import { Supervisor } from "./supervisor.js";
+import { StateStore } from "./state-store.js";
+import { decodeForget } from "./forget.js";
 import { NodeMetrics } from "./metrics.js";
 import { PrometheusEndpoint } from "./prometheus.js";
 import type { MetricsSnapshot } from "./metrics.js";
@@ -71,17 +73,28 @@ export class Mesh {
   /** Capability changes, one after another. */
   #changes: Promise<void> = Promise.resolve();
   #nodeSub: Subscription | undefined;
+  #forgetSub: Subscription | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
 
-  private constructor(o: ResolvedOptions, nc: NatsConnection) {
+  private constructor(o: ResolvedOptions, nc: NatsConnection, maxPayload: number, store: StateStore | undefined) {
     this.#o = o;
     this.#nc = nc;
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
-    this.#actors = new Supervisor(o.nodeId, o.actors, o.logger, this.#metrics, this.#handover, o.drainTimeoutMs);
+    this.#actors = new Supervisor({
+      nodeId: o.nodeId,
+      actors: o.actors,
+      log: o.logger,
+      metrics: this.#metrics,
+      handover: this.#handover,
+      deactivateTimeoutMs: o.drainTimeoutMs,
+      store,
+      idleTimeoutMs: o.idleTimeoutMs,
+      maxActors: o.maxActors,
+    });
     this.#requests = new Requests(nc, o.logger);
-    this.#maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
+    this.#maxPayload = maxPayload;
     const self: Announcement = {
       v: 1,
       node: o.nodeId,
@@ -98,16 +111,21 @@ export class Mesh {
   }
 
   /**
-   * Connects to NATS, starts serving this node's subject, discovers the
-   * cluster, and registers `options.capabilities`. Throws BAD_REQUEST for a bad
-   * option, and the NATS client's error when no server answers.
+   * Connects to NATS, opens the state bucket when a class is durable, starts
+   * serving this node's subject, discovers the cluster, and registers
+   * `options.capabilities`. Throws BAD_REQUEST for a bad option,
+   * STORAGE_UNAVAILABLE when durable classes have no JetStream to store in,
+   * and the NATS client's error when no server answers.
    */
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const o = resolveOptions(options);
     const nc = await connectNats(o.servers, o.nodeId, o.nats);
     let mesh: Mesh | undefined;
     try {
-      mesh = new Mesh(o, nc);
+      const maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
+      const durable = o.actors.some((cls) => cls.durable === true);
+      const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload) : undefined;
+      mesh = new Mesh(o, nc, maxPayload, store);
       await mesh.#start();
     } catch (err) {
       if (mesh) await mesh.#prometheus?.close();
@@ -119,6 +137,7 @@ export class Mesh {
 
   async #start(): Promise<void> {
     this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
+    this.#forgetSub = this.#nc.subscribe(this.#subjects.forget, { callback: (_err, msg) => this.#forget(msg) });
     if (this.#o.metricsPort !== undefined) {
       this.#prometheus = await PrometheusEndpoint.start(this.#metrics, () => this.metrics(), this.#o.metricsHost, this.#o.metricsPort);
     }
@@ -260,6 +279,7 @@ export class Mesh {
     await this.#membership.stop();
     const deadline = performance.now() + this.#o.drainTimeoutMs;
     const left = () => Math.max(0, deadline - performance.now());
+    this.#forgetSub?.unsubscribe();
     if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
     // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
     await this.#actors.idle(left());
@@ -472,6 +492,17 @@ export class Mesh {
       this.#publish(r.owner, this.#encode(r));
     } catch (err) {
       this.#o.logger.warn({ actorType: r.actorType, id: r.id, err: messageOf(err) }, "mesh: cast lost while forwarding");
+    }
+  }
+
+  /** An operator deleted a stored state (`mesh state delete`): the live activation, if here, ends before its next turn. */
+  #forget(msg: Msg): void {
+    try {
+      const { actorType, id } = decodeForget(msg.data);
+      if (this.#actors.forget(actorType, id)) this.#o.logger.info({ actorType, id }, "mesh: state deleted by an operator; the activation ends");
+      if (msg.reply) this.#respond(msg, new TextEncoder().encode(JSON.stringify({ ok: true, node: this.#o.nodeId })));
+    } catch (err) {
+      this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the forget subject");
     }
   }
 

@@ -52,12 +52,24 @@ export interface MetricsSnapshot {
   retries: number;
   /** Calls and casts taken from foreign clients on the ingress. */
   ingressRequests: number;
+  /** Durable actors: states read from the store at activation. */
+  stateLoads: number;
+  /** Durable actors: commits that landed (one may cover several turns). */
+  stateCommits: number;
+  /** Durable actors: commits refused because another activation committed first (STATE_CONFLICT). */
+  stateConflicts: number;
+  /** Actors deactivated after idleTimeoutMs without a message. */
+  passivations: number;
+  /** Idle actors deactivated to stay within maxActors. */
+  evictions: number;
   /** Failures this node's actors gave callers, by code. */
   errors: Partial<Record<ErrorCode, number>>;
   /** Time actors spent on each call or cast, from its start to its end (in-process calls to synchronous handlers are not timed). */
   handlerLatency: HistogramSnapshot;
   /** Round trip of the calls this node sent to other nodes. */
   remoteCallLatency: HistogramSnapshot;
+  /** Time from a commit's start to the store's acknowledgement. */
+  commitLatency: HistogramSnapshot;
 }
 
 /** The counters of one node. Plain fields: incrementing one costs nothing measurable. */
@@ -70,9 +82,15 @@ export class NodeMetrics {
   forwards = 0;
   retries = 0;
   ingressRequests = 0;
+  stateLoads = 0;
+  stateCommits = 0;
+  stateConflicts = 0;
+  passivations = 0;
+  evictions = 0;
   readonly errors: Partial<Record<ErrorCode, number>> = {};
   readonly handlerLatency = new Histogram();
   readonly remoteCallLatency = new Histogram();
+  readonly commitLatency = new Histogram();
 
   error(code: ErrorCode): void {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
@@ -91,9 +109,15 @@ export class NodeMetrics {
       forwards: this.forwards,
       retries: this.retries,
       ingressRequests: this.ingressRequests,
+      stateLoads: this.stateLoads,
+      stateCommits: this.stateCommits,
+      stateConflicts: this.stateConflicts,
+      passivations: this.passivations,
+      evictions: this.evictions,
       errors: { ...this.errors },
       handlerLatency: this.handlerLatency.snapshot(),
       remoteCallLatency: this.remoteCallLatency.snapshot(),
+      commitLatency: this.commitLatency.snapshot(),
     };
   }
 }

@@ -1,12 +1,13 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy } from "@mesh/core";
+import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy, stateBucket } from "@mesh/core";
 import type { Logger, Placement, Strategy } from "@mesh/core";
 import { checkToken } from "@mesh/core/internal";
 import { Subjects, defaultServers } from "@mesh/transport";
 import type { ConnectionOptions } from "nats";
 import { checkActorClass } from "./actor.js";
 import type { ActorClass } from "./actor.js";
+import type { StorageOptions } from "./state-store.js";
 
 /** Options of `Mesh.start`. Every field is optional. */
 export interface MeshOptions {
@@ -44,6 +45,12 @@ export interface MeshOptions {
   metricsPort?: number;
   /** The address the metrics endpoint listens on. @default "127.0.0.1" */
   metricsHost?: string;
+  /** Where durable actors' state lives (JetStream KV); used only when a class is durable. */
+  storage?: StorageOptions;
+  /** Deactivate actors idle this long, for classes that set no `static idleTimeoutMs` (Infinity: never). @default 15 minutes for durable classes, never for the others */
+  idleTimeoutMs?: number;
+  /** The most live actors this node holds: beyond it, the least recently used idle ones are deactivated ("evicted"). @default no cap */
+  maxActors?: number;
 }
 
 /** Options after defaults and validation. */
@@ -65,6 +72,9 @@ export interface ResolvedOptions {
   logger: Logger;
   metricsPort: number | undefined;
   metricsHost: string;
+  storage: Required<Pick<StorageOptions, "bucket">> & StorageOptions;
+  idleTimeoutMs: number | undefined;
+  maxActors: number;
 }
 
 /** Applies defaults and checks every option; throws BAD_REQUEST naming the first bad one. */
@@ -80,12 +90,16 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     throw new MeshError("BAD_REQUEST", `maxPayloadBytes must be a positive integer, got ${String(o.maxPayloadBytes)}`);
   }
   const heartbeatMs = ms("heartbeatMs", o.heartbeatMs, 1000);
+  const subjects = new Subjects(o.prefix ?? "mesh");
+  const actors = (o.actors ?? []).map(checkActorClass);
+  for (const cls of actors) if (cls.idleTimeoutMs !== undefined) checkIdleTimeout(cls.idleTimeoutMs, `${cls.name}.idleTimeoutMs`);
+  if (o.maxActors !== undefined && !(Number.isInteger(o.maxActors) && o.maxActors > 0)) throw new MeshError("BAD_REQUEST", `maxActors must be a positive integer, got ${String(o.maxActors)}`);
   return {
     servers: o.servers ?? defaultServers(),
-    actors: (o.actors ?? []).map(checkActorClass),
+    actors,
     capabilities: checkCapabilities(o.capabilities ?? []),
     nodeId: checkToken(o.nodeId ?? defaultNodeId(), "nodeId"),
-    subjects: new Subjects(o.prefix ?? "mesh"),
+    subjects,
     shards,
     placement: resolveStrategy(o.strategy),
     callTimeoutMs: ms("callTimeoutMs", o.callTimeoutMs, 5000),
@@ -98,7 +112,25 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     logger: o.logger ?? quietLogger,
     metricsPort: checkPort(o.metricsPort),
     metricsHost: o.metricsHost ?? "127.0.0.1",
+    storage: checkStorage(o.storage, subjects.prefix),
+    idleTimeoutMs: o.idleTimeoutMs === undefined ? undefined : checkIdleTimeout(o.idleTimeoutMs, "idleTimeoutMs"),
+    maxActors: o.maxActors ?? Infinity,
   };
+}
+
+/** An idle timeout: milliseconds as for any timeout, or Infinity for never. */
+function checkIdleTimeout(value: unknown, what: string): number {
+  if (value !== Infinity && !isTimeout(value)) throw new MeshError("BAD_REQUEST", `${what} must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, or Infinity, got ${String(value)}`);
+  return value as number;
+}
+
+function checkStorage(s: StorageOptions = {}, prefix: string): ResolvedOptions["storage"] {
+  if (typeof s !== "object" || s === null) throw new MeshError("BAD_REQUEST", "storage must be an object");
+  const bucket = s.bucket ?? stateBucket(prefix);
+  if (!/^[-\w]+$/.test(bucket)) throw new MeshError("BAD_REQUEST", `storage.bucket must be 1 or more of A-Z a-z 0-9 _ -, got ${JSON.stringify(s.bucket)}`);
+  if (s.replicas !== undefined && ![1, 3, 5].includes(s.replicas)) throw new MeshError("BAD_REQUEST", `storage.replicas must be 1, 3 or 5, got ${String(s.replicas)}`);
+  if (s.timeoutMs !== undefined && !isTimeout(s.timeoutMs)) throw new MeshError("BAD_REQUEST", `storage.timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(s.timeoutMs)}`);
+  return { ...s, bucket };
 }
 
 /** The longest timeout or interval Mesh accepts: what a Node.js timer can wait (about 24.8 days). */

@@ -33,6 +33,11 @@ export class PrometheusEndpoint {
     counter("mesh_forwards_total", "Calls and casts forwarded to the owner this node knows", (m) => m.forwards);
     counter("mesh_retries_total", "Calls re-sent after no responders", (m) => m.retries);
     counter("mesh_ingress_requests_total", "Requests taken from foreign clients on the ingress", (m) => m.ingressRequests);
+    counter("mesh_state_loads_total", "Durable states read from the store at activation", (m) => m.stateLoads);
+    counter("mesh_state_commits_total", "Durable state commits that landed", (m) => m.stateCommits);
+    counter("mesh_state_conflicts_total", "Commits refused because another activation committed first", (m) => m.stateConflicts);
+    counter("mesh_passivations_total", "Actors deactivated after idleTimeoutMs", (m) => m.passivations);
+    counter("mesh_evictions_total", "Idle actors deactivated to stay within maxActors", (m) => m.evictions);
     new Counter({
       name: "mesh_errors_total",
       help: "Failures this node's actors gave callers, by error code",
@@ -54,7 +59,9 @@ export class PrometheusEndpoint {
     const buckets = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
     const handler = new Histogram({ name: "mesh_handler_duration_seconds", help: "Time actors spent on each call or cast", buckets, registers: [this.#registry] });
     const remote = new Histogram({ name: "mesh_remote_call_duration_seconds", help: "Round trip of calls this node sent to other nodes", buckets, registers: [this.#registry] });
+    const commit = new Histogram({ name: "mesh_state_commit_duration_seconds", help: "Time from a durable state commit's start to the store's acknowledgement", buckets, registers: [this.#registry] });
     metrics.handlerLatency.onObserve = (ms) => handler.observe(ms / 1000);
+    metrics.commitLatency.onObserve = (ms) => commit.observe(ms / 1000);
     metrics.remoteCallLatency.onObserve = (ms) => remote.observe(ms / 1000);
     this.#server = createServer((req, res) => {
       if (req.method !== "GET" || req.url !== "/metrics") {

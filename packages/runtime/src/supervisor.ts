@@ -6,10 +6,38 @@ import type { ActorClass, DeactivateReason } from "./actor.js";
 import { Activation, Letter, NO_REPLY, PromiseReply, isThenable } from "./activation.js";
 import type { CallResult, ReplyTo } from "./activation.js";
 import type { NodeMetrics } from "./metrics.js";
+import { loadState } from "./group-commit.js";
+import type { GroupCommit } from "./group-commit.js";
+import type { Held } from "./group-commit.js";
+import { Passivation } from "./passivation.js";
+import type { StateStore } from "./state-store.js";
 
 interface HostedType {
   readonly cls: ActorClass;
   readonly activations: Map<string, Activation>;
+  readonly durable: boolean;
+  readonly idleTimeoutMs: number;
+}
+
+/** What a durable actor that sets no idleTimeoutMs gets: it loses nothing by leaving memory. */
+export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;
+
+/** How a node's actors are hosted. */
+export interface SupervisorOptions {
+  readonly nodeId: string;
+  readonly actors: readonly ActorClass[];
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+  /** Sends the waiting letters of an actor that left on to its owner now. */
+  readonly handover: (act: Activation, letters: Letter[]) => void;
+  /** How long an onDeactivate may take. */
+  readonly deactivateTimeoutMs: number;
+  /** Where durable actors' state lives; required when a class is durable. */
+  readonly store: StateStore | undefined;
+  /** The node's idleTimeoutMs option, for classes that set none. */
+  readonly idleTimeoutMs: number | undefined;
+  /** The most live actors this node holds (Infinity: no cap). */
+  readonly maxActors: number;
 }
 
 /**
@@ -18,27 +46,38 @@ interface HostedType {
  * drops the activation, and the next message starts a fresh one.
  */
 export class Supervisor {
+  readonly nodeId: string;
   readonly #types = new Map<string, HostedType>();
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
+  readonly #passivation: Passivation;
+  /** Group commits with writes in flight or waiting, also of activations already gone. */
+  readonly #committing = new Set<GroupCommit>();
+  #live = 0;
   #incarnation = 0;
   #running = 0;
   #idle: (() => void) | undefined;
 
-  constructor(
-    readonly nodeId: string,
-    actors: readonly ActorClass[],
-    private readonly log: Logger,
-    private readonly metrics: NodeMetrics,
-    /** Sends the waiting letters of an actor that moved on to its new owner. */
-    private readonly handover: (act: Activation, letters: Letter[]) => void,
-    /** How long an onDeactivate may take. */
-    private readonly deactivateTimeoutMs: number,
-  ) {
-    for (const cls of actors) {
+  readonly #log: Logger;
+  readonly #metrics: NodeMetrics;
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.nodeId = o.nodeId;
+    this.#log = o.log;
+    this.#metrics = o.metrics;
+    for (const cls of o.actors) {
       const type = actorTypeOf(cls);
       if (this.#types.has(type)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${type}"`);
-      this.#types.set(type, { cls, activations: new Map() });
+      const durable = cls.durable === true;
+      if (durable && o.store === undefined) throw new MeshError("INTERNAL", `durable actor type "${type}" needs a state store`);
+      const idleTimeoutMs = cls.idleTimeoutMs ?? o.idleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
+      this.#types.set(type, { cls, activations: new Map(), durable, idleTimeoutMs });
     }
+    this.#passivation = new Passivation([...this.#types.values()], o.maxActors, (act, reason) => this.#end(act, reason));
+  }
+
+  /** The actor types whose classes are durable. */
+  durableTypes(): string[] {
+    return [...this.#types].filter(([, t]) => t.durable).map(([name]) => name);
   }
 
   /** The actor types this node hosts, sorted. */
@@ -48,9 +87,7 @@ export class Supervisor {
 
   /** How many activations are live. */
   get size(): number {
-    let n = 0;
-    for (const t of this.#types.values()) n += t.activations.size;
-    return n;
+    return this.#live;
   }
 
   /**
@@ -61,12 +98,14 @@ export class Supervisor {
   call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number): Promise<CallResult> {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
-    if (!act.busy) {
+    if (!act.busy && act.commits === undefined) {
       // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
       // A synchronous handler called in-process is counted but not timed: two clock reads
       // cost a third of local-call throughput (bench: 5.1 M/s untimed, 3.3 M/s timed).
       act.busy = true;
-      this.metrics.callsServed++;
+      act.lastTick = this.#passivation.tick;
+      act.used = true;
+      this.#metrics.callsServed++;
       let out: unknown;
       try {
         out = act.instance.handleCall(payload, act);
@@ -78,9 +117,13 @@ export class Supervisor {
         return Promise.resolve({ pid: act.pid, result: out });
       }
       const started = performance.now();
-      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.metrics), out as PromiseLike<unknown>, started, false));
+      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.#metrics), out as PromiseLike<unknown>, started, false));
     }
-    return new Promise((resolve, reject) => act.enqueue(this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject))));
+    return new Promise((resolve, reject) => {
+      const letter = this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject));
+      if (act.busy) act.enqueue(letter);
+      else if (this.#run(act, letter)) this.#next(act);
+    });
   }
 
   /**
@@ -91,7 +134,7 @@ export class Supervisor {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.metrics);
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics);
     if (!act.busy) {
       if (this.#run(act, letter)) this.#next(act);
       return;
@@ -114,43 +157,69 @@ export class Supervisor {
 
   /** A call's letter, watched for its deadline until it is settled. */
   #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): Letter {
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.metrics);
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics);
     this.#timeouts.set(letter, letter);
     return letter;
   }
 
   /**
    * The view changed: every activation whose shard this node no longer owns
-   * (`owns` says false) leaves once its current message is done. Its waiting
-   * letters go to the `handover` given at construction (to be sent to the new owner), then its
-   * onDeactivate("rebalance") runs. It leaves the actor table at once, so
-   * new messages for it are routed to the new owner.
+   * (`owns` says false) leaves once its current message is done; see #end.
    */
   rebalance(owns: (capability: string, shard: number) => boolean): number {
     let moved = 0;
     for (const type of this.#types.values()) {
-      for (const [id, act] of type.activations) {
+      for (const act of type.activations.values()) {
         if (owns(act.capability, act.shard)) continue;
-        type.activations.delete(id);
-        act.leaving = true;
+        this.#end(act, "rebalance");
         moved++;
-        if (!act.busy) this.#leave(act);
       }
     }
     return moved;
   }
 
-  /** An activation whose shard moved ends: its waiting letters are handed over, then it deactivates. */
-  #leave(act: Activation, deactivate = true): void {
-    act.dead = true;
-    const letters = act.drain().filter((l) => !l.settled);
-    for (const letter of letters) this.#take(letter);
-    if (letters.length > 0) this.handover(act, letters);
-    if (deactivate) void this.#deactivate(act, "rebalance", this.deactivateTimeoutMs);
-    this.#checkIdle();
+  /**
+   * An operator deleted the stored state of (`actorType`, `id`): its live
+   * activation, if any, ends before its next turn ("cleared"), and the next
+   * message starts from the initial state. True when one was live.
+   */
+  forget(actorType: string, id: string): boolean {
+    const act = this.#types.get(actorType)?.activations.get(id);
+    if (act !== undefined) this.#end(act, "cleared");
+    return act !== undefined;
   }
 
-  /** Resolves once no handler runs and no mailbox holds a letter, or after `timeoutMs`. */
+  /**
+   * Ends an activation that did not crash: it leaves the actor table at once
+   * (new messages for it start a new activation, here or on its new owner),
+   * and once its current message is done, `#leave` hands on what waits.
+   */
+  #end(act: Activation, reason: DeactivateReason): void {
+    this.#remove(act);
+    act.leaving = reason;
+    if (!act.busy) this.#leave(act);
+  }
+
+  /**
+   * An activation that left (see #end) goes: once its commits have landed,
+   * its waiting letters go to the `handover` (its owner now, maybe this node,
+   * where a new activation reads what was committed), and its onDeactivate runs.
+   */
+  #leave(act: Activation, deactivate = true): void {
+    act.dead = true;
+    const letters = act.drain();
+    const handOn = () => {
+      const waiting = letters.filter((l) => !l.settled);
+      for (const letter of waiting) this.#take(letter);
+      if (waiting.length > 0) this.o.handover(act, waiting);
+      this.#checkIdle();
+    };
+    if (act.commits?.busy) void act.commits.idle().then(handOn);
+    else handOn();
+    if (deactivate) void this.#deactivate(act, act.leaving ?? "rebalance", this.o.deactivateTimeoutMs);
+  }
+
+  /** Resolves once no handler runs, no mailbox holds a letter and no commit is pending, or after `timeoutMs`. */
   async idle(timeoutMs: number): Promise<void> {
     if (this.#busyCount() === 0) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -164,17 +233,21 @@ export class Supervisor {
 
   /** Ends every activation: runs its onDeactivate (each bounded by `timeoutMs`), then forgets it. */
   async deactivateAll(reason: DeactivateReason, timeoutMs: number): Promise<void> {
+    this.#passivation.stop();
     const all: Activation[] = [];
     for (const t of this.#types.values()) {
       all.push(...t.activations.values());
       t.activations.clear();
     }
-    for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, or still running after drainTimeoutMs)"));
+    this.#live = 0;
+    for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)"));
     await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
   }
 
   async #deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number): Promise<void> {
     act.dead = true;
+    if (reason === "idle") this.#metrics.passivations++;
+    else if (reason === "evicted") this.#metrics.evictions++;
     if (typeof act.instance.onDeactivate !== "function") return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -183,7 +256,7 @@ export class Supervisor {
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`onDeactivate took over ${timeoutMs} ms`)), timeoutMs))),
       ]);
     } catch (err) {
-      this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
+      this.#log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
     } finally {
       clearTimeout(timer);
     }
@@ -193,12 +266,13 @@ export class Supervisor {
   #activation(capability: string, actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
     const type = this.#types.get(actorType);
     if (type === undefined) {
-      this.metrics.error("UNKNOWN_ACTOR_TYPE");
+      this.#metrics.error("UNKNOWN_ACTOR_TYPE");
       return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
     }
     const live = type.activations.get(id);
     if (live !== undefined) return live;
 
+    this.#passivation.makeRoom(this.#live);
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
@@ -206,45 +280,76 @@ export class Supervisor {
     } catch (err) {
       return this.#activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err);
     }
-    const pid = act.pid;
-    if (typeof act.instance.onActivate === "function") {
+    act.lastTick = this.#passivation.tick;
+    if (type.durable) {
+      this.#starting(act, this.#load(act).then(() => act.instance.onActivate?.()));
+    } else if (typeof act.instance.onActivate === "function") {
       let out: unknown;
       try {
         out = act.instance.onActivate();
       } catch (err) {
-        return this.#activationFailed(pid, err);
+        return this.#activationFailed(act.pid, err);
       }
-      if (isThenable(out)) {
-        // Letters that arrive while onActivate runs wait in the mailbox.
-        act.busy = true;
-        this.#running++;
-        // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
-        Promise.resolve(out).then(
-          () => {
-            this.#running--;
-            this.#next(act);
-          },
-          (err: unknown) => {
-            this.#running--;
-            act.dead = true;
-            if (type.activations.get(id) === act) type.activations.delete(id);
-            const failure = this.#activationFailed(pid, err);
-            for (const letter of act.drain()) this.#settle(letter, failure);
-            this.#checkIdle();
-          },
-        );
-      }
+      // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
+      if (isThenable(out)) this.#starting(act, Promise.resolve(out));
     }
     type.activations.set(id, act);
-    this.metrics.activations++;
+    this.#live++;
+    this.#metrics.activations++;
     return act;
   }
 
+  /** The activation holds the turn while `starting` runs; letters that arrive meanwhile wait. If it fails, they fail too. */
+  #starting(act: Activation, starting: Promise<unknown>): void {
+    act.busy = true;
+    this.#running++;
+    starting.then(
+      () => {
+        this.#running--;
+        this.#next(act);
+      },
+      (err: unknown) => {
+        this.#running--;
+        act.dead = true;
+        this.#remove(act);
+        const failure = err instanceof MeshError ? this.#failedWith(act.pid, err) : this.#activationFailed(act.pid, err);
+        for (const letter of act.drain()) this.#settle(letter, failure);
+        this.#checkIdle();
+      },
+    );
+  }
+
+  /** Reads a durable actor's stored state into its instance and sets up its commits. */
+  async #load(act: Activation): Promise<void> {
+    const commits: GroupCommit = await loadState(this.o.store!, act.actorType, act.id, act.instance, {
+      committed: (ms) => {
+        this.#metrics.stateCommits++;
+        this.#metrics.commitLatency.observe(ms);
+      },
+      failed: (err) => {
+        if (err.code === "STATE_CONFLICT") this.#metrics.stateConflicts++;
+        this.#log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
+        this.#abandon(act);
+      },
+      settled: () => {
+        this.#committing.delete(commits);
+        this.#checkIdle();
+      },
+    });
+    this.#metrics.stateLoads++;
+    act.commits = commits;
+  }
+
   #activationFailed(pid: string, err: unknown): MeshError {
-    this.metrics.activationFailures++;
-    this.metrics.error("ACTIVATION_FAILED");
-    this.log.warn({ pid, err: messageOf(err) }, "mesh: activation failed");
-    return new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
+    this.#metrics.activationFailures++;
+    return this.#failedWith(pid, new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err }));
+  }
+
+  /** Counts and logs an activation that failed with `err`. */
+  #failedWith(pid: string, err: MeshError): MeshError {
+    this.#metrics.error(err.code);
+    this.#log.warn({ pid, err: err.message }, "mesh: activation failed");
+    return err;
   }
 
   /**
@@ -254,6 +359,8 @@ export class Supervisor {
    */
   #run(act: Activation, letter: Letter): boolean {
     act.busy = true;
+    act.lastTick = this.#passivation.tick;
+    act.used = true;
     const started = performance.now();
     let out: unknown;
     try {
@@ -269,9 +376,7 @@ export class Supervisor {
       return false;
     }
     this.#served(letter.cast, started);
-    this.#take(letter);
-    letter.succeed(act.pid, out);
-    return true;
+    return this.#turnEnded(act, letter, out);
   }
 
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
@@ -281,9 +386,8 @@ export class Supervisor {
       (result) => {
         this.#served(letter.cast, started, count);
         this.#running--;
-        this.#take(letter);
-        letter.succeed(act.pid, result);
-        this.#next(act);
+        if (this.#turnEnded(act, letter, result)) this.#next(act);
+        else this.#checkIdle();
       },
       (err: unknown) => {
         this.#served(letter.cast, started, count);
@@ -294,18 +398,54 @@ export class Supervisor {
     );
   }
 
+  /**
+   * A turn ended well. A plain actor's reply goes out now; a durable actor's
+   * once the state it left is stored (GroupCommit). Returns false when the
+   * activation cannot go on (its state cannot be stored, or an earlier commit
+   * failed): the letter failed and the activation was dropped.
+   */
+  #turnEnded(act: Activation, letter: Letter, result: unknown): boolean {
+    const commits = act.commits;
+    if (commits === undefined) {
+      this.#take(letter);
+      letter.succeed(act.pid, result);
+      return true;
+    }
+    const held: Held = {
+      release: () => {
+        this.#take(letter);
+        letter.succeed(act.pid, result);
+      },
+      fail: (err) => this.#settle(letter, err),
+    };
+    const clearing = act.clearing;
+    const refused = clearing ? commits.clear(held) : commits.afterTurn((act.instance as { state?: unknown }).state, held);
+    if (refused !== undefined) {
+      this.#settle(letter, refused);
+      this.#log.warn({ pid: act.pid, err: refused.message }, "mesh: a turn's state was not stored; the activation is dropped");
+      this.#abandon(act);
+      return false;
+    }
+    if (commits.busy) {
+      if (!letter.cast) this.#timeouts.set(letter, letter);
+      this.#committing.add(commits);
+    }
+    if (clearing && !act.dead) this.#end(act, "cleared");
+    return true;
+  }
+
   /** Counts a message an actor handled, and how long it took. */
   #served(cast: boolean, started: number, count = true): void {
     if (count) {
-      if (cast) this.metrics.castsServed++;
-      else this.metrics.callsServed++;
+      if (cast) this.#metrics.castsServed++;
+      else this.#metrics.callsServed++;
     }
-    this.metrics.handlerLatency.observe(performance.now() - started);
+    this.#metrics.handlerLatency.observe(performance.now() - started);
   }
 
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
   #next(act: Activation): void {
-    if (act.leaving) return this.#leave(act);
+    if (act.leaving !== undefined) return this.#leave(act);
     while (!act.dead) {
       const letter = act.dequeue();
       if (letter === undefined) {
@@ -318,21 +458,30 @@ export class Supervisor {
     this.#checkIdle();
   }
 
-  /**
-   * A handler threw: drop the activation so the next message starts a fresh
-   * one, and hand the letters still queued to that fresh activation.
-   */
+  /** A handler threw: the activation is dropped (see #drop), and the caller gets ACTOR_CRASHED. */
   #crash(act: Activation, err: unknown): MeshError {
-    this.metrics.crashes++;
-    this.metrics.error("ACTOR_CRASHED");
+    this.#metrics.crashes++;
+    this.#metrics.error("ACTOR_CRASHED");
+    this.#log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
+    this.#abandon(act);
+    return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
+  }
+
+  /**
+   * An activation cannot go on (it crashed, or its state could not be
+   * stored): it gets no onDeactivate, and what waits in its mailbox goes on,
+   * to its new owner if it was leaving, else to a fresh activation here.
+   */
+  #abandon(act: Activation): void {
+    if (act.dead) return;
+    if (act.leaving !== undefined) this.#leave(act, false);
+    else this.#drop(act);
+  }
+
+  /** Drops an activation so the next message starts a fresh one, and hands the letters still queued to that fresh activation. */
+  #drop(act: Activation): void {
     act.dead = true;
-    const type = this.#types.get(act.actorType)!;
-    if (type.activations.get(act.id) === act) type.activations.delete(act.id);
-    this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
-    if (act.leaving) {
-      this.#leave(act, false); // a crashed instance gets no onDeactivate
-      return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
-    }
+    this.#remove(act);
     const queued = act.drain();
     for (const letter of queued) {
       if (letter.settled) continue;
@@ -341,20 +490,28 @@ export class Supervisor {
       else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
     }
     this.#checkIdle();
-    return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
+  }
+
+  /** Takes an activation out of the actor table, if it is still the one there. */
+  #remove(act: Activation): void {
+    const table = this.#types.get(act.actorType)!.activations;
+    if (table.get(act.id) === act) {
+      table.delete(act.id);
+      this.#live--;
+    }
   }
 
   #redeliverCast(act: Activation, letter: Letter): void {
     try {
       this.cast(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg);
     } catch (err) {
-      this.log.warn({ actorType: act.actorType, id: act.id, err: messageOf(err) }, "mesh: cast lost");
+      this.#log.warn({ actorType: act.actorType, id: act.id, err: messageOf(err) }, "mesh: cast lost");
     }
   }
 
   #settle(letter: Letter, err: MeshError): void {
     this.#take(letter);
-    if (letter.cast) this.log.warn({ err: err.message }, "mesh: cast failed");
+    if (letter.cast) this.#log.warn({ err: err.message }, "mesh: cast failed");
     else letter.fail(err);
   }
 
@@ -363,7 +520,7 @@ export class Supervisor {
   }
 
   #busyCount(): number {
-    let n = this.#running;
+    let n = this.#running + this.#committing.size;
     for (const t of this.#types.values()) for (const act of t.activations.values()) if (act.waiting > 0) n++;
     return n;
   }

@@ -7,6 +7,7 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.cluster.heartbeat     periodic announcements of every node
  *   <prefix>.cluster.discover      "who is there?": every member answers with its announcement
  *   <prefix>.cluster.leave         a node's goodbye on a graceful stop
+ *   <prefix>.cluster.forget        an operator deleted an actor's stored state: its live activation ends
  *   <prefix>.call.<capability>     ingress: any NATS client calls an actor (JSON or msgpack), queue group
  *   <prefix>.cast.<capability>     ingress: the same for casts
  *   <prefix>.status.<nodeId>       a node's metrics as JSON (an endpoint of its NATS service)
@@ -15,6 +16,7 @@ export class Subjects {
   readonly heartbeat: string;
   readonly discover: string;
   readonly leave: string;
+  readonly forget: string;
   /** Ingress subscriptions: every capability, and more tokens so that bad ones get an answer. */
   readonly ingressCalls: string;
   readonly ingressCasts: string;
@@ -30,6 +32,7 @@ export class Subjects {
     this.heartbeat = `${prefix}.cluster.heartbeat`;
     this.discover = `${prefix}.cluster.discover`;
     this.leave = `${prefix}.cluster.leave`;
+    this.forget = `${prefix}.cluster.forget`;
     this.#node = `${prefix}.node.`;
     this.ingressCalls = `${prefix}.call.>`;
     this.ingressCasts = `${prefix}.cast.>`;

@@ -1,0 +1,28 @@
+// `<prefix>.cluster.forget`: an operator deleted an actor's stored state
+// (`mesh state delete`); every node ends its live activation of that actor
+// before its next turn, so the next message starts from the initial state.
+// The body is JSON: {"actorType": "cart", "id": "cart-1"} (docs/PROTOCOL.md).
+import { MeshError } from "@mesh/core";
+import { checkId } from "@mesh/core/internal";
+
+export interface Forget {
+  actorType: string;
+  id: string;
+}
+
+/** Decodes a forget message; throws BAD_REQUEST when it is not one. */
+export function decodeForget(data: Uint8Array): Forget {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    throw new MeshError("BAD_REQUEST", "a forget message must be JSON");
+  }
+  const { actorType, id } = (body ?? {}) as Partial<Forget>;
+  if (typeof actorType !== "string" || actorType === "") throw new MeshError("BAD_REQUEST", "a forget message needs a non-empty string actorType");
+  return { actorType, id: checkId(id) };
+}
+
+export function encodeForget(f: Forget): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ actorType: f.actorType, id: f.id }));
+}

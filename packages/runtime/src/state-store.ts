@@ -1,0 +1,114 @@
+// Durable actor state in one JetStream KV bucket per cluster (docs/state.md,
+// docs/PROTOCOL.md "Durable state"): msgpack values under `stateKey(type, id)`,
+// written with compare-and-set on the key's revision.
+import { MeshError } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import type { KV, NatsConnection } from "nats";
+
+/** Options of the state store (`storage` in `Mesh.start`). */
+export interface StorageOptions {
+  /** The KV bucket. @default "<prefix>_state" (dots in the prefix become "_") */
+  bucket?: string;
+  /** Copies of each value on a NATS cluster (1, 3 or 5). @default 3 when the server is part of a cluster, else 1 */
+  replicas?: number;
+  /** How long one store operation may take before it fails with STORAGE_UNAVAILABLE. @default 3000 */
+  timeoutMs?: number;
+}
+
+/** What is stored for one actor: its value (undefined when none, or deleted) and the revision to write against (0: never written). */
+export interface Stored {
+  bytes: Uint8Array | undefined;
+  revision: number;
+}
+
+/** Something on this node that is still writing a key (a group commit with work left). */
+export interface KeyWriter {
+  /** Resolves once it has nothing in flight and nothing waiting. */
+  idle(): Promise<void>;
+}
+
+/** JetStream's "wrong last sequence": the compare-and-set lost. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+/**
+ * The bucket, opened (and created when missing) at node start. Every failure
+ * is a MeshError: STATE_CONFLICT when the revision moved, PAYLOAD_TOO_LARGE
+ * for a value above the limit, STORAGE_UNAVAILABLE for anything else (no
+ * answer in time, no JetStream, the bucket gone).
+ */
+export class StateStore {
+  /** Keys this node is writing: a load of one waits for them, so a node always reads its own writes. */
+  readonly #writers = new Map<string, KeyWriter>();
+
+  private constructor(
+    private readonly kv: KV,
+    readonly bucket: string,
+    /** The largest value the server takes, less room for the message's headers. */
+    readonly maxValueBytes: number,
+  ) {}
+
+  /** Opens `bucket`, creating it (history 1, file storage) when it is missing. Throws STORAGE_UNAVAILABLE with the reason. */
+  static async open(nc: NatsConnection, bucket: string, options: StorageOptions, maxPayload: number): Promise<StateStore> {
+    const timeout = options.timeoutMs ?? 3000;
+    const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
+    try {
+      const kv = await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
+      return new StateStore(kv, bucket, maxPayload - 256);
+    } catch (err) {
+      const reason = /503|no responders/i.test(messageOf(err)) ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)" : messageOf(err);
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the state bucket "${bucket}": ${reason}`, { cause: err });
+    }
+  }
+
+  /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
+  async load(key: string): Promise<Stored> {
+    for (let w = this.#writers.get(key); w !== undefined; w = this.#writers.get(key)) await w.idle();
+    try {
+      const entry = await this.kv.get(key);
+      if (entry === null) return { bytes: undefined, revision: 0 };
+      return { bytes: entry.operation === "PUT" ? entry.value : undefined, revision: entry.revision };
+    } catch (err) {
+      throw storeError(err, `cannot read the state of ${key}`);
+    }
+  }
+
+  /** Writes `bytes` if the key is still at `revision` (0: never written); resolves with the new revision. */
+  async write(key: string, bytes: Uint8Array, revision: number): Promise<number> {
+    if (bytes.length > this.maxValueBytes) {
+      throw new MeshError("PAYLOAD_TOO_LARGE", `the state of ${key} is ${bytes.length} bytes encoded; the limit is ${this.maxValueBytes}`);
+    }
+    try {
+      return await this.kv.put(key, bytes, { previousSeq: revision });
+    } catch (err) {
+      throw storeError(err, `cannot store the state of ${key}`);
+    }
+  }
+
+  /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
+  async delete(key: string, revision?: number): Promise<void> {
+    try {
+      await this.kv.delete(key, revision === undefined ? undefined : { previousSeq: revision });
+    } catch (err) {
+      throw storeError(err, `cannot delete the state of ${key}`);
+    }
+  }
+
+  /** `writer` has writes of `key` under way: loads of the key wait for it until `done(key, writer)`. */
+  writing(key: string, writer: KeyWriter): void {
+    this.#writers.set(key, writer);
+  }
+
+  done(key: string, writer: KeyWriter): void {
+    if (this.#writers.get(key) === writer) this.#writers.delete(key);
+  }
+}
+
+function storeError(err: unknown, what: string): MeshError {
+  if (err instanceof MeshError) return err;
+  const e = err as { api_error?: { err_code?: number }; code?: string };
+  if (e.api_error?.err_code === WRONG_LAST_SEQUENCE) {
+    return new MeshError("STATE_CONFLICT", `${what}: another activation of the actor committed first (the stored revision moved)`, { cause: err });
+  }
+  if (e.code === "MAX_PAYLOAD_EXCEEDED") return new MeshError("PAYLOAD_TOO_LARGE", `${what}: the value exceeds the NATS server's max_payload`, { cause: err });
+  return new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
+}
