@@ -5,7 +5,8 @@ import { execFile } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { spawnGuarded } from "@mesh/runtime/testing";
-import { useNatsServer } from "./helpers/cluster.js";
+import { startNode, useNatsServer } from "./helpers/cluster.js";
+import { DurableCounter } from "./helpers/actors.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 const CLI = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
@@ -80,7 +81,7 @@ test.serial("mesh node stops gracefully on SIGTERM", async (t) => {
 });
 
 test("every command has --help", async (t) => {
-  for (const command of [[], ["node"], ["status"], ["call"], ["cast"]]) {
+  for (const command of [[], ["node"], ["status"], ["call"], ["cast"], ["state"]]) {
     const { code, stdout } = await mesh(...command, "--help");
     t.is(code, 0);
     t.regex(stdout, /Usage: mesh/);
@@ -97,6 +98,8 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
     [["node", "--actors", "/nonexistent/module.js", "-s", "nats://127.0.0.1:1"], /^mesh: cannot load \/nonexistent\/module\.js/],
     [["status", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect to nats:\/\/127\.0\.0\.1:1/],
     [["call", "c", "a", "i", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect/],
+    [["state", "peek", "a", "b"], /^mesh: mesh state needs get\|delete <actorType> <id>/],
+    [["state", "get", "a", "b", "-s", t.context.server.url, "--bucket", "no_such_bucket"], /^mesh: cannot open the state bucket "no_such_bucket"/],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await mesh(...args);
@@ -107,4 +110,27 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
   const { code, stderr } = await mesh("call", "nobody", "counter", "x", "-s", t.context.server.url);
   t.is(code, 1);
   t.regex(stderr, /^mesh: NO_NODES: no node has registered the capability "nobody"\n$/);
+});
+
+test.serial("mesh state get prints a durable actor's stored state; mesh state delete removes it and ends the live activation", async (t) => {
+  const url = t.context.server.url;
+  const node = await startNode(t as never, { prefix: "clistate", actors: [DurableCounter], capabilities: ["acct"] });
+  const add = () => node.call<{ count: number }>({ actor: DurableCounter, id: "cart 1", payload: {}, capability: "acct" }).then((r) => r.result.count);
+  await add();
+  await add();
+  t.is(await add(), 3);
+  const got = await mesh("state", "get", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+  t.is(got.code, 0, got.stderr);
+  t.deepEqual(JSON.parse(got.stdout), { count: 3 });
+
+  const deleted = await mesh("state", "delete", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+  t.is(deleted.code, 0, deleted.stderr);
+  t.regex(deleted.stdout, new RegExp(`its live activation on ${node.nodeId} ended`));
+  t.is(await add(), 1, "the live activation ended before its next turn: a fresh state");
+
+  const gone = await mesh("state", "delete", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+  t.regex(gone.stdout, /deleted the state of DurableCounter "cart 1"/);
+  const missing = await mesh("state", "get", "DurableCounter", "nobody", "-p", "clistate", "-s", url);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /^mesh: no state stored for DurableCounter "nobody"/);
 });

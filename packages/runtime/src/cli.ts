@@ -4,13 +4,17 @@ import { parseArgs } from "node:util";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
-import { RoutingTable, resolveStrategy } from "@mesh/core";
+import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
 import { RequestStrategy, connect } from "nats";
 import type { NatsConnection, ServiceInfo, ServiceStats } from "nats";
 import { Mesh } from "./mesh.js";
 import type { ActorClass } from "./actor.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { SERVICE_NAME } from "./service.js";
+import { StateStore } from "./state-store.js";
+import { decodeState } from "./group-commit.js";
+import { encodeForget } from "./forget.js";
+import { Subjects } from "@mesh/transport";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
@@ -29,6 +33,7 @@ Commands:
   status   show every node: capabilities, live actors, calls served, shards owned
   call     call an actor and print its reply
   cast     send a message to an actor
+  state    print or delete a durable actor's stored state
 
 Run "mesh <command> --help" for a command's options.`,
   node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
@@ -60,6 +65,16 @@ ${COMMON}`,
 Sends a message to an actor through the ingress and prints "ok" once a node has routed it.
 
 ${COMMON}`,
+  state: `Usage: mesh state get <actorType> <id>
+       mesh state delete <actorType> <id>
+
+get prints the stored state of a durable actor as JSON (exit 1 when none is
+stored). delete removes it; a live activation of the actor ends before its
+next turn, and the next message starts from the class's initial state.
+  --bucket <name>      the state bucket (default: <prefix>_state)
+  --wait <ms>          delete: how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
 };
 
 /** A one-line error for the user; the exit code says what kind. */
@@ -76,6 +91,7 @@ const options = {
   wait: { type: "string", default: "500" },
   init: { type: "string" },
   timeout: { type: "string", default: "5000" },
+  bucket: { type: "string" },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -108,6 +124,12 @@ async function main(argv: string[]): Promise<number> {
       if (!capability || !actor || id === undefined) throw new UsageError(`mesh ${command} needs <capability> <actor> <id>; run "mesh ${command} --help"`);
       const body = { actor, id, payload: payload === undefined ? {} : json(payload, "the payload"), ...(values.init ? { initArg: json(values.init, "--init") } : {}), ...(command === "call" ? { timeoutMs: number(values.timeout, "--timeout") } : {}) };
       return withConnection(server, (nc) => request(nc, `${values.prefix}.${command}.${capability}`, body, command === "call", number(values.timeout, "--timeout")));
+    }
+    case "state": {
+      const [verb, actorType, id] = positionals;
+      if ((verb !== "get" && verb !== "delete") || !actorType || id === undefined) throw new UsageError(`mesh state needs get|delete <actorType> <id>; run "mesh state --help"`);
+      const bucket = values.bucket ?? stateBucket(values.prefix);
+      return withConnection(server, (nc) => (verb === "get" ? getState(nc, bucket, actorType, id) : deleteState(nc, bucket, values.prefix, actorType, id, number(values.wait, "--wait"))));
     }
   }
   return 2;
@@ -237,6 +259,40 @@ async function request(nc: NatsConnection, subject: string, body: object, isCall
   if (!reply.ok) throw new Error(`${reply.error?.code}: ${reply.error?.message}`);
   process.stdout.write(isCall ? `${JSON.stringify({ pid: reply.pid, result: reply.result })}\n` : "ok\n");
   return 0;
+}
+
+async function getState(nc: NatsConnection, bucket: string, actorType: string, id: string): Promise<number> {
+  const key = stateKey(actorType, id);
+  const stored = await (await StateStore.bind(nc, bucket)).load(key);
+  if (stored.bytes === undefined) {
+    process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
+    return 1;
+  }
+  process.stdout.write(`${JSON.stringify(decodeState(stored.bytes, key), jsonValue)}\n`);
+  return 0;
+}
+
+/** Deletes the stored state, then asks every node to end its live activation of the actor, and waits for their answers. */
+async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actorType: string, id: string, waitMs: number): Promise<number> {
+  await (await StateStore.bind(nc, bucket)).delete(stateKey(actorType, id));
+  const ended: string[] = [];
+  let nodes = 0;
+  const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget({ actorType, id }), { strategy: RequestStrategy.Timer, maxWait: waitMs });
+  for await (const reply of replies) {
+    const answer = JSON.parse(new TextDecoder().decode(reply.data)) as { node?: string; ended?: boolean };
+    nodes++;
+    if (answer.ended && answer.node) ended.push(answer.node);
+  }
+  const live = ended.length > 0 ? `its live activation on ${ended.join(", ")} ended` : "no node had it live";
+  process.stdout.write(`deleted the state of ${actorType} ${JSON.stringify(id)}; ${live} (${nodes} node${nodes === 1 ? "" : "s"} answered)\n`);
+  return 0;
+}
+
+/** msgpack values JSON has no form for: bytes as base64, big integers as strings. */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
+  if (typeof value === "bigint") return value.toString();
+  return value;
 }
 
 main(process.argv.slice(2)).then(

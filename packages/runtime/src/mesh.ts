@@ -499,8 +499,9 @@ export class Mesh {
   #forget(msg: Msg): void {
     try {
       const { actorType, id } = decodeForget(msg.data);
-      if (this.#actors.forget(actorType, id)) this.#o.logger.info({ actorType, id }, "mesh: state deleted by an operator; the activation ends");
-      if (msg.reply) this.#respond(msg, new TextEncoder().encode(JSON.stringify({ ok: true, node: this.#o.nodeId })));
+      const ended = this.#actors.forget(actorType, id);
+      if (ended) this.#o.logger.info({ actorType, id }, "mesh: state deleted by an operator; the activation ends");
+      if (msg.reply) this.#respond(msg, new TextEncoder().encode(JSON.stringify({ node: this.#o.nodeId, ended })));
     } catch (err) {
       this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the forget subject");
     }

@@ -60,6 +60,17 @@ export class StateStore {
     }
   }
 
+  /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
+  static async bind(nc: NatsConnection, bucket: string, timeoutMs = 3000): Promise<StateStore> {
+    try {
+      const kv = await nc.jetstream({ timeout: timeoutMs }).views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
+      await kv.status(); // bindOnly does not look: a bucket that is not there fails here
+      return new StateStore(kv, bucket, (nc.info?.max_payload ?? 1024 * 1024) - 256);
+    } catch (err) {
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the state bucket "${bucket}": ${messageOf(err)}`, { cause: err });
+    }
+  }
+
   /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
   async load(key: string): Promise<Stored> {
     for (let w = this.#writers.get(key); w !== undefined; w = this.#writers.get(key)) await w.idle();

@@ -1,0 +1,131 @@
+// Durable state under faults: nodes as OS processes, killed with SIGKILL or joined under load.
+// The invariant, for every id: acknowledged <= stored count <= acknowledged + calls that ended in TIMEOUT.
+import anyTest from "ava";
+import type { ExecutionContext, TestFn } from "ava";
+import { connect } from "nats";
+import { decode } from "@msgpack/msgpack";
+import { stateKey } from "@mesh/core";
+import type { Mesh } from "@mesh/runtime";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+import { killAllNodeProcesses, startNodeProcess } from "./helpers/processes.js";
+import type { NodeProcess } from "./helpers/processes.js";
+
+const test = anyTest as TestFn<ClusterContext>;
+useNatsServer(test);
+test.after.always(() => killAllNodeProcesses());
+
+const timing = { heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 1000 };
+const IDS = Array.from({ length: 200 }, (_, i) => `acct_${i}`);
+
+/** Increments from several callers, counted per id: acknowledged, and ended in TIMEOUT. */
+function increments(callers: Mesh[], capability: string) {
+  let running = true;
+  const acked = new Map<string, number>();
+  const timedOut = new Map<string, number>();
+  const failures = new Map<string, number>();
+  const nodesSeen = new Set<string>();
+  let total = 0;
+  const add = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+  const worker = async (caller: Mesh, w: number) => {
+    for (let i = w; running; i += 7) {
+      await new Promise((resolve) => setImmediate(resolve));
+      const id = IDS[i % IDS.length]!;
+      try {
+        const { pid } = await caller.call({ actor: "DurableCounter", id, payload: {}, capability });
+        nodesSeen.add(pid.split("/")[0]!);
+        add(acked, id);
+        total++;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? String(err);
+        add(failures, code);
+        if (code === "TIMEOUT") add(timedOut, id);
+      }
+    }
+  };
+  const done = Promise.all(callers.flatMap((c) => Array.from({ length: 8 }, (_, w) => worker(c, w))));
+  return {
+    acked,
+    timedOut,
+    failures,
+    nodesSeen,
+    get total() {
+      return total;
+    },
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}
+
+/** Every id's stored count, read from the bucket as any NATS client could. */
+async function storedCounts(url: string, prefix: string): Promise<Map<string, number>> {
+  const nc = await connect({ servers: url });
+  try {
+    const kv = await nc.jetstream().views.kv(`${prefix}_state`, { bindOnly: true });
+    const counts = new Map<string, number>();
+    for (const id of IDS) {
+      const e = await kv.get(stateKey("DurableCounter", id));
+      counts.set(id, e?.operation === "PUT" ? (decode(e.value) as { count: number }).count : 0);
+    }
+    return counts;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Checks the invariant for every id and prints the figures. */
+function checkInvariant(t: ExecutionContext<ClusterContext>, load: ReturnType<typeof increments>, counts: Map<string, number>): void {
+  let acknowledged = 0;
+  let timeouts = 0;
+  let final = 0;
+  const broken: string[] = [];
+  for (const id of IDS) {
+    const a = load.acked.get(id) ?? 0;
+    const to = load.timedOut.get(id) ?? 0;
+    const c = counts.get(id) ?? 0;
+    acknowledged += a;
+    timeouts += to;
+    final += c;
+    if (c < a || c > a + to) broken.push(`${id}: acknowledged ${a}, stored ${c}, timeouts ${to}`);
+  }
+  t.log(`acknowledged ${acknowledged}, stored ${final}, TIMEOUT ${timeouts}; failures ${JSON.stringify([...load.failures])}`);
+  t.deepEqual(broken, [], "acknowledged <= stored <= acknowledged + TIMEOUT, for every id");
+}
+
+async function cluster(t: ExecutionContext<ClusterContext>, prefix: string, names: string[]): Promise<{ nodes: NodeProcess[]; callers: Mesh[] }> {
+  const options = { servers: t.context.server.url, prefix, capabilities: ["acct"], ...timing };
+  const nodes = await Promise.all(names.map((name) => startNodeProcess(nodeId(name), options)));
+  const callers = await Promise.all(["c1", "c2"].map((name) => startNode(t, { prefix, nodeId: nodeId(name), ...timing })));
+  for (const caller of callers) await eventually(() => caller.nodesFor("acct").length === names.length, "the callers to see every node");
+  return { nodes, callers };
+}
+
+test.serial("the owner's SIGKILL during continuous increments from two callers loses no acknowledged increment", async (t) => {
+  const { nodes, callers } = await cluster(t, "dkill", ["k1", "k2", "k3"]);
+  const load = increments(callers, "acct");
+  await eventually(() => load.total > 2000, "increments to flow", 20_000);
+  const victim = nodes[0]!;
+  await victim.kill();
+  for (const caller of callers) await eventually(() => !caller.nodesFor("acct").includes(victim.nodeId), "the callers to drop the victim", 5000);
+  const after = load.total;
+  await eventually(() => load.total > after + 2000, "increments to flow after the kill", 20_000);
+  await load.stop();
+  for (const code of load.failures.keys()) t.true(["TIMEOUT", "NODE_UNAVAILABLE", "STATE_CONFLICT"].includes(code), `failure code ${code}`);
+  checkInvariant(t, load, await storedCounts(t.context.server.url, "dkill"));
+});
+
+test.serial("a fourth node joining under continuous increments takes over actors with their counts intact", async (t) => {
+  const { callers } = await cluster(t, "djoin", ["j1", "j2", "j3"]);
+  const load = increments(callers, "acct");
+  await eventually(() => load.total > 2000, "increments to flow", 20_000);
+  const newcomer = await startNodeProcess(nodeId("j4"), { servers: t.context.server.url, prefix: "djoin", capabilities: ["acct"], ...timing });
+  for (const caller of callers) await eventually(() => caller.nodesFor("acct").length === 4, "the callers to see the newcomer", 5000);
+  await eventually(() => load.nodesSeen.has(newcomer.nodeId), "the newcomer to serve some actors", 10_000);
+  const after = load.total;
+  await eventually(() => load.total > after + 2000, "increments to flow after the join", 20_000);
+  await load.stop();
+  for (const code of load.failures.keys()) t.true(["TIMEOUT", "STATE_CONFLICT"].includes(code), `failure code ${code}`);
+  checkInvariant(t, load, await storedCounts(t.context.server.url, "djoin"));
+});
