@@ -1,10 +1,28 @@
 // The docs say what the code does: every error code, the hash vectors and the envelope example.
 import test from "ava";
 import { readFileSync } from "node:fs";
-import { ErrorCode, shardFor, xxh32 } from "@mesh/core";
+import { ErrorCode, shardFor, stateBucket, stateKey, xxh32 } from "@mesh/core";
 import { Kind, encodeRequest } from "@mesh/core/internal";
 
 const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), "utf8");
+
+test("every durable-state error code is in state.md", (t) => {
+  for (const code of ["STATE_CONFLICT", "STORAGE_UNAVAILABLE", "BAD_STATE", "PAYLOAD_TOO_LARGE"]) {
+    t.true(code in ErrorCode, code);
+    t.regex(doc("state.md"), new RegExp(`\\| \`${code}\` \\|`), code);
+  }
+});
+
+test("PROTOCOL.md's state keys and bucket name are what the code computes", (t) => {
+  const rows = [...doc("PROTOCOL.md").matchAll(/^\| `([^`]+)` \| (\(empty\)|`([^`]*)`( × ([\d,]+))?) \| `([^`]+)` \|$/gm)];
+  t.is(rows.length, 5);
+  for (const [, type, idCell, id = "", , times, key] of rows) {
+    const fullId = idCell === "(empty)" ? "" : id.repeat(times ? Number(times.replace(",", "")) : 1);
+    t.is(stateKey(type!, fullId), key!, `${type} ${idCell}`);
+  }
+  t.is(stateBucket("mesh"), "mesh_state");
+  t.true(doc("PROTOCOL.md").includes("(`mesh` → `mesh_state`)"));
+});
 
 test("every error code is documented in errors.md and PROTOCOL.md", (t) => {
   for (const code of Object.values(ErrorCode)) {
@@ -17,7 +35,7 @@ test("every subject the code uses, and the ingress header, is in PROTOCOL.md", a
   const { Subjects } = await import("@mesh/transport");
   const s = new Subjects("PREFIX");
   const protocol = doc("PROTOCOL.md");
-  const subjects = [s.status("NODEID"), s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
+  const subjects = [s.status("NODEID"), s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.forget, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
   for (const subject of subjects.map((x) => x.replace("PREFIX", "<prefix>").replace("NODEID", "<nodeId>").replace("CAPABILITY", "<capability>"))) {
     t.true(protocol.includes(`\`${subject}\``), subject);
   }

@@ -416,11 +416,15 @@ export class Supervisor {
         this.#take(letter);
         letter.succeed(act.pid, result);
       },
-      fail: (err) => this.#settle(letter, err),
+      fail: (err) => {
+        this.#metrics.error(err.code);
+        this.#settle(letter, err);
+      },
     };
     const clearing = act.clearing;
     const refused = clearing ? commits.clear(held) : commits.afterTurn((act.instance as { state?: unknown }).state, held);
     if (refused !== undefined) {
+      this.#metrics.error(refused.code);
       this.#settle(letter, refused);
       this.#log.warn({ pid: act.pid, err: refused.message }, "mesh: a turn's state was not stored; the activation is dropped");
       this.#abandon(act);
