@@ -14,3 +14,15 @@ export class Idle {
     return ++this.n;
   }
 }
+
+/** A durable tally: every call but { read: true } adds one to state.n, which is stored before the reply. */
+export class Tally {
+  static actorType = "Tally";
+  static durable = true;
+  state = { n: 0 };
+  constructor(readonly id: string) {}
+  handleCall(p: { read?: boolean } | undefined): number {
+    if (!p?.read) this.state.n += 1;
+    return this.state.n;
+  }
+}

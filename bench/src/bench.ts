@@ -13,6 +13,7 @@ import { startNatsServer } from "@mesh/runtime/testing";
 import { Echo } from "./actors.js";
 import { load } from "./load.js";
 import type { Measured } from "./load.js";
+import { durable } from "./durable.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
@@ -176,6 +177,7 @@ try {
   const { raw: r, mesh: m } = await requestReply(server.url);
   const l = await local(server.url);
   const mem = await memory(server.url);
+  const d = await durable(server.url, n, record);
   const summary = {
     "remote 128 in flight / raw own-inbox 128 in flight": m["128 in flight"]!.perSecond / r["128 in flight"]!.perSecond,
     "remote 16 in flight / raw own-inbox 16 in flight": m["16 in flight"]!.perSecond / r["16 in flight"]!.perSecond,
@@ -184,6 +186,11 @@ try {
     "local calls/s (128 in flight)": l.at128.perSecond,
     "actor creations/s": l.creation.perSecond,
     "bytes per idle actor beyond its fields": mem.beyondFields,
+    "durable calls local, 128 / raw KV CAS, 128": d.local128.perSecond / d.rawCas128.perSecond,
+    "durable calls remote, 128 / raw KV CAS, 128": d.remote128.perSecond / d.rawCas128.perSecond,
+    "hot durable actor, 128 / raw KV CAS, sequential": d.hot128.perSecond / d.rawCas1.perSecond,
+    "re-activations / raw KV get, 128": d.reactivation.perSecond / d.rawGet128.perSecond,
+    "RSS growth, last tenth of pass-through (MiB)": d.rss.at(-1)!.rssMiB - d.rss.at(-2)!.rssMiB,
   };
   const targets: Record<string, string> = {
     "remote 128 in flight / raw own-inbox 128 in flight": ">= 0.8",
@@ -191,6 +198,9 @@ try {
     "local calls/s (128 in flight)": ">= 1,000,000",
     "actor creations/s": ">= 200,000",
     "bytes per idle actor beyond its fields": "<= 512",
+    "durable calls local, 128 / raw KV CAS, 128": ">= 0.8",
+    "hot durable actor, 128 / raw KV CAS, sequential": ">= 3",
+    "RSS growth, last tenth of pass-through (MiB)": "flat",
   };
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {
@@ -200,7 +210,7 @@ try {
   const dir = here("../results");
   mkdirSync(dir, { recursive: true });
   const file = `${dir}/latest.json`;
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, quick, rows, memory: mem, summary }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, quick, rows, memory: mem, passThrough: d.rss, summary }, null, 2)}\n`);
   console.log(`\nwrote bench/results/latest.json`);
 } finally {
   await server.stop();

@@ -2,7 +2,7 @@ import { MeshError, TimeoutMap, quietLogger } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
-import type { Msg, NatsConnection, Subscription } from "nats";
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from "nats";
 
 /** The request met NATS "no responders": nobody subscribes to the subject, so it was never delivered. */
 export class NoResponders extends Error {
@@ -49,11 +49,11 @@ export class Requests {
    * `reply`, `fail` (no responders, or a publish NATS refused), or `expire`
    * once its deadline passed.
    */
-  send(subject: string, data: Uint8Array, pending: PendingRequest): void {
+  send(subject: string, data: Uint8Array, pending: PendingRequest, headers?: MsgHdrs): void {
     const id = (this.#next++).toString(36);
     this.#pending.set(id, pending);
     try {
-      this.#nc.publish(subject, data, { reply: this.#inbox + id });
+      this.#nc.publish(subject, data, headers === undefined ? { reply: this.#inbox + id } : { reply: this.#inbox + id, headers });
     } catch (err) {
       this.#pending.take(id);
       pending.fail(publishError(err, subject));
