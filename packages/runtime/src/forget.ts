@@ -3,7 +3,10 @@
 // before its next turn, so the next message starts from the initial state.
 // The body is JSON: {"actorType": "cart", "id": "cart-1"} (docs/PROTOCOL.md).
 import { MeshError } from "@mesh/core";
-import { checkId } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import { checkId, messageOf } from "@mesh/core/internal";
+import type { Msg } from "nats";
+import type { Replies } from "./nats-reply.js";
 
 export interface Forget {
   actorType: string;
@@ -25,4 +28,20 @@ export function decodeForget(data: Uint8Array): Forget {
 
 export function encodeForget(f: Forget): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ actorType: f.actorType, id: f.id }));
+}
+
+/**
+ * A node's answer to a forget message: its live activation of the actor, if
+ * any, ends before its next turn; a request gets `{"node", "ended"}`. Bad
+ * messages are logged and dropped.
+ */
+export function serveForget(msg: Msg, actors: { forget(actorType: string, id: string): boolean }, replies: Replies, nodeId: string, log: Logger): void {
+  try {
+    const { actorType, id } = decodeForget(msg.data);
+    const ended = actors.forget(actorType, id);
+    if (ended) log.info({ actorType, id }, "mesh: state deleted by an operator; the activation ends");
+    if (msg.reply) replies.respond(msg, new TextEncoder().encode(JSON.stringify({ node: nodeId, ended })));
+  } catch (err) {
+    log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the forget subject");
+  }
 }

@@ -8,7 +8,7 @@ import type { Subjects } from "@mesh/transport";
 import { headers } from "nats";
 import type { Msg } from "nats";
 import type { CallResult } from "./activation.js";
-import type { MeshRequest } from "./mesh.js";
+import type { MeshRequest } from "./request.js";
 import type { NodeMetrics } from "./metrics.js";
 
 /** What the ingress needs from its node. */

@@ -2,15 +2,15 @@ import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { MeshError, RoutingTable, isToken, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
-import { Kind, checkId, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf } from "@mesh/core/internal";
+import { Kind, checkId, decodeRequest, encodeError, encodeRequest, messageOf } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { Membership, Requests, connectNats, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
-import type { ActorClass } from "./actor.js";
+import type { MeshRequest } from "./request.js";
 import { PromiseReply } from "./activation.js";
-import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
+import type { Activation, CallResult, Letter } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
 import { MAX_TIMEOUT_MS, checkCapabilities, isTimeout, resolveOptions } from "./options.js";
@@ -19,28 +19,13 @@ import { Ingress } from "./ingress.js";
 import { NodeService } from "./service.js";
 import { Supervisor } from "./supervisor.js";
 import { StateStore } from "./state-store.js";
-import { decodeForget } from "./forget.js";
+import { serveForget } from "./forget.js";
+import { NatsReply, Replies } from "./nats-reply.js";
 import { NodeMetrics } from "./metrics.js";
 import { PrometheusEndpoint } from "./prometheus.js";
 import type { MetricsSnapshot } from "./metrics.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
-
-/** A call or cast: which actor, which id, under which capability, with what payload. */
-export interface MeshRequest {
-  /** The actor class, or its actor type name. */
-  actor: ActorClass | string;
-  /** The actor id: any string of at most 1024 characters. */
-  id: string;
-  /** What the handler receives. Must be msgpack-encodable when the owner is another node. */
-  payload?: unknown;
-  /** The capability whose nodes may own the actor. */
-  capability: string;
-  /** Handed to the constructor when this call activates the actor; ignored once it lives. */
-  initArg?: unknown;
-  /** This call's timeout in ms (calls only). @default the node's callTimeoutMs */
-  timeoutMs?: number;
-}
 
 /** The lifecycle of a node. */
 export type MeshState = "RUNNING" | "STOPPING" | "STOPPED";
@@ -65,7 +50,7 @@ export class Mesh {
   readonly #membership: Membership;
   readonly #maxPayload: number;
   readonly #rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
-  readonly #replies: Replies = { encode: (pid, result) => this.#encodeReply(pid, result), respond: (msg, bytes) => this.#respond(msg, bytes) };
+  readonly #replies: Replies;
   readonly #service: NodeService;
   readonly #metrics = new NodeMetrics();
   #prometheus: PrometheusEndpoint | undefined;
@@ -95,6 +80,7 @@ export class Mesh {
     });
     this.#requests = new Requests(nc, o.logger);
     this.#maxPayload = maxPayload;
+    this.#replies = new Replies(maxPayload, o.logger);
     const self: Announcement = {
       v: 1,
       node: o.nodeId,
@@ -137,7 +123,7 @@ export class Mesh {
 
   async #start(): Promise<void> {
     this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
-    this.#forgetSub = this.#nc.subscribe(this.#subjects.forget, { callback: (_err, msg) => this.#forget(msg) });
+    this.#forgetSub = this.#nc.subscribe(this.#subjects.forget, { callback: (_err, msg) => serveForget(msg, this.#actors, this.#replies, this.#o.nodeId, this.#o.logger) });
     if (this.#o.metricsPort !== undefined) {
       this.#prometheus = await PrometheusEndpoint.start(this.#metrics, () => this.metrics(), this.#o.metricsHost, this.#o.metricsPort);
     }
@@ -438,7 +424,7 @@ export class Mesh {
       this.#handle(msg);
     } catch (err) {
       this.#o.logger.error({ subject: msg.subject, err: messageOf(err) }, "mesh: failed to handle a message on the node subject");
-      if (msg.reply) this.#respond(msg, encodeError(err));
+      if (msg.reply) this.#replies.respond(msg, encodeError(err));
     }
   }
 
@@ -454,7 +440,7 @@ export class Mesh {
       if (this.#state === "STOPPED") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopped`);
     } catch (err) {
       this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject");
-      if (msg.reply) this.#respond(msg, encodeError(err));
+      if (msg.reply) this.#replies.respond(msg, encodeError(err));
       return;
     }
     const shard = shardFor(req.id, this.#o.shards);
@@ -495,41 +481,6 @@ export class Mesh {
     }
   }
 
-  /** An operator deleted a stored state (`mesh state delete`): the live activation, if here, ends before its next turn. */
-  #forget(msg: Msg): void {
-    try {
-      const { actorType, id } = decodeForget(msg.data);
-      const ended = this.#actors.forget(actorType, id);
-      if (ended) this.#o.logger.info({ actorType, id }, "mesh: state deleted by an operator; the activation ends");
-      if (msg.reply) this.#respond(msg, new TextEncoder().encode(JSON.stringify({ node: this.#o.nodeId, ended })));
-    } catch (err) {
-      this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the forget subject");
-    }
-  }
-
-  /** Sends a reply, logging (never throwing) when NATS refuses it. */
-  #respond(msg: Msg, bytes: Uint8Array): void {
-    try {
-      msg.respond(bytes);
-    } catch (err) {
-      this.#o.logger.warn({ err: messageOf(err) }, "mesh: could not send a reply");
-    }
-  }
-
-  /** Encodes a successful reply; an unencodable or oversized one becomes an error reply. */
-  #encodeReply(pid: string, result: unknown): Uint8Array {
-    try {
-      const bytes = encodeResult(pid, result);
-      if (bytes.length > this.#maxPayload) {
-        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply of ${pid} is ${bytes.length} bytes encoded; the limit is ${this.#maxPayload}`);
-      }
-      return bytes;
-    } catch (err) {
-      this.#o.logger.warn({ pid, err: messageOf(err) }, "mesh: reply not sent");
-      return encodeError(err);
-    }
-  }
-
   /** After a reconnect, asks everyone again so views heal at once. */
   async #watchConnection(): Promise<void> {
     for await (const status of this.#nc.status()) {
@@ -543,29 +494,6 @@ export class Mesh {
   #checkRunning(): void {
     if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is ${this.#state.toLowerCase()}`);
   }
-}
-
-/** Where a remote caller's outcome goes: the reply subject of its NATS message. */
-class NatsReply implements ReplyTo {
-  constructor(
-    private readonly msg: Msg,
-    private readonly replies: Replies,
-  ) {}
-  succeed(pid: string, result: unknown): void {
-    this.replies.respond(this.msg, this.replies.encode(pid, result));
-  }
-  fail(err: Error): void {
-    this.replies.respond(this.msg, encodeError(err));
-  }
-  /** A forwarded call's reply, passed on as it is. */
-  bytes(data: Uint8Array): void {
-    this.replies.respond(this.msg, data);
-  }
-}
-
-interface Replies {
-  encode(pid: string, result: unknown): Uint8Array;
-  respond(msg: Msg, bytes: Uint8Array): void;
 }
 
 function noNodes(capability: string): MeshError {

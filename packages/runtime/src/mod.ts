@@ -1,7 +1,8 @@
 // The public surface of @mesh/runtime.
 export { Mesh } from "./mesh.js";
 export { SERVICE_NAME } from "./service.js";
-export type { MeshRequest, MeshState } from "./mesh.js";
+export type { MeshState } from "./mesh.js";
+export type { MeshRequest } from "./request.js";
 export type { MeshOptions } from "./options.js";
 export type { Actor, ActorClass, CallContext, DeactivateReason } from "./actor.js";
 export type { CallResult } from "./activation.js";
