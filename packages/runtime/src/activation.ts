@@ -1,5 +1,6 @@
 import { MeshError } from "@mesh/core";
-import { decodeReply, replyError } from "@mesh/core/internal";
+import { decodeReply, messageOf, replyError } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import type { Actor, CallContext, DeactivateReason } from "./actor.js";
 import type { GroupCommit } from "./group-commit.js";
@@ -119,6 +120,22 @@ export class Activation implements CallContext {
   clearState(): void {
     if (this.commits === undefined) throw new MeshError("BAD_REQUEST", `clearState() is for durable actors (static durable = true); ${this.actorType} is not durable`);
     this.clearing = true;
+  }
+
+  /** Runs the instance's onDeactivate, if it has one, for at most `timeoutMs`; a failure is logged, never thrown. */
+  async deactivate(reason: DeactivateReason, timeoutMs: number, log: Logger): Promise<void> {
+    if (typeof this.instance.onDeactivate !== "function") return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.instance.onDeactivate(reason),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`onDeactivate took over ${timeoutMs} ms`)), timeoutMs))),
+      ]);
+    } catch (err) {
+      log.warn({ pid: this.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** How many letters wait. */

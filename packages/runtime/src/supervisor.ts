@@ -1,8 +1,8 @@
 import { MeshError } from "@mesh/core";
 import { TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { actorTypeOf } from "./actor.js";
 import type { ActorClass, DeactivateReason } from "./actor.js";
+import { ActorTable } from "./actor-table.js";
 import { Activation, Letter, NO_REPLY, PromiseReply, isThenable } from "./activation.js";
 import type { CallResult, ReplyTo } from "./activation.js";
 import type { NodeMetrics } from "./metrics.js";
@@ -11,16 +11,6 @@ import type { GroupCommit } from "./group-commit.js";
 import type { Held } from "./group-commit.js";
 import { Passivation } from "./passivation.js";
 import type { StateStore } from "./state-store.js";
-
-interface HostedType {
-  readonly cls: ActorClass;
-  readonly activations: Map<string, Activation>;
-  readonly durable: boolean;
-  readonly idleTimeoutMs: number;
-}
-
-/** What a durable actor that sets no idleTimeoutMs gets: it loses nothing by leaving memory. */
-export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;
 
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {
@@ -47,12 +37,11 @@ export interface SupervisorOptions {
  */
 export class Supervisor {
   readonly nodeId: string;
-  readonly #types = new Map<string, HostedType>();
+  readonly #table: ActorTable;
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
   readonly #passivation: Passivation;
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
-  #live = 0;
   #incarnation = 0;
   #running = 0;
   #idle: (() => void) | undefined;
@@ -64,30 +53,19 @@ export class Supervisor {
     this.nodeId = o.nodeId;
     this.#log = o.log;
     this.#metrics = o.metrics;
-    for (const cls of o.actors) {
-      const type = actorTypeOf(cls);
-      if (this.#types.has(type)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${type}"`);
-      const durable = cls.durable === true;
-      if (durable && o.store === undefined) throw new MeshError("INTERNAL", `durable actor type "${type}" needs a state store`);
-      const idleTimeoutMs = cls.idleTimeoutMs ?? o.idleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
-      this.#types.set(type, { cls, activations: new Map(), durable, idleTimeoutMs });
-    }
-    this.#passivation = new Passivation([...this.#types.values()], o.maxActors, (act, reason) => this.#end(act, reason));
-  }
-
-  /** The actor types whose classes are durable. */
-  durableTypes(): string[] {
-    return [...this.#types].filter(([, t]) => t.durable).map(([name]) => name);
+    this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
+    if (o.store === undefined && this.#table.types.some((t) => t.durable)) throw new MeshError("INTERNAL", "durable actor types need a state store");
+    this.#passivation = new Passivation(this.#table.types, o.maxActors, (act, reason) => this.#end(act, reason));
   }
 
   /** The actor types this node hosts, sorted. */
   actorTypes(): string[] {
-    return [...this.#types.keys()].sort();
+    return this.#table.names();
   }
 
   /** How many activations are live. */
   get size(): number {
-    return this.#live;
+    return this.#table.size;
   }
 
   /**
@@ -168,12 +146,10 @@ export class Supervisor {
    */
   rebalance(owns: (capability: string, shard: number) => boolean): number {
     let moved = 0;
-    for (const type of this.#types.values()) {
-      for (const act of type.activations.values()) {
-        if (owns(act.capability, act.shard)) continue;
-        this.#end(act, "rebalance");
-        moved++;
-      }
+    for (const act of this.#table.all()) {
+      if (owns(act.capability, act.shard)) continue;
+      this.#end(act, "rebalance");
+      moved++;
     }
     return moved;
   }
@@ -184,7 +160,7 @@ export class Supervisor {
    * message starts from the initial state. True when one was live.
    */
   forget(actorType: string, id: string): boolean {
-    const act = this.#types.get(actorType)?.activations.get(id);
+    const act = this.#table.get(actorType, id);
     if (act !== undefined) this.#end(act, "cleared");
     return act !== undefined;
   }
@@ -195,7 +171,7 @@ export class Supervisor {
    * and once its current message is done, `#leave` hands on what waits.
    */
   #end(act: Activation, reason: DeactivateReason): void {
-    this.#remove(act);
+    this.#table.remove(act);
     act.leaving = reason;
     if (!act.busy) this.#leave(act);
   }
@@ -234,37 +210,22 @@ export class Supervisor {
   /** Ends every activation: runs its onDeactivate (each bounded by `timeoutMs`), then forgets it. */
   async deactivateAll(reason: DeactivateReason, timeoutMs: number): Promise<void> {
     this.#passivation.stop();
-    const all: Activation[] = [];
-    for (const t of this.#types.values()) {
-      all.push(...t.activations.values());
-      t.activations.clear();
-    }
-    this.#live = 0;
+    const all = this.#table.clear();
     for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)"));
     await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
   }
 
+  /** Ends an activation without a crash: counts a passivation or eviction, then runs its onDeactivate. */
   async #deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number): Promise<void> {
     act.dead = true;
     if (reason === "idle") this.#metrics.passivations++;
     else if (reason === "evicted") this.#metrics.evictions++;
-    if (typeof act.instance.onDeactivate !== "function") return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        act.instance.onDeactivate(reason),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`onDeactivate took over ${timeoutMs} ms`)), timeoutMs))),
-      ]);
-    } catch (err) {
-      this.#log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
-    } finally {
-      clearTimeout(timer);
-    }
+    await act.deactivate(reason, timeoutMs, this.#log);
   }
 
   /** The live activation of (`actorType`, `id`), activating it if there is none. */
   #activation(capability: string, actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
-    const type = this.#types.get(actorType);
+    const type = this.#table.type(actorType);
     if (type === undefined) {
       this.#metrics.error("UNKNOWN_ACTOR_TYPE");
       return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
@@ -272,7 +233,7 @@ export class Supervisor {
     const live = type.activations.get(id);
     if (live !== undefined) return live;
 
-    this.#passivation.makeRoom(this.#live);
+    this.#passivation.makeRoom(this.#table.size);
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
@@ -293,8 +254,7 @@ export class Supervisor {
       // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
       if (isThenable(out)) this.#starting(act, Promise.resolve(out));
     }
-    type.activations.set(id, act);
-    this.#live++;
+    this.#table.add(type, act);
     this.#metrics.activations++;
     return act;
   }
@@ -311,7 +271,7 @@ export class Supervisor {
       (err: unknown) => {
         this.#running--;
         act.dead = true;
-        this.#remove(act);
+        this.#table.remove(act);
         const failure = err instanceof MeshError ? this.#failedWith(act.pid, err) : this.#activationFailed(act.pid, err);
         for (const letter of act.drain()) this.#settle(letter, failure);
         this.#checkIdle();
@@ -485,7 +445,7 @@ export class Supervisor {
   /** Drops an activation so the next message starts a fresh one, and hands the letters still queued to that fresh activation. */
   #drop(act: Activation): void {
     act.dead = true;
-    this.#remove(act);
+    this.#table.remove(act);
     const queued = act.drain();
     for (const letter of queued) {
       if (letter.settled) continue;
@@ -494,15 +454,6 @@ export class Supervisor {
       else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
     }
     this.#checkIdle();
-  }
-
-  /** Takes an activation out of the actor table, if it is still the one there. */
-  #remove(act: Activation): void {
-    const table = this.#types.get(act.actorType)!.activations;
-    if (table.get(act.id) === act) {
-      table.delete(act.id);
-      this.#live--;
-    }
   }
 
   #redeliverCast(act: Activation, letter: Letter): void {
@@ -525,7 +476,7 @@ export class Supervisor {
 
   #busyCount(): number {
     let n = this.#running + this.#committing.size;
-    for (const t of this.#types.values()) for (const act of t.activations.values()) if (act.waiting > 0) n++;
+    for (const act of this.#table.all()) if (act.waiting > 0) n++;
     return n;
   }
 
