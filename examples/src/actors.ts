@@ -40,3 +40,15 @@ export class ChatRoom {
     return { room: ctx.id, messages: this.messages };
   }
 }
+
+/** A shopping cart whose items survive crashes, moves and restarts: its state is stored in JetStream KV. */
+export class Cart {
+  static actorType = "cart";
+  static durable = true;
+  state = { items: [] as string[] };
+  handleCall(payload: { add?: string; checkout?: boolean }, ctx: CallContext) {
+    if (payload.add) this.state.items.push(payload.add);
+    if (payload.checkout) ctx.clearState();
+    return { items: this.state.items };
+  }
+}

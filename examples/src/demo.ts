@@ -1,8 +1,9 @@
 // The demo: a three-node cluster as separate processes, calls from a fourth
 // node that hosts nothing, and where every actor turned out to live.
 //
-// Uses the NATS server at $NATS_URL when one answers; otherwise starts a
-// local nats-server from the repository's nats.conf and stops it at the end.
+// Uses the NATS server at $NATS_URL when one answers and has JetStream (the
+// carts are durable); otherwise starts a local nats-server from the
+// repository's nats.conf and stops it at the end.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -13,24 +14,28 @@ import { startNatsServer } from "@mesh/runtime/testing";
 import type { NatsServer } from "@mesh/runtime/testing";
 
 const NODES = [
-  { id: "node-a", capabilities: ["counter", "game"] },
-  { id: "node-b", capabilities: ["counter", "chat"] },
-  { id: "node-c", capabilities: ["counter", "game", "chat"] },
+  { id: "node-a", capabilities: ["counter", "game", "cart"] },
+  { id: "node-b", capabilities: ["counter", "chat", "cart"] },
+  { id: "node-c", capabilities: ["counter", "game", "chat", "cart"] },
 ];
 
-const children: ChildProcess[] = [];
+const children = new Map<string, ChildProcess>();
 let server: NatsServer | undefined;
 
 async function natsUrl(): Promise<string> {
   const url = process.env.NATS_URL || "nats://127.0.0.1:4222";
   try {
     const nc = await connect({ servers: url, reconnect: false, timeout: 1000 });
-    await nc.close();
+    try {
+      await (await nc.jetstreamManager()).getAccountInfo();
+    } finally {
+      await nc.close();
+    }
     console.log(`NATS: using the server at ${url}`);
     return url;
   } catch {
     server = await startNatsServer({ config: fileURLToPath(new URL("../../nats.conf", import.meta.url)) });
-    console.log(`NATS: none at ${url}; started nats-server from nats.conf at ${server.url}`);
+    console.log(`NATS: none with JetStream at ${url}; started nats-server from nats.conf at ${server.url}`);
     return server.url;
   }
 }
@@ -40,7 +45,7 @@ function startNode(url: string, id: string, capabilities: string[]): Promise<voi
     env: { ...process.env, NATS_URL: url },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  children.push(child);
+  children.set(id, child);
   return new Promise((resolve, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => {
       if (chunk.toString().includes("ready")) resolve();
@@ -85,29 +90,49 @@ async function main(): Promise<void> {
     await call({ actor: "chat", id: "lobby", payload: { say: "anyone here?" }, capability: "chat" }, "lobby: anyone here?");
     await call({ actor: "chat", id: "support", payload: { say: "help" }, capability: "chat" }, "support: help");
 
-    console.log("\nWhere the actors live:");
+    console.log("\nA durable cart (its state is stored in JetStream KV before each reply):");
+    await call({ actor: "cart", id: "cart-1", payload: { add: "book" }, capability: "cart" }, "cart-1: add book");
+    await call({ actor: "cart", id: "cart-1", payload: { add: "lamp" }, capability: "cart" }, "cart-1: add lamp");
+    const owner = client.ownerNode(client.shardFor("cart-1"), "cart");
+    console.log(`  killing ${owner}, the cart's node, with SIGKILL…`);
+    await kill(owner);
+    await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
+    placed.delete(owner);
+    console.log("  mesh state get cart cart-1:");
+    await cli(url, "state", "get", "cart", "cart-1");
+
+    console.log(`\nWhere the actors live (${owner} is gone):`);
     for (const [node, ids] of [...placed].sort()) console.log(`  ${node}: ${[...ids].sort().join(", ")}`);
 
     console.log("\nAn error, as callers get it:");
     await client.call({ actor: "counter", id: "x", capability: "payments" }).catch((err: Error & { code?: string }) => console.log(`  call with capability "payments": ${err.code}: ${err.message}`));
 
     console.log("\nThe cluster as operators see it (mesh status):\n");
-    await meshStatus(url);
+    await cli(url, "status");
   } finally {
     await client.stop();
   }
 }
 
-/** Runs `mesh status` (the CLI of @mesh/runtime) against the demo's server. */
-function meshStatus(url: string): Promise<void> {
-  const cli = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
-  const child = spawn(process.execPath, [cli, "status", "--server", url], { stdio: "inherit" });
+/** Runs the `mesh` CLI of @mesh/runtime against the demo's server. */
+function cli(url: string, ...args: string[]): Promise<void> {
+  const bin = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+  const child = spawn(process.execPath, [bin, ...args, "--server", url], { stdio: "inherit" });
   return new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+/** Kills a node's process with SIGKILL, as a crash would, and waits for it to be gone. */
+function kill(id: string): Promise<void> {
+  const child = children.get(id)!;
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
 }
 
 async function shutdown(): Promise<void> {
   await Promise.all(
-    children.map(
+    [...children.values()].map(
       (child) =>
         new Promise<void>((resolve) => {
           if (child.exitCode !== null || child.signalCode !== null) return resolve();
