@@ -7,3 +7,4 @@ export type { Leave } from "./announcement.js";
 export { TimeoutMap } from "./timeout-map.js";
 export type { Expiring } from "./timeout-map.js";
 export { MAX_ID_LENGTH, checkId, checkToken } from "./tokens.js";
+export { BATCH_HEAD_BYTES, BATCH_MARKER, BATCH_VERSION, FRAME_HEAD_BYTES, batchSize, isBatch, readBatch, writeBatch } from "./batch.js";

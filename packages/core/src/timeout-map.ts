@@ -29,6 +29,11 @@ export class TimeoutMap<K, V extends Expiring> {
     }
   }
 
+  /** The entry, if it is there (not expired, not taken). */
+  get(key: K): V | undefined {
+    return this.#entries.get(key);
+  }
+
   /** Removes and returns the entry, or undefined when it expired or never was. */
   take(key: K): V | undefined {
     const value = this.#entries.get(key);

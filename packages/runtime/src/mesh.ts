@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { MeshError, RoutingTable, isToken, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
-import { Kind, checkId, decodeRequest, encodeError, encodeRequest, messageOf } from "@mesh/core/internal";
+import { Kind, checkId, decodeRequest, encodeError, encodeRequest, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { Membership, Requests, connectNats, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
@@ -10,7 +10,7 @@ import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
 import type { MeshRequest } from "./request.js";
 import { PromiseReply } from "./activation.js";
-import type { Activation, CallResult, Letter } from "./activation.js";
+import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
 import { MAX_TIMEOUT_MS, checkCapabilities, isTimeout, resolveOptions } from "./options.js";
@@ -20,7 +20,7 @@ import { NodeService } from "./service.js";
 import { Supervisor } from "./supervisor.js";
 import { StateStore } from "./state-store.js";
 import { serveForget } from "./forget.js";
-import { NatsReply, Replies } from "./nats-reply.js";
+import { FrameReply, NatsReply, Replies } from "./nats-reply.js";
 import { NodeMetrics } from "./metrics.js";
 import { PrometheusEndpoint } from "./prometheus.js";
 import type { MetricsSnapshot } from "./metrics.js";
@@ -78,9 +78,9 @@ export class Mesh {
       idleTimeoutMs: o.idleTimeoutMs,
       maxActors: o.maxActors,
     });
-    this.#requests = new Requests(nc, o.logger);
+    this.#requests = new Requests(nc, o.logger, maxPayload);
     this.#maxPayload = maxPayload;
-    this.#replies = new Replies(maxPayload, o.logger);
+    this.#replies = new Replies(nc, maxPayload, o.logger);
     const self: Announcement = {
       v: 1,
       node: o.nodeId,
@@ -359,7 +359,7 @@ export class Mesh {
     } catch (err) {
       return call.sink.fail(err as Error);
     }
-    this.#requests.send(this.#subjects.node(r.owner), bytes, call);
+    this.#requests.call(this.#subjects.node(r.owner), bytes, call);
   }
 
   /**
@@ -410,37 +410,53 @@ export class Mesh {
     return bytes;
   }
 
+  /** A cast to another node: batched with the other frames for that node in this tick. Throws NODE_UNAVAILABLE when the connection is closed. */
   #publish(node: string, bytes: Uint8Array): void {
-    try {
-      this.#nc.publish(this.#subjects.node(node), bytes);
-    } catch (err) {
-      throw new MeshError("NODE_UNAVAILABLE", `cannot publish to node ${node}: ${messageOf(err)}`, { cause: err });
-    }
+    this.#requests.cast(this.#subjects.node(node), bytes);
   }
 
-  /** Handles a message on this node's subject. Never throws: an exception would stop nats.js's reader. */
+  /**
+   * Handles a message on this node's subject: a plain envelope, or a batch
+   * whose frames are handled one by one (a malformed frame fails only itself).
+   * Never throws: an exception would stop nats.js's reader.
+   */
   #serve(msg: Msg): void {
+    if (!isBatch(msg.data)) {
+      this.#serveOne(msg.data, msg.reply ? new NatsReply(msg, this.#replies) : undefined);
+      return;
+    }
+    const caller = msg.reply ? this.#replies.caller(msg.reply) : undefined;
     try {
-      this.#handle(msg);
+      readBatch(msg.data, (id, envelope) => this.#serveOne(envelope, id !== 0 && caller !== undefined ? new FrameReply(caller, id, this.#replies) : undefined));
     } catch (err) {
-      this.#o.logger.error({ subject: msg.subject, err: messageOf(err) }, "mesh: failed to handle a message on the node subject");
+      // The framing is checked before any frame runs: none of this batch's calls ran, and this answers them all.
+      this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject (a malformed batch)");
       if (msg.reply) this.#replies.respond(msg, encodeError(err));
     }
   }
 
-  /** A call or cast from another node: serve it here, or forward it to its owner. */
-  #handle(msg: Msg): void {
+  #serveOne(data: Uint8Array, reply: ReplyTo | undefined): void {
+    try {
+      this.#handle(data, reply);
+    } catch (err) {
+      this.#o.logger.error({ err: messageOf(err) }, "mesh: failed to handle a message on the node subject");
+      reply?.fail(err as Error);
+    }
+  }
+
+  /** A call or cast from another node: serve it here, or forward it to its owner. `reply`: where a call's outcome goes. */
+  #handle(data: Uint8Array, reply: ReplyTo | undefined): void {
     let req: WireRequest;
     try {
-      if (msg.data.length > this.#maxPayload) {
-        throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${msg.data.length} bytes; the limit is ${this.#maxPayload}`);
+      if (data.length > this.#maxPayload) {
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${data.length} bytes; the limit is ${this.#maxPayload}`);
       }
-      req = decodeRequest(msg.data);
+      req = decodeRequest(data);
       // While stopping, messages already delivered to this node are still served.
       if (this.#state === "STOPPED") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopped`);
     } catch (err) {
-      this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject");
-      if (msg.reply) this.#replies.respond(msg, encodeError(err));
+      this.#o.logger.warn({ err: messageOf(err) }, "mesh: refused a message on the node subject");
+      reply?.fail(err as Error);
       return;
     }
     const shard = shardFor(req.id, this.#o.shards);
@@ -448,14 +464,14 @@ export class Mesh {
     // A stale route: the sender's view is behind ours. Forward to the owner we
     // know, a bounded number of hops so that disagreeing views cannot loop.
     if (owner !== undefined && owner !== this.#o.nodeId && req.hops < MAX_HOPS && this.#state === "RUNNING") {
-      this.#forward({ ...req, hops: req.hops + 1, shard, owner }, msg);
+      this.#forward({ ...req, hops: req.hops + 1, shard, owner }, reply);
       return;
     }
     // Served here although another node owns it (hops used up, or the owner is unknown here):
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.#o.nodeId) this.#rebalanceSoon();
-    if (req.kind === Kind.CALL && msg.reply) {
-      this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, new NatsReply(msg, this.#replies));
+    if (req.kind === Kind.CALL && reply !== undefined) {
+      this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, reply);
       return;
     }
     try {
@@ -466,12 +482,12 @@ export class Mesh {
   }
 
   /** Sends a call or cast that reached the wrong node on to its owner; the owner's reply goes back to the original caller. */
-  #forward(r: Routed, msg: Msg): void {
+  #forward(r: Routed, reply: ReplyTo | undefined): void {
     this.#metrics.forwards++;
     this.#o.logger.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
-    if (r.kind === Kind.CALL && msg.reply) {
+    if (r.kind === Kind.CALL && reply !== undefined) {
       const deadline = performance.now() + (r.timeoutMs || this.#o.callTimeoutMs);
-      this.#send(new RemoteCall(r, deadline, new NatsReply(msg, this.#replies), this.#rerouter));
+      this.#send(new RemoteCall(r, deadline, reply, this.#rerouter));
       return;
     }
     try {

@@ -2,16 +2,54 @@
 // nodes that ask it something. Nothing here may throw into a nats.js callback.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { encodeError, encodeResult, messageOf } from "@mesh/core/internal";
-import type { Msg } from "nats";
+import { encodeError, encodeResult, messageOf, writeBatch } from "@mesh/core/internal";
+import { FrameQueue } from "@mesh/transport";
+import type { Msg, NatsConnection } from "nats";
 import type { ReplyTo } from "./activation.js";
 
-/** Encodes and sends a node's replies within its payload limit. */
+/**
+ * A remote caller that sent batches: replies to its calls are batched per
+ * tick and sent to the reply subject of one of its batches (they share the
+ * prefix, the subject without its last token, and it reads replies on all).
+ */
+export interface Caller {
+  readonly prefix: string;
+}
+
+/** Encodes and sends a node's replies within its payload limit; replies to batched calls leave batched. */
 export class Replies {
+  readonly #batched: FrameQueue;
+  /** Per caller prefix, the reply subject its replies go to (the latest batch's). */
+  readonly #subjects = new Map<string, string>();
+
   constructor(
+    private readonly nc: NatsConnection,
     private readonly maxPayload: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#batched = new FrameQueue(maxPayload, (prefix, ids, envelopes, start, end) => this.#sendBatch(prefix, ids, envelopes, start, end));
+  }
+
+  /** The caller behind a batch's reply subject. */
+  caller(replySubject: string): Caller {
+    const prefix = replySubject.slice(0, replySubject.lastIndexOf(".") + 1);
+    this.#subjects.set(prefix, replySubject);
+    return { prefix };
+  }
+
+  /** Queues the reply envelope of call `id` for `caller`: it leaves, batched, at the end of this tick. */
+  frame(caller: Caller, id: number, envelope: Uint8Array): void {
+    this.#batched.add(caller.prefix, id, envelope);
+  }
+
+  #sendBatch(prefix: string, ids: number[], envelopes: Uint8Array[], start: number, end: number): void {
+    const subject = this.#subjects.get(prefix)!; // one entry per caller node: kept for replies that come in later ticks
+    try {
+      this.nc.publish(subject, writeBatch(ids, envelopes, start, end));
+    } catch (err) {
+      this.log.warn({ subject, err: messageOf(err) }, "mesh: could not send a batch of replies");
+    }
+  }
 
   /** Encodes a successful reply; an unencodable or oversized one becomes an error reply. */
   encode(pid: string, result: unknown): Uint8Array {
@@ -52,5 +90,23 @@ export class NatsReply implements ReplyTo {
   /** A forwarded call's reply, passed on as it is. */
   bytes(data: Uint8Array): void {
     this.replies.respond(this.msg, data);
+  }
+}
+
+/** Where the outcome of a call that came in a batch goes: a frame in the batched replies to its caller. */
+export class FrameReply implements ReplyTo {
+  constructor(
+    private readonly caller: Caller,
+    private readonly id: number,
+    private readonly replies: Replies,
+  ) {}
+  succeed(pid: string, result: unknown): void {
+    this.replies.frame(this.caller, this.id, this.replies.encode(pid, result));
+  }
+  fail(err: Error): void {
+    this.replies.frame(this.caller, this.id, encodeError(err));
+  }
+  bytes(data: Uint8Array): void {
+    this.replies.frame(this.caller, this.id, data);
   }
 }

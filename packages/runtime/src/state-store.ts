@@ -134,7 +134,7 @@ export class StateStore {
         fail: (err) => reject(storeError(err instanceof NoResponders ? new Error(`no stream answers for bucket "${this.bucket}" (it was deleted?)`) : err, what)),
         expire: () => reject(new MeshError("STORAGE_UNAVAILABLE", `${what}: no answer from JetStream within ${this.timeoutMs} ms`)),
       };
-      this.#requests.send(this.#subject + key, bytes, pending, h);
+      this.#requests.request(this.#subject + key, bytes, pending, h);
     });
   }
 

@@ -5,3 +5,5 @@ export type { MembershipTiming } from "./membership.js";
 export { NoResponders, Requests, publishError } from "./requests.js";
 export type { PendingRequest } from "./requests.js";
 export { Subjects } from "./subjects.js";
+export { FrameQueue } from "./frame-queue.js";
+export type { SendGroup } from "./frame-queue.js";

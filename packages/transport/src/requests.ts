@@ -1,8 +1,9 @@
-import { MeshError, TimeoutMap, quietLogger } from "@mesh/core/internal";
+import { MeshError, TimeoutMap, isBatch, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "nats";
+import { FrameQueue } from "./frame-queue.js";
 
 /** The request met NATS "no responders": nobody subscribes to the subject, so it was never delivered. */
 export class NoResponders extends Error {
@@ -17,26 +18,51 @@ export interface PendingRequest extends Expiring {
   fail(err: Error): void;
 }
 
+/** A batch that was sent with calls in it: if NATS answers "no responders", none of them was delivered. */
+class SentBatch implements Expiring {
+  constructor(
+    readonly ids: number[],
+    /** The latest deadline of its calls: after it, nobody waits for the batch's fate. */
+    readonly deadline: number,
+  ) {}
+  expire(): void {}
+}
+
+/** The reply-subject token of a batch starts with this; a call's token is its id in base 36 (lower case). */
+const BATCH_TOKEN = "B";
+
 /**
  * Request/reply over one reply subscription (`<inbox>.*`) with our own
  * correlation ids and one sweeping timer for all deadlines: no promise, timer
  * or subscription per request (nats.js's `request()` has them; `npm run bench`
  * measures both).
+ *
+ * Calls and casts to the same subject in the same tick leave as one batch
+ * (docs/PROTOCOL.md, "Batches"), with the reply subject `<inbox>.B<n>`; a tick
+ * with a single frame for a subject sends it as a plain envelope with the
+ * reply subject `<inbox>.<id>`. Replies come back plain or batched, on any of
+ * these subjects. Each call keeps its own deadline and outcome.
  */
 export class Requests {
   readonly #nc: NatsConnection;
   readonly #inbox: string;
   readonly #sub: Subscription;
-  readonly #pending = new TimeoutMap<string, PendingRequest>();
+  readonly #pending = new TimeoutMap<number, PendingRequest>();
+  readonly #batches = new TimeoutMap<string, SentBatch>();
+  readonly #outbound: FrameQueue;
   #next = 0;
+  #nextBatch = 0;
 
   constructor(
     nc: NatsConnection,
     private readonly log: Logger = quietLogger,
+    /** The most bytes one NATS message may have. */
+    maxPayload: number = nc.info?.max_payload ?? 1024 * 1024,
   ) {
     this.#nc = nc;
     this.#inbox = `${createInbox()}.`;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#onReply(msg) });
+    this.#outbound = new FrameQueue(maxPayload, (subject, ids, envelopes, start, end) => this.#sendGroup(subject, ids, envelopes, start, end));
   }
 
   /** In-flight requests. */
@@ -45,34 +71,111 @@ export class Requests {
   }
 
   /**
-   * Sends `data` to `subject`; `pending` learns the outcome exactly once:
-   * `reply`, `fail` (no responders, or a publish NATS refused), or `expire`
-   * once its deadline passed.
+   * Sends a call envelope to `subject` at the end of this tick, batched with
+   * the other frames for that subject; `pending` learns the outcome exactly
+   * once: `reply`, `fail` (no responders, or a publish NATS refused), or
+   * `expire` once its deadline passed.
    */
-  send(subject: string, data: Uint8Array, pending: PendingRequest, headers?: MsgHdrs): void {
-    const id = (this.#next++).toString(36);
+  call(subject: string, envelope: Uint8Array, pending: PendingRequest): void {
+    const id = this.#id();
     this.#pending.set(id, pending);
-    try {
-      this.#nc.publish(subject, data, headers === undefined ? { reply: this.#inbox + id } : { reply: this.#inbox + id, headers });
-    } catch (err) {
-      this.#pending.take(id);
-      pending.fail(publishError(err, subject));
-    }
+    this.#outbound.add(subject, id, envelope);
+  }
+
+  /** Sends a cast envelope to `subject` at the end of this tick, batched likewise. Throws NODE_UNAVAILABLE when the connection is closed. */
+  cast(subject: string, envelope: Uint8Array): void {
+    if (this.#nc.isClosed()) throw new MeshError("NODE_UNAVAILABLE", `cannot publish to ${subject}: the connection is closed`);
+    this.#outbound.add(subject, 0, envelope);
+  }
+
+  /** Sends `data` to `subject` now, as one plain request (for JetStream, which knows no batches). */
+  request(subject: string, data: Uint8Array, pending: PendingRequest, headers?: MsgHdrs): void {
+    const id = this.#id();
+    this.#pending.set(id, pending);
+    this.#publish(subject, data, this.#inbox + id.toString(36), [id], headers);
   }
 
   /** Fails every pending request with `err` and stops listening. */
   close(err: Error): void {
+    this.#outbound.flush();
     for (const pending of this.#pending.clear()) pending.fail(err);
+    this.#batches.clear();
     this.#sub.unsubscribe();
   }
 
+  /** Ids are unsigned 32-bit and never 0 (a cast's frame id). */
+  #id(): number {
+    this.#next = (this.#next + 1) >>> 0 || 1;
+    return this.#next;
+  }
+
+  /** One group of frames for `subject`: a plain envelope when it is alone, else a batch. */
+  #sendGroup(subject: string, ids: number[], envelopes: Uint8Array[], start: number, end: number): void {
+    if (end - start === 1) {
+      const id = ids[start]!;
+      this.#publish(subject, envelopes[start]!, id === 0 ? undefined : this.#inbox + id.toString(36), id === 0 ? [] : [id]);
+      return;
+    }
+    const calls: number[] = [];
+    let deadline = 0;
+    for (let i = start; i < end; i++) {
+      const id = ids[i]!;
+      if (id === 0) continue;
+      calls.push(id);
+      deadline = Math.max(deadline, this.#pending.get(id)?.deadline ?? 0);
+    }
+    let reply: string | undefined;
+    if (calls.length > 0) {
+      const token = BATCH_TOKEN + (this.#nextBatch++).toString(36);
+      this.#batches.set(token, new SentBatch(calls, deadline));
+      reply = this.#inbox + token;
+    }
+    this.#publish(subject, writeBatch(ids, envelopes, start, end), reply, calls);
+  }
+
+  #publish(subject: string, data: Uint8Array, reply: string | undefined, calls: number[], headers?: MsgHdrs): void {
+    try {
+      this.#nc.publish(subject, data, reply === undefined ? undefined : headers === undefined ? { reply } : { reply, headers });
+    } catch (err) {
+      const failure = publishError(err, subject);
+      if (calls.length === 0) this.log.warn({ subject, err: failure.message }, "mesh: casts not sent");
+      for (const id of calls) this.#pending.take(id)?.fail(failure);
+    }
+  }
+
   #onReply(msg: Msg): void {
-    const pending = this.#pending.take(msg.subject.slice(this.#inbox.length));
-    if (pending === undefined) return; // late: the caller timed out already
     // An exception must not escape into nats.js: it would stop the connection's reader.
     try {
-      if (msg.data.length === 0 && msg.headers?.code === 503) pending.fail(new NoResponders(`no responders on ${msg.subject}`));
-      else pending.reply(msg.data);
+      const data = msg.data;
+      if (isBatch(data)) {
+        readBatch(data, (id, envelope) => this.#reply(this.#pending.take(id), envelope));
+        return;
+      }
+      const token = msg.subject.slice(this.#inbox.length);
+      const noResponders = data.length === 0 && msg.headers?.code === 503;
+      if (token.startsWith(BATCH_TOKEN)) {
+        // On a batch's subject: no responders (nothing was delivered), or one
+        // plain envelope that answers every call of the batch still waiting
+        // (the receiver could not read the batch to its end).
+        for (const id of this.#batches.take(token)?.ids ?? []) {
+          const pending = this.#pending.take(id);
+          if (noResponders) pending?.fail(new NoResponders(`no responders on ${msg.subject}`));
+          else this.#reply(pending, data);
+        }
+        return;
+      }
+      const pending = this.#pending.take(parseInt(token, 36));
+      if (noResponders) pending?.fail(new NoResponders(`no responders on ${msg.subject}`));
+      else this.#reply(pending, data);
+    } catch (err) {
+      this.log.error({ subject: msg.subject, err: (err as Error).message }, "mesh: a reply message could not be read");
+    }
+  }
+
+  /** Hands a reply to its request; none when it came late (the caller timed out already). */
+  #reply(pending: PendingRequest | undefined, data: Uint8Array): void {
+    try {
+      pending?.reply(data);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, "mesh: a reply could not be handled");
     }

@@ -1,0 +1,62 @@
+// The batcher: frames bound for the same place in the same tick leave as one
+// NATS message. The first frame of a tick schedules one flush, when the
+// tick's work is done (a microtask, queued before nats.js's own flush of its
+// socket buffer, so the batch goes out in the same write); never a timer, so
+// a lone frame waits for nothing. Groups are split so that no batch passes
+// the payload limit.
+import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES } from "@mesh/core/internal";
+
+/** Frames queued for one destination. */
+interface Queue {
+  ids: number[];
+  envelopes: Uint8Array[];
+}
+
+/** Sends one group: frames `start..end` of a destination's queue, which fit in one message. */
+export type SendGroup = (key: string, ids: number[], envelopes: Uint8Array[], start: number, end: number) => void;
+
+export class FrameQueue {
+  #queues = new Map<string, Queue>();
+  #scheduled = false;
+  readonly #flush = () => this.flush();
+
+  constructor(
+    /** The most bytes one batch may have. */
+    private readonly maxBytes: number,
+    private readonly send: SendGroup,
+  ) {}
+
+  /** Queues a frame for `key` (a subject, or a caller's reply prefix); it leaves at the end of this tick. */
+  add(key: string, id: number, envelope: Uint8Array): void {
+    let q = this.#queues.get(key);
+    if (q === undefined) this.#queues.set(key, (q = { ids: [], envelopes: [] }));
+    q.ids.push(id);
+    q.envelopes.push(envelope);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  /** Sends everything queued now, in groups under the limit. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#queues.size === 0) return;
+    const queues = this.#queues;
+    this.#queues = new Map();
+    for (const [key, q] of queues) {
+      let start = 0;
+      let size = BATCH_HEAD_BYTES;
+      for (let i = 0; i < q.envelopes.length; i++) {
+        const frame = FRAME_HEAD_BYTES + q.envelopes[i]!.length;
+        if (i > start && size + frame > this.maxBytes) {
+          this.send(key, q.ids, q.envelopes, start, i);
+          start = i;
+          size = BATCH_HEAD_BYTES;
+        }
+        size += frame;
+      }
+      this.send(key, q.ids, q.envelopes, start, q.envelopes.length);
+    }
+  }
+}
