@@ -2,7 +2,7 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { ErrorCode, shardFor, stateBucket, stateKey, xxh32 } from "@mesh/core";
-import { Kind, encodeRequest } from "@mesh/core/internal";
+import { Kind, encodeRequest, encodeResult, writeBatch } from "@mesh/core/internal";
 
 const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), "utf8");
 
@@ -56,4 +56,14 @@ test("PROTOCOL.md's request example is the bytes the code writes", (t) => {
   const hex = block.replace(/"([^"]*)"/g, (_, s: string) => Buffer.from(s).toString("hex")).replace(/\s+/g, "");
   const bytes = encodeRequest({ kind: Kind.CALL, capability: "counter", actorType: "Counter", id: "counter_1", payload: {}, initArg: undefined, timeoutMs: 5000, hops: 0 });
   t.is(Buffer.from(bytes).toString("hex"), hex);
+});
+
+test("PROTOCOL.md's batch examples are the bytes the code writes", (t) => {
+  const hex = (text: string) => text.replace(/"([^"]*)"/g, (_, str: string) => Buffer.from(str).toString("hex")).replace(/\s+/g, "");
+  const blocks = [...doc("PROTOCOL.md").matchAll(/```\n(c1 01 [^|\n]*)\n```/g)].map((m) => hex(m[1]!));
+  t.is(blocks.length, 2);
+  const call = encodeRequest({ kind: Kind.CALL, capability: "counter", actorType: "Counter", id: "c1", payload: {}, initArg: undefined, timeoutMs: 5000, hops: 0 });
+  const cast = encodeRequest({ kind: Kind.CAST, capability: "counter", actorType: "Counter", id: "c2", payload: {}, initArg: undefined, timeoutMs: 0, hops: 0 });
+  t.is(Buffer.from(writeBatch([1, 0], [call, cast])).toString("hex"), blocks[0]!);
+  t.is(Buffer.from(writeBatch([1], [encodeResult("node-b/Counter/c1#1", { ok: 1 })])).toString("hex"), blocks[1]!);
 });

@@ -17,6 +17,8 @@ import { durable } from "./durable.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
+/** BENCH_ONLY=remote,local,memory,durable runs only those sections (default: all). */
+const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable").split(","));
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -106,6 +108,7 @@ async function requestReply(url: string): Promise<{ raw: Record<string, Measured
       ["1 in flight", 1, n(10_000), false],
       ["16 in flight", 16, n(50_000), false],
       ["128 in flight", 128, n(100_000), false],
+      ["1,024 in flight", 1024, n(100_000), false],
       ["sequential latency", 1, n(5_000), true],
     ];
     for (const [label, inFlight, total, latency] of plan) {
@@ -174,34 +177,41 @@ async function memory(url: string): Promise<{ count: number; meshBytes: number; 
 const server = await startNatsServer({ config: here("../../nats.conf") });
 try {
   console.log(`Mesh benchmark: Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), nats-server at ${server.url}${quick ? " (BENCH_QUICK: small counts)" : ""}`);
-  const { raw: r, mesh: m } = await requestReply(server.url);
-  const l = await local(server.url);
-  const mem = await memory(server.url);
-  const d = await durable(server.url, n, record);
-  const summary = {
-    "remote 128 in flight / raw own-inbox 128 in flight": m["128 in flight"]!.perSecond / r["128 in flight"]!.perSecond,
-    "remote 16 in flight / raw own-inbox 16 in flight": m["16 in flight"]!.perSecond / r["16 in flight"]!.perSecond,
-    "remote 1 in flight / raw own-inbox 1 in flight": m["1 in flight"]!.perSecond / r["1 in flight"]!.perSecond,
-    "remote p50 / raw p50": m["sequential latency"]!.p50! / r["sequential latency"]!.p50!,
-    "local calls/s (128 in flight)": l.at128.perSecond,
-    "actor creations/s": l.creation.perSecond,
-    "bytes per idle actor beyond its fields": mem.beyondFields,
-    "durable calls local, 128 / raw KV CAS, 128": d.local128.perSecond / d.rawCas128.perSecond,
-    "durable calls remote, 128 / raw KV CAS, 128": d.remote128.perSecond / d.rawCas128.perSecond,
-    "hot durable actor, 128 / raw KV CAS, sequential": d.hot128.perSecond / d.rawCas1.perSecond,
-    "re-activations / raw KV get, 128": d.reactivation.perSecond / d.rawGet128.perSecond,
-    "RSS growth, last tenth of pass-through (MiB)": d.rss.at(-1)!.rssMiB - d.rss.at(-2)!.rssMiB,
+  const summary: Record<string, number> = {};
+  const targets: Record<string, string> = {};
+  const target = (name: string, value: number, goal?: string) => {
+    summary[name] = value;
+    if (goal) targets[name] = goal;
   };
-  const targets: Record<string, string> = {
-    "remote 128 in flight / raw own-inbox 128 in flight": ">= 0.8",
-    "remote p50 / raw p50": "<= 1.2",
-    "local calls/s (128 in flight)": ">= 1,000,000",
-    "actor creations/s": ">= 200,000",
-    "bytes per idle actor beyond its fields": "<= 512",
-    "durable calls local, 128 / raw KV CAS, 128": ">= 0.8",
-    "hot durable actor, 128 / raw KV CAS, sequential": ">= 3",
-    "RSS growth, last tenth of pass-through (MiB)": "flat",
-  };
+  let mem: Awaited<ReturnType<typeof memory>> | undefined;
+  let d: Awaited<ReturnType<typeof durable>> | undefined;
+  if (only.has("remote")) {
+    const { raw: r, mesh: m } = await requestReply(server.url);
+    const ratio = (label: string) => m[label]!.perSecond / r[label]!.perSecond;
+    target("remote 1,024 in flight / raw own-inbox 1,024", ratio("1,024 in flight"), ">= 1.2");
+    target("remote 128 in flight / raw own-inbox 128", ratio("128 in flight"), ">= 2.0");
+    target("remote 16 in flight / raw own-inbox 16", ratio("16 in flight"), ">= 1.3");
+    target("remote 1 in flight / raw own-inbox 1", ratio("1 in flight"));
+    target("remote p50 / raw p50", m["sequential latency"]!.p50! / r["sequential latency"]!.p50!, "<= 1.1");
+    target("remote p99 / raw p99", m["sequential latency"]!.p99! / r["sequential latency"]!.p99!);
+  }
+  if (only.has("local")) {
+    const l = await local(server.url);
+    target("local calls/s (128 in flight)", l.at128.perSecond, ">= 1,000,000");
+    target("actor creations/s", l.creation.perSecond, ">= 200,000");
+  }
+  if (only.has("memory")) {
+    mem = await memory(server.url);
+    target("bytes per idle actor beyond its fields", mem.beyondFields, "<= 512");
+  }
+  if (only.has("durable")) {
+    d = await durable(server.url, n, record);
+    target("durable calls local, 128 / raw KV CAS, 128", d.local128.perSecond / d.rawCas128.perSecond, ">= 0.8");
+    target("durable calls remote, 128 / raw KV CAS, 128", d.remote128.perSecond / d.rawCas128.perSecond);
+    target("hot durable actor, 128 / raw KV CAS, sequential", d.hot128.perSecond / d.rawCas1.perSecond, ">= 3");
+    target("re-activations / raw KV get, 128", d.reactivation.perSecond / d.rawGet128.perSecond);
+    target("RSS growth, last tenth of pass-through (MiB)", d.rss.at(-1)!.rssMiB - d.rss.at(-2)!.rssMiB, "flat");
+  }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {
     const shown = v < 10 ? v.toFixed(2) : Math.round(v).toLocaleString("en-US");
@@ -210,7 +220,7 @@ try {
   const dir = here("../results");
   mkdirSync(dir, { recursive: true });
   const file = `${dir}/latest.json`;
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, quick, rows, memory: mem, passThrough: d.rss, summary }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, quick, rows, memory: mem, passThrough: d?.rss, summary }, null, 2)}\n`);
   console.log(`\nwrote bench/results/latest.json`);
 } finally {
   await server.stop();

@@ -209,7 +209,8 @@ export class Mesh {
 
   /**
    * Sends a message to actor `id` without waiting for it to be handled.
-   * Resolves once the message is in the local mailbox or handed to NATS.
+   * Resolves once the message is in the local mailbox or queued for the batch
+   * to its owner that leaves at the end of this turn.
    * Rejects only when that cannot happen: BAD_REQUEST, NO_NODES,
    * PAYLOAD_TOO_LARGE, STOPPED, and for a local owner UNKNOWN_ACTOR_TYPE or
    * ACTIVATION_FAILED. Errors on a remote owner are logged there.
