@@ -23,5 +23,5 @@ if (mode === "raw-responder") {
 } else {
   throw new Error(`unknown mode ${mode}`);
 }
-process.stdout.write("ready\n");
 process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
+process.stdout.write("ready\n");

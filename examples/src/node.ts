@@ -9,11 +9,10 @@ const mesh = await Mesh.start({
   actors: [Counter, GameActor, ChatRoom, Cart],
   capabilities: capabilities.split(",").filter(Boolean),
 });
-process.stdout.write(`ready ${mesh.nodeId}\n`);
-
 const stop = async () => {
   await mesh.stop();
   process.exit(0);
 };
 process.once("SIGINT", stop);
 process.once("SIGTERM", stop);
+process.stdout.write(`ready ${mesh.nodeId}\n`); // after the handlers: a signal sent on seeing it is handled

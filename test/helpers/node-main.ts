@@ -16,7 +16,8 @@ process.on("uncaughtException", (err) => {
 
 const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions;
 const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter] });
-process.stdout.write(`ready ${mesh.nodeId} ${process.pid}\n`);
+// The handler goes in before "ready": a SIGTERM sent on seeing it stops the node gracefully.
 process.once("SIGTERM", () => {
   void mesh.stop().then(() => process.exit(process.exitCode ?? 0));
 });
+process.stdout.write(`ready ${mesh.nodeId} ${process.pid}\n`);

@@ -174,11 +174,13 @@ async function runNode(server: string, prefix: string, actorsModule: string | un
   const actors = Object.values(exports).filter((v): v is ActorClass => typeof v === "function" && typeof (v as { prototype?: { handleCall?: unknown } }).prototype?.handleCall === "function");
   if (actors.length === 0) throw new Error(`${actorsModule} exports no actor class (a class with a handleCall method)`);
   const mesh = await Mesh.start({ servers: server, prefix, actors, capabilities: capabilities.split(",").filter(Boolean), ...(nodeId ? { nodeId } : {}) });
-  process.stdout.write(`mesh: node ${mesh.nodeId} serving ${actors.map((a) => a.actorType ?? a.name).join(", ")}; capabilities: ${capabilities || "none"}\n`);
-  await new Promise<void>((done) => {
+  // The signal handlers go in before the line that says the node serves: a signal sent on seeing it is handled.
+  const signalled = new Promise<void>((done) => {
     process.once("SIGINT", done);
     process.once("SIGTERM", done);
   });
+  process.stdout.write(`mesh: node ${mesh.nodeId} serving ${actors.map((a) => a.actorType ?? a.name).join(", ")}; capabilities: ${capabilities || "none"}\n`);
+  await signalled;
   await mesh.stop();
   process.stdout.write(`mesh: node ${mesh.nodeId} stopped\n`);
   return 0;
