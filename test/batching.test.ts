@@ -41,7 +41,7 @@ async function pair(t: { context: ClusterContext }, prefix: string, callerOption
 test.serial("calls and casts issued in one tick to another node travel as one NATS message, and their replies as one", async (t) => {
   const { caller, owner } = await pair(t, "one");
   const toOwner = await spy(t.context.server.url, `one.node.${owner.nodeId}`);
-  const replies = await spy(t.context.server.url, "_INBOX.>");
+  const replies = await spy(t.context.server.url, `one.inbox.${caller.nodeId}.>`);
   t.teardown(() => toOwner.nc.close());
   t.teardown(() => replies.nc.close());
   const ids = Array.from({ length: 100 }, (_, i) => `c_${i}`);

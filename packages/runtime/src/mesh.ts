@@ -62,7 +62,7 @@ export class Mesh {
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
 
-  private constructor(o: ResolvedOptions, nc: NatsConnection, maxPayload: number, store: StateStore | undefined) {
+  private constructor(o: ResolvedOptions, nc: NatsConnection, maxPayload: number, store: StateStore | undefined, inbox: string) {
     this.#o = o;
     this.#nc = nc;
     this.#subjects = o.subjects;
@@ -78,7 +78,7 @@ export class Mesh {
       idleTimeoutMs: o.idleTimeoutMs,
       maxActors: o.maxActors,
     });
-    this.#requests = new Requests(nc, o.logger, maxPayload);
+    this.#requests = new Requests(nc, o.logger, maxPayload, inbox);
     this.#maxPayload = maxPayload;
     this.#replies = new Replies(nc, maxPayload, o.logger);
     const self: Announcement = {
@@ -92,7 +92,7 @@ export class Mesh {
       version,
       heartbeatMs: o.heartbeatMs,
     };
-    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view));
+    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view), inbox);
     this.#service = new NodeService(nc, this.#subjects, new Ingress({ call: (r) => this.#call(r, true), cast: (r) => this.#cast(r, true) }, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics(), { shards: o.shards, strategy: o.placement.name });
   }
 
@@ -105,13 +105,14 @@ export class Mesh {
    */
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const o = resolveOptions(options);
-    const nc = await connectNats(o.servers, o.nodeId, o.nats);
+    const inbox = o.nats.inboxPrefix ?? o.subjects.inbox(o.nodeId);
+    const nc = await connectNats(o.servers, o.nodeId, o.nats, inbox);
     let mesh: Mesh | undefined;
     try {
       const maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
       const durable = o.actors.some((cls) => cls.durable === true);
-      const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload) : undefined;
-      mesh = new Mesh(o, nc, maxPayload, store);
+      const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload, inbox) : undefined;
+      mesh = new Mesh(o, nc, maxPayload, store, inbox);
       await mesh.#start();
     } catch (err) {
       if (mesh) await mesh.#prometheus?.close();

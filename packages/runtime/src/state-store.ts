@@ -63,18 +63,19 @@ export class StateStore {
     /** The largest value the server takes, less room for the message's headers. */
     readonly maxValueBytes: number,
     private readonly timeoutMs: number,
+    inboxPrefix?: string,
   ) {
-    this.#requests = new Requests(nc);
+    this.#requests = new Requests(nc, undefined, undefined, inboxPrefix);
     this.#subject = `$KV.${bucket}.`;
   }
 
   /** Opens `bucket`, creating it (history 1, file storage) when it is missing. Throws STORAGE_UNAVAILABLE with the reason. */
-  static async open(nc: NatsConnection, bucket: string, options: StorageOptions, maxPayload: number): Promise<StateStore> {
+  static async open(nc: NatsConnection, bucket: string, options: StorageOptions, maxPayload: number, inboxPrefix?: string): Promise<StateStore> {
     const timeout = options.timeoutMs ?? 3000;
     const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
     try {
       const kv = await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
-      return new StateStore(nc, kv, bucket, maxPayload - 256, timeout);
+      return new StateStore(nc, kv, bucket, maxPayload - 256, timeout, inboxPrefix);
     } catch (err) {
       const reason = /503|no responders/i.test(messageOf(err)) ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)" : messageOf(err);
       throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the state bucket "${bucket}": ${reason}`, { cause: err });

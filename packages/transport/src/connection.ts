@@ -1,4 +1,5 @@
-import { connect } from "nats";
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 
 /** The NATS URL used when none is given: `$NATS_URL`, else 127.0.0.1:4222. */
@@ -7,11 +8,25 @@ export function defaultServers(): string {
 }
 
 /**
+ * Credentials from the environment, so that none has to be written into code
+ * or a repository: `$NATS_CREDS` (a creds file: JWT and nkey seed), else
+ * `$NATS_USER` with `$NATS_PASSWORD`, else `$NATS_TOKEN`. Empty when none is set.
+ */
+export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ConnectionOptions> {
+  if (env.NATS_CREDS) return { authenticator: credsAuthenticator(readFileSync(env.NATS_CREDS)) };
+  if (env.NATS_USER) return { user: env.NATS_USER, pass: env.NATS_PASSWORD ?? "" };
+  if (env.NATS_TOKEN) return { token: env.NATS_TOKEN };
+  return {};
+}
+
+/**
  * Opens the node's one NATS connection. `noAsyncTraces` is on (it doubles
  * request throughput); reconnects never give up, so a restarted server is
- * found again. `options` (auth, TLS, …) override these defaults.
+ * found again; replies come under `inboxPrefix`. Credentials come from the
+ * environment (credentialsFromEnv); `options` (auth, TLS, …) override all of
+ * these defaults.
  */
-export function connectNats(servers: string | string[], name: string, options: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+export function connectNats(servers: string | string[], name: string, options: Partial<ConnectionOptions> = {}, inboxPrefix?: string): Promise<NatsConnection> {
   return connect({
     servers,
     name,
@@ -19,6 +34,8 @@ export function connectNats(servers: string | string[], name: string, options: P
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 10_000,
+    ...(inboxPrefix ? { inboxPrefix } : {}),
+    ...credentialsFromEnv(),
     ...options,
   });
 }

@@ -48,7 +48,7 @@ export class Membership {
   readonly #refused = new Set<string>();
   readonly #subs: Subscription[] = [];
   readonly #rounds = new Map<string, Round>();
-  readonly #inbox = `${createInbox()}.`;
+  readonly #inbox: string;
   #self: Announcement;
   #roundNo = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -62,8 +62,11 @@ export class Membership {
     private readonly log: Logger,
     /** Called with the whole view (self included) whenever it changes. */
     private readonly onChange: (members: ReadonlyMap<string, Announcement>) => void,
+    /** Where replies to discovery come (the node's inbox prefix). @default "_INBOX" */
+    inboxPrefix?: string,
   ) {
     this.#self = self;
+    this.#inbox = `${createInbox(inboxPrefix)}.`;
   }
 
   /** This node's announcement. */

@@ -58,9 +58,11 @@ export class Requests {
     private readonly log: Logger = quietLogger,
     /** The most bytes one NATS message may have. */
     maxPayload: number = nc.info?.max_payload ?? 1024 * 1024,
+    /** Where replies come: `<inboxPrefix>.<random>.<token>`. @default "_INBOX" */
+    inboxPrefix?: string,
   ) {
     this.#nc = nc;
-    this.#inbox = `${createInbox()}.`;
+    this.#inbox = `${createInbox(inboxPrefix)}.`;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#onReply(msg) });
     this.#outbound = new FrameQueue(maxPayload, (subject, ids, envelopes, start, end) => this.#sendGroup(subject, ids, envelopes, start, end));
   }

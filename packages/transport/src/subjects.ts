@@ -11,6 +11,7 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.call.<capability>     ingress: any NATS client calls an actor (JSON or msgpack), queue group
  *   <prefix>.cast.<capability>     ingress: the same for casts
  *   <prefix>.status.<nodeId>       a node's metrics as JSON (an endpoint of its NATS service)
+ *   <prefix>.inbox.<nodeId>.>      replies to a node's own requests (its inbox: only it subscribes there)
  */
 export class Subjects {
   readonly heartbeat: string;
@@ -42,6 +43,11 @@ export class Subjects {
   /** The subject where node `nodeId` answers with its metrics. */
   status(nodeId: string): string {
     return `${this.prefix}.status.${nodeId}`;
+  }
+
+  /** The inbox prefix of node `nodeId`: every reply to its requests comes under it, so permissions can keep them its own. */
+  inbox(nodeId: string): string {
+    return `${this.prefix}.inbox.${nodeId}`;
   }
 
   /** The capability named by an ingress subject (everything after `<prefix>.call.` or `<prefix>.cast.`). */

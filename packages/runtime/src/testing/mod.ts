@@ -1,3 +1,3 @@
 // @mesh/runtime/testing: helpers for your own tests.
-export { hasNatsServer, natsServerBinary, spawnGuarded, startNatsCluster, startNatsServer } from "./nats-server.js";
-export type { NatsCluster, NatsServer, NatsServerOptions } from "./nats-server.js";
+export { SECURE_CONFIG, hasNatsServer, natsServerBinary, spawnGuarded, startNatsCluster, startNatsServer, startSecureNatsServer } from "./nats-server.js";
+export type { Credentials, NatsCluster, NatsServer, NatsServerOptions, SecureNatsServer } from "./nats-server.js";

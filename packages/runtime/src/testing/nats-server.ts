@@ -1,6 +1,8 @@
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,6 +16,30 @@ export interface NatsServerOptions {
   args?: readonly string[];
   /** How long to wait for the server to listen. @default 10000 */
   startTimeoutMs?: number;
+  /** Environment variables for the server (a config's `$VARIABLES`, such as passwords), added to this process's. */
+  env?: Record<string, string>;
+  /** Serve TLS only, with a certificate for 127.0.0.1 signed by a CA made for this server (`server.caFile`). Needs `openssl`. */
+  tls?: boolean;
+}
+
+/** The production configuration Mesh ships (nats-secure.conf, docs/security.md): roles node, client and payments. */
+export const SECURE_CONFIG = fileURLToPath(new URL("../../nats-secure.conf", import.meta.url));
+
+/** A user of a server started from SECURE_CONFIG, as nats.js options take it. */
+export interface Credentials {
+  user: string;
+  pass: string;
+}
+
+/** A server started from SECURE_CONFIG, with the credentials generated for it. */
+export interface SecureNatsServer {
+  server: NatsServer;
+  /** The "node" role: for Mesh nodes (`Mesh.start({ nats: node })`) and operators' tools. */
+  node: Credentials;
+  /** The "client" role: ingress calls and casts, every capability but payments. */
+  client: Credentials;
+  /** A client that may also use the payments capability. */
+  payments: Credentials;
 }
 
 /** A running nats-server on 127.0.0.1 and a free port. */
@@ -25,6 +51,8 @@ export interface NatsServer {
   readonly pid: number;
   /** In a cluster: the route URL other servers connect to. */
   readonly routeUrl: string | undefined;
+  /** With `tls`: the CA certificate that signed the server's (for nats.js `tls: { caFile }`). */
+  readonly caFile: string | undefined;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its temporary files. */
   stop(): Promise<void>;
   /** Kills the server with SIGKILL, as a crash would; `restart` brings it back. */
@@ -81,6 +109,25 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const server = new LaunchedServer(natsServerBinary(), options);
   await server.start("-1");
   return server;
+}
+
+/**
+ * Starts a real nats-server from SECURE_CONFIG, the configuration Mesh ships
+ * for production, with a fresh random password for each role (never stored
+ * anywhere but this process and the server's environment). Use it to test
+ * your own permissions and roles.
+ */
+export async function startSecureNatsServer(options: NatsServerOptions = {}): Promise<SecureNatsServer> {
+  const password = () => randomBytes(18).toString("base64url");
+  const node = { user: "node", pass: password() };
+  const client = { user: "client", pass: password() };
+  const payments = { user: "payments", pass: password() };
+  const server = await startNatsServer({
+    config: SECURE_CONFIG,
+    ...options,
+    env: { ...options.env, MESH_NODE_PASSWORD: node.pass, MESH_CLIENT_PASSWORD: client.pass, MESH_PAYMENTS_PASSWORD: payments.pass },
+  });
+  return { server, node, client, payments };
 }
 
 /**
@@ -156,6 +203,8 @@ class LaunchedServer implements NatsServer {
   #port = 0;
   #pid = 0;
   #routeUrl: string | undefined;
+  #caFile: string | undefined;
+  #tls: { cert: string; key: string; ca: string } | undefined;
   #stderr = "";
 
   constructor(
@@ -175,6 +224,9 @@ class LaunchedServer implements NatsServer {
   get routeUrl(): string | undefined {
     return this.#routeUrl;
   }
+  get caFile(): string | undefined {
+    return this.#caFile;
+  }
 
   /** Spawns the server under its guard and waits until it listens on `port` ("-1": any free one). */
   async start(port: string): Promise<void> {
@@ -182,8 +234,13 @@ class LaunchedServer implements NatsServer {
     for (const f of readdirSync(this.#dir)) if (f.endsWith(".ports")) rmSync(join(this.#dir, f));
     const args = ["-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.#dir, "-sd", join(this.#dir, "store")];
     if (this.options.config) args.unshift("-c", resolve(this.options.config));
+    if (this.options.tls) {
+      const { cert, key, ca } = (this.#tls ??= makeCertificates(this.#dir));
+      this.#caFile = ca;
+      args.push("--tls", "--tlscert", cert, "--tlskey", key);
+    }
     args.push(...(this.options.args ?? []));
-    const child = spawnGuarded(this.bin, args, { stdout: "ignore" });
+    const child = spawnGuarded(this.bin, args, { stdout: "ignore", ...(this.options.env ? { env: { ...process.env, ...this.options.env } } : {}) });
     this.#child = child;
     live.add(child);
     this.#stderr = "";
@@ -265,4 +322,26 @@ class LaunchedServer implements NatsServer {
     }
     throw new Error(`nats-server did not listen within ${timeoutMs} ms`);
   }
+}
+
+/**
+ * A CA and a server certificate for 127.0.0.1 and localhost, signed by it,
+ * made with openssl in `dir` (valid one day; the keys never leave `dir`).
+ */
+function makeCertificates(dir: string): { cert: string; key: string; ca: string } {
+  const at = (f: string) => join(dir, f);
+  const openssl = (...args: string[]) => {
+    try {
+      execFileSync("openssl", args, { stdio: "pipe" });
+    } catch (err) {
+      const e = err as { code?: string; stderr?: Buffer };
+      throw new Error(e.code === "ENOENT" ? "openssl not found: install it (Debian/Ubuntu: apt-get install openssl) to start a TLS server" : `openssl ${args[0]} failed: ${e.stderr?.toString().trim() ?? String(err)}`);
+    }
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl("req", "-x509", ...ec, "-keyout", at("ca.key"), "-out", at("ca.pem"), "-days", "1", "-subj", "/CN=mesh-test-ca");
+  openssl("req", ...ec, "-keyout", at("server.key"), "-out", at("server.csr"), "-subj", "/CN=127.0.0.1");
+  writeFileSync(at("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  openssl("x509", "-req", "-in", at("server.csr"), "-CA", at("ca.pem"), "-CAkey", at("ca.key"), "-CAcreateserial", "-out", at("server.pem"), "-days", "1", "-extfile", at("san.ext"));
+  return { cert: at("server.pem"), key: at("server.key"), ca: at("ca.pem") };
 }
