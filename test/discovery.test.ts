@@ -66,8 +66,12 @@ test.serial("nodes with another shard count or strategy are refused, and say so 
   t.true(errors.some((m) => m.includes("refused a node whose shard count or placement strategy differs")));
 });
 
-test.serial("membership messages that are not valid are ignored and the node keeps serving", async (t) => {
-  const node = await startNode(t, { nodeId: nodeId("robust"), prefix: "robust", actors: [Counter], capabilities: ["rob"] });
+test.serial("membership messages that are not valid, or claim what their sender cannot be, are refused and logged; the node keeps serving", async (t) => {
+  const errors: string[] = [];
+  const logger = { error: (_f: object, m: string) => void errors.push(m), warn: (_f: object, m: string) => void errors.push(m), info() {}, debug() {} };
+  const node = await startNode(t, { nodeId: nodeId("robust"), prefix: "robust", actors: [Counter], capabilities: ["rob"], logger });
+  const other = await startNode(t, { nodeId: nodeId("robust-other"), prefix: "robust", capabilities: ["rob"] });
+  await eventually(() => node.nodesFor("rob").length === 2, "the two nodes to see each other");
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   for (const subject of ["robust.cluster.heartbeat", "robust.cluster.discover", "robust.cluster.leave"]) {
@@ -79,14 +83,20 @@ test.serial("membership messages that are not valid are ignored and the node kee
   const bad = { v: 1, node: "bad.node", instance: "i", capabilities: ["rob"], actorTypes: [], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 100 };
   nc.publish("robust.cluster.heartbeat", JSON.stringify(bad));
   nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "ok", capabilities: ["a b"] }));
+  // Claims that do not match their sender: a leave for a live node from another instance, and a heartbeat in this node's name.
+  nc.publish("robust.cluster.leave", JSON.stringify({ v: 1, node: other.nodeId, instance: "not-its-instance" }));
+  nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: node.nodeId, instance: "an-impostor", capabilities: ["rob"] }));
   // Messages from one connection arrive in order: once this probe is seen, the garbage above was handled.
   nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "probe", capabilities: ["probe"] }));
   await eventually(() => node.nodesFor("probe").length === 1, "the probe heartbeat to be seen");
-  t.deepEqual(node.nodesFor("rob"), [node.nodeId]);
+  t.deepEqual(node.nodesFor("rob"), [node.nodeId, other.nodeId].sort(), "the forged leave removed nobody");
+  t.true(errors.includes("mesh: another live node uses this node's id; node ids must be unique"), JSON.stringify(errors));
+  t.true(errors.includes("mesh: ignored a malformed membership message"));
   t.deepEqual(node.allCapabilities(), ["probe", "rob"]);
   // The node still serves over NATS, not only in-process.
   const caller = await startNode(t, { nodeId: nodeId("robust-caller"), prefix: "robust" });
   t.deepEqual((await caller.call({ actor: Counter, id: "still", capability: "rob" })).result, { ok: 1 });
+  t.true(caller.nodesFor("rob").includes(other.nodeId));
 });
 
 test.serial("a node that heart-beats slower than our node timeout is kept: silence is judged by its own interval", async (t) => {

@@ -5,8 +5,9 @@ import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
-import { RequestStrategy, connect } from "nats";
-import type { NatsConnection, ServiceInfo, ServiceStats } from "nats";
+import { readFileSync } from "node:fs";
+import { RequestStrategy, connect, credsAuthenticator } from "nats";
+import type { ConnectionOptions, NatsConnection, ServiceInfo, ServiceStats } from "nats";
 import { Mesh } from "./mesh.js";
 import type { ActorClass } from "./actor.js";
 import type { MetricsSnapshot } from "./metrics.js";
@@ -14,14 +15,20 @@ import { SERVICE_NAME } from "./service.js";
 import { StateStore } from "./state-store.js";
 import { decodeState } from "./group-commit.js";
 import { encodeForget } from "./forget.js";
-import { Subjects } from "@mesh/transport";
+import { Subjects, credentialsFromEnv } from "@mesh/transport";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
 const COMMON = `Options for every command:
   -s, --server <url>   NATS server URL (default: $NATS_URL, else nats://127.0.0.1:4222)
   -p, --prefix <p>     Mesh subject prefix (default: mesh)
-  -h, --help           this help`;
+  --user <name>        NATS user (default: $NATS_USER; its password from $NATS_PASSWORD)
+  --creds <file>       NATS creds file, JWT and seed (default: $NATS_CREDS)
+  --tls-ca <file>      CA certificate to verify a TLS server with
+  -h, --help           this help
+
+Passwords are never taken on the command line (other users could read them):
+set NATS_PASSWORD, or use a creds file.`;
 
 const HELP: Record<string, string> = {
   mesh: `mesh ${version}: run and inspect a Mesh cluster
@@ -92,6 +99,9 @@ const options = {
   init: { type: "string" },
   timeout: { type: "string", default: "5000" },
   bucket: { type: "string" },
+  user: { type: "string" },
+  creds: { type: "string" },
+  "tls-ca": { type: "string" },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -113,23 +123,25 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const server = values.server ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+  const auth = natsAuth(values.user, values.creds, values["tls-ca"]);
+  const withConnection = (run: (nc: NatsConnection) => Promise<number>) => connected(server, auth, run);
   switch (command) {
     case "node":
-      return runNode(server, values.prefix, values.actors, values.capabilities, values["node-id"]);
+      return runNode(server, auth, values.prefix, values.actors, values.capabilities, values["node-id"]);
     case "status":
-      return withConnection(server, (nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
+      return withConnection((nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
     case "call":
     case "cast": {
       const [capability, actor, id, payload] = positionals;
       if (!capability || !actor || id === undefined) throw new UsageError(`mesh ${command} needs <capability> <actor> <id>; run "mesh ${command} --help"`);
       const body = { actor, id, payload: payload === undefined ? {} : json(payload, "the payload"), ...(values.init ? { initArg: json(values.init, "--init") } : {}), ...(command === "call" ? { timeoutMs: number(values.timeout, "--timeout") } : {}) };
-      return withConnection(server, (nc) => request(nc, `${values.prefix}.${command}.${capability}`, body, command === "call", number(values.timeout, "--timeout")));
+      return withConnection((nc) => request(nc, `${values.prefix}.${command}.${capability}`, body, command === "call", number(values.timeout, "--timeout")));
     }
     case "state": {
       const [verb, actorType, id] = positionals;
       if ((verb !== "get" && verb !== "delete") || !actorType || id === undefined) throw new UsageError(`mesh state needs get|delete <actorType> <id>; run "mesh state --help"`);
       const bucket = values.bucket ?? stateBucket(values.prefix);
-      return withConnection(server, (nc) => (verb === "get" ? getState(nc, bucket, actorType, id) : deleteState(nc, bucket, values.prefix, actorType, id, number(values.wait, "--wait"))));
+      return withConnection((nc) => (verb === "get" ? getState(nc, bucket, actorType, id) : deleteState(nc, bucket, values.prefix, actorType, id, number(values.wait, "--wait"))));
     }
   }
   return 2;
@@ -149,10 +161,19 @@ function number(text: string, what: string): number {
   return n;
 }
 
-async function withConnection(server: string, run: (nc: NatsConnection) => Promise<number>): Promise<number> {
+/** Credentials and TLS from the flags, over what the environment gives (credentialsFromEnv). */
+function natsAuth(user: string | undefined, creds: string | undefined, tlsCa: string | undefined): Partial<ConnectionOptions> {
+  const auth: Partial<ConnectionOptions> = { ...credentialsFromEnv() };
+  if (creds) auth.authenticator = credsAuthenticator(readFileSync(creds));
+  if (user) Object.assign(auth, { user, pass: process.env.NATS_PASSWORD ?? "" });
+  if (tlsCa) auth.tls = { caFile: tlsCa };
+  return auth;
+}
+
+async function connected(server: string, auth: Partial<ConnectionOptions>, run: (nc: NatsConnection) => Promise<number>): Promise<number> {
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: server, reconnect: false, timeout: 3000, name: "mesh-cli" });
+    nc = await connect({ servers: server, reconnect: false, timeout: 3000, name: "mesh-cli", ...auth });
   } catch (err) {
     throw new Error(`cannot connect to ${server}: ${(err as Error).message}`);
   }
@@ -163,7 +184,7 @@ async function withConnection(server: string, run: (nc: NatsConnection) => Promi
   }
 }
 
-async function runNode(server: string, prefix: string, actorsModule: string | undefined, capabilities: string, nodeId: string | undefined): Promise<number> {
+async function runNode(server: string, auth: Partial<ConnectionOptions>, prefix: string, actorsModule: string | undefined, capabilities: string, nodeId: string | undefined): Promise<number> {
   if (!actorsModule) throw new UsageError(`mesh node needs --actors <module.js>; run "mesh node --help"`);
   let exports: Record<string, unknown>;
   try {
@@ -173,7 +194,7 @@ async function runNode(server: string, prefix: string, actorsModule: string | un
   }
   const actors = Object.values(exports).filter((v): v is ActorClass => typeof v === "function" && typeof (v as { prototype?: { handleCall?: unknown } }).prototype?.handleCall === "function");
   if (actors.length === 0) throw new Error(`${actorsModule} exports no actor class (a class with a handleCall method)`);
-  const mesh = await Mesh.start({ servers: server, prefix, actors, capabilities: capabilities.split(",").filter(Boolean), ...(nodeId ? { nodeId } : {}) });
+  const mesh = await Mesh.start({ servers: server, prefix, actors, capabilities: capabilities.split(",").filter(Boolean), nats: auth, ...(nodeId ? { nodeId } : {}) });
   // The signal handlers go in before the line that says the node serves: a signal sent on seeing it is handled.
   const signalled = new Promise<void>((done) => {
     process.once("SIGINT", done);

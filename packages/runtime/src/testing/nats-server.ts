@@ -40,6 +40,8 @@ export interface SecureNatsServer {
   client: Credentials;
   /** A client that may also use the payments capability. */
   payments: Credentials;
+  /** The "operator" role: the `mesh` CLI (status, state, call, cast) and `nats micro`. */
+  operator: Credentials;
 }
 
 /** A running nats-server on 127.0.0.1 and a free port. */
@@ -118,16 +120,18 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
  * your own permissions and roles.
  */
 export async function startSecureNatsServer(options: NatsServerOptions = {}): Promise<SecureNatsServer> {
-  const password = () => randomBytes(18).toString("base64url");
+  // Letters and digits, starting with a letter: the server reads the variable as a config value.
+  const password = () => `p${randomBytes(16).toString("hex")}`;
   const node = { user: "node", pass: password() };
   const client = { user: "client", pass: password() };
   const payments = { user: "payments", pass: password() };
+  const operator = { user: "operator", pass: password() };
   const server = await startNatsServer({
     config: SECURE_CONFIG,
     ...options,
-    env: { ...options.env, MESH_NODE_PASSWORD: node.pass, MESH_CLIENT_PASSWORD: client.pass, MESH_PAYMENTS_PASSWORD: payments.pass },
+    env: { ...options.env, MESH_NODE_PASSWORD: node.pass, MESH_CLIENT_PASSWORD: client.pass, MESH_PAYMENTS_PASSWORD: payments.pass, MESH_OPERATOR_PASSWORD: operator.pass },
   });
-  return { server, node, client, payments };
+  return { server, node, client, payments, operator };
 }
 
 /**
