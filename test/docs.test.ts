@@ -35,7 +35,7 @@ test("every subject the code uses, and the ingress header, is in PROTOCOL.md", a
   const { Subjects } = await import("@mesh/transport");
   const s = new Subjects("PREFIX");
   const protocol = doc("PROTOCOL.md");
-  const subjects = [s.status("NODEID"), s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.forget, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
+  const subjects = [s.status("NODEID"), s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.forget, `${s.inbox("NODEID")}.…`, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
   for (const subject of subjects.map((x) => x.replace("PREFIX", "<prefix>").replace("NODEID", "<nodeId>").replace("CAPABILITY", "<capability>"))) {
     t.true(protocol.includes(`\`${subject}\``), subject);
   }
@@ -66,4 +66,19 @@ test("PROTOCOL.md's batch examples are the bytes the code writes", (t) => {
   const cast = encodeRequest({ kind: Kind.CAST, capability: "counter", actorType: "Counter", id: "c2", payload: {}, initArg: undefined, timeoutMs: 0, hops: 0 });
   t.is(Buffer.from(writeBatch([1, 0], [call, cast])).toString("hex"), blocks[0]!);
   t.is(Buffer.from(writeBatch([1], [encodeResult("node-b/Counter/c1#1", { ok: 1 })])).toString("hex"), blocks[1]!);
+});
+
+test("security.md names every subject the shipped nats-secure.conf grants, and every role", async (t) => {
+  const { SECURE_CONFIG } = await import("@mesh/runtime/testing");
+  const config = readFileSync(SECURE_CONFIG, "utf8").replace(/#.*$/gm, "");
+  const security = doc("security.md");
+  const granted = [...config.matchAll(/"([^"]+)"/g)].map((m) => m[1]!.split(" ")[0]!);
+  t.true(granted.length > 20);
+  // A subject counts as named when the doc has it whole, or the table row that lists its family (e.g. `$JS.API.STREAM.INFO/CREATE/MSG.GET.KV_mesh_state`).
+  const named = (subject: string) => security.includes(`\`${subject}\``) || security.includes(subject.split(".").slice(0, 3).join("."));
+  for (const subject of granted) t.true(named(subject), subject);
+  for (const user of ["node", "client", "payments", "operator"]) t.regex(security, new RegExp(`\\| \`${user}\` \\|`), user);
+  for (const variable of ["MESH_NODE_PASSWORD", "MESH_CLIENT_PASSWORD", "MESH_PAYMENTS_PASSWORD", "MESH_OPERATOR_PASSWORD"]) {
+    t.true(config.includes(`$${variable}`) && security.includes(variable), variable);
+  }
 });

@@ -2,16 +2,17 @@
 // node that hosts nothing, and where every actor turned out to live.
 //
 // Uses the NATS server at $NATS_URL when one answers and has JetStream (the
-// carts are durable); otherwise starts a local nats-server from the
-// repository's nats.conf and stops it at the end.
+// carts are durable), with the credentials of the environment; otherwise
+// starts a local nats-server with authorization on (the shipped
+// nats-secure.conf, a fresh password per role) and stops it at the end.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { Mesh } from "@mesh/runtime";
 import type { MeshRequest } from "@mesh/runtime";
-import { startNatsServer } from "@mesh/runtime/testing";
-import type { NatsServer } from "@mesh/runtime/testing";
+import { startSecureNatsServer } from "@mesh/runtime/testing";
+import type { Credentials, NatsServer } from "@mesh/runtime/testing";
 
 const NODES = [
   { id: "node-a", capabilities: ["counter", "game", "cart"] },
@@ -21,6 +22,11 @@ const NODES = [
 
 const children = new Map<string, ChildProcess>();
 let server: NatsServer | undefined;
+/** The roles' credentials when the demo runs its own server (else the environment's are used). */
+let roles: { node: Credentials; client: Credentials; operator: Credentials } | undefined;
+
+/** Environment variables that carry a role's credentials to a node process or the CLI. */
+const envFor = (c: Credentials | undefined): NodeJS.ProcessEnv => (c ? { NATS_USER: c.user, NATS_PASSWORD: c.pass } : {});
 
 async function natsUrl(): Promise<string> {
   const url = process.env.NATS_URL || "nats://127.0.0.1:4222";
@@ -34,15 +40,18 @@ async function natsUrl(): Promise<string> {
     console.log(`NATS: using the server at ${url}`);
     return url;
   } catch {
-    server = await startNatsServer({ config: fileURLToPath(new URL("../../nats.conf", import.meta.url)) });
-    console.log(`NATS: none with JetStream at ${url}; started nats-server from nats.conf at ${server.url}`);
+    const secure = await startSecureNatsServer();
+    server = secure.server;
+    roles = secure;
+    console.log(`NATS: none with JetStream at ${url}; started nats-server at ${server.url} with authorization on`);
+    console.log("  (nats-secure.conf: nodes as user node, callers as client, the CLI as operator; passwords made for this run)");
     return server.url;
   }
 }
 
 function startNode(url: string, id: string, capabilities: string[]): Promise<void> {
   const child = spawn(process.execPath, [fileURLToPath(new URL("./node.js", import.meta.url)), id, capabilities.join(",")], {
-    env: { ...process.env, NATS_URL: url },
+    env: { ...process.env, NATS_URL: url, ...envFor(roles?.node) },
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.set(id, child);
@@ -58,7 +67,7 @@ async function main(): Promise<void> {
   const url = await natsUrl();
   console.log(`starting ${NODES.length} nodes, each its own process…`);
   await Promise.all(NODES.map((n) => startNode(url, n.id, n.capabilities)));
-  const client = await Mesh.start({ servers: url, nodeId: "demo-client" });
+  const client = await Mesh.start({ servers: url, nodeId: "demo-client", ...(roles ? { nats: roles.node } : {}) });
   try {
     console.log("\nThe cluster as the client sees it:");
     for (const capability of client.allCapabilities()) console.log(`  ${capability.padEnd(8)} → ${client.nodesFor(capability).join(", ")}`);
@@ -104,6 +113,17 @@ async function main(): Promise<void> {
     console.log(`\nWhere the actors live (${owner} is gone):`);
     for (const [node, ids] of [...placed].sort()) console.log(`  ${node}: ${[...ids].sort().join(", ")}`);
 
+    if (roles) {
+      console.log("\nA plain NATS client with the client role (no Mesh code):");
+      const nc = await connect({ servers: url, ...roles.client });
+      const reply = await nc.request("mesh.call.counter", JSON.stringify({ actor: "counter", id: "counter_1", payload: {} }));
+      console.log(`  request mesh.call.counter → ${new TextDecoder().decode(reply.data)}`);
+      nc.publish("mesh.cluster.heartbeat", JSON.stringify({ node: "impostor" }));
+      const refused = await nc.flush().then(() => nc.request("mesh.node.node-b", "{}", { timeout: 1000 }).catch((err: Error) => err.message));
+      console.log(`  request mesh.node.node-b (acting as a node) → ${String(refused)}`);
+      await nc.close();
+    }
+
     console.log("\nAn error, as callers get it:");
     await client.call({ actor: "counter", id: "x", capability: "payments" }).catch((err: Error & { code?: string }) => console.log(`  call with capability "payments": ${err.code}: ${err.message}`));
 
@@ -117,7 +137,7 @@ async function main(): Promise<void> {
 /** Runs the `mesh` CLI of @mesh/runtime against the demo's server. */
 function cli(url: string, ...args: string[]): Promise<void> {
   const bin = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
-  const child = spawn(process.execPath, [bin, ...args, "--server", url], { stdio: "inherit" });
+  const child = spawn(process.execPath, [bin, ...args, "--server", url], { stdio: "inherit", env: { ...process.env, ...envFor(roles?.operator) } });
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
