@@ -70,7 +70,7 @@ test.serial("membership messages that are not valid, or claim what their sender 
   const errors: string[] = [];
   const logger = { error: (_f: object, m: string) => void errors.push(m), warn: (_f: object, m: string) => void errors.push(m), info() {}, debug() {} };
   const node = await startNode(t, { nodeId: nodeId("robust"), prefix: "robust", actors: [Counter], capabilities: ["rob"], logger });
-  const other = await startNode(t, { nodeId: nodeId("robust-other"), prefix: "robust", capabilities: ["rob"] });
+  const other = await startNode(t, { nodeId: nodeId("robust-other"), prefix: "robust", actors: [Counter], capabilities: ["rob"] });
   await eventually(() => node.nodesFor("rob").length === 2, "the two nodes to see each other");
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());

@@ -162,3 +162,22 @@ export class DurableCounter {
     DurableCounter.deactivations.push(`${this.id}:${reason}`);
   }
 }
+
+/** Records its timers' firings and its calls, in the order they ran. */
+export class Ticker {
+  static log: string[] = [];
+  events: string[] = [];
+  constructor(readonly id: string) {}
+  async handleCall(p: { set?: { name: string; ms: number; every?: boolean }; clear?: string; slowMs?: number; crash?: boolean }, ctx: CallContext): Promise<string[]> {
+    if (p.set) ctx.setTimer(p.set.name, p.set.ms, { every: p.set.every ?? false });
+    if (p.clear) ctx.clearTimer(p.clear);
+    if (p.crash) throw new Error("crash on purpose");
+    this.events.push(p.slowMs ? "slow call" : "call");
+    if (p.slowMs) await new Promise((resolve) => setTimeout(resolve, p.slowMs));
+    return [...this.events];
+  }
+  handleTimer(name: string, ctx: CallContext): void {
+    this.events.push(`timer ${name}`);
+    Ticker.log.push(`${ctx.pid} ${name}`);
+  }
+}

@@ -4,6 +4,13 @@ import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import type { Actor, CallContext, DeactivateReason } from "./actor.js";
 import type { GroupCommit } from "./group-commit.js";
+import type { ActorTimer, TimerOptions } from "./timers.js";
+
+/** What an activation's context asks of its node: timers, and later calls to other actors. */
+export interface ContextHost {
+  setTimer(act: Activation, name: string, ms: number, options?: TimerOptions): void;
+  clearTimer(act: Activation, name: string): boolean;
+}
 import type { NodeMetrics } from "./metrics.js";
 
 /** What a call resolves with: the activation's pid and the handler's reply. */
@@ -61,6 +68,8 @@ export class Letter implements Expiring {
     readonly timeoutMs: number,
     readonly reply: ReplyTo,
     private readonly metrics?: NodeMetrics,
+    /** A turn the node gives itself: a timer ("timer", payload: its name). Nobody waits for its reply. */
+    readonly system?: "timer",
   ) {}
 
   /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
@@ -100,6 +109,8 @@ export class Activation implements CallContext {
   used = true;
   /** The current turn called clearState(). */
   clearing = false;
+  /** Its timers by name; undefined while it never set one. */
+  timers: Map<string, ActorTimer> | undefined;
   /** Waiting letters; undefined while none ever waited (most actors). */
   #queue: Letter[] | undefined;
   readonly pid: string;
@@ -112,9 +123,18 @@ export class Activation implements CallContext {
     readonly shard: number,
     readonly nodeId: string,
     incarnation: number,
+    private readonly host: ContextHost,
   ) {
     // join() builds one flat string; a template literal would keep a tree of string pieces alive.
     this.pid = [nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+  }
+
+  setTimer(name: string, ms: number, options?: TimerOptions): void {
+    this.host.setTimer(this, name, ms, options);
+  }
+
+  clearTimer(name: string): boolean {
+    return this.host.clearTimer(this, name);
   }
 
   clearState(): void {

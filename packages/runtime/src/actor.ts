@@ -1,4 +1,5 @@
 import { MeshError } from "@mesh/core";
+import type { TimerOptions } from "./timers.js";
 
 /** What a handler learns about the activation it runs in. */
 export interface CallContext {
@@ -18,6 +19,16 @@ export interface CallContext {
    * class's initial state. Throws BAD_REQUEST for an actor that is not durable.
    */
   clearState(): void;
+  /**
+   * Sets timer `name` (replacing one of the same name): after `ms`, and with
+   * `{ every: true }` every `ms` after that, `handleTimer(name)` runs as a turn
+   * in this actor's mailbox. In memory: it ends with the activation
+   * (docs/timers.md). Throws BAD_REQUEST for a bad name or interval, or a
+   * class without handleTimer.
+   */
+  setTimer(name: string, ms: number, options?: TimerOptions): void;
+  /** Clears timer `name`; true when there was one. */
+  clearTimer(name: string): boolean;
 }
 
 /**
@@ -38,6 +49,8 @@ export interface Actor {
   handleCall(payload: any, ctx: CallContext): unknown;
   /** Handles a cast; without it, casts go to handleCall and its reply is dropped. */
   handleCast?(payload: any, ctx: CallContext): unknown;
+  /** Runs when a timer set with ctx.setTimer fires, as a turn in the mailbox. Throwing crashes the actor. */
+  handleTimer?(name: string, ctx: CallContext): unknown;
   /** Runs once, after the constructor, before the first message. Throwing fails the activation. */
   onActivate?(): unknown;
   /** Runs once when the activation ends without a crash (see DeactivateReason). Changes it makes to a durable `state` are not stored. */

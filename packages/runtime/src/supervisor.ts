@@ -10,6 +10,9 @@ import { loadState } from "./group-commit.js";
 import type { GroupCommit } from "./group-commit.js";
 import type { Held } from "./group-commit.js";
 import { Passivation } from "./passivation.js";
+import { Scheduler } from "./scheduler.js";
+import { Timers } from "./timers.js";
+import type { ContextHost } from "./activation.js";
 import type { StateStore } from "./state-store.js";
 
 /** How a node's actors are hosted. */
@@ -40,6 +43,14 @@ export class Supervisor {
   readonly #table: ActorTable;
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
   readonly #passivation: Passivation;
+  /** The node's one clock for timers (and reminders). */
+  readonly scheduler = new Scheduler();
+  readonly #timers = new Timers(this.scheduler, (act, name) => this.#system(act, name));
+  /** What handlers reach through their ctx: one object for every activation of the node. */
+  readonly #host: ContextHost = {
+    setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
+    clearTimer: (act, name) => this.#timers.clear(act, name),
+  };
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
   #incarnation = 0;
@@ -133,6 +144,14 @@ export class Supervisor {
     else if (this.#run(act, letter)) this.#next(act);
   }
 
+  /** A turn the node gives an actor itself (a timer's): into its mailbox, like a cast nobody waits for. */
+  #system(act: Activation, name: string): void {
+    if (act.dead) return;
+    const letter = new Letter(true, name, undefined, Infinity, 0, NO_REPLY, undefined, "timer");
+    if (act.busy) act.enqueue(letter);
+    else if (this.#run(act, letter)) this.#next(act);
+  }
+
   /** A call's letter, watched for its deadline until it is settled. */
   #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): Letter {
     const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics);
@@ -183,6 +202,7 @@ export class Supervisor {
    */
   #leave(act: Activation, deactivate = true): void {
     act.dead = true;
+    this.#timers.end(act);
     const letters = act.drain();
     const handOn = () => {
       const waiting = letters.filter((l) => !l.settled);
@@ -210,6 +230,7 @@ export class Supervisor {
   /** Ends every activation: runs its onDeactivate (each bounded by `timeoutMs`), then forgets it. */
   async deactivateAll(reason: DeactivateReason, timeoutMs: number): Promise<void> {
     this.#passivation.stop();
+    this.scheduler.stop();
     const all = this.#table.clear();
     for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)"));
     await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
@@ -237,7 +258,7 @@ export class Supervisor {
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
-      act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, this.nodeId, incarnation);
+      act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, this.nodeId, incarnation, this.#host);
     } catch (err) {
       return this.#activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err);
     }
@@ -271,6 +292,7 @@ export class Supervisor {
       (err: unknown) => {
         this.#running--;
         act.dead = true;
+        this.#timers.end(act);
         this.#table.remove(act);
         const failure = err instanceof MeshError ? this.#failedWith(act.pid, err) : this.#activationFailed(act.pid, err);
         for (const letter of act.drain()) this.#settle(letter, failure);
@@ -324,7 +346,7 @@ export class Supervisor {
     const started = performance.now();
     let out: unknown;
     try {
-      const handle = letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
+      const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
       out = handle.call(act.instance, letter.payload, act);
     } catch (err) {
       this.#served(letter.cast, started);
@@ -445,6 +467,7 @@ export class Supervisor {
   /** Drops an activation so the next message starts a fresh one, and hands the letters still queued to that fresh activation. */
   #drop(act: Activation): void {
     act.dead = true;
+    this.#timers.end(act);
     this.#table.remove(act);
     const queued = act.drain();
     for (const letter of queued) {

@@ -1,0 +1,76 @@
+// Actor timers (ctx.setTimer): in memory, per activation, on the node's one
+// scheduler. A firing is a turn in the actor's mailbox (handleTimer), like a
+// message; timers end with the activation.
+import { MeshError } from "@mesh/core";
+import type { Activation } from "./activation.js";
+import type { Scheduled, Scheduler } from "./scheduler.js";
+import { MAX_TIMEOUT_MS, isTimeout } from "./options.js";
+
+/** Options of `ctx.setTimer`. */
+export interface TimerOptions {
+  /** Fire again every `ms` after each firing, until cleared or the activation ends. @default false */
+  every?: boolean;
+}
+
+/** One timer of one activation. */
+export class ActorTimer implements Scheduled {
+  index = -1;
+  constructor(
+    readonly act: Activation,
+    readonly name: string,
+    public due: number,
+    readonly everyMs: number | undefined,
+    private readonly timers: Timers,
+  ) {}
+  fire(): void {
+    this.timers.fired(this);
+  }
+}
+
+/** The timers of a node's activations: set, clear, fire (as a turn), end with the activation. */
+export class Timers {
+  constructor(
+    private readonly scheduler: Scheduler,
+    /** Runs a timer's turn in the actor's mailbox. */
+    private readonly turn: (act: Activation, name: string) => void,
+  ) {}
+
+  /** Sets (or resets) timer `name` of `act`. Throws BAD_REQUEST for a bad name or interval, or a class without handleTimer. */
+  set(act: Activation, name: string, ms: number, options: TimerOptions = {}): void {
+    if (typeof name !== "string" || name === "") throw new MeshError("BAD_REQUEST", "a timer needs a non-empty string name");
+    if (!isTimeout(ms)) throw new MeshError("BAD_REQUEST", `a timer's interval must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(ms)}`);
+    if (typeof (act.instance as { handleTimer?: unknown }).handleTimer !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleTimer method to run timer "${name}"`);
+    this.clear(act, name);
+    const timer = new ActorTimer(act, name, Date.now() + ms, options.every ? ms : undefined, this);
+    (act.timers ??= new Map()).set(name, timer);
+    this.scheduler.add(timer);
+  }
+
+  /** Clears timer `name` of `act`; true when there was one. */
+  clear(act: Activation, name: string): boolean {
+    const timer = act.timers?.get(name);
+    if (timer === undefined) return false;
+    act.timers!.delete(name);
+    this.scheduler.remove(timer);
+    return true;
+  }
+
+  /** The activation ends: all its timers go. */
+  end(act: Activation): void {
+    if (act.timers === undefined) return;
+    for (const timer of act.timers.values()) this.scheduler.remove(timer);
+    act.timers = undefined;
+  }
+
+  fired(timer: ActorTimer): void {
+    const { act, name } = timer;
+    if (act.dead || act.timers?.get(name) !== timer) return;
+    if (timer.everyMs === undefined) {
+      act.timers.delete(name);
+    } else {
+      timer.due = Date.now() + timer.everyMs;
+      this.scheduler.add(timer);
+    }
+    this.turn(act, name);
+  }
+}
