@@ -181,3 +181,34 @@ export class Ticker {
     Ticker.log.push(`${ctx.pid} ${name}`);
   }
 }
+
+/** A hop in a chain of calls between actors. */
+export interface Hop {
+  actor: string;
+  id: string;
+  capability: string;
+}
+
+/**
+ * Calls the first hop of `via` with the rest, and replies with the ids the
+ * chain went through; a failure on the way comes back as { error, message }.
+ */
+export class Relay {
+  static actorType = "Relay";
+  async handleCall(p: { via?: Hop[] }, ctx: CallContext): Promise<unknown> {
+    const [next, ...rest] = p?.via ?? [];
+    if (next === undefined) return [`${ctx.nodeId}:${ctx.id}`];
+    try {
+      const { result } = await ctx.call<unknown>({ actor: next.actor, id: next.id, capability: next.capability, payload: { via: rest } });
+      return Array.isArray(result) ? [`${ctx.nodeId}:${ctx.id}`, ...result] : result;
+    } catch (err) {
+      return { error: (err as { code?: string }).code, message: (err as Error).message };
+    }
+  }
+}
+
+/** A Relay whose class lets calls of its own chain in (static reentrant = true). */
+export class ReentrantRelay extends Relay {
+  static override actorType = "ReentrantRelay";
+  static reentrant = true;
+}

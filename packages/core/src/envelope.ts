@@ -2,6 +2,8 @@
 // arrays, position by position (docs/PROTOCOL.md is the reference):
 //
 //   request: [1, kind, capability, actorType, id, timeoutMs, hops, initArg, payload]
+//            or the same with a 10th element, chain: the actors whose turns
+//            wait on this call ("<actorType>/<id>", calls between actors);
 //            kind 0 = call (request/reply), 1 = cast (publish, no reply);
 //            timeoutMs is the caller's budget (0 for casts); hops counts
 //            forwards between nodes; initArg nil when absent.
@@ -33,6 +35,8 @@ export interface WireRequest {
   initArg: unknown;
   timeoutMs: number;
   hops: number;
+  /** Calls between actors: the actors whose turns wait on this call, outermost first. */
+  chain?: readonly string[] | undefined;
 }
 
 /** What came back from the owner: a result, or a MeshError. */
@@ -47,8 +51,9 @@ const NIL = 0xc0;
 
 /** Encodes a request; throws BAD_REQUEST when the payload or initArg cannot be encoded. */
 export function encodeRequest(r: WireRequest): Uint8Array {
+  const chained = r.chain !== undefined && r.chain.length > 0;
   const w = head.reset();
-  w.byte(0x99);
+  w.byte(chained ? 0x9a : 0x99);
   w.byte(WIRE_VERSION);
   w.byte(r.kind);
   w.str(r.capability);
@@ -59,7 +64,9 @@ export function encodeRequest(r: WireRequest): Uint8Array {
   try {
     if (r.initArg === undefined || r.initArg === null) w.byte(NIL);
     else w.raw(encoder.encodeSharedRef(r.initArg));
-    return w.finish(encoder.encodeSharedRef(r.payload));
+    if (!chained) return w.finish(encoder.encodeSharedRef(r.payload));
+    w.raw(encoder.encodeSharedRef(r.payload));
+    return w.finish(encoder.encodeSharedRef(r.chain));
   } catch (err) {
     throw new MeshError("BAD_REQUEST", `payload or initArg cannot be encoded: ${messageOf(err)}`, { cause: err });
   }
@@ -85,15 +92,16 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
     }
   }
   const e = decode(bytes, "request");
-  if (e.length !== 9) throw bad("request", `expected an array of 9 elements, got ${e.length}`);
-  const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload] = e;
+  if (e.length !== 9 && e.length !== 10) throw bad("request", `expected an array of 9 or 10 elements, got ${e.length}`);
+  const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload, chain] = e;
   if (kind !== Kind.CALL && kind !== Kind.CAST) throw bad("request", `unknown kind ${String(kind)}`);
   if (typeof capability !== "string") throw bad("request", "capability must be a string");
   if (typeof actorType !== "string" || actorType === "") throw bad("request", "actor type must be a non-empty string");
   if (typeof id !== "string") throw bad("request", "id must be a string");
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) throw bad("request", "timeoutMs must be a number >= 0");
   if (typeof hops !== "number" || !(hops >= 0)) throw bad("request", "hops must be a number >= 0");
-  return { kind, capability, actorType, id, payload, initArg: initArg ?? undefined, timeoutMs, hops };
+  if (chain !== undefined && chain !== null && !(Array.isArray(chain) && chain.every((c) => typeof c === "string"))) throw bad("request", "chain must be an array of strings");
+  return { kind, capability, actorType, id, payload, initArg: initArg ?? undefined, timeoutMs, hops, ...(Array.isArray(chain) && chain.length > 0 ? { chain: chain as string[] } : {}) };
 }
 
 /** Encodes a successful reply; throws BAD_REPLY when the result cannot be encoded. */

@@ -27,6 +27,8 @@ export const ErrorCode = {
   STORAGE_UNAVAILABLE: "STORAGE_UNAVAILABLE",
   /** A durable actor's state cannot be stored: msgpack cannot encode it (a function, a cycle, a Map…); the turn was not stored and the activation was dropped. */
   BAD_STATE: "BAD_STATE",
+  /** An actor's call would wait on itself: the target's turn already waits on this call (A calls B, B calls A). The message names the chain. */
+  CALL_CYCLE: "CALL_CYCLE",
   /** The local node is stopping or stopped and takes no new calls. */
   STOPPED: "STOPPED",
   /** A bug or an unexpected failure inside Mesh; the message says what. */

@@ -5,11 +5,17 @@ import type { Expiring } from "@mesh/core/internal";
 import type { Actor, CallContext, DeactivateReason } from "./actor.js";
 import type { GroupCommit } from "./group-commit.js";
 import type { ActorTimer, TimerOptions } from "./timers.js";
+import type { MeshRequest } from "./request.js";
+import { ActorRef } from "./ref.js";
+import type { RefOptions } from "./ref.js";
+import type { ActorClass } from "./actor.js";
 
-/** What an activation's context asks of its node: timers, and later calls to other actors. */
+/** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
 export interface ContextHost {
   setTimer(act: Activation, name: string, ms: number, options?: TimerOptions): void;
   clearTimer(act: Activation, name: string): boolean;
+  call<R>(act: Activation, request: MeshRequest): Promise<CallResult<R>>;
+  cast(act: Activation, request: MeshRequest): Promise<void>;
 }
 import type { NodeMetrics } from "./metrics.js";
 
@@ -70,6 +76,8 @@ export class Letter implements Expiring {
     private readonly metrics?: NodeMetrics,
     /** A turn the node gives itself: a timer ("timer", payload: its name). Nobody waits for its reply. */
     readonly system?: "timer",
+    /** Calls between actors: the actors whose turns wait on this call. */
+    readonly chain?: readonly string[],
   ) {}
 
   /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
@@ -111,6 +119,8 @@ export class Activation implements CallContext {
   clearing = false;
   /** Its timers by name; undefined while it never set one. */
   timers: Map<string, ActorTimer> | undefined;
+  /** The call chain of the turn it runs: the actors waiting on it (for ctx.call). */
+  chain: readonly string[] | undefined;
   /** Waiting letters; undefined while none ever waited (most actors). */
   #queue: Letter[] | undefined;
   readonly pid: string;
@@ -127,6 +137,18 @@ export class Activation implements CallContext {
   ) {
     // join() builds one flat string; a template literal would keep a tree of string pieces alive.
     this.pid = [nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+  }
+
+  call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
+    return this.host.call<R>(this, request);
+  }
+
+  cast(request: MeshRequest): Promise<void> {
+    return this.host.cast(this, request);
+  }
+
+  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>> {
+    return new ActorRef<InstanceType<C>>({ call: (r) => this.host.call(this, r), cast: (r) => this.host.cast(this, r) }, actor, id, options);
   }
 
   setTimer(name: string, ms: number, options?: TimerOptions): void {

@@ -16,6 +16,8 @@ export interface HostedType {
   readonly durable: boolean;
   /** The class's idleTimeoutMs, else the node's, else 15 minutes for durable classes; Infinity: never. */
   readonly idleTimeoutMs: number;
+  /** Calls of its own call chain run at once instead of failing with CALL_CYCLE. */
+  readonly reentrant: boolean;
 }
 
 export class ActorTable {
@@ -29,7 +31,7 @@ export class ActorTable {
       if (this.#types.has(type)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${type}"`);
       const durable = cls.durable === true;
       const idleTimeoutMs = cls.idleTimeoutMs ?? nodeIdleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
-      this.#types.set(type, { cls, activations: new Map(), durable, idleTimeoutMs });
+      this.#types.set(type, { cls, activations: new Map(), durable, idleTimeoutMs, reentrant: cls.reentrant === true });
     }
   }
 

@@ -1,5 +1,8 @@
 import { MeshError } from "@mesh/core";
 import type { TimerOptions } from "./timers.js";
+import type { CallResult } from "./activation.js";
+import type { MeshRequest } from "./request.js";
+import type { ActorRef, RefOptions } from "./ref.js";
 
 /** What a handler learns about the activation it runs in. */
 export interface CallContext {
@@ -29,6 +32,17 @@ export interface CallContext {
   setTimer(name: string, ms: number, options?: TimerOptions): void;
   /** Clears timer `name`; true when there was one. */
   clearTimer(name: string): boolean;
+  /**
+   * Calls another actor, as `mesh.call` does, from this turn. If the target's
+   * turn already waits on this call (A calls B, B calls A, directly or through
+   * others), it fails at once with CALL_CYCLE naming the chain, unless the
+   * target's class is `static reentrant = true`: then the call runs now.
+   */
+  call<R = unknown>(request: MeshRequest): Promise<CallResult<R>>;
+  /** Casts to another actor, as `mesh.cast` does. */
+  cast(request: MeshRequest): Promise<void>;
+  /** A typed reference to another actor, whose calls carry this turn's chain. */
+  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>>;
 }
 
 /**
@@ -66,6 +80,8 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly durable?: boolean;
   /** Deactivate an actor of this class after this long without a message (Infinity: never). @default the node's idleTimeoutMs; else 15 minutes for durable classes, never for the others */
   readonly idleTimeoutMs?: number;
+  /** True: a call from a turn this actor's own turn waits on runs at once (interleaved) instead of failing with CALL_CYCLE. @default false */
+  readonly reentrant?: boolean;
   readonly name: string;
 }
 

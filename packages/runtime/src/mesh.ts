@@ -8,6 +8,9 @@ import { Membership, Requests, connectNats, settleWithin } from "@mesh/transport
 import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { actorTypeOf } from "./actor.js";
+import type { ActorClass } from "./actor.js";
+import { ActorRef } from "./ref.js";
+import type { RefOptions } from "./ref.js";
 import type { MeshRequest } from "./request.js";
 import { PromiseReply } from "./activation.js";
 import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
@@ -77,6 +80,7 @@ export class Mesh {
       store,
       idleTimeoutMs: o.idleTimeoutMs,
       maxActors: o.maxActors,
+      outbound: { call: (request, chain) => this.#call(request, false, chain), cast: (request) => this.#cast(request, false) },
     });
     this.#requests = new Requests(nc, o.logger, maxPayload, inbox);
     this.#maxPayload = maxPayload;
@@ -194,12 +198,26 @@ export class Mesh {
     return this.#call(request, false);
   }
 
-  /** `acceptWhileStopping`: requests this node already took (ingress) are served until it has stopped. */
-  #call<R>(request: MeshRequest, acceptWhileStopping: boolean): Promise<CallResult<R>> {
+  /**
+   * A typed reference to actor `id` of class `actor`: `ref.call(payload)`
+   * takes the payload type of the class's handleCall and resolves to what it
+   * returns; `ref.cast(payload)` likewise for handleCast. Errors as `call`.
+   */
+  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>> {
+    return new ActorRef<InstanceType<C>>(this, actor, id, options);
+  }
+
+  /**
+   * `acceptWhileStopping`: requests this node already took (ingress) are
+   * served until it has stopped. `chain`: a call from an actor's turn, and the
+   * actors waiting on it (for CALL_CYCLE).
+   */
+  #call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain?: readonly string[]): Promise<CallResult<R>> {
     try {
       const r = this.#route(request, Kind.CALL, acceptWhileStopping);
+      if (chain !== undefined) r.chain = chain;
       if (r.owner === this.#o.nodeId) {
-        return this.#actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs) as Promise<CallResult<R>>;
+        return this.#actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
       }
       const deadline = performance.now() + r.timeoutMs;
       return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.#rerouter, this.#metrics.remoteCallLatency)));
@@ -327,7 +345,7 @@ export class Mesh {
   #handOn(act: Activation, letter: Letter): void {
     const owner = this.#routes.owner(act.capability, act.shard);
     if (owner === undefined) throw noNodes(act.capability);
-    const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner };
+    const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
     if (owner !== this.#o.nodeId) this.#metrics.forwards++;
     if (letter.cast) this.#castTo(r);
     else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.#rerouter));
@@ -393,7 +411,7 @@ export class Mesh {
   /** A call whose owner is known: delivered here if this node owns it, else sent. */
   #dispatch(call: RemoteCall): void {
     const r = call.request;
-    if (r.owner === this.#o.nodeId) this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call);
+    if (r.owner === this.#o.nodeId) this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call, r.chain);
     else this.#send(call);
   }
 
@@ -473,7 +491,7 @@ export class Mesh {
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.#o.nodeId) this.#rebalanceSoon();
     if (req.kind === Kind.CALL && reply !== undefined) {
-      this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, reply);
+      this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, reply, req.chain);
       return;
     }
     try {

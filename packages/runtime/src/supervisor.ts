@@ -13,6 +13,7 @@ import { Passivation } from "./passivation.js";
 import { Scheduler } from "./scheduler.js";
 import { Timers } from "./timers.js";
 import type { ContextHost } from "./activation.js";
+import type { MeshRequest } from "./request.js";
 import type { StateStore } from "./state-store.js";
 
 /** How a node's actors are hosted. */
@@ -31,6 +32,16 @@ export interface SupervisorOptions {
   readonly idleTimeoutMs: number | undefined;
   /** The most live actors this node holds (Infinity: no cap). */
   readonly maxActors: number;
+  /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
+  readonly outbound: {
+    call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
+    cast(request: MeshRequest, chain: readonly string[]): Promise<void>;
+  };
+}
+
+/** How an actor stands in a call chain. */
+export function chainKey(actorType: string, id: string): string {
+  return `${actorType}/${id}`;
 }
 
 /**
@@ -50,6 +61,8 @@ export class Supervisor {
   readonly #host: ContextHost = {
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
     clearTimer: (act, name) => this.#timers.clear(act, name),
+    call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
+    cast: (act, request) => this.o.outbound.cast(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
   };
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
@@ -84,9 +97,15 @@ export class Supervisor {
    * with UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED or TIMEOUT
    * (after `timeoutMs`).
    */
-  call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number): Promise<CallResult> {
+  call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
+    if (chain !== undefined && act.busy) {
+      return new Promise((resolve, reject) => {
+        const letter = this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject), chain);
+        if (!this.#cycle(act, letter)) act.enqueue(letter);
+      });
+    }
     if (!act.busy && act.commits === undefined) {
       // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
       // A synchronous handler called in-process is counted but not timed: two clock reads
@@ -94,6 +113,7 @@ export class Supervisor {
       act.busy = true;
       act.lastTick = this.#passivation.tick;
       act.used = true;
+      act.chain = chain;
       this.#metrics.callsServed++;
       let out: unknown;
       try {
@@ -109,7 +129,7 @@ export class Supervisor {
       return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.#metrics), out as PromiseLike<unknown>, started, false));
     }
     return new Promise((resolve, reject) => {
-      const letter = this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject));
+      const letter = this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject), chain);
       if (act.busy) act.enqueue(letter);
       else if (this.#run(act, letter)) this.#next(act);
     });
@@ -119,17 +139,56 @@ export class Supervisor {
    * Delivers a call whose outcome goes to `reply` (a remote caller): the same
    * as `call`, without a promise, and synchronously when the handler is.
    */
-  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): void {
+  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[]): void {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics);
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
     if (!act.busy) {
       if (this.#run(act, letter)) this.#next(act);
       return;
     }
     this.#timeouts.set(letter, letter);
-    act.enqueue(letter);
+    if (chain === undefined || !this.#cycle(act, letter)) act.enqueue(letter);
+  }
+
+  /**
+   * A call reaches a busy actor that is in its own call chain: the actor's
+   * turn waits on this very call, so queueing it would wait for ever. A
+   * reentrant class runs it now, beside the waiting turn; any other fails it
+   * with CALL_CYCLE. True when the letter was dealt with here.
+   */
+  #cycle(act: Activation, letter: Letter): boolean {
+    const self = chainKey(act.actorType, act.id);
+    const chain = letter.chain!;
+    const at = chain.indexOf(self);
+    if (at < 0) return false;
+    if (this.#table.type(act.actorType)!.reentrant) {
+      this.#reenter(act, letter);
+      return true;
+    }
+    this.#metrics.error("CALL_CYCLE");
+    this.#settle(letter, new MeshError("CALL_CYCLE", `call cycle: ${[...chain.slice(at), self].join(" → ")} (${self} is waiting on this call; make its class reentrant to let it in)`));
+    return true;
+  }
+
+  /** A reentrant actor takes a call of its own chain now, while its waiting turn keeps the mailbox. */
+  #reenter(act: Activation, letter: Letter): void {
+    const outer = act.chain;
+    act.chain = letter.chain;
+    let out: unknown;
+    try {
+      out = act.instance.handleCall(letter.payload, act);
+    } catch (err) {
+      act.chain = outer;
+      this.#settle(letter, this.#crash(act, err));
+      return;
+    }
+    act.chain = outer;
+    Promise.resolve(out).then(
+      (result) => void this.#turnEnded(act, letter, result),
+      (err: unknown) => this.#settle(letter, this.#crash(act, err)),
+    );
   }
 
   /**
@@ -153,8 +212,8 @@ export class Supervisor {
   }
 
   /** A call's letter, watched for its deadline until it is settled. */
-  #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo): Letter {
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics);
+  #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[]): Letter {
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
     this.#timeouts.set(letter, letter);
     return letter;
   }
@@ -343,6 +402,7 @@ export class Supervisor {
     act.busy = true;
     act.lastTick = this.#passivation.tick;
     act.used = true;
+    act.chain = letter.chain;
     const started = performance.now();
     let out: unknown;
     try {
