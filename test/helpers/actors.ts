@@ -212,3 +212,30 @@ export class ReentrantRelay extends Relay {
   static override actorType = "ReentrantRelay";
   static reentrant = true;
 }
+
+/** A durable actor with reminders: it records every firing (its name, node, lateness, earlier failures) in its state. */
+export class Alarm {
+  static actorType = "Alarm";
+  static durable = true;
+  /** "<id>/<name>" -> how many firings to fail on purpose (in this process). */
+  static failures = new Map<string, number>();
+  state = { fired: [] as { name: string; node: string; late: number; failures: number }[] };
+  constructor(readonly id: string) {}
+  async handleCall(p: { remind?: { name: string; afterMs?: number; at?: number; everyMs?: number }; forget?: string } | undefined, ctx: CallContext): Promise<unknown> {
+    if (p?.remind) {
+      const { name, ...when } = p.remind;
+      await ctx.remind(name, when);
+    }
+    if (p?.forget) await ctx.forget(p.forget);
+    return this.state.fired.map((f) => ({ ...f }));
+  }
+  handleReminder(name: string, info: { late: number; failures: number }, ctx: CallContext): void {
+    const key = `${ctx.id}/${name}`;
+    const fail = Alarm.failures.get(key) ?? 0;
+    if (fail > 0) {
+      Alarm.failures.set(key, fail - 1);
+      throw new Error("not yet");
+    }
+    this.state.fired.push({ name, node: ctx.nodeId, late: info.late, failures: info.failures });
+  }
+}

@@ -9,6 +9,7 @@ import type { MeshRequest } from "./request.js";
 import { ActorRef } from "./ref.js";
 import type { RefOptions } from "./ref.js";
 import type { ActorClass } from "./actor.js";
+import type { RemindOptions } from "./reminders.js";
 
 /** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
 export interface ContextHost {
@@ -16,6 +17,8 @@ export interface ContextHost {
   clearTimer(act: Activation, name: string): boolean;
   call<R>(act: Activation, request: MeshRequest): Promise<CallResult<R>>;
   cast(act: Activation, request: MeshRequest): Promise<void>;
+  remind(act: Activation, name: string, options: RemindOptions): Promise<void>;
+  forget(act: Activation, name: string): Promise<void>;
 }
 import type { NodeMetrics } from "./metrics.js";
 
@@ -74,8 +77,8 @@ export class Letter implements Expiring {
     readonly timeoutMs: number,
     readonly reply: ReplyTo,
     private readonly metrics?: NodeMetrics,
-    /** A turn the node gives itself: a timer ("timer", payload: its name). Nobody waits for its reply. */
-    readonly system?: "timer",
+    /** A turn the node gives itself: a timer ("timer", payload: its name), or a reminder ("reminder", payload: { name, info }). */
+    readonly system?: "timer" | "reminder",
     /** Calls between actors: the actors whose turns wait on this call. */
     readonly chain?: readonly string[],
   ) {}
@@ -149,6 +152,14 @@ export class Activation implements CallContext {
 
   ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>> {
     return new ActorRef<InstanceType<C>>({ call: (r) => this.host.call(this, r), cast: (r) => this.host.cast(this, r) }, actor, id, options);
+  }
+
+  remind(name: string, options: RemindOptions): Promise<void> {
+    return this.host.remind(this, name, options);
+  }
+
+  forget(name: string): Promise<void> {
+    return this.host.forget(this, name);
   }
 
   setTimer(name: string, ms: number, options?: TimerOptions): void {

@@ -3,6 +3,7 @@ import type { TimerOptions } from "./timers.js";
 import type { CallResult } from "./activation.js";
 import type { MeshRequest } from "./request.js";
 import type { ActorRef, RefOptions } from "./ref.js";
+import type { ReminderInfo, RemindOptions } from "./reminders.js";
 
 /** What a handler learns about the activation it runs in. */
 export interface CallContext {
@@ -43,6 +44,18 @@ export interface CallContext {
   cast(request: MeshRequest): Promise<void>;
   /** A typed reference to another actor, whose calls carry this turn's chain. */
   ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>>;
+  /**
+   * Durable actors: stores reminder `name` (replacing one of that name), due
+   * `at` a time or `afterMs` from now, and again every `everyMs` if given.
+   * When due, the node that owns this actor's shard then activates it and
+   * runs `handleReminder(name, info)` as a turn; it outlives this activation,
+   * its node and restarts (docs/timers.md). Resolves once stored. Throws
+   * BAD_REQUEST for bad options, a class without handleReminder or a plain
+   * actor; rejects with STORAGE_UNAVAILABLE.
+   */
+  remind(name: string, options: RemindOptions): Promise<void>;
+  /** Deletes reminder `name`; resolves once stored. */
+  forget(name: string): Promise<void>;
 }
 
 /**
@@ -65,6 +78,8 @@ export interface Actor {
   handleCast?(payload: any, ctx: CallContext): unknown;
   /** Runs when a timer set with ctx.setTimer fires, as a turn in the mailbox. Throwing crashes the actor. */
   handleTimer?(name: string, ctx: CallContext): unknown;
+  /** Runs when a reminder set with ctx.remind is due, as a turn in the mailbox. Throwing crashes the actor, and the reminder is retried with backoff. */
+  handleReminder?(name: string, info: ReminderInfo, ctx: CallContext): unknown;
   /** Runs once, after the constructor, before the first message. Throwing fails the activation. */
   onActivate?(): unknown;
   /** Runs once when the activation ends without a crash (see DeactivateReason). Changes it makes to a durable `state` are not stored. */

@@ -22,6 +22,7 @@ import { Ingress } from "./ingress.js";
 import { NodeService } from "./service.js";
 import { Supervisor } from "./supervisor.js";
 import { StateStore } from "./state-store.js";
+import { Reminders, reminderBucket } from "./reminders.js";
 import { serveForget } from "./forget.js";
 import { FrameReply, NatsReply, Replies } from "./nats-reply.js";
 import { NodeMetrics } from "./metrics.js";
@@ -62,6 +63,7 @@ export class Mesh {
   #changes: Promise<void> = Promise.resolve();
   #nodeSub: Subscription | undefined;
   #forgetSub: Subscription | undefined;
+  #reminders: Reminders | undefined;
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
 
@@ -81,6 +83,7 @@ export class Mesh {
       idleTimeoutMs: o.idleTimeoutMs,
       maxActors: o.maxActors,
       outbound: { call: (request, chain) => this.#call(request, false, chain), cast: (request) => this.#cast(request, false) },
+      reminders: () => this.#reminders,
     });
     this.#requests = new Requests(nc, o.logger, maxPayload, inbox);
     this.#maxPayload = maxPayload;
@@ -133,8 +136,24 @@ export class Mesh {
       this.#prometheus = await PrometheusEndpoint.start(this.#metrics, () => this.metrics(), this.#o.metricsHost, this.#o.metricsPort);
     }
     await this.#service.register(this.#o.capabilities, this.#actors.actorTypes());
+    if (this.#o.actors.some((cls) => cls.durable === true)) {
+      this.#reminders = await Reminders.open(
+        this.#nc,
+        reminderBucket(this.#subjects.prefix),
+        { replicas: this.#o.storage.replicas ?? (this.#nc.info?.cluster ? 3 : 1), timeoutMs: this.#o.storage.timeoutMs ?? 3000, scanMs: this.#o.reminderScanMs, shards: this.#o.shards },
+        this.#actors.scheduler,
+        {
+          owns: (capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId,
+          fire: (r, shard, info) => this.#actors.reminderTurn(r, shard, info, this.#o.callTimeoutMs),
+        },
+        () => this.#membership.self.capabilities,
+        this.#metrics,
+        this.#o.logger,
+      );
+    }
     await this.#nc.flush();
     await this.#membership.start();
+    void this.#reminders?.scan();
     void this.#watchConnection();
   }
 
@@ -283,6 +302,7 @@ export class Mesh {
     await this.#changes; // a capability change under way ends first (it sees STOPPING)
     await this.#service.stop(); // ingress requests it already took are still answered
     await this.#membership.stop();
+    this.#reminders?.stop();
     const deadline = performance.now() + this.#o.drainTimeoutMs;
     const left = () => Math.max(0, deadline - performance.now());
     this.#forgetSub?.unsubscribe();
@@ -306,6 +326,8 @@ export class Mesh {
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
     this.#rebalance();
+    // Shards this node now owns may hold reminders: read them at once.
+    void this.#reminders?.scan();
   }
 
   /** A rebalance on the next turn of the event loop (several requests share one). */

@@ -62,6 +62,10 @@ export interface MetricsSnapshot {
   passivations: number;
   /** Idle actors deactivated to stay within maxActors. */
   evictions: number;
+  /** Reminder turns that ran and succeeded on this node. */
+  remindersFired: number;
+  /** Reminder turns that failed (retried with backoff). */
+  remindersFailed: number;
   /** Failures this node's actors gave callers, by code. */
   errors: Partial<Record<ErrorCode, number>>;
   /** Time actors spent on each call or cast, from its start to its end (in-process calls to synchronous handlers are not timed). */
@@ -70,6 +74,8 @@ export interface MetricsSnapshot {
   remoteCallLatency: HistogramSnapshot;
   /** Time from a commit's start to the store's acknowledgement. */
   commitLatency: HistogramSnapshot;
+  /** How late reminders started their turn: now - due. */
+  reminderLateness: HistogramSnapshot;
 }
 
 /** The counters of one node. Plain fields: incrementing one costs nothing measurable. */
@@ -87,10 +93,13 @@ export class NodeMetrics {
   stateConflicts = 0;
   passivations = 0;
   evictions = 0;
+  remindersFired = 0;
+  remindersFailed = 0;
   readonly errors: Partial<Record<ErrorCode, number>> = {};
   readonly handlerLatency = new Histogram();
   readonly remoteCallLatency = new Histogram();
   readonly commitLatency = new Histogram();
+  readonly reminderLateness = new Histogram();
 
   error(code: ErrorCode): void {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
@@ -114,10 +123,13 @@ export class NodeMetrics {
       stateConflicts: this.stateConflicts,
       passivations: this.passivations,
       evictions: this.evictions,
+      remindersFired: this.remindersFired,
+      remindersFailed: this.remindersFailed,
       errors: { ...this.errors },
       handlerLatency: this.handlerLatency.snapshot(),
       remoteCallLatency: this.remoteCallLatency.snapshot(),
       commitLatency: this.commitLatency.snapshot(),
+      reminderLateness: this.reminderLateness.snapshot(),
     };
   }
 }

@@ -9,6 +9,7 @@ export type { CallResult } from "./activation.js";
 export { ActorRef } from "./ref.js";
 export type { CallPayload, CallReply, CastPayload, RefOptions } from "./ref.js";
 export type { TimerOptions } from "./timers.js";
+export type { ReminderInfo, RemindOptions } from "./reminders.js";
 export type { HistogramSnapshot, MetricsSnapshot } from "./metrics.js";
 export { ErrorCode, MeshError, shardFor } from "@mesh/core";
 export type { Logger, PlacementFn, Strategy } from "@mesh/core";

@@ -51,6 +51,8 @@ export interface MeshOptions {
   idleTimeoutMs?: number;
   /** The most live actors this node holds: beyond it, the least recently used idle ones are deactivated ("evicted"). @default no cap */
   maxActors?: number;
+  /** How often a node reads the reminders of the shards it owns (it also does at once when the view changes); it holds those due within twice this. @default 30000 */
+  reminderScanMs?: number;
 }
 
 /** Options after defaults and validation. */
@@ -75,6 +77,7 @@ export interface ResolvedOptions {
   storage: Required<Pick<StorageOptions, "bucket">> & StorageOptions;
   idleTimeoutMs: number | undefined;
   maxActors: number;
+  reminderScanMs: number;
 }
 
 /** Applies defaults and checks every option; throws BAD_REQUEST naming the first bad one. */
@@ -115,6 +118,7 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     storage: checkStorage(o.storage, subjects.prefix),
     idleTimeoutMs: o.idleTimeoutMs === undefined ? undefined : checkIdleTimeout(o.idleTimeoutMs, "idleTimeoutMs"),
     maxActors: o.maxActors ?? Infinity,
+    reminderScanMs: ms("reminderScanMs", o.reminderScanMs, 30_000),
   };
 }
 

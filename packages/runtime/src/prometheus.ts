@@ -38,6 +38,8 @@ export class PrometheusEndpoint {
     counter("mesh_state_conflicts_total", "Commits refused because another activation committed first", (m) => m.stateConflicts);
     counter("mesh_passivations_total", "Actors deactivated after idleTimeoutMs", (m) => m.passivations);
     counter("mesh_evictions_total", "Idle actors deactivated to stay within maxActors", (m) => m.evictions);
+    counter("mesh_reminders_fired_total", "Reminder turns that ran and succeeded", (m) => m.remindersFired);
+    counter("mesh_reminders_failed_total", "Reminder turns that failed (retried with backoff)", (m) => m.remindersFailed);
     new Counter({
       name: "mesh_errors_total",
       help: "Failures this node's actors gave callers, by error code",
@@ -62,6 +64,8 @@ export class PrometheusEndpoint {
     const commit = new Histogram({ name: "mesh_state_commit_duration_seconds", help: "Time from a durable state commit's start to the store's acknowledgement", buckets, registers: [this.#registry] });
     metrics.handlerLatency.onObserve = (ms) => handler.observe(ms / 1000);
     metrics.commitLatency.onObserve = (ms) => commit.observe(ms / 1000);
+    const lateness = new Histogram({ name: "mesh_reminder_lateness_seconds", help: "How late reminders started their turn", buckets, registers: [this.#registry] });
+    metrics.reminderLateness.onObserve = (ms) => lateness.observe(ms / 1000);
     metrics.remoteCallLatency.onObserve = (ms) => remote.observe(ms / 1000);
     this.#server = createServer((req, res) => {
       if (req.method !== "GET" || req.url !== "/metrics") {

@@ -14,6 +14,7 @@ import { Scheduler } from "./scheduler.js";
 import { Timers } from "./timers.js";
 import type { ContextHost } from "./activation.js";
 import type { MeshRequest } from "./request.js";
+import type { Reminder, ReminderInfo, Reminders } from "./reminders.js";
 import type { StateStore } from "./state-store.js";
 
 /** How a node's actors are hosted. */
@@ -32,6 +33,8 @@ export interface SupervisorOptions {
   readonly idleTimeoutMs: number | undefined;
   /** The most live actors this node holds (Infinity: no cap). */
   readonly maxActors: number;
+  /** The node's reminders, once open (only with durable classes). */
+  readonly reminders: () => Reminders | undefined;
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
@@ -63,7 +66,34 @@ export class Supervisor {
     clearTimer: (act, name) => this.#timers.clear(act, name),
     call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
     cast: (act, request) => this.o.outbound.cast(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
+    remind: (act, name, options) => this.#reminders(act, "handleReminder").set(act.capability, act.actorType, act.id, name, options),
+    forget: (act, name) => this.#reminders(act).forget(act.capability, act.actorType, act.id, name),
   };
+
+  /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
+  #reminders(act: Activation, needs?: "handleReminder"): Reminders {
+    const reminders = this.o.reminders();
+    if (act.commits === undefined || reminders === undefined) throw new MeshError("BAD_REQUEST", `reminders are for durable actors (static durable = true); ${act.actorType} is not durable`);
+    if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
+    return reminders;
+  }
+
+  /**
+   * Runs a due reminder's turn: activates the actor if needed and queues
+   * handleReminder(name, info) in its mailbox; resolves once the turn (and a
+   * durable actor's commit) is done, rejects when it failed or took longer
+   * than `timeoutMs`.
+   */
+  reminderTurn(r: Reminder, shard: number, info: ReminderInfo, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const act = this.#activation(r.capability, r.actorType, r.id, shard, undefined);
+      if (act instanceof MeshError) return reject(act);
+      const letter = new Letter(false, { name: r.name, info }, undefined, performance.now() + timeoutMs, timeoutMs, new PromiseReply(() => resolve(), reject), this.#metrics, "reminder");
+      this.#timeouts.set(letter, letter);
+      if (act.busy) act.enqueue(letter);
+      else if (this.#run(act, letter)) this.#next(act);
+    });
+  }
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
   #incarnation = 0;
@@ -406,8 +436,14 @@ export class Supervisor {
     const started = performance.now();
     let out: unknown;
     try {
-      const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
-      out = handle.call(act.instance, letter.payload, act);
+      if (letter.system === "reminder") {
+        const { name, info } = letter.payload as { name: string; info: ReminderInfo };
+        if (typeof act.instance.handleReminder !== "function") throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
+        out = act.instance.handleReminder(name, info, act);
+      } else {
+        const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
+        out = handle.call(act.instance, letter.payload, act);
+      }
     } catch (err) {
       this.#served(letter.cast, started);
       this.#settle(letter, this.#crash(act, err));

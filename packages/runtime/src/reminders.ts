@@ -1,0 +1,317 @@
+// Durable reminders (ctx.remind): stored in JetStream KV, so they outlive the
+// activation, its node and every node; fired by whichever node owns the
+// actor's shard when they fall due (docs/timers.md, docs/PROTOCOL.md).
+//
+// A node keeps in memory only the reminders of the shards it owns that are
+// due within the horizon: it scans its capabilities' reminders at start,
+// every scanMs, and at once when the view changes (it may own new shards).
+// They wait on the node's one scheduler; a firing is a handleReminder turn in
+// the actor's mailbox. After the turn (and its commit) a one-shot reminder is
+// deleted and a repeating one moves to its next time, both with
+// compare-and-set, so a reminder that another node changed meanwhile is left
+// to it. A turn that fails is retried with backoff, and the backoff is stored
+// too. Delivery is at least once: a node that dies after the turn and before
+// the delete leaves the reminder to fire again on the next owner.
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import { MeshError, keyToken, shardFor } from "@mesh/core";
+import type { Logger } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
+import type { NodeMetrics } from "./metrics.js";
+import type { Scheduled, Scheduler } from "./scheduler.js";
+
+/** When a reminder is due: at a time, or after a delay; and whether it repeats. */
+export interface RemindOptions {
+  /** The time it is due (epoch ms, or a Date). */
+  at?: number | Date;
+  /** Due this long from now. */
+  afterMs?: number;
+  /** After each firing, due again this much later. @default it fires once */
+  everyMs?: number;
+}
+
+/** What handleReminder learns besides the name. */
+export interface ReminderInfo {
+  /** When it was due (epoch ms). */
+  due: number;
+  /** How late it runs: now - due, in ms. */
+  late: number;
+  /** Earlier turns of this firing that failed (0 the first time). */
+  failures: number;
+}
+
+/** A stored reminder. */
+export interface Reminder {
+  capability: string;
+  actorType: string;
+  id: string;
+  name: string;
+  /** When this occurrence is due (epoch ms). */
+  due: number;
+  /** When its next try runs: `due`, or later after failed tries. */
+  runAt: number;
+  /** 0: once. */
+  every: number;
+  failures: number;
+}
+
+/** What reminders need from their node. */
+export interface ReminderNode {
+  /** Whether this node owns (capability, shard) in its current view. */
+  owns(capability: string, shard: number): boolean;
+  /** Runs handleReminder as a turn of the actor (activating it); resolves once the turn (and its commit) is done. */
+  fire(reminder: Reminder, shard: number, info: ReminderInfo): Promise<void>;
+}
+
+const encoder = new Encoder();
+const decoder = new Decoder();
+/** Backoff after a failed turn: 1 s, 2 s, 4 s, … at most 60 s. */
+const backoffMs = (failures: number) => Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
+
+/** The KV key of a reminder: `<capability>.<shard>.<type token>.<id token>.<name token>`. */
+export function reminderKey(capability: string, shard: number, actorType: string, id: string, name: string): string {
+  return `${capability}.${shard}.${keyToken(actorType)}.${keyToken(id)}.${keyToken(name)}`;
+}
+
+/** The default reminders bucket of a cluster: its prefix, dots as underscores, then `_reminders`. */
+export function reminderBucket(prefix: string): string {
+  return `${prefix.replaceAll(".", "_")}_reminders`;
+}
+
+class Pending implements Scheduled {
+  index = -1;
+  running = false;
+  constructor(
+    readonly key: string,
+    public reminder: Reminder,
+    public revision: number,
+    readonly shard: number,
+    private readonly owner: Reminders,
+  ) {}
+  get due(): number {
+    return this.reminder.runAt;
+  }
+  fire(): void {
+    void this.owner.due(this);
+  }
+}
+
+export class Reminders {
+  readonly #scheduled = new Map<string, Pending>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #scanning: Promise<void> | undefined;
+  #rescan = false;
+  #stopped = false;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly scheduler: Scheduler,
+    private readonly node: ReminderNode,
+    private readonly capabilities: () => readonly string[],
+    private readonly shards: number,
+    private readonly scanMs: number,
+    private readonly metrics: NodeMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Opens (creating when missing) the reminders bucket and starts the periodic scan. */
+  static async open(nc: NatsConnection, bucket: string, o: { replicas: number; timeoutMs: number; scanMs: number; shards: number }, scheduler: Scheduler, node: ReminderNode, capabilities: () => readonly string[], metrics: NodeMetrics, log: Logger): Promise<Reminders> {
+    try {
+      const kv = await nc.jetstream({ timeout: o.timeoutMs }).views.kv(bucket, { history: 1, replicas: o.replicas, timeout: o.timeoutMs });
+      const reminders = new Reminders(kv, scheduler, node, capabilities, o.shards, o.scanMs, metrics, log);
+      reminders.#timer = setInterval(() => reminders.scan(), o.scanMs);
+      reminders.#timer.unref();
+      return reminders;
+    } catch (err) {
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the reminders bucket "${bucket}": ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** How many reminders this node holds in memory (due within the horizon, of shards it owns). */
+  get size(): number {
+    return this.#scheduled.size;
+  }
+
+  /** Stores reminder `name` of an actor (replacing one of that name). Throws BAD_REQUEST for bad options, STORAGE_UNAVAILABLE. */
+  async set(capability: string, actorType: string, id: string, name: string, options: RemindOptions): Promise<void> {
+    if (typeof name !== "string" || name === "") throw new MeshError("BAD_REQUEST", "a reminder needs a non-empty string name");
+    const due = dueOf(options);
+    const every = options.everyMs ?? 0;
+    if (!(Number.isFinite(every) && every >= 0) || (every > 0 && every < 10)) throw new MeshError("BAD_REQUEST", `everyMs must be at least 10 ms, got ${String(options.everyMs)}`);
+    const shard = shardFor(id, this.shards);
+    const key = reminderKey(capability, shard, actorType, id, name);
+    const reminder: Reminder = { capability, actorType, id, name, due, runAt: due, every, failures: 0 };
+    let revision: number;
+    try {
+      revision = await this.kv.put(key, encoder.encode(reminder));
+    } catch (err) {
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot store reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, { cause: err });
+    }
+    this.#hold(key, reminder, revision, shard);
+  }
+
+  /** Deletes reminder `name` of an actor; resolves once stored. */
+  async forget(capability: string, actorType: string, id: string, name: string): Promise<void> {
+    const key = reminderKey(capability, shardFor(id, this.shards), actorType, id, name);
+    this.#drop(key);
+    try {
+      await this.kv.delete(key);
+    } catch (err) {
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot delete reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Reads the reminders of this node's capabilities and holds those of its
+   * shards due within the horizon; lets go of those it no longer owns. Scans
+   * do not overlap: one asked for during a scan runs right after it.
+   */
+  scan(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#scanning) {
+      this.#rescan = true;
+      return this.#scanning;
+    }
+    this.#scanning = this.#scanOnce()
+      .catch((err: unknown) => this.log.warn({ err: messageOf(err) }, "mesh: reminder scan failed"))
+      .finally(() => {
+        this.#scanning = undefined;
+        if (this.#rescan) {
+          this.#rescan = false;
+          void this.scan();
+        }
+      });
+    return this.#scanning;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    for (const p of this.#scheduled.values()) this.scheduler.remove(p);
+    this.#scheduled.clear();
+  }
+
+  async #scanOnce(): Promise<void> {
+    const horizon = Date.now() + 2 * this.scanMs;
+    const seen = new Set<string>();
+    for (const capability of this.capabilities()) {
+      // The watch delivers what is stored, then calls initializedFn in order
+      // after the last entry (at once, inside watch(), when there is none).
+      let initialized = false;
+      let watch: QueuedIterator<KvEntry> | undefined;
+      try {
+        watch = await this.kv.watch({
+          key: `${capability}.>`,
+          initializedFn: () => {
+            initialized = true;
+            watch?.stop();
+          },
+        });
+        if (initialized) watch.stop();
+        for await (const e of watch) {
+          if (e.operation !== "PUT") continue;
+          const shard = Number(e.key.split(".")[1]);
+          if (!this.node.owns(capability, shard)) continue;
+          const reminder = decoder.decode(e.value) as Reminder;
+          seen.add(e.key);
+          if (reminder.runAt <= horizon) this.#hold(e.key, reminder, e.revision, shard);
+          else this.#drop(e.key);
+        }
+      } catch (err) {
+        watch?.stop();
+        this.log.warn({ capability, err: messageOf(err) }, "mesh: could not read reminders");
+        return; // keep what is held: a failed read says nothing of what is stored
+      }
+    }
+    // Held but no longer ours (the shard moved) or no longer stored: let go.
+    for (const [key, p] of this.#scheduled) if (!p.running && (!seen.has(key) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
+  }
+
+  #hold(key: string, reminder: Reminder, revision: number, shard: number): void {
+    if (!this.node.owns(reminder.capability, shard)) return;
+    let p = this.#scheduled.get(key);
+    if (p?.running) return;
+    if (p === undefined) this.#scheduled.set(key, (p = new Pending(key, reminder, revision, shard, this)));
+    else {
+      p.reminder = reminder;
+      p.revision = revision;
+    }
+    this.scheduler.add(p);
+  }
+
+  #drop(key: string): void {
+    const p = this.#scheduled.get(key);
+    if (p === undefined) return;
+    this.#scheduled.delete(key);
+    this.scheduler.remove(p);
+  }
+
+  /** A reminder fell due: run its turn, then move it on (or retry it later). */
+  async due(p: Pending): Promise<void> {
+    if (this.#stopped || this.#scheduled.get(p.key) !== p) return;
+    if (!this.node.owns(p.reminder.capability, p.shard)) return this.#drop(p.key);
+    const { reminder } = p;
+    const now = Date.now();
+    const late = Math.max(0, now - reminder.due);
+    p.running = true;
+    this.metrics.reminderLateness.observe(late);
+    try {
+      await this.node.fire(reminder, p.shard, { due: reminder.due, late, failures: reminder.failures });
+      this.metrics.remindersFired++;
+      if (reminder.every > 0) {
+        // The next time after now, skipping the ones a long outage missed.
+        const steps = Math.max(1, Math.ceil((Date.now() - reminder.due) / reminder.every));
+        const due = reminder.due + steps * reminder.every;
+        await this.#store(p, { ...reminder, due, runAt: due, failures: 0 });
+      } else {
+        await this.#remove(p);
+      }
+    } catch (err) {
+      this.metrics.remindersFailed++;
+      const failures = reminder.failures + 1;
+      this.log.warn({ actorType: reminder.actorType, id: reminder.id, name: reminder.name, failures, err: messageOf(err) }, "mesh: a reminder's turn failed; it is retried");
+      await this.#store(p, { ...reminder, runAt: Date.now() + backoffMs(failures), failures });
+    } finally {
+      p.running = false;
+    }
+  }
+
+  /** Moves a reminder on, if nobody changed it meanwhile; keeps it scheduled when it falls within the horizon. */
+  async #store(p: Pending, next: Reminder): Promise<void> {
+    try {
+      p.revision = await this.kv.update(p.key, encoder.encode(next), p.revision);
+      p.reminder = next;
+      if (next.runAt <= Date.now() + 2 * this.scanMs) this.scheduler.add(p);
+      else this.#drop(p.key);
+    } catch (err) {
+      // Changed or deleted meanwhile (set again, forgotten, another owner moved it): the next scan reads what is stored.
+      this.#drop(p.key);
+      this.log.debug({ key: p.key, err: messageOf(err) }, "mesh: a reminder changed meanwhile");
+    }
+  }
+
+  async #remove(p: Pending): Promise<void> {
+    this.#drop(p.key);
+    try {
+      await this.kv.delete(p.key, { previousSeq: p.revision });
+    } catch (err) {
+      this.log.debug({ key: p.key, err: messageOf(err) }, "mesh: a fired reminder changed meanwhile");
+    }
+  }
+}
+
+function dueOf(o: RemindOptions): number {
+  if (typeof o !== "object" || o === null) throw new MeshError("BAD_REQUEST", "remind needs options: { at } or { afterMs }, and optionally everyMs");
+  const at = o.at instanceof Date ? o.at.getTime() : o.at;
+  if (at !== undefined && o.afterMs !== undefined) throw new MeshError("BAD_REQUEST", "remind takes at or afterMs, not both");
+  if (at !== undefined) {
+    if (!Number.isFinite(at)) throw new MeshError("BAD_REQUEST", `remind's at must be a time, got ${String(o.at)}`);
+    return at;
+  }
+  if (o.afterMs !== undefined) {
+    if (!(Number.isFinite(o.afterMs) && o.afterMs >= 0)) throw new MeshError("BAD_REQUEST", `remind's afterMs must be a number of milliseconds >= 0, got ${String(o.afterMs)}`);
+    return Date.now() + o.afterMs;
+  }
+  if (o.everyMs !== undefined) return Date.now() + o.everyMs;
+  throw new MeshError("BAD_REQUEST", "remind needs { at } or { afterMs } (or { everyMs } alone)");
+}

@@ -1,0 +1,93 @@
+// Durable reminders: stored in JetStream KV, fired by the owner of the actor's shard when due,
+// through passivation and restarts; one scheduler per node.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import type { Mesh } from "@mesh/runtime";
+import { MeshError } from "@mesh/runtime";
+import { eventually, holds, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+import { Alarm, Counter } from "./helpers/actors.js";
+
+const test = anyTest as TestFn<ClusterContext>;
+useNatsServer(test);
+
+type Fired = { name: string; node: string; late: number; failures: number }[];
+const alarm = (mesh: Mesh, id: string, payload?: object) => mesh.call<Fired>({ actor: "Alarm", id, payload, capability: "a", timeoutMs: 10_000 }).then((r) => r.result);
+const count = async (mesh: Mesh, id: string, name: string) => (await alarm(mesh, id)).filter((f) => f.name === name).length;
+
+/** An Alarm that leaves memory after 100 ms idle. */
+class SleepyAlarm extends Alarm {
+  static override actorType = "SleepyAlarm";
+  static idleTimeoutMs = 100;
+}
+
+const options = { actors: [Alarm, SleepyAlarm, Counter], capabilities: ["a"], reminderScanMs: 200 };
+
+test.serial("a reminder fires after its actor was passivated: the owner activates it and runs handleReminder", async (t) => {
+  const mesh = await startNode(t, { prefix: "rem1", nodeId: nodeId("rem1"), ...options });
+  await mesh.call({ actor: "SleepyAlarm", id: "s", payload: { remind: { name: "wake", afterMs: 800 } }, capability: "a" });
+  await eventually(() => mesh.actorCount === 0, "the actor to be passivated first", 5000);
+  await eventually(async () => mesh.metrics().remindersFired === 1, "the reminder to fire", 10_000);
+  const fired = (await mesh.call<Fired>({ actor: "SleepyAlarm", id: "s", capability: "a" })).result;
+  t.is(fired.length, 1);
+  t.is(fired[0]!.name, "wake");
+  t.true(fired[0]!.late < 1000, `late ${fired[0]!.late} ms`);
+  await holds(() => mesh.metrics().remindersFired === 1, "a one-shot reminder fires once", 600);
+});
+
+test.serial("a repeating reminder fires until forget; a failing turn is retried with backoff and counted", async (t) => {
+  const mesh = await startNode(t, { prefix: "rem2", nodeId: nodeId("rem2"), ...options });
+  await alarm(mesh, "r", { remind: { name: "beat", everyMs: 150 } });
+  await eventually(async () => (await count(mesh, "r", "beat")) >= 3, "three beats", 10_000);
+  await alarm(mesh, "r", { forget: "beat" });
+  const after = await count(mesh, "r", "beat");
+  // A sentinel due four beats later: once it fired, a beat that was still set would have fired too.
+  await alarm(mesh, "r", { remind: { name: "sentinel", afterMs: 600 } });
+  await eventually(async () => (await count(mesh, "r", "sentinel")) === 1, "the sentinel to fire", 10_000);
+  t.true((await count(mesh, "r", "beat")) <= after + 1, "at most the beat already running when forgotten");
+
+  Alarm.failures.set("f/flaky", 2);
+  await alarm(mesh, "f", { remind: { name: "flaky", afterMs: 50 } });
+  await eventually(async () => (await count(mesh, "f", "flaky")) === 1, "the third try to succeed", 15_000);
+  const [fired] = await alarm(mesh, "f");
+  t.is(fired!.failures, 2, "the handler learned about the two failed tries");
+  t.is(mesh.metrics().remindersFailed, 2);
+  t.true(fired!.late >= 2500, `retried after 1 s and 2 s of backoff (late ${fired!.late} ms)`);
+});
+
+test.serial("a repeating reminder keeps firing across a restart of every node", async (t) => {
+  const first = await startNode(t, { prefix: "rem3", nodeId: nodeId("rem3a"), ...options });
+  await alarm(first, "k", { remind: { name: "tick", everyMs: 200 } });
+  await eventually(async () => (await count(first, "k", "tick")) >= 2, "ticks on the first node", 10_000);
+  await first.stop();
+  const second = await startNode(t, { prefix: "rem3", nodeId: nodeId("rem3b"), ...options });
+  await eventually(async () => (await alarm(second, "k")).some((f) => f.node === second.nodeId), "ticks on the new node", 10_000);
+  t.true((await count(second, "k", "tick")) >= 3);
+  await alarm(second, "k", { forget: "tick" });
+});
+
+test.serial("bad reminders are BAD_REQUEST: a plain actor, no handleReminder, bad times", async (t) => {
+  const mesh = await startNode(t, { prefix: "rem4", nodeId: nodeId("rem4"), ...options });
+  for (const remind of [{ name: "" , afterMs: 10 }, { name: "x", afterMs: -1 }, { name: "x", at: Number.NaN }, { name: "x" }, { name: "x", afterMs: 10, everyMs: 1 }]) {
+    const err = await t.throwsAsync(alarm(mesh, "bad", { remind }), { instanceOf: MeshError });
+    t.is(err?.code, "ACTOR_CRASHED", JSON.stringify(remind));
+    t.regex(err!.message, /remind|reminder|everyMs/);
+  }
+});
+
+test.serial("10,000 reminders due in the same second all fire, and the node's Node timers stay few", async (t) => {
+  t.timeout(120_000);
+  const mesh = await startNode(t, { prefix: "rem5", nodeId: nodeId("rem5"), ...options, reminderScanMs: 5000 });
+  const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  const before = timeouts();
+  const at = Date.now() + 8000;
+  const ids = Array.from({ length: 10_000 }, (_, i) => `many_${i}`);
+  for (let i = 0; i < ids.length; i += 500) await Promise.all(ids.slice(i, i + 500).map((id) => alarm(mesh, id, { remind: { name: "now", at: at + (i % 1000) } })));
+  const held = timeouts();
+  t.log(`Node Timeout handles: ${before} before, ${held} with 10,000 reminders scheduled`);
+  t.true(held - before <= 2, `${held - before} more Node timers`);
+  await eventually(() => mesh.metrics().remindersFired >= 10_000, "all 10,000 to fire", 60_000);
+  const late = mesh.metrics().reminderLateness;
+  t.log(`fired ${mesh.metrics().remindersFired}; lateness histogram count ${late.count}, mean ${(late.sumMs / late.count).toFixed(0)} ms`);
+  t.is(mesh.metrics().remindersFired, 10_000);
+});
