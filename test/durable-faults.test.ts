@@ -129,3 +129,26 @@ test.serial("a fourth node joining under continuous increments takes over actors
   for (const code of load.failures.keys()) t.true(["TIMEOUT", "STATE_CONFLICT"].includes(code), `failure code ${code}`);
   checkInvariant(t, load, await storedCounts(t.context.server.url, "djoin"));
 });
+
+test.serial("a reminder whose owner is killed with SIGKILL fires on the new owner, within the node timeout and a scan of its due time", async (t) => {
+  const options = { servers: t.context.server.url, prefix: "dremind", capabilities: ["acct"], ...timing, reminderScanMs: 500 };
+  const nodes = await Promise.all(["w1", "w2"].map((name) => startNodeProcess(nodeId(name), options)));
+  const caller = await startNode(t, { prefix: "dremind", nodeId: nodeId("wc"), ...timing });
+  await eventually(() => caller.nodesFor("acct").length === 2, "the caller to see both nodes");
+  // An actor on each node, so that one of them is the victim's whatever the hash says.
+  const ids = Array.from({ length: 20 }, (_, i) => `alarm_${i}`);
+  const victim = nodes[0]!;
+  const id = ids.find((i) => caller.ownerNode(caller.shardFor(i), "acct") === victim.nodeId)!;
+  const dueIn = 400;
+  await caller.call({ actor: "Alarm", id, payload: { remind: { name: "wake", afterMs: dueIn } }, capability: "acct" });
+  await victim.kill();
+  const survivor = nodes[1]!.nodeId;
+  let fired: { name: string; node: string; late: number }[] = [];
+  await eventually(async () => {
+    fired = (await caller.call<typeof fired>({ actor: "Alarm", id, capability: "acct" }).catch(() => ({ result: [] as typeof fired }))).result;
+    return fired.some((f) => f.node === survivor);
+  }, "the reminder to fire on the survivor", 15_000);
+  const onSurvivor = fired.find((f) => f.node === survivor)!;
+  t.log(`fired on the survivor ${onSurvivor.late} ms after its due time (node timeout ${timing.nodeTimeoutMs} ms)`);
+  t.true(onSurvivor.late <= timing.nodeTimeoutMs + 2000, `late ${onSurvivor.late} ms`);
+});
