@@ -6,7 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { spawnGuarded } from "@mesh/runtime/testing";
 import { startNode, useNatsServer } from "./helpers/cluster.js";
-import { DurableCounter } from "./helpers/actors.js";
+import { Alarm, DurableCounter } from "./helpers/actors.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 const CLI = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
@@ -81,7 +81,7 @@ test.serial("mesh node stops gracefully on SIGTERM", async (t) => {
 });
 
 test("every command has --help", async (t) => {
-  for (const command of [[], ["node"], ["status"], ["call"], ["cast"], ["state"]]) {
+  for (const command of [[], ["node"], ["status"], ["call"], ["cast"], ["state"], ["reminders"]]) {
     const { code, stdout } = await mesh(...command, "--help");
     t.is(code, 0);
     t.regex(stdout, /Usage: mesh/);
@@ -133,4 +133,19 @@ test.serial("mesh state get prints a durable actor's stored state; mesh state de
   const missing = await mesh("state", "get", "DurableCounter", "nobody", "-p", "clistate", "-s", url);
   t.is(missing.code, 1);
   t.regex(missing.stderr, /^mesh: no state stored for DurableCounter "nobody"/);
+});
+
+test.serial("mesh reminders list prints the stored reminders, of every actor or of one", async (t) => {
+  const url = t.context.server.url;
+  const node = await startNode(t as never, { prefix: "clirem", actors: [Alarm], capabilities: ["a"] });
+  const at = Date.now() + 3_600_000;
+  await node.call({ actor: Alarm, id: "a1", payload: { remind: { name: "expire", at } }, capability: "a" });
+  await node.call({ actor: Alarm, id: "a2", payload: { remind: { name: "poll", afterMs: 7_200_000, everyMs: 60_000 } }, capability: "a" });
+  const all = await mesh("reminders", "list", "-p", "clirem", "-s", url);
+  t.is(all.code, 0, all.stderr);
+  t.regex(all.stdout, new RegExp(`${new Date(at).toISOString()} +once +0  Alarm "a1" / expire`));
+  t.regex(all.stdout, /60000 ms +0  Alarm "a2" \/ poll/);
+  const one = await mesh("reminders", "list", "--actor", "Alarm", "--id", "a2", "--json", "-p", "clirem", "-s", url);
+  const lines = one.stdout.trim().split("\n").map((l) => JSON.parse(l) as { id: string; name: string; every: number });
+  t.deepEqual(lines.map((r) => [r.id, r.name, r.every]), [["a2", "poll", 60_000]]);
 });

@@ -13,6 +13,7 @@ import type { ActorClass } from "./actor.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { SERVICE_NAME } from "./service.js";
 import { StateStore } from "./state-store.js";
+import { Reminders, reminderBucket } from "./reminders.js";
 import { decodeState } from "./group-commit.js";
 import { encodeForget } from "./forget.js";
 import { Subjects, credentialsFromEnv } from "@mesh/transport";
@@ -41,6 +42,7 @@ Commands:
   call     call an actor and print its reply
   cast     send a message to an actor
   state    print or delete a durable actor's stored state
+  reminders list the stored reminders of durable actors
 
 Run "mesh <command> --help" for a command's options.`,
   node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
@@ -70,6 +72,15 @@ ${COMMON}`,
   cast: `Usage: mesh cast <capability> <actor> <id> [json-payload]
 
 Sends a message to an actor through the ingress and prints "ok" once a node has routed it.
+
+${COMMON}`,
+  reminders: `Usage: mesh reminders list [--actor <actorType>] [--id <id>] [--json]
+
+Prints every stored reminder (or those of one actor type, or one actor): its
+actor, name, when it is due, how often it repeats, and failed tries.
+  --actor <type>       only this actor type
+  --id <id>            only this actor id
+  --json               one JSON object per line, for scripts
 
 ${COMMON}`,
   state: `Usage: mesh state get <actorType> <id>
@@ -102,6 +113,8 @@ const options = {
   user: { type: "string" },
   creds: { type: "string" },
   "tls-ca": { type: "string" },
+  actor: { type: "string" },
+  id: { type: "string" },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -136,6 +149,10 @@ async function main(argv: string[]): Promise<number> {
       if (!capability || !actor || id === undefined) throw new UsageError(`mesh ${command} needs <capability> <actor> <id>; run "mesh ${command} --help"`);
       const body = { actor, id, payload: payload === undefined ? {} : json(payload, "the payload"), ...(values.init ? { initArg: json(values.init, "--init") } : {}), ...(command === "call" ? { timeoutMs: number(values.timeout, "--timeout") } : {}) };
       return withConnection((nc) => request(nc, `${values.prefix}.${command}.${capability}`, body, command === "call", number(values.timeout, "--timeout")));
+    }
+    case "reminders": {
+      if (positionals[0] !== "list") throw new UsageError(`mesh reminders needs list; run "mesh reminders --help"`);
+      return withConnection((nc) => listReminders(nc, reminderBucket(values.prefix), values.actor, values.id, values.json));
     }
     case "state": {
       const [verb, actorType, id] = positionals;
@@ -281,6 +298,25 @@ async function request(nc: NatsConnection, subject: string, body: object, isCall
   const reply = JSON.parse(new TextDecoder().decode(data)) as { ok: boolean; pid?: string; result?: unknown; error?: { code: string; message: string } };
   if (!reply.ok) throw new Error(`${reply.error?.code}: ${reply.error?.message}`);
   process.stdout.write(isCall ? `${JSON.stringify({ pid: reply.pid, result: reply.result })}\n` : "ok\n");
+  return 0;
+}
+
+async function listReminders(nc: NatsConnection, bucket: string, actorType: string | undefined, id: string | undefined, asJson: boolean): Promise<number> {
+  const reminders = await Reminders.read(nc, bucket);
+  const shown = reminders.filter((r) => (actorType === undefined || r.actorType === actorType) && (id === undefined || r.id === id)).sort((a, b) => a.runAt - b.runAt);
+  if (asJson) {
+    for (const r of shown) process.stdout.write(`${JSON.stringify(r)}\n`);
+    return 0;
+  }
+  if (shown.length === 0) {
+    process.stdout.write("no reminders\n");
+    return 0;
+  }
+  process.stdout.write(`${"DUE".padEnd(24)}  ${"EVERY".padStart(9)}  ${"FAILED".padStart(6)}  ACTOR / NAME\n`);
+  for (const r of shown) {
+    const every = r.every > 0 ? `${r.every} ms` : "once";
+    process.stdout.write(`${new Date(r.runAt).toISOString().padEnd(24)}  ${every.padStart(9)}  ${String(r.failures).padStart(6)}  ${r.actorType} ${JSON.stringify(r.id)} / ${r.name}\n`);
+  }
   return 0;
 }
 

@@ -127,6 +127,20 @@ export class Reminders {
     }
   }
 
+  /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket. */
+  static async read(nc: NatsConnection, bucket: string): Promise<Reminder[]> {
+    let kv: KV;
+    try {
+      kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
+      await kv.status();
+    } catch (err) {
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the reminders bucket "${bucket}": ${messageOf(err)}`, { cause: err });
+    }
+    const all: Reminder[] = [];
+    await readAll(kv, ">", (e) => all.push(decoder.decode(e.value) as Reminder));
+    return all;
+  }
+
   /** How many reminders this node holds in memory (due within the horizon, of shards it owns). */
   get size(): number {
     return this.#scheduled.size;
@@ -195,30 +209,16 @@ export class Reminders {
     const horizon = Date.now() + 2 * this.scanMs;
     const seen = new Set<string>();
     for (const capability of this.capabilities()) {
-      // The watch delivers what is stored, then calls initializedFn in order
-      // after the last entry (at once, inside watch(), when there is none).
-      let initialized = false;
-      let watch: QueuedIterator<KvEntry> | undefined;
       try {
-        watch = await this.kv.watch({
-          key: `${capability}.>`,
-          initializedFn: () => {
-            initialized = true;
-            watch?.stop();
-          },
-        });
-        if (initialized) watch.stop();
-        for await (const e of watch) {
-          if (e.operation !== "PUT") continue;
+        await readAll(this.kv, `${capability}.>`, (e) => {
           const shard = Number(e.key.split(".")[1]);
-          if (!this.node.owns(capability, shard)) continue;
+          if (!this.node.owns(capability, shard)) return;
           const reminder = decoder.decode(e.value) as Reminder;
           seen.add(e.key);
           if (reminder.runAt <= horizon) this.#hold(e.key, reminder, e.revision, shard);
           else this.#drop(e.key);
-        }
+        });
       } catch (err) {
-        watch?.stop();
         this.log.warn({ capability, err: messageOf(err) }, "mesh: could not read reminders");
         return; // keep what is held: a failed read says nothing of what is stored
       }
@@ -297,6 +297,29 @@ export class Reminders {
     } catch (err) {
       this.log.debug({ key: p.key, err: messageOf(err) }, "mesh: a fired reminder changed meanwhile");
     }
+  }
+}
+
+/**
+ * Calls `each` with every stored (not deleted) entry under `key`, then
+ * returns. The watch delivers what is stored, then calls initializedFn in
+ * order after the last entry (at once, inside watch(), when there is none).
+ */
+async function readAll(kv: KV, key: string, each: (e: KvEntry) => void): Promise<void> {
+  let initialized = false;
+  let watch: QueuedIterator<KvEntry> | undefined;
+  try {
+    watch = await kv.watch({
+      key,
+      initializedFn: () => {
+        initialized = true;
+        watch?.stop();
+      },
+    });
+    if (initialized) watch.stop();
+    for await (const e of watch) if (e.operation === "PUT") each(e);
+  } finally {
+    watch?.stop();
   }
 }
 
