@@ -26,3 +26,21 @@ export class Tally {
     return this.state.n;
   }
 }
+
+/** A durable actor with one reminder: it records how late each firing was. */
+export class Beeper {
+  static actorType = "Beeper";
+  static durable = true;
+  static lateness: number[] = [];
+  static lastFiredAt = 0;
+  state = { beeps: 0 };
+  constructor(readonly id: string) {}
+  async handleCall(p: { at: number }, ctx: { remind(name: string, o: { at: number }): Promise<void> }): Promise<void> {
+    await ctx.remind("beep", { at: p.at });
+  }
+  handleReminder(_name: string, info: { late: number }): void {
+    this.state.beeps += 1;
+    Beeper.lateness.push(info.late);
+    Beeper.lastFiredAt = Date.now();
+  }
+}

@@ -14,11 +14,12 @@ import { Echo } from "./actors.js";
 import { load } from "./load.js";
 import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
+import { reminders } from "./reminders.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable runs only those sections (default: all). */
-const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable").split(","));
+/** BENCH_ONLY=remote,local,memory,durable,reminders runs only those sections (default: all). */
+const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,reminders").split(","));
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -211,6 +212,12 @@ try {
     target("hot durable actor, 128 / raw KV CAS, sequential", d.hot128.perSecond / d.rawCas1.perSecond, ">= 3");
     target("re-activations / raw KV get, 128", d.reactivation.perSecond / d.rawGet128.perSecond);
     target("RSS growth, last tenth of pass-through (MiB)", d.rss.at(-1)!.rssMiB - d.rss.at(-2)!.rssMiB, "flat");
+  }
+  if (only.has("reminders")) {
+    const r = await reminders(server.url, n(20_000));
+    target("reminders fired/s (all due at once)", r.firedPerSecond);
+    target("reminder lateness p50 (ms)", r.lateP50);
+    target("reminder lateness p99 (ms)", r.lateP99);
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {
