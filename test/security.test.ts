@@ -15,7 +15,7 @@ import type { MeshOptions } from "@mesh/runtime";
 import { spawnGuarded, startNatsServer, startSecureNatsServer } from "@mesh/runtime/testing";
 import type { NatsServer, SecureNatsServer } from "@mesh/runtime/testing";
 import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
-import { Counter, DurableCounter, Echo } from "./helpers/actors.js";
+import { Alarm, Counter, DurableCounter, Echo } from "./helpers/actors.js";
 import { jsonRequest } from "./helpers/foreign.js";
 
 interface Context {
@@ -59,7 +59,7 @@ const impostor = (prefix: string) => ({ v: 1, node: "impostor", instance: "i", c
 
 test.serial("under the node role, a cluster works: calls, casts, discovery, rebalancing, $SRV and durable state", async (t) => {
   const { node: creds, operator } = t.context.secure;
-  const a = await node(t, { nats: creds, nodeId: nodeId("a"), actors: [Counter, DurableCounter, Echo], capabilities: ["counter"] });
+  const a = await node(t, { nats: creds, nodeId: nodeId("a"), actors: [Counter, DurableCounter, Echo, Alarm], capabilities: ["counter"], reminderScanMs: 300 });
   const caller = await node(t, { nats: creds, nodeId: nodeId("caller") });
   await eventually(() => caller.nodesFor("counter").length === 1, "discovery under the node role");
   const ids = Array.from({ length: 200 }, (_, i) => `s_${i}`);
@@ -67,8 +67,10 @@ test.serial("under the node role, a cluster works: calls, casts, discovery, reba
   await caller.cast({ actor: Echo, id: "e", payload: "cast", capability: "counter" });
   await eventually(async () => (await caller.call<{ seen: number }>({ actor: Echo, id: "e", payload: "call", capability: "counter" })).result.seen >= 2, "the cast to arrive");
   t.deepEqual((await caller.call({ actor: DurableCounter, id: "d", capability: "counter" })).result, { count: 1 });
+  await caller.call({ actor: Alarm, id: "al", payload: { remind: { name: "ring", afterMs: 100 } }, capability: "counter" });
+  await eventually(async () => ((await caller.call<unknown[]>({ actor: Alarm, id: "al", capability: "counter" })).result).length === 1, "a reminder to fire under the node role");
   // A second node joins: some actors move to it, and every call still succeeds.
-  const b = await node(t, { nats: creds, nodeId: nodeId("b"), actors: [Counter, DurableCounter, Echo], capabilities: ["counter"] });
+  const b = await node(t, { nats: creds, nodeId: nodeId("b"), actors: [Counter, DurableCounter, Echo, Alarm], capabilities: ["counter"], reminderScanMs: 300 });
   await eventually(() => caller.nodesFor("counter").length === 2 && a.nodesFor("counter").length === 2, "the join");
   const pids = await Promise.all(ids.map(async (id) => (await caller.call({ actor: Counter, id, capability: "counter" })).pid));
   t.true(pids.some((p) => p.startsWith(`${b.nodeId}/`)), "some actors moved to the new node");
@@ -224,6 +226,8 @@ test.serial("the mesh CLI works under the shipped roles, credentials from the en
   const got = await mesh(as(operator), "state", "get", "DurableCounter", "kept");
   t.is(got.code, 0, got.stderr);
   t.deepEqual(JSON.parse(got.stdout), { count: 1 });
+  const listed = await mesh(as(operator), "reminders", "list");
+  t.is(listed.code, 0, listed.stderr);
   const deleted = await mesh(as(operator), "state", "delete", "DurableCounter", "kept");
   t.regex(deleted.stdout, new RegExp(`its live activation on ${durable.nodeId} ended`), deleted.stderr);
   // A client may not read state.

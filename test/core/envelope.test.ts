@@ -64,12 +64,13 @@ test("malformed request envelopes are BAD_REQUEST with the reason", (t) => {
     [new TextEncoder().encode("hello"), /msgpack array|not msgpack/],
     [encode({ a: 1 }), /expected a msgpack array/],
     [encode([2, 0, "c", "T", "i", 1, 0, null, null]), /unsupported envelope version/],
-    [encode([1, 0, "c"]), /9 elements/],
+    [encode([1, 0, "c"]), /9 or 10 elements/],
     [encode([1, 7, "c", "T", "i", 1, 0, null, null]), /unknown kind/],
     [encode([1, 0, "c", "", "i", 1, 0, null, null]), /actor type/],
     [encode([1, 0, "c", "T", 42, 1, 0, null, null]), /id must be a string/],
     [encode([1, 0, "c", "T", "i", -1, 0, null, null]), /timeoutMs/],
-    [encode([1, 0, "c", "T", "i", 1, 0, null]), /9 elements/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null]), /9 or 10 elements/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null, null, [1, 2]]), /chain must be an array of strings/],
   ];
   for (const [bytes, message] of cases) {
     const err = t.throws(() => decodeRequest(bytes), { instanceOf: MeshError, message });
