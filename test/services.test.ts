@@ -54,10 +54,14 @@ test.serial("$SRV.PING and $SRV.INFO list every node with its id, version, capab
 test.serial("$SRV.STATS carries each node's counters, and they move when calls are made", async (t) => {
   const { nc, a } = t.context;
   const client = nc.services.client({ strategy: RequestStrategy.Timer, maxWait: 2000 });
+  // Under load a node may answer after the collection window: ask again until it has answered.
   const statsOf = async () => {
-    const stats = (await collect(client.stats("mesh"))) as ServiceStats[];
-    const mine = stats.find((s) => s.metadata?.node === a.nodeId)!;
-    return { data: mine.endpoints![0]!.data as MetricsSnapshot };
+    let mine: ServiceStats | undefined;
+    await eventually(async () => {
+      mine = ((await collect(client.stats("mesh"))) as ServiceStats[]).find((s) => s.metadata?.node === a.nodeId);
+      return mine !== undefined;
+    }, "node a to answer $SRV.STATS");
+    return { data: mine!.endpoints![0]!.data as MetricsSnapshot };
   };
   const before = await statsOf();
   const ids = Array.from({ length: 40 }, (_, i) => `stat_${i}`).filter((id) => a.ownerNode(a.shardFor(id), "counter") === a.nodeId);
