@@ -1,22 +1,22 @@
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
-import { MeshError, RoutingTable, isToken, shardFor } from "@mesh/core";
+import { MeshError, RoutingTable, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
-import { Kind, checkId, decodeRequest, encodeError, encodeRequest, isBatch, messageOf, readBatch } from "@mesh/core/internal";
+import { Kind, checkId, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { Membership, Requests, connectNats, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
-import { actorTypeOf } from "./actor.js";
 import type { ActorClass } from "./actor.js";
 import { ActorRef } from "./ref.js";
 import type { RefOptions } from "./ref.js";
+import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { MeshRequest } from "./request.js";
 import { PromiseReply } from "./activation.js";
 import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
-import { MAX_TIMEOUT_MS, checkCapabilities, isTimeout, resolveOptions } from "./options.js";
+import { checkCapabilities, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Ingress } from "./ingress.js";
 import { NodeService } from "./service.js";
@@ -376,19 +376,7 @@ export class Mesh {
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
   #route(request: MeshRequest, kind: Kind, acceptWhileStopping: boolean): Routed {
     if (this.#state === "STOPPED" || (this.#state === "STOPPING" && !acceptWhileStopping)) this.#checkRunning();
-    if (typeof request !== "object" || request === null) throw new MeshError("BAD_REQUEST", "the request must be an object");
-    const timeoutMs = kind === Kind.CAST ? 0 : (request.timeoutMs ?? this.#o.callTimeoutMs);
-    const actorType = actorTypeOf(request.actor);
-    const id = checkId(request.id);
-    const capability = request.capability;
-    const shard = shardFor(id, this.#o.shards);
-    const owner = this.#routes.owner(capability, shard);
-    if (owner === undefined) {
-      if (!isToken(capability)) throw new MeshError("BAD_REQUEST", `capability must be 1-128 of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`);
-      throw noNodes(capability);
-    }
-    if (kind === Kind.CALL && !isTimeout(timeoutMs)) throw new MeshError("BAD_REQUEST", `timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`);
-    return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner };
+    return routeRequest(request, kind, this.#routes, this.#o.shards, this.#o.callTimeoutMs);
   }
 
   /** Sends a remote call to its owner, with what is left of its time. */
@@ -443,13 +431,8 @@ export class Mesh {
     else this.#publish(r.owner, this.#encode(r));
   }
 
-  /** Encodes a request; throws BAD_REQUEST or PAYLOAD_TOO_LARGE. */
   #encode(r: WireRequest): Uint8Array {
-    const bytes = encodeRequest(r);
-    if (bytes.length > this.#maxPayload) {
-      throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${bytes.length} bytes encoded; the limit is ${this.#maxPayload}`);
-    }
-    return bytes;
+    return encodeWithin(r, this.#maxPayload);
   }
 
   /** A cast to another node: batched with the other frames for that node in this tick. Throws NODE_UNAVAILABLE when the connection is closed. */
@@ -552,8 +535,4 @@ export class Mesh {
   #checkRunning(): void {
     if (this.#state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is ${this.#state.toLowerCase()}`);
   }
-}
-
-function noNodes(capability: string): MeshError {
-  return new MeshError("NO_NODES", `no node has registered the capability "${capability}"`);
 }

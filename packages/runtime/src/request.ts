@@ -1,5 +1,11 @@
+import { MeshError, isToken, shardFor } from "@mesh/core";
+import type { RoutingTable } from "@mesh/core";
+import { Kind, checkId, encodeRequest } from "@mesh/core/internal";
+import type { WireRequest } from "@mesh/core/internal";
+import { actorTypeOf } from "./actor.js";
 import type { ActorClass } from "./actor.js";
-
+import { MAX_TIMEOUT_MS, isTimeout } from "./options.js";
+import type { Routed } from "./remote-call.js";
 /** A call or cast: which actor, which id, under which capability, with what payload. */
 export interface MeshRequest {
   /** The actor class, or its actor type name. */
@@ -14,4 +20,35 @@ export interface MeshRequest {
   initArg?: unknown;
   /** This call's timeout in ms (calls only). @default the node's callTimeoutMs */
   timeoutMs?: number;
+}
+
+/**
+ * Checks a request and finds its owner in `routes`. Throws BAD_REQUEST (a
+ * bad actor, id, capability or timeout) or NO_NODES.
+ */
+export function routeRequest(request: MeshRequest, kind: Kind, routes: RoutingTable, shards: number, callTimeoutMs: number): Routed {
+  if (typeof request !== "object" || request === null) throw new MeshError("BAD_REQUEST", "the request must be an object");
+  const timeoutMs = kind === Kind.CAST ? 0 : (request.timeoutMs ?? callTimeoutMs);
+  const actorType = actorTypeOf(request.actor);
+  const id = checkId(request.id);
+  const capability = request.capability;
+  const shard = shardFor(id, shards);
+  const owner = routes.owner(capability, shard);
+  if (owner === undefined) {
+    if (!isToken(capability)) throw new MeshError("BAD_REQUEST", `capability must be 1-128 of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`);
+    throw noNodes(capability);
+  }
+  if (kind === Kind.CALL && !isTimeout(timeoutMs)) throw new MeshError("BAD_REQUEST", `timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`);
+  return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner };
+}
+
+/** Encodes a request for the wire; throws BAD_REQUEST (unencodable) or PAYLOAD_TOO_LARGE. */
+export function encodeWithin(r: WireRequest, maxPayload: number): Uint8Array {
+  const bytes = encodeRequest(r);
+  if (bytes.length > maxPayload) throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${bytes.length} bytes encoded; the limit is ${maxPayload}`);
+  return bytes;
+}
+
+export function noNodes(capability: string): MeshError {
+  return new MeshError("NO_NODES", `no node has registered the capability "${capability}"`);
 }
