@@ -140,7 +140,7 @@ export class Mesh {
       this.#reminders = await Reminders.open(
         this.#nc,
         reminderBucket(this.#subjects.prefix),
-        { replicas: this.#o.storage.replicas ?? (this.#nc.info?.cluster ? 3 : 1), timeoutMs: this.#o.storage.timeoutMs ?? 3000, scanMs: this.#o.reminderScanMs, shards: this.#o.shards },
+        { replicas: this.#o.storage.replicas, timeoutMs: this.#o.storage.timeoutMs, scanMs: this.#o.reminderScanMs, shards: this.#o.shards },
         this.#actors.scheduler,
         {
           owns: (capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId,

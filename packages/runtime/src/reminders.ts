@@ -19,6 +19,7 @@ import { messageOf } from "@mesh/core/internal";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import type { NodeMetrics } from "./metrics.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
+import { bindBucket, openBucket } from "./state-store.js";
 
 /** When a reminder is due: at a time, or after a delay; and whether it repeats. */
 export interface RemindOptions {
@@ -115,29 +116,17 @@ export class Reminders {
   ) {}
 
   /** Opens (creating when missing) the reminders bucket and starts the periodic scan. */
-  static async open(nc: NatsConnection, bucket: string, o: { replicas: number; timeoutMs: number; scanMs: number; shards: number }, scheduler: Scheduler, node: ReminderNode, capabilities: () => readonly string[], metrics: NodeMetrics, log: Logger): Promise<Reminders> {
-    try {
-      const kv = await nc.jetstream({ timeout: o.timeoutMs }).views.kv(bucket, { history: 1, replicas: o.replicas, timeout: o.timeoutMs });
-      const reminders = new Reminders(kv, scheduler, node, capabilities, o.shards, o.scanMs, metrics, log);
-      reminders.#timer = setInterval(() => reminders.scan(), o.scanMs);
-      reminders.#timer.unref();
-      return reminders;
-    } catch (err) {
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the reminders bucket "${bucket}": ${messageOf(err)}`, { cause: err });
-    }
+  static async open(nc: NatsConnection, bucket: string, o: { replicas?: number | undefined; timeoutMs?: number | undefined; scanMs: number; shards: number }, scheduler: Scheduler, node: ReminderNode, capabilities: () => readonly string[], metrics: NodeMetrics, log: Logger): Promise<Reminders> {
+    const reminders = new Reminders(await openBucket(nc, "reminders", bucket, o), scheduler, node, capabilities, o.shards, o.scanMs, metrics, log);
+    reminders.#timer = setInterval(() => reminders.scan(), o.scanMs);
+    reminders.#timer.unref();
+    return reminders;
   }
 
   /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket. */
   static async read(nc: NatsConnection, bucket: string): Promise<Reminder[]> {
-    let kv: KV;
-    try {
-      kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
-      await kv.status();
-    } catch (err) {
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the reminders bucket "${bucket}": ${messageOf(err)}`, { cause: err });
-    }
     const all: Reminder[] = [];
-    await readAll(kv, ">", (e) => all.push(decoder.decode(e.value) as Reminder));
+    await readAll(await bindBucket(nc, "reminders", bucket), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
     return all;
   }
 

@@ -30,6 +30,33 @@ export interface KeyWriter {
   idle(): Promise<void>;
 }
 
+/**
+ * Opens KV bucket `bucket`, creating it when missing (history 1, file
+ * storage; `replicas` 3 on a NATS cluster, else 1, unless given). Throws
+ * STORAGE_UNAVAILABLE with the reason, in one line.
+ */
+export async function openBucket(nc: NatsConnection, what: "state" | "reminders", bucket: string, options: { replicas?: number | undefined; timeoutMs?: number | undefined }): Promise<KV> {
+  const timeout = options.timeoutMs ?? 3000;
+  const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
+  try {
+    return await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
+  } catch (err) {
+    const reason = /503|no responders/i.test(messageOf(err)) ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)" : messageOf(err);
+    throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${reason}`, { cause: err });
+  }
+}
+
+/** Binds to KV bucket `bucket`, which must exist (for tools). Throws STORAGE_UNAVAILABLE when it does not. */
+export async function bindBucket(nc: NatsConnection, what: "state" | "reminders", bucket: string, timeoutMs = 3000): Promise<KV> {
+  try {
+    const kv = await nc.jetstream({ timeout: timeoutMs }).views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
+    await kv.status(); // bindOnly does not look: a bucket that is not there fails here
+    return kv;
+  } catch (err) {
+    throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${messageOf(err)}`, { cause: err });
+  }
+}
+
 /** JetStream's "wrong last sequence": the compare-and-set lost. */
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -69,28 +96,14 @@ export class StateStore {
     this.#subject = `$KV.${bucket}.`;
   }
 
-  /** Opens `bucket`, creating it (history 1, file storage) when it is missing. Throws STORAGE_UNAVAILABLE with the reason. */
+  /** Opens `bucket`, creating it when missing (openBucket). Throws STORAGE_UNAVAILABLE with the reason. */
   static async open(nc: NatsConnection, bucket: string, options: StorageOptions, maxPayload: number, inboxPrefix?: string): Promise<StateStore> {
-    const timeout = options.timeoutMs ?? 3000;
-    const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
-    try {
-      const kv = await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
-      return new StateStore(nc, kv, bucket, maxPayload - 256, timeout, inboxPrefix);
-    } catch (err) {
-      const reason = /503|no responders/i.test(messageOf(err)) ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)" : messageOf(err);
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the state bucket "${bucket}": ${reason}`, { cause: err });
-    }
+    return new StateStore(nc, await openBucket(nc, "state", bucket, options), bucket, maxPayload - 256, options.timeoutMs ?? 3000, inboxPrefix);
   }
 
   /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
   static async bind(nc: NatsConnection, bucket: string, timeoutMs = 3000): Promise<StateStore> {
-    try {
-      const kv = await nc.jetstream({ timeout: timeoutMs }).views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
-      await kv.status(); // bindOnly does not look: a bucket that is not there fails here
-      return new StateStore(nc, kv, bucket, (nc.info?.max_payload ?? 1024 * 1024) - 256, timeoutMs);
-    } catch (err) {
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the state bucket "${bucket}": ${messageOf(err)}`, { cause: err });
-    }
+    return new StateStore(nc, await bindBucket(nc, "state", bucket, timeoutMs), bucket, (nc.info?.max_payload ?? 1024 * 1024) - 256, timeoutMs);
   }
 
   /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
