@@ -38,7 +38,7 @@ export interface SupervisorOptions {
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
-    cast(request: MeshRequest, chain: readonly string[]): Promise<void>;
+    cast(request: MeshRequest): Promise<void>;
   };
 }
 
@@ -65,7 +65,7 @@ export class Supervisor {
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
     clearTimer: (act, name) => this.#timers.clear(act, name),
     call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
-    cast: (act, request) => this.o.outbound.cast(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
+    cast: (_act, request) => this.o.outbound.cast(request), // casts never wait, so they carry no chain
     remind: (act, name, options) => this.#reminders(act, "handleReminder").set(act.capability, act.actorType, act.id, name, options),
     forget: (act, name) => this.#reminders(act).forget(act.capability, act.actorType, act.id, name),
   };
@@ -90,8 +90,7 @@ export class Supervisor {
       if (act instanceof MeshError) return reject(act);
       const letter = new Letter(false, { name: r.name, info }, undefined, performance.now() + timeoutMs, timeoutMs, new PromiseReply(() => resolve(), reject), this.#metrics, "reminder");
       this.#timeouts.set(letter, letter);
-      if (act.busy) act.enqueue(letter);
-      else if (this.#run(act, letter)) this.#next(act);
+      this.#post(act, letter);
     });
   }
   /** Group commits with writes in flight or waiting, also of activations already gone. */
@@ -130,12 +129,6 @@ export class Supervisor {
   call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
-    if (chain !== undefined && act.busy) {
-      return new Promise((resolve, reject) => {
-        const letter = this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject), chain);
-        if (!this.#cycle(act, letter)) act.enqueue(letter);
-      });
-    }
     if (!act.busy && act.commits === undefined) {
       // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
       // A synchronous handler called in-process is counted but not timed: two clock reads
@@ -158,11 +151,7 @@ export class Supervisor {
       const started = performance.now();
       return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.#metrics), out as PromiseLike<unknown>, started, false));
     }
-    return new Promise((resolve, reject) => {
-      const letter = this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject), chain);
-      if (act.busy) act.enqueue(letter);
-      else if (this.#run(act, letter)) this.#next(act);
-    });
+    return new Promise((resolve, reject) => this.#post(act, this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject), chain)));
   }
 
   /**
@@ -174,12 +163,20 @@ export class Supervisor {
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
     const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
+    if (act.busy) this.#timeouts.set(letter, letter);
+    this.#post(act, letter);
+  }
+
+  /**
+   * Runs a letter's turn now if the actor is free, else queues it behind the
+   * turn it is in; a call of the actor's own call chain goes to #cycle instead.
+   */
+  #post(act: Activation, letter: Letter): void {
     if (!act.busy) {
       if (this.#run(act, letter)) this.#next(act);
-      return;
+    } else if (letter.chain === undefined || !this.#cycle(act, letter)) {
+      act.enqueue(letter);
     }
-    this.#timeouts.set(letter, letter);
-    if (chain === undefined || !this.#cycle(act, letter)) act.enqueue(letter);
   }
 
   /**
@@ -229,16 +226,14 @@ export class Supervisor {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) throw act;
     const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
-    if (act.busy) act.enqueue(letter);
-    else if (this.#run(act, letter)) this.#next(act);
+    this.#post(act, letter);
   }
 
   /** A turn the node gives an actor itself (a timer's): into its mailbox, like a cast nobody waits for. */
   #system(act: Activation, name: string): void {
     if (act.dead) return;
     const letter = new Letter(true, name, undefined, Infinity, 0, NO_REPLY, undefined, "timer");
-    if (act.busy) act.enqueue(letter);
-    else if (this.#run(act, letter)) this.#next(act);
+    this.#post(act, letter);
   }
 
   /** A call's letter, watched for its deadline until it is settled. */
