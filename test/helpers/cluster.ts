@@ -27,8 +27,11 @@ export function useNatsServer<C extends ClusterContext>(test: TestFn<C>, setup?:
     await setup?.(t);
   });
   test.after.always(async (t) => {
-    await Promise.allSettled((t.context.nodes ?? []).map((n) => n.stop()));
+    const stopped = await Promise.allSettled((t.context.nodes ?? []).map((n) => n.stop()));
     await t.context.server?.stop();
+    // A node whose stop() failed is a bug to see, not to swallow.
+    const failed = stopped.flatMap((s) => (s.status === "rejected" ? [String(s.reason)] : []));
+    if (failed.length > 0) throw new Error(`stop() failed on ${failed.length} node(s): ${failed.join("; ")}`);
   });
 }
 

@@ -299,24 +299,30 @@ export class Mesh {
 
   async #stop(): Promise<void> {
     this.#state = "STOPPING";
-    await this.#changes; // a capability change under way ends first (it sees STOPPING)
-    await this.#service.stop(); // ingress requests it already took are still answered
-    await this.#membership.stop();
-    this.#reminders?.stop();
-    const deadline = performance.now() + this.#o.drainTimeoutMs;
-    const left = () => Math.max(0, deadline - performance.now());
-    this.#forgetSub?.unsubscribe();
-    if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
-    // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
-    await this.#actors.idle(left());
-    while (this.#requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    await this.#actors.deactivateAll("shutdown", this.#o.drainTimeoutMs);
-    this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped before the reply came`));
-    // drain() cannot finish while the server is unreachable: close in any case.
-    await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
-    if (!this.#nc.isClosed()) await this.#nc.close();
-    await this.#prometheus?.close();
-    this.#state = "STOPPED";
+    try {
+      await this.#changes; // a capability change under way ends first (it sees STOPPING)
+      await this.#service.stop(); // ingress requests it already took are still answered
+      await this.#membership.stop();
+      this.#reminders?.stop();
+      const deadline = performance.now() + this.#o.drainTimeoutMs;
+      const left = () => Math.max(0, deadline - performance.now());
+      this.#forgetSub?.unsubscribe();
+      if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
+      // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
+      await this.#actors.idle(left());
+      while (this.#requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      await this.#actors.deactivateAll("shutdown", this.#o.drainTimeoutMs);
+      this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped before the reply came`));
+    } finally {
+      // Whatever failed above, the node lets go of everything: a connection left open would
+      // reconnect for ever once its server is gone. drain() cannot finish while the server is
+      // unreachable: close in any case.
+      this.#reminders?.stop();
+      await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
+      if (!this.#nc.isClosed()) await this.#nc.close();
+      await this.#prometheus?.close();
+      this.#state = "STOPPED";
+    }
   }
 
   /**

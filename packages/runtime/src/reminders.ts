@@ -103,6 +103,8 @@ export class Reminders {
   #scanning: Promise<void> | undefined;
   #rescan = false;
   #stopped = false;
+  /** The watch of a scan under way: stop() ends it (its consumer has timers of its own). */
+  #watch: QueuedIterator<KvEntry> | undefined;
 
   private constructor(
     private readonly kv: KV,
@@ -126,7 +128,7 @@ export class Reminders {
   /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket. */
   static async read(nc: NatsConnection, bucket: string): Promise<Reminder[]> {
     const all: Reminder[] = [];
-    await readAll(await bindBucket(nc, "reminders", bucket), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
+    await readAll(await bindBucket(nc, "reminders", bucket), ">", () => {}, (e) => all.push(decoder.decode(e.value) as Reminder));
     return all;
   }
 
@@ -190,6 +192,7 @@ export class Reminders {
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#watch?.stop();
     for (const p of this.#scheduled.values()) this.scheduler.remove(p);
     this.#scheduled.clear();
   }
@@ -199,7 +202,8 @@ export class Reminders {
     const seen = new Set<string>();
     for (const capability of this.capabilities()) {
       try {
-        await readAll(this.kv, `${capability}.>`, (e) => {
+        if (this.#stopped) return;
+        await readAll(this.kv, `${capability}.>`, (w) => (this.#watch = w), (e) => {
           const shard = Number(e.key.split(".")[1]);
           if (!this.node.owns(capability, shard)) return;
           const reminder = decoder.decode(e.value) as Reminder;
@@ -294,7 +298,7 @@ export class Reminders {
  * returns. The watch delivers what is stored, then calls initializedFn in
  * order after the last entry (at once, inside watch(), when there is none).
  */
-async function readAll(kv: KV, key: string, each: (e: KvEntry) => void): Promise<void> {
+async function readAll(kv: KV, key: string, started: (watch: QueuedIterator<KvEntry>) => void, each: (e: KvEntry) => void): Promise<void> {
   let initialized = false;
   let watch: QueuedIterator<KvEntry> | undefined;
   try {
@@ -305,6 +309,7 @@ async function readAll(kv: KV, key: string, each: (e: KvEntry) => void): Promise
         watch?.stop();
       },
     });
+    started(watch);
     if (initialized) watch.stop();
     for await (const e of watch) if (e.operation === "PUT") each(e);
   } finally {
