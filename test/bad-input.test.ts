@@ -119,8 +119,9 @@ test("a payload msgpack cannot encode is BAD_REQUEST when it must cross the wire
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
   for (const payload of [{ fn: () => 1 }, cyclic, Symbol("s"), 10n]) {
-    await rejects(t, caller.call({ actor: Counter, id: "enc", payload, capability: "bad" }), "BAD_REQUEST", /cannot be encoded/);
-    await rejects(t, caller.cast({ actor: Counter, id: "enc", payload, capability: "bad" }), "BAD_REQUEST");
+    // The type name, not the class: these payloads are what Counter's types refuse.
+    await rejects(t, caller.call({ actor: "Counter", id: "enc", payload, capability: "bad" }), "BAD_REQUEST", /cannot be encoded/);
+    await rejects(t, caller.cast({ actor: "Counter", id: "enc", payload, capability: "bad" }), "BAD_REQUEST");
   }
   await rejects(t, caller.call({ actor: Counter, id: "enc", initArg: { fn: () => 1 }, capability: "bad" }), "BAD_REQUEST");
   await stillServing(t);
@@ -134,7 +135,7 @@ test("a reply msgpack cannot encode is BAD_REPLY for a remote caller", async (t)
 test("a payload above maxPayloadBytes is PAYLOAD_TOO_LARGE, on the way out and on the way in", async (t) => {
   const { caller, owner } = t.context;
   await rejects(t, caller.call({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE", /limit is 4096/);
-  await rejects(t, caller.cast({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE");
+  await rejects(t, caller.cast({ actor: "Counter", id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE");
   // A caller with a larger limit: the owner refuses what it receives.
   const generous = await startNode(t, { nodeId: nodeId("generous"), maxPayloadBytes: 100_000 });
   await rejects(t, generous.call({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE", /limit is 4096/);
@@ -149,13 +150,15 @@ test("garbage published to a node subject gets BAD_REQUEST when a reply is possi
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   const subject = `mesh.node.${owner.nodeId}`;
-  const garbage = [new Uint8Array([0xc1]), new TextEncoder().encode("{\"actor\":\"Counter\"}"), encode({ a: 1 }), encode([1, 0, "bad"]), new Uint8Array(0)];
+  const garbage = [new Uint8Array([0xc1]), new TextEncoder().encode("{\"actor\":\"Counter\"}"), encode({ a: 1 }), encode([1, 0, "bad"])];
   for (const bytes of garbage) {
     nc.publish(subject, bytes); // no reply subject: dropped, logged
     const reply = decode((await nc.request(subject, bytes, { timeout: 2000 })).data) as unknown[];
     t.deepEqual(reply.slice(0, 3), [1, 1, "BAD_REQUEST"]);
     t.regex(String(reply[3]), /malformed request (envelope|batch)/);
   }
+  // An empty request is the presence probe of a starting node (PROTOCOL.md): answered empty.
+  t.is((await nc.request(subject, new Uint8Array(0), { timeout: 2000 })).data.length, 0);
   // A well-formed envelope from a stranger is served like any other call.
   const ok = decode((await nc.request(subject, encode([1, 0, "bad", "Counter", "stranger", 1000, 0, null, {}]), { timeout: 2000 })).data) as unknown[];
   t.deepEqual([ok[0], ok[1], ok[3]], [1, 0, { ok: 1 }]);

@@ -199,7 +199,7 @@ test.serial("a foreign NATS client calls a durable actor through the ingress; it
 });
 
 test.serial("a node with a durable class refuses to start on a server without JetStream, with a one-line reason", async (t) => {
-  const plain = await startNatsServer();
+  const plain = await startNatsServer({ jetstream: false });
   t.teardown(() => plain.stop());
   const err = await t.throwsAsync(durableNode(t, "nojs", { servers: plain.url }), { instanceOf: MeshError });
   t.is(err?.code, "STORAGE_UNAVAILABLE");

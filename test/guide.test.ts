@@ -2,7 +2,7 @@
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { MeshError } from "@mesh/runtime";
-import type { Mesh } from "@mesh/runtime";
+import type { CallPayload, Mesh } from "@mesh/runtime";
 import { Counter, Crasher, GameActor } from "./helpers/actors.js";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
@@ -64,7 +64,7 @@ test("guide test: increments score", async (t) => {
 });
 
 test("guide test: maintains state across calls", async (t) => {
-  const req = (payload: unknown) => ({ actor: GameActor, id: "test_game_2", payload, capability: "game" });
+  const req = (payload: CallPayload<GameActor>) => ({ actor: GameActor, id: "test_game_2", payload, capability: "game" });
   const one = await t.context.mesh.call(req({ action: "increment" }));
   const two = await t.context.mesh.call(req({ action: "increment" }));
   t.is(one.pid, two.pid);

@@ -57,3 +57,28 @@ test("mesh.ref and ctx.ref call and cast with the handlers' types", async (t) =>
   };
   t.is(typeof typeChecks, "function");
 });
+
+test("mesh.call and mesh.cast with a class take its handlers' payload types and resolve to its reply type", async (t) => {
+  const mesh = await startNode(t, { prefix: "refs-call", nodeId: nodeId("refs-call"), actors: [Basket, Inventory], capabilities: ["shop"] });
+  const { result } = await mesh.call({ actor: Basket, id: "c1", payload: { add: "book" }, capability: "shop" });
+  const items: string[] = result.items;
+  t.deepEqual(items, ["book"]);
+  await mesh.cast({ actor: Basket, id: "c1", payload: { clear: true }, capability: "shop" });
+  t.deepEqual((await mesh.call({ actor: Basket, id: "c1", payload: { add: "pen" }, capability: "shop" })).result, { items: ["pen"] });
+  // A type name: payload and reply are unknown, or the reply type is named.
+  const named = await mesh.call<{ left: number }>({ actor: "Inventory", id: "i1", payload: { reserve: 2 }, capability: "shop" });
+  t.is(named.result.left, 8);
+
+  const typeChecks = async () => {
+    // @ts-expect-error a payload Basket's handleCall does not take
+    await mesh.call({ actor: Basket, id: "c1", payload: { remove: "book" }, capability: "shop" });
+    // @ts-expect-error the reply is { items, left? }, not a number
+    const n: number = (await mesh.call({ actor: Inventory, id: "i", payload: { reserve: 1 }, capability: "shop" })).result;
+    // @ts-expect-error a cast payload handleCast does not take
+    await mesh.cast({ actor: Basket, id: "c1", payload: { add: "x" }, capability: "shop" });
+    // @ts-expect-error a type name's reply is unknown until named
+    const m: number = (await mesh.call({ actor: "Inventory", id: "i", capability: "shop" })).result;
+    return n + m;
+  };
+  t.is(typeof typeChecks, "function");
+});

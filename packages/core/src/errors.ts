@@ -29,6 +29,8 @@ export const ErrorCode = {
   BAD_STATE: "BAD_STATE",
   /** An actor's call would wait on itself: the target's turn already waits on this call (A calls B, B calls A). The message names the chain. */
   CALL_CYCLE: "CALL_CYCLE",
+  /** The node could not connect to NATS (no server answered at the URLs tried, or the server refused the credentials), or another live node already uses its nodeId. The message names the URLs or the node id. */
+  CONNECTION_FAILED: "CONNECTION_FAILED",
   /** The local node is stopping or stopped and takes no new calls. */
   STOPPED: "STOPPED",
   /** A bug or an unexpected failure inside Mesh; the message says what. */

@@ -4,14 +4,14 @@ import { MeshError, RoutingTable, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
 import { Kind, checkId, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { Membership, Requests, connectNats, settleWithin } from "@mesh/transport";
+import { Membership, Requests, claimNodeId, connectNats, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import type { ActorClass } from "./actor.js";
 import { ActorRef } from "./ref.js";
-import type { RefOptions } from "./ref.js";
+import type { Inferred, RefOptions, ReplyOf, TypedRequest } from "./ref.js";
 import { encodeWithin, noNodes, routeRequest } from "./request.js";
-import type { MeshRequest } from "./request.js";
+import type { LocalHosting, MeshRequest } from "./request.js";
 import { PromiseReply } from "./activation.js";
 import type { Activation, CallResult, Letter, ReplyTo } from "./activation.js";
 import { RemoteCall } from "./remote-call.js";
@@ -40,6 +40,9 @@ const MAX_REROUTES = 3;
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
 const MAX_HOPS = 3;
 
+/** How long Mesh.start waits for a node that may already hold its node id. */
+const PRESENCE_PROBE_MS = 1000;
+
 /**
  * A Mesh node: one NATS connection, the actors it hosts, and its view of the
  * cluster. Start it with `Mesh.start`, stop it with `stop`.
@@ -54,6 +57,8 @@ export class Mesh {
   readonly #membership: Membership;
   readonly #maxPayload: number;
   readonly #rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
+  /** What this node hosts, for NO_NODES messages. */
+  readonly #hosting: LocalHosting = { hosts: (actorType) => this.#actors.hosts(actorType), capabilities: () => this.#membership.self.capabilities };
   readonly #replies: Replies;
   readonly #service: NodeService;
   readonly #metrics = new NodeMetrics();
@@ -108,7 +113,8 @@ export class Mesh {
    * serving this node's subject, discovers the cluster, and registers
    * `options.capabilities`. Throws BAD_REQUEST for a bad option,
    * STORAGE_UNAVAILABLE when durable classes have no JetStream to store in,
-   * and the NATS client's error when no server answers.
+   * and CONNECTION_FAILED when no server answers (the message names the URLs),
+   * the server refuses the credentials, or a live node already uses `nodeId`.
    */
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const o = resolveOptions(options);
@@ -116,6 +122,7 @@ export class Mesh {
     const nc = await connectNats(o.servers, o.nodeId, o.nats, inbox);
     let mesh: Mesh | undefined;
     try {
+      await claimNodeId(nc, o.subjects, o.nodeId, Math.min(o.callTimeoutMs, PRESENCE_PROBE_MS), o.logger);
       const maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
       const durable = o.actors.some((cls) => cls.durable === true);
       const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload, inbox) : undefined;
@@ -209,12 +216,15 @@ export class Mesh {
 
   /**
    * Calls actor `id` and resolves with its pid and reply. The actor is started
-   * on its owner node if it is not live. Rejects with a MeshError: BAD_REQUEST,
-   * NO_NODES, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED, TIMEOUT,
-   * NODE_UNAVAILABLE, PAYLOAD_TOO_LARGE, BAD_REPLY or STOPPED.
+   * on its owner node if it is not live. With a class as `actor`, the payload
+   * type is its handleCall's and the reply type what it returns (as
+   * `mesh.ref`); `call<R>(…)` names the reply type instead. Rejects with a
+   * MeshError: BAD_REQUEST, NO_NODES, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED,
+   * ACTOR_CRASHED, TIMEOUT, NODE_UNAVAILABLE, PAYLOAD_TOO_LARGE, BAD_REPLY or
+   * STOPPED.
    */
-  call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
-    return this.#call(request, false);
+  call<R = Inferred, C extends ActorClass | string = ActorClass | string>(request: [R] extends [Inferred] ? TypedRequest<C> : MeshRequest): Promise<CallResult<[R] extends [Inferred] ? ReplyOf<C> : R>> {
+    return this.#call(request as MeshRequest, false);
   }
 
   /**
@@ -223,7 +233,7 @@ export class Mesh {
    * returns; `ref.cast(payload)` likewise for handleCast. Errors as `call`.
    */
   ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>> {
-    return new ActorRef<InstanceType<C>>(this, actor, id, options);
+    return new ActorRef<InstanceType<C>>({ call: (r) => this.#call(r, false), cast: (r) => this.#cast(r, false) }, actor, id, options);
   }
 
   /**
@@ -246,15 +256,16 @@ export class Mesh {
   }
 
   /**
-   * Sends a message to actor `id` without waiting for it to be handled.
+   * Sends a message to actor `id` without waiting for it to be handled (with a
+   * class as `actor`, the payload type is its handleCast's, else handleCall's).
    * Resolves once the message is in the local mailbox or queued for the batch
    * to its owner that leaves at the end of this turn.
    * Rejects only when that cannot happen: BAD_REQUEST, NO_NODES,
    * PAYLOAD_TOO_LARGE, STOPPED, and for a local owner UNKNOWN_ACTOR_TYPE or
    * ACTIVATION_FAILED. Errors on a remote owner are logged there.
    */
-  cast(request: MeshRequest): Promise<void> {
-    return this.#cast(request, false);
+  cast<C extends ActorClass | string>(request: TypedRequest<C, true>): Promise<void> {
+    return this.#cast(request as MeshRequest, false);
   }
 
   async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
@@ -282,7 +293,7 @@ export class Mesh {
       throw new MeshError("BAD_REQUEST", `shard must be an integer from 0 to ${this.#o.shards - 1}, got ${String(shard)}`);
     }
     const owner = this.#routes.owner(capability, shard);
-    if (owner === undefined) throw noNodes(capability);
+    if (owner === undefined) throw noNodes(capability, this.#routes);
     return owner;
   }
 
@@ -372,7 +383,7 @@ export class Mesh {
   /** One waiting letter of an actor that moved, on to the actor's owner now. */
   #handOn(act: Activation, letter: Letter): void {
     const owner = this.#routes.owner(act.capability, act.shard);
-    if (owner === undefined) throw noNodes(act.capability);
+    if (owner === undefined) throw noNodes(act.capability, this.#routes);
     const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
     if (owner !== this.#o.nodeId) this.#metrics.forwards++;
     if (letter.cast) this.#castTo(r);
@@ -382,7 +393,7 @@ export class Mesh {
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
   #route(request: MeshRequest, kind: Kind, acceptWhileStopping: boolean): Routed {
     if (this.#state === "STOPPED" || (this.#state === "STOPPING" && !acceptWhileStopping)) this.#checkRunning();
-    return routeRequest(request, kind, this.#routes, this.#o.shards, this.#o.callTimeoutMs);
+    return routeRequest(request, kind, this.#routes, this.#o.shards, this.#o.callTimeoutMs, this.#hosting);
   }
 
   /** Sends a remote call to its owner, with what is left of its time. */
@@ -414,7 +425,7 @@ export class Mesh {
     const r = call.request;
     this.#membership.markGone(r.owner);
     const owner = this.#routes.owner(r.capability, r.shard);
-    if (owner === undefined) return call.sink.fail(noNodes(r.capability));
+    if (owner === undefined) return call.sink.fail(noNodes(r.capability, this.#routes));
     if (owner === r.owner || call.reroutes >= MAX_REROUTES) {
       return call.sink.fail(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
     }
@@ -452,6 +463,11 @@ export class Mesh {
    * Never throws: an exception would stop nats.js's reader.
    */
   #serve(msg: Msg): void {
+    if (msg.data.length === 0) {
+      // A presence probe: a starting node asks whether this node id is taken.
+      if (msg.reply) this.#replies.respond(msg, msg.data);
+      return;
+    }
     if (!isBatch(msg.data)) {
       this.#serveOne(msg.data, msg.reply ? new NatsReply(msg, this.#replies) : undefined);
       return;

@@ -7,7 +7,7 @@ export type { MeshOptions } from "./options.js";
 export type { Actor, ActorClass, CallContext, DeactivateReason } from "./actor.js";
 export type { CallResult } from "./activation.js";
 export { ActorRef } from "./ref.js";
-export type { CallPayload, CallReply, CastPayload, RefOptions } from "./ref.js";
+export type { CallPayload, CallReply, CastPayload, Inferred, RefOptions, ReplyOf, TypedRequest } from "./ref.js";
 export type { TimerOptions } from "./timers.js";
 export type { ReminderInfo, RemindOptions } from "./reminders.js";
 export type { HistogramSnapshot, MetricsSnapshot } from "./metrics.js";

@@ -14,6 +14,19 @@ export type CallReply<A> = A extends { handleCall(...args: any[]): infer R } ? A
 /** The payload a cast to actor `A` takes: handleCast's, else handleCall's. */
 export type CastPayload<A> = A extends { handleCast(payload: infer P, ...rest: any[]): unknown } ? P : CallPayload<A>;
 
+declare const inferred: unique symbol;
+/** The default of `mesh.call`'s reply type parameter: "infer it from the class". */
+export type Inferred = typeof inferred;
+
+/** A request to an actor of `C` (a class or a type name) whose payload type comes from the class's handleCall (or handleCast, with `Cast`). */
+export type TypedRequest<C, Cast extends boolean = false> = Omit<MeshRequest, "actor" | "payload"> & {
+  actor: C;
+  payload?: C extends ActorClass ? (Cast extends true ? CastPayload<InstanceType<C>> : CallPayload<InstanceType<C>>) : unknown;
+};
+
+/** What a call to `C` resolves to: the class's handleCall reply, or `unknown` for a type name. */
+export type ReplyOf<C> = C extends ActorClass ? CallReply<InstanceType<C>> : unknown;
+
 /** Where a reference sends its messages: a node, or an actor's context (which adds its call chain). */
 export interface Caller {
   call<R>(request: MeshRequest): Promise<CallResult<R>>;

@@ -116,6 +116,11 @@ export class Supervisor {
     return this.#table.names();
   }
 
+  /** True when this node hosts `actorType`. */
+  hosts(actorType: string): boolean {
+    return this.#table.type(actorType) !== undefined;
+  }
+
   /** How many activations are live. */
   get size(): number {
     return this.#table.size;

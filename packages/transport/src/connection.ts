@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator } from "nats";
+import { MeshError } from "@mesh/core";
 import type { ConnectionOptions, NatsConnection } from "nats";
 
 /** The NATS URL used when none is given: `$NATS_URL`, else 127.0.0.1:4222. */
@@ -24,9 +25,21 @@ export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): Partia
  * request throughput); reconnects never give up, so a restarted server is
  * found again; replies come under `inboxPrefix`. Credentials come from the
  * environment (credentialsFromEnv); `options` (auth, TLS, …) override all of
- * these defaults.
+ * these defaults. Throws CONNECTION_FAILED naming the URLs tried and the
+ * client's reason (refused, authorization, TLS).
  */
-export function connectNats(servers: string | string[], name: string, options: Partial<ConnectionOptions> = {}, inboxPrefix?: string): Promise<NatsConnection> {
+export async function connectNats(servers: string | string[], name: string, options: Partial<ConnectionOptions> = {}, inboxPrefix?: string): Promise<NatsConnection> {
+  try {
+    return await openConnection(servers, name, options, inboxPrefix);
+  } catch (err) {
+    const tried = [options.servers ?? servers].flat().join(", ");
+    const e = err as { code?: string; message?: string };
+    const reason = e.code && e.message && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : (e.message ?? String(err));
+    throw new MeshError("CONNECTION_FAILED", `cannot connect to NATS at ${tried}: ${reason}`, { cause: err });
+  }
+}
+
+function openConnection(servers: string | string[], name: string, options: Partial<ConnectionOptions>, inboxPrefix: string | undefined): Promise<NatsConnection> {
   return connect({
     servers,
     name,

@@ -1,6 +1,7 @@
 import { decodeAnnouncement, decodeLeave, encodeJson, messageOf } from "@mesh/core/internal";
 import type { Announcement, Logger } from "@mesh/core";
 import type { Leave } from "@mesh/core/internal";
+import { MeshError } from "@mesh/core";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { settleWithin } from "./connection.js";
@@ -261,6 +262,25 @@ export class Membership {
       this.log.warn({ subject, err: messageOf(err) }, "mesh: could not publish a membership message");
     }
   }
+}
+
+/**
+ * Throws CONNECTION_FAILED when a live node already serves `nodeId`: an empty
+ * request on its node subject (a presence probe, PROTOCOL.md) is answered by
+ * any node subscribed there. "No responders" means the id is free. No answer
+ * within `timeoutMs` means a holder that does not answer (a frozen process, a
+ * connection the server has not yet found dead): logged, and the id is taken.
+ */
+export async function claimNodeId(nc: NatsConnection, subjects: Subjects, nodeId: string, timeoutMs: number, log: Logger): Promise<void> {
+  try {
+    await nc.request(subjects.node(nodeId), new Uint8Array(0), { timeout: timeoutMs });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "503") return; // no responders: nobody serves this id
+    log.warn({ node: nodeId, err: messageOf(err) }, "mesh: a subscriber on this node's subject did not answer the presence probe; starting anyway");
+    return;
+  }
+  throw new MeshError("CONNECTION_FAILED", `another live node already uses the node id "${nodeId}" (it answered on ${subjects.node(nodeId)}); give every node its own nodeId`);
 }
 
 function sameMembership(a: Announcement, b: Announcement): boolean {

@@ -1,6 +1,6 @@
 // The public surface of @mesh/transport (used by @mesh/runtime).
 export { connectNats, credentialsFromEnv, defaultServers, settleWithin } from "./connection.js";
-export { Membership } from "./membership.js";
+export { Membership, claimNodeId } from "./membership.js";
 export type { MembershipTiming } from "./membership.js";
 export { NoResponders, Requests, publishError } from "./requests.js";
 export type { PendingRequest } from "./requests.js";

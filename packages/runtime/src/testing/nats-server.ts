@@ -8,11 +8,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 
-/** Options of `startNatsServer`. */
+/** Options of `startNatsServer` (and of `startSecureNatsServer` and `startNatsCluster`). */
 export interface NatsServerOptions {
-  /** A nats-server config file to start from (the launcher adds port, address and store dir). */
+  /** A nats-server config file to start from (the launcher adds port, address and store dir). @default none: the server's defaults */
   config?: string;
-  /** Extra command-line arguments for nats-server. */
+  /** JetStream (durable actors, reminders), its store in a temporary directory removed by `stop()`. @default true */
+  jetstream?: boolean;
+  /** Extra command-line arguments for nats-server (e.g. `["--max_payload", "2MB"]`). @default [] */
   args?: readonly string[];
   /** How long to wait for the server to listen. @default 10000 */
   startTimeoutMs?: number;
@@ -103,8 +105,8 @@ export function hasNatsServer(): boolean {
 
 /**
  * Starts a real nats-server for a test: 127.0.0.1, a free port (the server
- * picks it and writes it to a ports file), JetStream storage in a temporary
- * directory. Always `stop()` it, e.g. in ava's `test.after.always`; a server
+ * picks it and writes it to a ports file), JetStream on (unless
+ * `jetstream: false`) with its store in a temporary directory. Always `stop()` it, e.g. in ava's `test.after.always`; a server
  * whose launching process dies, even by SIGKILL, stops too.
  */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -238,6 +240,7 @@ class LaunchedServer implements NatsServer {
     for (const f of readdirSync(this.#dir)) if (f.endsWith(".ports")) rmSync(join(this.#dir, f));
     const args = ["-a", "127.0.0.1", "-p", port, "--ports_file_dir", this.#dir, "-sd", join(this.#dir, "store")];
     if (this.options.config) args.unshift("-c", resolve(this.options.config));
+    if (this.options.jetstream !== false) args.push("--jetstream");
     if (this.options.tls) {
       const { cert, key, ca } = (this.#tls ??= makeCertificates(this.#dir));
       this.#caFile = ca;
