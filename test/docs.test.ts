@@ -1,8 +1,14 @@
 // The docs say what the code does: every error code, the hash vectors and the envelope example.
 import test from "ava";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { ErrorCode, shardFor, stateBucket, stateKey, xxh32 } from "@mesh/core";
 import { Kind, encodeRequest, encodeResult, writeBatch } from "@mesh/core/internal";
+
+/** Every .ts file under a package's src/. */
+function sourceFiles(dir: URL): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => /(^|\/)src\/.*\.ts$/.test(f)).map((f) => fileURLToPath(new URL(f, dir)));
+}
 
 const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), "utf8");
 
@@ -29,6 +35,17 @@ test("every error code is documented in errors.md and PROTOCOL.md", (t) => {
     t.regex(doc("errors.md"), new RegExp(`\\| \`${code}\` \\|`), `${code} in errors.md`);
     t.true(doc("PROTOCOL.md").includes(`\`${code}\``), `${code} in PROTOCOL.md`);
   }
+});
+
+test("every code-like name in the docs is an error code the code raises, or a known other name", (t) => {
+  const files = [...readdirSync(new URL("../../docs/", import.meta.url)).filter((f) => f.endsWith(".md")).map(doc), readFileSync(new URL("../../README.md", import.meta.url), "utf8")];
+  // Backticked upper-case names that are not error codes: lifecycle states, NATS's own errors, variables, KV operations.
+  const others = new Set(["RUNNING", "STOPPING", "PERMISSIONS_VIOLATION", "SECURE_CONFIG", "PATH", "DEL", "PUT", "TEAM_A", "TEAM_B"]);
+  const named = new Set(files.flatMap((text) => [...text.matchAll(/`([A-Z][A-Z0-9_]{2,})`/g)].map((m) => m[1]!)));
+  for (const name of named) t.true(name in ErrorCode || others.has(name) || /^MESH_|^NATS_/.test(name), `${name} is named in the docs but is no error code`);
+  // Each code is raised somewhere in the packages' sources (not only declared).
+  const sources = sourceFiles(new URL("../../packages/", import.meta.url)).filter((f) => !f.endsWith("core/src/errors.ts")).map((f) => readFileSync(f, "utf8")).join("\n");
+  for (const code of Object.values(ErrorCode)) t.true(sources.includes(`"${code}"`), `${code} is raised by the code`);
 });
 
 test("every subject the code uses, and the ingress header, is in PROTOCOL.md", async (t) => {
