@@ -98,8 +98,9 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
     [["node", "--actors", "/nonexistent/module.js", "-s", "nats://127.0.0.1:1"], /^mesh: cannot load \/nonexistent\/module\.js/],
     [["status", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect to nats:\/\/127\.0\.0\.1:1/],
     [["call", "c", "a", "i", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect/],
-    [["state", "peek", "a", "b"], /^mesh: mesh state needs get\|delete <actorType> <id>/],
-    [["state", "get", "a", "b", "-s", t.context.server.url, "--bucket", "no_such_bucket"], /^mesh: cannot open the state bucket "no_such_bucket"/],
+    [["state", "peek", "a", "b", "c"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
+    [["state", "get", "a", "b"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
+    [["state", "get", "a", "b", "c", "-s", t.context.server.url, "--bucket", "no_such_bucket"], /^mesh: cannot open the state bucket "no_such_bucket"/],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await mesh(...args);
@@ -119,18 +120,18 @@ test.serial("mesh state get prints a durable actor's stored state; mesh state de
   await add();
   await add();
   t.is(await add(), 3);
-  const got = await mesh("state", "get", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+  const got = await mesh("state", "get", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
   t.is(got.code, 0, got.stderr);
   t.deepEqual(JSON.parse(got.stdout), { count: 3 });
 
-  const deleted = await mesh("state", "delete", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+  const deleted = await mesh("state", "delete", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
   t.is(deleted.code, 0, deleted.stderr);
   t.regex(deleted.stdout, new RegExp(`its live activation on ${node.nodeId} ended`));
   t.is(await add(), 1, "the live activation ended before its next turn: a fresh state");
 
-  const gone = await mesh("state", "delete", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+  const gone = await mesh("state", "delete", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
   t.regex(gone.stdout, /deleted the state of DurableCounter "cart 1"/);
-  const missing = await mesh("state", "get", "DurableCounter", "nobody", "-p", "clistate", "-s", url);
+  const missing = await mesh("state", "get", "acct", "DurableCounter", "nobody", "-p", "clistate", "-s", url);
   t.is(missing.code, 1);
   t.regex(missing.stderr, /^mesh: no state stored for DurableCounter "nobody"/);
 });

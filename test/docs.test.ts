@@ -20,11 +20,11 @@ test("every durable-state error code is in state.md", (t) => {
 });
 
 test("PROTOCOL.md's state keys and bucket name are what the code computes", (t) => {
-  const rows = [...doc("PROTOCOL.md").matchAll(/^\| `([^`]+)` \| (\(empty\)|`([^`]*)`( × ([\d,]+))?) \| `([^`]+)` \|$/gm)];
+  const rows = [...doc("PROTOCOL.md").matchAll(/^\| `([^`]+)` \| `([^`]+)` \| (\(empty\)|`([^`]*)`( × ([\d,]+))?) \| `([^`]+)` \|$/gm)];
   t.is(rows.length, 5);
-  for (const [, type, idCell, id = "", , times, key] of rows) {
+  for (const [, capability, type, idCell, id = "", , times, key] of rows) {
     const fullId = idCell === "(empty)" ? "" : id.repeat(times ? Number(times.replace(",", "")) : 1);
-    t.is(stateKey(type!, fullId), key!, `${type} ${idCell}`);
+    t.is(stateKey(capability!, type!, fullId), key!, `${capability} ${type} ${idCell}`);
   }
   t.is(stateBucket("mesh"), "mesh_state");
   t.true(doc("PROTOCOL.md").includes("(`mesh` → `mesh_state`)"));

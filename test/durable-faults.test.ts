@@ -66,7 +66,7 @@ async function storedCounts(url: string, prefix: string): Promise<Map<string, nu
     const kv = await nc.jetstream().views.kv(`${prefix}_state`, { bindOnly: true });
     const counts = new Map<string, number>();
     for (const id of IDS) {
-      const e = await kv.get(stateKey("DurableCounter", id));
+      const e = await kv.get(stateKey("acct", "DurableCounter", id));
       counts.set(id, e?.operation === "PUT" ? (decode(e.value) as { count: number }).count : 0);
     }
     return counts;

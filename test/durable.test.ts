@@ -29,7 +29,7 @@ async function stored(url: string, id: string, prefix: string): Promise<unknown>
   const nc = await connect({ servers: url });
   try {
     const kv = await nc.jetstream().views.kv(bucket, { bindOnly: true });
-    const entry = await kv.get(stateKey("DurableCounter", id));
+    const entry = await kv.get(stateKey(CAP, "DurableCounter", id));
     return entry?.operation === "PUT" ? decode(entry.value) : undefined;
   } finally {
     await nc.close();
@@ -123,9 +123,9 @@ test.serial("ids of every shape we accept are stored under their documented keys
   const ids = ["", "plain_id-1", "with.dots", "with spaces", "ünïcødé 🎲", "x".repeat(1024), "é".repeat(1024), "=looks-encoded"];
   for (const id of ids) t.is((await counter(a, id)).count, 1, JSON.stringify(id).slice(0, 40));
   for (const id of ids) t.deepEqual(await stored(t.context.server.url, id, "keys"), { count: 1 }, JSON.stringify(id).slice(0, 40));
-  t.is(stateKey("DurableCounter", "plain_id-1"), "DurableCounter.plain_id-1");
-  t.is(stateKey("DurableCounter", ""), "DurableCounter.=");
-  t.is(stateKey("DurableCounter", "with.dots"), "DurableCounter.=d2l0aC5kb3Rz");
+  t.is(stateKey(CAP, "DurableCounter", "plain_id-1"), "durable.DurableCounter.plain_id-1");
+  t.is(stateKey(CAP, "DurableCounter", ""), "durable.DurableCounter.=");
+  t.is(stateKey(CAP, "DurableCounter", "with.dots"), "durable.DurableCounter.=d2l0aC5kb3Rz");
 });
 
 test.serial("two activations of one id at once (views that disagree): every acknowledged increment survives and the loser sees STATE_CONFLICT", async (t) => {

@@ -223,14 +223,14 @@ test.serial("the mesh CLI works under the shipped roles, credentials from the en
   t.true((JSON.parse(status.stdout) as { nodes: { node: string }[] }).nodes.some((n) => n.node === "cli-secure"));
   const durable = await node(t, { nats: nodeCreds, nodeId: nodeId("cli-durable"), actors: [DurableCounter], capabilities: ["acct"] });
   await durable.call({ actor: DurableCounter, id: "kept", capability: "acct" });
-  const got = await mesh(as(operator), "state", "get", "DurableCounter", "kept");
+  const got = await mesh(as(operator), "state", "get", "acct", "DurableCounter", "kept");
   t.is(got.code, 0, got.stderr);
   t.deepEqual(JSON.parse(got.stdout), { count: 1 });
   const listed = await mesh(as(operator), "reminders", "list");
   t.is(listed.code, 0, listed.stderr);
-  const deleted = await mesh(as(operator), "state", "delete", "DurableCounter", "kept");
+  const deleted = await mesh(as(operator), "state", "delete", "acct", "DurableCounter", "kept");
   t.regex(deleted.stdout, new RegExp(`its live activation on ${durable.nodeId} ended`), deleted.stderr);
   // A client may not read state.
-  const refused = await mesh(as(clientCreds), "state", "get", "DurableCounter", "kept");
+  const refused = await mesh(as(clientCreds), "state", "get", "acct", "DurableCounter", "kept");
   t.not(refused.code, 0);
 });

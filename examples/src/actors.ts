@@ -1,9 +1,11 @@
-// The demo's actors: plain classes, as a user writes them.
+// The demo's actors: plain classes, as a user writes them. Each binds itself to
+// its capability, so no other capability reaches it (docs/security.md).
 import type { CallContext } from "@mesh/runtime";
 
 /** A counter: every call adds one; a cast { action: "reset" } sets it back. */
 export class Counter {
   static actorType = "counter";
+  static capabilities = ["counter"];
   count = 0;
   constructor(readonly id: string, initArg?: { start?: number }) {
     this.count = initArg?.start ?? 0;
@@ -20,6 +22,7 @@ export class Counter {
 /** A game session: a level set by initArg on first activation, and a score. */
 export class GameActor {
   static actorType = "game";
+  static capabilities = ["game"];
   level: number;
   score = 0;
   constructor(readonly id: string, initArg?: { starting_level?: number }) {
@@ -34,6 +37,7 @@ export class GameActor {
 /** A chat room: keeps the last 20 messages. */
 export class ChatRoom {
   static actorType = "chat";
+  static capabilities = ["chat"];
   messages: string[] = [];
   async handleCall(payload: { say?: string }, ctx: CallContext) {
     if (payload.say) this.messages = [...this.messages, payload.say].slice(-20);
@@ -44,6 +48,7 @@ export class ChatRoom {
 /** A shopping cart whose items survive crashes, moves and restarts: its state is stored in JetStream KV. */
 export class Cart {
   static actorType = "cart";
+  static capabilities = ["cart"];
   static durable = true;
   state = { items: [] as string[] };
   handleCall(payload: { add?: string; checkout?: boolean }, ctx: CallContext) {

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     for (const capability of client.allCapabilities()) console.log(`  ${capability.padEnd(8)} → ${client.nodesFor(capability).join(", ")}`);
 
     const placed = new Map<string, Set<string>>();
-    const call = async (request: MeshRequest, label: string) => {
+    const call = async (request: MeshRequest & { capability: string }, label: string) => {
       const { pid, result } = await client.call(request);
       const node = pid.split("/")[0]!;
       placed.set(node, (placed.get(node) ?? new Set()).add(`${request.capability}:${request.id}`));
@@ -107,8 +107,8 @@ async function main(): Promise<void> {
     await kill(owner);
     await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
     placed.delete(owner);
-    console.log("  mesh state get cart cart-1:");
-    await cli(url, "state", "get", "cart", "cart-1");
+    console.log("  mesh state get cart cart cart-1:");
+    await cli(url, "state", "get", "cart", "cart", "cart-1");
 
     console.log(`\nWhere the actors live (${owner} is gone):`);
     for (const [node, ids] of [...placed].sort()) console.log(`  ${node}: ${[...ids].sort().join(", ")}`);

@@ -239,3 +239,26 @@ export class Alarm {
     this.state.fired.push({ name, node: ctx.nodeId, late: info.late, failures: info.failures });
   }
 }
+
+/** A payments-only durable ledger: bound to the payments capability, so no other capability reaches it. */
+export class Ledger {
+  static actorType = "ledger";
+  static capabilities = ["payments"];
+  static durable = true;
+  state = { balance: 100, owner: "alice" };
+  handleCall(p: { set?: { balance: number; owner: string } } | undefined): { balance: number; owner: string } {
+    if (p?.set) this.state = { ...p.set };
+    return { ...this.state };
+  }
+}
+
+/** The same ledger, unbound: every capability that reaches it reaches its own actor, with its own state. */
+export class OpenLedger {
+  static actorType = "open-ledger";
+  static durable = true;
+  state = { balance: 100, owner: "alice" };
+  handleCall(p: { set?: { balance: number; owner: string } } | undefined): { balance: number; owner: string } {
+    if (p?.set) this.state = { ...p.set };
+    return { ...this.state };
+  }
+}

@@ -31,6 +31,8 @@ export const ErrorCode = {
   CALL_CYCLE: "CALL_CYCLE",
   /** The node could not connect to NATS (no server answered at the URLs tried, or the server refused the credentials), or another live node already uses its nodeId. The message names the URLs or the node id. */
   CONNECTION_FAILED: "CONNECTION_FAILED",
+  /** The actor type is bound to other capabilities (`static capabilities`) than the one the request came through; nothing was activated. The message names the allowed ones. */
+  WRONG_CAPABILITY: "WRONG_CAPABILITY",
   /** The local node is stopping or stopped and takes no new calls. */
   STOPPED: "STOPPED",
   /** A bug or an unexpected failure inside Mesh; the message says what. */

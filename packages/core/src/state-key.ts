@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 
 // Durable actor state lives in one JetStream KV bucket per cluster, under the
-// key `<type token>.<id token>` (docs/PROTOCOL.md, "Durable state"). A KV key
+// key `<capability>.<type token>.<id token>` (docs/PROTOCOL.md, "Durable state"). A KV key
 // may only hold `A-Z a-z 0-9 _ - / = .`, so each part is written as a token:
 //
 //   plain:   the string itself, when it is 1 or more of A-Z a-z 0-9 _ -
@@ -19,9 +19,14 @@ const PLAIN = /^[A-Za-z0-9_-]+$/;
 /** The longest base64 token; longer strings are written as a SHA-256 digest. */
 export const MAX_ENCODED_TOKEN = 1024;
 
-/** The KV key of the state of actor (`actorType`, `id`). */
-export function stateKey(actorType: string, id: string): string {
-  return `${keyToken(actorType)}.${keyToken(id)}`;
+/**
+ * The KV key of the state of actor (`capability`, `actorType`, `id`): an
+ * actor's identity includes the capability it is reached through, so one type
+ * under two capabilities is two actors with two states. `capability` is a
+ * token already (A-Z a-z 0-9 _ -).
+ */
+export function stateKey(capability: string, actorType: string, id: string): string {
+  return `${capability}.${keyToken(actorType)}.${keyToken(id)}`;
 }
 
 /** One part of a state key (see the comment above). */

@@ -150,7 +150,7 @@ export class Activation implements CallContext {
     return this.host.cast(this, request);
   }
 
-  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>> {
+  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions = {}): ActorRef<InstanceType<C>> {
     return new ActorRef<InstanceType<C>>({ call: (r) => this.host.call(this, r), cast: (r) => this.host.cast(this, r) }, actor, id, options);
   }
 

@@ -1,10 +1,14 @@
 // The actors a node hosts: per actor type, its class, how it is kept
-// (durable, idle timeout), and the live activations by id. Every message
-// looks its actor up here; a Map per type keeps that one hash lookup.
+// (durable, idle timeout, the capabilities it is bound to), and the live
+// activations. An actor is (capability, type, id): a type reached through two
+// capabilities is two actors, so each type keeps one slot of activations per
+// capability it was reached through. Every message looks its actor up here:
+// a Map per type, then per capability, then per id, with no key to build.
 import { MeshError } from "@mesh/core";
-import { actorTypeOf } from "./actor.js";
+import { actorTypeOf, boundCapabilities } from "./actor.js";
 import type { ActorClass } from "./actor.js";
 import type { Activation } from "./activation.js";
+import type { SweptType } from "./passivation.js";
 
 /** What a durable actor that sets no idleTimeoutMs gets: it loses nothing by leaving memory. */
 export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;
@@ -12,26 +16,37 @@ export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;
 /** One hosted actor type. */
 export interface HostedType {
   readonly cls: ActorClass;
-  readonly activations: Map<string, Activation>;
+  readonly name: string;
+  /** Its live activations, one slot per capability it was reached through. */
+  readonly slots: Map<string, Slot>;
   readonly durable: boolean;
   /** The class's idleTimeoutMs, else the node's, else 15 minutes for durable classes; Infinity: never. */
   readonly idleTimeoutMs: number;
   /** Calls of its own call chain run at once instead of failing with CALL_CYCLE. */
   readonly reentrant: boolean;
+  /** The capabilities the class is bound to (`static capabilities`); undefined: any. */
+  readonly capabilities: readonly string[] | undefined;
+}
+
+/** The live activations of one type under one capability, by id. */
+export interface Slot extends SweptType {
+  readonly capability: string;
 }
 
 export class ActorTable {
   readonly #types = new Map<string, HostedType>();
+  /** Every slot of every type, in creation order: what the passivation sweep walks. */
+  readonly slots: Slot[] = [];
   #live = 0;
 
   /** Throws BAD_REQUEST when two classes share an actor type. */
   constructor(actors: readonly ActorClass[], nodeIdleTimeoutMs: number | undefined) {
     for (const cls of actors) {
-      const type = actorTypeOf(cls);
-      if (this.#types.has(type)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${type}"`);
+      const name = actorTypeOf(cls);
+      if (this.#types.has(name)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${name}"`);
       const durable = cls.durable === true;
       const idleTimeoutMs = cls.idleTimeoutMs ?? nodeIdleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
-      this.#types.set(type, { cls, activations: new Map(), durable, idleTimeoutMs, reentrant: cls.reentrant === true });
+      this.#types.set(name, { cls, name, slots: new Map(), durable, idleTimeoutMs, reentrant: cls.reentrant === true, capabilities: boundCapabilities(cls) });
     }
   }
 
@@ -54,19 +69,30 @@ export class ActorTable {
     return this.#types.get(actorType);
   }
 
-  /** The live activation of (`actorType`, `id`), if any. */
-  get(actorType: string, id: string): Activation | undefined {
-    return this.#types.get(actorType)?.activations.get(id);
+  /** The activations of `type` under `capability`, made on first use. */
+  slot(type: HostedType, capability: string): Slot {
+    let slot = type.slots.get(capability);
+    if (slot === undefined) {
+      slot = { capability, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
+      type.slots.set(capability, slot);
+      this.slots.push(slot);
+    }
+    return slot;
   }
 
-  add(type: HostedType, act: Activation): void {
-    type.activations.set(act.id, act);
+  /** The live activation of (`capability`, `actorType`, `id`), if any. */
+  get(capability: string, actorType: string, id: string): Activation | undefined {
+    return this.#types.get(actorType)?.slots.get(capability)?.activations.get(id);
+  }
+
+  add(slot: Slot, act: Activation): void {
+    slot.activations.set(act.id, act);
     this.#live++;
   }
 
   /** Takes an activation out, if it is still the one the table holds for its id. */
   remove(act: Activation): void {
-    const activations = this.#types.get(act.actorType)!.activations;
+    const activations = this.#types.get(act.actorType)!.slots.get(act.capability)!.activations;
     if (activations.get(act.id) === act) {
       activations.delete(act.id);
       this.#live--;
@@ -75,13 +101,13 @@ export class ActorTable {
 
   /** Every live activation. */
   *all(): IterableIterator<Activation> {
-    for (const t of this.#types.values()) yield* t.activations.values();
+    for (const slot of this.slots) yield* slot.activations.values();
   }
 
   /** Empties the table and returns what it held. */
   clear(): Activation[] {
     const all = [...this.all()];
-    for (const t of this.#types.values()) t.activations.clear();
+    for (const slot of this.slots) slot.activations.clear();
     this.#live = 0;
     return all;
   }

@@ -1,4 +1,4 @@
-import { MeshError } from "@mesh/core";
+import { MeshError, isToken } from "@mesh/core";
 import type { TimerOptions } from "./timers.js";
 import type { CallResult } from "./activation.js";
 import type { MeshRequest } from "./request.js";
@@ -43,7 +43,7 @@ export interface CallContext {
   /** Casts to another actor, as `mesh.cast` does. */
   cast(request: MeshRequest): Promise<void>;
   /** A typed reference to another actor, whose calls carry this turn's chain. */
-  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>>;
+  ref<C extends ActorClass>(actor: C, id: string, options?: RefOptions): ActorRef<InstanceType<C>>;
   /**
    * Durable actors: stores reminder `name` (replacing one of that name), due
    * `at` a time or `afterMs` from now, and again every `everyMs` if given.
@@ -97,6 +97,14 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly idleTimeoutMs?: number;
   /** True: a call from a turn this actor's own turn waits on runs at once (interleaved) instead of failing with CALL_CYCLE. @default false */
   readonly reentrant?: boolean;
+  /**
+   * Binds the type to these capabilities: a node refuses it under any other
+   * with WRONG_CAPABILITY, before anything is activated, and a call may leave
+   * `capability` out (the first one listed is used). @default unbound: any capability reaches it (docs/security.md)
+   */
+  readonly capabilities?: readonly string[];
+  /** The same as `capabilities = [capability]`. */
+  readonly capability?: string;
   readonly name: string;
 }
 
@@ -109,12 +117,27 @@ export function actorTypeOf(actor: ActorClass | string): string {
   return type;
 }
 
-/** Throws BAD_REQUEST unless `cls` is a class with a handleCall method. */
+/** Throws BAD_REQUEST unless `cls` is a class with a handleCall method, and its capabilities (if bound) are capability names. */
 export function checkActorClass(cls: unknown): ActorClass {
   if (typeof cls !== "function" || typeof (cls as { prototype?: Actor }).prototype?.handleCall !== "function") {
     throw new MeshError("BAD_REQUEST", `actors must be classes with a handleCall method, got ${describe(cls)}`);
   }
+  const bound = boundCapabilities(cls as ActorClass);
+  if (bound !== undefined && (bound.length === 0 || !bound.every(isToken))) {
+    throw new MeshError("BAD_REQUEST", `${(cls as ActorClass).name}.capabilities must be a non-empty list of capability names (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(bound)}`);
+  }
   return cls as ActorClass;
+}
+
+/** The capabilities a class binds itself to (`static capabilities`, or `static capability`); undefined when unbound. */
+export function boundCapabilities(cls: ActorClass): readonly string[] | undefined {
+  if (cls.capabilities !== undefined) return Array.isArray(cls.capabilities) ? cls.capabilities : [cls.capabilities as unknown as string];
+  return cls.capability !== undefined ? [cls.capability] : undefined;
+}
+
+/** WRONG_CAPABILITY: `actorType` is bound to `allowed` and was asked for under `capability`. */
+export function wrongCapability(actorType: string, capability: string, allowed: readonly string[]): MeshError {
+  return new MeshError("WRONG_CAPABILITY", `actor type "${actorType}" is bound to the capabilit${allowed.length === 1 ? "y" : "ies"} ${allowed.map((c) => `"${c}"`).join(", ")}; it cannot be reached through "${capability}"`);
 }
 
 function describe(value: unknown): string {

@@ -16,6 +16,8 @@ import { StateStore } from "./state-store.js";
 import { Reminders, reminderBucket } from "./reminders.js";
 import { decodeState } from "./group-commit.js";
 import { encodeForget } from "./forget.js";
+import type { Forget } from "./forget.js";
+import { checkToken } from "@mesh/core/internal";
 import { Subjects, credentialsFromEnv } from "@mesh/transport";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
@@ -83,10 +85,11 @@ actor, name, when it is due, how often it repeats, and failed tries.
   --json               one JSON object per line, for scripts
 
 ${COMMON}`,
-  state: `Usage: mesh state get <actorType> <id>
-       mesh state delete <actorType> <id>
+  state: `Usage: mesh state get <capability> <actorType> <id>
+       mesh state delete <capability> <actorType> <id>
 
-get prints the stored state of a durable actor as JSON (exit 1 when none is
+An actor is its capability, type and id (as in mesh call). get prints the
+stored state of a durable actor as JSON (exit 1 when none is
 stored). delete removes it; a live activation of the actor ends before its
 next turn, and the next message starts from the class's initial state.
   --bucket <name>      the state bucket (default: <prefix>_state)
@@ -155,10 +158,11 @@ async function main(argv: string[]): Promise<number> {
       return withConnection((nc) => listReminders(nc, reminderBucket(values.prefix), values.actor, values.id, values.json));
     }
     case "state": {
-      const [verb, actorType, id] = positionals;
-      if ((verb !== "get" && verb !== "delete") || !actorType || id === undefined) throw new UsageError(`mesh state needs get|delete <actorType> <id>; run "mesh state --help"`);
+      const [verb, capability, actorType, id] = positionals;
+      if ((verb !== "get" && verb !== "delete") || !capability || !actorType || id === undefined) throw new UsageError(`mesh state needs get|delete <capability> <actorType> <id>; run "mesh state --help"`);
+      const actor = { capability: checkToken(capability, "capability"), actorType, id };
       const bucket = values.bucket ?? stateBucket(values.prefix);
-      return withConnection((nc) => (verb === "get" ? getState(nc, bucket, actorType, id) : deleteState(nc, bucket, values.prefix, actorType, id, number(values.wait, "--wait"))));
+      return withConnection((nc) => (verb === "get" ? getState(nc, bucket, actor) : deleteState(nc, bucket, values.prefix, actor, number(values.wait, "--wait"))));
     }
   }
   return 2;
@@ -320,8 +324,8 @@ async function listReminders(nc: NatsConnection, bucket: string, actorType: stri
   return 0;
 }
 
-async function getState(nc: NatsConnection, bucket: string, actorType: string, id: string): Promise<number> {
-  const key = stateKey(actorType, id);
+async function getState(nc: NatsConnection, bucket: string, { capability, actorType, id }: Forget): Promise<number> {
+  const key = stateKey(capability, actorType, id);
   const stored = await (await StateStore.bind(nc, bucket)).load(key);
   if (stored.bytes === undefined) {
     process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
@@ -332,11 +336,12 @@ async function getState(nc: NatsConnection, bucket: string, actorType: string, i
 }
 
 /** Deletes the stored state, then asks every node to end its live activation of the actor, and waits for their answers. */
-async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actorType: string, id: string, waitMs: number): Promise<number> {
-  await (await StateStore.bind(nc, bucket)).delete(stateKey(actorType, id));
+async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actor: Forget, waitMs: number): Promise<number> {
+  const { capability, actorType, id } = actor;
+  await (await StateStore.bind(nc, bucket)).delete(stateKey(capability, actorType, id));
   const ended: string[] = [];
   let nodes = 0;
-  const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget({ actorType, id }), { strategy: RequestStrategy.Timer, maxWait: waitMs });
+  const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget(actor), { strategy: RequestStrategy.Timer, maxWait: waitMs });
   for await (const reply of replies) {
     const answer = JSON.parse(new TextDecoder().decode(reply.data)) as { node?: string; ended?: boolean };
     nodes++;

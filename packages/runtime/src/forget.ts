@@ -1,14 +1,15 @@
 // `<prefix>.cluster.forget`: an operator deleted an actor's stored state
 // (`mesh state delete`); every node ends its live activation of that actor
 // before its next turn, so the next message starts from the initial state.
-// The body is JSON: {"actorType": "cart", "id": "cart-1"} (docs/PROTOCOL.md).
+// The body is JSON: {"capability": "cart", "actorType": "cart", "id": "cart-1"} (docs/PROTOCOL.md).
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { checkId, messageOf } from "@mesh/core/internal";
+import { checkId, checkToken, messageOf } from "@mesh/core/internal";
 import type { Msg } from "nats";
 import type { Replies } from "./nats-reply.js";
 
 export interface Forget {
+  capability: string;
   actorType: string;
   id: string;
 }
@@ -21,13 +22,13 @@ export function decodeForget(data: Uint8Array): Forget {
   } catch {
     throw new MeshError("BAD_REQUEST", "a forget message must be JSON");
   }
-  const { actorType, id } = (body ?? {}) as Partial<Forget>;
+  const { capability, actorType, id } = (body ?? {}) as Partial<Forget>;
   if (typeof actorType !== "string" || actorType === "") throw new MeshError("BAD_REQUEST", "a forget message needs a non-empty string actorType");
-  return { actorType, id: checkId(id) };
+  return { capability: checkToken(capability, "capability"), actorType, id: checkId(id) };
 }
 
 export function encodeForget(f: Forget): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ actorType: f.actorType, id: f.id }));
+  return new TextEncoder().encode(JSON.stringify({ capability: f.capability, actorType: f.actorType, id: f.id }));
 }
 
 /**
@@ -35,11 +36,11 @@ export function encodeForget(f: Forget): Uint8Array {
  * any, ends before its next turn; a request gets `{"node", "ended"}`. Bad
  * messages are logged and dropped.
  */
-export function serveForget(msg: Msg, actors: { forget(actorType: string, id: string): boolean }, replies: Replies, nodeId: string, log: Logger): void {
+export function serveForget(msg: Msg, actors: { forget(capability: string, actorType: string, id: string): boolean }, replies: Replies, nodeId: string, log: Logger): void {
   try {
-    const { actorType, id } = decodeForget(msg.data);
-    const ended = actors.forget(actorType, id);
-    if (ended) log.info({ actorType, id }, "mesh: state deleted by an operator; the activation ends");
+    const { capability, actorType, id } = decodeForget(msg.data);
+    const ended = actors.forget(capability, actorType, id);
+    if (ended) log.info({ capability, actorType, id }, "mesh: state deleted by an operator; the activation ends");
     if (msg.reply) replies.respond(msg, new TextEncoder().encode(JSON.stringify({ node: nodeId, ended })));
   } catch (err) {
     log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the forget subject");

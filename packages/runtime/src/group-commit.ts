@@ -187,13 +187,13 @@ export class GroupCommit implements KeyWriter {
 }
 
 /**
- * Reads the stored state of (`actorType`, `id`) into `instance.state` (when
+ * Reads the stored state of (`capability`, `actorType`, `id`) into `instance.state` (when
  * one is stored; else the instance keeps its initial state) and returns the
  * group commit that stores it from now on. Throws STORAGE_UNAVAILABLE, or
  * BAD_STATE for a stored value that is not msgpack.
  */
-export async function loadState(store: StateStore, actorType: string, id: string, instance: object, events: CommitEvents): Promise<GroupCommit> {
-  const key = stateKey(actorType, id);
+export async function loadState(store: StateStore, capability: string, actorType: string, id: string, instance: object, events: CommitEvents): Promise<GroupCommit> {
+  const key = stateKey(capability, actorType, id);
   const stored = await store.load(key);
   const holder = instance as { state?: unknown };
   let baseline: Uint8Array | undefined;

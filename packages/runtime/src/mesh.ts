@@ -232,7 +232,7 @@ export class Mesh {
    * takes the payload type of the class's handleCall and resolves to what it
    * returns; `ref.cast(payload)` likewise for handleCast. Errors as `call`.
    */
-  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions): ActorRef<InstanceType<C>> {
+  ref<C extends ActorClass>(actor: C, id: string, options: RefOptions = {}): ActorRef<InstanceType<C>> {
     return new ActorRef<InstanceType<C>>({ call: (r) => this.#call(r, false), cast: (r) => this.#cast(r, false) }, actor, id, options);
   }
 

@@ -5,7 +5,7 @@
 // used mark (two field writes, no clock read), so 1,000,000 actors cost one timer, as 10 do.
 import type { Activation } from "./activation.js";
 
-/** One actor type's table, as the sweep sees it. */
+/** One table of activations (a type under one capability), as the sweep sees it. */
 export interface SweptType {
   readonly activations: Map<string, Activation>;
   /** How long an actor of this type may stay idle (Infinity: for ever). */
@@ -29,24 +29,23 @@ export class Passivation {
   tick = 0;
   readonly tickMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
-  /** Per type, the ticks of idleness after which its actors leave. */
-  readonly #idleTicks: number[];
   /** Where the eviction hand starts: the type after the one it last took from. */
   #hand = 0;
 
   /**
-   * The tick is a tenth of the shortest finite idle timeout (between 10 ms
-   * and 10 s); with no finite timeout there is no timer at all (the cap
-   * needs none).
+   * `types`: the tables to sweep, a live list that grows as tables are made.
+   * The tick is a tenth of the shortest finite of `idleTimeouts` (between
+   * 10 ms and 10 s); with no finite timeout there is no timer at all (the
+   * cap needs none).
    */
   constructor(
     private readonly types: readonly SweptType[],
+    idleTimeouts: readonly number[],
     readonly maxActors: number,
     private readonly end: EndActor,
   ) {
-    const shortest = Math.min(...types.map((t) => t.idleTimeoutMs));
+    const shortest = Math.min(...idleTimeouts);
     this.tickMs = Number.isFinite(shortest) ? Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(shortest / 10))) : 1000;
-    this.#idleTicks = types.map((t) => Math.ceil(t.idleTimeoutMs / this.tickMs));
     if (Number.isFinite(shortest)) {
       this.#timer = setInterval(() => this.#sweep(), this.tickMs);
       this.#timer.unref();
@@ -88,8 +87,8 @@ export class Passivation {
 
   #sweep(): void {
     this.tick++;
-    this.types.forEach((type, i) => {
-      const idleTicks = this.#idleTicks[i]!;
+    this.types.forEach((type) => {
+      const idleTicks = Math.ceil(type.idleTimeoutMs / this.tickMs);
       if (idleTicks === Infinity) return;
       // An actor last used in tick t has been idle at least (tick - t - 1) ticks.
       for (const act of type.activations.values()) {

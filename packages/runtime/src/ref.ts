@@ -35,8 +35,8 @@ export interface Caller {
 
 /** Options of a reference. */
 export interface RefOptions {
-  /** The capability whose nodes may own the actor. */
-  capability: string;
+  /** The capability whose nodes may own the actor. @default the first of the class's `static capabilities` */
+  capability?: string;
   /** Handed to the constructor when a message activates the actor. */
   initArg?: unknown;
 }

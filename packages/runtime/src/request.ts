@@ -2,7 +2,7 @@ import { MeshError, isToken, shardFor } from "@mesh/core";
 import type { RoutingTable } from "@mesh/core";
 import { Kind, checkId, encodeRequest } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { actorTypeOf } from "./actor.js";
+import { actorTypeOf, boundCapabilities, wrongCapability } from "./actor.js";
 import type { ActorClass } from "./actor.js";
 import { MAX_TIMEOUT_MS, isTimeout } from "./options.js";
 import type { Routed } from "./remote-call.js";
@@ -14,8 +14,8 @@ export interface MeshRequest {
   id: string;
   /** What the handler receives. Must be msgpack-encodable when the owner is another node. */
   payload?: unknown;
-  /** The capability whose nodes may own the actor. */
-  capability: string;
+  /** The capability whose nodes may own the actor (part of its identity). @default the first of the class's `static capabilities`; required otherwise */
+  capability?: string;
   /** Handed to the constructor when this call activates the actor; ignored once it lives. */
   initArg?: unknown;
   /** This call's timeout in ms (calls only). @default the node's callTimeoutMs */
@@ -39,7 +39,10 @@ export function routeRequest(request: MeshRequest, kind: Kind, routes: RoutingTa
   const timeoutMs = kind === Kind.CAST ? 0 : (request.timeoutMs ?? callTimeoutMs);
   const actorType = actorTypeOf(request.actor);
   const id = checkId(request.id);
-  const capability = request.capability;
+  const bound = typeof request.actor === "function" ? boundCapabilities(request.actor) : undefined;
+  const capability = request.capability ?? bound?.[0];
+  if (capability === undefined) throw new MeshError("BAD_REQUEST", `capability is required: ${actorType} declares none (static capabilities)`);
+  if (bound !== undefined && !bound.includes(capability)) throw wrongCapability(actorType, capability, bound);
   const shard = shardFor(id, shards);
   const owner = routes.owner(capability, shard);
   if (owner === undefined) {

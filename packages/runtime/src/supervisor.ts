@@ -1,6 +1,7 @@
 import { MeshError } from "@mesh/core";
 import { TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
+import { wrongCapability } from "./actor.js";
 import type { ActorClass, DeactivateReason } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
 import { Activation, Letter, NO_REPLY, PromiseReply, isThenable } from "./activation.js";
@@ -42,9 +43,9 @@ export interface SupervisorOptions {
   };
 }
 
-/** How an actor stands in a call chain. */
-export function chainKey(actorType: string, id: string): string {
-  return `${actorType}/${id}`;
+/** How an actor stands in a call chain: its whole identity. */
+export function chainKey(act: { capability: string; actorType: string; id: string }): string {
+  return `${act.capability}/${act.actorType}/${act.id}`;
 }
 
 /**
@@ -64,7 +65,7 @@ export class Supervisor {
   readonly #host: ContextHost = {
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
     clearTimer: (act, name) => this.#timers.clear(act, name),
-    call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act.actorType, act.id)]),
+    call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act)]),
     cast: (_act, request) => this.o.outbound.cast(request), // casts never wait, so they carry no chain
     remind: (act, name, options) => this.#reminders(act, "handleReminder").set(act.capability, act.actorType, act.id, name, options),
     forget: (act, name) => this.#reminders(act).forget(act.capability, act.actorType, act.id, name),
@@ -108,7 +109,7 @@ export class Supervisor {
     this.#metrics = o.metrics;
     this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
     if (o.store === undefined && this.#table.types.some((t) => t.durable)) throw new MeshError("INTERNAL", "durable actor types need a state store");
-    this.#passivation = new Passivation(this.#table.types, o.maxActors, (act, reason) => this.#end(act, reason));
+    this.#passivation = new Passivation(this.#table.slots, this.#table.types.map((t) => t.idleTimeoutMs), o.maxActors, (act, reason) => this.#end(act, reason));
   }
 
   /** The actor types this node hosts, sorted. */
@@ -191,7 +192,7 @@ export class Supervisor {
    * with CALL_CYCLE. True when the letter was dealt with here.
    */
   #cycle(act: Activation, letter: Letter): boolean {
-    const self = chainKey(act.actorType, act.id);
+    const self = chainKey(act);
     const chain = letter.chain!;
     const at = chain.indexOf(self);
     if (at < 0) return false;
@@ -263,12 +264,12 @@ export class Supervisor {
   }
 
   /**
-   * An operator deleted the stored state of (`actorType`, `id`): its live
-   * activation, if any, ends before its next turn ("cleared"), and the next
-   * message starts from the initial state. True when one was live.
+   * An operator deleted the stored state of (`capability`, `actorType`, `id`):
+   * its live activation, if any, ends before its next turn ("cleared"), and
+   * the next message starts from the initial state. True when one was live.
    */
-  forget(actorType: string, id: string): boolean {
-    const act = this.#table.get(actorType, id);
+  forget(capability: string, actorType: string, id: string): boolean {
+    const act = this.#table.get(capability, actorType, id);
     if (act !== undefined) this.#end(act, "cleared");
     return act !== undefined;
   }
@@ -333,14 +334,23 @@ export class Supervisor {
     await act.deactivate(reason, timeoutMs, this.#log);
   }
 
-  /** The live activation of (`actorType`, `id`), activating it if there is none. */
+  /**
+   * The live activation of (`capability`, `actorType`, `id`), activating it
+   * if there is none. A type bound to other capabilities is WRONG_CAPABILITY,
+   * before anything is looked up or activated.
+   */
   #activation(capability: string, actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
     const type = this.#table.type(actorType);
     if (type === undefined) {
       this.#metrics.error("UNKNOWN_ACTOR_TYPE");
       return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
     }
-    const live = type.activations.get(id);
+    if (type.capabilities !== undefined && !type.capabilities.includes(capability)) {
+      this.#metrics.error("WRONG_CAPABILITY");
+      return wrongCapability(actorType, capability, type.capabilities);
+    }
+    const slot = this.#table.slot(type, capability);
+    const live = slot.activations.get(id);
     if (live !== undefined) return live;
 
     this.#passivation.makeRoom(this.#table.size);
@@ -364,7 +374,7 @@ export class Supervisor {
       // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
       if (isThenable(out)) this.#starting(act, Promise.resolve(out));
     }
-    this.#table.add(type, act);
+    this.#table.add(slot, act);
     this.#metrics.activations++;
     return act;
   }
@@ -392,7 +402,7 @@ export class Supervisor {
 
   /** Reads a durable actor's stored state into its instance and sets up its commits. */
   async #load(act: Activation): Promise<void> {
-    const commits: GroupCommit = await loadState(this.o.store!, act.actorType, act.id, act.instance, {
+    const commits: GroupCommit = await loadState(this.o.store!, act.capability, act.actorType, act.id, act.instance, {
       committed: (ms) => {
         this.#metrics.stateCommits++;
         this.#metrics.commitLatency.observe(ms);
