@@ -1,5 +1,5 @@
 // Durable actor state in one JetStream KV bucket per cluster (docs/state.md,
-// docs/PROTOCOL.md "Durable state"): msgpack values under `stateKey(type, id)`,
+// docs/PROTOCOL.md "Durable state"): msgpack values under `stateKey(capability, type, id)`,
 // written with compare-and-set on the key's revision.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
