@@ -15,7 +15,7 @@ import type { MeshOptions } from "@mesh/runtime";
 import { spawnGuarded, startNatsServer, startSecureNatsServer } from "@mesh/runtime/testing";
 import type { NatsServer, SecureNatsServer } from "@mesh/runtime/testing";
 import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
-import { Alarm, Counter, DurableCounter, Echo } from "./helpers/actors.js";
+import { Alarm, Counter, DurableCounter, Echo, Ledger, OpenLedger } from "./helpers/actors.js";
 import { jsonRequest } from "./helpers/foreign.js";
 
 interface Context {
@@ -53,6 +53,18 @@ async function client(t: ExecutionContext<Context>, options: Partial<ConnectionO
     for await (const s of nc.status()) if (s.type === "error") violations.push(String((s.data as { message?: string })?.message ?? s.data));
   })();
   return { nc, violations };
+}
+
+const cli = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+
+/** The environment of a process that runs as user `c` (credentials from the environment, as the docs show). */
+const as = (c: { user: string; pass: string }) => ({ ...process.env, NATS_USER: c.user, NATS_PASSWORD: c.pass });
+
+/** Runs the mesh CLI against `url` with `env`. */
+function meshCli(url: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args, "-s", url], { env, timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
 }
 
 const impostor = (prefix: string) => ({ v: 1, node: "impostor", instance: "i", capabilities: ["counter"], actorTypes: ["Counter"], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 60_000 });
@@ -94,6 +106,58 @@ test.serial("a client-role connection calls and casts through the ingress, and m
   t.regex(denied!.message, /Permissions Violation for Publish to "mesh.call.payments"/);
   const { nc: pay } = await client(t, paymentsCreds);
   t.like(await jsonRequest(pay, "mesh.call.payments", { actor: "Counter", id: "p", payload: {} }), { ok: true, result: { ok: 1 } });
+});
+
+test.serial("a client cannot reach a payments-bound ledger through another capability: refused, nothing activated, its stored state unchanged; an unbound one is another actor", async (t) => {
+  const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
+  const hosts = [
+    await node(t, { nats: creds, nodeId: nodeId("h1"), actors: [Counter, Ledger, OpenLedger], capabilities: ["counter", "payments"] }),
+    await node(t, { nats: creds, nodeId: nodeId("h2"), actors: [Counter, Ledger, OpenLedger], capabilities: ["counter", "payments"] }),
+  ];
+  await eventually(() => hosts.every((h) => h.nodesFor("payments").length === 2), "both hosts");
+  const { nc: pay } = await client(t, paymentsCreds);
+  const set = (balance: number, owner: string) => ({ set: { balance, owner } });
+  for (const actor of ["ledger", "open-ledger"]) t.like(await jsonRequest(pay, "mesh.call.payments", { actor, id: "acct-1", payload: set(100_00, "alice") }), { ok: true });
+  const live = hosts.reduce((n, h) => n + h.actorCount, 0);
+
+  const { nc } = await client(t, clientCreds);
+  const attack = { actor: "ledger", id: "acct-1", payload: set(0, "mallory") };
+  t.like(await jsonRequest(nc, "mesh.call.counter", attack), { ok: false, error: { code: "WRONG_CAPABILITY" } });
+  nc.publish("mesh.cast.counter", JSON.stringify(attack));
+  // An unbound ledger through counter is another actor: the payments one never changes.
+  t.like(await jsonRequest(nc, "mesh.call.counter", { ...attack, actor: "open-ledger" }), { ok: true, result: { balance: 0, owner: "mallory" } });
+  // A round trip after the cast: it would have been served by now.
+  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after", payload: {} }), { ok: true });
+  t.is(hosts.reduce((n, h) => n + h.actorCount, 0), live + 2, "only the unbound copy and the counter were activated");
+  for (const actor of ["ledger", "open-ledger"]) {
+    t.like(await jsonRequest(pay, "mesh.call.payments", { actor, id: "acct-1" }), { ok: true, result: { balance: 100_00, owner: "alice" } }, actor);
+  }
+  // The stored state, read by the operator's tool.
+  const got = await meshCli(t.context.secure.server.url, as(t.context.secure.operator), "state", "get", "payments", "ledger", "acct-1");
+  t.deepEqual(JSON.parse(got.stdout), { balance: 100_00, owner: "alice" }, got.stderr);
+});
+
+test.serial("each principal reads only its own replies: a client's subscriptions to _INBOX.> and to the payments prefix are refused, and none of 20 payments replies reaches it", async (t) => {
+  const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
+  await node(t, { nats: creds, nodeId: nodeId("host"), actors: [Ledger], capabilities: ["payments"] });
+  const { nc } = await client(t, clientCreds);
+  const seen: string[] = [];
+  const errors: string[] = [];
+  const subs = ["_INBOX.>", "_INBOX_payments.>", "_INBOX_operator.>", ">"].map((subject) =>
+    nc.subscribe(subject, { callback: (err, msg) => (err ? errors.push(err.message) : seen.push(msg.subject)) }),
+  );
+  await nc.flush();
+  await eventually(() => subs.every((s) => s.isClosed()) && errors.length === 4, "the server to refuse every subscription");
+  for (const subject of ["_INBOX.>", "_INBOX_payments.>", "_INBOX_operator.>", ">"]) t.true(errors.some((e) => e.includes(`Permissions Violation for Subscription to "${subject}"`)), subject);
+  const { nc: pay } = await client(t, paymentsCreds);
+  for (let i = 0; i < 20; i++) t.like(await jsonRequest(pay, "mesh.call.payments", { actor: "ledger", id: `acct-${i}` }), { ok: true });
+  // The client's own replies still reach it, so it was listening all along.
+  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "ledger", id: "x" }), { ok: false, error: { code: "NO_NODES" } });
+  t.deepEqual(seen, []);
+  // A client that keeps the shared default prefix gets no answer at all: its reply subscription is refused.
+  const { nc: naive, violations: naiveViolations } = await client(t, { user: clientCreds.user, pass: clientCreds.pass });
+  await t.throwsAsync(naive.request("mesh.call.payments", "{}", { timeout: 1000 }));
+  await eventually(() => naiveViolations.length > 0, "the default inbox subscription to be refused");
 });
 
 test.serial("a client cannot act as a node: its heartbeat, leave, call on a node subject and subscription to mesh.> are refused, and no view changes", async (t) => {
@@ -202,13 +266,8 @@ accounts {
 
 test.serial("the mesh CLI works under the shipped roles, credentials from the environment: a node with the node role, call, status and state with the operator's", async (t) => {
   const { server, node: nodeCreds, operator, client: clientCreds } = t.context.secure;
-  const cli = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
   const fixture = fileURLToPath(new URL("./fixtures/two-actors.js", import.meta.url));
-  const as = (c: { user: string; pass: string }) => ({ ...process.env, NATS_USER: c.user, NATS_PASSWORD: c.pass });
-  const mesh = (env: NodeJS.ProcessEnv, ...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [cli, ...args, "-s", server.url], { env, timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-    });
+  const mesh = (env: NodeJS.ProcessEnv, ...args: string[]) => meshCli(server.url, env, ...args);
   const child = spawnGuarded(process.execPath, [cli, "node", "--actors", fixture, "--capabilities", "counter", "--node-id", "cli-secure", "-s", server.url], { env: as(nodeCreds) });
   t.teardown(() => void child.kill("SIGTERM"));
   await new Promise<void>((resolve, reject) => {

@@ -18,7 +18,7 @@ import { decodeState } from "./group-commit.js";
 import { encodeForget } from "./forget.js";
 import type { Forget } from "./forget.js";
 import { checkToken } from "@mesh/core/internal";
-import { Subjects, credentialsFromEnv } from "@mesh/transport";
+import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
@@ -28,6 +28,10 @@ const COMMON = `Options for every command:
   --user <name>        NATS user (default: $NATS_USER; its password from $NATS_PASSWORD)
   --creds <file>       NATS creds file, JWT and seed (default: $NATS_CREDS)
   --tls-ca <file>      CA certificate to verify a TLS server with
+  --inbox-prefix <p>   where replies come (default: $NATS_INBOX_PREFIX, else
+                       _INBOX_<user> when a user is given, else _INBOX; a node:
+                       <prefix>.inbox.<nodeId>). Under nats-secure.conf each
+                       role may only read its own: _INBOX_operator for operator
   -h, --help           this help
 
 Passwords are never taken on the command line (other users could read them):
@@ -116,6 +120,7 @@ const options = {
   user: { type: "string" },
   creds: { type: "string" },
   "tls-ca": { type: "string" },
+  "inbox-prefix": { type: "string" },
   actor: { type: "string" },
   id: { type: "string" },
 } as const;
@@ -140,10 +145,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const server = values.server ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
   const auth = natsAuth(values.user, values.creds, values["tls-ca"]);
-  const withConnection = (run: (nc: NatsConnection) => Promise<number>) => connected(server, auth, run);
+  const inboxPrefix = values["inbox-prefix"];
+  const toolInbox = inboxPrefix ?? inboxPrefixFromEnv() ?? ((values.user ?? process.env.NATS_USER) ? `_INBOX_${values.user ?? process.env.NATS_USER}` : undefined);
+  const withConnection = (run: (nc: NatsConnection) => Promise<number>) => connected(server, toolInbox ? { ...auth, inboxPrefix: toolInbox } : auth, run);
   switch (command) {
     case "node":
-      return runNode(server, auth, values.prefix, values.actors, values.capabilities, values["node-id"]);
+      return runNode(server, inboxPrefix ? { ...auth, inboxPrefix } : auth, values.prefix, values.actors, values.capabilities, values["node-id"]);
     case "status":
       return withConnection((nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
     case "call":

@@ -4,7 +4,7 @@ import { MeshError, RoutingTable, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
 import { Kind, checkId, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { Membership, Requests, claimNodeId, connectNats, settleWithin } from "@mesh/transport";
+import { Membership, Requests, claimNodeId, connectNats, inboxPrefixFromEnv, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import type { ActorClass } from "./actor.js";
@@ -118,7 +118,8 @@ export class Mesh {
    */
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const o = resolveOptions(options);
-    const inbox = o.nats.inboxPrefix ?? o.subjects.inbox(o.nodeId);
+    // Replies come under the node's own inbox, so permissions can keep them its own (docs/security.md).
+    const inbox = o.nats.inboxPrefix ?? inboxPrefixFromEnv() ?? o.subjects.inbox(o.nodeId);
     const nc = await connectNats(o.servers, o.nodeId, o.nats, inbox);
     let mesh: Mesh | undefined;
     try {

@@ -37,7 +37,7 @@ export interface MeshOptions {
   maxPayloadBytes?: number;
   /** How long stop() waits for running handlers and in-flight calls. @default 5000 */
   drainTimeoutMs?: number;
-  /** Options for the NATS client (auth, TLS, …), passed to nats.js `connect`. */
+  /** Options for the NATS client (auth, TLS, …), passed to nats.js `connect`. Its `inboxPrefix` is where this node's replies come: @default $NATS_INBOX_PREFIX, else "<prefix>.inbox.<nodeId>" */
   nats?: Partial<ConnectionOptions>;
   /** A pino-style logger. @default quiet */
   logger?: Logger;

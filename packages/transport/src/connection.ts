@@ -9,6 +9,15 @@ export function defaultServers(): string {
 }
 
 /**
+ * The reply (inbox) prefix the environment names: `$NATS_INBOX_PREFIX`, else
+ * undefined. Under a configuration where each principal has its own prefix
+ * (nats-secure.conf), it must be the one the server lets this user read.
+ */
+export function inboxPrefixFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.NATS_INBOX_PREFIX || undefined;
+}
+
+/**
  * Credentials from the environment, so that none has to be written into code
  * or a repository: `$NATS_CREDS` (a creds file: JWT and nkey seed), else
  * `$NATS_USER` with `$NATS_PASSWORD`, else `$NATS_TOKEN`. Empty when none is set.

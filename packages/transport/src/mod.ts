@@ -1,5 +1,5 @@
 // The public surface of @mesh/transport (used by @mesh/runtime).
-export { connectNats, credentialsFromEnv, defaultServers, settleWithin } from "./connection.js";
+export { connectNats, credentialsFromEnv, defaultServers, inboxPrefixFromEnv, settleWithin } from "./connection.js";
 export { Membership, claimNodeId } from "./membership.js";
 export type { MembershipTiming } from "./membership.js";
 export { NoResponders, Requests, publishError } from "./requests.js";

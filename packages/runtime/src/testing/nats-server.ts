@@ -31,6 +31,8 @@ export const SECURE_CONFIG = fileURLToPath(new URL("../../nats-secure.conf", imp
 export interface Credentials {
   user: string;
   pass: string;
+  /** The reply prefix this role may read (client, payments, operator: `_INBOX_<user>`); undefined for nodes, which reply under `<prefix>.inbox.<nodeId>`. */
+  inboxPrefix?: string;
 }
 
 /** A server started from SECURE_CONFIG, with the credentials generated for it. */
@@ -125,9 +127,9 @@ export async function startSecureNatsServer(options: NatsServerOptions = {}): Pr
   // Letters and digits, starting with a letter: the server reads the variable as a config value.
   const password = () => `p${randomBytes(16).toString("hex")}`;
   const node = { user: "node", pass: password() };
-  const client = { user: "client", pass: password() };
-  const payments = { user: "payments", pass: password() };
-  const operator = { user: "operator", pass: password() };
+  const client = { user: "client", pass: password(), inboxPrefix: "_INBOX_client" };
+  const payments = { user: "payments", pass: password(), inboxPrefix: "_INBOX_payments" };
+  const operator = { user: "operator", pass: password(), inboxPrefix: "_INBOX_operator" };
   const server = await startNatsServer({
     config: SECURE_CONFIG,
     ...options,
