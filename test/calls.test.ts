@@ -21,10 +21,10 @@ test.serial("A calls B, B calls A: the inner call fails at once with CALL_CYCLE 
   const started = Date.now();
   const { result } = await relay(mesh, a, [b, a]);
   t.like(result, { error: "CALL_CYCLE" });
-  t.regex((result as { message: string }).message, /call cycle: Relay\/a → Relay\/b → Relay\/a/);
+  t.regex((result as { message: string }).message, /call cycle: r\/Relay\/a → r\/Relay\/b → r\/Relay\/a/);
   t.true(Date.now() - started < 5_000, "long before the 10 s timeout");
   // Through a third actor too, and a chain without a cycle still works.
-  t.regex(((await relay(mesh, a, [b, c, a])).result as { message: string }).message, /Relay\/a → Relay\/b → Relay\/c → Relay\/a/);
+  t.regex(((await relay(mesh, a, [b, c, a])).result as { message: string }).message, /r\/Relay\/a → r\/Relay\/b → r\/Relay\/c → r\/Relay\/a/);
   t.deepEqual((await relay(mesh, a, [b, c])).result, [`${mesh.nodeId}:a`, `${mesh.nodeId}:b`, `${mesh.nodeId}:c`]);
   t.is(mesh.metrics().errors.CALL_CYCLE, 2);
 });
@@ -37,7 +37,7 @@ test.serial("a cycle across nodes fails with CALL_CYCLE too: the chain travels w
   const b = { actor: "Relay", id: "b", capability: "right" };
   const { result } = await relay(one, a, [b, a]);
   t.like(result, { error: "CALL_CYCLE" });
-  t.regex((result as { message: string }).message, /Relay\/a → Relay\/b → Relay\/a/);
+  t.regex((result as { message: string }).message, /left\/Relay\/a → right\/Relay\/b → left\/Relay\/a/);
   t.deepEqual((await relay(two, b, [a])).result, [`${two.nodeId}:b`, `${one.nodeId}:a`], "no cycle: the call went across");
 });
 
