@@ -51,7 +51,8 @@ test("replies carry a pid and result, or an error code and message", (t) => {
 });
 
 test("a payload msgpack cannot encode is BAD_REQUEST; a reply that cannot be encoded is BAD_REPLY", (t) => {
-  t.throws(() => encodeRequest({ ...request, payload: { f: () => 1 } }), { instanceOf: MeshError, message: /payload or initArg cannot be encoded/ });
+  t.throws(() => encodeRequest({ ...request, payload: { f: () => 1 } }), { instanceOf: MeshError, message: "payload cannot be encoded: a function at f is not carried across an actor boundary" });
+  t.throws(() => encodeRequest({ ...request, initArg: { m: new Map() } }), { instanceOf: MeshError, message: /^initArg cannot be encoded: a Map \(use a plain object or an array of pairs\) at m/ });
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
   t.is((t.throws(() => encodeRequest({ ...request, payload: cyclic })) as MeshError).code, "BAD_REQUEST");

@@ -9,6 +9,10 @@
 //            forwards between nodes; initArg nil when absent.
 //   reply:   [1, 0, pid, result]          the call succeeded
 //            [1, 1, code, message]        the call failed with a MeshError code
+//            [1, 1, code, message, root]  the same, whose root cause had another code
+//
+// Payloads, initArg and results are checked against the value model first
+// (value.ts), so a value is refused the same way here as by a local call.
 //
 // Arrays, not maps: no key strings to write or read. The fixed heads are
 // written and read by hand (msgpack-head.ts) and only the user's values go
@@ -18,6 +22,7 @@
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isErrorCode } from "./errors.js";
 import { HeadReader, HeadWriter } from "./msgpack-head.js";
+import { checkAcross } from "./value.js";
 
 /** The envelope layout version; the first element of every envelope. */
 export const WIRE_VERSION = 1;
@@ -40,9 +45,10 @@ export interface WireRequest {
 }
 
 /** What came back from the owner: a result, or a MeshError. */
-export type WireReply = { ok: true; pid: string; result: unknown } | { ok: false; code: ErrorCode; message: string };
+export type WireReply = { ok: true; pid: string; result: unknown } | { ok: false; code: ErrorCode; message: string; rootCode?: ErrorCode };
 
-const encoder = new Encoder();
+// ignoreUndefined: a property whose value is undefined is left out, as JSON does (value.ts).
+const encoder = new Encoder({ ignoreUndefined: true });
 const decoder = new Decoder();
 const head = new HeadWriter();
 const reader = new HeadReader();
@@ -61,14 +67,20 @@ export function encodeRequest(r: WireRequest): Uint8Array {
   w.str(r.id);
   w.uint(r.timeoutMs);
   w.uint(r.hops);
+  if (r.initArg === undefined || r.initArg === null) w.byte(NIL);
+  else w.raw(encodeValue(checkAcross(r.initArg, "BAD_REQUEST", "initArg"), "BAD_REQUEST", "initArg"));
+  const payload = encodeValue(checkAcross(r.payload, "BAD_REQUEST", "payload"), "BAD_REQUEST", "payload");
+  if (!chained) return w.finish(payload);
+  w.raw(payload);
+  return w.finish(encoder.encodeSharedRef(r.chain));
+}
+
+/** Encodes a value the value model accepted (the encoder's own refusals stay a MeshError, should one remain). */
+function encodeValue(value: unknown, code: "BAD_REQUEST" | "BAD_REPLY", what: string): Uint8Array {
   try {
-    if (r.initArg === undefined || r.initArg === null) w.byte(NIL);
-    else w.raw(encoder.encodeSharedRef(r.initArg));
-    if (!chained) return w.finish(encoder.encodeSharedRef(r.payload));
-    w.raw(encoder.encodeSharedRef(r.payload));
-    return w.finish(encoder.encodeSharedRef(r.chain));
+    return encoder.encodeSharedRef(value);
   } catch (err) {
-    throw new MeshError("BAD_REQUEST", `payload or initArg cannot be encoded: ${messageOf(err)}`, { cause: err });
+    throw new MeshError(code, `${what} cannot be encoded: ${messageOf(err)}`, { cause: err });
   }
 }
 
@@ -111,21 +123,19 @@ export function encodeResult(pid: string, result: unknown): Uint8Array {
   w.byte(WIRE_VERSION);
   w.byte(0);
   w.str(pid);
-  try {
-    return w.finish(encoder.encodeSharedRef(result));
-  } catch (err) {
-    throw new MeshError("BAD_REPLY", `the reply of ${pid} cannot be encoded: ${messageOf(err)}`, { cause: err });
-  }
+  return w.finish(encodeValue(checkAcross(result, "BAD_REPLY", `the reply of ${pid}`), "BAD_REPLY", `the reply of ${pid}`));
 }
 
 /** Encodes a failed reply. Errors that are not MeshErrors travel as INTERNAL. */
 export function encodeError(err: unknown): Uint8Array {
+  const rooted = err instanceof MeshError && err.rootCode !== err.code;
   const w = head.reset();
-  w.byte(0x94);
+  w.byte(rooted ? 0x95 : 0x94);
   w.byte(WIRE_VERSION);
   w.byte(1);
   w.str(err instanceof MeshError ? err.code : ErrorCode.INTERNAL);
   w.str(messageOf(err));
+  if (rooted) w.str(err.rootCode);
   return w.finish(EMPTY);
 }
 
@@ -145,12 +155,13 @@ export function decodeReply(bytes: Uint8Array): WireReply {
   const e = decode(bytes, "reply");
   if (e.length === 4 && e[1] === 0 && typeof e[2] === "string") return { ok: true, pid: e[2], result: e[3] };
   if (e.length === 4 && e[1] === 1 && isErrorCode(e[2]) && typeof e[3] === "string") return { ok: false, code: e[2], message: e[3] };
+  if (e.length === 5 && e[1] === 1 && isErrorCode(e[2]) && typeof e[3] === "string" && isErrorCode(e[4])) return { ok: false, code: e[2], message: e[3], rootCode: e[4] };
   throw new MeshError("BAD_REPLY", "malformed reply envelope");
 }
 
 /** The MeshError a failed reply stands for. */
-export function replyError(reply: { code: ErrorCode; message: string }): MeshError {
-  return new MeshError(reply.code, reply.message);
+export function replyError(reply: { code: ErrorCode; message: string; rootCode?: ErrorCode }): MeshError {
+  return new MeshError(reply.code, reply.message, reply.rootCode ? { rootCode: reply.rootCode } : undefined);
 }
 
 function decode(bytes: Uint8Array, what: "request" | "reply"): unknown[] {

@@ -47,14 +47,22 @@ export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === "string" && codes.has(code);
 }
 
-/** The one error class Mesh throws. `code` says what went wrong, `message` says where. */
+/**
+ * The one error class Mesh throws. `code` says what went wrong, `message`
+ * says where. `rootCode` is the code at the bottom of its causes: an
+ * ACTOR_CRASHED whose handler failed with an uncaught CALL_CYCLE (or another
+ * actor's ACTOR_CRASHED caused by one) has `rootCode` "CALL_CYCLE", the same
+ * whether the actors were local or remote; otherwise it is `code`.
+ */
 export class MeshError extends Error {
   override readonly name = "MeshError";
+  readonly rootCode: ErrorCode;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { rootCode?: ErrorCode },
   ) {
     super(message, options);
+    this.rootCode = options?.rootCode ?? (options?.cause instanceof MeshError ? options.cause.rootCode : code);
   }
 }

@@ -21,9 +21,14 @@ export function checkToken(value: unknown, what: string): string {
 /** The longest actor id, in UTF-16 code units. */
 export const MAX_ID_LENGTH = 1024;
 
-/** Throws BAD_REQUEST unless `id` is a string of at most MAX_ID_LENGTH code units. */
+/**
+ * Throws BAD_REQUEST unless `id` is a well-formed string (no lone surrogate,
+ * which UTF-8 cannot carry: two such ids would name one actor) of at most
+ * MAX_ID_LENGTH code units.
+ */
 export function checkId(id: unknown): string {
   if (typeof id !== "string") throw new MeshError("BAD_REQUEST", `id must be a string, got ${id === null ? "null" : typeof id}`);
   if (id.length > MAX_ID_LENGTH) throw new MeshError("BAD_REQUEST", `id is ${id.length} characters long; the limit is ${MAX_ID_LENGTH}`);
+  if (!id.isWellFormed()) throw new MeshError("BAD_REQUEST", `id must be a well-formed string; ${JSON.stringify(id)} has a lone surrogate`);
   return id;
 }

@@ -1,5 +1,5 @@
 import { MeshError } from "@mesh/core";
-import { decodeReply, messageOf, replyError } from "@mesh/core/internal";
+import { checkAcross, copyAcross, decodeReply, messageOf, replyError } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import type { Actor, CallContext, DeactivateReason } from "./actor.js";
@@ -34,19 +34,30 @@ export interface CallResult<R = unknown> {
  * reply envelope as it is, when the call was sent on to another node.
  */
 export interface ReplyTo {
-  succeed(pid: string, result: unknown): void;
+  /** `shared`: the actor's class shares values (`static shareValues`): an in-process receiver takes `result` without a copy. */
+  succeed(pid: string, result: unknown, shared?: boolean): void;
   fail(err: Error): void;
   bytes(data: Uint8Array): void;
 }
 
-/** A ReplyTo that settles a promise with a CallResult; it also decodes a remote owner's reply envelope. */
+/**
+ * A ReplyTo that settles a promise with a CallResult: the caller is in this
+ * process, so it gets its own copy of the result (BAD_REPLY when the value
+ * model refuses it, as on the wire). It also decodes a remote owner's reply envelope.
+ */
 export class PromiseReply implements ReplyTo {
   constructor(
     readonly resolve: (result: CallResult) => void,
     readonly reject: (err: Error) => void,
   ) {}
-  succeed(pid: string, result: unknown): void {
-    this.resolve({ pid, result });
+  succeed(pid: string, result: unknown, shared = false): void {
+    let copy: unknown;
+    try {
+      copy = replyAcross(pid, result, shared);
+    } catch (err) {
+      return this.reject(err as Error);
+    }
+    this.resolve({ pid, result: copy });
   }
   fail(err: Error): void {
     this.reject(err);
@@ -89,10 +100,10 @@ export class Letter implements Expiring {
     this.fail(new MeshError("TIMEOUT", `no reply within ${this.timeoutMs} ms`));
   }
 
-  succeed(pid: string, result: unknown): void {
+  succeed(pid: string, result: unknown, shared?: boolean): void {
     if (this.settled) return;
     this.settled = true;
-    this.reply.succeed(pid, result);
+    this.reply.succeed(pid, result, shared);
   }
 
   fail(err: Error): void {
@@ -211,6 +222,14 @@ export class Activation implements CallContext {
     this.#queue = undefined;
     return all;
   }
+}
+
+/**
+ * What a caller in this process receives as a reply: its own copy, or, for a
+ * class that shares values, the value itself once checked. Throws BAD_REPLY.
+ */
+export function replyAcross(pid: string, result: unknown, shared: boolean): unknown {
+  return shared ? checkAcross(result, "BAD_REPLY", `the reply of ${pid}`) : copyAcross(result, "BAD_REPLY", `the reply of ${pid}`);
 }
 
 /** True for a promise or any other thenable. */

@@ -26,6 +26,8 @@ export interface HostedType {
   readonly reentrant: boolean;
   /** The capabilities the class is bound to (`static capabilities`); undefined: any. */
   readonly capabilities: readonly string[] | undefined;
+  /** Local callers share values with it instead of copying them (`static shareValues`). */
+  readonly shares: boolean;
 }
 
 /** The live activations of one type under one capability, by id. */
@@ -46,7 +48,7 @@ export class ActorTable {
       if (this.#types.has(name)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${name}"`);
       const durable = cls.durable === true;
       const idleTimeoutMs = cls.idleTimeoutMs ?? nodeIdleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
-      this.#types.set(name, { cls, name, slots: new Map(), durable, idleTimeoutMs, reentrant: cls.reentrant === true, capabilities: boundCapabilities(cls) });
+      this.#types.set(name, { cls, name, slots: new Map(), durable, idleTimeoutMs, reentrant: cls.reentrant === true, capabilities: boundCapabilities(cls), shares: cls.shareValues === true });
     }
   }
 

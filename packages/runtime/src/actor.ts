@@ -105,6 +105,13 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly capabilities?: readonly string[];
   /** The same as `capabilities = [capability]`. */
   readonly capability?: string;
+  /**
+   * True: local callers and the actor share payloads, initArg and replies
+   * instead of each getting a copy (values are still checked against the
+   * value model). A promise that the actor never keeps or changes what it
+   * receives, and callers never change what it returns (docs/behaviour.md). @default false
+   */
+  readonly shareValues?: boolean;
   readonly name: string;
 }
 

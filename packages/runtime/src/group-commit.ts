@@ -4,9 +4,9 @@
 // the mailbox keeps running; the turns that end meanwhile share the next
 // commit (group commit), so a hot actor writes once per store round trip, not
 // once per turn.
-import { Decoder, Encoder, ExtensionCodec } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import { MeshError, stateKey } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { checkAcross, messageOf } from "@mesh/core/internal";
 import type { KeyWriter, StateStore, Stored } from "./state-store.js";
 
 /** A turn's outcome, held until its commit lands. */
@@ -25,27 +25,14 @@ export interface CommitEvents {
   settled(): void;
 }
 
-// A Map or Set would be written as an empty object and lost without a word:
-// refuse them. The codec is asked about every object, so it stays one check.
-const strict = new ExtensionCodec();
-strict.register({
-  type: 0,
-  encode(value) {
-    if (value instanceof Map || value instanceof Set) throw new Error(`a ${value instanceof Map ? "Map" : "Set"} cannot be stored: use a plain object or array`);
-    return null;
-  },
-  decode: () => undefined,
-});
-const encoder = new Encoder({ extensionCodec: strict });
+// What the value model refuses (a Map, a Set, a class instance…) would be written
+// wrongly or lost without a word: checkAcross refuses it first.
+const encoder = new Encoder({ ignoreUndefined: true });
 const decoder = new Decoder();
 
 /** Encodes a state into a buffer that the next call reuses. Throws BAD_STATE. */
 export function encodeState(state: unknown, what: string): Uint8Array {
-  try {
-    return encoder.encodeSharedRef(state);
-  } catch (err) {
-    throw new MeshError("BAD_STATE", `the state of ${what} cannot be stored: ${messageOf(err)}`, { cause: err });
-  }
+  return encoder.encodeSharedRef(checkAcross(state, "BAD_STATE", `the state of ${what}`));
 }
 
 /** Decodes a stored state. Throws BAD_STATE for bytes that are not msgpack. */

@@ -82,7 +82,8 @@ export class Ingress {
     const fail = (err: unknown) => {
       const code = err instanceof MeshError ? err.code : ErrorCode.INTERNAL;
       try {
-        reply({ ok: false, error: { code, message: messageOf(err) } });
+        const rooted = err instanceof MeshError && err.rootCode !== err.code ? { rootCode: err.rootCode } : {};
+        reply({ ok: false, error: { code, message: messageOf(err), ...rooted } });
       } catch (e) {
         this.log.warn({ err: messageOf(e) }, "mesh: could not answer an ingress request");
       }

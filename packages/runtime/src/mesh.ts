@@ -439,14 +439,21 @@ export class Mesh {
   /** A call whose owner is known: delivered here if this node owns it, else sent. */
   #dispatch(call: RemoteCall): void {
     const r = call.request;
-    if (r.owner === this.#o.nodeId) this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, call.deadline - performance.now(), call, r.chain);
-    else this.#send(call);
+    if (r.owner !== this.#o.nodeId) return this.#send(call);
+    let payload: unknown, initArg: unknown;
+    try {
+      payload = this.#actors.incoming(r.actorType, r.payload, "payload");
+      initArg = this.#actors.incoming(r.actorType, r.initArg, "initArg");
+    } catch (err) {
+      return call.sink.fail(err as Error);
+    }
+    this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, payload, initArg, call.deadline - performance.now(), call, r.chain);
   }
 
   /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
   #castTo(r: Routed): void {
-    if (r.owner === this.#o.nodeId) this.#actors.cast(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg);
-    else this.#publish(r.owner, this.#encode(r));
+    if (r.owner !== this.#o.nodeId) return this.#publish(r.owner, this.#encode(r));
+    this.#actors.cast(r.capability, r.actorType, r.id, r.shard, this.#actors.incoming(r.actorType, r.payload, "payload"), this.#actors.incoming(r.actorType, r.initArg, "initArg"));
   }
 
   #encode(r: WireRequest): Uint8Array {

@@ -47,8 +47,8 @@ export class RemoteCall implements PendingRequest, ReplyTo {
   }
 
   /** Re-routed to this node: the local actor answered. */
-  succeed(pid: string, result: unknown): void {
-    this.sink.succeed(pid, result);
+  succeed(pid: string, result: unknown, shared?: boolean): void {
+    this.sink.succeed(pid, result, shared);
   }
 
   /** No responders: re-route. Anything else is the outcome. */

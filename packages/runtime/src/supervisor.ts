@@ -1,10 +1,10 @@
 import { MeshError } from "@mesh/core";
-import { TimeoutMap, messageOf } from "@mesh/core/internal";
+import { TimeoutMap, checkAcross, copyAcross, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { wrongCapability } from "./actor.js";
 import type { ActorClass, DeactivateReason } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
-import { Activation, Letter, NO_REPLY, PromiseReply, isThenable } from "./activation.js";
+import { Activation, Letter, NO_REPLY, PromiseReply, isThenable, replyAcross } from "./activation.js";
 import type { CallResult, ReplyTo } from "./activation.js";
 import type { NodeMetrics } from "./metrics.js";
 import { loadState } from "./group-commit.js";
@@ -41,6 +41,11 @@ export interface SupervisorOptions {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
     cast(request: MeshRequest): Promise<void>;
   };
+}
+
+/** True when the activation's class shares values with local callers (`static shareValues`). */
+function sharesValues(act: Activation): boolean {
+  return (act.instance.constructor as ActorClass).shareValues === true;
 }
 
 /** How an actor stands in a call chain: its whole identity. */
@@ -89,7 +94,7 @@ export class Supervisor {
     return new Promise((resolve, reject) => {
       const act = this.#activation(r.capability, r.actorType, r.id, shard, undefined);
       if (act instanceof MeshError) return reject(act);
-      const letter = new Letter(false, { name: r.name, info }, undefined, performance.now() + timeoutMs, timeoutMs, new PromiseReply(() => resolve(), reject), this.#metrics, "reminder");
+      const letter = new Letter(false, { name: r.name, info }, undefined, performance.now() + timeoutMs, timeoutMs, { succeed: () => resolve(), fail: reject, bytes: () => resolve() }, this.#metrics, "reminder");
       this.#timeouts.set(letter, letter);
       this.#post(act, letter);
     });
@@ -128,11 +133,29 @@ export class Supervisor {
   }
 
   /**
-   * Calls actor (`actorType`, `id`), activating it first if needed. Rejects
-   * with UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED or TIMEOUT
+   * A payload or initArg from a caller in this process, as the actor gets it:
+   * its own copy (or, for a class that shares values, the value once
+   * checked). `initArg` undefined or null stays undefined. Throws BAD_REQUEST.
+   */
+  incoming(actorType: string, value: unknown, what: "payload" | "initArg"): unknown {
+    if (what === "initArg" && (value === undefined || value === null)) return undefined;
+    return this.#table.type(actorType)?.shares ? checkAcross(value, "BAD_REQUEST", what) : copyAcross(value, "BAD_REQUEST", what);
+  }
+
+  /**
+   * Calls actor (`actorType`, `id`) for a caller in this process, activating
+   * it first if needed; the actor gets its own copy of the payload and
+   * initArg, the caller its own copy of the reply. Rejects with BAD_REQUEST,
+   * UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED, BAD_REPLY or TIMEOUT
    * (after `timeoutMs`).
    */
   call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
+    try {
+      payload = this.incoming(actorType, payload, "payload");
+      initArg = this.incoming(actorType, initArg, "initArg");
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
     if (!act.busy && act.commits === undefined) {
@@ -152,7 +175,11 @@ export class Supervisor {
       }
       if (!isThenable(out)) {
         this.#next(act);
-        return Promise.resolve({ pid: act.pid, result: out });
+        try {
+          return Promise.resolve({ pid: act.pid, result: replyAcross(act.pid, out, sharesValues(act)) });
+        } catch (err) {
+          return Promise.reject(err);
+        }
       }
       const started = performance.now();
       return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.#metrics), out as PromiseLike<unknown>, started, false));
@@ -496,13 +523,13 @@ export class Supervisor {
     const commits = act.commits;
     if (commits === undefined) {
       this.#take(letter);
-      letter.succeed(act.pid, result);
+      letter.succeed(act.pid, result, sharesValues(act));
       return true;
     }
     const held: Held = {
       release: () => {
         this.#take(letter);
-        letter.succeed(act.pid, result);
+        letter.succeed(act.pid, result, sharesValues(act));
       },
       fail: (err) => {
         this.#metrics.error(err.code);
