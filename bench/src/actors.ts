@@ -7,6 +7,12 @@ export class Echo {
   }
 }
 
+/** Echo whose class shares values with local callers (no copies): the copy's share of a local call is the difference. */
+export class SharedEcho extends Echo {
+  static actorType = "SharedEcho";
+  static shareValues = true;
+}
+
 /** An actor with one field, for the memory measurement. */
 export class Idle {
   n = 0;

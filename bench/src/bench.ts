@@ -10,7 +10,7 @@ import { connect, createInbox } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
 import { startNatsServer } from "@mesh/runtime/testing";
-import { Echo } from "./actors.js";
+import { Echo, SharedEcho } from "./actors.js";
 import { load } from "./load.js";
 import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
@@ -142,15 +142,17 @@ function median(ms: Measured[]): Measured {
   return m;
 }
 
-async function local(url: string): Promise<{ at128: Measured; creation: Measured }> {
-  console.log("\nMesh local calls (caller and owner in one node: no NATS on the call path)");
-  const mesh = await Mesh.start({ servers: url, nodeId: "bench-local", actors: [Echo], capabilities: ["local"] });
+async function local(url: string): Promise<{ at128: Measured; primitive128: Measured; shared128: Measured; creation: Measured }> {
+  console.log("\nMesh local calls (caller and owner in one node: no NATS on the call path; payload and reply copied)");
+  const mesh = await Mesh.start({ servers: url, nodeId: "bench-local", actors: [Echo, SharedEcho], capabilities: ["local"] });
   try {
     const body = { action: "ping", n: 1 };
     const ids = Array.from({ length: 1024 }, (_, i) => `echo_${i}`);
     const call = (i: number) => mesh.call({ actor: Echo, id: ids[i & 1023]!, payload: body, capability: "local" });
     record("local", "local calls, sequential", await load(call, { inFlight: 1, total: n(2_000_000) }));
     const at128 = record("local", "local calls, 128 in flight", await load(call, { inFlight: 128, total: n(2_000_000) }));
+    const primitive128 = record("local", "local calls, number payload and reply, 128 in flight", await load((i) => mesh.call({ actor: Echo, id: ids[i & 1023]!, payload: i, capability: "local" }), { inFlight: 128, total: n(2_000_000) }));
+    const shared128 = record("local", "local calls, static shareValues (no copies), 128 in flight", await load((i) => mesh.call({ actor: SharedEcho, id: ids[i & 1023]!, payload: body, capability: "local" }), { inFlight: 128, total: n(2_000_000) }));
     record("local", "10,000 calls to one hot actor, 128 in flight", await load(() => mesh.call({ actor: Echo, id: "hot", payload: body, capability: "local" }), { inFlight: 128, total: 10_000, warmup: 1000 }));
     let round = 0;
     const fresh = (i: number) => mesh.call({ actor: Echo, id: `new_${round}_${i}`, payload: body, capability: "local" });
@@ -158,7 +160,7 @@ async function local(url: string): Promise<{ at128: Measured; creation: Measured
     await load(fresh, { inFlight: 128, total: n(50_000), warmup: 0 }); // warm the creation path
     round = 2;
     const creation = record("local", "creation of 50,000 actors, 128 in flight", await load(fresh, { inFlight: 128, total: n(50_000), warmup: 0 }));
-    return { at128, creation };
+    return { at128, primitive128, shared128, creation };
   } finally {
     await mesh.stop();
   }
@@ -198,7 +200,9 @@ try {
   }
   if (only.has("local")) {
     const l = await local(server.url);
-    target("local calls/s (128 in flight)", l.at128.perSecond, ">= 1,000,000");
+    target("local calls/s (128 in flight; object payload and reply, both copied)", l.at128.perSecond, ">= 1,000,000");
+    target("local calls/s (128 in flight; number payload and reply)", l.primitive128.perSecond, ">= 2,500,000");
+    target("copy's share of a local call (1 - copied / shared)", 1 - l.at128.perSecond / l.shared128.perSecond);
     target("actor creations/s", l.creation.perSecond, ">= 200,000");
   }
   if (only.has("memory")) {
