@@ -125,10 +125,10 @@ export class Reminders {
     return reminders;
   }
 
-  /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket. */
+  /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket or the read is cut short (the connection closed). */
   static async read(nc: NatsConnection, bucket: string): Promise<Reminder[]> {
     const all: Reminder[] = [];
-    await readAll(await bindBucket(nc, "reminders", bucket), ">", () => {}, (e) => all.push(decoder.decode(e.value) as Reminder));
+    await readAll(await bindBucket(nc, "reminders", bucket), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
     return all;
   }
 
@@ -189,12 +189,18 @@ export class Reminders {
     return this.#scanning;
   }
 
-  stop(): void {
+  /**
+   * Stops scanning and firing at once. Resolves once a scan under way has let
+   * go of its watch: a caller that then closes the connection leaves nothing
+   * of it behind (a watch still being set up cannot be stopped before then).
+   */
+  stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
     this.#watch?.stop();
     for (const p of this.#scheduled.values()) this.scheduler.remove(p);
     this.#scheduled.clear();
+    return this.#scanning ?? Promise.resolve();
   }
 
   async #scanOnce(): Promise<void> {
@@ -203,19 +209,30 @@ export class Reminders {
     for (const capability of this.capabilities()) {
       try {
         if (this.#stopped) return;
-        await readAll(this.kv, `${capability}.>`, (w) => (this.#watch = w), (e) => {
-          const shard = Number(e.key.split(".")[1]);
-          if (!this.node.owns(capability, shard)) return;
-          const reminder = decoder.decode(e.value) as Reminder;
-          seen.add(e.key);
-          if (reminder.runAt <= horizon) this.#hold(e.key, reminder, e.revision, shard);
-          else this.#drop(e.key);
-        });
+        await readAll(
+          this.kv,
+          `${capability}.>`,
+          (e) => {
+            const shard = Number(e.key.split(".")[1]);
+            if (!this.node.owns(capability, shard)) return;
+            const reminder = decoder.decode(e.value) as Reminder;
+            seen.add(e.key);
+            if (reminder.runAt <= horizon) this.#hold(e.key, reminder, e.revision, shard);
+            else this.#drop(e.key);
+          },
+          (w) => {
+            if (this.#stopped) return false; // set up after stop(): not read, stopped at once
+            this.#watch = w;
+            return true;
+          },
+        );
       } catch (err) {
+        if (this.#stopped) return;
         this.log.warn({ capability, err: messageOf(err) }, "mesh: could not read reminders");
         return; // keep what is held: a failed read says nothing of what is stored
       }
     }
+    if (this.#stopped) return;
     // Held but no longer ours (the shard moved) or no longer stored: let go.
     for (const [key, p] of this.#scheduled) if (!p.running && (!seen.has(key) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
   }
@@ -297,8 +314,11 @@ export class Reminders {
  * Calls `each` with every stored (not deleted) entry under `key`, then
  * returns. The watch delivers what is stored, then calls initializedFn in
  * order after the last entry (at once, inside watch(), when there is none).
+ * `started` learns of the watch once it is set up (to stop it from outside);
+ * when it returns false the watch is stopped and nothing is read. Throws
+ * STORAGE_UNAVAILABLE when the watch ends before it has delivered everything.
  */
-async function readAll(kv: KV, key: string, started: (watch: QueuedIterator<KvEntry>) => void, each: (e: KvEntry) => void): Promise<void> {
+async function readAll(kv: KV, key: string, each: (e: KvEntry) => void, started: (watch: QueuedIterator<KvEntry>) => boolean = () => true): Promise<void> {
   let initialized = false;
   let watch: QueuedIterator<KvEntry> | undefined;
   try {
@@ -309,12 +329,38 @@ async function readAll(kv: KV, key: string, started: (watch: QueuedIterator<KvEn
         watch?.stop();
       },
     });
-    started(watch);
+    releaseMonitorOnClose(watch);
+    if (!started(watch)) return;
     if (initialized) watch.stop();
     for await (const e of watch) if (e.operation === "PUT") each(e);
+    // Ended early (stopped from outside, or its subscription closed with the connection): what was read is not all.
+    if (!initialized) throw new MeshError("STORAGE_UNAVAILABLE", `the watch of ${key} ended before it had read every entry`);
   } finally {
     watch?.stop();
   }
+}
+
+/**
+ * Works around a leak in nats.js 2.29 (lib/jetstream/jsclient.js,
+ * JetStreamClientImpl.subscribe, which kv.watch() uses): it makes the watch's
+ * subscription, then creates the ordered consumer (a request to the server),
+ * then starts the consumer's idle-heartbeat monitor, a ref'd 5 s setInterval.
+ * The monitor is cancelled only by a `closed` callback the subscription
+ * registered when it was made. When the subscription closes before the monitor
+ * exists (the connection drains, as Mesh.stop() does, while the consumer's
+ * reply is on its way in with the drain's PONG), that callback has run already
+ * and found nothing, and the monitor runs for ever: an ordered consumer's
+ * monitor does nothing while disconnected, but never stops, and the process
+ * cannot exit. So: once the watch's subscription is closed, cancel its monitor
+ * (again; cancel() is idempotent). `_data` (the subscription) and `monitor` are
+ * nats.js internals; without them this does nothing (and test/exit.test.ts,
+ * which catches the leak, fails).
+ */
+function releaseMonitorOnClose(watch: QueuedIterator<KvEntry>): void {
+  const sub = (watch as { _data?: unknown })._data as { closed?: Promise<unknown>; monitor?: { cancel(): void } | null } | undefined;
+  if (typeof sub?.closed?.then !== "function") return;
+  const cancel = () => sub.monitor?.cancel();
+  sub.closed.then(cancel, cancel);
 }
 
 function dueOf(o: RemindOptions): number {
