@@ -165,3 +165,8 @@ ava.on("exit", (code, signal) => {
   setTimeout(() => finish(code, signal), 2000).unref();
 });
 ava.on("close", finish);
+ava.on("error", (err) => {
+  say(`cannot run ava: ${err.message}`);
+  rmSync(markers, { recursive: true, force: true });
+  process.exit(1);
+});
