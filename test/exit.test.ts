@@ -98,6 +98,7 @@ function check(t: ExecutionContext, outcomes: Outcome[]): void {
 }
 
 test("a process with stopped Mesh nodes exits by itself, whenever stop() comes: nothing ref'd is left", async (t) => {
+  t.timeout(120_000); // about 17 s on an idle 2-core machine; twice that when the rest of the suite runs beside it
   const outcomes: Outcome[] = [];
   let next = 0;
   const worker = async () => {
@@ -116,6 +117,7 @@ test("a process with stopped Mesh nodes exits by itself, whenever stop() comes: 
 });
 
 test("a reminders read whose connection drains while its watch is set up leaves nothing running", async (t) => {
+  t.timeout(120_000);
   // 120 reads in each of two processes: before the fix, about one read in ten left a heartbeat monitor running.
   const outcomes = await Promise.all(
     [0, 1].map((i) => runChild(`watch run ${i}`, WATCH_CHILD, { MESH_EXIT_WATCH: JSON.stringify({ servers: server.url, prefix: `exitw${i}`, reads: 120, reportMs: REPORT_MS }) })),
