@@ -9,7 +9,7 @@ import { startNode, useNatsServer } from "./helpers/cluster.js";
 import { Alarm, DurableCounter } from "./helpers/actors.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
-const CLI = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
 const FIXTURE = fileURLToPath(new URL("./fixtures/two-actors.js", import.meta.url));
 
 const test = anyTest as TestFn<ClusterContext & { cliNodes: ChildProcess[] }>;

@@ -55,7 +55,7 @@ async function client(t: ExecutionContext<Context>, options: Partial<ConnectionO
   return { nc, violations };
 }
 
-const cli = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
 
 /** The environment of a process that runs as user `c` (credentials from the environment, as the docs show). */
 const as = (c: { user: string; pass: string }) => ({ ...process.env, NATS_USER: c.user, NATS_PASSWORD: c.pass });

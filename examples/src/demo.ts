@@ -136,7 +136,7 @@ async function main(): Promise<void> {
 
 /** Runs the `mesh` CLI of @mesh/runtime against the demo's server. */
 function cli(url: string, ...args: string[]): Promise<void> {
-  const bin = fileURLToPath(new URL("../../packages/runtime/lib/cli.js", import.meta.url));
+  const bin = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
   const child = spawn(process.execPath, [bin, ...args, "--server", url], { stdio: "inherit", env: { ...process.env, ...envFor(roles?.operator) } });
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }

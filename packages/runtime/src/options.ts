@@ -5,9 +5,9 @@ import type { Logger, Placement, Strategy } from "@mesh/core";
 import { checkToken } from "@mesh/core/internal";
 import { Subjects, defaultServers } from "@mesh/transport";
 import type { ConnectionOptions } from "nats";
-import { checkActorClass } from "./actor.js";
-import type { ActorClass } from "./actor.js";
-import type { StorageOptions } from "./state-store.js";
+import { checkActorClass } from "./actors/actor.js";
+import type { StorageOptions } from "./state/state-store.js";
+import type { ActorClass } from "./types.js";
 
 /** Options of `Mesh.start`. Every field is optional. */
 export interface MeshOptions {

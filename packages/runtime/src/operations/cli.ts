@@ -8,19 +8,19 @@ import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core
 import { readFileSync } from "node:fs";
 import { RequestStrategy, connect, credsAuthenticator } from "nats";
 import type { ConnectionOptions, NatsConnection, ServiceInfo, ServiceStats } from "nats";
-import { Mesh } from "./mesh.js";
-import type { ActorClass } from "./actor.js";
+import { Mesh } from "../mesh.js";
 import type { MetricsSnapshot } from "./metrics.js";
 import { SERVICE_NAME } from "./service.js";
-import { StateStore } from "./state-store.js";
-import { Reminders, reminderBucket } from "./reminders.js";
-import { decodeState } from "./group-commit.js";
-import { encodeForget } from "./forget.js";
-import type { Forget } from "./forget.js";
+import { StateStore } from "../state/state-store.js";
+import { Reminders, reminderBucket } from "../timers/reminders.js";
+import { decodeState } from "../state/group-commit.js";
+import { encodeForget } from "../state/forget.js";
+import type { Forget } from "../state/forget.js";
 import { checkToken } from "@mesh/core/internal";
 import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
+import type { ActorClass } from "../types.js";
 
-const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
 const COMMON = `Options for every command:
   -s, --server <url>   NATS server URL (default: $NATS_URL, else nats://127.0.0.1:4222)

@@ -2,8 +2,8 @@ import { MeshError } from "@mesh/core";
 import type { WireRequest } from "@mesh/core/internal";
 import { NoResponders } from "@mesh/transport";
 import type { PendingRequest } from "@mesh/transport";
-import type { ReplyTo } from "./activation.js";
-import type { Histogram } from "./metrics.js";
+import type { Histogram } from "../operations/metrics.js";
+import type { ReplyTo } from "../types.js";
 
 /** A request with its shard and the owner it is routed to. */
 export interface Routed extends WireRequest {

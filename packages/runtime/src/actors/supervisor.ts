@@ -2,21 +2,19 @@ import { MeshError } from "@mesh/core";
 import { TimeoutMap, checkAcross, copyAcross, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { wrongCapability } from "./actor.js";
-import type { ActorClass, DeactivateReason } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
 import { Activation, Letter, NO_REPLY, PromiseReply, isThenable, replyAcross } from "./activation.js";
-import type { CallResult, ReplyTo } from "./activation.js";
-import type { NodeMetrics } from "./metrics.js";
-import { loadState } from "./group-commit.js";
-import type { GroupCommit } from "./group-commit.js";
-import type { Held } from "./group-commit.js";
+import type { NodeMetrics } from "../operations/metrics.js";
+import { loadState } from "../state/group-commit.js";
+import type { GroupCommit } from "../state/group-commit.js";
+import type { Held } from "../state/group-commit.js";
 import { Passivation } from "./passivation.js";
-import { Scheduler } from "./scheduler.js";
-import { Timers } from "./timers.js";
+import { Scheduler } from "../timers/scheduler.js";
+import { Timers } from "../timers/timers.js";
 import type { ContextHost } from "./activation.js";
-import type { MeshRequest } from "./request.js";
-import type { Reminder, ReminderInfo, Reminders } from "./reminders.js";
-import type { StateStore } from "./state-store.js";
+import type { Reminder, Reminders } from "../timers/reminders.js";
+import type { StateStore } from "../state/state-store.js";
+import type { ActorClass, CallResult, DeactivateReason, MeshRequest, ReminderInfo, ReplyTo } from "../types.js";
 
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {
@@ -65,7 +63,7 @@ export class Supervisor {
   readonly #passivation: Passivation;
   /** The node's one clock for timers (and reminders). */
   readonly scheduler = new Scheduler();
-  readonly #timers = new Timers(this.scheduler, (act, name) => this.#system(act, name));
+  readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#system(act, name));
   /** What handlers reach through their ctx: one object for every activation of the node. */
   readonly #host: ContextHost = {
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),

@@ -2,7 +2,7 @@
 // `$SRV.PING.mesh`, `$SRV.INFO.mesh` and `$SRV.STATS.mesh` list every node.
 import type { NatsConnection, Service } from "nats";
 import type { Subjects } from "@mesh/transport";
-import type { Ingress } from "./ingress.js";
+import type { Ingress } from "../calls/ingress.js";
 import type { MetricsSnapshot } from "./metrics.js";
 
 /** The NATS service name every Mesh node registers under. */

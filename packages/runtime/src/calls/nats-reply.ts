@@ -5,7 +5,7 @@ import type { Logger } from "@mesh/core";
 import { encodeError, encodeResult, messageOf, writeBatch } from "@mesh/core/internal";
 import { FrameQueue } from "@mesh/transport";
 import type { Msg, NatsConnection } from "nats";
-import type { ReplyTo } from "./activation.js";
+import type { ReplyTo } from "../types.js";
 
 /**
  * A remote caller that sent batches: replies to its calls are batched per

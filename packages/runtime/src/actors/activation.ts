@@ -2,14 +2,9 @@ import { MeshError } from "@mesh/core";
 import { checkAcross, copyAcross, decodeReply, messageOf, replyError } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
-import type { Actor, CallContext, DeactivateReason } from "./actor.js";
-import type { GroupCommit } from "./group-commit.js";
-import type { ActorTimer, TimerOptions } from "./timers.js";
-import type { MeshRequest } from "./request.js";
-import { ActorRef } from "./ref.js";
-import type { RefOptions } from "./ref.js";
-import type { ActorClass } from "./actor.js";
-import type { RemindOptions } from "./reminders.js";
+import type { GroupCommit } from "../state/group-commit.js";
+import type { Scheduled } from "../timers/scheduler.js";
+import { ActorRef } from "../calls/ref.js";
 
 /** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
 export interface ContextHost {
@@ -20,25 +15,8 @@ export interface ContextHost {
   remind(act: Activation, name: string, options: RemindOptions): Promise<void>;
   forget(act: Activation, name: string): Promise<void>;
 }
-import type { NodeMetrics } from "./metrics.js";
-
-/** What a call resolves with: the activation's pid and the handler's reply. */
-export interface CallResult<R = unknown> {
-  pid: string;
-  result: R;
-}
-
-/**
- * Where the outcome of a call goes: a promise (local caller), a NATS reply
- * (remote caller), or a call on its way elsewhere. `bytes` takes an owner's
- * reply envelope as it is, when the call was sent on to another node.
- */
-export interface ReplyTo {
-  /** `shared`: the actor's class shares values (`static shareValues`): an in-process receiver takes `result` without a copy. */
-  succeed(pid: string, result: unknown, shared?: boolean): void;
-  fail(err: Error): void;
-  bytes(data: Uint8Array): void;
-}
+import type { NodeMetrics } from "../operations/metrics.js";
+import type { Actor, ActorClass, CallContext, CallResult, DeactivateReason, MeshRequest, RefOptions, RemindOptions, ReplyTo, TimerOptions } from "../types.js";
 
 /**
  * A ReplyTo that settles a promise with a CallResult: the caller is in this
@@ -132,7 +110,7 @@ export class Activation implements CallContext {
   /** The current turn called clearState(). */
   clearing = false;
   /** Its timers by name; undefined while it never set one. */
-  timers: Map<string, ActorTimer> | undefined;
+  timers: Map<string, Scheduled> | undefined;
   /** The call chain of the turn it runs: the actors waiting on it (for ctx.call). */
   chain: readonly string[] | undefined;
   /** Waiting letters; undefined while none ever waited (most actors). */

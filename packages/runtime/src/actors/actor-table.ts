@@ -6,9 +6,9 @@
 // a Map per type, then per capability, then per id, with no key to build.
 import { MeshError } from "@mesh/core";
 import { actorTypeOf, boundCapabilities } from "./actor.js";
-import type { ActorClass } from "./actor.js";
 import type { Activation } from "./activation.js";
 import type { SweptType } from "./passivation.js";
+import type { ActorClass } from "../types.js";
 
 /** What a durable actor that sets no idleTimeoutMs gets: it loses nothing by leaving memory. */
 export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;

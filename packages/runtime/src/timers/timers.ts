@@ -2,25 +2,29 @@
 // scheduler. A firing is a turn in the actor's mailbox (handleTimer), like a
 // message; timers end with the activation.
 import { MeshError } from "@mesh/core";
-import type { Activation } from "./activation.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
-import { MAX_TIMEOUT_MS, isTimeout } from "./options.js";
+import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
+import type { TimerOptions } from "../types.js";
 
-/** Options of `ctx.setTimer`. */
-export interface TimerOptions {
-  /** Fire again every `ms` after each firing, until cleared or the activation ends. @default false */
-  every?: boolean;
+
+/** What timers belong to: an activation, as the timers see it (they need nothing else of it). */
+export interface TimerOwner {
+  readonly instance: object;
+  readonly actorType: string;
+  readonly dead: boolean;
+  /** Its timers by name; undefined while it never set one. */
+  timers: Map<string, Scheduled> | undefined;
 }
 
 /** One timer of one activation. */
-export class ActorTimer implements Scheduled {
+export class ActorTimer<O extends TimerOwner = TimerOwner> implements Scheduled {
   index = -1;
   constructor(
-    readonly act: Activation,
+    readonly act: O,
     readonly name: string,
     public due: number,
     readonly everyMs: number | undefined,
-    private readonly timers: Timers,
+    private readonly timers: Timers<O>,
   ) {}
   fire(): void {
     this.timers.fired(this);
@@ -28,15 +32,15 @@ export class ActorTimer implements Scheduled {
 }
 
 /** The timers of a node's activations: set, clear, fire (as a turn), end with the activation. */
-export class Timers {
+export class Timers<O extends TimerOwner> {
   constructor(
     private readonly scheduler: Scheduler,
     /** Runs a timer's turn in the actor's mailbox. */
-    private readonly turn: (act: Activation, name: string) => void,
+    private readonly turn: (act: O, name: string) => void,
   ) {}
 
   /** Sets (or resets) timer `name` of `act`. Throws BAD_REQUEST for a bad name or interval, or a class without handleTimer. */
-  set(act: Activation, name: string, ms: number, options: TimerOptions = {}): void {
+  set(act: O, name: string, ms: number, options: TimerOptions = {}): void {
     if (typeof name !== "string" || name === "") throw new MeshError("BAD_REQUEST", "a timer needs a non-empty string name");
     if (!isTimeout(ms)) throw new MeshError("BAD_REQUEST", `a timer's interval must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(ms)}`);
     if (typeof (act.instance as { handleTimer?: unknown }).handleTimer !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleTimer method to run timer "${name}"`);
@@ -47,7 +51,7 @@ export class Timers {
   }
 
   /** Clears timer `name` of `act`; true when there was one. */
-  clear(act: Activation, name: string): boolean {
+  clear(act: O, name: string): boolean {
     const timer = act.timers?.get(name);
     if (timer === undefined) return false;
     act.timers!.delete(name);
@@ -56,13 +60,13 @@ export class Timers {
   }
 
   /** The activation ends: all its timers go. */
-  end(act: Activation): void {
+  end(act: O): void {
     if (act.timers === undefined) return;
     for (const timer of act.timers.values()) this.scheduler.remove(timer);
     act.timers = undefined;
   }
 
-  fired(timer: ActorTimer): void {
+  fired(timer: ActorTimer<O>): void {
     const { act, name } = timer;
     if (act.dead || act.timers?.get(name) !== timer) return;
     if (timer.everyMs === undefined) {

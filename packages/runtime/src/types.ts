@@ -1,9 +1,7 @@
-import { MeshError, isToken } from "@mesh/core";
-import type { TimerOptions } from "./timers.js";
-import type { CallResult } from "./activation.js";
-import type { MeshRequest } from "./request.js";
-import type { ActorRef, RefOptions } from "./ref.js";
-import type { ReminderInfo, RemindOptions } from "./reminders.js";
+// The bottom floor: the public types that several rooms share (the actor
+// contract, calls, references, timers and reminders). It imports nothing of
+// the runtime, so every room may import it and no import circle can form
+// through it. Logic lives in the rooms; only types live here.
 
 /** What a handler learns about the activation it runs in. */
 export interface CallContext {
@@ -43,7 +41,7 @@ export interface CallContext {
   /** Casts to another actor, as `mesh.cast` does. */
   cast(request: MeshRequest): Promise<void>;
   /** A typed reference to another actor, whose calls carry this turn's chain. */
-  ref<C extends ActorClass>(actor: C, id: string, options?: RefOptions): ActorRef<InstanceType<C>>;
+  ref<C extends ActorClass>(actor: C, id: string, options?: RefOptions): Ref<InstanceType<C>>;
   /**
    * Durable actors: stores reminder `name` (replacing one of that name), due
    * `at` a time or `afterMs` from now, and again every `everyMs` if given.
@@ -115,38 +113,99 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly name: string;
 }
 
-/** The actor type of a class: its `static actorType`, else its name. Throws BAD_REQUEST when neither is usable. */
-export function actorTypeOf(actor: ActorClass | string): string {
-  const type = typeof actor === "string" ? actor : typeof actor === "function" ? (actor.actorType ?? actor.name) : undefined;
-  if (typeof type !== "string" || type === "") {
-    throw new MeshError("BAD_REQUEST", `actor must be an actor class or a non-empty actor type name, got ${describe(actor)}`);
-  }
-  return type;
+/** What a call resolves with: the activation's pid and the handler's reply. */
+export interface CallResult<R = unknown> {
+  pid: string;
+  result: R;
 }
 
-/** Throws BAD_REQUEST unless `cls` is a class with a handleCall method, and its capabilities (if bound) are capability names. */
-export function checkActorClass(cls: unknown): ActorClass {
-  if (typeof cls !== "function" || typeof (cls as { prototype?: Actor }).prototype?.handleCall !== "function") {
-    throw new MeshError("BAD_REQUEST", `actors must be classes with a handleCall method, got ${describe(cls)}`);
-  }
-  const bound = boundCapabilities(cls as ActorClass);
-  if (bound !== undefined && (bound.length === 0 || !bound.every(isToken))) {
-    throw new MeshError("BAD_REQUEST", `${(cls as ActorClass).name}.capabilities must be a non-empty list of capability names (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(bound)}`);
-  }
-  return cls as ActorClass;
+/**
+ * Where the outcome of a call goes: a promise (local caller), a NATS reply
+ * (remote caller), or a call on its way elsewhere. `bytes` takes an owner's
+ * reply envelope as it is, when the call was sent on to another node.
+ */
+export interface ReplyTo {
+  /** `shared`: the actor's class shares values (`static shareValues`): an in-process receiver takes `result` without a copy. */
+  succeed(pid: string, result: unknown, shared?: boolean): void;
+  fail(err: Error): void;
+  bytes(data: Uint8Array): void;
 }
 
-/** The capabilities a class binds itself to (`static capabilities`, or `static capability`); undefined when unbound. */
-export function boundCapabilities(cls: ActorClass): readonly string[] | undefined {
-  if (cls.capabilities !== undefined) return Array.isArray(cls.capabilities) ? cls.capabilities : [cls.capabilities as unknown as string];
-  return cls.capability !== undefined ? [cls.capability] : undefined;
+/** A call or cast: which actor, which id, under which capability, with what payload. */
+export interface MeshRequest {
+  /** The actor class, or its actor type name. */
+  actor: ActorClass | string;
+  /** The actor id: any string of at most 1024 characters. */
+  id: string;
+  /** What the handler receives. Must be msgpack-encodable when the owner is another node. */
+  payload?: unknown;
+  /** The capability whose nodes may own the actor (part of its identity). @default the first of the class's `static capabilities`; required otherwise */
+  capability?: string;
+  /** Handed to the constructor when this call activates the actor; ignored once it lives. */
+  initArg?: unknown;
+  /** This call's timeout in ms (calls only). @default the node's callTimeoutMs */
+  timeoutMs?: number;
 }
 
-/** WRONG_CAPABILITY: `actorType` is bound to `allowed` and was asked for under `capability`. */
-export function wrongCapability(actorType: string, capability: string, allowed: readonly string[]): MeshError {
-  return new MeshError("WRONG_CAPABILITY", `actor type "${actorType}" is bound to the capabilit${allowed.length === 1 ? "y" : "ies"} ${allowed.map((c) => `"${c}"`).join(", ")}; it cannot be reached through "${capability}"`);
+/** The payload `handleCall` of actor `A` takes. */
+export type CallPayload<A> = A extends { handleCall(payload: infer P, ...rest: any[]): unknown } ? P : never;
+/** What a call to actor `A` resolves to: its handleCall's return value, awaited. */
+export type CallReply<A> = A extends { handleCall(...args: any[]): infer R } ? Awaited<R> : never;
+/** The payload a cast to actor `A` takes: handleCast's, else handleCall's. */
+export type CastPayload<A> = A extends { handleCast(payload: infer P, ...rest: any[]): unknown } ? P : CallPayload<A>;
+
+declare const inferred: unique symbol;
+/** The default of `mesh.call`'s reply type parameter: "infer it from the class". */
+export type Inferred = typeof inferred;
+
+/** A request to an actor of `C` (a class or a type name) whose payload type comes from the class's handleCall (or handleCast, with `Cast`). */
+export type TypedRequest<C, Cast extends boolean = false> = Omit<MeshRequest, "actor" | "payload"> & {
+  actor: C;
+  payload?: C extends ActorClass ? (Cast extends true ? CastPayload<InstanceType<C>> : CallPayload<InstanceType<C>>) : unknown;
+};
+
+/** What a call to `C` resolves to: the class's handleCall reply, or `unknown` for a type name. */
+export type ReplyOf<C> = C extends ActorClass ? CallReply<InstanceType<C>> : unknown;
+
+/** Options of a reference. */
+export interface RefOptions {
+  /** The capability whose nodes may own the actor. @default the first of the class's `static capabilities` */
+  capability?: string;
+  /** Handed to the constructor when a message activates the actor. */
+  initArg?: unknown;
 }
 
-function describe(value: unknown): string {
-  return typeof value === "function" ? `function ${value.name || "(anonymous)"}` : JSON.stringify(value) ?? String(value);
+/** Options of `ctx.setTimer`. */
+export interface TimerOptions {
+  /** Fire again every `ms` after each firing, until cleared or the activation ends. @default false */
+  every?: boolean;
+}
+
+/** When a reminder is due: at a time, or after a delay; and whether it repeats. */
+export interface RemindOptions {
+  /** The time it is due (epoch ms, or a Date). */
+  at?: number | Date;
+  /** Due this long from now. */
+  afterMs?: number;
+  /** After each firing, due again this much later. @default it fires once */
+  everyMs?: number;
+}
+
+/** What handleReminder learns besides the name. */
+export interface ReminderInfo {
+  /** When it was due (epoch ms). */
+  due: number;
+  /** How late it runs: now - due, in ms. */
+  late: number;
+  /** Earlier turns of this firing that failed (0 the first time). */
+  failures: number;
+}
+
+/** A typed handle on one actor (`mesh.ref`, `ctx.ref`): its calls and casts take the class's payload types. */
+export interface Ref<A> {
+  readonly id: string;
+  /** Calls the actor; resolves to its reply. Rejects with a MeshError, as `mesh.call` does. */
+  call(payload: CallPayload<A>, options?: { timeoutMs?: number }): Promise<CallReply<A>>;
+  /** Casts to the actor; resolves once the message is on its way, as `mesh.cast` does. */
+  cast(payload: CastPayload<A>): Promise<void>;
 }

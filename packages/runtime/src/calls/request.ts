@@ -2,25 +2,10 @@ import { MeshError, isToken, shardFor } from "@mesh/core";
 import type { RoutingTable } from "@mesh/core";
 import { Kind, checkId, encodeRequest } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { actorTypeOf, boundCapabilities, wrongCapability } from "./actor.js";
-import type { ActorClass } from "./actor.js";
-import { MAX_TIMEOUT_MS, isTimeout } from "./options.js";
+import { actorTypeOf, boundCapabilities, wrongCapability } from "../actors/actor.js";
+import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
 import type { Routed } from "./remote-call.js";
-/** A call or cast: which actor, which id, under which capability, with what payload. */
-export interface MeshRequest {
-  /** The actor class, or its actor type name. */
-  actor: ActorClass | string;
-  /** The actor id: any string of at most 1024 characters. */
-  id: string;
-  /** What the handler receives. Must be msgpack-encodable when the owner is another node. */
-  payload?: unknown;
-  /** The capability whose nodes may own the actor (part of its identity). @default the first of the class's `static capabilities`; required otherwise */
-  capability?: string;
-  /** Handed to the constructor when this call activates the actor; ignored once it lives. */
-  initArg?: unknown;
-  /** This call's timeout in ms (calls only). @default the node's callTimeoutMs */
-  timeoutMs?: number;
-}
+import type { MeshRequest } from "../types.js";
 
 /** What the routing node itself hosts, for NO_NODES messages that say why. */
 export interface LocalHosting {

@@ -6,7 +6,7 @@ import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { checkId, checkToken, messageOf } from "@mesh/core/internal";
 import type { Msg } from "nats";
-import type { Replies } from "./nats-reply.js";
+import type { Replies } from "../calls/nats-reply.js";
 
 export interface Forget {
   capability: string;

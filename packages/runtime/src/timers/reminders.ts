@@ -17,29 +17,10 @@ import { MeshError, keyToken, shardFor } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
-import type { NodeMetrics } from "./metrics.js";
+import type { NodeMetrics } from "../operations/metrics.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
-import { bindBucket, openBucket } from "./state-store.js";
-
-/** When a reminder is due: at a time, or after a delay; and whether it repeats. */
-export interface RemindOptions {
-  /** The time it is due (epoch ms, or a Date). */
-  at?: number | Date;
-  /** Due this long from now. */
-  afterMs?: number;
-  /** After each firing, due again this much later. @default it fires once */
-  everyMs?: number;
-}
-
-/** What handleReminder learns besides the name. */
-export interface ReminderInfo {
-  /** When it was due (epoch ms). */
-  due: number;
-  /** How late it runs: now - due, in ms. */
-  late: number;
-  /** Earlier turns of this firing that failed (0 the first time). */
-  failures: number;
-}
+import { bindBucket, openBucket } from "../state/state-store.js";
+import type { ReminderInfo, RemindOptions } from "../types.js";
 
 /** A stored reminder. */
 export interface Reminder {

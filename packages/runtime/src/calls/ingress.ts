@@ -7,9 +7,8 @@ import { messageOf } from "@mesh/core/internal";
 import type { Subjects } from "@mesh/transport";
 import { headers } from "nats";
 import type { Msg } from "nats";
-import type { CallResult } from "./activation.js";
-import type { MeshRequest } from "./request.js";
-import type { NodeMetrics } from "./metrics.js";
+import type { NodeMetrics } from "../operations/metrics.js";
+import type { CallResult, MeshRequest } from "../types.js";
 
 /** What the ingress needs from its node. */
 export interface IngressNode {

@@ -1,0 +1,38 @@
+import { MeshError, isToken } from "@mesh/core";
+import type { Actor, ActorClass } from "../types.js";
+
+/** The actor type of a class: its `static actorType`, else its name. Throws BAD_REQUEST when neither is usable. */
+export function actorTypeOf(actor: ActorClass | string): string {
+  const type = typeof actor === "string" ? actor : typeof actor === "function" ? (actor.actorType ?? actor.name) : undefined;
+  if (typeof type !== "string" || type === "") {
+    throw new MeshError("BAD_REQUEST", `actor must be an actor class or a non-empty actor type name, got ${describe(actor)}`);
+  }
+  return type;
+}
+
+/** Throws BAD_REQUEST unless `cls` is a class with a handleCall method, and its capabilities (if bound) are capability names. */
+export function checkActorClass(cls: unknown): ActorClass {
+  if (typeof cls !== "function" || typeof (cls as { prototype?: Actor }).prototype?.handleCall !== "function") {
+    throw new MeshError("BAD_REQUEST", `actors must be classes with a handleCall method, got ${describe(cls)}`);
+  }
+  const bound = boundCapabilities(cls as ActorClass);
+  if (bound !== undefined && (bound.length === 0 || !bound.every(isToken))) {
+    throw new MeshError("BAD_REQUEST", `${(cls as ActorClass).name}.capabilities must be a non-empty list of capability names (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(bound)}`);
+  }
+  return cls as ActorClass;
+}
+
+/** The capabilities a class binds itself to (`static capabilities`, or `static capability`); undefined when unbound. */
+export function boundCapabilities(cls: ActorClass): readonly string[] | undefined {
+  if (cls.capabilities !== undefined) return Array.isArray(cls.capabilities) ? cls.capabilities : [cls.capabilities as unknown as string];
+  return cls.capability !== undefined ? [cls.capability] : undefined;
+}
+
+/** WRONG_CAPABILITY: `actorType` is bound to `allowed` and was asked for under `capability`. */
+export function wrongCapability(actorType: string, capability: string, allowed: readonly string[]): MeshError {
+  return new MeshError("WRONG_CAPABILITY", `actor type "${actorType}" is bound to the capabilit${allowed.length === 1 ? "y" : "ies"} ${allowed.map((c) => `"${c}"`).join(", ")}; it cannot be reached through "${capability}"`);
+}
+
+function describe(value: unknown): string {
+  return typeof value === "function" ? `function ${value.name || "(anonymous)"}` : JSON.stringify(value) ?? String(value);
+}
