@@ -1,13 +1,18 @@
+// The lifecycle of a node's activations: which activation a message goes to
+// (activating it on first use: construct, load a durable state, onActivate),
+// and how activations end: passivation, eviction, rebalancing, an operator's
+// forget, a crash, the node's stop. Running the turns themselves is turns.ts.
+// Imports: the actors room, state and timers, and the bottom floor.
 import { MeshError } from "@mesh/core";
-import { TimeoutMap, checkAcross, copyAcross, messageOf } from "@mesh/core/internal";
+import { checkAcross, copyAcross, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { wrongCapability } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
-import { Activation, Letter, NO_REPLY, PromiseReply, isThenable, replyAcross } from "./activation.js";
+import { Activation, Letter, NO_REPLY, isThenable } from "./activation.js";
+import { Turns, chainKey } from "./turns.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
 import type { GroupCommit } from "../state/group-commit.js";
-import type { Held } from "../state/group-commit.js";
 import { Passivation } from "./passivation.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
@@ -41,16 +46,6 @@ export interface SupervisorOptions {
   };
 }
 
-/** True when the activation's class shares values with local callers (`static shareValues`). */
-function sharesValues(act: Activation): boolean {
-  return (act.instance.constructor as ActorClass).shareValues === true;
-}
-
-/** How an actor stands in a call chain: its whole identity. */
-export function chainKey(act: { capability: string; actorType: string; id: string }): string {
-  return `${act.capability}/${act.actorType}/${act.id}`;
-}
-
 /**
  * The actors of one node: activates them on first use, runs each one's
  * mailbox (one message at a time), and supervises them: a throwing handler
@@ -59,8 +54,8 @@ export function chainKey(act: { capability: string; actorType: string; id: strin
 export class Supervisor {
   readonly nodeId: string;
   readonly #table: ActorTable;
-  readonly #timeouts = new TimeoutMap<Letter, Letter>();
   readonly #passivation: Passivation;
+  readonly #turns: Turns;
   /** The node's one clock for timers (and reminders). */
   readonly scheduler = new Scheduler();
   readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#system(act, name));
@@ -89,18 +84,12 @@ export class Supervisor {
    * than `timeoutMs`.
    */
   reminderTurn(r: Reminder, shard: number, info: ReminderInfo, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const act = this.#activation(r.capability, r.actorType, r.id, shard, undefined);
-      if (act instanceof MeshError) return reject(act);
-      const letter = new Letter(false, { name: r.name, info }, undefined, performance.now() + timeoutMs, timeoutMs, { succeed: () => resolve(), fail: reject, bytes: () => resolve() }, this.#metrics, "reminder");
-      this.#timeouts.set(letter, letter);
-      this.#post(act, letter);
-    });
+    const act = this.#activation(r.capability, r.actorType, r.id, shard, undefined);
+    if (act instanceof MeshError) return Promise.reject(act);
+    return this.#turns.reminder(act, r.name, info, timeoutMs);
   }
-  /** Group commits with writes in flight or waiting, also of activations already gone. */
-  readonly #committing = new Set<GroupCommit>();
+
   #incarnation = 0;
-  #running = 0;
   #idle: (() => void) | undefined;
 
   readonly #log: Logger;
@@ -113,6 +102,20 @@ export class Supervisor {
     this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
     if (o.store === undefined && this.#table.types.some((t) => t.durable)) throw new MeshError("INTERNAL", "durable actor types need a state store");
     this.#passivation = new Passivation(this.#table.slots, this.#table.types.map((t) => t.idleTimeoutMs), o.maxActors, (act, reason) => this.#end(act, reason));
+    const passivation = this.#passivation;
+    this.#turns = new Turns(
+      {
+        get tick() {
+          return passivation.tick;
+        },
+        abandon: (act) => this.#abandon(act),
+        leave: (act) => this.#leave(act),
+        cleared: (act) => this.#end(act, "cleared"),
+        checkIdle: () => this.#checkIdle(),
+      },
+      o.metrics,
+      o.log,
+    );
   }
 
   /** The actor types this node hosts, sorted. */
@@ -156,33 +159,7 @@ export class Supervisor {
     }
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
-    if (!act.busy && act.commits === undefined) {
-      // The fast path of local calls: an idle actor runs the call now, with no letter and no timer.
-      // A synchronous handler called in-process is counted but not timed: two clock reads
-      // cost a third of local-call throughput (bench: 5.1 M/s untimed, 3.3 M/s timed).
-      act.busy = true;
-      act.lastTick = this.#passivation.tick;
-      act.used = true;
-      act.chain = chain;
-      this.#metrics.callsServed++;
-      let out: unknown;
-      try {
-        out = act.instance.handleCall(payload, act);
-      } catch (err) {
-        return Promise.reject(this.#crash(act, err));
-      }
-      if (!isThenable(out)) {
-        this.#next(act);
-        try {
-          return Promise.resolve({ pid: act.pid, result: replyAcross(act.pid, out, sharesValues(act)) });
-        } catch (err) {
-          return Promise.reject(err);
-        }
-      }
-      const started = performance.now();
-      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.#metrics), out as PromiseLike<unknown>, started, false));
-    }
-    return new Promise((resolve, reject) => this.#post(act, this.#letter(payload, initArg, timeoutMs, new PromiseReply(resolve, reject), chain)));
+    return this.#turns.call(act, payload, initArg, timeoutMs, chain);
   }
 
   /**
@@ -193,60 +170,7 @@ export class Supervisor {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
-    if (act.busy) this.#timeouts.set(letter, letter);
-    this.#post(act, letter);
-  }
-
-  /**
-   * Runs a letter's turn now if the actor is free, else queues it behind the
-   * turn it is in; a call of the actor's own call chain goes to #cycle instead.
-   */
-  #post(act: Activation, letter: Letter): void {
-    if (!act.busy) {
-      if (this.#run(act, letter)) this.#next(act);
-    } else if (letter.chain === undefined || !this.#cycle(act, letter)) {
-      act.enqueue(letter);
-    }
-  }
-
-  /**
-   * A call reaches a busy actor that is in its own call chain: the actor's
-   * turn waits on this very call, so queueing it would wait for ever. A
-   * reentrant class runs it now, beside the waiting turn; any other fails it
-   * with CALL_CYCLE. True when the letter was dealt with here.
-   */
-  #cycle(act: Activation, letter: Letter): boolean {
-    const self = chainKey(act);
-    const chain = letter.chain!;
-    const at = chain.indexOf(self);
-    if (at < 0) return false;
-    if (this.#table.type(act.actorType)!.reentrant) {
-      this.#reenter(act, letter);
-      return true;
-    }
-    this.#metrics.error("CALL_CYCLE");
-    this.#settle(letter, new MeshError("CALL_CYCLE", `call cycle: ${[...chain.slice(at), self].join(" → ")} (${self} is waiting on this call; make its class reentrant to let it in)`));
-    return true;
-  }
-
-  /** A reentrant actor takes a call of its own chain now, while its waiting turn keeps the mailbox. */
-  #reenter(act: Activation, letter: Letter): void {
-    const outer = act.chain;
-    act.chain = letter.chain;
-    let out: unknown;
-    try {
-      out = act.instance.handleCall(letter.payload, act);
-    } catch (err) {
-      act.chain = outer;
-      this.#settle(letter, this.#crash(act, err));
-      return;
-    }
-    act.chain = outer;
-    Promise.resolve(out).then(
-      (result) => void this.#turnEnded(act, letter, result),
-      (err: unknown) => this.#settle(letter, this.#crash(act, err)),
-    );
+    this.#turns.deliver(act, new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain));
   }
 
   /**
@@ -256,22 +180,13 @@ export class Supervisor {
   cast(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown): void {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) throw act;
-    const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
-    this.#post(act, letter);
+    this.#turns.post(act, new Letter(true, payload, initArg, Infinity, 0, NO_REPLY));
   }
 
   /** A turn the node gives an actor itself (a timer's): into its mailbox, like a cast nobody waits for. */
   #system(act: Activation, name: string): void {
     if (act.dead) return;
-    const letter = new Letter(true, name, undefined, Infinity, 0, NO_REPLY, undefined, "timer");
-    this.#post(act, letter);
-  }
-
-  /** A call's letter, watched for its deadline until it is settled. */
-  #letter(payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[]): Letter {
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
-    this.#timeouts.set(letter, letter);
-    return letter;
+    this.#turns.post(act, new Letter(true, name, undefined, Infinity, 0, NO_REPLY, undefined, "timer"));
   }
 
   /**
@@ -321,7 +236,7 @@ export class Supervisor {
     const letters = act.drain();
     const handOn = () => {
       const waiting = letters.filter((l) => !l.settled);
-      for (const letter of waiting) this.#take(letter);
+      for (const letter of waiting) this.#turns.take(letter);
       if (waiting.length > 0) this.o.handover(act, waiting);
       this.#checkIdle();
     };
@@ -347,7 +262,7 @@ export class Supervisor {
     this.#passivation.stop();
     this.scheduler.stop();
     const all = this.#table.clear();
-    for (const letter of this.#timeouts.clear()) letter.fail(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)"));
+    this.#turns.failAll(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)"));
     await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
   }
 
@@ -407,19 +322,19 @@ export class Supervisor {
   /** The activation holds the turn while `starting` runs; letters that arrive meanwhile wait. If it fails, they fail too. */
   #starting(act: Activation, starting: Promise<unknown>): void {
     act.busy = true;
-    this.#running++;
+    this.#turns.running++;
     starting.then(
       () => {
-        this.#running--;
-        this.#next(act);
+        this.#turns.running--;
+        this.#turns.next(act);
       },
       (err: unknown) => {
-        this.#running--;
+        this.#turns.running--;
         act.dead = true;
         this.#timers.end(act);
         this.#table.remove(act);
         const failure = err instanceof MeshError ? this.#failedWith(act.pid, err) : this.#activationFailed(act.pid, err);
-        for (const letter of act.drain()) this.#settle(letter, failure);
+        for (const letter of act.drain()) this.#turns.settle(letter, failure);
         this.#checkIdle();
       },
     );
@@ -437,10 +352,7 @@ export class Supervisor {
         this.#log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
         this.#abandon(act);
       },
-      settled: () => {
-        this.#committing.delete(commits);
-        this.#checkIdle();
-      },
+      settled: () => this.#turns.committed(commits),
     });
     this.#metrics.stateLoads++;
     act.commits = commits;
@@ -456,132 +368,6 @@ export class Supervisor {
     this.#metrics.error(err.code);
     this.#log.warn({ pid, err: err.message }, "mesh: activation failed");
     return err;
-  }
-
-  /**
-   * Runs one letter's turn. Returns true when the handler finished at once
-   * (the caller then runs the next letter), false when it is still running
-   * (its promise will) or it crashed.
-   */
-  #run(act: Activation, letter: Letter): boolean {
-    act.busy = true;
-    act.lastTick = this.#passivation.tick;
-    act.used = true;
-    act.chain = letter.chain;
-    const started = performance.now();
-    let out: unknown;
-    try {
-      if (letter.system === "reminder") {
-        const { name, info } = letter.payload as { name: string; info: ReminderInfo };
-        if (typeof act.instance.handleReminder !== "function") throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
-        out = act.instance.handleReminder(name, info, act);
-      } else {
-        const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
-        out = handle.call(act.instance, letter.payload, act);
-      }
-    } catch (err) {
-      this.#served(letter.cast, started);
-      this.#settle(letter, this.#crash(act, err));
-      return false;
-    }
-    if (isThenable(out)) {
-      this.#await(act, letter, out, started);
-      return false;
-    }
-    this.#served(letter.cast, started);
-    return this.#turnEnded(act, letter, out);
-  }
-
-  #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
-    this.#running++;
-    if (!letter.cast) this.#timeouts.set(letter, letter);
-    Promise.resolve(out).then(
-      (result) => {
-        this.#served(letter.cast, started, count);
-        this.#running--;
-        if (this.#turnEnded(act, letter, result)) this.#next(act);
-        else this.#checkIdle();
-      },
-      (err: unknown) => {
-        this.#served(letter.cast, started, count);
-        this.#running--;
-        this.#settle(letter, this.#crash(act, err));
-        this.#checkIdle();
-      },
-    );
-  }
-
-  /**
-   * A turn ended well. A plain actor's reply goes out now; a durable actor's
-   * once the state it left is stored (GroupCommit). Returns false when the
-   * activation cannot go on (its state cannot be stored, or an earlier commit
-   * failed): the letter failed and the activation was dropped.
-   */
-  #turnEnded(act: Activation, letter: Letter, result: unknown): boolean {
-    const commits = act.commits;
-    if (commits === undefined) {
-      this.#take(letter);
-      letter.succeed(act.pid, result, sharesValues(act));
-      return true;
-    }
-    const held: Held = {
-      release: () => {
-        this.#take(letter);
-        letter.succeed(act.pid, result, sharesValues(act));
-      },
-      fail: (err) => {
-        this.#metrics.error(err.code);
-        this.#settle(letter, err);
-      },
-    };
-    const clearing = act.clearing;
-    const refused = clearing ? commits.clear(held) : commits.afterTurn((act.instance as { state?: unknown }).state, held);
-    if (refused !== undefined) {
-      this.#metrics.error(refused.code);
-      this.#settle(letter, refused);
-      this.#log.warn({ pid: act.pid, err: refused.message }, "mesh: a turn's state was not stored; the activation is dropped");
-      this.#abandon(act);
-      return false;
-    }
-    if (commits.busy) {
-      if (!letter.cast) this.#timeouts.set(letter, letter);
-      this.#committing.add(commits);
-    }
-    if (clearing && !act.dead) this.#end(act, "cleared");
-    return true;
-  }
-
-  /** Counts a message an actor handled, and how long it took. */
-  #served(cast: boolean, started: number, count = true): void {
-    if (count) {
-      if (cast) this.#metrics.castsServed++;
-      else this.#metrics.callsServed++;
-    }
-    this.#metrics.handlerLatency.observe(performance.now() - started);
-  }
-
-  /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
-  #next(act: Activation): void {
-    if (act.leaving !== undefined) return this.#leave(act);
-    while (!act.dead) {
-      const letter = act.dequeue();
-      if (letter === undefined) {
-        act.busy = false;
-        break;
-      }
-      if (letter.settled) continue; // its caller timed out: do not run it
-      if (!this.#run(act, letter)) return;
-    }
-    this.#checkIdle();
-  }
-
-  /** A handler threw: the activation is dropped (see #drop), and the caller gets ACTOR_CRASHED. */
-  #crash(act: Activation, err: unknown): MeshError {
-    this.#metrics.crashes++;
-    this.#metrics.error("ACTOR_CRASHED");
-    this.#log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
-    this.#abandon(act);
-    return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
   }
 
   /**
@@ -603,7 +389,7 @@ export class Supervisor {
     const queued = act.drain();
     for (const letter of queued) {
       if (letter.settled) continue;
-      this.#take(letter);
+      this.#turns.take(letter);
       if (letter.cast) this.#redeliverCast(act, letter);
       else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
     }
@@ -618,18 +404,8 @@ export class Supervisor {
     }
   }
 
-  #settle(letter: Letter, err: MeshError): void {
-    this.#take(letter);
-    if (letter.cast) this.#log.warn({ err: err.message }, "mesh: cast failed");
-    else letter.fail(err);
-  }
-
-  #take(letter: Letter): void {
-    if (!letter.cast) this.#timeouts.take(letter);
-  }
-
   #busyCount(): number {
-    let n = this.#running + this.#committing.size;
+    let n = this.#turns.busy;
     for (const act of this.#table.all()) if (act.waiting > 0) n++;
     return n;
   }
