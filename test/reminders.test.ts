@@ -90,7 +90,6 @@ test.serial("10,000 reminders due in the same second all fire, and the node's No
   const held = timeouts();
   t.log(`Node Timeout handles: ${before} before, ${held} with 10,000 reminders scheduled`);
   t.true(held - before <= 3, `${held - before} more Node timers`);
-  t.true(Date.now() < at, "measured before the first reminder fell due");
   await eventually(() => mesh.metrics().remindersFired >= 10_000, "all 10,000 to fire", 60_000);
   const late = mesh.metrics().reminderLateness;
   t.log(`fired ${mesh.metrics().remindersFired}; lateness histogram count ${late.count}, mean ${(late.sumMs / late.count).toFixed(0)} ms`);

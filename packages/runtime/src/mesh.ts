@@ -2,18 +2,14 @@ import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { MeshError, RoutingTable, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
-import { Kind, checkId, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
-import type { WireRequest } from "@mesh/core/internal";
+import { checkId, messageOf } from "@mesh/core/internal";
 import { Membership, Requests, claimNodeId, connectNats, inboxPrefixFromEnv, settleWithin } from "@mesh/transport";
 import type { Subjects } from "@mesh/transport";
-import type { Msg, NatsConnection, Subscription } from "nats";
-import { ActorRef } from "./calls/ref.js";
-import { encodeWithin, noNodes, routeRequest } from "./calls/request.js";
-import type { LocalHosting } from "./calls/request.js";
-import { PromiseReply } from "./actors/activation.js";
-import type { Activation, Letter } from "./actors/activation.js";
-import { RemoteCall } from "./calls/remote-call.js";
-import type { Rerouter, Routed } from "./calls/remote-call.js";
+import type { NatsConnection, Subscription } from "nats";
+import { ActorRef } from "./actors/ref.js";
+import { noNodes } from "./calls/request.js";
+import { Router } from "./calls/router.js";
+import { NodeInbox } from "./calls/node-inbox.js";
 import { checkCapabilities, resolveOptions } from "./options.js";
 import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Ingress } from "./calls/ingress.js";
@@ -21,23 +17,17 @@ import { NodeService } from "./operations/service.js";
 import { Supervisor } from "./actors/supervisor.js";
 import { StateStore } from "./state/state-store.js";
 import { Reminders, reminderBucket } from "./timers/reminders.js";
-import { serveForget } from "./state/forget.js";
-import { FrameReply, NatsReply, Replies } from "./calls/nats-reply.js";
+import { serveForget } from "./operations/forget.js";
+import { Replies } from "./calls/nats-reply.js";
 import { NodeMetrics } from "./operations/metrics.js";
 import { PrometheusEndpoint } from "./operations/prometheus.js";
 import type { MetricsSnapshot } from "./operations/metrics.js";
-import type { ActorClass, CallResult, Inferred, MeshRequest, RefOptions, ReplyOf, ReplyTo, TypedRequest } from "./types.js";
+import type { ActorClass, CallResult, Inferred, MeshRequest, RefOptions, ReplyOf, TypedRequest } from "./types.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
 /** The lifecycle of a node. */
 export type MeshState = "RUNNING" | "STOPPING" | "STOPPED";
-
-/** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
-const MAX_REROUTES = 3;
-
-/** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
-const MAX_HOPS = 3;
 
 /** How long Mesh.start waits for a node that may already hold its node id. */
 const PRESENCE_PROBE_MS = 1000;
@@ -55,9 +45,8 @@ export class Mesh {
   readonly #requests: Requests;
   readonly #membership: Membership;
   readonly #maxPayload: number;
-  readonly #rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
-  /** What this node hosts, for NO_NODES messages. */
-  readonly #hosting: LocalHosting = { hosts: (actorType) => this.#actors.hosts(actorType), capabilities: () => this.#membership.self.capabilities };
+  readonly #router: Router;
+  readonly #inbox: NodeInbox;
   readonly #replies: Replies;
   readonly #service: NodeService;
   readonly #metrics = new NodeMetrics();
@@ -81,12 +70,12 @@ export class Mesh {
       actors: o.actors,
       log: o.logger,
       metrics: this.#metrics,
-      handover: this.#handover,
+      handover: (act, letters) => this.#router.handover(act, letters),
       deactivateTimeoutMs: o.drainTimeoutMs,
       store,
       idleTimeoutMs: o.idleTimeoutMs,
       maxActors: o.maxActors,
-      outbound: { call: (request, chain) => this.#call(request, false, chain), cast: (request) => this.#cast(request, false) },
+      outbound: { call: (request, chain) => this.#router.call(request, false, chain), cast: (request) => this.#router.cast(request, false) },
       reminders: () => this.#reminders,
     });
     this.#requests = new Requests(nc, o.logger, maxPayload, inbox);
@@ -104,7 +93,21 @@ export class Mesh {
       heartbeatMs: o.heartbeatMs,
     };
     this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view), inbox);
-    this.#service = new NodeService(nc, this.#subjects, new Ingress({ call: (r) => this.#call(r, true), cast: (r) => this.#cast(r, true) }, this.#subjects, this.#maxPayload, o.logger, this.#metrics), o.nodeId, version, () => this.metrics(), { shards: o.shards, strategy: o.placement.name });
+    const node = { nodeId: o.nodeId, shards: o.shards, callTimeoutMs: o.callTimeoutMs, maxPayload, log: o.logger, routes: this.#routes, actors: this.#actors, metrics: this.#metrics };
+    this.#router = new Router({
+      ...node,
+      requests: this.#requests,
+      subjects: this.#subjects,
+      // What this node hosts, for NO_NODES messages.
+      hosting: { hosts: (actorType: string) => this.#actors.hosts(actorType), capabilities: () => this.#membership.self.capabilities },
+      markGone: (id: string) => this.#membership.markGone(id),
+      admit: (acceptWhileStopping: boolean) => {
+        if (this.#state === "STOPPED" || (this.#state === "STOPPING" && !acceptWhileStopping)) this.#checkRunning();
+      },
+    });
+    this.#inbox = new NodeInbox({ ...node, router: this.#router, replies: this.#replies, state: () => this.#state, rebalanceSoon: () => this.#rebalanceSoon() });
+    const ingress = new Ingress({ call: (r) => this.#router.call(r, true), cast: (r) => this.#router.cast(r, true) }, this.#subjects, this.#maxPayload, o.logger, this.#metrics);
+    this.#service = new NodeService(nc, this.#subjects, ingress, o.nodeId, version, () => this.metrics(), { shards: o.shards, strategy: o.placement.name });
   }
 
   /**
@@ -137,7 +140,7 @@ export class Mesh {
   }
 
   async #start(): Promise<void> {
-    this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#serve(msg) });
+    this.#nodeSub = this.#nc.subscribe(this.#subjects.node(this.#o.nodeId), { callback: (_err, msg) => this.#inbox.serve(msg) });
     this.#forgetSub = this.#nc.subscribe(this.#subjects.forget, { callback: (_err, msg) => serveForget(msg, this.#actors, this.#replies, this.#o.nodeId, this.#o.logger) });
     if (this.#o.metricsPort !== undefined) {
       this.#prometheus = await PrometheusEndpoint.start(this.#metrics, () => this.metrics(), this.#o.metricsHost, this.#o.metricsPort);
@@ -224,7 +227,7 @@ export class Mesh {
    * STOPPED.
    */
   call<R = Inferred, C extends ActorClass | string = ActorClass | string>(request: [R] extends [Inferred] ? TypedRequest<C> : MeshRequest): Promise<CallResult<[R] extends [Inferred] ? ReplyOf<C> : R>> {
-    return this.#call(request as MeshRequest, false);
+    return this.#router.call(request as MeshRequest, false);
   }
 
   /**
@@ -233,26 +236,7 @@ export class Mesh {
    * returns; `ref.cast(payload)` likewise for handleCast. Errors as `call`.
    */
   ref<C extends ActorClass>(actor: C, id: string, options: RefOptions = {}): ActorRef<InstanceType<C>> {
-    return new ActorRef<InstanceType<C>>({ call: (r) => this.#call(r, false), cast: (r) => this.#cast(r, false) }, actor, id, options);
-  }
-
-  /**
-   * `acceptWhileStopping`: requests this node already took (ingress) are
-   * served until it has stopped. `chain`: a call from an actor's turn, and the
-   * actors waiting on it (for CALL_CYCLE).
-   */
-  #call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain?: readonly string[]): Promise<CallResult<R>> {
-    try {
-      const r = this.#route(request, Kind.CALL, acceptWhileStopping);
-      if (chain !== undefined) r.chain = chain;
-      if (r.owner === this.#o.nodeId) {
-        return this.#actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
-      }
-      const deadline = performance.now() + r.timeoutMs;
-      return new Promise((resolve, reject) => this.#send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.#rerouter, this.#metrics.remoteCallLatency)));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return new ActorRef<InstanceType<C>>({ call: (r) => this.#router.call(r, false), cast: (r) => this.#router.cast(r, false) }, actor, id, options);
   }
 
   /**
@@ -265,11 +249,7 @@ export class Mesh {
    * ACTIVATION_FAILED. Errors on a remote owner are logged there.
    */
   cast<C extends ActorClass | string>(request: TypedRequest<C, true>): Promise<void> {
-    return this.#cast(request as MeshRequest, false);
-  }
-
-  async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
-    this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
+    return this.#router.cast(request as MeshRequest, false);
   }
 
   /** Sorted ids of the nodes that registered `capability` (empty when none). */
@@ -365,189 +345,6 @@ export class Mesh {
       if (moved > 0) this.#o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
     } catch (err) {
       this.#o.logger.error({ err: messageOf(err) }, "mesh: rebalancing failed");
-    }
-  }
-
-  /** Sends the letters waiting for an actor that moved to its new owner. */
-  readonly #handover = (act: Activation, letters: Letter[]): void => {
-    for (const letter of letters) {
-      try {
-        this.#handOn(act, letter);
-      } catch (err) {
-        if (letter.cast) this.#o.logger.warn({ pid: act.pid, err: messageOf(err) }, "mesh: cast lost in a rebalance");
-        else letter.reply.fail(err as Error);
-      }
-    }
-  };
-
-  /** One waiting letter of an actor that moved, on to the actor's owner now. */
-  #handOn(act: Activation, letter: Letter): void {
-    const owner = this.#routes.owner(act.capability, act.shard);
-    if (owner === undefined) throw noNodes(act.capability, this.#routes);
-    const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
-    if (owner !== this.#o.nodeId) this.#metrics.forwards++;
-    if (letter.cast) this.#castTo(r);
-    else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.#rerouter));
-  }
-
-  /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
-  #route(request: MeshRequest, kind: Kind, acceptWhileStopping: boolean): Routed {
-    if (this.#state === "STOPPED" || (this.#state === "STOPPING" && !acceptWhileStopping)) this.#checkRunning();
-    return routeRequest(request, kind, this.#routes, this.#o.shards, this.#o.callTimeoutMs, this.#hosting);
-  }
-
-  /** Sends a remote call to its owner, with what is left of its time. */
-  #send(call: RemoteCall): void {
-    const r = call.request;
-    r.timeoutMs = Math.max(1, Math.round(call.deadline - performance.now()));
-    let bytes: Uint8Array;
-    try {
-      bytes = this.#encode(r);
-    } catch (err) {
-      return call.sink.fail(err as Error);
-    }
-    this.#requests.call(this.#subjects.node(r.owner), bytes, call);
-  }
-
-  /**
-   * The owner had no responders: the call was never delivered, so it is safe
-   * to send again. Drop the owner from the view and send to the new owner.
-   */
-  #reroute(call: RemoteCall): void {
-    try {
-      this.#rerouteOrFail(call);
-    } catch (err) {
-      call.sink.fail(err as Error);
-    }
-  }
-
-  #rerouteOrFail(call: RemoteCall): void {
-    const r = call.request;
-    this.#membership.markGone(r.owner);
-    const owner = this.#routes.owner(r.capability, r.shard);
-    if (owner === undefined) return call.sink.fail(noNodes(r.capability, this.#routes));
-    if (owner === r.owner || call.reroutes >= MAX_REROUTES) {
-      return call.sink.fail(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
-    }
-    call.reroutes++;
-    this.#metrics.retries++;
-    r.owner = owner;
-    this.#dispatch(call);
-  }
-
-  /** A call whose owner is known: delivered here if this node owns it, else sent. */
-  #dispatch(call: RemoteCall): void {
-    const r = call.request;
-    if (r.owner !== this.#o.nodeId) return this.#send(call);
-    let payload: unknown, initArg: unknown;
-    try {
-      payload = this.#actors.incoming(r.actorType, r.payload, "payload");
-      initArg = this.#actors.incoming(r.actorType, r.initArg, "initArg");
-    } catch (err) {
-      return call.sink.fail(err as Error);
-    }
-    this.#actors.deliver(r.capability, r.actorType, r.id, r.shard, payload, initArg, call.deadline - performance.now(), call, r.chain);
-  }
-
-  /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
-  #castTo(r: Routed): void {
-    if (r.owner !== this.#o.nodeId) return this.#publish(r.owner, this.#encode(r));
-    this.#actors.cast(r.capability, r.actorType, r.id, r.shard, this.#actors.incoming(r.actorType, r.payload, "payload"), this.#actors.incoming(r.actorType, r.initArg, "initArg"));
-  }
-
-  #encode(r: WireRequest): Uint8Array {
-    return encodeWithin(r, this.#maxPayload);
-  }
-
-  /** A cast to another node: batched with the other frames for that node in this tick. Throws NODE_UNAVAILABLE when the connection is closed. */
-  #publish(node: string, bytes: Uint8Array): void {
-    this.#requests.cast(this.#subjects.node(node), bytes);
-  }
-
-  /**
-   * Handles a message on this node's subject: a plain envelope, or a batch
-   * whose frames are handled one by one (a malformed frame fails only itself).
-   * Never throws: an exception would stop nats.js's reader.
-   */
-  #serve(msg: Msg): void {
-    if (msg.data.length === 0) {
-      // A presence probe: a starting node asks whether this node id is taken.
-      if (msg.reply) this.#replies.respond(msg, msg.data);
-      return;
-    }
-    if (!isBatch(msg.data)) {
-      this.#serveOne(msg.data, msg.reply ? new NatsReply(msg, this.#replies) : undefined);
-      return;
-    }
-    const caller = msg.reply ? this.#replies.caller(msg.reply) : undefined;
-    try {
-      readBatch(msg.data, (id, envelope) => this.#serveOne(envelope, id !== 0 && caller !== undefined ? new FrameReply(caller, id, this.#replies) : undefined));
-    } catch (err) {
-      // The framing is checked before any frame runs: none of this batch's calls ran, and this answers them all.
-      this.#o.logger.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject (a malformed batch)");
-      if (msg.reply) this.#replies.respond(msg, encodeError(err));
-    }
-  }
-
-  #serveOne(data: Uint8Array, reply: ReplyTo | undefined): void {
-    try {
-      this.#handle(data, reply);
-    } catch (err) {
-      this.#o.logger.error({ err: messageOf(err) }, "mesh: failed to handle a message on the node subject");
-      reply?.fail(err as Error);
-    }
-  }
-
-  /** A call or cast from another node: serve it here, or forward it to its owner. `reply`: where a call's outcome goes. */
-  #handle(data: Uint8Array, reply: ReplyTo | undefined): void {
-    let req: WireRequest;
-    try {
-      if (data.length > this.#maxPayload) {
-        throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${data.length} bytes; the limit is ${this.#maxPayload}`);
-      }
-      req = decodeRequest(data);
-      // While stopping, messages already delivered to this node are still served.
-      if (this.#state === "STOPPED") throw new MeshError("STOPPED", `node ${this.#o.nodeId} is stopped`);
-    } catch (err) {
-      this.#o.logger.warn({ err: messageOf(err) }, "mesh: refused a message on the node subject");
-      reply?.fail(err as Error);
-      return;
-    }
-    const shard = shardFor(req.id, this.#o.shards);
-    const owner = this.#routes.owner(req.capability, shard);
-    // A stale route: the sender's view is behind ours. Forward to the owner we
-    // know, a bounded number of hops so that disagreeing views cannot loop.
-    if (owner !== undefined && owner !== this.#o.nodeId && req.hops < MAX_HOPS && this.#state === "RUNNING") {
-      this.#forward({ ...req, hops: req.hops + 1, shard, owner }, reply);
-      return;
-    }
-    // Served here although another node owns it (hops used up, or the owner is unknown here):
-    // the activation must not outlive this message, so check ownership again once it is handled.
-    if (owner !== this.#o.nodeId) this.#rebalanceSoon();
-    if (req.kind === Kind.CALL && reply !== undefined) {
-      this.#actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.#o.callTimeoutMs, reply, req.chain);
-      return;
-    }
-    try {
-      this.#actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg);
-    } catch (err) {
-      this.#o.logger.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
-    }
-  }
-
-  /** Sends a call or cast that reached the wrong node on to its owner; the owner's reply goes back to the original caller. */
-  #forward(r: Routed, reply: ReplyTo | undefined): void {
-    this.#metrics.forwards++;
-    this.#o.logger.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
-    if (r.kind === Kind.CALL && reply !== undefined) {
-      const deadline = performance.now() + (r.timeoutMs || this.#o.callTimeoutMs);
-      this.#send(new RemoteCall(r, deadline, reply, this.#rerouter));
-      return;
-    }
-    try {
-      this.#publish(r.owner, this.#encode(r));
-    } catch (err) {
-      this.#o.logger.warn({ actorType: r.actorType, id: r.id, err: messageOf(err) }, "mesh: cast lost while forwarding");
     }
   }
 

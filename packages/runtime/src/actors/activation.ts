@@ -4,7 +4,7 @@ import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Scheduled } from "../timers/scheduler.js";
-import { ActorRef } from "../calls/ref.js";
+import { ActorRef } from "./ref.js";
 
 /** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
 export interface ContextHost {

@@ -1,0 +1,130 @@
+// What arrives on this node's subject (<prefix>.node.<nodeId>): calls and
+// casts from other nodes, one by one or in batches, served here or forwarded
+// to the owner this node knows when the sender's view was stale; and the
+// presence probe of a starting node. Imports: the calls room, the actors'
+// supervisor, the bottom floor.
+import { MeshError, shardFor } from "@mesh/core";
+import type { Logger, RoutingTable } from "@mesh/core";
+import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
+import type { WireRequest } from "@mesh/core/internal";
+import type { Msg } from "nats";
+import type { Supervisor } from "../actors/supervisor.js";
+import type { NodeMetrics } from "../operations/metrics.js";
+import { FrameReply, NatsReply } from "./nats-reply.js";
+import type { Replies } from "./nats-reply.js";
+import { RemoteCall } from "./remote-call.js";
+import type { Routed } from "./remote-call.js";
+import type { Router } from "./router.js";
+import type { ReplyTo } from "../types.js";
+
+/** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
+const MAX_HOPS = 3;
+
+/** What the node inbox works with. */
+export interface NodeInboxParts {
+  readonly nodeId: string;
+  readonly shards: number;
+  readonly callTimeoutMs: number;
+  readonly maxPayload: number;
+  readonly log: Logger;
+  readonly routes: RoutingTable;
+  readonly actors: Supervisor;
+  readonly router: Router;
+  readonly replies: Replies;
+  readonly metrics: NodeMetrics;
+  /** RUNNING, STOPPING or STOPPED: while stopping, what was delivered is still served, but not forwarded. */
+  state(): "RUNNING" | "STOPPING" | "STOPPED";
+  /** Checks ownership again soon: an activation served here without owning its shard must not outlive the message. */
+  rebalanceSoon(): void;
+}
+
+export class NodeInbox {
+  constructor(private readonly p: NodeInboxParts) {}
+
+  /**
+   * Handles a message on this node's subject: a plain envelope, or a batch
+   * whose frames are handled one by one (a malformed frame fails only itself).
+   * Never throws: an exception would stop nats.js's reader.
+   */
+  serve(msg: Msg): void {
+    if (msg.data.length === 0) {
+      // A presence probe: a starting node asks whether this node id is taken.
+      if (msg.reply) this.p.replies.respond(msg, msg.data);
+      return;
+    }
+    if (!isBatch(msg.data)) {
+      this.#serveOne(msg.data, msg.reply ? new NatsReply(msg, this.p.replies) : undefined);
+      return;
+    }
+    const caller = msg.reply ? this.p.replies.caller(msg.reply) : undefined;
+    try {
+      readBatch(msg.data, (id, envelope) => this.#serveOne(envelope, id !== 0 && caller !== undefined ? new FrameReply(caller, id, this.p.replies) : undefined));
+    } catch (err) {
+      // The framing is checked before any frame runs: none of this batch's calls ran, and this answers them all.
+      this.p.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject (a malformed batch)");
+      if (msg.reply) this.p.replies.respond(msg, encodeError(err));
+    }
+  }
+
+  #serveOne(data: Uint8Array, reply: ReplyTo | undefined): void {
+    try {
+      this.#handle(data, reply);
+    } catch (err) {
+      this.p.log.error({ err: messageOf(err) }, "mesh: failed to handle a message on the node subject");
+      reply?.fail(err as Error);
+    }
+  }
+
+  /** A call or cast from another node: serve it here, or forward it to its owner. `reply`: where a call's outcome goes. */
+  #handle(data: Uint8Array, reply: ReplyTo | undefined): void {
+    let req: WireRequest;
+    try {
+      if (data.length > this.p.maxPayload) {
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${data.length} bytes; the limit is ${this.p.maxPayload}`);
+      }
+      req = decodeRequest(data);
+      // While stopping, messages already delivered to this node are still served.
+      if (this.p.state() === "STOPPED") throw new MeshError("STOPPED", `node ${this.p.nodeId} is stopped`);
+    } catch (err) {
+      this.p.log.warn({ err: messageOf(err) }, "mesh: refused a message on the node subject");
+      reply?.fail(err as Error);
+      return;
+    }
+    const shard = shardFor(req.id, this.p.shards);
+    const owner = this.p.routes.owner(req.capability, shard);
+    // A stale route: the sender's view is behind ours. Forward to the owner we
+    // know, a bounded number of hops so that disagreeing views cannot loop.
+    if (owner !== undefined && owner !== this.p.nodeId && req.hops < MAX_HOPS && this.p.state() === "RUNNING") {
+      this.#forward({ ...req, hops: req.hops + 1, shard, owner }, reply);
+      return;
+    }
+    // Served here although another node owns it (hops used up, or the owner is unknown here):
+    // the activation must not outlive this message, so check ownership again once it is handled.
+    if (owner !== this.p.nodeId) this.p.rebalanceSoon();
+    if (req.kind === Kind.CALL && reply !== undefined) {
+      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain);
+      return;
+    }
+    try {
+      this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg);
+    } catch (err) {
+      this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
+    }
+  }
+
+  /** Sends a call or cast that reached the wrong node on to its owner; the owner's reply goes back to the original caller. */
+  #forward(r: Routed, reply: ReplyTo | undefined): void {
+    this.p.metrics.forwards++;
+    this.p.log.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
+    if (r.kind === Kind.CALL && reply !== undefined) {
+      const deadline = performance.now() + (r.timeoutMs || this.p.callTimeoutMs);
+      this.p.router.send(new RemoteCall(r, deadline, reply, this.p.router.rerouter));
+      return;
+    }
+    try {
+      this.p.router.publish(r.owner, this.p.router.encode(r));
+    } catch (err) {
+      this.p.log.warn({ actorType: r.actorType, id: r.id, err: messageOf(err) }, "mesh: cast lost while forwarding");
+    }
+  }
+}

@@ -1,0 +1,169 @@
+// Calls and casts on their way to an actor's owner: checked and routed
+// (request.ts), then delivered here (with the copies the value model asks
+// for) or sent to the owner node in this tick's batch; a call whose owner had
+// no responders is re-routed to the new owner; the letters of an actor that
+// moved are handed on. Serving what arrives on this node's subject is
+// node-inbox.ts. Imports: the calls room, the actors' supervisor, the bottom floor.
+import { MeshError } from "@mesh/core";
+import type { Logger, RoutingTable } from "@mesh/core";
+import { Kind, messageOf } from "@mesh/core/internal";
+import type { WireRequest } from "@mesh/core/internal";
+import type { Requests, Subjects } from "@mesh/transport";
+import { PromiseReply } from "../actors/activation.js";
+import type { Activation, Letter } from "../actors/activation.js";
+import type { Supervisor } from "../actors/supervisor.js";
+import type { NodeMetrics } from "../operations/metrics.js";
+import { RemoteCall } from "./remote-call.js";
+import type { Rerouter, Routed } from "./remote-call.js";
+import { encodeWithin, noNodes, routeRequest } from "./request.js";
+import type { LocalHosting } from "./request.js";
+import type { CallResult, MeshRequest } from "../types.js";
+
+/** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
+const MAX_REROUTES = 3;
+
+/** What the router works with: the node's parts it routes between. */
+export interface RouterParts {
+  readonly nodeId: string;
+  readonly shards: number;
+  readonly callTimeoutMs: number;
+  readonly maxPayload: number;
+  readonly log: Logger;
+  readonly routes: RoutingTable;
+  readonly actors: Supervisor;
+  readonly requests: Requests;
+  readonly subjects: Subjects;
+  readonly metrics: NodeMetrics;
+  readonly hosting: LocalHosting;
+  /** Drops a node whose subject had no responders from the view. */
+  markGone(node: string): void;
+  /** Throws STOPPED unless the node takes a new request now (`acceptWhileStopping`: one it already took, from the ingress). */
+  admit(acceptWhileStopping: boolean): void;
+}
+
+export class Router {
+  readonly rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
+
+  constructor(private readonly p: RouterParts) {}
+
+  /**
+   * A call: to the local supervisor when this node owns the actor, else to
+   * its owner. `acceptWhileStopping`: a request this node already took (the
+   * ingress), served until it has stopped. `chain`: a call from an actor's
+   * turn, and the actors waiting on it (for CALL_CYCLE).
+   */
+  call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain?: readonly string[]): Promise<CallResult<R>> {
+    try {
+      const r = this.#route(request, Kind.CALL, acceptWhileStopping);
+      if (chain !== undefined) r.chain = chain;
+      if (r.owner === this.p.nodeId) {
+        return this.p.actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
+      }
+      const deadline = performance.now() + r.timeoutMs;
+      return new Promise((resolve, reject) => this.send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.rerouter, this.p.metrics.remoteCallLatency)));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** A cast: into the local mailbox, or into this tick's batch to its owner. */
+  async cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
+    this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
+  }
+
+  /** Sends the letters waiting for an actor that moved to its new owner. */
+  readonly handover = (act: Activation, letters: Letter[]): void => {
+    for (const letter of letters) {
+      try {
+        this.#handOn(act, letter);
+      } catch (err) {
+        if (letter.cast) this.p.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: cast lost in a rebalance");
+        else letter.reply.fail(err as Error);
+      }
+    }
+  };
+
+  /** One waiting letter of an actor that moved, on to the actor's owner now. */
+  #handOn(act: Activation, letter: Letter): void {
+    const owner = this.p.routes.owner(act.capability, act.shard);
+    if (owner === undefined) throw noNodes(act.capability, this.p.routes);
+    const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
+    if (owner !== this.p.nodeId) this.p.metrics.forwards++;
+    if (letter.cast) this.#castTo(r);
+    else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
+  }
+
+  /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
+  #route(request: MeshRequest, kind: Kind, acceptWhileStopping: boolean): Routed {
+    this.p.admit(acceptWhileStopping);
+    return routeRequest(request, kind, this.p.routes, this.p.shards, this.p.callTimeoutMs, this.p.hosting);
+  }
+
+  /** Sends a remote call to its owner, with what is left of its time. */
+  send(call: RemoteCall): void {
+    const r = call.request;
+    r.timeoutMs = Math.max(1, Math.round(call.deadline - performance.now()));
+    let bytes: Uint8Array;
+    try {
+      bytes = this.encode(r);
+    } catch (err) {
+      return call.sink.fail(err as Error);
+    }
+    this.p.requests.call(this.p.subjects.node(r.owner), bytes, call);
+  }
+
+  /**
+   * The owner had no responders: the call was never delivered, so it is safe
+   * to send again. Drop the owner from the view and send to the new owner.
+   */
+  #reroute(call: RemoteCall): void {
+    try {
+      this.#rerouteOrFail(call);
+    } catch (err) {
+      call.sink.fail(err as Error);
+    }
+  }
+
+  #rerouteOrFail(call: RemoteCall): void {
+    const r = call.request;
+    this.p.markGone(r.owner);
+    const owner = this.p.routes.owner(r.capability, r.shard);
+    if (owner === undefined) return call.sink.fail(noNodes(r.capability, this.p.routes));
+    if (owner === r.owner || call.reroutes >= MAX_REROUTES) {
+      return call.sink.fail(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
+    }
+    call.reroutes++;
+    this.p.metrics.retries++;
+    r.owner = owner;
+    this.#dispatch(call);
+  }
+
+  /** A call whose owner is known: delivered here if this node owns it, else sent. */
+  #dispatch(call: RemoteCall): void {
+    const r = call.request;
+    if (r.owner !== this.p.nodeId) return this.send(call);
+    let payload: unknown, initArg: unknown;
+    try {
+      payload = this.p.actors.incoming(r.actorType, r.payload, "payload");
+      initArg = this.p.actors.incoming(r.actorType, r.initArg, "initArg");
+    } catch (err) {
+      return call.sink.fail(err as Error);
+    }
+    this.p.actors.deliver(r.capability, r.actorType, r.id, r.shard, payload, initArg, call.deadline - performance.now(), call, r.chain);
+  }
+
+  /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
+  #castTo(r: Routed): void {
+    if (r.owner !== this.p.nodeId) return this.publish(r.owner, this.encode(r));
+    this.p.actors.cast(r.capability, r.actorType, r.id, r.shard, this.p.actors.incoming(r.actorType, r.payload, "payload"), this.p.actors.incoming(r.actorType, r.initArg, "initArg"));
+  }
+
+  encode(r: WireRequest): Uint8Array {
+    return encodeWithin(r, this.p.maxPayload);
+  }
+
+  /** A cast to another node: batched with the other frames for that node in this tick. Throws NODE_UNAVAILABLE when the connection is closed. */
+  publish(node: string, bytes: Uint8Array): void {
+    this.p.requests.cast(this.p.subjects.node(node), bytes);
+  }
+}
