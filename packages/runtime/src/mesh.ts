@@ -294,9 +294,10 @@ export class Mesh {
       await this.#changes; // a capability change under way ends first (it sees STOPPING)
       await this.#service.stop(); // ingress requests it already took are still answered
       await this.#membership.stop();
-      this.#reminders?.stop();
       const deadline = performance.now() + this.#o.drainTimeoutMs;
       const left = () => Math.max(0, deadline - performance.now());
+      // No reminders watch may still be setting up when the connection drains (its heartbeat timer would outlive the node).
+      await settleWithin(this.#reminders?.stop() ?? Promise.resolve(), left());
       this.#forgetSub?.unsubscribe();
       if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
       // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
