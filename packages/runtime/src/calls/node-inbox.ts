@@ -4,34 +4,23 @@
 // presence probe of a starting node. Imports: the calls room, the actors'
 // supervisor, the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
-import type { Logger, RoutingTable } from "@mesh/core";
 import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import type { Msg } from "nats";
-import type { Supervisor } from "../actors/supervisor.js";
-import type { NodeMetrics } from "../operations/metrics.js";
 import { FrameReply, NatsReply } from "./nats-reply.js";
 import type { Replies } from "./nats-reply.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Routed } from "./remote-call.js";
-import type { Router } from "./router.js";
+import type { NodeParts, Router } from "./router.js";
 import type { ReplyTo } from "../types.js";
 
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
 const MAX_HOPS = 3;
 
-/** What the node inbox works with. */
-export interface NodeInboxParts {
-  readonly nodeId: string;
-  readonly shards: number;
-  readonly callTimeoutMs: number;
-  readonly maxPayload: number;
-  readonly log: Logger;
-  readonly routes: RoutingTable;
-  readonly actors: Supervisor;
+/** What the node inbox works with besides: the router for forwards, and where replies go. */
+export interface NodeInboxParts extends NodeParts {
   readonly router: Router;
   readonly replies: Replies;
-  readonly metrics: NodeMetrics;
   /** RUNNING, STOPPING or STOPPED: while stopping, what was delivered is still served, but not forwarded. */
   state(): "RUNNING" | "STOPPING" | "STOPPED";
   /** Checks ownership again soon: an activation served here without owning its shard must not outlive the message. */

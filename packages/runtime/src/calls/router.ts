@@ -22,8 +22,8 @@ import type { CallResult, MeshRequest } from "../types.js";
 /** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
 const MAX_REROUTES = 3;
 
-/** What the router works with: the node's parts it routes between. */
-export interface RouterParts {
+/** The node's parts that routing and serving calls both work with. */
+export interface NodeParts {
   readonly nodeId: string;
   readonly shards: number;
   readonly callTimeoutMs: number;
@@ -31,9 +31,13 @@ export interface RouterParts {
   readonly log: Logger;
   readonly routes: RoutingTable;
   readonly actors: Supervisor;
+  readonly metrics: NodeMetrics;
+}
+
+/** What the router works with besides: where remote calls go, and the view. */
+export interface RouterParts extends NodeParts {
   readonly requests: Requests;
   readonly subjects: Subjects;
-  readonly metrics: NodeMetrics;
   readonly hosting: LocalHosting;
   /** Drops a node whose subject had no responders from the view. */
   markGone(node: string): void;
