@@ -71,6 +71,7 @@ test.serial("bad reminders are BAD_REQUEST: a plain actor, no handleReminder, ba
   for (const remind of [{ name: "" , afterMs: 10 }, { name: "x", afterMs: -1 }, { name: "x", at: Number.NaN }, { name: "x" }, { name: "x", afterMs: 10, everyMs: 1 }]) {
     const err = await t.throwsAsync(alarm(mesh, "bad", { remind }), { instanceOf: MeshError });
     t.is(err?.code, "ACTOR_CRASHED", JSON.stringify(remind));
+    t.is(err?.rootCode, "BAD_REQUEST", JSON.stringify(remind));
     t.regex(err!.message, /remind|reminder|everyMs/);
   }
 });
