@@ -118,6 +118,8 @@ async function main(): Promise<void> {
       const nc = await connect({ servers: url, ...roles.client });
       const reply = await nc.request("mesh.call.counter", JSON.stringify({ actor: "counter", id: "counter_1", payload: {} }));
       console.log(`  request mesh.call.counter → ${new TextDecoder().decode(reply.data)}`);
+      const wrong = await nc.request("mesh.call.counter", JSON.stringify({ actor: "cart", id: "cart-1", payload: { add: "stolen" } }));
+      console.log(`  request mesh.call.counter for the cart, which is bound to "cart" → ${new TextDecoder().decode(wrong.data)}`);
       nc.publish("mesh.cluster.heartbeat", JSON.stringify({ node: "impostor" }));
       const refused = await nc.flush().then(() => nc.request("mesh.node.node-b", "{}", { timeout: 1000 }).catch((err: Error) => err.message));
       console.log(`  request mesh.node.node-b (acting as a node) → ${String(refused)}`);
