@@ -118,7 +118,8 @@ test.serial("past MESH_TEST_TOTAL_MS the watchdog stops ava, whatever it prints"
 
 test("SIGTERM to the watchdog stops ava and its workers, and it exits 143", async (t) => {
   const run = runTests(["leaks.test.mjs"], {});
-  await until(() => /✔ passes, and leaves an interval running/.test(run.stdout), "the test to pass", 60_000);
+  // ava passes the worker's own output on separately from its ✔ line: wait for both.
+  await until(() => /✔ passes, and leaves an interval running/.test(run.stdout) && /leaks\.test\.mjs worker pid \d+/.test(run.stdout + run.stderr), "the test to pass and its worker to print its pid", 60_000);
   const pid = leakingWorker(run);
   t.true(running(pid));
   run.child.kill("SIGTERM");
