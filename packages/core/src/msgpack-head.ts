@@ -17,13 +17,37 @@ export class HeadWriter {
   }
 
   byte(b: number): void {
-    this.#room(1);
+    this.room(1);
     this.buf[this.pos++] = b;
   }
 
+  /** Two bytes, big-endian. */
+  u16(n: number): void {
+    this.room(2);
+    this.buf[this.pos++] = n >>> 8;
+    this.buf[this.pos++] = n & 0xff;
+  }
+
+  /** Four bytes, big-endian. */
+  u32(n: number): void {
+    this.room(4);
+    const b = this.buf;
+    b[this.pos++] = n >>> 24;
+    b[this.pos++] = (n >>> 16) & 0xff;
+    b[this.pos++] = (n >>> 8) & 0xff;
+    b[this.pos++] = n & 0xff;
+  }
+
+  /** A DataView over the buffer as it is now. */
+  view(): DataView {
+    if (this.#view?.buffer !== this.buf.buffer) this.#view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    return this.#view;
+  }
+  #view: DataView | undefined;
+
   /** An unsigned integer (< 2^32) in its shortest msgpack form. */
   uint(n: number): void {
-    this.#room(5);
+    this.room(5);
     const b = this.buf;
     if (n < 0x80) b[this.pos++] = n;
     else if (n < 0x100) (b[this.pos++] = 0xcc), (b[this.pos++] = n);
@@ -36,7 +60,7 @@ export class HeadWriter {
     const n = s.length;
     if (n < 32) {
       // Short ASCII (ids, capabilities, actor types): write the code units directly.
-      this.#room(1 + n);
+      this.room(1 + n);
       const b = this.buf;
       const start = this.pos;
       b[start] = 0xa0 | n;
@@ -53,7 +77,7 @@ export class HeadWriter {
     }
     const bytes = utf8.encode(s);
     const len = bytes.length;
-    this.#room(5 + len);
+    this.room(5 + len);
     const b = this.buf;
     if (len < 32) b[this.pos++] = 0xa0 | len;
     else if (len < 0x100) (b[this.pos++] = 0xd9), (b[this.pos++] = len);
@@ -65,9 +89,16 @@ export class HeadWriter {
 
   /** Appends bytes as they are (an already encoded msgpack value). */
   raw(bytes: Uint8Array): void {
-    this.#room(bytes.length);
+    this.room(bytes.length);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
+  }
+
+  /** What was written, as one new buffer (a slice of Node's buffer pool). */
+  done(): Uint8Array {
+    const out = Buffer.allocUnsafe(this.pos);
+    out.set(this.buf.subarray(0, this.pos), 0);
+    return out;
   }
 
   /** The head written so far followed by `tail`, as one new buffer (a slice of Node's buffer pool). */
@@ -78,7 +109,8 @@ export class HeadWriter {
     return out;
   }
 
-  #room(n: number): void {
+  /** Makes room for `n` more bytes. */
+  room(n: number): void {
     if (this.pos + n > this.buf.length) {
       const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
       bigger.set(this.buf.subarray(0, this.pos));

@@ -4,9 +4,9 @@
 // the mailbox keeps running; the turns that end meanwhile share the next
 // commit (group commit), so a hot actor writes once per store round trip, not
 // once per turn.
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Decoder } from "@msgpack/msgpack";
 import { MeshError, stateKey } from "@mesh/core";
-import { checkAcross, messageOf } from "@mesh/core/internal";
+import { encodeValue, messageOf } from "@mesh/core/internal";
 import type { KeyWriter, StateStore, Stored } from "./state-store.js";
 
 /** A turn's outcome, held until its commit lands. */
@@ -26,13 +26,12 @@ export interface CommitEvents {
 }
 
 // What the value model refuses (a Map, a Set, a class instance…) would be written
-// wrongly or lost without a word: checkAcross refuses it first.
-const encoder = new Encoder({ ignoreUndefined: true });
+// wrongly or lost without a word: encodeValue refuses it as it writes.
 const decoder = new Decoder();
 
 /** Encodes a state into a buffer that the next call reuses. Throws BAD_STATE. */
 export function encodeState(state: unknown, what: string): Uint8Array {
-  return encoder.encodeSharedRef(checkAcross(state, "BAD_STATE", `the state of ${what}`));
+  return encodeValue(state, "BAD_STATE", "the state", what);
 }
 
 /** Decodes a stored state. Throws BAD_STATE for bytes that are not msgpack. */
