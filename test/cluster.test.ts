@@ -2,6 +2,7 @@
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { Mesh, MeshError } from "@mesh/runtime";
+import type { CallResult } from "@mesh/runtime";
 import { Counter, GameActor } from "./helpers/actors.js";
 import { NATS_CONF, eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import { startNatsServer } from "@mesh/runtime/testing";
@@ -126,17 +127,27 @@ test.serial("a node that dropped all capabilities owns nothing but can still cal
   t.deepEqual(views([a, b, c], "counter"), Array(3).fill([a.nodeId, b.nodeId, c.nodeId].sort().join(",")));
 });
 
-test.serial("a local call never touches NATS: it is answered while the node's server is down, and stop() still ends", async (t) => {
+test.serial("a node cut off from its only server runs no turn until it is back: a local call waits for the lease, and stop() still ends", async (t) => {
   const own = await startNatsServer({ config: NATS_CONF });
   t.teardown(() => own.stop());
   const node = await Mesh.start({ servers: own.url, nodeId: nodeId("island"), actors: [Counter], capabilities: ["island"] });
   t.teardown(() => node.stop());
   const before = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island" });
-  await own.stop(); // the node's only server is gone: nothing can cross NATS now
-  const after = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island" });
-  t.is(after.pid, before.pid);
-  t.is(after.result.ok, before.result.ok + 1);
-  // And stopping does not hang on the missing server.
+  await own.kill(); // the node's only server is gone: the node cannot know who else serves its actors now
+  const err = await t.throwsAsync(node.call({ actor: Counter, id: "local_only", capability: "island", timeoutMs: 300 }), { instanceOf: MeshError });
+  t.is(err?.code, "TIMEOUT");
+  await own.restart();
+  // Back, and nobody else removed it (it has no peers): the same activation answers, and the call that timed out never ran.
+  let after: CallResult<{ ok: number }> | undefined;
+  await eventually(async () => {
+    after = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island", timeoutMs: 300 }).catch(() => undefined);
+    return after !== undefined;
+  }, "the node to serve again once its server is back");
+  t.is(after!.pid, before.pid);
+  t.is(after!.result.ok, before.result.ok + 1);
+  t.true(node.metrics().leaseLapses >= 1);
+  // And stopping does not hang on a missing server.
+  await own.kill();
   await node.stop();
   t.is(node.state, "STOPPED");
 });

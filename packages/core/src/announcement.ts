@@ -25,6 +25,13 @@ export interface Announcement {
   heartbeatMs: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
   members?: string[];
+  /**
+   * Only in answers to `discover`: how many times the answering node removed
+   * the asker's instance from its view (silent past the node timeout, or no
+   * responders on its subject). A node that re-validates its lease learns from
+   * it whether another node may have taken its shards meanwhile.
+   */
+  removals?: number;
 }
 
 /** A graceful goodbye. */
@@ -70,6 +77,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof a.version !== "string") fail("version");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
+  if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");
   return a as unknown as Announcement;
 }
 

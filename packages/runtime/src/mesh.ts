@@ -15,6 +15,7 @@ import type { MeshOptions, ResolvedOptions } from "./options.js";
 import { Ingress } from "./calls/ingress.js";
 import { NodeService } from "./operations/service.js";
 import { Supervisor } from "./actors/supervisor.js";
+import { Lease } from "./actors/lease.js";
 import { StateStore } from "./state/state-store.js";
 import { Reminders, reminderBucket } from "./timers/reminders.js";
 import { serveForget } from "./operations/forget.js";
@@ -44,6 +45,7 @@ export class Mesh {
   readonly #actors: Supervisor;
   readonly #requests: Requests;
   readonly #membership: Membership;
+  readonly #lease: Lease;
   readonly #maxPayload: number;
   readonly #router: Router;
   readonly #inbox: NodeInbox;
@@ -65,7 +67,21 @@ export class Mesh {
     this.#nc = nc;
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
+    // Peers drop a node silent for nodeTimeoutMs; a heartbeat heard back keeps the lease for that, less one interval.
+    const leaseMs = o.nodeTimeoutMs > o.heartbeatMs ? o.nodeTimeoutMs - o.heartbeatMs : o.nodeTimeoutMs / 2;
+    this.#lease = new Lease(
+      leaseMs,
+      {
+        revalidate: (timeoutMs) => this.#membership.revalidate(timeoutMs),
+        dropAll: () => this.#actors.dropAll(),
+        resume: () => this.#actors.resume(),
+        running: () => this.#state === "RUNNING",
+        log: o.logger,
+      },
+      this.#metrics,
+    );
     this.#actors = new Supervisor({
+      lease: this.#lease,
       nodeId: o.nodeId,
       actors: o.actors,
       log: o.logger,
@@ -92,7 +108,7 @@ export class Mesh {
       version,
       heartbeatMs: o.heartbeatMs,
     };
-    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view), inbox);
+    this.#membership = new Membership(nc, this.#subjects, self, o, o.logger, (view) => this.#viewChanged(view), inbox, (sentAt) => this.#lease.heard(sentAt));
     const node = { nodeId: o.nodeId, shards: o.shards, callTimeoutMs: o.callTimeoutMs, maxPayload, log: o.logger, routes: this.#routes, actors: this.#actors, metrics: this.#metrics };
     this.#router = new Router({
       ...node,
@@ -162,7 +178,9 @@ export class Mesh {
       );
     }
     await this.#nc.flush();
+    const joined = performance.now();
     await this.#membership.start();
+    this.#lease.start(joined);
     void this.#reminders?.scan();
     void this.#watchConnection();
   }
@@ -349,9 +367,14 @@ export class Mesh {
     }
   }
 
-  /** After a reconnect, asks everyone again so views heal at once. */
+  /**
+   * A lost connection ends the lease (peers may have dropped this node: its
+   * turns wait until it is re-validated); after a reconnect, asks everyone
+   * again so views heal at once.
+   */
   async #watchConnection(): Promise<void> {
     for await (const status of this.#nc.status()) {
+      if (status.type === "disconnect" && this.#state === "RUNNING") this.#lease.lapse();
       if (status.type === "reconnect" && this.#state === "RUNNING") {
         this.#o.logger.info({ server: status.data }, "mesh: reconnected to NATS");
         await this.#membership.rediscover();

@@ -30,8 +30,23 @@ interface Round {
   readonly open: boolean;
   /** Answers so far. */
   answers: number;
+  /** A lease re-validation: answers' removal counts are compared with the last ones and recorded. */
+  readonly revalidation: boolean;
+  /** An answer said its node removed us since we last asked it. */
+  replaced: boolean;
   done(): void;
 }
+
+/** What a lease re-validation learned (see Membership.revalidate). */
+export interface Revalidation {
+  /** The server took our announcement: peers heard us at or after the round began. */
+  confirmed: boolean;
+  /** A member removed this node meanwhile, or did not answer: it may have served this node's shards. */
+  replaced: boolean;
+}
+
+/** How many removed instances a node remembers (each answer to a re-validation names the asker's count). */
+const REMOVALS_KEPT = 10_000;
 
 /** The longest a discovery or announcement round waits for answers. */
 const ROUND_MAX_MS = 2_000;
@@ -54,6 +69,16 @@ export class Membership {
   #roundNo = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopped = false;
+  /** How many times this node removed each "<node>/<instance>" from its view. */
+  readonly #removals = new Map<string, number>();
+  /** The removal counts each member last reported for this node. */
+  readonly #removedBy = new Map<string, number>();
+  /** Members this node removed since its last re-validation: it asks them too. */
+  readonly #removedSince = new Set<string>();
+  #lastSweep = performance.now();
+  /** Heartbeats not yet heard back: their number (`beat`) → when each was sent. */
+  readonly #sent = new Map<number, number>();
+  #beat = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -65,6 +90,8 @@ export class Membership {
     private readonly onChange: (members: ReadonlyMap<string, Announcement>) => void,
     /** Where replies to discovery come (the node's inbox prefix). @default "_INBOX" */
     inboxPrefix?: string,
+    /** The server delivered back a heartbeat this node sent at `sentAt` (performance.now()): every member heard it then or later. */
+    private readonly onHeard: (sentAt: number) => void = () => {},
   ) {
     this.#self = self;
     this.#inbox = `${createInbox(inboxPrefix)}.`;
@@ -94,13 +121,25 @@ export class Membership {
           },
         }),
       );
-    on(this.subjects.heartbeat, (msg) => this.#upsert(decodeAnnouncement(msg.data)));
+    on(this.subjects.heartbeat, (msg) => {
+      const a = decodeAnnouncement(msg.data) as Announcement & { beat?: unknown };
+      if (a.node === this.#self.node && a.instance === this.#self.instance) {
+        const sentAt = typeof a.beat === "number" ? this.#sent.get(a.beat) : undefined;
+        if (sentAt === undefined) return;
+        for (const beat of this.#sent.keys()) if (beat <= (a.beat as number)) this.#sent.delete(beat);
+        this.onHeard(sentAt);
+        return;
+      }
+      this.#upsert(a);
+    });
     on(this.subjects.discover, (msg) => {
       const a = decodeAnnouncement(msg.data);
       if (a.node === this.#self.node && a.instance === this.#self.instance) return;
       this.#upsert(a);
-      // The answer names every member we know, so the asker can wait for each of them.
-      if (msg.reply) msg.respond(encodeJson({ ...this.#self, members: [...this.#members.keys()] }));
+      // The answer names every member we know, so the asker can wait for each of them,
+      // and how often we removed the asker, so it can tell whether its shards may have moved.
+      const removals = this.#removals.get(`${a.node}/${a.instance}`) ?? 0;
+      if (msg.reply) msg.respond(encodeJson({ ...this.#self, members: [...this.#members.keys()], removals }));
     });
     on(this.subjects.leave, (msg) => this.#leave(decodeLeave(msg.data)));
     on(`${this.#inbox}*`, (msg) => {
@@ -110,6 +149,10 @@ export class Membership {
       if (round === undefined) return;
       round.answers++;
       round.heard.add(a.node);
+      if (round.revalidation && a.removals !== undefined) {
+        if (a.removals > (this.#removedBy.get(a.node) ?? 0)) round.replaced = true;
+        this.#removedBy.set(a.node, a.removals);
+      }
       round.expected.delete(a.node);
       if (round.open) {
         for (const m of a.members ?? []) if (m !== this.#self.node && !round.heard.has(m)) round.expected.add(m);
@@ -121,9 +164,9 @@ export class Membership {
     this.onChange(this.view());
     await this.#round(undefined);
     // Heartbeat once now: members that missed discovery learn of us at once.
-    this.#publish(this.subjects.heartbeat, this.#self);
+    this.#heartbeat();
     this.#timers.push(
-      setInterval(() => this.#publish(this.subjects.heartbeat, this.#self), this.timing.heartbeatMs),
+      setInterval(() => this.#heartbeat(), this.timing.heartbeatMs),
       setInterval(() => this.#sweep(), Math.max(50, Math.min(this.timing.heartbeatMs, this.timing.nodeTimeoutMs) / 4)),
     );
     for (const t of this.#timers) t.unref();
@@ -146,9 +189,25 @@ export class Membership {
     await this.#round(undefined);
   }
 
+  /**
+   * Asks every member whether it removed this node since it last asked (a
+   * lease re-validation, docs/faults.md): `replaced` when one did, or did not
+   * answer within `timeoutMs`; `confirmed` once the server acknowledged the
+   * question. Members that hear it learn of this node again.
+   */
+  async revalidate(timeoutMs: number): Promise<Revalidation> {
+    const others = new Set([...this.#members.keys(), ...this.#removedSince].filter((n) => n !== this.#self.node));
+    this.#removedSince.clear();
+    const round = await this.#round(others, timeoutMs, true);
+    const confirmed = await settleWithin(this.nc.flush().then(() => true), timeoutMs).catch(() => false);
+    return { confirmed: confirmed === true, replaced: round.replaced || round.expected.size > 0 };
+  }
+
   /** Removes a node that we know is gone (its subject had no responders). */
   markGone(node: string): void {
-    if (node !== this.#self.node && this.#members.delete(node)) {
+    const known = this.#members.get(node);
+    if (node !== this.#self.node && known !== undefined) {
+      this.#remove(node, known);
       this.log.info({ node }, "mesh: node removed: no responders on its subject");
       this.onChange(this.view());
     }
@@ -172,26 +231,26 @@ export class Membership {
    * answered and no new answer came for discoveryQuietMs. Never longer than
    * ROUND_MAX_MS.
    */
-  async #round(expected: Set<string> | undefined): Promise<void> {
+  async #round(expected: Set<string> | undefined, maxMs = ROUND_MAX_MS, revalidation = false): Promise<Round> {
     const key = (this.#roundNo++).toString(36);
     let timer: ReturnType<typeof setTimeout> | undefined;
     let round!: Round;
     const finished = new Promise<void>((resolve) => {
-      round = { expected: expected ?? new Set(), heard: new Set(), open: expected === undefined, answers: 0, done: resolve };
-      timer = setTimeout(resolve, ROUND_MAX_MS);
+      round = { expected: expected ?? new Set(), heard: new Set(), open: expected === undefined, answers: 0, revalidation, replaced: false, done: resolve };
+      timer = setTimeout(resolve, maxMs);
     });
     this.#rounds.set(key, round);
     try {
       this.nc.publish(this.subjects.discover, encodeJson(this.#self), { reply: this.#inbox + key });
       if (!round.open) {
         if (round.expected.size > 0) await finished;
-        return;
+        return round;
       }
       await this.nc.flush();
       for (let answers = -1; !this.#stopped && (answers !== round.answers || round.expected.size > 0); ) {
         answers = round.answers;
         const pause = new Promise<"quiet">((resolve) => setTimeout(resolve, this.timing.discoveryQuietMs, "quiet"));
-        if ((await Promise.race([pause, finished])) !== "quiet") return;
+        if ((await Promise.race([pause, finished])) !== "quiet") return round;
       }
     } catch (err) {
       this.log.warn({ err: messageOf(err) }, "mesh: discovery round failed");
@@ -199,9 +258,10 @@ export class Membership {
       clearTimeout(timer);
       this.#rounds.delete(key);
     }
+    return round;
   }
 
-  #upsert({ members: _members, ...a }: Announcement): void {
+  #upsert({ members: _members, removals: _removals, beat: _beat, ...a }: Announcement & { beat?: unknown }): void {
     if (this.#stopped) return;
     if (a.node === this.#self.node) {
       if (a.instance !== this.#self.instance) {
@@ -242,12 +302,20 @@ export class Membership {
 
   #sweep(): void {
     const now = performance.now();
+    const stalled = now - this.#lastSweep > this.timing.nodeTimeoutMs / 2;
+    this.#lastSweep = now;
+    if (stalled) {
+      // This node itself was paused or stalled: what it has not read yet may be
+      // every member's heartbeat. Each gets a fresh node timeout from now.
+      for (const m of this.#members.values()) m.lastSeen = Math.max(m.lastSeen, now);
+      return;
+    }
     let changed = false;
     for (const [node, m] of this.#members) {
       // A node that announced a slower heartbeat than ours gets three of its own intervals.
       const timeout = Math.max(this.timing.nodeTimeoutMs, 3 * m.announcement.heartbeatMs);
       if (node !== this.#self.node && now - m.lastSeen > timeout) {
-        this.#members.delete(node);
+        this.#remove(node, m);
         this.log.warn({ node }, "mesh: node removed: silent past the node timeout");
         changed = true;
       }
@@ -255,11 +323,34 @@ export class Membership {
     if (changed) this.onChange(this.view());
   }
 
-  #publish(subject: string, message: unknown): void {
+  /** Forgets a member that did not leave by itself, counting it for its re-validation. */
+  #remove(node: string, m: Member): void {
+    this.#members.delete(node);
+    this.#removedSince.add(node);
+    if (this.#removedSince.size > REMOVALS_KEPT) this.#removedSince.delete(this.#removedSince.values().next().value!);
+    const key = `${node}/${m.announcement.instance}`;
+    const count = (this.#removals.get(key) ?? 0) + 1;
+    this.#removals.delete(key); // re-inserted last: the oldest entries go first
+    this.#removals.set(key, count);
+    if (this.#removals.size > REMOVALS_KEPT) this.#removals.delete(this.#removals.keys().next().value!);
+  }
+
+  /** Publishes our announcement, numbered so that hearing it back tells when it was sent. */
+  #heartbeat(): void {
+    const beat = ++this.#beat;
+    const sentAt = performance.now();
+    if (!this.#publish(this.subjects.heartbeat, { ...this.#self, beat })) return;
+    this.#sent.set(beat, sentAt);
+    if (this.#sent.size > 64) this.#sent.delete(this.#sent.keys().next().value!); // not heard back: no proof of anything
+  }
+
+  #publish(subject: string, message: unknown): boolean {
     try {
       this.nc.publish(subject, encodeJson(message));
+      return true;
     } catch (err) {
       this.log.warn({ subject, err: messageOf(err) }, "mesh: could not publish a membership message");
+      return false;
     }
   }
 }

@@ -189,6 +189,11 @@ export class Activation implements CallContext {
     (this.#queue ??= []).push(letter);
   }
 
+  /** Puts a letter back at the head of the mailbox (its turn waits for the lease). */
+  requeue(letter: Letter): void {
+    (this.#queue ??= []).unshift(letter);
+  }
+
   /** The next waiting letter, if any. */
   dequeue(): Letter | undefined {
     return this.#queue?.shift();
@@ -200,6 +205,16 @@ export class Activation implements CallContext {
     this.#queue = undefined;
     return all;
   }
+}
+
+/**
+ * A payload or initArg from a caller in this process, as the actor gets it:
+ * its own copy (or, for a class that shares values, the value once checked).
+ * `initArg` undefined or null stays undefined. Throws BAD_REQUEST.
+ */
+export function incomingAcross(shared: boolean, value: unknown, what: "payload" | "initArg"): unknown {
+  if (what === "initArg" && (value === undefined || value === null)) return undefined;
+  return shared ? checkAcross(value, "BAD_REQUEST", what) : copyAcross(value, "BAD_REQUEST", what);
 }
 
 /**

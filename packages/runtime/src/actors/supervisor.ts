@@ -4,11 +4,11 @@
 // forget, a crash, the node's stop. Running the turns themselves is turns.ts.
 // Imports: the actors room, state and timers, and the bottom floor.
 import { MeshError } from "@mesh/core";
-import { checkAcross, copyAcross, messageOf } from "@mesh/core/internal";
+import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { wrongCapability } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
-import { Activation, Letter, NO_REPLY, isThenable } from "./activation.js";
+import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./activation.js";
 import { Turns, chainKey } from "./turns.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
@@ -17,6 +17,8 @@ import { Passivation } from "./passivation.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
 import type { ContextHost } from "./activation.js";
+import type { Lease } from "./lease.js";
+import { remindersOf } from "../timers/reminders.js";
 import type { Reminder, Reminders } from "../timers/reminders.js";
 import type { StateStore } from "../state/state-store.js";
 import type { ActorClass, CallResult, DeactivateReason, MeshRequest, ReminderInfo, ReplyTo } from "../types.js";
@@ -39,6 +41,8 @@ export interface SupervisorOptions {
   readonly maxActors: number;
   /** The node's reminders, once open (only with durable classes). */
   readonly reminders: () => Reminders | undefined;
+  /** The node's ownership lease: turns start only while it holds (lease.ts). */
+  readonly lease: Lease;
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
@@ -65,17 +69,9 @@ export class Supervisor {
     clearTimer: (act, name) => this.#timers.clear(act, name),
     call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act)]),
     cast: (_act, request) => this.o.outbound.cast(request), // casts never wait, so they carry no chain
-    remind: (act, name, options) => this.#reminders(act, "handleReminder").set(act.capability, act.actorType, act.id, name, options),
-    forget: (act, name) => this.#reminders(act).forget(act.capability, act.actorType, act.id, name),
+    remind: (act, name, options) => remindersOf(act, this.o.reminders(), "handleReminder").set(act.capability, act.actorType, act.id, name, options),
+    forget: (act, name) => remindersOf(act, this.o.reminders()).forget(act.capability, act.actorType, act.id, name),
   };
-
-  /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
-  #reminders(act: Activation, needs?: "handleReminder"): Reminders {
-    const reminders = this.o.reminders();
-    if (act.commits === undefined || reminders === undefined) throw new MeshError("BAD_REQUEST", `reminders are for durable actors (static durable = true); ${act.actorType} is not durable`);
-    if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
-    return reminders;
-  }
 
   /**
    * Runs a due reminder's turn: activates the actor if needed and queues
@@ -91,9 +87,10 @@ export class Supervisor {
 
   #incarnation = 0;
   #idle: (() => void) | undefined;
-
   readonly #log: Logger;
   readonly #metrics: NodeMetrics;
+  /** Activations dropped by dropAll: they leave without onDeactivate. */
+  readonly #replaced = new WeakSet<Activation>();
 
   constructor(private readonly o: SupervisorOptions) {
     this.nodeId = o.nodeId;
@@ -115,7 +112,19 @@ export class Supervisor {
       },
       o.metrics,
       o.log,
+      o.lease,
     );
+  }
+
+  /** Another node may have served this node's actors (lease.ts): all go, without onDeactivate; what waits goes to the owner. */
+  dropAll(): number {
+    for (const act of this.#table.all()) this.#replaced.add(act);
+    return this.rebalance(() => false);
+  }
+
+  /** The lease holds again: turns that waited for it run. */
+  resume(): void {
+    this.#turns.resume();
   }
 
   /** The actor types this node hosts, sorted. */
@@ -133,14 +142,9 @@ export class Supervisor {
     return this.#table.size;
   }
 
-  /**
-   * A payload or initArg from a caller in this process, as the actor gets it:
-   * its own copy (or, for a class that shares values, the value once
-   * checked). `initArg` undefined or null stays undefined. Throws BAD_REQUEST.
-   */
+  /** A payload or initArg from a caller in this process, as the actor gets it (see incomingAcross). Throws BAD_REQUEST. */
   incoming(actorType: string, value: unknown, what: "payload" | "initArg"): unknown {
-    if (what === "initArg" && (value === undefined || value === null)) return undefined;
-    return this.#table.type(actorType)?.shares ? checkAcross(value, "BAD_REQUEST", what) : copyAcross(value, "BAD_REQUEST", what);
+    return incomingAcross(this.#table.type(actorType)?.shares === true, value, what);
   }
 
   /**
@@ -242,7 +246,7 @@ export class Supervisor {
     };
     if (act.commits?.busy) void act.commits.idle().then(handOn);
     else handOn();
-    if (deactivate) void this.#deactivate(act, act.leaving ?? "rebalance", this.o.deactivateTimeoutMs);
+    if (deactivate && !this.#replaced.has(act)) void this.#deactivate(act, act.leaving ?? "rebalance", this.o.deactivateTimeoutMs);
   }
 
   /** Resolves once no handler runs, no mailbox holds a letter and no commit is pending, or after `timeoutMs`. */
@@ -333,7 +337,7 @@ export class Supervisor {
         act.dead = true;
         this.#timers.end(act);
         this.#table.remove(act);
-        const failure = err instanceof MeshError ? this.#failedWith(act.pid, err) : this.#activationFailed(act.pid, err);
+        const failure = this.#activationFailed(act.pid, err, true);
         for (const letter of act.drain()) this.#turns.settle(letter, failure);
         this.#checkIdle();
       },
@@ -358,16 +362,13 @@ export class Supervisor {
     act.commits = commits;
   }
 
-  #activationFailed(pid: string, err: unknown): MeshError {
-    this.#metrics.activationFailures++;
-    return this.#failedWith(pid, new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err }));
-  }
-
-  /** Counts and logs an activation that failed with `err`. */
-  #failedWith(pid: string, err: MeshError): MeshError {
-    this.#metrics.error(err.code);
-    this.#log.warn({ pid, err: err.message }, "mesh: activation failed");
-    return err;
+  /** Counts and logs a failed activation: ACTIVATION_FAILED, or (`asIs`, a durable start) a MeshError as it is. */
+  #activationFailed(pid: string, err: unknown, asIs = false): MeshError {
+    const failure = asIs && err instanceof MeshError ? err : new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
+    if (failure !== err) this.#metrics.activationFailures++;
+    this.#metrics.error(failure.code);
+    this.#log.warn({ pid, err: failure.message }, "mesh: activation failed");
+    return failure;
   }
 
   /**

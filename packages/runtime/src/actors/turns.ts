@@ -12,6 +12,7 @@ import { TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { Letter, PromiseReply, isThenable, replyAcross } from "./activation.js";
 import type { Activation } from "./activation.js";
+import type { Lease } from "./lease.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
 import type { ActorClass, CallResult, ReminderInfo } from "../types.js";
@@ -45,6 +46,8 @@ export class Turns {
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
+  /** Activations whose next turn waits for the lease (lease.ts). */
+  readonly #held = new Set<Activation>();
   /** Handlers (and activations starting) whose promise has not settled. */
   running = 0;
 
@@ -52,6 +55,7 @@ export class Turns {
     private readonly host: TurnHost,
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
+    private readonly lease: Lease,
   ) {}
 
   /** How many things keep the node busy besides waiting letters: running handlers and commits. */
@@ -67,7 +71,7 @@ export class Turns {
    * untimed, 3.3 M/s timed). The caller gets its own copy of the reply.
    */
   call(act: Activation, payload: unknown, initArg: unknown, timeoutMs: number, chain: readonly string[] | undefined): Promise<CallResult> {
-    if (!act.busy && act.commits === undefined) {
+    if (!act.busy && act.commits === undefined && this.lease.holdsNow()) {
       act.busy = true;
       act.lastTick = this.host.tick;
       act.used = true;
@@ -156,6 +160,24 @@ export class Turns {
     this.host.checkIdle();
   }
 
+  /**
+   * The lease lapsed: the letter waits at the head of its mailbox (its
+   * caller's deadline still runs) until the lease is re-validated.
+   */
+  #hold(act: Activation, letter: Letter): void {
+    act.busy = true;
+    act.requeue(this.watched(letter));
+    this.#held.add(act);
+    this.lease.lapse();
+  }
+
+  /** The lease holds again: the activations whose turns waited run them (or leave, if they were dropped). */
+  resume(): void {
+    const held = [...this.#held];
+    this.#held.clear();
+    for (const act of held) this.next(act);
+  }
+
   /** Fails a letter with `err` (a cast's failure is logged: nobody waits for it). */
   settle(letter: Letter, err: MeshError): void {
     this.take(letter);
@@ -208,11 +230,15 @@ export class Turns {
    * (its promise will) or it crashed.
    */
   #run(act: Activation, letter: Letter): boolean {
+    const started = performance.now();
+    if (!this.lease.holds(started)) {
+      this.#hold(act, letter);
+      return false;
+    }
     act.busy = true;
     act.lastTick = this.host.tick;
     act.used = true;
     act.chain = letter.chain;
-    const started = performance.now();
     let out: unknown;
     try {
       if (letter.system === "reminder") {

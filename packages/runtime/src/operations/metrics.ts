@@ -62,6 +62,12 @@ export interface MetricsSnapshot {
   passivations: number;
   /** Idle actors deactivated to stay within maxActors. */
   evictions: number;
+  /** Times this node's ownership lease lapsed (a pause, a lost connection: docs/faults.md). */
+  leaseLapses: number;
+  /** Lease re-validations that ended with the lease held again. */
+  leaseRevalidations: number;
+  /** Activations dropped at a re-validation because another node may have replaced them. */
+  leaseDrops: number;
   /** Reminder turns that ran and succeeded on this node. */
   remindersFired: number;
   /** Reminder turns that failed (retried with backoff). */
@@ -93,6 +99,9 @@ export class NodeMetrics {
   stateConflicts = 0;
   passivations = 0;
   evictions = 0;
+  leaseLapses = 0;
+  leaseRevalidations = 0;
+  leaseDrops = 0;
   remindersFired = 0;
   remindersFailed = 0;
   readonly errors: Partial<Record<ErrorCode, number>> = {};
@@ -123,6 +132,9 @@ export class NodeMetrics {
       stateConflicts: this.stateConflicts,
       passivations: this.passivations,
       evictions: this.evictions,
+      leaseLapses: this.leaseLapses,
+      leaseRevalidations: this.leaseRevalidations,
+      leaseDrops: this.leaseDrops,
       remindersFired: this.remindersFired,
       remindersFailed: this.remindersFailed,
       errors: { ...this.errors },

@@ -38,6 +38,9 @@ export class PrometheusEndpoint {
     counter("mesh_state_conflicts_total", "Commits refused because another activation committed first", (m) => m.stateConflicts);
     counter("mesh_passivations_total", "Actors deactivated after idleTimeoutMs", (m) => m.passivations);
     counter("mesh_evictions_total", "Idle actors deactivated to stay within maxActors", (m) => m.evictions);
+    counter("mesh_lease_lapses_total", "Times this node's ownership lease lapsed (a pause, a lost connection)", (m) => m.leaseLapses);
+    counter("mesh_lease_revalidations_total", "Lease re-validations that ended with the lease held again", (m) => m.leaseRevalidations);
+    counter("mesh_lease_drops_total", "Activations dropped at a re-validation because another node may have replaced them", (m) => m.leaseDrops);
     counter("mesh_reminders_fired_total", "Reminder turns that ran and succeeded", (m) => m.remindersFired);
     counter("mesh_reminders_failed_total", "Reminder turns that failed (retried with backoff)", (m) => m.remindersFailed);
     new Counter({

@@ -55,6 +55,13 @@ export function reminderKey(capability: string, shard: number, actorType: string
   return `${capability}.${shard}.${keyToken(actorType)}.${keyToken(id)}.${keyToken(name)}`;
 }
 
+/** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
+export function remindersOf(act: { commits?: unknown; actorType: string; instance: object }, reminders: Reminders | undefined, needs?: "handleReminder"): Reminders {
+  if (act.commits === undefined || reminders === undefined) throw new MeshError("BAD_REQUEST", `reminders are for durable actors (static durable = true); ${act.actorType} is not durable`);
+  if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
+  return reminders;
+}
+
 /** The default reminders bucket of a cluster: its prefix, dots as underscores, then `_reminders`. */
 export function reminderBucket(prefix: string): string {
   return `${prefix.replaceAll(".", "_")}_reminders`;
