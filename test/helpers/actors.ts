@@ -262,3 +262,27 @@ export class OpenLedger {
     return { ...this.state };
   }
 }
+
+/** A slow actor: each call or cast takes `ms` (default 5); `{ count: true }` says how many of each ran. */
+export class Slow {
+  static actorType = "Slow";
+  calls = 0;
+  casts = 0;
+  async handleCall(p: { ms?: number; count?: true } | undefined): Promise<{ calls: number; casts: number }> {
+    if (!p?.count) {
+      this.calls++;
+      await new Promise((resolve) => setTimeout(resolve, p?.ms ?? 5));
+    }
+    return { calls: this.calls, casts: this.casts };
+  }
+  async handleCast(p: { ms?: number } | undefined): Promise<void> {
+    this.casts++;
+    await new Promise((resolve) => setTimeout(resolve, p?.ms ?? 5));
+  }
+}
+
+/** Slow, with a mailbox of 50. */
+export class SmallMailbox extends Slow {
+  static override actorType = "SmallMailbox";
+  static maxMailbox = 50;
+}

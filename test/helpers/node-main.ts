@@ -3,7 +3,7 @@
 // reports an unhandled rejection or exception on stderr with exit code 70.
 import { Mesh } from "@mesh/runtime";
 import type { MeshOptions } from "@mesh/runtime";
-import { Alarm, Counter, DurableCounter } from "./actors.js";
+import { Alarm, Counter, DurableCounter, Slow } from "./actors.js";
 
 process.on("unhandledRejection", (err) => {
   process.stderr.write(`UNHANDLED REJECTION: ${String(err)}\n`);
@@ -15,7 +15,7 @@ process.on("uncaughtException", (err) => {
 });
 
 const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions;
-const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter, Alarm] });
+const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter, Alarm, Slow] });
 // The handler goes in before "ready": a SIGTERM sent on seeing it stops the node gracefully.
 process.once("SIGTERM", () => {
   void mesh.stop().then(() => process.exit(process.exitCode ?? 0));

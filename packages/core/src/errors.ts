@@ -33,6 +33,8 @@ export const ErrorCode = {
   CONNECTION_FAILED: "CONNECTION_FAILED",
   /** The actor type is bound to other capabilities (`static capabilities`) than the one the request came through; nothing was activated. The message names the allowed ones. */
   WRONG_CAPABILITY: "WRONG_CAPABILITY",
+  /** The actor's mailbox, or the owner node's queues, are full: the call or cast was refused before it was queued and did not run. Retry later, with backoff. */
+  OVERLOADED: "OVERLOADED",
   /** The local node is stopping or stopped and takes no new calls. */
   STOPPED: "STOPPED",
   /** A bug or an unexpected failure inside Mesh; the message says what. */

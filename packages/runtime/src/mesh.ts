@@ -82,6 +82,7 @@ export class Mesh {
     );
     this.#actors = new Supervisor({
       lease: this.#lease,
+      limits: o,
       nodeId: o.nodeId,
       actors: o.actors,
       log: o.logger,
@@ -197,7 +198,7 @@ export class Mesh {
 
   /** This node's counters and latency histograms (docs/observability.md). */
   metrics(): MetricsSnapshot {
-    return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size);
+    return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size, this.#actors.queues());
   }
 
   /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */

@@ -51,6 +51,12 @@ export interface MeshOptions {
   idleTimeoutMs?: number;
   /** The most live actors this node holds: beyond it, the least recently used idle ones are deactivated ("evicted"). @default no cap */
   maxActors?: number;
+  /** The most messages that may wait in one actor's mailbox, for classes that set no `static maxMailbox`; past it a message is refused with OVERLOADED. @default 1000 */
+  maxMailbox?: number;
+  /** The most messages that may wait in all this node's mailboxes together. @default 100000 */
+  maxQueuedLetters?: number;
+  /** The most bytes of messages from other nodes that may wait in this node's mailboxes together. @default 64 MiB */
+  maxQueuedBytes?: number;
   /** How often a node reads the reminders of the shards it owns (it also does at once when the view changes); it holds those due within twice this. @default 30000 */
   reminderScanMs?: number;
 }
@@ -77,6 +83,9 @@ export interface ResolvedOptions {
   storage: Required<Pick<StorageOptions, "bucket">> & StorageOptions;
   idleTimeoutMs: number | undefined;
   maxActors: number;
+  maxMailbox: number;
+  maxQueuedLetters: number;
+  maxQueuedBytes: number;
   reminderScanMs: number;
 }
 
@@ -96,7 +105,10 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
   const subjects = new Subjects(o.prefix ?? "mesh");
   const actors = (o.actors ?? []).map(checkActorClass);
   for (const cls of actors) if (cls.idleTimeoutMs !== undefined) checkIdleTimeout(cls.idleTimeoutMs, `${cls.name}.idleTimeoutMs`);
-  if (o.maxActors !== undefined && !(Number.isInteger(o.maxActors) && o.maxActors > 0)) throw new MeshError("BAD_REQUEST", `maxActors must be a positive integer, got ${String(o.maxActors)}`);
+  for (const name of ["maxActors", "maxMailbox", "maxQueuedLetters", "maxQueuedBytes"] as const) {
+    const v = o[name];
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new MeshError("BAD_REQUEST", `${name} must be a positive integer, got ${String(v)}`);
+  }
   return {
     servers: o.servers ?? defaultServers(),
     actors,
@@ -118,6 +130,9 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     storage: checkStorage(o.storage, subjects.prefix),
     idleTimeoutMs: o.idleTimeoutMs === undefined ? undefined : checkIdleTimeout(o.idleTimeoutMs, "idleTimeoutMs"),
     maxActors: o.maxActors ?? Infinity,
+    maxMailbox: o.maxMailbox ?? 1000,
+    maxQueuedLetters: o.maxQueuedLetters ?? 100_000,
+    maxQueuedBytes: o.maxQueuedBytes ?? 64 * 1024 * 1024,
     reminderScanMs: ms("reminderScanMs", o.reminderScanMs, 30_000),
   };
 }

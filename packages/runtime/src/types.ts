@@ -110,6 +110,8 @@ export interface ActorClass<A extends Actor = Actor> {
    * receives, and callers never change what it returns (docs/behaviour.md). @default false
    */
   readonly shareValues?: boolean;
+  /** The most messages that may wait in one actor's mailbox; past it a call or cast is refused with OVERLOADED (docs/behaviour.md). @default the node's maxMailbox (1000) */
+  readonly maxMailbox?: number;
   readonly name: string;
 }
 

@@ -7,7 +7,15 @@ import type { Scheduled } from "../timers/scheduler.js";
 import { ActorRef } from "./ref.js";
 
 /** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
+/** What waits in all of a node's mailboxes: letters, and bytes of those that came from the wire. */
+export interface MailboxLoad {
+  letters: number;
+  bytes: number;
+}
+
 export interface ContextHost {
+  /** The node's mailbox load, which every mailbox keeps up to date. */
+  readonly load: MailboxLoad;
   setTimer(act: Activation, name: string, ms: number, options?: TimerOptions): void;
   clearTimer(act: Activation, name: string): boolean;
   call<R>(act: Activation, request: MeshRequest): Promise<CallResult<R>>;
@@ -57,6 +65,8 @@ export const NO_REPLY: ReplyTo = { succeed() {}, fail() {}, bytes() {} };
 /** A message waiting in a mailbox or running its turn. */
 export class Letter implements Expiring {
   settled = false;
+  /** Its size on the wire, for a call or cast from another node or the ingress (0 from this process). */
+  bytes = 0;
   constructor(
     readonly cast: boolean,
     readonly payload: unknown,
@@ -71,6 +81,13 @@ export class Letter implements Expiring {
     /** Calls between actors: the actors whose turns wait on this call. */
     readonly chain?: readonly string[],
   ) {}
+
+  /** A cast's letter (`bytes`: its size, when it came from the wire). */
+  static cast(payload: unknown, initArg: unknown, bytes: number): Letter {
+    const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
+    letter.bytes = bytes;
+    return letter;
+  }
 
   /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
   expire(): void {
@@ -187,23 +204,34 @@ export class Activation implements CallContext {
 
   enqueue(letter: Letter): void {
     (this.#queue ??= []).push(letter);
+    this.#count(letter, 1);
   }
 
   /** Puts a letter back at the head of the mailbox (its turn waits for the lease). */
   requeue(letter: Letter): void {
     (this.#queue ??= []).unshift(letter);
+    this.#count(letter, 1);
   }
 
   /** The next waiting letter, if any. */
   dequeue(): Letter | undefined {
-    return this.#queue?.shift();
+    const letter = this.#queue?.shift();
+    if (letter !== undefined) this.#count(letter, -1);
+    return letter;
   }
 
   /** Removes and returns every waiting letter. */
   drain(): Letter[] {
     const all = this.#queue ?? [];
     this.#queue = undefined;
+    for (const letter of all) this.#count(letter, -1);
     return all;
+  }
+
+  #count(letter: Letter, sign: 1 | -1): void {
+    const load = this.host.load;
+    load.letters += sign;
+    load.bytes += sign * letter.bytes;
   }
 }
 

@@ -87,6 +87,13 @@ export class ActorTable {
     return this.#types.get(actorType)?.slots.get(capability)?.activations.get(id);
   }
 
+  /** The most letters waiting in one mailbox now (a walk over the live activations). */
+  deepestMailbox(): number {
+    let deepest = 0;
+    for (const act of this.all()) deepest = Math.max(deepest, act.waiting);
+    return deepest;
+  }
+
   add(slot: Slot, act: Activation): void {
     slot.activations.set(act.id, act);
     this.#live++;

@@ -12,11 +12,10 @@ import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./acti
 import { Turns, chainKey } from "./turns.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
-import type { GroupCommit } from "../state/group-commit.js";
 import { Passivation } from "./passivation.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
-import type { ContextHost } from "./activation.js";
+import type { ContextHost, MailboxLoad } from "./activation.js";
 import type { Lease } from "./lease.js";
 import { remindersOf } from "../timers/reminders.js";
 import type { Reminder, Reminders } from "../timers/reminders.js";
@@ -41,6 +40,8 @@ export interface SupervisorOptions {
   readonly maxActors: number;
   /** The node's reminders, once open (only with durable classes). */
   readonly reminders: () => Reminders | undefined;
+  /** What may wait in mailboxes: OVERLOADED past it. */
+  readonly limits: { maxMailbox: number; maxQueuedLetters: number; maxQueuedBytes: number };
   /** The node's ownership lease: turns start only while it holds (lease.ts). */
   readonly lease: Lease;
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
@@ -57,6 +58,8 @@ export interface SupervisorOptions {
  */
 export class Supervisor {
   readonly nodeId: string;
+  /** What waits in this node's mailboxes. */
+  readonly load: MailboxLoad = { letters: 0, bytes: 0 };
   readonly #table: ActorTable;
   readonly #passivation: Passivation;
   readonly #turns: Turns;
@@ -65,6 +68,7 @@ export class Supervisor {
   readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#system(act, name));
   /** What handlers reach through their ctx: one object for every activation of the node. */
   readonly #host: ContextHost = {
+    load: this.load,
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
     clearTimer: (act, name) => this.#timers.clear(act, name),
     call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act)]),
@@ -113,6 +117,7 @@ export class Supervisor {
       o.metrics,
       o.log,
       o.lease,
+      { ...o.limits, load: this.load },
     );
   }
 
@@ -137,6 +142,11 @@ export class Supervisor {
     return this.#table.type(actorType) !== undefined;
   }
 
+  /** What waits in this node's mailboxes now, and the deepest one (a walk over the live actors). */
+  queues(): { queuedLetters: number; queuedBytes: number; deepestMailbox: number } {
+    return { queuedLetters: this.load.letters, queuedBytes: this.load.bytes, deepestMailbox: this.#table.deepestMailbox() };
+  }
+
   /** How many activations are live. */
   get size(): number {
     return this.#table.size;
@@ -148,11 +158,9 @@ export class Supervisor {
   }
 
   /**
-   * Calls actor (`actorType`, `id`) for a caller in this process, activating
-   * it first if needed; the actor gets its own copy of the payload and
-   * initArg, the caller its own copy of the reply. Rejects with BAD_REQUEST,
-   * UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED, BAD_REPLY or TIMEOUT
-   * (after `timeoutMs`).
+   * Calls actor (`actorType`, `id`) for a caller in this process, activating it first if needed; each side gets
+   * its own copy of the values. Rejects with BAD_REQUEST, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED,
+   * BAD_REPLY, OVERLOADED or TIMEOUT (after `timeoutMs`).
    */
   call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
     try {
@@ -166,25 +174,25 @@ export class Supervisor {
     return this.#turns.call(act, payload, initArg, timeoutMs, chain);
   }
 
-  /**
-   * Delivers a call whose outcome goes to `reply` (a remote caller): the same
-   * as `call`, without a promise, and synchronously when the handler is.
-   */
-  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[]): void {
+  /** `call` for a remote caller (`bytes`: its size on the wire): the outcome goes to `reply`, at once when the handler is synchronous. */
+  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[], bytes = 0): void {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    this.#turns.deliver(act, new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain));
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
+    letter.bytes = bytes;
+    this.#turns.deliver(act, letter);
   }
 
   /**
-   * Delivers a cast. Throws UNKNOWN_ACTOR_TYPE or ACTIVATION_FAILED when the
-   * actor cannot be started; a throwing handler is logged and crashes the actor.
+   * Delivers a cast (`bytes`: its size on the wire, 0 from this process). Throws UNKNOWN_ACTOR_TYPE or
+   * ACTIVATION_FAILED when the actor cannot be started, OVERLOADED when it would wait past a limit.
    */
-  cast(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown): void {
+  cast(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, bytes = 0): void {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) throw act;
-    this.#turns.post(act, new Letter(true, payload, initArg, Infinity, 0, NO_REPLY));
+    const refused = this.#turns.post(act, Letter.cast(payload, initArg, bytes));
+    if (refused !== undefined) throw refused;
   }
 
   /** A turn the node gives an actor itself (a timer's): into its mailbox, like a cast nobody waits for. */
@@ -193,10 +201,7 @@ export class Supervisor {
     this.#turns.post(act, new Letter(true, name, undefined, Infinity, 0, NO_REPLY, undefined, "timer"));
   }
 
-  /**
-   * The view changed: every activation whose shard this node no longer owns
-   * (`owns` says false) leaves once its current message is done; see #end.
-   */
+  /** The view changed: every activation whose shard `owns` says this node lost leaves after its current message (#end). */
   rebalance(owns: (capability: string, shard: number) => boolean): number {
     let moved = 0;
     for (const act of this.#table.all()) {
@@ -346,20 +351,17 @@ export class Supervisor {
 
   /** Reads a durable actor's stored state into its instance and sets up its commits. */
   async #load(act: Activation): Promise<void> {
-    const commits: GroupCommit = await loadState(this.o.store!, act.capability, act.actorType, act.id, act.instance, {
-      committed: (ms) => {
-        this.#metrics.stateCommits++;
-        this.#metrics.commitLatency.observe(ms);
-      },
+    const m = this.#metrics;
+    act.commits = await loadState(this.o.store!, act.capability, act.actorType, act.id, act.instance, {
+      committed: (ms) => void (m.stateCommits++, m.commitLatency.observe(ms)),
       failed: (err) => {
-        if (err.code === "STATE_CONFLICT") this.#metrics.stateConflicts++;
+        if (err.code === "STATE_CONFLICT") m.stateConflicts++;
         this.#log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
         this.#abandon(act);
       },
-      settled: () => this.#turns.committed(commits),
+      settled: () => this.#turns.committed(act.commits!),
     });
-    this.#metrics.stateLoads++;
-    act.commits = commits;
+    m.stateLoads++;
   }
 
   /** Counts and logs a failed activation: ACTIVATION_FAILED, or (`asIs`, a durable start) a MeshError as it is. */

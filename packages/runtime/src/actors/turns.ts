@@ -11,7 +11,7 @@ import { MeshError } from "@mesh/core";
 import { TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { Letter, PromiseReply, isThenable, replyAcross } from "./activation.js";
-import type { Activation } from "./activation.js";
+import type { Activation, MailboxLoad } from "./activation.js";
 import type { Lease } from "./lease.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
@@ -41,6 +41,17 @@ export function chainKey(act: { capability: string; actorType: string; id: strin
   return `${act.capability}/${act.actorType}/${act.id}`;
 }
 
+/** What may wait in mailboxes (docs/behaviour.md "Overload"), and what waits now. */
+export interface Limits {
+  readonly maxMailbox: number;
+  readonly maxQueuedLetters: number;
+  readonly maxQueuedBytes: number;
+  readonly load: MailboxLoad;
+}
+
+/** Why a message was refused with OVERLOADED: the actor's mailbox, or the node's letters or bytes. */
+export type Overload = "mailbox" | "letters" | "bytes";
+
 export class Turns {
   /** Calls whose callers wait, watched for their deadlines. */
   readonly #timeouts = new TimeoutMap<Letter, Letter>();
@@ -56,6 +67,7 @@ export class Turns {
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
     private readonly lease: Lease,
+    private readonly limits: Limits,
   ) {}
 
   /** How many things keep the node busy besides waiting letters: running handlers and commits. */
@@ -136,13 +148,38 @@ export class Turns {
   /**
    * Runs a letter's turn now if the actor is free, else queues it behind the
    * turn it is in; a call of the actor's own call chain goes to #cycle instead.
+   * A letter that would wait past a limit is refused: OVERLOADED, returned
+   * (and a call's caller gets it).
    */
-  post(act: Activation, letter: Letter): void {
+  post(act: Activation, letter: Letter): MeshError | undefined {
     if (!act.busy) {
       if (this.#run(act, letter)) this.next(act);
     } else if (letter.chain === undefined || !this.#cycle(act, letter)) {
+      const refused = letter.system === undefined ? this.#overloaded(act, letter) : undefined;
+      if (refused !== undefined) return refused;
       act.enqueue(letter);
     }
+    return undefined;
+  }
+
+  /**
+   * The refusal of a letter that would wait past a limit, before it is
+   * queued; timer and reminder turns are never refused (they are the node's own).
+   */
+  #overloaded(act: Activation, letter: Letter): MeshError | undefined {
+    const { load, ...max } = this.limits;
+    const mailbox = (act.instance.constructor as ActorClass).maxMailbox ?? max.maxMailbox;
+    let why: Overload;
+    let what: string;
+    if (act.waiting >= mailbox) (why = "mailbox"), (what = `the mailbox of ${act.pid} holds ${act.waiting} messages, its limit`);
+    else if (load.letters >= max.maxQueuedLetters) (why = "letters"), (what = `node ${act.nodeId} has ${load.letters} messages waiting, its maxQueuedLetters`);
+    else if (load.bytes + letter.bytes > max.maxQueuedBytes) (why = "bytes"), (what = `node ${act.nodeId} has ${load.bytes} bytes of messages waiting, and ${letter.bytes} more would pass its maxQueuedBytes`);
+    else return undefined;
+    this.metrics.overloaded[why]++;
+    this.metrics.error("OVERLOADED");
+    const err = new MeshError("OVERLOADED", `${what}: the ${letter.cast ? "cast" : "call"} was refused before it was queued and did not run; retry later`);
+    if (!letter.cast) this.settle(letter, err);
+    return err;
   }
 
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */

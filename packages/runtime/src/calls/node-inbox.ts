@@ -91,13 +91,14 @@ export class NodeInbox {
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.p.nodeId) this.p.rebalanceSoon();
     if (req.kind === Kind.CALL && reply !== undefined) {
-      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain);
+      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain, data.length);
       return;
     }
     try {
-      this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg);
+      this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, data.length);
     } catch (err) {
-      this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
+      // A refused cast is counted (metrics: overloaded); a line for each would flood the log.
+      if (!(err instanceof MeshError && err.code === "OVERLOADED")) this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
     }
   }
 

@@ -243,6 +243,10 @@ interface NodeStatus {
   callsServed: number;
   castsServed: number;
   crashes: number;
+  /** Messages waiting in its mailboxes, the deepest mailbox, and calls and casts refused with OVERLOADED. */
+  queued: number;
+  deepestMailbox: number;
+  overloaded: number;
   /** capability -> shards owned */
   shards: Record<string, number>;
 }
@@ -267,7 +271,7 @@ async function status(nc: NatsConnection, prefix: string, asJson: boolean, waitM
       const capabilities = splitList(i.metadata?.capabilities);
       const shards: Record<string, number> = {};
       for (const c of capabilities) shards[c] = routes?.table(c)?.shardCounts().get(node) ?? 0;
-      return { node, version: i.version, capabilities, actors: m?.actors ?? 0, callsServed: m?.callsServed ?? 0, castsServed: m?.castsServed ?? 0, crashes: m?.crashes ?? 0, shards };
+      return { node, version: i.version, capabilities, actors: m?.actors ?? 0, callsServed: m?.callsServed ?? 0, castsServed: m?.castsServed ?? 0, crashes: m?.crashes ?? 0, queued: m?.queuedLetters ?? 0, deepestMailbox: m?.deepestMailbox ?? 0, overloaded: Object.values(m?.overloaded ?? {}).reduce((a, b) => a + b, 0), shards };
     })
     .sort((a, b) => (a.node < b.node ? -1 : 1));
   if (asJson) {
@@ -280,8 +284,11 @@ async function status(nc: NatsConnection, prefix: string, asJson: boolean, waitM
   }
   const width = Math.max(4, ...nodes.map((n) => n.node.length));
   process.stdout.write(`${nodes.length} node${nodes.length === 1 ? "" : "s"}, prefix "${prefix}", ${shardCount} shards, ${strategy}\n\n`);
-  process.stdout.write(`${"NODE".padEnd(width)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  CAPABILITIES\n`);
-  for (const n of nodes) process.stdout.write(`${n.node.padEnd(width)}  ${String(n.actors).padStart(7)}  ${String(n.callsServed).padStart(9)}  ${n.capabilities.join(", ") || "-"}\n`);
+  process.stdout.write(`${"NODE".padEnd(width)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  ${"QUEUED".padStart(7)}  ${"DEEPEST".padStart(7)}  ${"REFUSED".padStart(7)}  CAPABILITIES\n`);
+  for (const n of nodes) {
+    const cells = [n.actors, n.callsServed, n.queued, n.deepestMailbox, n.overloaded].map((v, i) => String(v).padStart(i === 1 ? 9 : 7));
+    process.stdout.write(`${n.node.padEnd(width)}  ${cells.join("  ")}  ${n.capabilities.join(", ") || "-"}\n`);
+  }
   const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
   for (const c of all) {
     process.stdout.write(`\nshards of "${c}"\n`);

@@ -68,6 +68,13 @@ export interface MetricsSnapshot {
   leaseRevalidations: number;
   /** Activations dropped at a re-validation because another node may have replaced them. */
   leaseDrops: number;
+  /** Calls and casts refused with OVERLOADED, by the limit they met: an actor's mailbox, the node's letters or bytes. */
+  overloaded: { mailbox: number; letters: number; bytes: number };
+  /** Messages waiting in this node's mailboxes now, and the bytes of those from the wire. */
+  queuedLetters: number;
+  queuedBytes: number;
+  /** The most messages waiting in one mailbox now. */
+  deepestMailbox: number;
   /** Reminder turns that ran and succeeded on this node. */
   remindersFired: number;
   /** Reminder turns that failed (retried with backoff). */
@@ -102,6 +109,7 @@ export class NodeMetrics {
   leaseLapses = 0;
   leaseRevalidations = 0;
   leaseDrops = 0;
+  readonly overloaded = { mailbox: 0, letters: 0, bytes: 0 };
   remindersFired = 0;
   remindersFailed = 0;
   readonly errors: Partial<Record<ErrorCode, number>> = {};
@@ -114,7 +122,7 @@ export class NodeMetrics {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
   }
 
-  snapshot(node: string, capabilities: string[], actors: number): MetricsSnapshot {
+  snapshot(node: string, capabilities: string[], actors: number, queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number }): MetricsSnapshot {
     return {
       node,
       capabilities,
@@ -135,6 +143,8 @@ export class NodeMetrics {
       leaseLapses: this.leaseLapses,
       leaseRevalidations: this.leaseRevalidations,
       leaseDrops: this.leaseDrops,
+      overloaded: { ...this.overloaded },
+      ...queues,
       remindersFired: this.remindersFired,
       remindersFailed: this.remindersFailed,
       errors: { ...this.errors },

@@ -53,14 +53,29 @@ export class PrometheusEndpoint {
         for (const [code, n] of Object.entries(snapshot().errors)) this.inc({ code }, n ?? 0);
       },
     });
-    new Gauge({
-      name: "mesh_actors",
-      help: "Live actors on this node",
+    new Counter({
+      name: "mesh_overloaded_total",
+      help: "Calls and casts refused with OVERLOADED, by the limit they met (mailbox, letters, bytes)",
+      labelNames: ["reason"],
       registers: [this.#registry],
       collect() {
-        this.set(snapshot().actors);
+        this.reset();
+        for (const [reason, n] of Object.entries(snapshot().overloaded)) this.inc({ reason }, n);
       },
     });
+    const gauge = (name: string, help: string, read: (m: MetricsSnapshot) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.#registry],
+        collect() {
+          this.set(read(snapshot()));
+        },
+      });
+    gauge("mesh_actors", "Live actors on this node", (m) => m.actors);
+    gauge("mesh_queued_letters", "Messages waiting in this node's mailboxes", (m) => m.queuedLetters);
+    gauge("mesh_queued_bytes", "Bytes of messages from other nodes waiting in this node's mailboxes", (m) => m.queuedBytes);
+    gauge("mesh_deepest_mailbox", "The most messages waiting in one mailbox on this node", (m) => m.deepestMailbox);
     const buckets = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
     const handler = new Histogram({ name: "mesh_handler_duration_seconds", help: "Time actors spent on each call or cast", buckets, registers: [this.#registry] });
     const remote = new Histogram({ name: "mesh_remote_call_duration_seconds", help: "Round trip of calls this node sent to other nodes", buckets, registers: [this.#registry] });
