@@ -196,11 +196,11 @@ export class Membership {
    * question. Members that hear it learn of this node again.
    */
   async revalidate(timeoutMs: number): Promise<Revalidation> {
-    const others = new Set([...this.#members.keys(), ...this.#removedSince].filter((n) => n !== this.#self.node));
-    this.#removedSince.clear();
-    const round = await this.#round(others, timeoutMs, true);
-    const confirmed = await settleWithin(this.nc.flush().then(() => true), timeoutMs).catch(() => false);
-    return { confirmed: confirmed === true, replaced: round.replaced || round.expected.size > 0 };
+    const asked = [...this.#members.keys(), ...this.#removedSince].filter((n) => n !== this.#self.node);
+    const round = await this.#round(new Set(asked), timeoutMs, true);
+    const confirmed = await settleWithin(this.nc.flush(), timeoutMs);
+    if (confirmed) for (const n of asked) this.#removedSince.delete(n);
+    return { confirmed, replaced: round.replaced || round.expected.size > 0 };
   }
 
   /** Removes a node that we know is gone (its subject had no responders). */

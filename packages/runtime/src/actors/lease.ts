@@ -121,6 +121,8 @@ export class Lease {
   async #revalidate(): Promise<void> {
     // The answers and the server's acknowledgement take a third of the lease each at most: a third is left to serve under.
     const wait = Math.max(50, this.ms / 3);
+    // A member's answer counts once (the next round compares with it): what a round that was not confirmed learned is kept.
+    let replaced = false;
     while (this.parts.running()) {
       const began = performance.now();
       let verdict: { confirmed: boolean; replaced: boolean };
@@ -130,15 +132,16 @@ export class Lease {
         this.parts.log.warn({ err: messageOf(err) }, "mesh: lease re-validation failed; trying again");
         verdict = { confirmed: false, replaced: true };
       }
+      replaced ||= verdict.replaced;
       if (!verdict.confirmed) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 250)));
         continue;
       }
-      const dropped = verdict.replaced ? this.parts.dropAll() : 0;
+      const dropped = replaced ? this.parts.dropAll() : 0;
       this.counts.leaseDrops += dropped;
       this.counts.leaseRevalidations++;
       this.until = began + this.ms;
-      this.parts.log.warn({ replaced: verdict.replaced, dropped }, verdict.replaced ? "mesh: lease re-validated: another node may have served this node's actors meanwhile; their activations here were dropped" : "mesh: lease re-validated: no other node took this node's shards");
+      this.parts.log.warn({ replaced, dropped }, replaced ? "mesh: lease re-validated: another node may have served this node's actors meanwhile; their activations here were dropped" : "mesh: lease re-validated: no other node took this node's shards");
       return;
     }
   }
