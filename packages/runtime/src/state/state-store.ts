@@ -39,7 +39,16 @@ export async function openBucket(nc: NatsConnection, what: "state" | "reminders"
   const timeout = options.timeoutMs ?? 3000;
   const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
   try {
-    return await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
+      } catch (err) {
+        // Nodes starting together race to create the bucket; nats-server 2.9 may tell the loser
+        // "subjects overlap with an existing stream" while the winner's stream is being set up.
+        if (attempt >= 5 || !/overlap|already in use/i.test(messageOf(err))) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      }
+    }
   } catch (err) {
     const reason = /503|no responders/i.test(messageOf(err)) ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)" : messageOf(err);
     throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${reason}`, { cause: err });
