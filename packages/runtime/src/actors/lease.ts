@@ -58,7 +58,7 @@ export class Lease {
 
   /** The lease starts (the node joined): it holds for `ms` from `at`. */
   start(at: number): void {
-    this.until = at + this.ms;
+    if (this.#revalidating === undefined) this.until = at + this.ms;
   }
 
   /** True when a turn may start at `now` (performance.now()). */
