@@ -32,12 +32,32 @@ function record(section: string, name: string, m: Measured, note?: string): Meas
 }
 
 async function peer(mode: string, url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [here("./peer.js"), mode, url], { stdio: ["ignore", "pipe", "inherit"] });
+  // BENCH_CPU_PROF=<dir>: the peer writes a V8 CPU profile there (run the bench itself with --cpu-prof for the other side).
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, here("./peer.js"), mode, url], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
     child.once("exit", (code) => reject(new Error(`${mode} exited with ${code}`)));
   });
   return child;
+}
+
+/** The peer's CPU time so far, in µs (user + system), asked over its IPC channel. */
+function peerCpu(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once("message", (m: { user: number; system: number }) => resolve(m.user + m.system));
+    child.send("cpu");
+  });
+}
+
+/** CPU µs per call on each side of `run`'s calls: this process (the caller) and the peer (the owner). */
+async function cpuPerCall(owner: ChildProcess, calls: number, run: () => Promise<Measured>): Promise<{ m: Measured; caller: number; owner: number }> {
+  const o0 = await peerCpu(owner);
+  const c0 = process.cpuUsage();
+  const m = await run();
+  const c = process.cpuUsage(c0);
+  const o = (await peerCpu(owner)) - o0;
+  return { m, caller: (c.user + c.system) / calls, owner: o / calls };
 }
 
 function stopPeer(child: ChildProcess): Promise<void> {
@@ -75,7 +95,7 @@ function ownInbox(nc: NatsConnection): (subject: string, data: Uint8Array) => Pr
  * from one second to the next): both responders run side by side in their own
  * processes, and each figure is the median of its rounds.
  */
-async function requestReply(url: string): Promise<{ raw: Record<string, Measured>; mesh: Record<string, Measured> }> {
+async function requestReply(url: string): Promise<{ raw: Record<string, Measured>; mesh: Record<string, Measured>; cpu: Record<string, { caller: number; owner: number }> }> {
   console.log("\nRaw nats.js request/reply (responder in another process)");
   const responder = await peer("raw-responder", url);
   const owner = await peer("mesh-owner", url);
@@ -105,6 +125,7 @@ async function requestReply(url: string): Promise<{ raw: Record<string, Measured
     const rounds = quick ? 1 : 5;
     const raw: Record<string, Measured> = {};
     const mesh: Record<string, Measured> = {};
+    const cpu: Record<string, { caller: number; owner: number }> = {};
     const plan: [string, number, number, boolean][] = [
       ["1 in flight", 1, n(10_000), false],
       ["16 in flight", 16, n(50_000), false],
@@ -115,18 +136,24 @@ async function requestReply(url: string): Promise<{ raw: Record<string, Measured
     for (const [label, inFlight, total, latency] of plan) {
       const r: Measured[] = [];
       const m: Measured[] = [];
+      const c: { caller: number; owner: number }[] = [];
       for (let i = 0; i < rounds; i++) {
         r.push(await load(rawCall, { inFlight, total, latency, warmup: 1000 }));
-        m.push(await load(meshCall, { inFlight, total, latency, warmup: 1000 }));
+        const round = await cpuPerCall(owner, total + 1000, () => load(meshCall, { inFlight, total, latency, warmup: 1000 }));
+        m.push(round.m);
+        c.push(round);
       }
       raw[label] = median(r);
       mesh[label] = median(m);
+      const mid = (key: "caller" | "owner") => c.map((x) => x[key]).sort((a, b) => a - b)[Math.floor(c.length / 2)]!;
+      cpu[label] = { caller: mid("caller"), owner: mid("owner") };
     }
     for (const label of Object.keys(raw)) record("raw", `own reply subscription, ${label}`, raw[label]!);
     console.log("\nMesh remote calls (owner node in another process; rounds alternate with the raw ones above)");
     for (const label of Object.keys(mesh)) record("remote", `remote calls, ${label}`, mesh[label]!);
+    for (const label of Object.keys(cpu)) console.log(`  CPU per remote call, ${label.padEnd(26)} caller ${cpu[label]!.caller.toFixed(2)} µs, owner ${cpu[label]!.owner.toFixed(2)} µs`);
     record("remote", "10,000 calls to one hot actor, 128 in flight", await load(() => caller.call({ actor: "Echo", id: "hot", payload: body, capability: "bench" }), { inFlight: 128, total: 10_000, warmup: 1000 }));
-    return { raw, mesh };
+    return { raw, mesh, cpu };
   } finally {
     await caller.stop();
     await Promise.all(conns.map((c) => c.close()));
@@ -189,7 +216,9 @@ try {
   let mem: Awaited<ReturnType<typeof memory>> | undefined;
   let d: Awaited<ReturnType<typeof durable>> | undefined;
   if (only.has("remote")) {
-    const { raw: r, mesh: m } = await requestReply(server.url);
+    const { raw: r, mesh: m, cpu } = await requestReply(server.url);
+    target("CPU per remote call at 128 in flight, caller (µs)", cpu["128 in flight"]!.caller);
+    target("CPU per remote call at 128 in flight, owner (µs)", cpu["128 in flight"]!.owner);
     const ratio = (label: string) => m[label]!.perSecond / r[label]!.perSecond;
     target("remote 1,024 in flight / raw own-inbox 1,024", ratio("1,024 in flight"), ">= 1.2");
     target("remote 128 in flight / raw own-inbox 128", ratio("128 in flight"), ">= 2.0");
@@ -207,7 +236,7 @@ try {
   }
   if (only.has("memory")) {
     mem = await memory(server.url);
-    target("bytes per idle actor beyond its fields", mem.beyondFields, "<= 512");
+    target("bytes per idle actor beyond its fields", mem.beyondFields, "<= 250");
   }
   if (only.has("durable")) {
     d = await durable(server.url, n, record);

@@ -24,4 +24,7 @@ if (mode === "raw-responder") {
   throw new Error(`unknown mode ${mode}`);
 }
 process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
+// The bench asks for this process's CPU time (µs) to report CPU per call on each side.
+process.on("message", () => process.send?.(process.cpuUsage()));
+process.channel?.unref();
 process.stdout.write("ready\n");

@@ -24,6 +24,7 @@ import { Decoder } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isErrorCode } from "./errors.js";
 import { HeadReader, HeadWriter } from "./msgpack-head.js";
 import { writeValue } from "./value-writer.js";
+import { decodeValue } from "./value-reader.js";
 
 /** The envelope layout version; the first element of every envelope. */
 export const WIRE_VERSION = 1;
@@ -86,7 +87,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
     const hops = r.uint();
     if ((kind === Kind.CALL || kind === Kind.CAST) && capability !== undefined && actorType && id !== undefined && timeoutMs !== undefined && hops !== undefined && r.byte() === NIL) {
       try {
-        return { kind, capability, actorType, id, payload: decoder.decode(r.rest()), initArg: undefined, timeoutMs, hops };
+        return { kind, capability, actorType, id, payload: decodeValue(r.rest()), initArg: undefined, timeoutMs, hops };
       } catch {
         // reported by the generic path below
       }
@@ -136,7 +137,7 @@ export function decodeReply(bytes: Uint8Array): WireReply {
     const pid = r.str();
     if (pid !== undefined) {
       try {
-        return { ok: true, pid, result: decoder.decode(r.rest()) };
+        return { ok: true, pid, result: decodeValue(r.rest()) };
       } catch {
         // reported by the generic path below
       }

@@ -14,6 +14,8 @@ export interface MailboxLoad {
 }
 
 export interface ContextHost {
+  /** The node's id (one field for all its activations). */
+  nodeId: string;
   /** The node's mailbox load, which every mailbox keeps up to date. */
   readonly load: MailboxLoad;
   setTimer(act: Activation, name: string, ms: number, options?: TimerOptions): void;
@@ -108,6 +110,10 @@ export class Letter implements Expiring {
   }
 }
 
+const DEAD = 1;
+const USED = 2;
+const CLEARING = 4;
+
 /**
  * One live actor instance: its pid, its mailbox, and whether it holds the
  * turn. `busy` is true while a handler (or onActivate) runs; letters that
@@ -116,16 +122,14 @@ export class Letter implements Expiring {
  */
 export class Activation implements CallContext {
   busy = false;
-  dead = false;
   /** Why it ends once the current message is done (it is out of the actor table already). */
   leaving: DeactivateReason | undefined;
   /** Durable actors: the commits of its state (set once the state is loaded). */
   commits: GroupCommit | undefined;
-  /** The passivation tick of its last turn, and whether a turn ran since the eviction hand passed. */
+  /** The passivation tick of its last turn (see also `used`). */
   lastTick = 0;
-  used = true;
-  /** The current turn called clearState(). */
-  clearing = false;
+  /** `dead`, `used` and `clearing` in one field: 16 bytes less per actor than three (bench: bytes per idle actor). */
+  #flags = USED;
   /** Its timers by name; undefined while it never set one. */
   timers: Map<string, Scheduled> | undefined;
   /** The call chain of the turn it runs: the actors waiting on it (for ctx.call). */
@@ -140,12 +144,40 @@ export class Activation implements CallContext {
     readonly actorType: string,
     readonly id: string,
     readonly shard: number,
-    readonly nodeId: string,
     incarnation: number,
     private readonly host: ContextHost,
   ) {
     // join() builds one flat string; a template literal would keep a tree of string pieces alive.
-    this.pid = [nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+    this.pid = [host.nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+  }
+
+  /** The node it lives on. */
+  get nodeId(): string {
+    return this.host.nodeId;
+  }
+
+  /** It ended: it takes no more turns. */
+  get dead(): boolean {
+    return (this.#flags & DEAD) !== 0;
+  }
+  set dead(on: boolean) {
+    this.#flags = on ? this.#flags | DEAD : this.#flags & ~DEAD;
+  }
+
+  /** A turn ran since the eviction hand passed (passivation.ts). */
+  get used(): boolean {
+    return (this.#flags & USED) !== 0;
+  }
+  set used(on: boolean) {
+    this.#flags = on ? this.#flags | USED : this.#flags & ~USED;
+  }
+
+  /** The current turn called clearState(). */
+  get clearing(): boolean {
+    return (this.#flags & CLEARING) !== 0;
+  }
+  set clearing(on: boolean) {
+    this.#flags = on ? this.#flags | CLEARING : this.#flags & ~CLEARING;
   }
 
   call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {

@@ -68,6 +68,7 @@ export class Supervisor {
   readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#system(act, name));
   /** What handlers reach through their ctx: one object for every activation of the node. */
   readonly #host: ContextHost = {
+    nodeId: "", // the constructor's
     load: this.load,
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
     clearTimer: (act, name) => this.#timers.clear(act, name),
@@ -78,10 +79,8 @@ export class Supervisor {
   };
 
   /**
-   * Runs a due reminder's turn: activates the actor if needed and queues
-   * handleReminder(name, info) in its mailbox; resolves once the turn (and a
-   * durable actor's commit) is done, rejects when it failed or took longer
-   * than `timeoutMs`.
+   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info); resolves
+   * once the turn (and a durable actor's commit) is done, rejects when it failed or took longer than `timeoutMs`.
    */
   reminderTurn(r: Reminder, shard: number, info: ReminderInfo, timeoutMs: number): Promise<void> {
     const act = this.#activation(r.capability, r.actorType, r.id, shard, undefined);
@@ -97,7 +96,7 @@ export class Supervisor {
   readonly #replaced = new WeakSet<Activation>();
 
   constructor(private readonly o: SupervisorOptions) {
-    this.nodeId = o.nodeId;
+    this.nodeId = this.#host.nodeId = o.nodeId;
     this.#log = o.log;
     this.#metrics = o.metrics;
     this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
@@ -306,7 +305,7 @@ export class Supervisor {
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
-      act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, this.nodeId, incarnation, this.#host);
+      act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, incarnation, this.#host);
     } catch (err) {
       return this.#activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err);
     }

@@ -4,9 +4,8 @@
 // the mailbox keeps running; the turns that end meanwhile share the next
 // commit (group commit), so a hot actor writes once per store round trip, not
 // once per turn.
-import { Decoder } from "@msgpack/msgpack";
 import { MeshError, stateKey } from "@mesh/core";
-import { encodeValue, messageOf } from "@mesh/core/internal";
+import { decodeValue, encodeValue, messageOf } from "@mesh/core/internal";
 import type { KeyWriter, StateStore, Stored } from "./state-store.js";
 
 /** A turn's outcome, held until its commit lands. */
@@ -27,7 +26,6 @@ export interface CommitEvents {
 
 // What the value model refuses (a Map, a Set, a class instance…) would be written
 // wrongly or lost without a word: encodeValue refuses it as it writes.
-const decoder = new Decoder();
 
 /** Encodes a state into a buffer that the next call reuses. Throws BAD_STATE. */
 export function encodeState(state: unknown, what: string): Uint8Array {
@@ -37,7 +35,7 @@ export function encodeState(state: unknown, what: string): Uint8Array {
 /** Decodes a stored state. Throws BAD_STATE for bytes that are not msgpack. */
 export function decodeState(bytes: Uint8Array, what: string): unknown {
   try {
-    return decoder.decode(bytes);
+    return decodeValue(bytes);
   } catch (err) {
     throw new MeshError("BAD_STATE", `the stored state of ${what} is not msgpack: ${messageOf(err)}`, { cause: err });
   }
