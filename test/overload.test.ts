@@ -54,14 +54,21 @@ test.serial("a flood of calls at one slow actor is refused past its mailbox with
     ok += counts.get("ok") ?? 0;
   }
   // Exactly the calls that were answered ran: none of the refused ones.
-  const { result } = await owner.call<{ calls: number }>({ ...request, payload: { count: true } });
+  const { result } = await owner.call<{ calls: number; casts: number }>({ ...request, payload: { count: true } });
   t.is(result.calls, ok);
+  // Casts through the ingress: the owner's node takes them, and a refused one is answered OVERLOADED.
+  const casts = await Promise.all(Array.from({ length: 400 }, () => jsonRequest(nc, "ocalls.cast.slow", request)));
+  const refused = casts.filter((r) => !r.ok && r.error.code === "OVERLOADED").length;
+  t.log(`ingress casts: ${casts.length - refused} taken, ${refused} OVERLOADED`);
+  t.true(refused > 0 && casts.every((r) => r.ok || r.error.code === "OVERLOADED"));
+  const after = await owner.call<{ calls: number; casts: number }>({ ...request, payload: { count: true } });
+  t.is(after.result.casts - result.casts, casts.length - refused, "exactly the casts taken ran");
   const m = owner.metrics();
   t.true(m.overloaded.mailbox > 0 && m.errors.OVERLOADED === m.overloaded.mailbox);
   t.is(m.queuedLetters, 0);
 });
 
-test.serial("the node-wide limit refuses what would wait past maxQueuedLetters, across actors; timers are never refused", async (t) => {
+test.serial("the node-wide limit refuses what would wait past maxQueuedLetters, across actors; a local cast past it rejects", async (t) => {
   const owner = await startNode(t, { prefix: "onode", nodeId: nodeId("owner"), actors: [Slow], capabilities: ["slow"], maxQueuedLetters: 20 });
   const counts = await outcomes(200, (i) => owner.call({ actor: Slow, id: `s${i % 4}`, capability: "slow", payload: { ms: 5 } }));
   t.true((counts.get("OVERLOADED") ?? 0) > 0);
