@@ -7,7 +7,7 @@ import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
 import { MeshError } from "@mesh/runtime";
-import type { Mesh } from "@mesh/runtime";
+import type { CallContext, Mesh } from "@mesh/runtime";
 import { Counter, Slow, SmallMailbox } from "./helpers/actors.js";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
@@ -76,6 +76,38 @@ test.serial("the node-wide limit refuses what would wait past maxQueuedLetters, 
   t.is(owner.metrics().overloaded.mailbox, 0);
   const err = await t.throwsAsync(Promise.all(Array.from({ length: 100 }, () => owner.cast({ actor: Slow, id: "c", capability: "slow", payload: { ms: 5 } }))), { instanceOf: MeshError });
   t.is(err?.code, "OVERLOADED", "a local cast past the limit rejects");
+});
+
+/** A mailbox of one, and a timer that ticks every 10 ms. */
+class TinyTicker {
+  static actorType = "TinyTicker";
+  static maxMailbox = 1;
+  ticks = 0;
+  async handleCall(p: { start?: true; slowMs?: number }, ctx: CallContext): Promise<number> {
+    if (p.start) ctx.setTimer("tick", 10, { every: true });
+    if (p.slowMs) await new Promise((resolve) => setTimeout(resolve, p.slowMs));
+    return this.ticks;
+  }
+  handleTimer(): void {
+    this.ticks++;
+  }
+}
+
+test.serial("timer turns are never refused: they queue past a full mailbox while calls meet OVERLOADED", async (t) => {
+  const owner = await startNode(t, { prefix: "otimer", nodeId: nodeId("owner"), actors: [TinyTicker], capabilities: ["tick"] });
+  const call = (payload: object) => owner.call<number>({ actor: TinyTicker, id: "t", capability: "tick", payload });
+  await call({ start: true });
+  const slow = call({ slowMs: 500 }); // holds the turn
+  const queued = call({}); // fills the mailbox of one
+  const err = await t.throwsAsync(call({}), { instanceOf: MeshError });
+  t.is(err?.code, "OVERLOADED");
+  const before = (await slow).result;
+  await queued;
+  // The ticks that fell due during the slow turn waited behind it, past the limit, and ran.
+  const after = (await call({})).result;
+  t.log(`ticks: ${before} when the slow turn ended, ${after} once the queue ran`);
+  t.true(after - before >= 3, `${after - before} timer turns ran after the slow one`);
+  t.is(owner.metrics().overloaded.mailbox, 1);
 });
 
 function rssMiB(pid: number): number {
