@@ -55,15 +55,18 @@ export class HeadWriter {
     else (b[this.pos++] = 0xce), (b[this.pos++] = n >>> 24), (b[this.pos++] = (n >>> 16) & 0xff), (b[this.pos++] = (n >>> 8) & 0xff), (b[this.pos++] = n & 0xff);
   }
 
-  /** A string: fixstr/str8/str16/str32 of its UTF-8 bytes. */
-  str(s: string): void {
+  /**
+   * A string: fixstr/str8/str16/str32 of its UTF-8 bytes. A string that UTF-8
+   * cannot carry (a lone surrogate) is written with U+FFFD in its place, or,
+   * given `illFormed`, refused by it (it throws).
+   */
+  str(s: string, illFormed?: () => never): void {
     const n = s.length;
     if (n < 32) {
-      // Short ASCII (ids, capabilities, actor types): write the code units directly.
+      // Short ASCII (ids, capabilities, actor types, most keys): write the code units directly.
       this.room(1 + n);
       const b = this.buf;
       const start = this.pos;
-      b[start] = 0xa0 | n;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
@@ -71,20 +74,25 @@ export class HeadWriter {
         b[start + 1 + i] = c;
       }
       if (i === n) {
+        b[start] = 0xa0 | n;
         this.pos = start + 1 + n;
         return;
       }
     }
-    const bytes = utf8.encode(s);
-    const len = bytes.length;
-    this.room(5 + len);
+    if (illFormed !== undefined && !s.isWellFormed()) illFormed();
+    // At most 3 bytes per UTF-16 code unit; the header takes the shortest form for the real length.
+    this.room(5 + 3 * n);
+    const head = n * 3 < 32 ? 1 : n * 3 < 0x100 ? 2 : n * 3 < 0x10000 ? 3 : 5;
+    const start = this.pos;
     const b = this.buf;
-    if (len < 32) b[this.pos++] = 0xa0 | len;
-    else if (len < 0x100) (b[this.pos++] = 0xd9), (b[this.pos++] = len);
-    else if (len < 0x10000) (b[this.pos++] = 0xda), (b[this.pos++] = len >>> 8), (b[this.pos++] = len & 0xff);
-    else (b[this.pos++] = 0xdb), (b[this.pos++] = len >>> 24), (b[this.pos++] = (len >>> 16) & 0xff), (b[this.pos++] = (len >>> 8) & 0xff), (b[this.pos++] = len & 0xff);
-    b.set(bytes, this.pos);
-    this.pos += len;
+    const len = utf8.encodeInto(s, b.subarray(start + head)).written;
+    const fits = len < 32 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5;
+    if (fits !== head) b.copyWithin(start + fits, start + head, start + head + len);
+    if (fits === 1) b[start] = 0xa0 | len;
+    else if (fits === 2) (b[start] = 0xd9), (b[start + 1] = len);
+    else if (fits === 3) (b[start] = 0xda), (b[start + 1] = len >>> 8), (b[start + 2] = len & 0xff);
+    else (b[start] = 0xdb), (b[start + 1] = len >>> 24), (b[start + 2] = (len >>> 16) & 0xff), (b[start + 3] = (len >>> 8) & 0xff), (b[start + 4] = len & 0xff);
+    this.pos = start + fits + len;
   }
 
   /** Appends bytes as they are (an already encoded msgpack value). */

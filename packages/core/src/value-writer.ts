@@ -15,7 +15,6 @@ import { HeadWriter } from "./msgpack-head.js";
 import { MAX_DEPTH, type Refusal, checkAcross } from "./value.js";
 import { MeshError } from "./errors.js";
 
-const utf8 = new TextEncoder();
 const library = new Encoder({ ignoreUndefined: true });
 const REFUSED = new Error("refused by the value model");
 
@@ -51,7 +50,7 @@ const own = new HeadWriter();
 function write(w: HeadWriter, v: unknown, depth: number): void {
   switch (typeof v) {
     case "string":
-      return string(w, v);
+      return w.str(v, refuse);
     case "number":
       return number(w, v);
     case "boolean":
@@ -102,45 +101,16 @@ function map(w: HeadWriter, v: Record<string, unknown>, depth: number): void {
     const value = v[key];
     if (value === undefined) continue;
     if (depth === MAX_DEPTH || key === "__proto__") throw REFUSED;
-    string(w, key);
+    w.str(key, refuse);
     write(w, value, depth + 1);
     written++;
   }
   if (small) w.buf[at] = 0x80 | written;
 }
 
-function string(w: HeadWriter, s: string): void {
-  const n = s.length;
-  if (n < 32) {
-    // Short ASCII, the common case: the code units are the bytes.
-    w.room(1 + n);
-    const b = w.buf;
-    const start = w.pos;
-    let i = 0;
-    for (; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c > 0x7f) break;
-      b[start + 1 + i] = c;
-    }
-    if (i === n) {
-      b[start] = 0xa0 | n;
-      w.pos = start + 1 + n;
-      return;
-    }
-  }
-  if (!s.isWellFormed()) throw REFUSED;
-  // At most 3 bytes per UTF-16 code unit; the header takes the shortest form for the real length.
-  w.room(5 + 3 * n);
-  const head = n * 3 < 32 ? 1 : n * 3 < 0x100 ? 2 : n * 3 < 0x10000 ? 3 : 5;
-  const start = w.pos;
-  const len = utf8.encodeInto(s, w.buf.subarray(start + head)).written;
-  const fits = len < 32 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5;
-  if (fits !== head) w.buf.copyWithin(start + fits, start + head, start + head + len);
-  if (fits === 1) w.buf[start] = 0xa0 | len;
-  else if (fits === 2) (w.buf[start] = 0xd9), (w.buf[start + 1] = len);
-  else if (fits === 3) (w.buf[start] = 0xda), (w.buf[start + 1] = len >>> 8), (w.buf[start + 2] = len & 0xff);
-  else (w.pos = start), w.byte(0xdb), w.u32(len);
-  w.pos = start + fits + len;
+/** What the writer's walk throws for a value outside the model: writeValue then asks checkValue why. */
+function refuse(): never {
+  throw REFUSED;
 }
 
 function number(w: HeadWriter, x: number): void {
