@@ -4,7 +4,8 @@
 //   request: [1, kind, capability, actorType, id, timeoutMs, hops, initArg, payload]
 //            or the same with a 10th element, chain: the actors whose turns
 //            wait on this call ("<actorType>/<id>", calls between actors);
-//            kind 0 = call (request/reply), 1 = cast (publish, no reply);
+//            kind 0 = call (request/reply), 1 = cast (publish, no reply),
+//            2 = event (request/reply: a stream event for handleEvent, docs/events.md);
 //            timeoutMs is the caller's budget (0 for casts); hops counts
 //            forwards between nodes; initArg nil when absent.
 //   reply:   [1, 0, pid, result]          the call succeeded
@@ -29,7 +30,7 @@ import { decodeValue } from "./value-reader.js";
 /** The envelope layout version; the first element of every envelope. */
 export const WIRE_VERSION = 1;
 
-export const Kind = { CALL: 0, CAST: 1 } as const;
+export const Kind = { CALL: 0, CAST: 1, EVENT: 2 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
 /** A call or cast on its way to the owner node. */
@@ -85,7 +86,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
     const id = r.str();
     const timeoutMs = r.uint();
     const hops = r.uint();
-    if ((kind === Kind.CALL || kind === Kind.CAST) && capability !== undefined && actorType && id !== undefined && timeoutMs !== undefined && hops !== undefined && r.byte() === NIL) {
+    if ((kind === Kind.CALL || kind === Kind.CAST || kind === Kind.EVENT) && capability !== undefined && actorType && id !== undefined && timeoutMs !== undefined && hops !== undefined && r.byte() === NIL) {
       try {
         return { kind, capability, actorType, id, payload: decodeValue(r.rest()), initArg: undefined, timeoutMs, hops };
       } catch {
@@ -96,7 +97,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
   const e = decode(bytes, "request");
   if (e.length !== 9 && e.length !== 10) throw bad("request", `expected an array of 9 or 10 elements, got ${e.length}`);
   const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload, chain] = e;
-  if (kind !== Kind.CALL && kind !== Kind.CAST) throw bad("request", `unknown kind ${String(kind)}`);
+  if (kind !== Kind.CALL && kind !== Kind.CAST && kind !== Kind.EVENT) throw bad("request", `unknown kind ${String(kind)}`);
   if (typeof capability !== "string") throw bad("request", "capability must be a string");
   if (typeof actorType !== "string" || actorType === "") throw bad("request", "actor type must be a non-empty string");
   if (typeof id !== "string") throw bad("request", "id must be a string");

@@ -23,6 +23,10 @@ import { Replies } from "./calls/nats-reply.js";
 import { NodeMetrics } from "./operations/metrics.js";
 import { PrometheusEndpoint } from "./operations/prometheus.js";
 import type { MetricsSnapshot } from "./operations/metrics.js";
+import { Publisher } from "./events/outbox.js";
+import { EventSources } from "./events/sources.js";
+import { subscriptionsOf } from "./events/subscription.js";
+import type { ResolvedSubscription } from "./events/subscription.js";
 import type { ActorClass, CallResult, Inferred, MeshRequest, RefOptions, ReplyOf, TypedRequest } from "./types.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
@@ -59,11 +63,14 @@ export class Mesh {
   #nodeSub: Subscription | undefined;
   #forgetSub: Subscription | undefined;
   #reminders: Reminders | undefined;
+  #events: EventSources | undefined;
+  readonly #subscriptions: ResolvedSubscription[];
   #state: MeshState = "RUNNING";
   #stopping: Promise<void> | undefined;
 
-  private constructor(o: ResolvedOptions, nc: NatsConnection, maxPayload: number, store: StateStore | undefined, inbox: string) {
+  private constructor(o: ResolvedOptions, nc: NatsConnection, maxPayload: number, store: StateStore | undefined, inbox: string, subscriptions: ResolvedSubscription[]) {
     this.#o = o;
+    this.#subscriptions = subscriptions;
     this.#nc = nc;
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
@@ -94,6 +101,8 @@ export class Mesh {
       maxActors: o.maxActors,
       outbound: { call: (request, chain) => this.#router.call(request, false, chain), cast: (request) => this.#router.cast(request, false) },
       reminders: () => this.#reminders,
+      publisher: new Publisher(nc, o.storage.timeoutMs ?? 3000, this.#metrics),
+      maxPayload,
     });
     this.#requests = new Requests(nc, o.logger, maxPayload, inbox);
     this.#maxPayload = maxPayload;
@@ -137,6 +146,7 @@ export class Mesh {
    */
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const o = resolveOptions(options);
+    const subscriptions = subscriptionsOf(o.actors, o.subjects.prefix);
     // Replies come under the node's own inbox, so permissions can keep them its own (docs/security.md).
     const inbox = o.nats.inboxPrefix ?? inboxPrefixFromEnv() ?? o.subjects.inbox(o.nodeId);
     const nc = await connectNats(o.servers, o.nodeId, o.nats, inbox);
@@ -146,7 +156,7 @@ export class Mesh {
       const maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
       const durable = o.actors.some((cls) => cls.durable === true);
       const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload, inbox) : undefined;
-      mesh = new Mesh(o, nc, maxPayload, store, inbox);
+      mesh = new Mesh(o, nc, maxPayload, store, inbox, subscriptions);
       await mesh.#start();
     } catch (err) {
       if (mesh) await mesh.#prometheus?.close();
@@ -178,6 +188,19 @@ export class Mesh {
         this.#o.logger,
       );
     }
+    if (this.#subscriptions.length > 0) {
+      this.#events = await EventSources.open(this.#subscriptions, {
+        nc: this.#nc,
+        prefix: this.#subjects.prefix,
+        shards: this.#o.shards,
+        log: this.#o.logger,
+        callTimeoutMs: this.#o.callTimeoutMs,
+        drainTimeoutMs: this.#o.drainTimeoutMs,
+        storage: this.#o.storage,
+        owns: (capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId,
+        deliver: (sub, id, event, timeoutMs) => this.#router.event(sub.capability, sub.actorType, id, event, timeoutMs),
+      });
+    }
     await this.#nc.flush();
     const joined = performance.now();
     await this.#membership.start();
@@ -198,7 +221,7 @@ export class Mesh {
 
   /** This node's counters and latency histograms (docs/observability.md). */
   metrics(): MetricsSnapshot {
-    return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size, this.#actors.queues());
+    return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size, this.#actors.queues(), this.#events?.report());
   }
 
   /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */
@@ -311,6 +334,8 @@ export class Mesh {
     this.#state = "STOPPING";
     try {
       await this.#changes; // a capability change under way ends first (it sees STOPPING)
+      // Dispatchers send no more events; those in flight finish, and their floors are stored.
+      await this.#events?.stop(this.#o.drainTimeoutMs);
       await this.#service.stop(); // ingress requests it already took are still answered
       await this.#membership.stop();
       const deadline = performance.now() + this.#o.drainTimeoutMs;
@@ -343,6 +368,7 @@ export class Mesh {
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
     this.#rebalance();
+    this.#events?.viewChanged();
     // Shards this node now owns may hold reminders: read them at once.
     void this.#reminders?.scan();
   }

@@ -54,6 +54,17 @@ export interface CallContext {
   remind(name: string, options: RemindOptions): Promise<void>;
   /** Deletes reminder `name`; resolves once stored. */
   forget(name: string): Promise<void>;
+  /**
+   * Publishes a message to JetStream subject `subject` as part of this turn
+   * (docs/events.md "Events out"): `data` as it is (bytes), UTF-8 (a string)
+   * or JSON (anything else). A durable actor's messages are stored with its
+   * state in the same commit and published after it, at least once, with a
+   * message id the stream uses to drop duplicates; nothing is published if
+   * the turn fails or does not commit. A plain actor's are published after
+   * the turn. The reply waits until JetStream has them. Throws BAD_REQUEST
+   * for a bad subject, header or data.
+   */
+  publish(subject: string, data: unknown, headers?: Record<string, string>): void;
 }
 
 /**
@@ -78,6 +89,13 @@ export interface Actor {
   handleTimer?(name: string, ctx: CallContext): unknown;
   /** Runs when a reminder set with ctx.remind is due, as a turn in the mailbox. Throwing crashes the actor, and the reminder is retried with backoff. */
   handleReminder?(name: string, info: ReminderInfo, ctx: CallContext): unknown;
+  /**
+   * Handles an event of a stream the class subscribes to (`static events`),
+   * as a turn in the mailbox, one at a time and in stream order for this id
+   * (docs/events.md). Throwing crashes the actor, and the event is retried
+   * with backoff, then dead-lettered.
+   */
+  handleEvent?(event: StreamEvent, ctx: CallContext): unknown;
   /** Runs once, after the constructor, before the first message. Throwing fails the activation. */
   onActivate?(): unknown;
   /** Runs once when the activation ends without a crash (see DeactivateReason). Changes it makes to a durable `state` are not stored. */
@@ -112,7 +130,59 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly shareValues?: boolean;
   /** The most messages that may wait in one actor's mailbox; past it a call or cast is refused with OVERLOADED (docs/behaviour.md). @default the node's maxMailbox (1000) */
   readonly maxMailbox?: number;
+  /** The JetStream streams whose events this class handles with handleEvent (docs/events.md). */
+  readonly events?: EventSubscription | readonly EventSubscription[];
   readonly name: string;
+}
+
+/** A stream event, as handleEvent receives it. */
+export interface StreamEvent {
+  /** The subscription it came through: `<capability>.<actorType>.<name>`. */
+  readonly subscription: string;
+  readonly stream: string;
+  /** Its stream sequence: for one actor id, each event's is higher than the one before. */
+  readonly seq: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** The message's headers (the first value of each). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** When the stream stored it (epoch ms). */
+  readonly time: number;
+  /** `data` as UTF-8 text. */
+  text(): string;
+  /** `data` parsed as JSON. Throws when it is not JSON. */
+  json<T = unknown>(): T;
+}
+
+/** Where a subscription reads the actor id of each event: a subject token (0 is the first; -1 the last), a header, or a function. */
+export type EventKey = { token: number } | { header: string } | ((event: { subject: string; headers: Readonly<Record<string, string>> }) => string);
+
+/** A class's subscription to a JetStream stream (`static events`, docs/events.md). */
+export interface EventSubscription {
+  /** The stream, which must exist. */
+  stream: string;
+  /** Only its messages on this subject (wildcards allowed). @default every message of the stream */
+  subject?: string;
+  /** Where each event's actor id comes from. */
+  key: EventKey;
+  /** Names the subscription (its progress is kept under this name): 1-128 of A-Z a-z 0-9 _ -. @default the stream's name */
+  name?: string;
+  /** The capability the actors are called under. @default the first of the class's `static capabilities` */
+  capability?: string;
+  /** A new subscription starts at the stream's first message ("all") or after its last ("new"). @default "all" */
+  start?: "all" | "new";
+  /** Deliveries of one event before it is dead-lettered. @default 5 */
+  maxDeliveries?: number;
+  /** The first retry's delay; it doubles with each delivery, up to 10 s. @default 100 */
+  backoffMs?: number;
+  /** Where dead letters go (a subject a stream may capture). @default "<prefix>.events.dead.<actorType>" */
+  deadLetter?: string;
+  /** After a dead letter, the key goes on with its next event ("skip") or stops until the dispatcher restarts ("stop"). @default "skip" */
+  onDeadLetter?: "skip" | "stop";
+  /** Events read but not yet handled, at most. @default 1024 */
+  maxInFlight?: number;
+  /** Dispatchers that share the stream's keys by hash, each on the node that owns it. @default 1 */
+  partitions?: number;
 }
 
 /** What a call resolves with: the activation's pid and the handler's reply. */

@@ -5,6 +5,7 @@ import type { Expiring } from "@mesh/core/internal";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Scheduled } from "../timers/scheduler.js";
 import { ActorRef } from "./ref.js";
+import type { OutMessage } from "../state/record.js";
 
 /** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
 /** What waits in all of a node's mailboxes: letters, and bytes of those that came from the wire. */
@@ -24,6 +25,14 @@ export interface ContextHost {
   cast(act: Activation, request: MeshRequest): Promise<void>;
   remind(act: Activation, name: string, options: RemindOptions): Promise<void>;
   forget(act: Activation, name: string): Promise<void>;
+  /** Checks a message a turn publishes (ctx.publish). Throws BAD_REQUEST. */
+  outgoing(subject: string, data: unknown, headers: Record<string, string> | undefined): OutMessage;
+}
+
+/** An actor's stream events: the sequence it applied per subscription (plain actors), and what its current turn publishes. */
+export interface ActorEvents {
+  applied: Map<string, number> | undefined;
+  outbox: OutMessage[] | undefined;
 }
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { Actor, ActorClass, CallContext, CallResult, DeactivateReason, MeshRequest, RefOptions, RemindOptions, ReplyTo, TimerOptions } from "../types.js";
@@ -78,8 +87,8 @@ export class Letter implements Expiring {
     readonly timeoutMs: number,
     readonly reply: ReplyTo,
     private readonly metrics?: NodeMetrics,
-    /** A turn the node gives itself: a timer ("timer", payload: its name), or a reminder ("reminder", payload: { name, info }). */
-    readonly system?: "timer" | "reminder",
+    /** A turn the node gives itself: a timer ("timer", payload: its name), a reminder ("reminder", payload: { name, info }), or a stream event ("event", payload: a MeshEvent). */
+    readonly system?: "timer" | "reminder" | "event",
     /** Calls between actors: the actors whose turns wait on this call. */
     readonly chain?: readonly string[],
   ) {}
@@ -134,6 +143,8 @@ export class Activation implements CallContext {
   timers: Map<string, Scheduled> | undefined;
   /** The call chain of the turn it runs: the actors waiting on it (for ctx.call). */
   chain: readonly string[] | undefined;
+  /** Stream events it applied and what its turn publishes; undefined until it handles an event or publishes (most actors). */
+  events: ActorEvents | undefined;
   /** Waiting letters; undefined while none ever waited (most actors). */
   #queue: Letter[] | undefined;
   readonly pid: string;
@@ -206,6 +217,19 @@ export class Activation implements CallContext {
 
   clearTimer(name: string): boolean {
     return this.host.clearTimer(this, name);
+  }
+
+  publish(subject: string, data: unknown, headers?: Record<string, string>): void {
+    const message = this.host.outgoing(subject, data, headers);
+    const events = (this.events ??= { applied: undefined, outbox: undefined });
+    (events.outbox ??= []).push(message);
+  }
+
+  /** What the turn that just ended published; the next turn starts with nothing. */
+  takeOutbox(): OutMessage[] | undefined {
+    const out = this.events?.outbox;
+    if (out !== undefined) this.events!.outbox = undefined;
+    return out;
   }
 
   clearState(): void {

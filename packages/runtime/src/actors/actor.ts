@@ -1,4 +1,7 @@
 import { MeshError, isToken } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import type { NodeMetrics } from "../operations/metrics.js";
 import type { Actor, ActorClass } from "../types.js";
 
 /** The actor type of a class: its `static actorType`, else its name. Throws BAD_REQUEST when neither is usable. */
@@ -35,4 +38,13 @@ export function wrongCapability(actorType: string, capability: string, allowed: 
 
 function describe(value: unknown): string {
   return typeof value === "function" ? `function ${value.name || "(anonymous)"}` : JSON.stringify(value) ?? String(value);
+}
+
+/** Counts and logs a failed activation: ACTIVATION_FAILED, or (`asIs`, a durable start) a MeshError as it is. */
+export function activationFailed(pid: string, err: unknown, asIs: boolean, metrics: NodeMetrics, log: Logger): MeshError {
+  const failure = asIs && err instanceof MeshError ? err : new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
+  if (failure !== err) metrics.activationFailures++;
+  metrics.error(failure.code);
+  log.warn({ pid, err: failure.message }, "mesh: activation failed");
+  return failure;
 }

@@ -6,7 +6,7 @@
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { wrongCapability } from "./actor.js";
+import { activationFailed, wrongCapability } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
 import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./activation.js";
 import { Turns, chainKey } from "./turns.js";
@@ -20,6 +20,8 @@ import type { Lease } from "./lease.js";
 import { remindersOf } from "../timers/reminders.js";
 import type { Reminder, Reminders } from "../timers/reminders.js";
 import type { StateStore } from "../state/state-store.js";
+import { outgoing } from "../events/event.js";
+import type { Publisher } from "../events/outbox.js";
 import type { ActorClass, CallResult, DeactivateReason, MeshRequest, ReminderInfo, ReplyTo } from "../types.js";
 
 /** How a node's actors are hosted. */
@@ -44,6 +46,10 @@ export interface SupervisorOptions {
   readonly limits: { maxMailbox: number; maxQueuedLetters: number; maxQueuedBytes: number };
   /** The node's ownership lease: turns start only while it holds (lease.ts). */
   readonly lease: Lease;
+  /** Publishes what turns published (ctx.publish). */
+  readonly publisher: Publisher;
+  /** The largest message a turn may publish. */
+  readonly maxPayload: number;
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
@@ -76,6 +82,7 @@ export class Supervisor {
     cast: (_act, request) => this.o.outbound.cast(request), // casts never wait, so they carry no chain
     remind: (act, name, options) => remindersOf(act, this.o.reminders(), "handleReminder").set(act.capability, act.actorType, act.id, name, options),
     forget: (act, name) => remindersOf(act, this.o.reminders()).forget(act.capability, act.actorType, act.id, name),
+    outgoing: (subject, data, headers) => outgoing(subject, data, headers, this.o.maxPayload),
   };
 
   /**
@@ -112,6 +119,7 @@ export class Supervisor {
         leave: (act) => this.#leave(act),
         cleared: (act) => this.#end(act, "cleared"),
         checkIdle: () => this.#checkIdle(),
+        publish: (out) => o.publisher.publish(o.publisher.name(out)),
       },
       o.metrics,
       o.log,
@@ -173,12 +181,12 @@ export class Supervisor {
     return this.#turns.call(act, payload, initArg, timeoutMs, chain);
   }
 
-  /** `call` for a remote caller (`bytes`: its size on the wire): the outcome goes to `reply`, at once when the handler is synchronous. */
-  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[], bytes = 0): void {
+  /** `call` for a remote caller (`bytes`: its size on the wire) or a stream event (`system`): the outcome goes to `reply`. */
+  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[], bytes = 0, system?: "event"): void {
     const act = this.#activation(capability, actorType, id, shard, initArg);
     if (act instanceof MeshError) return reply.fail(act);
     // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, undefined, chain);
+    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, system, chain);
     letter.bytes = bytes;
     this.#turns.deliver(act, letter);
   }
@@ -307,7 +315,7 @@ export class Supervisor {
     try {
       act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, incarnation, this.#host);
     } catch (err) {
-      return this.#activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err);
+      return activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err, false, this.#metrics, this.#log);
     }
     act.lastTick = this.#passivation.tick;
     if (type.durable) {
@@ -317,7 +325,7 @@ export class Supervisor {
       try {
         out = act.instance.onActivate();
       } catch (err) {
-        return this.#activationFailed(act.pid, err);
+        return activationFailed(act.pid, err, false, this.#metrics, this.#log);
       }
       // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
       if (isThenable(out)) this.#starting(act, Promise.resolve(out));
@@ -341,7 +349,7 @@ export class Supervisor {
         act.dead = true;
         this.#timers.end(act);
         this.#table.remove(act);
-        const failure = this.#activationFailed(act.pid, err, true);
+        const failure = activationFailed(act.pid, err, true, this.#metrics, this.#log);
         for (const letter of act.drain()) this.#turns.settle(letter, failure);
         this.#checkIdle();
       },
@@ -359,17 +367,8 @@ export class Supervisor {
         this.#abandon(act);
       },
       settled: () => this.#turns.committed(act.commits!),
-    });
+    }, this.o.publisher);
     m.stateLoads++;
-  }
-
-  /** Counts and logs a failed activation: ACTIVATION_FAILED, or (`asIs`, a durable start) a MeshError as it is. */
-  #activationFailed(pid: string, err: unknown, asIs = false): MeshError {
-    const failure = asIs && err instanceof MeshError ? err : new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
-    if (failure !== err) this.#metrics.activationFailures++;
-    this.#metrics.error(failure.code);
-    this.#log.warn({ pid, err: failure.message }, "mesh: activation failed");
-    return failure;
   }
 
   /**
@@ -393,7 +392,7 @@ export class Supervisor {
       if (letter.settled) continue;
       this.#turns.take(letter);
       if (letter.cast) this.#redeliverCast(act, letter);
-      else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply);
+      else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply, undefined, 0, letter.system === "event" ? "event" : undefined);
     }
     this.#checkIdle();
   }

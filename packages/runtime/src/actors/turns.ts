@@ -15,7 +15,8 @@ import type { Activation, MailboxLoad } from "./activation.js";
 import type { Lease } from "./lease.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
-import type { ActorClass, CallResult, ReminderInfo } from "../types.js";
+import type { OutMessage } from "../state/record.js";
+import type { ActorClass, CallResult, ReminderInfo, StreamEvent } from "../types.js";
 
 /** What running turns asks of the lifecycle of activations. */
 export interface TurnHost {
@@ -29,6 +30,8 @@ export interface TurnHost {
   cleared(act: Activation): void;
   /** Something that kept the node busy ended. */
   checkIdle(): void;
+  /** Publishes what a plain actor's turn published (ctx.publish). */
+  publish(out: OutMessage[]): Promise<void>;
 }
 
 /** True when the activation's class shares values with local callers (`static shareValues`). */
@@ -39,6 +42,16 @@ function sharesValues(act: Activation): boolean {
 /** How an actor stands in a call chain: its whole identity. */
 export function chainKey(act: { capability: string; actorType: string; id: string }): string {
   return `${act.capability}/${act.actorType}/${act.id}`;
+}
+
+/** An event turn that found its event applied already. */
+const SKIPPED = Symbol("skipped");
+
+/** The stream sequence an actor applied per subscription: stored with a durable actor's state, in memory for a plain one. */
+function appliedOf(act: Activation): Map<string, number> {
+  if (act.commits !== undefined) return act.commits.applied;
+  const events = (act.events ??= { applied: undefined, outbox: undefined });
+  return (events.applied ??= new Map());
 }
 
 /** What may wait in mailboxes (docs/behaviour.md "Overload"), and what waits now. */
@@ -95,7 +108,8 @@ export class Turns {
       } catch (err) {
         return Promise.reject(this.#crash(act, err));
       }
-      if (!isThenable(out)) {
+      // A turn that published (ctx.publish) takes the path below: its reply waits for JetStream.
+      if (!isThenable(out) && act.events?.outbox === undefined) {
         this.next(act);
         try {
           return Promise.resolve({ pid: act.pid, result: replyAcross(act.pid, out, sharesValues(act)) });
@@ -282,6 +296,15 @@ export class Turns {
         const { name, info } = letter.payload as { name: string; info: ReminderInfo };
         if (typeof act.instance.handleReminder !== "function") throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
         out = act.instance.handleReminder(name, info, act);
+      } else if (letter.system === "event") {
+        const event = letter.payload as StreamEvent;
+        if (event.seq <= (appliedOf(act).get(event.subscription) ?? 0)) {
+          // Applied already (a redelivery): answered false, once what applied it is stored.
+          this.#served(false, started);
+          return this.#turnEnded(act, letter, SKIPPED);
+        }
+        if (typeof act.instance.handleEvent !== "function") throw new Error(`${act.actorType} has no handleEvent method`);
+        out = act.instance.handleEvent(event, act);
       } else {
         const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
         out = handle.call(act.instance, letter.payload, act);
@@ -326,9 +349,27 @@ export class Turns {
    */
   #turnEnded(act: Activation, letter: Letter, result: unknown): boolean {
     const commits = act.commits;
+    const out = act.takeOutbox();
+    // An event's reply says whether it was applied now (true) or before (false).
+    let applied: StreamEvent | undefined;
+    if (letter.system === "event") {
+      if (result !== SKIPPED) applied = letter.payload as StreamEvent;
+      result = applied !== undefined;
+      if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
+    }
     if (commits === undefined) {
-      this.take(letter);
-      letter.succeed(act.pid, result, sharesValues(act));
+      if (out === undefined) {
+        this.take(letter);
+        letter.succeed(act.pid, result, sharesValues(act));
+        return true;
+      }
+      // A plain actor's messages go after its turn; its reply once JetStream has them.
+      this.watched(letter);
+      this.running++;
+      this.host.publish(out).then(
+        () => void (this.running--, this.take(letter), letter.succeed(act.pid, result, sharesValues(act)), this.host.checkIdle()),
+        (err: MeshError) => void (this.running--, this.metrics.error(err.code), this.settle(letter, err), this.host.checkIdle()),
+      );
       return true;
     }
     const held: Held = {
@@ -342,7 +383,7 @@ export class Turns {
       },
     };
     const clearing = act.clearing;
-    const refused = clearing ? commits.clear(held) : commits.afterTurn((act.instance as { state?: unknown }).state, held);
+    const refused = clearing ? commits.clear(held, applied, out) : commits.afterTurn((act.instance as { state?: unknown }).state, held, applied, out);
     if (refused !== undefined) {
       this.metrics.error(refused.code);
       this.settle(letter, refused);

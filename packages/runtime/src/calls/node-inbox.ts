@@ -12,6 +12,7 @@ import type { Replies } from "./nats-reply.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Routed } from "./remote-call.js";
 import type { NodeParts, Router } from "./router.js";
+import { MeshEvent } from "../events/event.js";
 import type { ReplyTo } from "../types.js";
 
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
@@ -90,6 +91,17 @@ export class NodeInbox {
     // Served here although another node owns it (hops used up, or the owner is unknown here):
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.p.nodeId) this.p.rebalanceSoon();
+    if (req.kind === Kind.EVENT) {
+      if (reply === undefined) return this.p.log.warn({ actorType: req.actorType, id: req.id }, "mesh: refused an event without a reply subject");
+      let event: MeshEvent;
+      try {
+        event = MeshEvent.from(req.payload);
+      } catch (err) {
+        return reply.fail(err as Error);
+      }
+      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, event, undefined, req.timeoutMs || this.p.callTimeoutMs, reply, undefined, data.length, "event");
+      return;
+    }
     if (req.kind === Kind.CALL && reply !== undefined) {
       this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain, data.length);
       return;
@@ -106,7 +118,7 @@ export class NodeInbox {
   #forward(r: Routed, reply: ReplyTo | undefined): void {
     this.p.metrics.forwards++;
     this.p.log.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
-    if (r.kind === Kind.CALL && reply !== undefined) {
+    if (r.kind !== Kind.CAST && reply !== undefined) {
       const deadline = performance.now() + (r.timeoutMs || this.p.callTimeoutMs);
       this.p.router.send(new RemoteCall(r, deadline, reply, this.p.router.rerouter));
       return;

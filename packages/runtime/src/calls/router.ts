@@ -4,7 +4,7 @@
 // no responders is re-routed to the new owner; the letters of an actor that
 // moved are handed on. Serving what arrives on this node's subject is
 // node-inbox.ts. Imports: the calls room, the actors' supervisor, the bottom floor.
-import { MeshError } from "@mesh/core";
+import { MeshError, shardFor } from "@mesh/core";
 import type { Logger, RoutingTable } from "@mesh/core";
 import { Kind, messageOf } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
@@ -17,6 +17,8 @@ import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
 import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
+import { MeshEvent } from "../events/event.js";
+import type { WireEvent } from "../events/event.js";
 import type { CallResult, MeshRequest } from "../types.js";
 
 /** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
@@ -70,6 +72,24 @@ export class Router {
     }
   }
 
+  /**
+   * A stream event to its actor (events/dispatcher.ts): handled by the owner
+   * as a turn of handleEvent. Resolves true when applied now, false when the
+   * actor had applied it before; rejects as a call does.
+   */
+  event(capability: string, actorType: string, id: string, wire: WireEvent, timeoutMs: number): Promise<boolean> {
+    try {
+      this.p.admit(false);
+      const shard = shardFor(id, this.p.shards);
+      const owner = this.p.routes.owner(capability, shard);
+      if (owner === undefined) throw noNodes(capability, this.p.routes);
+      const r: Routed = { kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner };
+      return new Promise<CallResult>((resolve, reject) => this.#dispatch(new RemoteCall(r, performance.now() + timeoutMs, new PromiseReply(resolve, reject), this.rerouter))).then((r) => r.result === true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   /** A cast: into the local mailbox, or into this tick's batch to its owner. */
   async cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
     this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
@@ -91,7 +111,10 @@ export class Router {
   #handOn(act: Activation, letter: Letter): void {
     const owner = this.p.routes.owner(act.capability, act.shard);
     if (owner === undefined) throw noNodes(act.capability, this.p.routes);
-    const r: Routed = { kind: letter.cast ? Kind.CAST : Kind.CALL, capability: act.capability, actorType: act.actorType, id: act.id, payload: letter.payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
+    const event = letter.system === "event";
+    const kind = event ? Kind.EVENT : letter.cast ? Kind.CAST : Kind.CALL;
+    const payload = event ? (letter.payload as MeshEvent).toWire() : letter.payload;
+    const r: Routed = { kind, capability: act.capability, actorType: act.actorType, id: act.id, payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
     if (owner !== this.p.nodeId) this.p.metrics.forwards++;
     if (letter.cast) this.#castTo(r);
     else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
@@ -148,6 +171,10 @@ export class Router {
     if (r.owner !== this.p.nodeId) return this.send(call);
     let payload: unknown, initArg: unknown;
     try {
+      if (r.kind === Kind.EVENT) {
+        const event = MeshEvent.from(r.payload);
+        return this.p.actors.deliver(r.capability, r.actorType, r.id, r.shard, event, undefined, call.deadline - performance.now(), call, undefined, 0, "event");
+      }
       payload = this.p.actors.incoming(r.actorType, r.payload, "payload");
       initArg = this.p.actors.incoming(r.actorType, r.initArg, "initArg");
     } catch (err) {

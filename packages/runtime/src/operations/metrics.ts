@@ -1,4 +1,5 @@
 import type { ErrorCode } from "@mesh/core";
+import type { SubscriptionReport } from "../events/sources.js";
 
 /** Upper bounds of the latency buckets, in milliseconds. */
 export const LATENCY_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const;
@@ -79,6 +80,12 @@ export interface MetricsSnapshot {
   remindersFired: number;
   /** Reminder turns that failed (retried with backoff). */
   remindersFailed: number;
+  /** Messages turns published (ctx.publish) that JetStream stored. */
+  published: number;
+  /** Messages committed or handed over by turns and not yet stored by JetStream. */
+  outboxDepth: number;
+  /** The event subscriptions of the classes this node hosts: what they did here, and the dispatchers running here (docs/events.md). */
+  events: SubscriptionReport[];
   /** Failures this node's actors gave callers, by code. */
   errors: Partial<Record<ErrorCode, number>>;
   /** Time actors spent on each call or cast, from its start to its end (in-process calls to synchronous handlers are not timed). */
@@ -112,6 +119,8 @@ export class NodeMetrics {
   readonly overloaded = { mailbox: 0, letters: 0, bytes: 0 };
   remindersFired = 0;
   remindersFailed = 0;
+  published = 0;
+  outboxDepth = 0;
   readonly errors: Partial<Record<ErrorCode, number>> = {};
   readonly handlerLatency = new Histogram();
   readonly remoteCallLatency = new Histogram();
@@ -122,7 +131,7 @@ export class NodeMetrics {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
   }
 
-  snapshot(node: string, capabilities: string[], actors: number, queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number }): MetricsSnapshot {
+  snapshot(node: string, capabilities: string[], actors: number, queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number }, events: SubscriptionReport[] = []): MetricsSnapshot {
     return {
       node,
       capabilities,
@@ -147,6 +156,9 @@ export class NodeMetrics {
       ...queues,
       remindersFired: this.remindersFired,
       remindersFailed: this.remindersFailed,
+      published: this.published,
+      outboxDepth: this.outboxDepth,
+      events,
       errors: { ...this.errors },
       handlerLatency: this.handlerLatency.snapshot(),
       remoteCallLatency: this.remoteCallLatency.snapshot(),

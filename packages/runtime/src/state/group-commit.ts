@@ -7,6 +7,8 @@
 import { MeshError, stateKey } from "@mesh/core";
 import { decodeValue, encodeValue, messageOf } from "@mesh/core/internal";
 import type { KeyWriter, StateStore, Stored } from "./state-store.js";
+import { decodeRecord, encodeRecord } from "./record.js";
+import type { OutMessage, StoredRecord } from "./record.js";
 
 /** A turn's outcome, held until its commit lands. */
 export interface Held {
@@ -50,6 +52,12 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** What a group commit publishes with: the node's publisher (events/outbox.ts). */
+export interface OutboxPublisher {
+  name(out: OutMessage[]): OutMessage[];
+  publish(out: readonly OutMessage[]): Promise<void>;
+}
+
 export class GroupCommit implements KeyWriter {
   #revision: number;
   /** What needs no write: the stored bytes, or the initial state's while nothing is stored. */
@@ -61,6 +69,14 @@ export class GroupCommit implements KeyWriter {
   #waiting: Held[] = [];
   #failed: MeshError | undefined;
   #idle: (() => void)[] = [];
+  /** The highest stream sequence applied per subscription, stored with the state (record.ts). */
+  readonly applied: Map<string, number>;
+  /** Messages of committed turns that JetStream has not acknowledged yet. */
+  #unpublished: OutMessage[];
+  /** Messages of the turns waiting for the next commit. */
+  #out: OutMessage[] = [];
+  /** The record differs from the stored one besides the state: a write is due even if the state did not change. */
+  #dirty = false;
 
   constructor(
     private readonly store: StateStore,
@@ -69,9 +85,13 @@ export class GroupCommit implements KeyWriter {
     /** The encoded state the activation starts from (the stored value, or the initial state's encoding). */
     baseline: Uint8Array | undefined,
     private readonly events: CommitEvents,
+    private readonly publisher: OutboxPublisher,
+    record: StoredRecord,
   ) {
     this.#revision = stored.revision;
     this.#stored = this.#latest = baseline;
+    this.applied = record.applied;
+    this.#unpublished = record.outbox;
   }
 
   /** A commit is in flight or turns wait for one. */
@@ -81,11 +101,13 @@ export class GroupCommit implements KeyWriter {
 
   /**
    * A turn ended well and left `state`: releases `held` now when nothing is
-   * pending and the state is unchanged, else once the commit that covers the
-   * turn lands (or fails it with that commit's error). Returns BAD_STATE or
-   * an earlier commit's failure instead when the turn cannot be committed.
+   * pending and nothing changed, else once the commit that covers the turn
+   * lands and what it published is in JetStream (or fails it with that
+   * commit's error). `applied`: the event the turn applied (stored with
+   * it); `out`: what it published. Returns BAD_STATE or an earlier commit's failure instead when
+   * the turn cannot be committed.
    */
-  afterTurn(state: unknown, held: Held): MeshError | undefined {
+  afterTurn(state: unknown, held: Held, applied?: { subscription: string; seq: number }, out?: OutMessage[]): MeshError | undefined {
     if (this.#failed) return this.#failed;
     let bytes: Uint8Array;
     try {
@@ -94,12 +116,22 @@ export class GroupCommit implements KeyWriter {
       return err as MeshError;
     }
     const latest = this.#latest;
-    if (latest === undefined || latest === DELETE || !sameBytes(bytes, latest)) {
-      if (bytes.length > this.store.maxValueBytes) {
-        return new MeshError("PAYLOAD_TOO_LARGE", `the state of ${this.key} is ${bytes.length} bytes encoded; the limit is ${this.store.maxValueBytes}`);
-      }
-      this.#latest = bytes.slice();
-    } else if (!this.busy) {
+    const same = latest !== undefined && latest !== DELETE && sameBytes(bytes, latest);
+    if (!same && bytes.length > this.store.maxValueBytes) {
+      return new MeshError("PAYLOAD_TOO_LARGE", `the state of ${this.key} is ${bytes.length} bytes encoded; the limit is ${this.store.maxValueBytes}`);
+    }
+    let changed = false;
+    if (applied !== undefined) {
+      this.applied.set(applied.subscription, applied.seq);
+      changed = true;
+    }
+    if (out !== undefined) {
+      for (const m of out) this.#out.push(m);
+      changed = true;
+    }
+    if (changed) this.#dirty = true;
+    if (!same) this.#latest = bytes.slice();
+    else if (!changed && !this.busy) {
       held.release();
       return undefined;
     }
@@ -107,12 +139,28 @@ export class GroupCommit implements KeyWriter {
     return undefined;
   }
 
-  /** The turn called clearState(): the stored value is deleted, then `held` is released. */
-  clear(held: Held): MeshError | undefined {
+  /** The turn called clearState(): the stored value is deleted (or, with applied sequences to keep, emptied), then `held` is released. */
+  clear(held: Held, applied?: { subscription: string; seq: number }, out?: OutMessage[]): MeshError | undefined {
     if (this.#failed) return this.#failed;
+    if (applied !== undefined) this.applied.set(applied.subscription, applied.seq);
+    if (out !== undefined) for (const m of out) this.#out.push(m);
     this.#latest = DELETE;
+    this.#dirty = true;
     this.#hold(held);
     return undefined;
+  }
+
+  /**
+   * Publishes what a commit before this activation stored and did not get
+   * out (its node died first), then stores the record without it. Rejects
+   * with STORAGE_UNAVAILABLE; the record keeps its outbox for the next try.
+   */
+  async recover(): Promise<void> {
+    if (this.#unpublished.length === 0) return;
+    await this.publisher.publish(this.#unpublished);
+    this.#unpublished = [];
+    const state = this.#stored === DELETE ? undefined : this.#stored;
+    this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, []), this.#revision);
   }
 
   /** Resolves once nothing is in flight or waiting. */
@@ -126,40 +174,54 @@ export class GroupCommit implements KeyWriter {
     if (!this.#inFlight) this.#flush();
   }
 
-  /** Writes what the waiting turns left, as one commit. */
+  /** Writes what the waiting turns left, as one commit, then publishes what they published. */
   #flush(): void {
     const covered = this.#waiting;
     this.#waiting = [];
     const target = this.#latest;
-    if (target === this.#stored || (target === DELETE && this.#revision === 0)) {
+    if (!this.#dirty && (target === this.#stored || (target === DELETE && this.#revision === 0))) {
       this.#stored = target;
       for (const h of covered) h.release();
       return this.#settle();
     }
+    const outbox = this.#out.length > 0 ? this.#unpublished.concat(this.publisher.name(this.#out)) : this.#unpublished;
+    this.#out = [];
+    this.#dirty = false;
     this.#inFlight = true;
     this.store.writing(this.key, this);
     const started = performance.now();
-    const write = target === DELETE ? this.store.delete(this.key, this.#revision).then(() => 0) : this.store.write(this.key, target!, this.#revision);
-    write.then(
-      (revision) => {
-        this.#inFlight = false;
+    const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
+    const write = bare ? this.store.delete(this.key, this.#revision).then(() => 0) : this.store.write(this.key, encodeRecord(target === DELETE ? undefined : target, this.applied, outbox), this.#revision);
+    write
+      .then((revision) => {
         this.#revision = revision;
         this.#stored = target;
+        this.#unpublished = outbox;
         this.events.committed(performance.now() - started);
-        for (const h of covered) h.release();
-        if (this.#waiting.length > 0) this.#flush();
-        else this.#settle();
-      },
-      (err: MeshError) => {
-        this.#inFlight = false;
-        this.#failed = err;
-        const lost = [...covered, ...this.#waiting];
-        this.#waiting = [];
-        for (const h of lost) h.fail(err);
-        this.#settle();
-        this.events.failed(err);
-      },
-    );
+        if (outbox.length === 0) return;
+        return this.publisher.publish(outbox).then(() => {
+          this.#unpublished = [];
+          // The stored record still lists them: the next commit drops them, or this one.
+          this.#dirty = true;
+        });
+      })
+      .then(
+        () => {
+          this.#inFlight = false;
+          for (const h of covered) h.release();
+          if (this.#waiting.length > 0 || this.#dirty) this.#flush();
+          else this.#settle();
+        },
+        (err: MeshError) => {
+          this.#inFlight = false;
+          this.#failed = err;
+          const lost = [...covered, ...this.#waiting];
+          this.#waiting = [];
+          for (const h of lost) h.fail(err);
+          this.#settle();
+          this.events.failed(err);
+        },
+      );
   }
 
   #settle(): void {
@@ -176,14 +238,15 @@ export class GroupCommit implements KeyWriter {
  * group commit that stores it from now on. Throws STORAGE_UNAVAILABLE, or
  * BAD_STATE for a stored value that is not msgpack.
  */
-export async function loadState(store: StateStore, capability: string, actorType: string, id: string, instance: object, events: CommitEvents): Promise<GroupCommit> {
+export async function loadState(store: StateStore, capability: string, actorType: string, id: string, instance: object, events: CommitEvents, publisher: OutboxPublisher): Promise<GroupCommit> {
   const key = stateKey(capability, actorType, id);
   const stored = await store.load(key);
+  const record = readRecord(stored.bytes, key);
   const holder = instance as { state?: unknown };
   let baseline: Uint8Array | undefined;
-  if (stored.bytes !== undefined) {
-    holder.state = decodeState(stored.bytes, key);
-    baseline = stored.bytes;
+  if (record.state !== undefined) {
+    holder.state = decodeState(record.state, key);
+    baseline = record.state;
   } else {
     try {
       baseline = encodeState(holder.state, key).slice();
@@ -191,5 +254,17 @@ export async function loadState(store: StateStore, capability: string, actorType
       // an initial state that cannot be encoded fails the first turn that ends, with BAD_STATE
     }
   }
-  return new GroupCommit(store, key, stored, baseline, events);
+  const commits = new GroupCommit(store, key, stored, baseline, events, publisher, record);
+  await commits.recover();
+  return commits;
+}
+
+/** The record stored under `key` (none: the initial state). Throws BAD_STATE for one that is not a record. */
+export function readRecord(bytes: Uint8Array | undefined, key: string): StoredRecord {
+  if (bytes === undefined) return { state: undefined, applied: new Map(), outbox: [] };
+  try {
+    return decodeRecord(bytes);
+  } catch (err) {
+    throw new MeshError("BAD_STATE", `the stored record of ${key} is broken: ${messageOf(err)}`, { cause: err });
+  }
 }

@@ -35,7 +35,7 @@ export interface KeyWriter {
  * storage; `replicas` 3 on a NATS cluster, else 1, unless given). Throws
  * STORAGE_UNAVAILABLE with the reason, in one line.
  */
-export async function openBucket(nc: NatsConnection, what: "state" | "reminders", bucket: string, options: { replicas?: number | undefined; timeoutMs?: number | undefined }): Promise<KV> {
+export async function openBucket(nc: NatsConnection, what: "state" | "reminders" | "events", bucket: string, options: { replicas?: number | undefined; timeoutMs?: number | undefined }): Promise<KV> {
   const timeout = options.timeoutMs ?? 3000;
   const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
   try {

@@ -1,0 +1,286 @@
+// One dispatcher: reads one partition of a subscription's stream from its
+// floor (the sequence below which every event is done), and sends each event
+// to its actor through the node's call path, one at a time per actor id and
+// in stream order, many ids at once; retries a failing event with backoff,
+// dead-letters it after maxDeliveries, and stores the floor as it moves
+// (docs/events.md "How events are dispatched"). Imports: the events room and
+// the bottom floor.
+import { MeshError, shardFor } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import { DeliverPolicy, headers as natsHeaders } from "nats";
+import type { ConsumerMessages, JsMsg, JetStreamClient, JetStreamManager, KV, NatsConnection } from "nats";
+import { MAX_BACKOFF_MS } from "./subscription.js";
+import type { ResolvedSubscription } from "./subscription.js";
+import type { WireEvent } from "./event.js";
+
+/** What one subscription did on this node (metrics, `mesh events`). */
+export interface SubscriptionCounts {
+  handled: number;
+  /** Events an actor had applied already (a redelivery after a failure or a move). */
+  duplicates: number;
+  /** Deliveries after the first. */
+  redeliveries: number;
+  deadLetters: number;
+}
+
+/** What a dispatcher works with. */
+export interface DispatcherParts {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** The progress bucket: `<subscription>.<partition>` → the floor. */
+  readonly floors: KV;
+  readonly log: Logger;
+  readonly callTimeoutMs: number;
+  /** Sends an event to its actor; true when applied now, false when it was before. */
+  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number): Promise<boolean>;
+}
+
+/** Errors that say nothing about the event: its delivery is retried without counting. */
+const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADED", "STORAGE_UNAVAILABLE", "STATE_CONFLICT"]);
+
+/** How often a moved floor is stored. */
+const FLOOR_EVERY_MS = 200;
+
+/** An event read and not yet done. */
+interface Pending {
+  readonly seq: number;
+  readonly id: string | undefined;
+  readonly msg: JsMsg;
+  done: boolean;
+  deliveries: number;
+  /** Why its key could not be read (it is dead-lettered at once). */
+  readonly bad?: MeshError;
+}
+
+export class Dispatcher {
+  /** The sequence below which (and at which) every event is done. */
+  floor = 0;
+  #storedFloor = -1;
+  /** Messages the stream holds past the last one read. */
+  #pending = 0;
+  /** Events read, in stream order, from the first not done. */
+  #read: Pending[] = [];
+  #head = 0;
+  /** Per actor id: its events not done, the first one in flight. */
+  readonly #keys = new Map<string, Pending[]>();
+  /** Ids that stopped at a dead letter (onDeadLetter "stop"). */
+  readonly #stopped = new Set<string>();
+  /** Events sent whose outcome has not come back. */
+  #sending = 0;
+  #room: (() => void) | undefined;
+  #messages: ConsumerMessages | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #running = true;
+  #done: Promise<void> | undefined;
+  /** Why it is not reading, if it is not. */
+  error: string | undefined;
+
+  constructor(
+    readonly sub: ResolvedSubscription,
+    readonly partition: number,
+    private readonly p: DispatcherParts,
+    private readonly counts: SubscriptionCounts,
+  ) {}
+
+  /** Its key in the progress bucket. */
+  get key(): string {
+    return `${this.sub.id}.${this.partition}`;
+  }
+
+  /** Events read and not yet done, and messages of the stream not yet read. */
+  get lag(): number {
+    return this.#read.length - this.#head + this.#pending;
+  }
+
+  get inFlight(): number {
+    return this.#read.length - this.#head;
+  }
+
+  /** Starts reading; retries every second while the stream or the bucket does not answer. */
+  start(): void {
+    this.#done = this.#loop();
+  }
+
+  /** Stops reading, waits up to `timeoutMs` for the events in flight, and stores the floor. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#running = false;
+    this.#room?.();
+    this.#messages?.stop();
+    const deadline = performance.now() + timeoutMs;
+    while (this.#sending > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.#done;
+    clearInterval(this.#timer);
+    await this.#storeFloor().catch(() => {});
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#running) {
+      try {
+        await this.#consume();
+        return;
+      } catch (err) {
+        if (!this.#running) return;
+        this.error = messageOf(err);
+        this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream; retrying");
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async #consume(): Promise<void> {
+    await this.#loadFloor();
+    const filter = this.sub.subject === undefined ? {} : { filterSubjects: this.sub.subject };
+    const consumer = await this.p.js.consumers.get(this.sub.stream, { ...filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.floor + 1 });
+    if (!this.#running) return;
+    this.#timer ??= setInterval(() => void this.#storeFloor().catch((err: unknown) => this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor")), FLOOR_EVERY_MS);
+    this.#messages = await consumer.consume({ max_messages: Math.min(this.sub.maxInFlight, 1000) });
+    this.error = undefined;
+    for await (const msg of this.#messages) {
+      if (!this.#running) break;
+      this.#take(msg);
+      while (this.#running && this.inFlight >= this.sub.maxInFlight) await new Promise<void>((r) => (this.#room = r));
+    }
+  }
+
+  /** Reads the stored floor; a new subscription starts at the stream's first message, or after its last ("new"). */
+  async #loadFloor(): Promise<void> {
+    const entry = await this.p.floors.get(this.key);
+    if (entry !== null && entry.operation === "PUT") {
+      this.floor = (entry.json() as { seq: number }).seq;
+    } else if (this.sub.start === "new") {
+      this.floor = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
+      await this.#storeFloor();
+    }
+    this.#storedFloor = this.floor;
+  }
+
+  async #storeFloor(): Promise<void> {
+    const floor = this.floor;
+    if (floor === this.#storedFloor) return;
+    await this.p.floors.put(this.key, JSON.stringify({ seq: floor }));
+    this.#storedFloor = Math.max(this.#storedFloor, floor);
+  }
+
+  /** An event read: queued behind its id's earlier ones, sent if it is the first. */
+  #take(msg: JsMsg): void {
+    const seq = msg.seq;
+    this.#pending = msg.info.pending;
+    if (seq <= this.floor) return;
+    let id: string | undefined;
+    let bad: MeshError | undefined;
+    try {
+      id = this.sub.keyOf(msg.subject, headersOf(msg));
+    } catch (err) {
+      bad = err as MeshError;
+    }
+    const event: Pending = { seq, id, msg, done: false, deliveries: 0, ...(bad ? { bad } : {}) };
+    this.#read.push(event);
+    // Another partition's id (an event without one is partition 0's to dead-letter).
+    if (this.sub.partitions > 1 && (id === undefined ? 0 : shardFor(id, this.sub.partitions)) !== this.partition) return this.#finish(event);
+    if (id === undefined) return void this.#deadLetter(event, bad!);
+    const queue = this.#keys.get(id);
+    if (queue !== undefined) return void queue.push(event);
+    this.#keys.set(id, [event]);
+    this.#send(event);
+  }
+
+  #send(event: Pending): void {
+    if (!this.#running) return;
+    event.deliveries++;
+    if (event.deliveries > 1) this.counts.redeliveries++;
+    const m = event.msg;
+    const wire: WireEvent = [this.sub.id, this.sub.stream, event.seq, m.subject, m.data, m.headers ? headersOf(m) : null, Math.floor(m.info.timestampNanos / 1e6)];
+    this.#sending++;
+    this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs).then(
+      (applied) => {
+        this.#sending--;
+        if (applied) this.counts.handled++;
+        else this.counts.duplicates++;
+        this.#finish(event);
+      },
+      (err: unknown) => {
+        this.#sending--;
+        this.#failed(event, err);
+      },
+    );
+  }
+
+  #failed(event: Pending, err: unknown): void {
+    if (!this.#running) return;
+    const transient = err instanceof MeshError && TRANSIENT.has(err.code);
+    if (transient) event.deliveries--; // not the event's fault: it does not count
+    if (!transient && event.deliveries >= this.sub.maxDeliveries) return void this.#deadLetter(event, err);
+    const delay = Math.min(this.sub.backoffMs * 2 ** Math.max(0, event.deliveries - 1), MAX_BACKOFF_MS);
+    setTimeout(() => this.#send(event), delay);
+  }
+
+  /**
+   * Publishes the event with why it failed to the dead-letter subject (its id: the subscription and
+   * sequence, so a stream keeps one copy), then moves on (or stops the id, onDeadLetter "stop").
+   */
+  async #deadLetter(event: Pending, err: unknown): Promise<void> {
+    const m = event.msg;
+    const h = natsHeaders();
+    if (m.headers) for (const [name, values] of m.headers) h.set(name, values[0] ?? "");
+    h.set("Mesh-Subscription", this.sub.id);
+    h.set("Mesh-Stream", this.sub.stream);
+    h.set("Mesh-Stream-Seq", String(event.seq));
+    h.set("Mesh-Subject", m.subject);
+    h.set("Mesh-Deliveries", String(event.deliveries));
+    h.set("Mesh-Error-Code", err instanceof MeshError ? err.code : "INTERNAL");
+    h.set("Mesh-Error", messageOf(err).replace(/[\r\n]+/g, " ").slice(0, 1000));
+    const msgID = `${this.sub.id}:${event.seq}`;
+    for (;;) {
+      try {
+        await this.p.js.publish(this.sub.deadLetter, m.data, { msgID, headers: h });
+        break;
+      } catch (e) {
+        // No stream keeps dead letters: they go out on the subject, for whoever listens.
+        if (/503|no responders/i.test(messageOf(e))) {
+          this.p.nc.publish(this.sub.deadLetter, m.data, { headers: h });
+          break;
+        }
+        if (!this.#running) return;
+        this.p.log.warn({ subscription: this.sub.id, err: messageOf(e) }, "mesh: cannot publish a dead letter; retrying");
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    this.counts.deadLetters++;
+    this.p.log.warn({ subscription: this.sub.id, seq: event.seq, id: event.id, err: messageOf(err) }, "mesh: event dead-lettered");
+    if (this.sub.onDeadLetter === "stop" && event.id !== undefined) return void this.#stopped.add(event.id);
+    this.#finish(event);
+  }
+
+  /** An event is done: the next of its id goes, and the floor moves past what is done. */
+  #finish(event: Pending): void {
+    event.done = true;
+    if (event.id !== undefined) {
+      const queue = this.#keys.get(event.id);
+      if (queue?.[0] === event) {
+        queue.shift();
+        if (queue.length > 0) this.#send(queue[0]!);
+        else this.#keys.delete(event.id);
+      }
+    }
+    const read = this.#read;
+    while (this.#head < read.length && read[this.#head]!.done) this.floor = read[this.#head++]!.seq;
+    if (this.#head > 1024 && this.#head * 2 > read.length) {
+      this.#read = read.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.inFlight < this.sub.maxInFlight) {
+      const room = this.#room;
+      this.#room = undefined;
+      room?.();
+    }
+  }
+}
+
+/** A message's headers: the first value of each. */
+function headersOf(msg: JsMsg): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (msg.headers) for (const [name, values] of msg.headers) out[name] = values[0] ?? "";
+  return out;
+}

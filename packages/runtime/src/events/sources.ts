@@ -1,0 +1,103 @@
+// The event subscriptions of a node's classes: which of their dispatchers run
+// here. Dispatcher `p` of subscription `s` belongs to the node that owns shard
+// shardFor("<s>#<p>") of the subscription's capability, as an actor would: the
+// dispatchers spread over the nodes that host the class and move with the view
+// (docs/events.md). Imports: the events room, state and the bottom floor.
+import { shardFor } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import type { KV, NatsConnection } from "nats";
+import { openBucket } from "../state/state-store.js";
+import { Dispatcher } from "./dispatcher.js";
+import type { DispatcherParts, SubscriptionCounts } from "./dispatcher.js";
+import type { ResolvedSubscription } from "./subscription.js";
+import type { WireEvent } from "./event.js";
+
+/** The progress bucket of a cluster: `<prefix>_events`, dots in the prefix becoming "_". */
+export function eventsBucket(prefix: string): string {
+  return `${prefix.replace(/\./g, "_")}_events`;
+}
+
+/** One subscription as a node reports it (metrics, `mesh events`). */
+export interface SubscriptionReport extends SubscriptionCounts {
+  subscription: string;
+  stream: string;
+  /** The partitions whose dispatcher runs on this node, with where each stands. */
+  dispatchers: { partition: number; floor: number; lag: number; inFlight: number; error?: string }[];
+}
+
+export interface SourcesParts {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly shards: number;
+  readonly log: Logger;
+  readonly callTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly storage: { replicas?: number | undefined; timeoutMs?: number | undefined };
+  /** True when this node owns `shard` of `capability` in its view. */
+  owns(capability: string, shard: number): boolean;
+  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number): Promise<boolean>;
+}
+
+export class EventSources {
+  readonly #running = new Map<string, Dispatcher>();
+  readonly #counts = new Map<string, SubscriptionCounts>();
+  #parts: DispatcherParts | undefined;
+  #stopped = false;
+
+  private constructor(
+    private readonly subs: readonly ResolvedSubscription[],
+    private readonly p: SourcesParts,
+  ) {
+    for (const sub of subs) this.#counts.set(sub.id, { handled: 0, duplicates: 0, redeliveries: 0, deadLetters: 0 });
+  }
+
+  /** Opens the progress bucket (creating it when missing). Throws STORAGE_UNAVAILABLE. */
+  static async open(subs: readonly ResolvedSubscription[], p: SourcesParts): Promise<EventSources> {
+    const sources = new EventSources(subs, p);
+    const floors: KV = await openBucket(p.nc, "events", eventsBucket(p.prefix), p.storage);
+    const js = p.nc.jetstream({ timeout: p.storage.timeoutMs ?? 3000 });
+    sources.#parts = { nc: p.nc, js, jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }), floors, log: p.log, callTimeoutMs: p.callTimeoutMs, deliver: p.deliver };
+    return sources;
+  }
+
+  /** The view changed: starts the dispatchers this node now owns, stops the others. */
+  viewChanged(): void {
+    if (this.#stopped) return;
+    for (const sub of this.subs) {
+      for (let partition = 0; partition < sub.partitions; partition++) {
+        const key = `${sub.id}.${partition}`;
+        const mine = this.p.owns(sub.capability, shardFor(`${sub.id}#${partition}`, this.p.shards));
+        const running = this.#running.get(key);
+        if (mine && running === undefined) {
+          const d = new Dispatcher(sub, partition, this.#parts!, this.#counts.get(sub.id)!);
+          this.#running.set(key, d);
+          d.start();
+        } else if (!mine && running !== undefined) {
+          this.#running.delete(key);
+          void running.stop(this.p.drainTimeoutMs).catch((err: unknown) => this.p.log.warn({ subscription: sub.id, err: messageOf(err) }, "mesh: event dispatcher stop failed"));
+        }
+      }
+    }
+  }
+
+  /** Stops every dispatcher (each waits for its events in flight, at most `timeoutMs`) and stores their floors. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopped = true;
+    const all = [...this.#running.values()];
+    this.#running.clear();
+    await Promise.all(all.map((d) => d.stop(timeoutMs)));
+  }
+
+  /** Each subscription: what it did on this node, and the dispatchers running here. */
+  report(): SubscriptionReport[] {
+    return this.subs.map((sub) => ({
+      subscription: sub.id,
+      stream: sub.stream,
+      ...this.#counts.get(sub.id)!,
+      dispatchers: [...this.#running.values()]
+        .filter((d) => d.sub === sub)
+        .map((d) => ({ partition: d.partition, floor: d.floor, lag: d.lag, inFlight: d.inFlight, ...(d.error ? { error: d.error } : {}) })),
+    }));
+  }
+}

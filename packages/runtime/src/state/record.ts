@@ -1,0 +1,64 @@
+// What one durable actor's KV key holds (docs/PROTOCOL.md "Durable state").
+// Most actors store their state's msgpack as it is. An actor that handles
+// stream events or publishes from its turns stores a record instead, so that
+// the state, the stream sequences it has applied and the messages its
+// committed turns publish change in one compare-and-set:
+//
+//   ext 32 (0xc9), type 77 ("M"), body: msgpack [1, state, applied, outbox]
+//     state:   bin, the state's msgpack, or nil (cleared: the initial state)
+//     applied: map of subscription → the highest stream sequence applied
+//     outbox:  array of [msgId, subject, data bin, headers map or nil]
+//
+// A state never starts so: the value model refuses every extension but the
+// timestamp (type -1).
+import { decode, encode } from "@msgpack/msgpack";
+
+/** A message a turn publishes (ctx.publish): sent after its turn, with a JetStream message id. */
+export interface OutMessage {
+  id: string;
+  subject: string;
+  data: Uint8Array;
+  headers: Record<string, string> | undefined;
+}
+
+/** A stored key, read: the state's bytes (undefined: the initial state), what it applied and what it has yet to publish. */
+export interface StoredRecord {
+  state: Uint8Array | undefined;
+  applied: Map<string, number>;
+  outbox: OutMessage[];
+}
+
+const EXT32 = 0xc9;
+const RECORD_TYPE = 77;
+const VERSION = 1;
+
+/** True when `bytes` are a record rather than a bare state. */
+export function isRecord(bytes: Uint8Array): boolean {
+  return bytes.length >= 6 && bytes[0] === EXT32 && bytes[5] === RECORD_TYPE;
+}
+
+/** The bytes to store: the state alone when nothing else is to be kept, else a record. */
+export function encodeRecord(state: Uint8Array | undefined, applied: ReadonlyMap<string, number>, outbox: readonly OutMessage[]): Uint8Array {
+  if (applied.size === 0 && outbox.length === 0 && state !== undefined) return state;
+  const body = encode([VERSION, state ?? null, Object.fromEntries(applied), outbox.map((m) => [m.id, m.subject, m.data, m.headers ?? null])]);
+  const out = new Uint8Array(6 + body.length);
+  out[0] = EXT32;
+  new DataView(out.buffer).setUint32(1, body.length);
+  out[5] = RECORD_TYPE;
+  out.set(body, 6);
+  return out;
+}
+
+/** Reads stored bytes: a bare state, or a record. Throws for a record that is not one. */
+export function decodeRecord(bytes: Uint8Array): StoredRecord {
+  if (!isRecord(bytes)) return { state: bytes, applied: new Map(), outbox: [] };
+  const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(1);
+  const body = decode(bytes.subarray(6, 6 + length)) as unknown[];
+  if (!Array.isArray(body) || body[0] !== VERSION || body.length !== 4) throw new Error("not a Mesh state record (unknown version or layout)");
+  const [, state, applied, outbox] = body as [number, Uint8Array | null, { [k: string]: number }, [string, string, Uint8Array, { [k: string]: string } | null][]];
+  return {
+    state: state ?? undefined,
+    applied: new Map(Object.entries(applied)),
+    outbox: outbox.map(([id, subject, data, headers]) => ({ id, subject, data, headers: headers ?? undefined })),
+  };
+}
