@@ -1,6 +1,8 @@
 // Events in and out (docs/events.md): JetStream streams feeding actors in order
 // per key, applied once by durable actors, dead letters, and messages published
 // from turns, against a real nats-server.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
@@ -12,6 +14,13 @@ import type { ClusterContext } from "./helpers/cluster.js";
 import { eventActors } from "./helpers/event-actors.js";
 import type { LedgerState } from "./helpers/event-actors.js";
 import { readStream, setUpStreams } from "./helpers/streams.js";
+
+const CLI = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
+
+/** Runs the mesh tool; resolves with what it printed. */
+function meshTool(...args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout })));
+}
 
 const test = anyTest as TestFn<ClusterContext & { nc: NatsConnection }>;
 useNatsServer(test, async (t) => {
@@ -33,7 +42,7 @@ test.serial("durable actors apply each event once, in stream order per key, and 
   const stream = "LEDGER1";
   await setUpStreams(t.context.nc, stream);
   const { EventLedger } = eventActors(stream);
-  const nodes = await Promise.all([1, 2].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev1", actors: [EventLedger], capabilities: ["ev"] })));
+  const nodes = await Promise.all([1, 2].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev1", actors: [EventLedger], capabilities: ["ev"], metricsPort: 0 })));
   await eventually(() => nodes.every((n) => n.nodesFor("ev").length === 2), "two nodes to see each other");
   await publishEvents(t.context.nc, stream, 10, 200);
   const expected = (k: number) => Array.from({ length: 20 }, (_, j) => j * 10 + k + 1).reduce((a, b) => a + b, 0);
@@ -51,6 +60,18 @@ test.serial("durable actors apply each event once, in stream order per key, and 
   t.is(report.reduce((a, r) => a + r.handled, 0), 200);
   t.is(report.reduce((a, r) => a + r.dispatchers.length, 0), 1, "one dispatcher in the cluster");
   t.true(nodes.reduce((a, n) => a + n.metrics().published, 0) >= 200);
+  // What an operator sees: mesh events, and the Prometheus series.
+  const cli = await meshTool("events", "-s", t.context.server.url, "-p", "ev1", "--json");
+  const seen = (JSON.parse(cli.stdout) as { subscriptions: { subscription: string; handled: number; dispatchers: { floor: number; lag: number }[] }[] }).subscriptions;
+  t.is(seen.length, 1);
+  t.like(seen[0], { subscription: "ev.EventLedger.ledger", handled: 200 });
+  t.deepEqual(seen[0]!.dispatchers.map((d) => [d.floor, d.lag]), [[200, 0]]);
+  const table = await meshTool("events", "-s", t.context.server.url, "-p", "ev1");
+  t.regex(table.stdout, /ev\.EventLedger\.ledger\s+LEDGER1\s+0\s+200\s/);
+  const text = await (await fetch(nodes[0]!.metricsUrl!)).text();
+  t.regex(text, /mesh_events_handled_total\{subscription="ev.EventLedger.ledger",node="[^"]+"\} \d+/);
+  t.regex(text, /mesh_events_dead_letters_total/);
+  t.regex(text, /mesh_outbox_depth\{node="[^"]+"\} 0/);
 });
 
 test.serial("a failing event is retried, then dead-lettered with its error, and its key goes on; nothing it published goes out", async (t) => {
@@ -170,4 +191,45 @@ test.serial("ctx.publish refuses a bad subject, header or data with BAD_REQUEST,
   const err = await t.throwsAsync(call({ subject: "nowhere.at.all" }), { instanceOf: MeshError });
   t.is(err?.code, "STORAGE_UNAVAILABLE");
   t.regex(err!.message, /no JetStream stream captures/);
+});
+
+test.serial("partitions spread a subscription's dispatchers over the nodes; plain actors see their key's events in order", async (t) => {
+  const stream = "LEDGER5";
+  await setUpStreams(t.context.nc, stream);
+  const { EventTally } = eventActors(stream, { partitions: 8 });
+  const nodes = await Promise.all([1, 2, 3].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev5", actors: [EventTally], capabilities: ["ev"] })));
+  await eventually(() => nodes.every((n) => n.nodesFor("ev").length === 3), "three nodes to see each other");
+  await eventually(() => nodes.reduce((a, n) => a + n.metrics().events[0]!.dispatchers.length, 0) === 8, "eight dispatchers, one per partition");
+  t.true(nodes.filter((n) => n.metrics().events[0]!.dispatchers.length > 0).length >= 2, "on more than one node");
+  await publishEvents(t.context.nc, stream, 30, 600);
+  await eventually(() => nodes.reduce((a, n) => a + n.metrics().events[0]!.handled, 0) === 600, "every event handled once");
+  for (let k = 0; k < 30; k++) {
+    const { seqs } = (await nodes[k % 3]!.call<LedgerState>({ actor: "EventTally", id: `k${k}`, capability: "ev" })).result;
+    t.deepEqual(seqs, Array.from({ length: 20 }, (_, j) => j * 30 + k + 1), `k${k}: in stream order, none missing`);
+  }
+});
+
+test.serial('onDeadLetter "stop" holds the key after its dead letter, while other keys go on', async (t) => {
+  const stream = "LEDGER6";
+  await setUpStreams(t.context.nc, stream);
+  class Stopping {
+    static capability = "ev";
+    static events = { stream, subject: `${stream}.in.>`, key: { token: 2 }, maxDeliveries: 2, backoffMs: 5, onDeadLetter: "stop" as const, deadLetter: `${stream}.dead` };
+    seen: number[] = [];
+    handleCall() {
+      return this.seen;
+    }
+    handleEvent(e: StreamEvent) {
+      if (e.json<{ n: number; fail?: boolean }>().fail) throw new Error("no");
+      this.seen.push(e.seq);
+    }
+  }
+  const node = await startNode(t, { nodeId: nodeId("ev"), prefix: "ev6", actors: [Stopping], capabilities: ["ev"] });
+  await publishEvents(t.context.nc, stream, 2, 6, (i) => (i === 0 ? { fail: true } : {}));
+  const seen = async (id: string) => (await node.call<number[]>({ actor: Stopping, id })).result;
+  await eventually(async () => (await seen("k1")).length === 3, "k1's events");
+  await readStream(t.context.nc, `${stream}_DEAD`, 1);
+  await eventually(() => node.metrics().events[0]!.deadLetters === 1, "the dead letter counted");
+  t.deepEqual(await seen("k0"), [], "k0 stopped at its dead letter");
+  t.is(node.metrics().events[0]!.dispatchers[0]!.floor, 0, "the floor stays below the stopped event");
 });

@@ -7,13 +7,12 @@ import { resolve } from "node:path";
 import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
 import { readFileSync } from "node:fs";
 import { RequestStrategy, connect, credsAuthenticator } from "nats";
-import type { ConnectionOptions, NatsConnection, ServiceInfo, ServiceStats } from "nats";
+import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "../mesh.js";
-import type { MetricsSnapshot } from "./metrics.js";
-import { SERVICE_NAME } from "./service.js";
+import { clusterStats, eventsReport } from "./cluster-stats.js";
 import { StateStore } from "../state/state-store.js";
 import { Reminders, reminderBucket } from "../timers/reminders.js";
-import { decodeState } from "../state/group-commit.js";
+import { decodeState, readRecord } from "../state/group-commit.js";
 import { encodeForget } from "./forget.js";
 import type { Forget } from "./forget.js";
 import { checkToken } from "@mesh/core/internal";
@@ -49,6 +48,7 @@ Commands:
   cast     send a message to an actor
   state    print or delete a durable actor's stored state
   reminders list the stored reminders of durable actors
+  events   show every event subscription: its dispatchers, lag, retries and dead letters
 
 Run "mesh <command> --help" for a command's options.`,
   node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
@@ -87,6 +87,16 @@ actor, name, when it is due, how often it repeats, and failed tries.
   --actor <type>       only this actor type
   --id <id>            only this actor id
   --json               one JSON object per line, for scripts
+
+${COMMON}`,
+  events: `Usage: mesh events [--json]
+
+Prints every stream subscription of the cluster's classes (docs/events.md):
+its stream, its lag (events not yet handled), events handled, repeated (an
+actor had applied them already), retried and dead-lettered, and the node
+and floor of each dispatcher.
+  --json               the same as JSON, for scripts
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
 
 ${COMMON}`,
   state: `Usage: mesh state get <capability> <actorType> <id>
@@ -153,6 +163,8 @@ async function main(argv: string[]): Promise<number> {
       return runNode(server, inboxPrefix ? { ...auth, inboxPrefix } : auth, values.prefix, values.actors, values.capabilities, values["node-id"]);
     case "status":
       return withConnection((nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
+    case "events":
+      return withConnection((nc) => eventsReport(nc, values.prefix, values.json, number(values.wait, "--wait")));
     case "call":
     case "cast": {
       const [capability, actor, id, payload] = positionals;
@@ -252,14 +264,7 @@ interface NodeStatus {
 }
 
 async function status(nc: NatsConnection, prefix: string, asJson: boolean, waitMs: number): Promise<number> {
-  const client = nc.services.client({ strategy: RequestStrategy.Timer, maxWait: waitMs });
-  const infos: ServiceInfo[] = [];
-  for await (const i of await client.info(SERVICE_NAME)) if ((i as ServiceInfo).metadata?.prefix === prefix) infos.push(i as ServiceInfo);
-  const stats = new Map<string, MetricsSnapshot>();
-  for await (const s of await client.stats(SERVICE_NAME)) {
-    const data = (s as ServiceStats).endpoints?.[0]?.data as MetricsSnapshot | undefined;
-    if (data && (s as ServiceStats).metadata?.prefix === prefix) stats.set(data.node, data);
-  }
+  const { infos, stats } = await clusterStats(nc, prefix, waitMs);
   const shardCount = Number(infos[0]?.metadata?.shards ?? 4096);
   const strategy = infos[0]?.metadata?.strategy ?? "rendezvous";
   const routes = strategy === "rendezvous" || strategy === "modulo" ? new RoutingTable(shardCount, resolveStrategy(strategy).fn) : undefined;
@@ -345,7 +350,8 @@ async function getState(nc: NatsConnection, bucket: string, { capability, actorT
     process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
     return 1;
   }
-  process.stdout.write(`${JSON.stringify(decodeState(stored.bytes, key), jsonValue)}\n`);
+  const record = readRecord(stored.bytes, key);
+  process.stdout.write(`${JSON.stringify(record.state === undefined ? null : decodeState(record.state, key), jsonValue)}\n`);
   return 0;
 }
 

@@ -63,6 +63,23 @@ export class PrometheusEndpoint {
         for (const [reason, n] of Object.entries(snapshot().overloaded)) this.inc({ reason }, n);
       },
     });
+    counter("mesh_events_published_total", "Messages turns published (ctx.publish) that JetStream stored", (m) => m.published);
+    const perSubscription = (name: string, help: string, read: (r: MetricsSnapshot["events"][number]) => number, kind: typeof Counter | typeof Gauge) =>
+      new kind({
+        name,
+        help,
+        labelNames: ["subscription"],
+        registers: [this.#registry],
+        collect(this: Counter | Gauge) {
+          this.reset();
+          for (const r of snapshot().events) (this as Gauge).inc({ subscription: r.subscription }, read(r));
+        },
+      });
+    perSubscription("mesh_events_handled_total", "Stream events actors applied, by subscription", (r) => r.handled, Counter);
+    perSubscription("mesh_events_duplicates_total", "Stream events an actor had applied already (redeliveries after a failure or a move)", (r) => r.duplicates, Counter);
+    perSubscription("mesh_events_redeliveries_total", "Deliveries of stream events after their first", (r) => r.redeliveries, Counter);
+    perSubscription("mesh_events_dead_letters_total", "Stream events dead-lettered after maxDeliveries", (r) => r.deadLetters, Counter);
+    perSubscription("mesh_events_lag", "Stream events not yet handled by the dispatchers on this node (read and in flight, or not yet read)", (r) => r.dispatchers.reduce((a, d) => a + d.lag, 0), Gauge);
     const gauge = (name: string, help: string, read: (m: MetricsSnapshot) => number) =>
       new Gauge({
         name,
@@ -75,6 +92,7 @@ export class PrometheusEndpoint {
     gauge("mesh_actors", "Live actors on this node", (m) => m.actors);
     gauge("mesh_queued_letters", "Messages waiting in this node's mailboxes", (m) => m.queuedLetters);
     gauge("mesh_queued_bytes", "Bytes of messages from other nodes waiting in this node's mailboxes", (m) => m.queuedBytes);
+    gauge("mesh_outbox_depth", "Messages of turns (ctx.publish) not yet stored by JetStream", (m) => m.outboxDepth);
     gauge("mesh_deepest_mailbox", "The most messages waiting in one mailbox on this node", (m) => m.deepestMailbox);
     const buckets = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
     const handler = new Histogram({ name: "mesh_handler_duration_seconds", help: "Time actors spent on each call or cast", buckets, registers: [this.#registry] });

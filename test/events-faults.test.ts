@@ -1,0 +1,82 @@
+// Events under faults (docs/events.md): node processes killed with SIGKILL and
+// restarted while events flow into durable actors. Every event is applied
+// exactly once and in stream order per key, and every message a committed turn
+// published is in the output stream exactly once.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import { connect } from "nats";
+import type { MeshOptions } from "@mesh/runtime";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+import type { LedgerState } from "./helpers/event-actors.js";
+import { killAllNodeProcesses, startNodeProcess } from "./helpers/processes.js";
+import type { NodeProcess } from "./helpers/processes.js";
+import { readStream, setUpStreams } from "./helpers/streams.js";
+
+const test = anyTest as TestFn<ClusterContext>;
+useNatsServer(test);
+test.after.always(() => killAllNodeProcesses());
+
+const KEYS = 40;
+const EVENTS = 3000;
+
+test.serial("SIGKILLed nodes under a stream of events: each applied once, in order per key, and published once", async (t) => {
+  t.timeout(180_000);
+  const stream = "CHAOS";
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  await setUpStreams(nc, stream);
+  const options = { servers: t.context.server.url, prefix: "evf", capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 2000, eventStream: stream } as MeshOptions;
+  const names = ["e1", "e2", "e3"].map(nodeId);
+  const nodes = new Map<string, NodeProcess>();
+  for (const name of names) nodes.set(name, await startNodeProcess(name, options));
+  const caller = await startNode(t, { nodeId: nodeId("caller"), prefix: "evf", heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  await eventually(() => caller.nodesFor("ev").length === 3, "the caller to see three nodes");
+
+  // Events go out in 30 rounds; after every 6th round a node is killed and restarted.
+  const js = nc.jetstream();
+  const sent: { key: string; seq: number; n: number }[] = [];
+  let kills = 0;
+  for (let round = 0; round < 30; round++) {
+    const acks = [];
+    for (let i = 0; i < EVENTS / 30; i++) {
+      const key = `k${(round * 7 + i) % KEYS}`;
+      const n = round * 1000 + i;
+      acks.push(js.publish(`${stream}.in.${key}`, JSON.stringify({ n })).then((ack) => sent.push({ key, seq: ack.seq, n })));
+    }
+    await Promise.all(acks);
+    if (round % 6 === 5) {
+      const name = names[kills % names.length]!;
+      await nodes.get(name)!.kill();
+      kills++;
+      nodes.set(name, await startNodeProcess(name, options));
+    }
+  }
+  t.is(kills, 5);
+
+  const byKey = new Map<string, { seqs: number[]; total: number }>();
+  for (const e of sent.sort((a, b) => a.seq - b.seq)) {
+    const k = byKey.get(e.key) ?? { seqs: [], total: 0 };
+    k.seqs.push(e.seq);
+    k.total += e.n;
+    byKey.set(e.key, k);
+  }
+  const ledger = async (key: string) => (await caller.call<LedgerState>({ actor: "EventLedger", id: key, capability: "ev", timeoutMs: 5000 })).result;
+  await eventually(
+    async () => {
+      for (const [key, want] of byKey) if ((await ledger(key).catch(() => undefined))?.seqs.length !== want.seqs.length) return false;
+      return true;
+    },
+    "every key to have applied its events",
+    90_000,
+  );
+  for (const [key, want] of byKey) {
+    const state = await ledger(key);
+    t.deepEqual(state.seqs, want.seqs, `${key}: every event applied once, in stream order`);
+    t.is(state.total, want.total, `${key}: the sum of its events`);
+  }
+  const out = (await readStream(nc, `${stream}_OUT`, EVENTS)).map((m) => Number(m.headers["Event-Seq"]));
+  t.is(out.length, EVENTS, "one message out per event: none lost, none twice");
+  t.is(new Set(out).size, EVENTS);
+  for (const [name, node] of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${name}: ${node.stderr}`);
+});
