@@ -50,3 +50,45 @@ export class Beeper {
     Beeper.lastFiredAt = Date.now();
   }
 }
+
+/** Events into plain actors (`npm run bench`, events): stream EVB_PLAIN, subjects evb.plain.<id>, two partitions. */
+export class EvPlain {
+  static capability = "evb";
+  static events = { stream: "EVB_PLAIN", key: { token: 2 }, partitions: 2 };
+  n = 0;
+  handleCall(): number {
+    return this.n;
+  }
+  handleEvent(): void {
+    this.n++;
+  }
+}
+
+/** Events into durable actors: each event is one commit (its state and applied sequence). */
+export class EvDurable {
+  static capability = "evb";
+  static durable = true;
+  static events = { stream: "EVB_DURABLE", key: { token: 2 }, maxInFlight: 128 };
+  state = { n: 0 };
+  handleCall(): number {
+    return this.state.n;
+  }
+  handleEvent(): void {
+    this.state.n++;
+  }
+}
+
+/** Durable actors that publish one message per event, with their commit (to evb.out.<id>). */
+export class EvPublish {
+  static capability = "evb";
+  static durable = true;
+  static events = { stream: "EVB_PUB", key: { token: 2 }, maxInFlight: 128 };
+  state = { n: 0 };
+  handleCall(): number {
+    return this.state.n;
+  }
+  handleEvent(event: { data: Uint8Array }, ctx: { id: string; publish(subject: string, data: unknown): void }): void {
+    this.state.n++;
+    ctx.publish(`evb.out.${ctx.id}`, event.data);
+  }
+}

@@ -15,11 +15,12 @@ import { load } from "./load.js";
 import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
 import { reminders } from "./reminders.js";
+import { events } from "./events.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,reminders runs only those sections (default: all). */
-const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,reminders").split(","));
+/** BENCH_ONLY=remote,local,memory,durable,reminders,events runs only those sections (default: all). */
+const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,reminders,events").split(","));
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -251,6 +252,13 @@ try {
     target("reminders fired/s (all due at once)", r.firedPerSecond);
     target("reminder lateness p50 (ms)", r.lateP50);
     target("reminder lateness p99 (ms)", r.lateP99);
+  }
+  if (only.has("events")) {
+    const e = await events(server.url, n, record);
+    target("events into plain actors, 2 nodes / raw consumer", e.plain.perSecond / e.raw.perSecond, ">= 0.5");
+    target("events into durable actors, 128 / raw KV CAS, 128", e.durable.perSecond / e.rawCas128.perSecond, ">= 0.8");
+    target("events with a publish per turn / raw KV CAS, 128", e.publish.perSecond / e.rawCas128.perSecond);
+    target("catch-up after a node's death (s, node timeout 1 s)", e.recoverySeconds);
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {

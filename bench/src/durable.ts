@@ -27,7 +27,7 @@ export interface DurableFigures {
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 /** KV update with revision over `keys` keys, as a user of nats.js would write it. */
-async function rawCas(kv: KV, keys: number, inFlight: number, total: number): Promise<Measured> {
+export async function rawCas(kv: KV, keys: number, inFlight: number, total: number): Promise<Measured> {
   const value = new Uint8Array([0x81, 0xa1, 0x6e, 0x01]); // {n: 1}
   const revisions: number[] = [];
   for (let k = 0; k < keys; k++) revisions[k] = await kv.put(`k${k}`, value);

@@ -2,13 +2,16 @@
 //   raw-responder   a plain nats.js responder that echoes on "bench.echo"
 //   mesh-owner      a Mesh node that hosts the Echo actor under capability "bench"
 //   mesh-durable-owner  a Mesh node (prefix "remote") that hosts the durable Tally under "tally"
+//   mesh-events     a Mesh node (prefix argv[4]) hosting event class argv[5] (EvPlain, EvDurable, EvPublish)
 // Prints "ready" when it serves; exits on SIGTERM.
 import { connect } from "nats";
 import { Mesh } from "@mesh/runtime";
-import { Echo, Tally } from "./actors.js";
+import { Echo, EvDurable, EvPlain, EvPublish, Tally } from "./actors.js";
 
 const [mode, url] = process.argv.slice(2);
 let stop: () => Promise<void>;
+/** Events handled on this node (mode mesh-events), sent with the CPU time. */
+let handled = () => 0;
 if (mode === "raw-responder") {
   const nc = await connect({ servers: url, noAsyncTraces: true });
   nc.subscribe("bench.echo", { callback: (_err, msg) => msg.respond(msg.data) });
@@ -20,11 +23,18 @@ if (mode === "raw-responder") {
 } else if (mode === "mesh-durable-owner") {
   const mesh = await Mesh.start({ servers: url, nodeId: "bench-durable-owner", prefix: "remote", actors: [Tally], capabilities: ["tally"], storage: { bucket: "bench_state" } });
   stop = () => mesh.stop();
+} else if (mode === "mesh-events") {
+  // The second node of the events section: hosts the event classes under the prefix given.
+  const classes = { EvPlain, EvDurable, EvPublish };
+  const cls = classes[process.argv[5] as keyof typeof classes];
+  const mesh = await Mesh.start({ servers: url, nodeId: `bench-events-${process.argv[4]}`, prefix: process.argv[4], actors: [cls], capabilities: ["evb"], heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  handled = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
+  stop = () => mesh.stop();
 } else {
   throw new Error(`unknown mode ${mode}`);
 }
 process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
 // The bench asks for this process's CPU time (µs) to report CPU per call on each side.
-process.on("message", () => process.send?.(process.cpuUsage()));
+process.on("message", () => process.send?.({ ...process.cpuUsage(), handled: handled() }));
 process.channel?.unref();
 process.stdout.write("ready\n");

@@ -40,6 +40,9 @@ export interface DispatcherParts {
 /** Errors that say nothing about the event: its delivery is retried without counting. */
 const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADED", "STORAGE_UNAVAILABLE", "STATE_CONFLICT"]);
 
+/** Events read since the floor, at most, per event in flight: an event that takes long holds the floor, not the others. */
+const WINDOW_PER_IN_FLIGHT = 16;
+
 /** How often a moved floor is stored. */
 const FLOOR_EVERY_MS = 200;
 
@@ -91,10 +94,14 @@ export class Dispatcher {
 
   /** Events read and not yet done, and messages of the stream not yet read. */
   get lag(): number {
-    return this.#read.length - this.#head + this.#pending;
+    return this.inFlight + this.#pending;
   }
 
-  get inFlight(): number {
+  /** Events read and not done (sent, waiting for their retry, or behind an earlier event of their id). */
+  inFlight = 0;
+
+  /** Events read since the floor (done or not): bounded, so that one stuck event cannot hold the whole stream in memory. */
+  get #window(): number {
     return this.#read.length - this.#head;
   }
 
@@ -140,8 +147,12 @@ export class Dispatcher {
     for await (const msg of this.#messages) {
       if (!this.#running) break;
       this.#take(msg);
-      while (this.#running && this.inFlight >= this.sub.maxInFlight) await new Promise<void>((r) => (this.#room = r));
+      while (this.#running && this.#full()) await new Promise<void>((r) => (this.#room = r));
     }
+  }
+
+  #full(): boolean {
+    return this.inFlight >= this.sub.maxInFlight || this.#window >= WINDOW_PER_IN_FLIGHT * this.sub.maxInFlight;
   }
 
   /** Reads the stored floor; a new subscription starts at the stream's first message, or after its last ("new"). */
@@ -177,6 +188,7 @@ export class Dispatcher {
     }
     const event: Pending = { seq, id, msg, done: false, deliveries: 0, ...(bad ? { bad } : {}) };
     this.#read.push(event);
+    this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
     if (this.sub.partitions > 1 && (id === undefined ? 0 : shardFor(id, this.sub.partitions)) !== this.partition) return this.#finish(event);
     if (id === undefined) return void this.#deadLetter(event, bad!);
@@ -256,6 +268,7 @@ export class Dispatcher {
   /** An event is done: the next of its id goes, and the floor moves past what is done. */
   #finish(event: Pending): void {
     event.done = true;
+    this.inFlight--;
     if (event.id !== undefined) {
       const queue = this.#keys.get(event.id);
       if (queue?.[0] === event) {
@@ -270,7 +283,7 @@ export class Dispatcher {
       this.#read = read.slice(this.#head);
       this.#head = 0;
     }
-    if (this.inFlight < this.sub.maxInFlight) {
+    if (!this.#full()) {
       const room = this.#room;
       this.#room = undefined;
       room?.();

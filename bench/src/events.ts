@@ -1,0 +1,135 @@
+// The events section of `npm run bench` (docs/events.md): raw nats.js consuming
+// a stream (a durable pull consumer, acknowledging with AckAll) against events
+// into Mesh actors on two nodes (this process and a peer process), into durable
+// actors (against raw KV compare-and-set at 128 in flight), with a publish from
+// each turn, and the time to catch up after the peer node is killed. In every
+// case the stream holds all its events first; the rate counts from the first
+// event consumed (raw) or handled (Mesh: the nodes' start is not timed) to the last.
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { AckPolicy, connect } from "nats";
+import type { NatsConnection } from "nats";
+import { Mesh } from "@mesh/runtime";
+import { EvDurable, EvPlain, EvPublish } from "./actors.js";
+import { rawCas } from "./durable.js";
+import type { Record } from "./durable.js";
+import type { Measured } from "./load.js";
+
+export interface EventFigures {
+  raw: Measured;
+  rawCas128: Measured;
+  plain: Measured;
+  durable: Measured;
+  publish: Measured;
+  /** Seconds from the peer's SIGKILL until every event was handled. */
+  recoverySeconds: number;
+}
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+const KEYS = 1000;
+
+async function publishAll(nc: NatsConnection, prefix: string, total: number): Promise<void> {
+  const js = nc.jetstream();
+  const data = new TextEncoder().encode('{"n":1}');
+  for (let i = 0; i < total; i += 1000) {
+    const acks = [];
+    for (let j = i; j < Math.min(total, i + 1000); j++) acks.push(js.publish(`${prefix}.k${j % KEYS}`, data));
+    await Promise.all(acks);
+  }
+}
+
+function spawnEventsPeer(url: string, prefix: string, cls: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [here("./peer.js"), "mesh-events", url, prefix, cls], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve(child));
+    child.once("exit", (code) => reject(new Error(`events peer exited with ${code}`)));
+  });
+}
+
+function peerHandled(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once("message", (m: { handled: number }) => resolve(m.handled));
+    child.send("handled");
+  });
+}
+
+async function until(done: () => Promise<boolean>): Promise<void> {
+  while (!(await done())) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Raw: a durable pull consumer with AckAll (every 100th message, and the last) consuming `total` messages published while it runs. */
+async function raw(nc: NatsConnection, total: number): Promise<Measured> {
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.add({ name: "EVB_RAW", subjects: ["evb.raw.>"] });
+  await jsm.consumers.add("EVB_RAW", { durable_name: "raw", ack_policy: AckPolicy.All, max_ack_pending: 20_000 });
+  await publishAll(nc, "evb.raw", total);
+  const consumer = await nc.jetstream().consumers.get("EVB_RAW", "raw");
+  const started = performance.now();
+  const messages = await consumer.consume({ max_messages: 1000 });
+  let seen = 0;
+  for await (const m of messages) {
+    if (++seen % 100 === 0 || seen === total) m.ack();
+    if (seen === total) break;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { ops: total, seconds, perSecond: total / seconds };
+}
+
+/** Events into actors of `cls` on this node and a peer, published while they run. `kill`: SIGKILL the peer halfway, and time the catch-up. */
+async function intoActors(url: string, nc: NatsConnection, cls: typeof EvPlain | typeof EvDurable | typeof EvPublish, prefix: string, total: number, kill = false): Promise<{ m: Measured; recoverySeconds: number }> {
+  const stream = cls.events.stream;
+  const subject = stream.toLowerCase().replace("_", ".");
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
+  await publishAll(nc, subject, total);
+  const peer = await spawnEventsPeer(url, prefix, cls.name);
+  const mesh = await Mesh.start({ servers: url, nodeId: `bench-events-${prefix}-local`, prefix, actors: [cls], capabilities: ["evb"], heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  let recoverySeconds = 0;
+  try {
+    const local = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
+    let first = 0;
+    await until(async () => (first = local() + (await peerHandled(peer))) > 0);
+    const started = performance.now();
+    if (kill) {
+      await until(async () => local() + (await peerHandled(peer)) >= total / 2);
+      const before = local() + (await peerHandled(peer));
+      const killedAt = performance.now();
+      peer.kill("SIGKILL");
+      // What the peer handled before it died counts; what it had in flight comes round again.
+      await until(async () => local() + before >= total);
+      recoverySeconds = (performance.now() - killedAt) / 1000;
+    } else {
+      await until(async () => local() + (await peerHandled(peer)) >= total);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { m: { ops: total - first, seconds, perSecond: (total - first) / seconds }, recoverySeconds };
+  } finally {
+    if (peer.exitCode === null && peer.signalCode === null) {
+      peer.kill("SIGTERM");
+      await new Promise((r) => peer.once("exit", r));
+    }
+    await mesh.stop();
+  }
+}
+
+export async function events(url: string, n: (count: number) => number, record: Record): Promise<EventFigures> {
+  console.log("\nRaw JetStream consumer (nats.js, durable pull consumer, AckAll every 100), a stream of 100,000 events");
+  const nc = await connect({ servers: url, noAsyncTraces: true });
+  try {
+    const total = n(100_000);
+    const rawFig = record("events", "raw consumer", await raw(nc, total));
+    const kv = await nc.jetstream().views.kv("bench_events_raw", { history: 1 });
+    const rawCas128 = record("events", "raw KV update with revision, 1,000 keys, 128 in flight", await rawCas(kv, 1000, 128, n(50_000)));
+    console.log("\nMesh events (two nodes: this process and a peer; 1,000 actor ids)");
+    const plain = record("events", "into plain actors, 2 partitions", (await intoActors(url, nc, EvPlain, "evb1", total)).m);
+    const durable = record("events", "into durable actors, 128 in flight", (await intoActors(url, nc, EvDurable, "evb2", n(30_000))).m);
+    await (await nc.jetstreamManager()).streams.add({ name: "EVB_OUT", subjects: ["evb.out.>"] });
+    const publish = record("events", "into durable actors that publish one message each", (await intoActors(url, nc, EvPublish, "evb3", n(20_000))).m);
+    const recovery = await intoActors(url, nc, EvPlain, "evb4", total, true);
+    console.log(`  ${"catch-up after the peer node is killed halfway".padEnd(52)} ${recovery.recoverySeconds.toFixed(2).padStart(11)} s`);
+    return { raw: rawFig, rawCas128, plain, durable, publish, recoverySeconds: recovery.recoverySeconds };
+  } finally {
+    await nc.close();
+  }
+}
