@@ -1,7 +1,6 @@
 import { MeshError, isToken } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import type { NodeMetrics } from "../operations/metrics.js";
 import type { Actor, ActorClass } from "../types.js";
 
 /** The actor type of a class: its `static actorType`, else its name. Throws BAD_REQUEST when neither is usable. */
@@ -41,7 +40,7 @@ function describe(value: unknown): string {
 }
 
 /** Counts and logs a failed activation: ACTIVATION_FAILED, or (`asIs`, a durable start) a MeshError as it is. */
-export function activationFailed(pid: string, err: unknown, asIs: boolean, metrics: NodeMetrics, log: Logger): MeshError {
+export function activationFailed(pid: string, err: unknown, asIs: boolean, metrics: { activationFailures: number; error(code: MeshError["code"]): void }, log: Logger): MeshError {
   const failure = asIs && err instanceof MeshError ? err : new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
   if (failure !== err) metrics.activationFailures++;
   metrics.error(failure.code);

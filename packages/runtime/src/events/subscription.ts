@@ -1,8 +1,8 @@
 // A class's `static events`, checked at node start and resolved into what a
-// dispatcher needs (docs/events.md). Imports: the actors room and the bottom floor.
+// dispatcher needs (docs/events.md). Imports: the events room and the bottom floor
+// (the class was checked by actors/actor.ts before).
 import { MeshError, isToken } from "@mesh/core";
 import { checkId } from "@mesh/core/internal";
-import { actorTypeOf, boundCapabilities } from "../actors/actor.js";
 import { isFilterSubject, isPublishSubject } from "./event.js";
 import type { ActorClass, EventSubscription } from "../types.js";
 
@@ -45,8 +45,14 @@ export function subscriptionsOf(classes: readonly ActorClass[], prefix: string):
   return all;
 }
 
+/** The capabilities a class binds itself to, if any (as actors/actor.ts reads them). */
+function boundCapabilities(cls: ActorClass): readonly string[] | undefined {
+  if (cls.capabilities !== undefined) return Array.isArray(cls.capabilities) ? cls.capabilities : [cls.capabilities as unknown as string];
+  return cls.capability !== undefined ? [cls.capability] : undefined;
+}
+
 function resolve(cls: ActorClass, s: EventSubscription, prefix: string): ResolvedSubscription {
-  const actorType = actorTypeOf(cls);
+  const actorType = cls.actorType ?? cls.name;
   if (typeof s !== "object" || s === null) throw bad(cls, "each subscription must be an object");
   if (typeof cls.prototype.handleEvent !== "function") throw bad(cls, "a class with static events needs a handleEvent method");
   if (!isToken(s.stream)) throw bad(cls, `stream must be a stream name (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(s.stream)}`);
