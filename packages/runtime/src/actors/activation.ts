@@ -7,13 +7,13 @@ import type { Scheduled } from "../timers/scheduler.js";
 import { ActorRef } from "./ref.js";
 import type { OutMessage } from "../state/record.js";
 
-/** What an activation's context asks of its node: timers, and calls to other actors (with its call chain). */
 /** What waits in all of a node's mailboxes: letters, and bytes of those that came from the wire. */
 export interface MailboxLoad {
   letters: number;
   bytes: number;
 }
 
+/** What an activation's context asks of its node: timers, reminders, calls to other actors (with its call chain), publishing. */
 export interface ContextHost {
   /** The node's id (one field for all its activations). */
   nodeId: string;
