@@ -51,6 +51,8 @@ interface Pending {
   readonly seq: number;
   readonly id: string | undefined;
   readonly msg: JsMsg;
+  /** Its headers, read once (for its key, then its delivery); null when it has none. */
+  readonly headers: Record<string, string> | null;
   done: boolean;
   deliveries: number;
   /** Why its key could not be read (it is dead-lettered at once). */
@@ -179,14 +181,15 @@ export class Dispatcher {
     const seq = msg.seq;
     this.#pending = msg.info.pending;
     if (seq <= this.floor) return;
+    const headers = msg.headers ? headersOf(msg) : null;
     let id: string | undefined;
     let bad: MeshError | undefined;
     try {
-      id = this.sub.keyOf(msg.subject, headersOf(msg));
+      id = this.sub.keyOf(msg.subject, headers ?? {});
     } catch (err) {
       bad = err as MeshError;
     }
-    const event: Pending = { seq, id, msg, done: false, deliveries: 0, ...(bad ? { bad } : {}) };
+    const event: Pending = { seq, id, msg, headers, done: false, deliveries: 0, ...(bad ? { bad } : {}) };
     this.#read.push(event);
     this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
@@ -203,7 +206,7 @@ export class Dispatcher {
     event.deliveries++;
     if (event.deliveries > 1) this.counts.redeliveries++;
     const m = event.msg;
-    const wire: WireEvent = [this.sub.id, this.sub.stream, event.seq, m.subject, m.data, m.headers ? headersOf(m) : null, Math.floor(m.info.timestampNanos / 1e6)];
+    const wire: WireEvent = [this.sub.id, this.sub.stream, event.seq, m.subject, m.data, event.headers, Math.floor(m.info.timestampNanos / 1e6)];
     this.#sending++;
     this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs).then(
       (applied) => {
