@@ -1,6 +1,6 @@
 // The demo's actors: plain classes, as a user writes them. Each binds itself to
 // its capability, so no other capability reaches it (docs/security.md).
-import type { CallContext } from "@mesh/runtime";
+import type { CallContext, StreamEvent } from "@mesh/runtime";
 
 /** A counter: every call adds one; a cast { action: "reset" } sets it back. */
 export class Counter {
@@ -55,5 +55,33 @@ export class Cart {
     if (payload.add) this.state.items.push(payload.add);
     if (payload.checkout) ctx.clearState();
     return { items: this.state.items };
+  }
+}
+
+/**
+ * An order, fed by the JetStream stream ORDERS (docs/events.md): its events are
+ * orders.<id>.line ({ amount }) and orders.<id>.pay, handled in stream order.
+ * Durable, so each event is applied once, across crashes and moves. A payment
+ * ships the order: ctx.publish to shipments.<id>, which goes out only if the
+ * turn commits (the stream SHIPMENTS keeps it).
+ */
+export class Order {
+  static actorType = "order";
+  static capabilities = ["order"];
+  static durable = true;
+  static events = { stream: "ORDERS", subject: "orders.*.*", key: { token: 1 } };
+  state = { lines: 0, total: 0, shipped: false };
+  handleCall() {
+    return this.state;
+  }
+  handleEvent(event: StreamEvent, ctx: CallContext) {
+    const kind = event.subject.split(".")[2];
+    if (kind === "line") {
+      this.state.lines += 1;
+      this.state.total += event.json<{ amount: number }>().amount;
+    } else if (kind === "pay" && !this.state.shipped) {
+      this.state.shipped = true;
+      ctx.publish(`shipments.${ctx.id}`, { order: ctx.id, lines: this.state.lines, total: this.state.total });
+    }
   }
 }

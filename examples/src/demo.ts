@@ -1,23 +1,29 @@
 // The demo: a three-node cluster as separate processes, calls from a fourth
-// node that hosts nothing, and where every actor turned out to live.
+// node that hosts nothing, and where every actor turned out to live; a stream
+// of orders into durable order actors, with a node killed under that load.
 //
 // Uses the NATS server at $NATS_URL when one answers and has JetStream (the
-// carts are durable), with the credentials of the environment; otherwise
-// starts a local nats-server with authorization on (the shipped
-// nats-secure.conf, a fresh password per role) and stops it at the end.
+// carts and orders are durable), with the credentials of the environment;
+// otherwise starts a local nats-server with authorization on (the shipped
+// nats-secure.conf, a fresh password per role) and stops it at the end. The
+// demo's streams are created, and its orders published, with the operator's
+// credentials on its own server (docs/security.md "Events"), else the
+// environment's.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
+import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
 import type { MeshRequest } from "@mesh/runtime";
 import { startSecureNatsServer } from "@mesh/runtime/testing";
 import type { Credentials, NatsServer } from "@mesh/runtime/testing";
+import { countShipments, planOrders, publishEvents, setUpStreams, waitForOrders } from "./orders.js";
 
 const NODES = [
-  { id: "node-a", capabilities: ["counter", "game", "cart"] },
-  { id: "node-b", capabilities: ["counter", "chat", "cart"] },
-  { id: "node-c", capabilities: ["counter", "game", "chat", "cart"] },
+  { id: "node-a", capabilities: ["counter", "game", "cart", "order"] },
+  { id: "node-b", capabilities: ["counter", "chat", "cart", "order"] },
+  { id: "node-c", capabilities: ["counter", "game", "chat", "cart", "order"] },
 ];
 
 const children = new Map<string, ChildProcess>();
@@ -28,10 +34,16 @@ let roles: { node: Credentials; client: Credentials; operator: Credentials } | u
 /** Environment variables that carry a role's credentials to a node process or the CLI. */
 const envFor = (c: Credentials | undefined): NodeJS.ProcessEnv => (c ? { NATS_USER: c.user, NATS_PASSWORD: c.pass } : {});
 
+/** The environment's credentials, for the demo's own connections to a server it did not start. */
+function envCredentials(): Partial<ConnectionOptions> {
+  if (process.env.NATS_USER) return { user: process.env.NATS_USER, pass: process.env.NATS_PASSWORD ?? "" };
+  return process.env.NATS_TOKEN ? { token: process.env.NATS_TOKEN } : {};
+}
+
 async function natsUrl(): Promise<string> {
   const url = process.env.NATS_URL || "nats://127.0.0.1:4222";
   try {
-    const nc = await connect({ servers: url, reconnect: false, timeout: 1000 });
+    const nc = await connect({ servers: url, reconnect: false, timeout: 1000, ...envCredentials() });
     try {
       await (await nc.jetstreamManager()).getAccountInfo();
     } finally {
@@ -44,7 +56,7 @@ async function natsUrl(): Promise<string> {
     server = secure.server;
     roles = secure;
     console.log(`NATS: none with JetStream at ${url}; started nats-server at ${server.url} with authorization on`);
-    console.log("  (nats-secure.conf: nodes as user node, callers as client, the CLI as operator; passwords made for this run)");
+    console.log("  (nats-secure.conf: nodes as user node, callers as client, the CLI and the order streams as operator; passwords made for this run)");
     return server.url;
   }
 }
@@ -65,6 +77,17 @@ function startNode(url: string, id: string, capabilities: string[]): Promise<voi
 
 async function main(): Promise<void> {
   const url = await natsUrl();
+  // The streams exist before the order actors' nodes start: Mesh reads users' streams, it never creates them.
+  const admin = await connect({ servers: url, ...(roles ? roles.operator : envCredentials()) });
+  try {
+    await setUpStreams(admin);
+    await cluster(url, admin);
+  } finally {
+    await admin.close();
+  }
+}
+
+async function cluster(url: string, admin: NatsConnection): Promise<void> {
   console.log(`starting ${NODES.length} nodes, each its own process…`);
   await Promise.all(NODES.map((n) => startNode(url, n.id, n.capabilities)));
   const client = await Mesh.start({ servers: url, nodeId: "demo-client", ...(roles ? { nats: roles.node } : {}) });
@@ -103,12 +126,14 @@ async function main(): Promise<void> {
     await call({ actor: "cart", id: "cart-1", payload: { add: "book" }, capability: "cart" }, "cart-1: add book");
     await call({ actor: "cart", id: "cart-1", payload: { add: "lamp" }, capability: "cart" }, "cart-1: add lamp");
     const owner = client.ownerNode(client.shardFor("cart-1"), "cart");
-    console.log(`  killing ${owner}, the cart's node, with SIGKILL…`);
-    await kill(owner);
-    await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
-    placed.delete(owner);
-    console.log("  mesh state get cart cart cart-1:");
-    await cli(url, "state", "get", "cart", "cart", "cart-1");
+
+    await orders(url, admin, client, async () => {
+      await kill(owner);
+      await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
+      placed.delete(owner);
+      console.log("  mesh state get cart cart cart-1:");
+      await cli(url, "state", "get", "cart", "cart", "cart-1");
+    }, owner);
 
     console.log(`\nWhere the actors live (${owner} is gone):`);
     for (const [node, ids] of [...placed].sort()) console.log(`  ${node}: ${[...ids].sort().join(", ")}`);
@@ -134,6 +159,39 @@ async function main(): Promise<void> {
   } finally {
     await client.stop();
   }
+}
+
+/**
+ * The orders: publishes a few thousand order events, calls `killNode` (which
+ * kills `victim` and shows the cart re-routed) halfway through, then waits
+ * for every order to be handled and checks what the order actors did: each
+ * event applied once, one shipment per paid order.
+ */
+async function orders(url: string, admin: NatsConnection, client: Mesh, killNode: () => Promise<void>, victim: string): Promise<void> {
+  const run = Date.now().toString(36);
+  const { events, expected } = planOrders(run, 200);
+  const paid = [...expected.values()].filter((o) => o.shipped).length;
+  // Dispatcher p of a subscription runs where shard shardFor("<subscription>#<p>") of its capability is owned (docs/events.md).
+  const dispatcher = client.ownerNode(client.shardFor("order.order.ORDERS#0"), "order");
+  console.log("\nOrders: the stream ORDERS feeds durable order actors, which publish shipments.<id> (stream SHIPMENTS):");
+  console.log(`  publishing ${events.length} events: ${expected.size} orders, their lines, and a payment for ${paid} of them`);
+  const started = performance.now();
+  const half = Math.floor(events.length / 2);
+  await publishEvents(admin, events.slice(0, half));
+  const what = victim === dispatcher ? "it holds cart-1 and runs the orders' dispatcher" : `it holds cart-1; the orders' dispatcher runs on ${dispatcher}`;
+  console.log(`  killing ${victim} with SIGKILL under that load, ${half} events in (${what})…`);
+  await Promise.all([killNode(), publishEvents(admin, events.slice(half))]);
+  const { done, states } = await waitForOrders(client, expected, 60_000);
+  const seen = (id: string) => states.get(id) ?? { lines: -1, total: -1, shipped: undefined };
+  const handled = [...expected].filter(([id, want]) => seen(id).lines >= want.lines && seen(id).shipped === want.shipped).length;
+  const exact = [...expected].filter(([id, want]) => seen(id).lines === want.lines && seen(id).total === want.total && seen(id).shipped === want.shipped).length;
+  console.log(`  ${handled} of ${expected.size} orders handled, ${((performance.now() - started) / 1000).toFixed(1)} s after the first event`);
+  console.log(`  exactly once: ${exact} of ${expected.size} orders hold the line count and total that were published`);
+  const shipments = await countShipments(admin, run, paid, 10_000);
+  console.log(`  shipments in SHIPMENTS: ${shipments.messages}, for ${shipments.orders} orders; ${paid} orders were paid`);
+  if (!done || exact !== expected.size || shipments.orders !== paid || shipments.messages !== paid) throw new Error("the orders do not add up (above)");
+  console.log(`  mesh events (${victim}'s counts died with it):`);
+  await cli(url, "events");
 }
 
 /** Runs the `mesh` CLI of @mesh/runtime against the demo's server. */

@@ -1,12 +1,12 @@
 // One demo node as its own OS process: `node lib/node.js <nodeId> <capability,...>`.
 // Serves until SIGINT or SIGTERM, then stops gracefully.
 import { Mesh } from "@mesh/runtime";
-import { Cart, ChatRoom, Counter, GameActor } from "./actors.js";
+import { Cart, ChatRoom, Counter, GameActor, Order } from "./actors.js";
 
 const [nodeId, capabilities = ""] = process.argv.slice(2);
 const mesh = await Mesh.start({
   nodeId,
-  actors: [Counter, GameActor, ChatRoom, Cart],
+  actors: [Counter, GameActor, ChatRoom, Cart, Order],
   capabilities: capabilities.split(",").filter(Boolean),
 });
 const stop = async () => {
