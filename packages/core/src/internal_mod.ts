@@ -10,5 +10,6 @@ export { MAX_ID_LENGTH, checkId, checkToken } from "./tokens.js";
 export { MAX_DEPTH, ValueError, checkAcross, checkValue, copyAcross, copyValue } from "./value.js";
 export type { Refusal } from "./value.js";
 export { encodeValue, writeValue } from "./value-writer.js";
+export { HeadWriter } from "./msgpack-head.js";
 export { decodeValue } from "./value-reader.js";
 export { BATCH_HEAD_BYTES, BATCH_MARKER, BATCH_VERSION, FRAME_HEAD_BYTES, batchSize, isBatch, readBatch, writeBatch } from "./batch.js";

@@ -198,7 +198,7 @@ export class Mesh {
         drainTimeoutMs: this.#o.drainTimeoutMs,
         storage: this.#o.storage,
         owns: (capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId,
-        deliver: (sub, id, event, timeoutMs) => this.#router.event(sub.capability, sub.actorType, id, event, timeoutMs),
+        deliver: (sub, id, event, timeoutMs, reply) => this.#router.event(sub.capability, sub.actorType, id, event, timeoutMs, reply),
       });
     }
     await this.#nc.flush();

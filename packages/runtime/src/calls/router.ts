@@ -19,7 +19,7 @@ import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
 import { MeshEvent } from "../events/event.js";
 import type { WireEvent } from "../events/event.js";
-import type { CallResult, MeshRequest } from "../types.js";
+import type { CallResult, MeshRequest, ReplyTo } from "../types.js";
 
 /** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
 const MAX_REROUTES = 3;
@@ -74,19 +74,19 @@ export class Router {
 
   /**
    * A stream event to its actor (events/dispatcher.ts): handled by the owner
-   * as a turn of handleEvent. Resolves true when applied now, false when the
-   * actor had applied it before; rejects as a call does.
+   * as a turn of handleEvent. `reply` succeeds with true when applied now,
+   * false when the actor had applied it before, and fails as a call does.
    */
-  event(capability: string, actorType: string, id: string, wire: WireEvent, timeoutMs: number): Promise<boolean> {
+  event(capability: string, actorType: string, id: string, wire: WireEvent, timeoutMs: number, reply: ReplyTo): void {
     try {
       this.p.admit(false);
       const shard = shardFor(id, this.p.shards);
       const owner = this.p.routes.owner(capability, shard);
       if (owner === undefined) throw noNodes(capability, this.p.routes);
       const r: Routed = { kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner };
-      return new Promise<CallResult>((resolve, reject) => this.#dispatch(new RemoteCall(r, performance.now() + timeoutMs, new PromiseReply(resolve, reject), this.rerouter))).then((r) => r.result === true);
+      this.#dispatch(new RemoteCall(r, performance.now() + timeoutMs, reply, this.rerouter));
     } catch (err) {
-      return Promise.reject(err);
+      reply.fail(err as Error);
     }
   }
 

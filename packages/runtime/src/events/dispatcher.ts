@@ -6,13 +6,14 @@
 // (docs/events.md "How events are dispatched"). Imports: the events room and
 // the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { decodeReply, messageOf, replyError } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { DeliverPolicy, headers as natsHeaders } from "nats";
 import type { ConsumerMessages, JsMsg, JetStreamClient, JetStreamManager, KV, NatsConnection } from "nats";
 import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
+import type { ReplyTo } from "../types.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
 export interface SubscriptionCounts {
@@ -33,30 +34,65 @@ export interface DispatcherParts {
   readonly floors: KV;
   readonly log: Logger;
   readonly callTimeoutMs: number;
-  /** Sends an event to its actor; true when applied now, false when it was before. */
-  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number): Promise<boolean>;
+  /** Sends an event to its actor; `reply` succeeds with true when applied now, false when it was before. */
+  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): void;
 }
 
 /** Errors that say nothing about the event: its delivery is retried without counting. */
 const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADED", "STORAGE_UNAVAILABLE", "STATE_CONFLICT"]);
 
+/** Events read and not done, at most, per event in flight: read ahead, they are sent as answers come back. */
+const READ_AHEAD_PER_IN_FLIGHT = 8;
+
 /** Events read since the floor, at most, per event in flight: an event that takes long holds the floor, not the others. */
 const WINDOW_PER_IN_FLIGHT = 16;
+
+/** Events the consumer asks for at once, at most. */
+const FETCH_MAX = 1000;
+
+/** A consumer not made after this long is reported as an error (mesh events). */
+const SLOW_CONSUMER_MS = 3000;
 
 /** How often a moved floor is stored. */
 const FLOOR_EVERY_MS = 200;
 
-/** An event read and not yet done. */
-interface Pending {
-  readonly seq: number;
-  readonly id: string | undefined;
-  readonly msg: JsMsg;
-  /** Its headers, read once (for its key, then its delivery); null when it has none. */
-  readonly headers: Record<string, string> | null;
-  done: boolean;
-  deliveries: number;
-  /** Why its key could not be read (it is dead-lettered at once). */
-  readonly bad?: MeshError;
+/** An event read and not yet done; it is also where its delivery's outcome comes back (no promise per event). */
+class Pending implements ReplyTo {
+  done = false;
+  /** Deliveries that count towards maxDeliveries. */
+  deliveries = 0;
+  /** Failed deliveries, counted or not: the next retry's delay doubles with each. */
+  failures = 0;
+
+  constructor(
+    readonly dispatcher: Dispatcher,
+    readonly seq: number,
+    readonly id: string | undefined,
+    readonly msg: JsMsg,
+    /** Its headers, read once (for its key, then its delivery); null when it has none. */
+    readonly headers: Record<string, string> | null,
+    /** Why its key could not be read (it is dead-lettered at once). */
+    readonly bad: MeshError | undefined,
+  ) {}
+
+  succeed(_pid: string, result: unknown): void {
+    this.dispatcher.outcome(this, result === true, undefined);
+  }
+
+  fail(err: Error): void {
+    this.dispatcher.outcome(this, false, err);
+  }
+
+  bytes(data: Uint8Array): void {
+    let reply;
+    try {
+      reply = decodeReply(data);
+    } catch (err) {
+      return this.fail(err as Error);
+    }
+    if (reply.ok) this.succeed(reply.pid, reply.result);
+    else this.fail(replyError(reply));
+  }
 }
 
 export class Dispatcher {
@@ -74,7 +110,10 @@ export class Dispatcher {
   readonly #stopped = new Set<string>();
   /** Events sent whose outcome has not come back. */
   #sending = 0;
-  #room: (() => void) | undefined;
+  /** Wakes the reader waiting for room. */
+  #wake: (() => void) | undefined;
+  /** The last sequence read: a reader made again after an error goes on after it. */
+  #lastRead = 0;
   #messages: ConsumerMessages | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running = true;
@@ -99,8 +138,12 @@ export class Dispatcher {
     return this.inFlight + this.#pending;
   }
 
-  /** Events read and not done (sent, waiting for their retry, or behind an earlier event of their id). */
+  /** Events read and not done (sent, waiting to be sent or for their retry, or behind an earlier event of their id). */
   inFlight = 0;
+
+  /** Events first of their id, waiting for one of the maxInFlight sends (from #readyHead on). */
+  #ready: Pending[] = [];
+  #readyHead = 0;
 
   /** Events read since the floor (done or not): bounded, so that one stuck event cannot hold the whole stream in memory. */
   get #window(): number {
@@ -115,7 +158,7 @@ export class Dispatcher {
   /** Stops reading, waits up to `timeoutMs` for the events in flight, and stores the floor. */
   async stop(timeoutMs: number): Promise<void> {
     this.#running = false;
-    this.#room?.();
+    this.#wake?.();
     this.#messages?.stop();
     const deadline = performance.now() + timeoutMs;
     while (this.#sending > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -138,23 +181,61 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Reads the stream from after the last event read, while there is room: what
+   * is read and not done stays within maxInFlight (and the window) however fast
+   * the stream grows. nats.js's ordered consumer keeps pulling while its reader
+   * waits, so a full dispatcher stops its consumer and makes a new one once a
+   * quarter of maxInFlight is free again (fetches of the room left instead cost
+   * 15% of the rate: bench, events into plain actors).
+   */
   async #consume(): Promise<void> {
-    await this.#loadFloor();
-    const filter = this.sub.subject === undefined ? {} : { filterSubjects: this.sub.subject };
-    const consumer = await this.p.js.consumers.get(this.sub.stream, { ...filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.floor + 1 });
-    if (!this.#running) return;
+    if (this.#storedFloor < 0) await this.#loadFloor();
+    // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
+    const last = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
+    this.#pending = Math.max(0, last - Math.max(this.floor, this.#lastRead));
     this.#timer ??= setInterval(() => void this.#storeFloor().catch((err: unknown) => this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor")), FLOOR_EVERY_MS);
-    this.#messages = await consumer.consume({ max_messages: Math.min(this.sub.maxInFlight, 1000) });
-    this.error = undefined;
-    for await (const msg of this.#messages) {
-      if (!this.#running) break;
-      this.#take(msg);
-      while (this.#running && this.#full()) await new Promise<void>((r) => (this.#room = r));
+    const filter = this.sub.subject === undefined ? {} : { filterSubjects: this.sub.subject };
+    while (this.#running) {
+      while (this.#running && this.#room() < this.#resumeAt) await new Promise<void>((r) => (this.#wake = r));
+      if (!this.#running) return;
+      const consumer = await this.p.js.consumers.get(this.sub.stream, { ...filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(this.floor, this.#lastRead) + 1 });
+      // nats.js makes the consumer in consume() and retries that quietly: say so when it takes long.
+      const slow = setTimeout(() => {
+        this.error = `cannot create a consumer on stream ${this.sub.stream} (retrying; permissions?)`;
+        this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream");
+      }, SLOW_CONSUMER_MS);
+      let messages: ConsumerMessages;
+      try {
+        messages = await consumer.consume({
+          max_messages: Math.min(FETCH_MAX, this.sub.maxInFlight),
+          callback: (msg) => {
+            if (messages !== this.#messages) return; // one stopped for room: read again by the next
+            if (this.#room() > 0) return this.#take(msg);
+            this.#messages = undefined;
+            messages.stop();
+          },
+        });
+      } finally {
+        clearTimeout(slow);
+      }
+      this.error = undefined;
+      this.#messages = messages;
+      if (!this.#running) messages.stop();
+      const err = await messages.closed();
+      void consumer.delete().catch(() => {});
+      if (err instanceof Error && this.#running) throw err;
     }
   }
 
-  #full(): boolean {
-    return this.inFlight >= this.sub.maxInFlight || this.#window >= WINDOW_PER_IN_FLIGHT * this.sub.maxInFlight;
+  /** Room for half the read-ahead: when a stopped reader starts again. */
+  get #resumeAt(): number {
+    return (READ_AHEAD_PER_IN_FLIGHT * this.sub.maxInFlight) / 2;
+  }
+
+  /** Events it may read now: what maxInFlight and the window leave. */
+  #room(): number {
+    return Math.min(READ_AHEAD_PER_IN_FLIGHT * this.sub.maxInFlight - this.inFlight, WINDOW_PER_IN_FLIGHT * this.sub.maxInFlight - this.#window);
   }
 
   /** Reads the stored floor; a new subscription starts at the stream's first message, or after its last ("new"). */
@@ -180,7 +261,8 @@ export class Dispatcher {
   #take(msg: JsMsg): void {
     const seq = msg.seq;
     this.#pending = msg.info.pending;
-    if (seq <= this.floor) return;
+    if (seq <= this.floor || seq <= this.#lastRead) return;
+    this.#lastRead = seq;
     const headers = msg.headers ? headersOf(msg) : null;
     let id: string | undefined;
     let bad: MeshError | undefined;
@@ -189,7 +271,7 @@ export class Dispatcher {
     } catch (err) {
       bad = err as MeshError;
     }
-    const event: Pending = { seq, id, msg, headers, done: false, deliveries: 0, ...(bad ? { bad } : {}) };
+    const event = new Pending(this, seq, id, msg, headers, bad);
     this.#read.push(event);
     this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
@@ -201,25 +283,34 @@ export class Dispatcher {
     this.#send(event);
   }
 
+  /** Sends the event to its actor, or queues it until fewer than maxInFlight are sent. */
   #send(event: Pending): void {
     if (!this.#running) return;
+    if (this.#sending >= this.sub.maxInFlight) return void this.#ready.push(event);
     event.deliveries++;
     if (event.deliveries > 1) this.counts.redeliveries++;
     const m = event.msg;
     const wire: WireEvent = [this.sub.id, this.sub.stream, event.seq, m.subject, m.data, event.headers, Math.floor(m.info.timestampNanos / 1e6)];
     this.#sending++;
-    this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs).then(
-      (applied) => {
-        this.#sending--;
-        if (applied) this.counts.handled++;
-        else this.counts.duplicates++;
-        this.#finish(event);
-      },
-      (err: unknown) => {
-        this.#sending--;
-        this.#failed(event, err);
-      },
-    );
+    this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, event);
+  }
+
+  #nextReady(): Pending {
+    const ready = this.#ready;
+    const next = ready[this.#readyHead++]!;
+    if (this.#readyHead === ready.length) (this.#ready = []), (this.#readyHead = 0);
+    else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) (this.#ready = ready.slice(this.#readyHead)), (this.#readyHead = 0);
+    return next;
+  }
+
+  /** A delivery's outcome: applied (now, or before: a duplicate), or failed with `err`. */
+  outcome(event: Pending, applied: boolean, err: Error | undefined): void {
+    this.#sending--;
+    if (this.#readyHead < this.#ready.length) this.#send(this.#nextReady());
+    if (err !== undefined) return this.#failed(event, err);
+    if (applied) this.counts.handled++;
+    else this.counts.duplicates++;
+    this.#finish(event);
   }
 
   #failed(event: Pending, err: unknown): void {
@@ -227,7 +318,7 @@ export class Dispatcher {
     const transient = err instanceof MeshError && TRANSIENT.has(err.code);
     if (transient) event.deliveries--; // not the event's fault: it does not count
     if (!transient && event.deliveries >= this.sub.maxDeliveries) return void this.#deadLetter(event, err);
-    const delay = Math.min(this.sub.backoffMs * 2 ** Math.max(0, event.deliveries - 1), MAX_BACKOFF_MS);
+    const delay = Math.min(this.sub.backoffMs * 2 ** Math.min(event.failures++, 20), MAX_BACKOFF_MS);
     setTimeout(() => this.#send(event), delay);
   }
 
@@ -286,10 +377,10 @@ export class Dispatcher {
       this.#read = read.slice(this.#head);
       this.#head = 0;
     }
-    if (!this.#full()) {
-      const room = this.#room;
-      this.#room = undefined;
-      room?.();
+    if (this.#wake !== undefined && this.#room() >= this.#resumeAt) {
+      const wake = this.#wake;
+      this.#wake = undefined;
+      wake();
     }
   }
 }

@@ -12,6 +12,7 @@ import { Dispatcher } from "./dispatcher.js";
 import type { DispatcherParts, SubscriptionCounts } from "./dispatcher.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
+import type { ReplyTo } from "../types.js";
 
 /** The progress bucket of a cluster: `<prefix>_events`, dots in the prefix becoming "_". */
 export function eventsBucket(prefix: string): string {
@@ -36,7 +37,7 @@ export interface SourcesParts {
   readonly storage: { replicas?: number | undefined; timeoutMs?: number | undefined };
   /** True when this node owns `shard` of `capability` in its view. */
   owns(capability: string, shard: number): boolean;
-  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number): Promise<boolean>;
+  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): void;
 }
 
 export class EventSources {

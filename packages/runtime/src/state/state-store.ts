@@ -157,8 +157,16 @@ export class StateStore {
         fail: (err) => reject(storeError(err instanceof NoResponders ? new Error(`no stream answers for bucket "${this.bucket}" (it was deleted?)`) : err, what)),
         expire: () => reject(new MeshError("STORAGE_UNAVAILABLE", `${what}: no answer from JetStream within ${this.timeoutMs} ms`)),
       };
-      this.#requests.request(this.#subject + key, bytes, pending, h);
+      if (this.#queued.length === 0) setImmediate(() => this.#flushWrites());
+      this.#queued.push([this.#subject + key, bytes, pending, h]);
     });
+  }
+
+  #queued: [string, Uint8Array, PendingRequest, ReturnType<typeof headers>][] = [];
+  #flushWrites(): void {
+    const q = this.#queued;
+    this.#queued = [];
+    for (const [s, b, p, h] of q) this.#requests.request(s, b, p, h);
   }
 
   /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
