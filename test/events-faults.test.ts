@@ -1,11 +1,15 @@
 // Events under faults (docs/events.md): node processes killed with SIGKILL and
-// restarted while events flow into durable actors. Every event is applied
+// restarted, or the dispatcher's node frozen with SIGSTOP past the node timeout
+// and resumed, while events flow into durable actors. Every event is applied
 // exactly once and in stream order per key, and every message a committed turn
 // published is in the output stream exactly once.
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
+import type { NatsConnection } from "nats";
 import type { MeshOptions } from "@mesh/runtime";
+import type { ExecutionContext } from "ava";
+import type { Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import type { LedgerState } from "./helpers/event-actors.js";
@@ -54,6 +58,12 @@ test.serial("SIGKILLed nodes under a stream of events: each applied once, in ord
   }
   t.is(kills, 5);
 
+  await checkApplied(t, nc, caller, stream, sent);
+  for (const [name, node] of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${name}: ${node.stderr}`);
+});
+
+/** Every key applied its events once, in stream order, and the output stream holds one message per event. */
+async function checkApplied(t: ExecutionContext<ClusterContext>, nc: NatsConnection, caller: Mesh, stream: string, sent: { key: string; seq: number; n: number }[]): Promise<void> {
   const byKey = new Map<string, { seqs: number[]; total: number }>();
   for (const e of sent.sort((a, b) => a.seq - b.seq)) {
     const k = byKey.get(e.key) ?? { seqs: [], total: 0 };
@@ -75,8 +85,57 @@ test.serial("SIGKILLed nodes under a stream of events: each applied once, in ord
     t.deepEqual(state.seqs, want.seqs, `${key}: every event applied once, in stream order`);
     t.is(state.total, want.total, `${key}: the sum of its events`);
   }
-  const out = (await readStream(nc, `${stream}_OUT`, EVENTS)).map((m) => Number(m.headers["Event-Seq"]));
-  t.is(out.length, EVENTS, "one message out per event: none lost, none twice");
-  t.is(new Set(out).size, EVENTS);
-  for (const [name, node] of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${name}: ${node.stderr}`);
+  const out = (await readStream(nc, `${stream}_OUT`, sent.length)).map((m) => Number(m.headers["Event-Seq"]));
+  t.is(out.length, sent.length, "one message out per event: none lost, none twice");
+  t.is(new Set(out).size, sent.length);
+}
+
+test.serial("the dispatcher's node frozen with SIGSTOP past the node timeout and resumed: the other node reads on, and each event is still applied once, in order per key", async (t) => {
+  t.timeout(180_000);
+  const stream = "FROZEN";
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  await setUpStreams(nc, stream);
+  const options = { servers: t.context.server.url, prefix: "evs", capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 2000, eventStream: stream } as MeshOptions;
+  const nodes = await Promise.all(["s1", "s2"].map((name) => startNodeProcess(nodeId(name), options)));
+  const caller = await startNode(t, { nodeId: nodeId("scaller"), prefix: "evs", heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  await eventually(() => caller.nodesFor("ev").length === 2, "the caller to see both nodes");
+  const dispatcherNode = () => caller.ownerNode(caller.shardFor("ev.EventLedger.ledger#0"), "ev");
+  const frozen = nodes.find((n) => n.nodeId === dispatcherNode())!;
+  const other = nodes.find((n) => n !== frozen)!;
+  t.truthy(frozen, "one of the two nodes runs the dispatcher");
+
+  const js = nc.jetstream();
+  const sent: { key: string; seq: number; n: number }[] = [];
+  let n = 0;
+  const publish = async (count: number) => {
+    const acks = [];
+    for (let i = 0; i < count; i++, n++) {
+      const key = `k${n % KEYS}`;
+      const v = n;
+      acks.push(js.publish(`${stream}.in.${key}`, JSON.stringify({ n: v })).then((ack) => sent.push({ key, seq: ack.seq, n: v })));
+    }
+    await Promise.all(acks);
+  };
+  const applied = async () => {
+    let total = 0;
+    for (let k = 0; k < KEYS; k++) total += (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))?.result.seqs.length ?? 0;
+    return total;
+  };
+
+  await publish(500);
+  await eventually(async () => (await applied()) >= 300, "events to flow before the freeze", 30_000);
+  process.kill(frozen.pid, "SIGSTOP");
+  try {
+    await eventually(() => !caller.nodesFor("ev").includes(frozen.nodeId), "the caller to drop the frozen node", 10_000);
+    t.is(dispatcherNode(), other.nodeId, "the dispatcher's shard moved to the other node");
+    await publish(500);
+    await eventually(async () => (await applied()) >= 1000, "the other node to read on and apply every event while the first is frozen", 60_000);
+  } finally {
+    process.kill(frozen.pid, "SIGCONT");
+  }
+  await eventually(() => caller.nodesFor("ev").includes(frozen.nodeId), "the caller to see the resumed node again", 15_000);
+  await publish(500);
+  await checkApplied(t, nc, caller, stream, sent);
+  for (const node of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${node.nodeId}: ${node.stderr}`);
 });

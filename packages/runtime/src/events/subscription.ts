@@ -103,8 +103,7 @@ function keyReader(cls: ActorClass, key: EventSubscription["key"]): ResolvedSubs
   if (typeof key === "object" && key !== null && "token" in key && Number.isInteger(key.token)) {
     const at = key.token;
     return (subject) => {
-      const tokens = subject.split(".");
-      const token = tokens[at < 0 ? tokens.length + at : at];
+      const token = tokenOf(subject, at);
       if (token === undefined) throw new MeshError("BAD_REQUEST", `subject ${subject} has no token ${at} to take the actor id from`);
       return token;
     };
@@ -118,6 +117,27 @@ function keyReader(cls: ActorClass, key: EventSubscription["key"]): ResolvedSubs
     };
   }
   throw bad(cls, "key must be { token: n }, { header: name } or a function of { subject, headers }");
+}
+
+/** Token `at` of a subject (negative: from the end), found without splitting it (one array and string per token per event). */
+export function tokenOf(subject: string, at: number): string | undefined {
+  if (at < 0) {
+    let end = subject.length;
+    for (let i = -1; ; i--) {
+      const start = subject.lastIndexOf(".", end - 1) + 1;
+      if (i === at) return start === 0 && end === 0 ? undefined : subject.slice(start, end);
+      if (start === 0) return undefined;
+      end = start - 1;
+    }
+  }
+  let start = 0;
+  for (let i = 0; i < at; i++) {
+    const dot = subject.indexOf(".", start);
+    if (dot < 0) return undefined;
+    start = dot + 1;
+  }
+  const dot = subject.indexOf(".", start);
+  return subject.slice(start, dot < 0 ? subject.length : dot);
 }
 
 function bad(cls: ActorClass, reason: string): MeshError {
