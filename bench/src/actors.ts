@@ -51,10 +51,10 @@ export class Beeper {
   }
 }
 
-/** Events into plain actors (`npm run bench`, events): stream EVB_PLAIN, subjects evb.plain.<id>, two partitions. */
+/** Events into plain actors (`npm run bench`, events): stream EVB_PLAIN, subjects evb.plain.<id>, one dispatcher (partitions: 1, the default). */
 export class EvPlain {
   static capability = "evb";
-  static events = { stream: "EVB_PLAIN", key: { token: 2 }, partitions: 2 };
+  static events = { stream: "EVB_PLAIN", key: { token: 2 } };
   n = 0;
   handleCall(): number {
     return this.n;

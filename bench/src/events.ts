@@ -47,18 +47,20 @@ function spawnEventsPeer(url: string, prefix: string, cls: string): Promise<Chil
   });
 }
 
-function peerHandled(child: ChildProcess): Promise<number> {
+function peerState(child: ChildProcess): Promise<{ handled: number; dispatchers: number }> {
   return new Promise((resolve) => {
-    child.once("message", (m: { handled: number }) => resolve(m.handled));
+    child.once("message", resolve);
     child.send("handled");
   });
 }
+
+const peerHandled = async (child: ChildProcess) => (await peerState(child)).handled;
 
 async function until(done: () => Promise<boolean>): Promise<void> {
   while (!(await done())) await new Promise((r) => setTimeout(r, 5));
 }
 
-/** Raw: a durable pull consumer with AckAll (every 100th message, and the last) consuming `total` messages published while it runs. */
+/** Raw: a durable pull consumer with AckAll (every 100th message, and the last) consuming a stream that holds `total` messages. */
 async function raw(nc: NatsConnection, total: number): Promise<Measured> {
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: "EVB_RAW", subjects: ["evb.raw.>"] });
@@ -76,7 +78,7 @@ async function raw(nc: NatsConnection, total: number): Promise<Measured> {
   return { ops: total, seconds, perSecond: total / seconds };
 }
 
-/** Events into actors of `cls` on this node and a peer, published while they run. `kill`: SIGKILL the peer halfway, and time the catch-up. */
+/** Events into actors of `cls` on this node and a peer, from a stream that holds them all. `kill`: SIGKILL the peer halfway, and time the catch-up. */
 async function intoActors(url: string, nc: NatsConnection, cls: typeof EvPlain | typeof EvDurable | typeof EvPublish, prefix: string, total: number, kill = false): Promise<{ m: Measured; recoverySeconds: number }> {
   const stream = cls.events.stream;
   const subject = stream.toLowerCase().replace("_", ".");
@@ -88,16 +90,18 @@ async function intoActors(url: string, nc: NatsConnection, cls: typeof EvPlain |
   let recoverySeconds = 0;
   try {
     const local = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
-    let first = 0;
-    await until(async () => (first = local() + (await peerHandled(peer))) > 0);
+    // The peer starts reading alone; the rate counts once the view holds both nodes and one dispatcher runs (here or there).
+    const dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
+    await until(async () => mesh.nodesFor("evb").length === 2 && dispatchers() + (await peerState(peer)).dispatchers === 1);
+    const first = local() + (await peerHandled(peer));
     const started = performance.now();
     if (kill) {
       await until(async () => local() + (await peerHandled(peer)) >= total / 2);
-      const before = local() + (await peerHandled(peer));
       const killedAt = performance.now();
       peer.kill("SIGKILL");
-      // What the peer handled before it died counts; what it had in flight comes round again.
-      await until(async () => local() + before >= total);
+      // Caught up: this node's dispatcher (the peer's moves here) is past the stream's last event.
+      const floor = () => Math.max(0, ...mesh.metrics().events.flatMap((r) => r.dispatchers.map((d) => d.floor)));
+      await until(async () => floor() >= total);
       recoverySeconds = (performance.now() - killedAt) / 1000;
     } else {
       await until(async () => local() + (await peerHandled(peer)) >= total);
@@ -122,7 +126,7 @@ export async function events(url: string, n: (count: number) => number, record: 
     const kv = await nc.jetstream().views.kv("bench_events_raw", { history: 1 });
     const rawCas128 = record("events", "raw KV update with revision, 1,000 keys, 128 in flight", await rawCas(kv, 1000, 128, n(50_000)));
     console.log("\nMesh events (two nodes: this process and a peer; 1,000 actor ids)");
-    const plain = record("events", "into plain actors, 2 partitions", (await intoActors(url, nc, EvPlain, "evb1", total)).m);
+    const plain = record("events", "into plain actors, 1 dispatcher", (await intoActors(url, nc, EvPlain, "evb1", total)).m);
     const durable = record("events", "into durable actors, 128 in flight", (await intoActors(url, nc, EvDurable, "evb2", n(30_000))).m);
     await (await nc.jetstreamManager()).streams.add({ name: "EVB_OUT", subjects: ["evb.out.>"] });
     const publish = record("events", "into durable actors that publish one message each", (await intoActors(url, nc, EvPublish, "evb3", n(20_000))).m);

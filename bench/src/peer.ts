@@ -10,8 +10,9 @@ import { Echo, EvDurable, EvPlain, EvPublish, Tally } from "./actors.js";
 
 const [mode, url] = process.argv.slice(2);
 let stop: () => Promise<void>;
-/** Events handled on this node (mode mesh-events), sent with the CPU time. */
+/** Events handled through this node's dispatchers, and how many run here (mode mesh-events), sent with the CPU time. */
 let handled = () => 0;
+let dispatchers = () => 0;
 if (mode === "raw-responder") {
   const nc = await connect({ servers: url, noAsyncTraces: true });
   nc.subscribe("bench.echo", { callback: (_err, msg) => msg.respond(msg.data) });
@@ -29,12 +30,13 @@ if (mode === "raw-responder") {
   const cls = classes[process.argv[5] as keyof typeof classes];
   const mesh = await Mesh.start({ servers: url, nodeId: `bench-events-${process.argv[4]}`, prefix: process.argv[4], actors: [cls], capabilities: ["evb"], heartbeatMs: 200, nodeTimeoutMs: 1000 });
   handled = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
+  dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
   stop = () => mesh.stop();
 } else {
   throw new Error(`unknown mode ${mode}`);
 }
 process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
 // The bench asks for this process's CPU time (µs) to report CPU per call on each side.
-process.on("message", () => process.send?.({ ...process.cpuUsage(), handled: handled() }));
+process.on("message", () => process.send?.({ ...process.cpuUsage(), handled: handled(), dispatchers: dispatchers() }));
 process.channel?.unref();
 process.stdout.write("ready\n");
