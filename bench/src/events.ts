@@ -56,8 +56,13 @@ function peerState(child: ChildProcess): Promise<{ handled: number; dispatchers:
 
 const peerHandled = async (child: ChildProcess) => (await peerState(child)).handled;
 
+/** Polls `done` every 5 ms; fails after two minutes (a bench that cannot finish says so). */
 async function until(done: () => Promise<boolean>): Promise<void> {
-  while (!(await done())) await new Promise((r) => setTimeout(r, 5));
+  const deadline = performance.now() + 120_000;
+  while (!(await done())) {
+    if (performance.now() > deadline) throw new Error("events bench: timed out waiting for the nodes");
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** Raw: a durable pull consumer with AckAll (every 100th message, and the last) consuming a stream that holds `total` messages. */
@@ -90,9 +95,9 @@ async function intoActors(url: string, nc: NatsConnection, cls: typeof EvPlain |
   let recoverySeconds = 0;
   try {
     const local = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
-    // The peer starts reading alone; the rate counts once the view holds both nodes and one dispatcher runs (here or there).
+    // The peer starts reading alone; the rate counts once the view holds both nodes and each partition's dispatcher runs once (here or there).
     const dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
-    await until(async () => mesh.nodesFor("evb").length === 2 && dispatchers() + (await peerState(peer)).dispatchers === 1);
+    await until(async () => mesh.nodesFor("evb").length === 2 && dispatchers() + (await peerState(peer)).dispatchers === ((cls.events as { partitions?: number }).partitions ?? 1));
     const first = local() + (await peerHandled(peer));
     const started = performance.now();
     if (kill) {
