@@ -183,11 +183,11 @@ export class Dispatcher {
 
   /**
    * Reads the stream from after the last event read, while there is room: what
-   * is read and not done stays within maxInFlight (and the window) however fast
-   * the stream grows. nats.js's ordered consumer keeps pulling while its reader
-   * waits, so a full dispatcher stops its consumer and makes a new one once a
-   * quarter of maxInFlight is free again (fetches of the room left instead cost
-   * 15% of the rate: bench, events into plain actors).
+   * is read and not done stays within the read-ahead (and the window) however
+   * fast the stream grows. nats.js's ordered consumer keeps pulling while its
+   * reader waits, so a full dispatcher stops its consumer and makes a new one
+   * once half the read-ahead is free again (fetches of the room left instead
+   * cost 15% of the rate: bench, events into plain actors).
    */
   async #consume(): Promise<void> {
     if (this.#storedFloor < 0) await this.#loadFloor();
@@ -233,7 +233,7 @@ export class Dispatcher {
     return (READ_AHEAD_PER_IN_FLIGHT * this.sub.maxInFlight) / 2;
   }
 
-  /** Events it may read now: what maxInFlight and the window leave. */
+  /** Events it may read now: what the read-ahead and the window leave. */
   #room(): number {
     return Math.min(READ_AHEAD_PER_IN_FLIGHT * this.sub.maxInFlight - this.inFlight, WINDOW_PER_IN_FLIGHT * this.sub.maxInFlight - this.#window);
   }
@@ -295,6 +295,7 @@ export class Dispatcher {
     this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, event);
   }
 
+  /** The first event waiting for a send (the queue is compacted as it drains). */
   #nextReady(): Pending {
     const ready = this.#ready;
     const next = ready[this.#readyHead++]!;
