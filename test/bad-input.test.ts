@@ -168,6 +168,27 @@ test("garbage published to a node subject gets BAD_REQUEST when a reply is possi
   await stillServing(t);
 });
 
+test("a malformed stream event (kind 2) is BAD_REQUEST, one without a reply subject is refused, and an event for a class without handleEvent crashes that turn only", async (t) => {
+  const { owner } = t.context;
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  const subject = `mesh.node.${owner.nodeId}`;
+  const event = (payload: unknown) => encode([1, 2, "bad", "Counter", "evt", 1000, 0, null, payload]);
+  const good = ["orders", null, 7, "orders.evt", new Uint8Array([1]), null, Date.now()];
+  const malformed = [null, "x", [], [...good.slice(0, 6)], ["bad name", ...good.slice(1)], [good[0], "bad stream!", ...good.slice(2)], [...good.slice(0, 2), 0, ...good.slice(3)], [...good.slice(0, 4), "not bytes", ...good.slice(5)], [...good.slice(0, 5), { h: 1 }, good[6]]];
+  for (const payload of malformed) {
+    const reply = decode((await nc.request(subject, event(payload), { timeout: 2000 })).data) as unknown[];
+    t.deepEqual(reply.slice(0, 3), [1, 1, "BAD_REQUEST"], JSON.stringify(payload));
+    t.regex(String(reply[3]), /malformed event/);
+  }
+  nc.publish(subject, event(good));
+  await eventually(() => warnings.some((w) => w.includes("refused an event without a reply subject")), "the event without a reply subject to be refused");
+  const crashed = decode((await nc.request(subject, event(good), { timeout: 2000 })).data) as unknown[];
+  t.deepEqual(crashed.slice(0, 3), [1, 1, "ACTOR_CRASHED"]);
+  t.regex(String(crashed[3]), /no handleEvent/);
+  await stillServing(t);
+});
+
 test("a cast handler that throws crashes the actor quietly: logged, and the next call gets a new pid", async (t) => {
   for (const [where, node] of nodes(t)) {
     const id = `cc-${where}`;

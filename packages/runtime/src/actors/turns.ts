@@ -350,9 +350,11 @@ export class Turns {
   #turnEnded(act: Activation, letter: Letter, result: unknown): boolean {
     const commits = act.commits;
     const out = act.takeOutbox();
-    // An event's reply says whether it was applied now (true) or before (false).
+    // An event's reply says whether it was applied now (true) or before (false), without a pid (the dispatcher has no use for it).
     let applied: StreamEvent | undefined;
+    let pid = act.pid;
     if (letter.system === "event") {
+      pid = "";
       if (result !== SKIPPED) applied = letter.payload as StreamEvent;
       result = applied !== undefined;
       if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
@@ -360,14 +362,14 @@ export class Turns {
     if (commits === undefined) {
       if (out === undefined) {
         this.take(letter);
-        letter.succeed(act.pid, result, sharesValues(act));
+        letter.succeed(pid, result, sharesValues(act));
         return true;
       }
       // A plain actor's messages go after its turn; its reply once JetStream has them.
       this.watched(letter);
       this.running++;
       this.host.publish(out).then(
-        () => void (this.running--, this.take(letter), letter.succeed(act.pid, result, sharesValues(act)), this.host.checkIdle()),
+        () => void (this.running--, this.take(letter), letter.succeed(pid, result, sharesValues(act)), this.host.checkIdle()),
         (err: MeshError) => void (this.running--, this.metrics.error(err.code), this.settle(letter, err), this.host.checkIdle()),
       );
       return true;
@@ -375,7 +377,7 @@ export class Turns {
     const held: Held = {
       release: () => {
         this.take(letter);
-        letter.succeed(act.pid, result, sharesValues(act));
+        letter.succeed(pid, result, sharesValues(act));
       },
       fail: (err) => {
         this.metrics.error(err.code);

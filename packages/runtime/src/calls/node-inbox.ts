@@ -95,7 +95,7 @@ export class NodeInbox {
       if (reply === undefined) return this.p.log.warn({ actorType: req.actorType, id: req.id }, "mesh: refused an event without a reply subject");
       let event: MeshEvent;
       try {
-        event = MeshEvent.from(req.payload);
+        event = MeshEvent.from(req.payload, req.capability, req.actorType);
       } catch (err) {
         return reply.fail(err as Error);
       }

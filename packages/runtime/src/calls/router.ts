@@ -172,7 +172,7 @@ export class Router {
     let payload: unknown, initArg: unknown;
     try {
       if (r.kind === Kind.EVENT) {
-        const event = MeshEvent.from(r.payload);
+        const event = MeshEvent.from(r.payload, r.capability, r.actorType);
         return this.p.actors.deliver(r.capability, r.actorType, r.id, r.shard, event, undefined, call.deadline - performance.now(), call, undefined, 0, "event");
       }
       payload = this.p.actors.incoming(r.actorType, r.payload, "payload");

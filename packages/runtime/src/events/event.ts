@@ -7,14 +7,18 @@ import type { StreamEvent } from "../types.js";
 
 /**
  * An event on the wire to its actor's owner, in a request of kind 2 (docs/PROTOCOL.md):
- * [subscription, stream, seq, subject, data, headers or nil, time].
+ * [name, stream or nil when it is the name, seq, subject, data, headers or nil, time].
+ * The owner makes the subscription `<capability>.<actorType>.<name>` from the request's head.
  */
-export type WireEvent = [string, string, number, string, Uint8Array, { readonly [name: string]: string } | null, number];
+export type WireEvent = [string, string | null, number, string, Uint8Array, { readonly [name: string]: string } | null, number];
 
 const utf8 = new TextDecoder();
 
 /** A stream event, as handleEvent receives it. */
 export class MeshEvent implements StreamEvent {
+  /** The subscription's name (the last part of `subscription`), for the wire. */
+  readonly #name: string;
+
   constructor(
     readonly subscription: string,
     readonly stream: string,
@@ -23,7 +27,10 @@ export class MeshEvent implements StreamEvent {
     readonly data: Uint8Array,
     readonly headers: { readonly [name: string]: string },
     readonly time: number,
-  ) {}
+    name: string,
+  ) {
+    this.#name = name;
+  }
 
   text(): string {
     return utf8.decode(this.data);
@@ -35,25 +42,25 @@ export class MeshEvent implements StreamEvent {
 
   /** Its wire form. */
   toWire(): WireEvent {
-    return [this.subscription, this.stream, this.seq, this.subject, this.data, this.headers, this.time];
+    return [this.#name, this.stream === this.#name ? null : this.stream, this.seq, this.subject, this.data, this.headers, this.time];
   }
 
-  /** The event from its wire form. Throws BAD_REQUEST when it is not one. */
-  static from(wire: unknown): MeshEvent {
+  /** The event from its wire form, sent to an actor of `actorType` under `capability`. Throws BAD_REQUEST when it is not one. */
+  static from(wire: unknown, capability: string, actorType: string): MeshEvent {
     const w = wire as WireEvent;
     const ok =
       Array.isArray(w) &&
       w.length === 7 &&
-      typeof w[0] === "string" &&
-      typeof w[1] === "string" &&
+      isToken(w[0]) &&
+      (w[1] === null || isToken(w[1])) &&
       Number.isSafeInteger(w[2]) &&
       w[2] > 0 &&
       typeof w[3] === "string" &&
       w[4] instanceof Uint8Array &&
       (w[5] === null || (typeof w[5] === "object" && Object.values(w[5]).every((v) => typeof v === "string"))) &&
       typeof w[6] === "number";
-    if (!ok) throw new MeshError("BAD_REQUEST", "malformed event: expected [subscription, stream, seq, subject, data, headers, time]");
-    return new MeshEvent(w[0], w[1], w[2], w[3], w[4], w[5] ?? {}, w[6]);
+    if (!ok) throw new MeshError("BAD_REQUEST", "malformed event: expected [name, stream or nil, seq, subject, data, headers or nil, time]");
+    return new MeshEvent(`${capability}.${actorType}.${w[0]}`, w[1] ?? w[0], w[2], w[3], w[4], w[5] ?? {}, w[6], w[0]);
   }
 }
 

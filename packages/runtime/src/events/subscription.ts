@@ -10,6 +10,8 @@ import type { ActorClass, EventSubscription } from "../types.js";
 export interface ResolvedSubscription {
   /** `<capability>.<actorType>.<name>`: its name in metrics, `mesh events` and the progress bucket. */
   readonly id: string;
+  /** Its name (the last part of its id). */
+  readonly name: string;
   readonly capability: string;
   readonly actorType: string;
   readonly stream: string;
@@ -73,6 +75,7 @@ function resolve(cls: ActorClass, s: EventSubscription, prefix: string): Resolve
   if (s.deadLetter !== undefined && !isPublishSubject(s.deadLetter)) throw bad(cls, `deadLetter must be a subject without wildcards, got ${JSON.stringify(s.deadLetter)}`);
   return {
     id: `${capability}.${actorType}.${name}`,
+    name,
     capability,
     actorType,
     stream: s.stream,
