@@ -78,6 +78,11 @@ export class EvDurable {
   }
 }
 
+/** EvDurable on one node (its own stream, EVB_DURABLE1). */
+export class EvDurableSolo extends EvDurable {
+  static override events = { ...EvDurable.events, stream: "EVB_DURABLE1" };
+}
+
 /** Durable actors that publish one message per event, with their commit (to evb.out.<id>). */
 export class EvPublish {
   static capability = "evb";

@@ -11,15 +11,18 @@ import { fileURLToPath } from "node:url";
 import { AckPolicy, connect } from "nats";
 import type { NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
-import { EvDurable, EvPlain, EvPublish } from "./actors.js";
+import { EvDurable, EvDurableSolo, EvPlain, EvPublish } from "./actors.js";
 import { rawCas } from "./durable.js";
 import type { Record } from "./durable.js";
+import { median } from "./load.js";
 import type { Measured } from "./load.js";
 
 export interface EventFigures {
   raw: Measured;
   rawCas128: Measured;
   plain: Measured;
+  /** Durable actors on one node (this process), as the durable section measures its local owner. */
+  durableOne: Measured;
   durable: Measured;
   publish: Measured;
   /** Seconds from the peer's SIGKILL until every event was handled. */
@@ -47,14 +50,15 @@ function spawnEventsPeer(url: string, prefix: string, cls: string): Promise<Chil
   });
 }
 
-function peerState(child: ChildProcess): Promise<{ handled: number; dispatchers: number }> {
+/** What the peer's dispatchers handled, and how many run there. */
+function stateOf(child: ChildProcess): Promise<{ handled: number; dispatchers: number }> {
   return new Promise((resolve) => {
     child.once("message", resolve);
     child.send("handled");
   });
 }
 
-const peerHandled = async (child: ChildProcess) => (await peerState(child)).handled;
+type EventClass = typeof EvPlain | typeof EvDurable | typeof EvDurableSolo | typeof EvPublish;
 
 /** Polls `done` every 5 ms; fails after two minutes (a bench that cannot finish says so). */
 async function until(done: () => Promise<boolean>): Promise<void> {
@@ -80,64 +84,82 @@ async function raw(nc: NatsConnection, total: number): Promise<Measured> {
     if (seen === total) break;
   }
   const seconds = (performance.now() - started) / 1000;
+  await jsm.streams.delete("EVB_RAW");
   return { ops: total, seconds, perSecond: total / seconds };
 }
 
-/** Events into actors of `cls` on this node and a peer, from a stream that holds them all. `kill`: SIGKILL the peer halfway, and time the catch-up. */
-async function intoActors(url: string, nc: NatsConnection, cls: typeof EvPlain | typeof EvDurable | typeof EvPublish, prefix: string, total: number, kill = false): Promise<{ m: Measured; recoverySeconds: number }> {
+/**
+ * Events into actors of `cls` on this node and a peer (`nodes` 2) or on this
+ * node alone, from a stream that holds them all. `kill`: SIGKILL the peer
+ * halfway, and time the catch-up.
+ */
+async function intoActors(url: string, nc: NatsConnection, cls: EventClass, prefix: string, total: number, nodes: 1 | 2, kill = false): Promise<{ m: Measured; recoverySeconds: number }> {
   const stream = cls.events.stream;
   const subject = stream.toLowerCase().replace("_", ".");
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
   await publishAll(nc, subject, total);
-  const peer = await spawnEventsPeer(url, prefix, cls.name);
+  const peer = nodes === 2 ? await spawnEventsPeer(url, prefix, cls.name) : undefined;
+  const peerState = async () => (peer === undefined ? { handled: 0, dispatchers: 0 } : await stateOf(peer));
+  const peerHandled = async () => (await peerState()).handled;
   const mesh = await Mesh.start({ servers: url, nodeId: `bench-events-${prefix}-local`, prefix, actors: [cls], capabilities: ["evb"], heartbeatMs: 200, nodeTimeoutMs: 1000 });
   let recoverySeconds = 0;
   try {
     const local = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
     // The peer starts reading alone; the rate counts once the view holds both nodes and each partition's dispatcher runs once (here or there).
     const dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
-    await until(async () => mesh.nodesFor("evb").length === 2 && dispatchers() + (await peerState(peer)).dispatchers === ((cls.events as { partitions?: number }).partitions ?? 1));
-    const first = local() + (await peerHandled(peer));
+    await until(async () => mesh.nodesFor("evb").length === nodes && dispatchers() + (await peerState()).dispatchers === ((cls.events as { partitions?: number }).partitions ?? 1));
+    const first = local() + (await peerHandled());
     const started = performance.now();
     if (kill) {
-      await until(async () => local() + (await peerHandled(peer)) >= total / 2);
+      await until(async () => local() + (await peerHandled()) >= total / 2);
       const killedAt = performance.now();
-      peer.kill("SIGKILL");
+      peer!.kill("SIGKILL");
       // Caught up: this node's dispatcher (the peer's moves here) is past the stream's last event.
       const floor = () => Math.max(0, ...mesh.metrics().events.flatMap((r) => r.dispatchers.map((d) => d.floor)));
       await until(async () => floor() >= total);
       recoverySeconds = (performance.now() - killedAt) / 1000;
     } else {
-      await until(async () => local() + (await peerHandled(peer)) >= total);
+      await until(async () => local() + (await peerHandled()) >= total);
     }
     const seconds = (performance.now() - started) / 1000;
     return { m: { ops: total - first, seconds, perSecond: (total - first) / seconds }, recoverySeconds };
   } finally {
-    if (peer.exitCode === null && peer.signalCode === null) {
+    if (peer !== undefined && peer.exitCode === null && peer.signalCode === null) {
       peer.kill("SIGTERM");
       await new Promise((r) => peer.once("exit", r));
     }
     await mesh.stop();
+    await jsm.streams.delete(stream);
   }
 }
 
+/** Rounds of the targeted pairs (raw consumer and plain actors, raw KV CAS and durable actors on one node), alternated; each figure is their median. */
+const ROUNDS = 3;
+
 export async function events(url: string, n: (count: number) => number, record: Record): Promise<EventFigures> {
-  console.log("\nRaw JetStream consumer (nats.js, durable pull consumer, AckAll every 100), a stream of 100,000 events");
+  console.log(`\nEvents: raw nats.js (durable pull consumer, AckAll every 100; KV update with revision, 1,000 keys, 128 in flight) against Mesh (1,000 actor ids; two nodes: this process and a peer), in ${ROUNDS} alternating rounds`);
   const nc = await connect({ servers: url, noAsyncTraces: true });
   try {
     const total = n(100_000);
-    const rawFig = record("events", "raw consumer", await raw(nc, total));
     const kv = await nc.jetstream().views.kv("bench_events_raw", { history: 1 });
-    const rawCas128 = record("events", "raw KV update with revision, 1,000 keys, 128 in flight", await rawCas(kv, 1000, 128, n(50_000)));
-    console.log("\nMesh events (two nodes: this process and a peer; 1,000 actor ids)");
-    const plain = record("events", "into plain actors, 1 dispatcher", (await intoActors(url, nc, EvPlain, "evb1", total)).m);
-    const durable = record("events", "into durable actors, 128 in flight", (await intoActors(url, nc, EvDurable, "evb2", n(30_000))).m);
+    const rounds = { raw: [] as Measured[], plain: [] as Measured[], cas: [] as Measured[], durableOne: [] as Measured[] };
+    for (let r = 0; r < ROUNDS; r++) {
+      rounds.raw.push(await raw(nc, total));
+      rounds.plain.push((await intoActors(url, nc, EvPlain, `evb1r${r}`, total, 2)).m);
+      rounds.cas.push(await rawCas(kv, 1000, 128, n(50_000)));
+      rounds.durableOne.push((await intoActors(url, nc, EvDurableSolo, `evb5r${r}`, n(30_000), 1)).m);
+    }
+    const rawFig = record("events", "raw consumer, 100,000 events", median(rounds.raw));
+    const plain = record("events", "into plain actors, 2 nodes, 1 dispatcher", median(rounds.plain));
+    const rawCas128 = record("events", "raw KV update with revision, 128 in flight", median(rounds.cas));
+    const durableOne = record("events", "into durable actors, 1 node, 128 in flight", median(rounds.durableOne));
+    const durable = record("events", "into durable actors, 2 nodes, 128 in flight", (await intoActors(url, nc, EvDurable, "evb2", n(30_000), 2)).m);
     await (await nc.jetstreamManager()).streams.add({ name: "EVB_OUT", subjects: ["evb.out.>"] });
-    const publish = record("events", "into durable actors that publish one message each", (await intoActors(url, nc, EvPublish, "evb3", n(20_000))).m);
-    const recovery = await intoActors(url, nc, EvPlain, "evb4", total, true);
+    const publish = record("events", "durable, one publish per event, 2 nodes", (await intoActors(url, nc, EvPublish, "evb3", n(20_000), 2)).m);
+    const recovery = await intoActors(url, nc, EvPlain, "evb4", total, 2, true);
     console.log(`  ${"catch-up after the peer node is killed halfway".padEnd(52)} ${recovery.recoverySeconds.toFixed(2).padStart(11)} s`);
-    return { raw: rawFig, rawCas128, plain, durable, publish, recoverySeconds: recovery.recoverySeconds };
+    return { raw: rawFig, rawCas128, plain, durableOne, durable, publish, recoverySeconds: recovery.recoverySeconds };
   } finally {
     await nc.close();
   }

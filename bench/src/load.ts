@@ -45,3 +45,11 @@ async function run(op: (i: number) => Promise<unknown>, inFlight: number, total:
   };
   await Promise.all(Array.from({ length: Math.min(inFlight, total) }, worker));
 }
+
+/** The round with the median throughput; latency percentiles are medians of their own. */
+export function median(ms: Measured[]): Measured {
+  const mid = <T>(xs: T[], key: (x: T) => number) => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)]!;
+  const m = { ...mid(ms, (x) => x.perSecond) };
+  if (m.p50 !== undefined) for (const p of ["p50", "p95", "p99"] as const) m[p] = mid(ms, (x) => x[p]!)[p];
+  return m;
+}
