@@ -14,7 +14,6 @@ import { Mesh } from "@mesh/runtime";
 import { EvDurable, EvDurableSolo, EvPlain, EvPublish } from "./actors.js";
 import { rawCas } from "./durable.js";
 import type { Record } from "./durable.js";
-import { median } from "./load.js";
 import type { Measured } from "./load.js";
 
 export interface EventFigures {
@@ -134,8 +133,15 @@ async function intoActors(url: string, nc: NatsConnection, cls: EventClass, pref
   }
 }
 
-/** Rounds of the targeted pairs (raw consumer and plain actors, raw KV CAS and durable actors on one node), alternated; each figure is their median. */
-const ROUNDS = 3;
+/** The (baseline, Mesh) pair of the round whose ratio Mesh / baseline is the median. */
+function medianPair(baseline: Measured[], mesh: Measured[]): [Measured, Measured] {
+  const order = baseline.map((_, i) => i).sort((a, b) => mesh[a]!.perSecond / baseline[a]!.perSecond - mesh[b]!.perSecond / baseline[b]!.perSecond);
+  const i = order[Math.floor(order.length / 2)]!;
+  return [baseline[i]!, mesh[i]!];
+}
+
+/** Rounds of the targeted pairs (raw consumer and plain actors, raw KV CAS and durable actors on one node), alternated; the round with the median ratio is reported. */
+const ROUNDS = 5;
 
 export async function events(url: string, n: (count: number) => number, record: Record): Promise<EventFigures> {
   console.log(`\nEvents: raw nats.js (durable pull consumer, AckAll every 100; KV update with revision, 1,000 keys, 128 in flight) against Mesh (1,000 actor ids; two nodes: this process and a peer), in ${ROUNDS} alternating rounds`);
@@ -150,10 +156,15 @@ export async function events(url: string, n: (count: number) => number, record: 
       rounds.cas.push(await rawCas(kv, 1000, 128, n(50_000)));
       rounds.durableOne.push((await intoActors(url, nc, EvDurableSolo, `evb5r${r}`, n(30_000), 1)).m);
     }
-    const rawFig = record("events", "raw consumer, 100,000 events", median(rounds.raw));
-    const plain = record("events", "into plain actors, 2 nodes, 1 dispatcher", median(rounds.plain));
-    const rawCas128 = record("events", "raw KV update with revision, 128 in flight", median(rounds.cas));
-    const durableOne = record("events", "into durable actors, 1 node, 128 in flight", median(rounds.durableOne));
+    // Each pair from the round whose ratio is the median: the machine's speed drifts between rounds, a pair's two runs are close in time.
+    const [rawRound, plainRound] = medianPair(rounds.raw, rounds.plain);
+    const [casRound, durableRound] = medianPair(rounds.cas, rounds.durableOne);
+    const ratios = (base: Measured[], mesh: Measured[]) => mesh.map((m, i) => (m.perSecond / base[i]!.perSecond).toFixed(2)).join(", ");
+    console.log(`  ratios by round: plain ${ratios(rounds.raw, rounds.plain)}; durable, 1 node ${ratios(rounds.cas, rounds.durableOne)}`);
+    const rawFig = record("events", "raw consumer, 100,000 events", rawRound);
+    const plain = record("events", "into plain actors, 2 nodes, 1 dispatcher", plainRound);
+    const rawCas128 = record("events", "raw KV update with revision, 128 in flight", casRound);
+    const durableOne = record("events", "into durable actors, 1 node, 128 in flight", durableRound);
     const durable = record("events", "into durable actors, 2 nodes, 128 in flight", (await intoActors(url, nc, EvDurable, "evb2", n(30_000), 2)).m);
     await (await nc.jetstreamManager()).streams.add({ name: "EVB_OUT", subjects: ["evb.out.>"] });
     const publish = record("events", "durable, one publish per event, 2 nodes", (await intoActors(url, nc, EvPublish, "evb3", n(20_000), 2)).m);
