@@ -352,9 +352,8 @@ export class Turns {
     const out = act.takeOutbox();
     // An event's reply says whether it was applied now (true) or before (false), without a pid (the dispatcher has no use for it).
     let applied: StreamEvent | undefined;
-    let pid = act.pid;
+    const pid = letter.system === "event" ? "" : act.pid;
     if (letter.system === "event") {
-      pid = "";
       if (result !== SKIPPED) applied = letter.payload as StreamEvent;
       result = applied !== undefined;
       if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
