@@ -50,8 +50,7 @@ const SKIPPED = Symbol("skipped");
 /** The stream sequence an actor applied per subscription: stored with a durable actor's state, in memory for a plain one. */
 function appliedOf(act: Activation): Map<string, number> {
   if (act.commits !== undefined) return act.commits.applied;
-  const events = (act.events ??= { applied: undefined, outbox: undefined });
-  return (events.applied ??= new Map());
+  return ((act.events ??= { applied: undefined, outbox: undefined }).applied ??= new Map());
 }
 
 /** What may wait in mailboxes (docs/behaviour.md "Overload"), and what waits now. */
