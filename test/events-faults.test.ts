@@ -139,3 +139,39 @@ test.serial("the dispatcher's node frozen with SIGSTOP past the node timeout and
   await checkApplied(t, nc, caller, stream, sent);
   for (const node of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${node.nodeId}: ${node.stderr}`);
 });
+
+test.serial("events in flight to a SIGKILLed node go again as soon as it leaves the view, not when their calls time out", async (t) => {
+  t.timeout(120_000);
+  const stream = "GONE";
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  await setUpStreams(nc, stream);
+  // A call timeout far beyond the deadline below: only the view change can free the events sent to the dead node.
+  const options = { servers: t.context.server.url, prefix: "evg", capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 120_000, eventStream: stream } as MeshOptions;
+  const nodes = await Promise.all(["g1", "g2"].map((name) => startNodeProcess(nodeId(name), options)));
+  const caller = await startNode(t, { nodeId: nodeId("gcaller"), prefix: "evg", heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  await eventually(() => caller.nodesFor("ev").length === 2, "the caller to see both nodes");
+  const dispatcher = caller.ownerNode(caller.shardFor("ev.EventLedger.ledger#0"), "ev");
+  const victim = nodes.find((n) => n.nodeId !== dispatcher)!;
+
+  const js = nc.jetstream();
+  const sent: { key: string; seq: number; n: number }[] = [];
+  const acks = [];
+  for (let n = 0; n < 2000; n++) {
+    const key = `k${n % KEYS}`;
+    acks.push(js.publish(`${stream}.in.${key}`, JSON.stringify({ n })).then((ack) => sent.push({ key, seq: ack.seq, n })));
+  }
+  await Promise.all(acks);
+  // Killed while the dispatcher has events out to it.
+  const victimKeys = [...Array(KEYS).keys()].map((k) => `k${k}`).filter((k) => caller.ownerNode(caller.shardFor(k), "ev") === victim.nodeId);
+  t.true(victimKeys.length > 0, "the victim owns some keys");
+  await victim.kill();
+  await eventually(() => !caller.nodesFor("ev").includes(victim.nodeId), "the caller to drop the dead node", 10_000);
+  const total = async () => {
+    let applied = 0;
+    for (let k = 0; k < KEYS; k++) applied += (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))?.result.seqs.length ?? 0;
+    return applied;
+  };
+  await eventually(async () => (await total()) === sent.length, "every event applied, well before the 120 s call timeout", 30_000);
+  await checkApplied(t, nc, caller, stream, sent);
+});

@@ -368,7 +368,7 @@ export class Mesh {
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.#routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
     this.#rebalance();
-    this.#events?.viewChanged();
+    this.#events?.viewChanged((node) => view.has(node));
     // Shards this node now owns may hold reminders: read them at once.
     void this.#reminders?.scan();
   }

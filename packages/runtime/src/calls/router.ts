@@ -76,8 +76,9 @@ export class Router {
    * A stream event to its actor (events/dispatcher.ts): handled by the owner
    * as a turn of handleEvent. `reply` succeeds with true when applied now,
    * false when the actor had applied it before, and fails as a call does.
+   * Returns the node it was sent to.
    */
-  event(capability: string, actorType: string, id: string, wire: WireEvent, timeoutMs: number, reply: ReplyTo): void {
+  event(capability: string, actorType: string, id: string, wire: WireEvent, timeoutMs: number, reply: ReplyTo): string | undefined {
     try {
       this.p.admit(false);
       const shard = shardFor(id, this.p.shards);
@@ -85,8 +86,10 @@ export class Router {
       if (owner === undefined) throw noNodes(capability, this.p.routes);
       const r: Routed = { kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner };
       this.#dispatch(new RemoteCall(r, performance.now() + timeoutMs, reply, this.rerouter));
+      return owner;
     } catch (err) {
       reply.fail(err as Error);
+      return undefined;
     }
   }
 

@@ -6,13 +6,15 @@
 // (docs/events.md "How events are dispatched"). Imports: the events room and
 // the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
-import { decodeReply, messageOf, replyError } from "@mesh/core/internal";
+import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { DeliverPolicy, headers as natsHeaders } from "nats";
 import type { ConsumerMessages, JsMsg, JetStreamClient, JetStreamManager, KV, NatsConnection } from "nats";
 import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
+import { Attempt, PendingEvent } from "./delivery.js";
+import type { Outcomes } from "./delivery.js";
 import type { ReplyTo } from "../types.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
@@ -34,8 +36,8 @@ export interface DispatcherParts {
   readonly floors: KV;
   readonly log: Logger;
   readonly callTimeoutMs: number;
-  /** Sends an event to its actor; `reply` succeeds with true when applied now, false when it was before. */
-  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): void;
+  /** Sends an event to its actor; `reply` succeeds with true when applied now, false when it was before. Returns the node it went to. */
+  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): string | undefined;
 }
 
 /** Errors that say nothing about the event: its delivery is retried without counting. */
@@ -63,64 +65,21 @@ const SLOW_CONSUMER_MS = 3000;
 /** How often a moved floor is stored. */
 const FLOOR_EVERY_MS = 200;
 
-/** An event read and not yet done; it is also where its delivery's outcome comes back (no promise per event). */
-class Pending implements ReplyTo {
-  done = false;
-  /** Deliveries that count towards maxDeliveries. */
-  deliveries = 0;
-  /** Failed deliveries, counted or not: the next retry's delay doubles with each. */
-  failures = 0;
-
-  constructor(
-    readonly dispatcher: Dispatcher,
-    readonly seq: number,
-    readonly id: string | undefined,
-    readonly subject: string,
-    /** Its data, copied: a message's data is a view of the whole buffer it was read in, which it would keep alive. */
-    readonly data: Uint8Array,
-    /** Its headers, read once (for its key, then its delivery); null when it has none. */
-    readonly headers: Record<string, string> | null,
-    /** When the stream stored it (epoch ms). */
-    readonly time: number,
-    /** Why its key could not be read (it is dead-lettered at once). */
-    readonly bad: MeshError | undefined,
-  ) {}
-
-  succeed(_pid: string, result: unknown): void {
-    this.dispatcher.outcome(this, result === true, undefined);
-  }
-
-  fail(err: Error): void {
-    this.dispatcher.outcome(this, false, err);
-  }
-
-  bytes(data: Uint8Array): void {
-    let reply;
-    try {
-      reply = decodeReply(data);
-    } catch (err) {
-      return this.fail(err as Error);
-    }
-    if (reply.ok) this.succeed(reply.pid, reply.result);
-    else this.fail(replyError(reply));
-  }
-}
-
-export class Dispatcher {
+export class Dispatcher implements Outcomes {
   /** The sequence below which (and at which) every event is done. */
   floor = 0;
   #storedFloor = -1;
   /** Messages the stream holds past the last one read. */
   #pending = 0;
   /** Events read, in stream order, from the first not done. */
-  #read: Pending[] = [];
+  #read: PendingEvent[] = [];
   #head = 0;
   /** Per actor id: its events not done, the first one in flight. */
-  readonly #keys = new Map<string, Pending[]>();
+  readonly #keys = new Map<string, PendingEvent[]>();
   /** Ids that stopped at a dead letter (onDeadLetter "stop"). */
   readonly #stopped = new Set<string>();
-  /** Events sent whose outcome has not come back. */
-  #sending = 0;
+  /** Attempts sent whose outcome has not come back. */
+  readonly #sends = new Set<Attempt>();
   /** Wakes the reader waiting for room. */
   #wake: (() => void) | undefined;
   /** The last sequence read: a reader made again after an error goes on after it. */
@@ -163,7 +122,7 @@ export class Dispatcher {
   inFlight = 0;
 
   /** Events first of their id, waiting for one of the maxInFlight sends (from #readyHead on). */
-  #ready: Pending[] = [];
+  #ready: PendingEvent[] = [];
   #readyHead = 0;
 
   /** Events read since the floor (done or not): bounded, so that one stuck event cannot hold the whole stream in memory. */
@@ -182,7 +141,7 @@ export class Dispatcher {
     this.#wake?.();
     this.#messages?.stop();
     const deadline = performance.now() + timeoutMs;
-    while (this.#sending > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.#sends.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.#done;
     clearInterval(this.#timer);
     await this.#storeFloor().catch(() => {});
@@ -293,7 +252,7 @@ export class Dispatcher {
       bad = err as MeshError;
     }
     // Nothing of the message is kept (the bench's GC time halved: events wait for remote answers).
-    const event = new Pending(this, seq, id, msg.subject, new Uint8Array(msg.data), headers, Math.floor(msg.info.timestampNanos / 1e6), bad);
+    const event = new PendingEvent(seq, id, msg.subject, new Uint8Array(msg.data), headers, Math.floor(msg.info.timestampNanos / 1e6), bad);
     this.#read.push(event);
     this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
@@ -306,18 +265,28 @@ export class Dispatcher {
   }
 
   /** Sends the event to its actor, or queues it until fewer than maxInFlight are sent. */
-  #send(event: Pending): void {
+  #send(event: PendingEvent): void {
     if (!this.#running) return;
-    if (this.#sending >= this.sub.maxInFlight) return void this.#ready.push(event);
+    if (this.#sends.size >= this.sub.maxInFlight) return void this.#ready.push(event);
     event.deliveries++;
     if (event.deliveries > 1) this.counts.redeliveries++;
     const wire: WireEvent = [this.sub.name, this.#wireStream, event.seq, event.subject, event.data, event.headers, event.time];
-    this.#sending++;
-    this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, event);
+    const attempt = new Attempt(event, this);
+    this.#sends.add(attempt);
+    attempt.owner = this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, attempt);
+  }
+
+  /** Nodes left the view: what was sent to them gets no answer, so it goes again now (not counted as a delivery). */
+  nodesGone(inView: (node: string) => boolean): void {
+    for (const attempt of [...this.#sends]) {
+      if (attempt.owner === undefined || inView(attempt.owner) || !this.#sends.delete(attempt)) continue;
+      attempt.event.deliveries--;
+      this.#send(attempt.event);
+    }
   }
 
   /** The first event waiting for a send (the queue is compacted as it drains). */
-  #nextReady(): Pending {
+  #nextReady(): PendingEvent {
     const ready = this.#ready;
     const next = ready[this.#readyHead++]!;
     if (this.#readyHead === ready.length) (this.#ready = []), (this.#readyHead = 0);
@@ -326,8 +295,9 @@ export class Dispatcher {
   }
 
   /** A delivery's outcome: applied (now, or before: a duplicate), or failed with `err`. */
-  outcome(event: Pending, applied: boolean, err: Error | undefined): void {
-    this.#sending--;
+  outcome(attempt: Attempt, applied: boolean, err: Error | undefined): void {
+    if (!this.#sends.delete(attempt)) return; // given up: its node left the view
+    const event = attempt.event;
     if (this.#readyHead < this.#ready.length) this.#send(this.#nextReady());
     if (err !== undefined) return this.#failed(event, err);
     if (applied) this.counts.handled++;
@@ -335,7 +305,7 @@ export class Dispatcher {
     this.#finish(event);
   }
 
-  #failed(event: Pending, err: unknown): void {
+  #failed(event: PendingEvent, err: unknown): void {
     if (!this.#running) return;
     const transient = err instanceof MeshError && TRANSIENT.has(err.code);
     if (transient) event.deliveries--; // not the event's fault: it does not count
@@ -348,7 +318,7 @@ export class Dispatcher {
    * Publishes the event with why it failed to the dead-letter subject (its id: the subscription and
    * sequence, so a stream keeps one copy), then moves on (or stops the id, onDeadLetter "stop").
    */
-  async #deadLetter(event: Pending, err: unknown): Promise<void> {
+  async #deadLetter(event: PendingEvent, err: unknown): Promise<void> {
     const h = natsHeaders();
     if (event.headers) for (const [name, value] of Object.entries(event.headers)) h.set(name, value);
     h.set("Mesh-Subscription", this.sub.id);
@@ -381,7 +351,7 @@ export class Dispatcher {
   }
 
   /** An event is done: the next of its id goes, and the floor moves past what is done. */
-  #finish(event: Pending): void {
+  #finish(event: PendingEvent): void {
     event.done = true;
     this.inFlight--;
     if (event.id !== undefined) {

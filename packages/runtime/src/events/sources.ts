@@ -37,7 +37,7 @@ export interface SourcesParts {
   readonly storage: { replicas?: number | undefined; timeoutMs?: number | undefined };
   /** True when this node owns `shard` of `capability` in its view. */
   owns(capability: string, shard: number): boolean;
-  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): void;
+  deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): string | undefined;
 }
 
 export class EventSources {
@@ -62,8 +62,8 @@ export class EventSources {
     return sources;
   }
 
-  /** The view changed: starts the dispatchers this node now owns, stops the others. */
-  viewChanged(): void {
+  /** The view changed: starts the dispatchers this node now owns, stops the others; events sent to nodes it no longer holds go again. */
+  viewChanged(inView: (node: string) => boolean): void {
     if (this.#stopped) return;
     for (const sub of this.subs) {
       for (let partition = 0; partition < sub.partitions; partition++) {
@@ -80,6 +80,7 @@ export class EventSources {
         }
       }
     }
+    for (const d of this.#running.values()) d.nodesGone(inView);
   }
 
   /** Stops every dispatcher (each waits for its events in flight, at most `timeoutMs`) and stores their floors. */
