@@ -153,7 +153,8 @@ test.serial("under the shipped roles, a durable event actor on node-role nodes a
   t.deepEqual(shipments.state.subjects, Object.fromEntries(paid.map((s) => [s, 1])));
   t.is(shipments.state.messages, paid.length);
 
-  // What the operator sees.
+  // What the operator sees, once the dispatcher has settled its lag (a message's pending count can be stale).
+  await eventually(() => nodes.flatMap((n) => n.metrics().events).flatMap((r) => r.dispatchers).every((d) => d.lag === 0), "the dispatcher's lag to come to 0");
   const cli = await meshCli(server.url, operator, "events", "--json");
   t.is(cli.code, 0, cli.stderr);
   const subs = (JSON.parse(cli.stdout) as { subscriptions: { subscription: string; stream: string; handled: number; deadLetters: number; dispatchers: { floor: number; lag: number; error?: string }[] }[] }).subscriptions;

@@ -60,7 +60,8 @@ test.serial("durable actors apply each event once, in stream order per key, and 
   t.is(report.reduce((a, r) => a + r.handled, 0), 200);
   t.is(report.reduce((a, r) => a + r.dispatchers.length, 0), 1, "one dispatcher in the cluster");
   t.true(nodes.reduce((a, n) => a + n.metrics().published, 0) >= 200);
-  // What an operator sees: mesh events, and the Prometheus series.
+  // What an operator sees: mesh events, and the Prometheus series. The lag a message carries can be stale (the stream grew as it was read): the dispatcher asks its consumer once idle.
+  await eventually(() => report.flatMap((r) => r.dispatchers).length === 1 && nodes.flatMap((n) => n.metrics().events).flatMap((r) => r.dispatchers).every((d) => d.lag === 0), "the dispatcher's lag to come to 0");
   const cli = await meshTool("events", "-s", t.context.server.url, "-p", "ev1", "--json");
   const seen = (JSON.parse(cli.stdout) as { subscriptions: { subscription: string; handled: number; dispatchers: { floor: number; lag: number }[] }[] }).subscriptions;
   t.is(seen.length, 1);

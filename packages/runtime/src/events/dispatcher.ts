@@ -71,6 +71,8 @@ export class Dispatcher implements Outcomes {
   #storedFloor = -1;
   /** Messages the stream holds past the last one read. */
   #pending = 0;
+  /** The consumer that read the last event (to ask it what is pending). */
+  #consumerName: string | undefined;
   /** Events read, in stream order, from the first not done. */
   #read: PendingEvent[] = [];
   #head = 0;
@@ -174,7 +176,10 @@ export class Dispatcher implements Outcomes {
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
     const last = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
     this.#pending = Math.max(0, last - Math.max(this.floor, this.#lastRead));
-    this.#timer ??= setInterval(() => void this.#storeFloor().catch((err: unknown) => this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor")), FLOOR_EVERY_MS);
+    this.#timer ??= setInterval(() => {
+      void this.#storeFloor().catch((err: unknown) => this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor"));
+      void this.#checkPending();
+    }, FLOOR_EVERY_MS);
     const filter = this.sub.subject === undefined ? {} : { filterSubjects: this.sub.subject };
     while (this.#running) {
       while (this.#running && this.#room() < this.#resumeAt) await new Promise<void>((r) => (this.#wake = r));
@@ -230,6 +235,17 @@ export class Dispatcher implements Outcomes {
     this.#storedFloor = this.floor;
   }
 
+  /**
+   * Idle with messages said to be pending: asks the consumer. The count a message carries can be
+   * stale when the stream grew as it was read (nats-server 2.9), and no later message corrects it.
+   */
+  async #checkPending(): Promise<void> {
+    const read = this.#lastRead;
+    if (this.inFlight > 0 || this.#pending === 0 || this.#consumerName === undefined) return;
+    const info = await this.p.jsm.consumers.info(this.sub.stream, this.#consumerName).catch(() => undefined);
+    if (info !== undefined && this.#lastRead === read) this.#pending = info.num_pending;
+  }
+
   async #storeFloor(): Promise<void> {
     const floor = this.floor;
     if (floor === this.#storedFloor) return;
@@ -240,9 +256,10 @@ export class Dispatcher implements Outcomes {
   /** An event read: queued behind its id's earlier ones, sent if it is the first. */
   #take(msg: JsMsg): void {
     const seq = msg.seq;
-    this.#pending = msg.info.pending;
     if (seq <= this.floor || seq <= this.#lastRead) return;
     this.#lastRead = seq;
+    this.#pending = msg.info.pending;
+    this.#consumerName = msg.info.consumer;
     const headers = msg.headers ? headersOf(msg) : null;
     let id: string | undefined;
     let bad: MeshError | undefined;
