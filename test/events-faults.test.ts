@@ -90,38 +90,52 @@ async function checkApplied(t: ExecutionContext<ClusterContext>, nc: NatsConnect
   t.is(new Set(out).size, sent.length);
 }
 
-test.serial("the dispatcher's node frozen with SIGSTOP past the node timeout and resumed: the other node reads on, and each event is still applied once, in order per key", async (t) => {
-  t.timeout(180_000);
-  const stream = "FROZEN";
+/**
+ * Two node processes reading `stream` (prefix `prefix`), a caller, and what the tests do with them:
+ * the node that runs the dispatcher, publishing events (recorded in `sent`), and counting what the ledgers applied.
+ */
+async function twoNodes(t: ExecutionContext<ClusterContext>, stream: string, prefix: string, callTimeoutMs: number) {
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   await setUpStreams(nc, stream);
-  const options = { servers: t.context.server.url, prefix: "evs", capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 2000, eventStream: stream } as MeshOptions;
-  const nodes = await Promise.all(["s1", "s2"].map((name) => startNodeProcess(nodeId(name), options)));
-  const caller = await startNode(t, { nodeId: nodeId("scaller"), prefix: "evs", heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  const options = { servers: t.context.server.url, prefix, capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs, eventStream: stream } as MeshOptions;
+  const nodes = await Promise.all(["a", "b"].map((name) => startNodeProcess(nodeId(`${prefix}-${name}`), options)));
+  const caller = await startNode(t, { nodeId: nodeId(`${prefix}-caller`), prefix, heartbeatMs: 200, nodeTimeoutMs: 1000 });
   await eventually(() => caller.nodesFor("ev").length === 2, "the caller to see both nodes");
-  const dispatcherNode = () => caller.ownerNode(caller.shardFor("ev.EventLedger.ledger#0"), "ev");
-  const frozen = nodes.find((n) => n.nodeId === dispatcherNode())!;
-  const other = nodes.find((n) => n !== frozen)!;
-  t.truthy(frozen, "one of the two nodes runs the dispatcher");
-
   const js = nc.jetstream();
   const sent: { key: string; seq: number; n: number }[] = [];
   let n = 0;
-  const publish = async (count: number) => {
-    const acks = [];
-    for (let i = 0; i < count; i++, n++) {
-      const key = `k${n % KEYS}`;
-      const v = n;
-      acks.push(js.publish(`${stream}.in.${key}`, JSON.stringify({ n: v })).then((ack) => sent.push({ key, seq: ack.seq, n: v })));
-    }
-    await Promise.all(acks);
+  return {
+    nc,
+    nodes,
+    caller,
+    sent,
+    dispatcherNode: () => caller.ownerNode(caller.shardFor("ev.EventLedger.ledger#0"), "ev"),
+    /** Publishes `count` more events, round robin over the keys. */
+    async publish(count: number): Promise<void> {
+      const acks = [];
+      for (let i = 0; i < count; i++, n++) {
+        const key = `k${n % KEYS}`;
+        const v = n;
+        acks.push(js.publish(`${stream}.in.${key}`, JSON.stringify({ n: v })).then((ack) => sent.push({ key, seq: ack.seq, n: v })));
+      }
+      await Promise.all(acks);
+    },
+    /** Events the ledgers applied, as far as they answer now. */
+    async applied(): Promise<number> {
+      let total = 0;
+      for (let k = 0; k < KEYS; k++) total += (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))?.result.seqs.length ?? 0;
+      return total;
+    },
   };
-  const applied = async () => {
-    let total = 0;
-    for (let k = 0; k < KEYS; k++) total += (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))?.result.seqs.length ?? 0;
-    return total;
-  };
+}
+
+test.serial("the dispatcher's node frozen with SIGSTOP past the node timeout and resumed: the other node reads on, and each event is still applied once, in order per key", async (t) => {
+  t.timeout(180_000);
+  const { nc, nodes, caller, sent, dispatcherNode, publish, applied } = await twoNodes(t, "FROZEN", "evs", 2000);
+  const frozen = nodes.find((n) => n.nodeId === dispatcherNode())!;
+  const other = nodes.find((n) => n !== frozen)!;
+  t.truthy(frozen, "one of the two nodes runs the dispatcher");
 
   await publish(500);
   await eventually(async () => (await applied()) >= 300, "events to flow before the freeze", 30_000);
@@ -136,42 +150,20 @@ test.serial("the dispatcher's node frozen with SIGSTOP past the node timeout and
   }
   await eventually(() => caller.nodesFor("ev").includes(frozen.nodeId), "the caller to see the resumed node again", 15_000);
   await publish(500);
-  await checkApplied(t, nc, caller, stream, sent);
+  await checkApplied(t, nc, caller, "FROZEN", sent);
   for (const node of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${node.nodeId}: ${node.stderr}`);
 });
 
 test.serial("events in flight to a SIGKILLed node go again as soon as it leaves the view, not when their calls time out", async (t) => {
   t.timeout(120_000);
-  const stream = "GONE";
-  const nc = await connect({ servers: t.context.server.url });
-  t.teardown(() => nc.close());
-  await setUpStreams(nc, stream);
   // A call timeout far beyond the deadline below: only the view change can free the events sent to the dead node.
-  const options = { servers: t.context.server.url, prefix: "evg", capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 120_000, eventStream: stream } as MeshOptions;
-  const nodes = await Promise.all(["g1", "g2"].map((name) => startNodeProcess(nodeId(name), options)));
-  const caller = await startNode(t, { nodeId: nodeId("gcaller"), prefix: "evg", heartbeatMs: 200, nodeTimeoutMs: 1000 });
-  await eventually(() => caller.nodesFor("ev").length === 2, "the caller to see both nodes");
-  const dispatcher = caller.ownerNode(caller.shardFor("ev.EventLedger.ledger#0"), "ev");
-  const victim = nodes.find((n) => n.nodeId !== dispatcher)!;
-
-  const js = nc.jetstream();
-  const sent: { key: string; seq: number; n: number }[] = [];
-  const acks = [];
-  for (let n = 0; n < 2000; n++) {
-    const key = `k${n % KEYS}`;
-    acks.push(js.publish(`${stream}.in.${key}`, JSON.stringify({ n })).then((ack) => sent.push({ key, seq: ack.seq, n })));
-  }
-  await Promise.all(acks);
+  const { nc, nodes, caller, sent, dispatcherNode, publish, applied } = await twoNodes(t, "GONE", "evg", 120_000);
+  const victim = nodes.find((n) => n.nodeId !== dispatcherNode())!;
+  await publish(2000);
   // Killed while the dispatcher has events out to it.
-  const victimKeys = [...Array(KEYS).keys()].map((k) => `k${k}`).filter((k) => caller.ownerNode(caller.shardFor(k), "ev") === victim.nodeId);
-  t.true(victimKeys.length > 0, "the victim owns some keys");
+  t.true([...Array(KEYS).keys()].some((k) => caller.ownerNode(caller.shardFor(`k${k}`), "ev") === victim.nodeId), "the victim owns some keys");
   await victim.kill();
   await eventually(() => !caller.nodesFor("ev").includes(victim.nodeId), "the caller to drop the dead node", 10_000);
-  const total = async () => {
-    let applied = 0;
-    for (let k = 0; k < KEYS; k++) applied += (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))?.result.seqs.length ?? 0;
-    return applied;
-  };
-  await eventually(async () => (await total()) === sent.length, "every event applied, well before the 120 s call timeout", 30_000);
-  await checkApplied(t, nc, caller, stream, sent);
+  await eventually(async () => (await applied()) === sent.length, "every event applied, well before the 120 s call timeout", 30_000);
+  await checkApplied(t, nc, caller, "GONE", sent);
 });
