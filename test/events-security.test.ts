@@ -12,9 +12,10 @@ import { connect } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
 import type { CallContext, MeshOptions, StreamEvent } from "@mesh/runtime";
-import { startSecureNatsServer } from "@mesh/runtime/testing";
-import type { Credentials, SecureNatsServer } from "@mesh/runtime/testing";
+import type { Credentials } from "@mesh/runtime/testing";
 import { eventually, nodeId } from "./helpers/cluster.js";
+import { useSecureServer } from "./helpers/secure.js";
+import type { SecureContext } from "./helpers/secure.js";
 
 interface OrderState {
   lines: number;
@@ -50,23 +51,9 @@ class Order {
 /** The progress key of Order's subscription in the events bucket. */
 const FLOOR_KEY = "order.order.ORDERS.0";
 
-interface Context {
-  secure: SecureNatsServer;
-  nodes: Mesh[];
-  conns: NatsConnection[];
-}
+type Context = SecureContext;
 const test = anyTest as TestFn<Context>;
-
-test.beforeEach(async (t) => {
-  t.context.secure = await startSecureNatsServer();
-  t.context.nodes = [];
-  t.context.conns = [];
-});
-test.afterEach.always(async (t) => {
-  await Promise.allSettled((t.context.nodes ?? []).map((n) => n.stop()));
-  await Promise.allSettled((t.context.conns ?? []).map((c) => c.close()));
-  await t.context.secure?.server.stop();
-});
+useSecureServer(test);
 
 async function node(t: ExecutionContext<Context>, name: string, options: MeshOptions = {}): Promise<Mesh> {
   const mesh = await Mesh.start({ servers: t.context.secure.server.url, nats: t.context.secure.node, nodeId: nodeId(name), heartbeatMs: 200, actors: [Order], capabilities: ["order"], ...options });

@@ -12,30 +12,17 @@ import { RequestStrategy, connect } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
 import type { MeshOptions } from "@mesh/runtime";
-import { spawnGuarded, startNatsServer, startSecureNatsServer } from "@mesh/runtime/testing";
-import type { NatsServer, SecureNatsServer } from "@mesh/runtime/testing";
+import { spawnGuarded, startNatsServer } from "@mesh/runtime/testing";
+import type { NatsServer } from "@mesh/runtime/testing";
 import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
 import { Alarm, Counter, DurableCounter, Echo, Ledger, OpenLedger } from "./helpers/actors.js";
 import { jsonRequest } from "./helpers/foreign.js";
+import { useSecureServer } from "./helpers/secure.js";
+import type { SecureContext } from "./helpers/secure.js";
 
-interface Context {
-  /** This test's own server from nats-secure.conf (its subjects name the prefix "mesh", so tests do not share one). */
-  secure: SecureNatsServer;
-  nodes: Mesh[];
-  conns: NatsConnection[];
-}
+type Context = SecureContext;
 const test = anyTest as TestFn<Context>;
-
-test.beforeEach(async (t) => {
-  t.context.secure = await startSecureNatsServer();
-  t.context.nodes = [];
-  t.context.conns = [];
-});
-test.afterEach.always(async (t) => {
-  await Promise.allSettled((t.context.nodes ?? []).map((n) => n.stop()));
-  await Promise.allSettled((t.context.conns ?? []).map((c) => c.close()));
-  await t.context.secure?.server.stop();
-});
+useSecureServer(test);
 
 /** A Mesh node on `url` (the secure server unless told), stopped after the file. */
 async function node(t: ExecutionContext<Context>, options: MeshOptions): Promise<Mesh> {
