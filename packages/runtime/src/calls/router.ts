@@ -84,8 +84,9 @@ export class Router {
       const shard = shardFor(id, this.p.shards);
       const owner = this.p.routes.owner(capability, shard);
       if (owner === undefined) throw noNodes(capability, this.p.routes);
-      const r: Routed = { kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner };
-      this.#dispatch(new RemoteCall(r, performance.now() + timeoutMs, reply, this.rerouter));
+      // Here: straight to the actor (no RemoteCall, no clock reads; half the dispatcher's events in the two-node bench).
+      if (owner === this.p.nodeId) this.p.actors.deliver(capability, actorType, id, shard, MeshEvent.of(wire, capability, actorType), undefined, timeoutMs, reply, undefined, 0, "event");
+      else this.send(new RemoteCall({ kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner }, performance.now() + timeoutMs, reply, this.rerouter));
       return owner;
     } catch (err) {
       reply.fail(err as Error);
@@ -175,7 +176,7 @@ export class Router {
     let payload: unknown, initArg: unknown;
     try {
       if (r.kind === Kind.EVENT) {
-        const event = MeshEvent.from(r.payload, r.capability, r.actorType);
+        const event = MeshEvent.from(r.payload, r.capability, r.actorType); // a forwarded one came from the network
         return this.p.actors.deliver(r.capability, r.actorType, r.id, r.shard, event, undefined, call.deadline - performance.now(), call, undefined, 0, "event");
       }
       payload = this.p.actors.incoming(r.actorType, r.payload, "payload");

@@ -60,6 +60,11 @@ export class MeshEvent implements StreamEvent {
       (w[5] === null || (typeof w[5] === "object" && Object.values(w[5]).every((v) => typeof v === "string"))) &&
       typeof w[6] === "number";
     if (!ok) throw new MeshError("BAD_REQUEST", "malformed event: expected [name, stream or nil, seq, subject, data, headers or nil, time]");
+    return MeshEvent.of(w, capability, actorType);
+  }
+
+  /** The event from a wire form this node made (its dispatcher's, or toWire's): not checked again. */
+  static of(w: WireEvent, capability: string, actorType: string): MeshEvent {
     return new MeshEvent(`${capability}.${actorType}.${w[0]}`, w[1] ?? w[0], w[2], w[3], w[4], w[5] ?? {}, w[6], w[0]);
   }
 }
