@@ -8,12 +8,13 @@
 import { MeshError, shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { DeliverPolicy, headers as natsHeaders } from "nats";
+import { DeliverPolicy } from "nats";
 import type { ConsumerMessages, JsMsg, JetStreamClient, JetStreamManager, KV, NatsConnection } from "nats";
 import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
+import { headersOf, noStream } from "./outbox.js";
 import type { Outcomes } from "./delivery.js";
 import type { ReplyTo } from "../types.js";
 
@@ -260,7 +261,7 @@ export class Dispatcher implements Outcomes {
     this.#lastRead = seq;
     this.#pending = msg.info.pending;
     this.#consumerName = msg.info.consumer;
-    const headers = msg.headers ? headersOf(msg) : null;
+    const headers = msg.headers ? firstValues(msg) : null;
     let id: string | undefined;
     let bad: MeshError | undefined;
     try {
@@ -336,8 +337,7 @@ export class Dispatcher implements Outcomes {
    * sequence, so a stream keeps one copy), then moves on (or stops the id, onDeadLetter "stop").
    */
   async #deadLetter(event: PendingEvent, err: unknown): Promise<void> {
-    const h = natsHeaders();
-    if (event.headers) for (const [name, value] of Object.entries(event.headers)) h.set(name, value);
+    const h = headersOf(event.headers);
     h.set("Mesh-Subscription", this.sub.id);
     h.set("Mesh-Stream", this.sub.stream);
     h.set("Mesh-Stream-Seq", String(event.seq));
@@ -352,7 +352,7 @@ export class Dispatcher implements Outcomes {
         break;
       } catch (e) {
         // No stream keeps dead letters: they go out on the subject, for whoever listens.
-        if (/503|no responders/i.test(messageOf(e))) {
+        if (noStream(e)) {
           this.p.nc.publish(this.sub.deadLetter, event.data, { headers: h });
           break;
         }
@@ -394,7 +394,7 @@ export class Dispatcher implements Outcomes {
 }
 
 /** A message's headers: the first value of each. */
-function headersOf(msg: JsMsg): Record<string, string> {
+function firstValues(msg: JsMsg): Record<string, string> {
   const out: Record<string, string> = {};
   if (msg.headers) for (const [name, values] of msg.headers) out[name] = values[0] ?? "";
   return out;

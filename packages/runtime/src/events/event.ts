@@ -118,6 +118,3 @@ export function outgoing(subject: string, data: unknown, headers: Record<string,
   }
   return { id: "", subject, data: bytes, headers: copy };
 }
-
-/** True for a name a subscription may have. */
-export const isSubscriptionName = isToken;

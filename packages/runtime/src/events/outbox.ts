@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import { headers as natsHeaders } from "nats";
-import type { JetStreamClient, NatsConnection } from "nats";
+import type { JetStreamClient, MsgHdrs, NatsConnection } from "nats";
 import type { OutMessage } from "../state/record.js";
 
 /** What publishing tells the node's metrics. */
@@ -28,7 +28,7 @@ export class Publisher {
     this.#js = nc.jetstream({ timeout: timeoutMs });
   }
 
-  /** Gives messages of a plain actor's turn their ids (unique to this node's run). */
+  /** Gives messages their ids (unique to this node's run); a durable actor's are stored with them before they go out. */
   name(out: OutMessage[]): OutMessage[] {
     for (const m of out) m.id = `${this.#prefix}:${++this.#next}`;
     return out;
@@ -49,14 +49,24 @@ export class Publisher {
   }
 
   async #one(m: OutMessage): Promise<void> {
-    const h = natsHeaders();
-    if (m.headers !== undefined) for (const [name, value] of Object.entries(m.headers)) h.set(name, value);
     try {
-      await this.#js.publish(m.subject, m.data, { msgID: m.id, headers: h, timeout: this.timeoutMs });
+      await this.#js.publish(m.subject, m.data, { msgID: m.id, headers: headersOf(m.headers), timeout: this.timeoutMs });
       this.counts.published++;
     } catch (err) {
-      const reason = /503|no responders/i.test(messageOf(err)) ? "no JetStream stream captures that subject" : messageOf(err);
+      const reason = noStream(err) ? "no JetStream stream captures that subject" : messageOf(err);
       throw new MeshError("STORAGE_UNAVAILABLE", `cannot publish to ${m.subject}: ${reason}`, { cause: err });
     }
   }
+}
+
+/** NATS headers holding `headers` (one value each). */
+export function headersOf(headers: Readonly<Record<string, string>> | null | undefined): MsgHdrs {
+  const h = natsHeaders();
+  if (headers) for (const [name, value] of Object.entries(headers)) h.set(name, value);
+  return h;
+}
+
+/** A JetStream publish met no stream that captures its subject (503, no responders). */
+export function noStream(err: unknown): boolean {
+  return /503|no responders/i.test(messageOf(err));
 }

@@ -15,7 +15,7 @@ import type { WireEvent } from "./event.js";
 import type { ReplyTo } from "../types.js";
 
 /** The progress bucket of a cluster: `<prefix>_events`, dots in the prefix becoming "_". */
-export function eventsBucket(prefix: string): string {
+function eventsBucket(prefix: string): string {
   return `${prefix.replace(/\./g, "_")}_events`;
 }
 

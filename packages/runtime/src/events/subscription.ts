@@ -123,7 +123,7 @@ function keyReader(cls: ActorClass, key: EventSubscription["key"]): ResolvedSubs
 }
 
 /** Token `at` of a subject (negative: from the end), found without splitting it (one array and string per token per event). */
-export function tokenOf(subject: string, at: number): string | undefined {
+function tokenOf(subject: string, at: number): string | undefined {
   if (at < 0) {
     let end = subject.length;
     for (let i = -1; ; i--) {

@@ -28,7 +28,6 @@ export interface CommitEvents {
 
 // What the value model refuses (a Map, a Set, a class instance…) would be written
 // wrongly or lost without a word: encodeValue refuses it as it writes.
-
 /** Encodes a state into a buffer that the next call reuses. Throws BAD_STATE. */
 export function encodeState(state: unknown, what: string): Uint8Array {
   return encodeValue(state, "BAD_STATE", "the state", what);

@@ -11,8 +11,7 @@
 //
 // A state never starts so: the value model refuses every extension but the
 // timestamp (type -1).
-import { decode } from "@msgpack/msgpack";
-import { HeadWriter, writeValue } from "@mesh/core/internal";
+import { HeadWriter, decodeValue, writeValue } from "@mesh/core/internal";
 
 /** A message a turn publishes (ctx.publish): sent after its turn, with a JetStream message id. */
 export interface OutMessage {
@@ -46,39 +45,17 @@ export function encodeRecord(state: Uint8Array | undefined, applied: ReadonlyMap
   w.byte(EXT32);
   w.u32(0); // the body's length, set below
   w.byte(RECORD_TYPE);
-  w.byte(0x94); // [version, state, applied, outbox]
-  w.uint(VERSION);
-  if (state === undefined) w.byte(0xc0);
-  else writeValue(w, state, "BAD_STATE", "the state");
-  mapHead(w, applied.size);
-  for (const [subscription, seq] of applied) {
-    w.str(subscription);
-    writeValue(w, seq, "BAD_STATE", "an applied sequence");
-  }
-  arrayHead(w, outbox.length);
-  for (const m of outbox) writeValue(w, [m.id, m.subject, m.data, m.headers ?? null], "BAD_STATE", "an outbox message");
+  writeValue(w, [VERSION, state ?? null, Object.fromEntries(applied), outbox.map((m) => [m.id, m.subject, m.data, m.headers ?? null])], "BAD_STATE", "the state record");
   w.view().setUint32(1, w.pos - 6);
   return w.done();
 }
 const writer = new HeadWriter();
 
-function mapHead(w: HeadWriter, n: number): void {
-  if (n < 16) w.byte(0x80 | n);
-  else if (n < 0x10000) w.byte(0xde), w.u16(n);
-  else w.byte(0xdf), w.u32(n);
-}
-
-function arrayHead(w: HeadWriter, n: number): void {
-  if (n < 16) w.byte(0x90 | n);
-  else if (n < 0x10000) w.byte(0xdc), w.u16(n);
-  else w.byte(0xdd), w.u32(n);
-}
-
 /** Reads stored bytes: a bare state, or a record. Throws for a record that is not one. */
 export function decodeRecord(bytes: Uint8Array): StoredRecord {
   if (!isRecord(bytes)) return { state: bytes, applied: new Map(), outbox: [] };
   const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(1);
-  const body = decode(bytes.subarray(6, 6 + length)) as unknown[];
+  const body = decodeValue(bytes.subarray(6, 6 + length)) as unknown[];
   if (!Array.isArray(body) || body[0] !== VERSION || body.length !== 4) throw new Error("not a Mesh state record (unknown version or layout)");
   const [, state, applied, outbox] = body as [number, Uint8Array | null, { [k: string]: number }, [string, string, Uint8Array, { [k: string]: string } | null][]];
   return {
