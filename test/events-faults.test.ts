@@ -167,3 +167,21 @@ test.serial("events in flight to a SIGKILLed node go again as soon as it leaves 
   await eventually(async () => (await applied()) === sent.length, "every event applied, well before the 120 s call timeout", 30_000);
   await checkApplied(t, nc, caller, "GONE", sent);
 });
+
+test.serial("the dispatcher's consumer deleted under it, then the NATS server restarted, while events flow: it reads on from where it was, and each event is applied once, in order per key", async (t) => {
+  t.timeout(180_000);
+  const { nc, caller, sent, publish, applied } = await twoNodes(t, "REREAD", "evr", 5000);
+  await publish(500);
+  await eventually(async () => (await applied()) >= 200, "events to flow", 30_000);
+  const jsm = await nc.jetstreamManager();
+  const consumers = await jsm.consumers.list("REREAD").next();
+  t.true(consumers.length > 0, "the dispatcher reads through a consumer");
+  for (const c of consumers) await jsm.consumers.delete("REREAD", c.name);
+  await publish(500);
+  await eventually(async () => (await applied()) >= 1000, "the dispatcher to read on after its consumer was deleted", 30_000);
+
+  await t.context.server.restart();
+  await eventually(async () => (await jsm.streams.info("REREAD").catch(() => undefined)) !== undefined, "JetStream to answer again", 20_000);
+  await publish(500);
+  await checkApplied(t, nc, caller, "REREAD", sent);
+});

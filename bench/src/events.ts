@@ -4,7 +4,8 @@
 // actors (against raw KV compare-and-set at 128 in flight), with a publish from
 // each turn, and the time to catch up after the peer node is killed. In every
 // case the stream holds all its events first; the rate counts from the first
-// event consumed (raw) or handled (Mesh: the nodes' start is not timed) to the last.
+// event consumed (raw), or from when both Mesh nodes are warm (after a third of
+// the events handled; the nodes' start is not timed), to the last.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -89,15 +90,17 @@ async function raw(nc: NatsConnection, total: number): Promise<Measured> {
 
 /**
  * Events into actors of `cls` on this node and a peer (`nodes` 2) or on this
- * node alone, from a stream that holds them all. `kill`: SIGKILL the peer
- * halfway, and time the catch-up.
+ * node alone, from a stream that holds them all: `total` timed, after half as
+ * many more to warm up. `kill`: SIGKILL the peer halfway (no warm-up), and time
+ * the catch-up.
  */
 async function intoActors(url: string, nc: NatsConnection, cls: EventClass, prefix: string, total: number, nodes: 1 | 2, kill = false): Promise<{ m: Measured; recoverySeconds: number }> {
   const stream = cls.events.stream;
   const subject = stream.toLowerCase().replace("_", ".");
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
-  await publishAll(nc, subject, total);
+  const warmup = kill ? 0 : Math.floor(total / 2);
+  await publishAll(nc, subject, total + warmup);
   const peer = nodes === 2 ? await spawnEventsPeer(url, prefix, cls.name) : undefined;
   const peerState = async () => (peer === undefined ? { handled: 0, dispatchers: 0 } : await stateOf(peer));
   const peerHandled = async () => (await peerState()).handled;
@@ -108,6 +111,9 @@ async function intoActors(url: string, nc: NatsConnection, cls: EventClass, pref
     // The peer starts reading alone; the rate counts once the view holds both nodes and each partition's dispatcher runs once (here or there).
     const dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
     await until(async () => mesh.nodesFor("evb").length === nodes && dispatchers() + (await peerState()).dispatchers === ((cls.events as { partitions?: number }).partitions ?? 1));
+    // The clock starts once both nodes are warm: a process just started runs its first events several
+    // times slower (JIT, heap growth), and the peer is started for each run.
+    if (warmup > 0) await until(async () => local() + (await peerHandled()) >= warmup);
     const first = local() + (await peerHandled());
     const started = performance.now();
     if (kill) {
@@ -119,10 +125,11 @@ async function intoActors(url: string, nc: NatsConnection, cls: EventClass, pref
       await until(async () => floor() >= total);
       recoverySeconds = (performance.now() - killedAt) / 1000;
     } else {
-      await until(async () => local() + (await peerHandled()) >= total);
+      await until(async () => local() + (await peerHandled()) >= total + warmup);
     }
     const seconds = (performance.now() - started) / 1000;
-    return { m: { ops: total - first, seconds, perSecond: (total - first) / seconds }, recoverySeconds };
+    const ops = total + warmup - first;
+    return { m: { ops, seconds, perSecond: ops / seconds }, recoverySeconds };
   } finally {
     if (peer !== undefined && peer.exitCode === null && peer.signalCode === null) {
       peer.kill("SIGTERM");

@@ -53,6 +53,7 @@ export class Mesh {
   readonly #maxPayload: number;
   readonly #router: Router;
   readonly #inbox: NodeInbox;
+  readonly #inboxPrefix: string;
   readonly #replies: Replies;
   readonly #service: NodeService;
   readonly #metrics = new NodeMetrics();
@@ -71,6 +72,7 @@ export class Mesh {
   private constructor(o: ResolvedOptions, nc: NatsConnection, maxPayload: number, store: StateStore | undefined, inbox: string, subscriptions: ResolvedSubscription[]) {
     this.#o = o;
     this.#subscriptions = subscriptions;
+    this.#inboxPrefix = inbox;
     this.#nc = nc;
     this.#subjects = o.subjects;
     this.#routes = new RoutingTable(o.shards, o.placement.fn);
@@ -195,6 +197,7 @@ export class Mesh {
         shards: this.#o.shards,
         log: this.#o.logger,
         callTimeoutMs: this.#o.callTimeoutMs,
+        inboxPrefix: this.#inboxPrefix,
         drainTimeoutMs: this.#o.drainTimeoutMs,
         storage: this.#o.storage,
         owns: (capability, shard) => this.#routes.owner(capability, shard) === this.#o.nodeId,
@@ -404,6 +407,7 @@ export class Mesh {
       if (status.type === "disconnect" && this.#state === "RUNNING") this.#lease.lapse();
       if (status.type === "reconnect" && this.#state === "RUNNING") {
         this.#o.logger.info({ server: status.data }, "mesh: reconnected to NATS");
+        this.#events?.reconnected();
         await this.#membership.rediscover();
       }
     }

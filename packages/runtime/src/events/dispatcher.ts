@@ -8,13 +8,13 @@
 import { MeshError, shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { DeliverPolicy } from "nats";
-import type { ConsumerMessages, JsMsg, JetStreamClient, JetStreamManager, KV, NatsConnection } from "nats";
+import type { JetStreamClient, JetStreamManager, KV, MsgHdrs, NatsConnection } from "nats";
 import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
 import { headersOf, noStream } from "./outbox.js";
+import { StreamReader } from "./stream-reader.js";
 import type { Outcomes } from "./delivery.js";
 import type { ReplyTo } from "../types.js";
 
@@ -37,6 +37,8 @@ export interface DispatcherParts {
   readonly floors: KV;
   readonly log: Logger;
   readonly callTimeoutMs: number;
+  /** Where this node's replies come (its consumers' messages come under it too). */
+  readonly inboxPrefix: string | undefined;
   /** Sends an event to its actor; `reply` succeeds with true when applied now, false when it was before. Returns the node it went to. */
   deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): string | undefined;
 }
@@ -46,9 +48,8 @@ const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADE
 
 /**
  * Events read and not done, at most: twice maxInFlight, and no fewer than
- * MIN_READ_AHEAD (a full reader stops its consumer and makes a new one when half
- * is free: each cycle should read many). Read ahead, events are sent as answers
- * come back. More costs the collector: 8 x maxInFlight read ahead made the bench's
+ * MIN_READ_AHEAD (the reader asks for more when half is free: each pull should
+ * ask for many). Read ahead, events are sent as answers come back. More costs the collector: 8 x maxInFlight read ahead made the bench's
  * events into plain actors on two nodes 15% slower.
  */
 const READ_AHEAD_PER_IN_FLIGHT = 2;
@@ -56,12 +57,6 @@ const MIN_READ_AHEAD = 1024;
 
 /** Events read since the floor, at most, per event in flight: an event that takes long holds the floor, not the others. */
 const WINDOW_PER_IN_FLIGHT = 16;
-
-/** Events the consumer asks for at once, at most. */
-const FETCH_MAX = 1000;
-
-/** A consumer not made after this long is reported as an error (mesh events). */
-const SLOW_CONSUMER_MS = 3000;
 
 /** How often a moved floor is stored. */
 const FLOOR_EVERY_MS = 200;
@@ -72,8 +67,6 @@ export class Dispatcher implements Outcomes {
   #storedFloor = -1;
   /** Messages the stream holds past the last one read. */
   #pending = 0;
-  /** The consumer that read the last event (to ask it what is pending). */
-  #consumerName: string | undefined;
   /** Events read, in stream order, from the first not done. */
   #read: PendingEvent[] = [];
   #head = 0;
@@ -83,11 +76,9 @@ export class Dispatcher implements Outcomes {
   readonly #stopped = new Set<string>();
   /** Attempts sent whose outcome has not come back. */
   readonly #sends = new Set<Attempt>();
-  /** Wakes the reader waiting for room. */
-  #wake: (() => void) | undefined;
   /** The last sequence read: a reader made again after an error goes on after it. */
   #lastRead = 0;
-  #messages: ConsumerMessages | undefined;
+  #reader: StreamReader | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running = true;
   #done: Promise<void> | undefined;
@@ -141,8 +132,7 @@ export class Dispatcher implements Outcomes {
   /** Stops reading, waits up to `timeoutMs` for the events in flight, and stores the floor. */
   async stop(timeoutMs: number): Promise<void> {
     this.#running = false;
-    this.#wake?.();
-    this.#messages?.stop();
+    this.#reader?.stop();
     const deadline = performance.now() + timeoutMs;
     while (this.#sends.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.#done;
@@ -165,12 +155,9 @@ export class Dispatcher implements Outcomes {
   }
 
   /**
-   * Reads the stream from after the last event read, while there is room: what
-   * is read and not done stays within the read-ahead (and the window) however
-   * fast the stream grows. nats.js's ordered consumer keeps pulling while its
-   * reader waits, so a full dispatcher stops its consumer and makes a new one
-   * once half the read-ahead is free again (fetches of the room left instead
-   * cost 15% of the rate: bench, events into plain actors).
+   * Reads the stream from after the last event read, asking for no more than
+   * there is room for: what is read and not done stays within the read-ahead
+   * (and the window) however fast the stream grows.
    */
   async #consume(): Promise<void> {
     if (this.#storedFloor < 0) await this.#loadFloor();
@@ -181,40 +168,21 @@ export class Dispatcher implements Outcomes {
       void this.#storeFloor().catch((err: unknown) => this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor"));
       void this.#checkPending();
     }, FLOOR_EVERY_MS);
-    const filter = this.sub.subject === undefined ? {} : { filterSubjects: this.sub.subject };
-    while (this.#running) {
-      while (this.#running && this.#room() < this.#resumeAt) await new Promise<void>((r) => (this.#wake = r));
-      if (!this.#running) return;
-      const consumer = await this.p.js.consumers.get(this.sub.stream, { ...filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(this.floor, this.#lastRead) + 1 });
-      // nats.js makes the consumer in consume() and retries that quietly: say so when it takes long.
-      const slow = setTimeout(() => {
-        this.error = `cannot create a consumer on stream ${this.sub.stream} (retrying; permissions?)`;
-        this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream");
-      }, SLOW_CONSUMER_MS);
-      let messages: ConsumerMessages;
-      try {
-        messages = await consumer.consume({
-          max_messages: Math.min(FETCH_MAX, this.sub.maxInFlight),
-          callback: (msg) => {
-            if (messages !== this.#messages) return; // one stopped for room: read again by the next
-            if (this.#room() > 0) return this.#take(msg);
-            this.#messages = undefined;
-            messages.stop();
-          },
-        });
-      } finally {
-        clearTimeout(slow);
-      }
-      this.error = undefined;
-      this.#messages = messages;
-      if (!this.#running) messages.stop();
-      const err = await messages.closed();
-      void consumer.delete().catch(() => {});
-      if (err instanceof Error && this.#running) throw err;
-    }
+    const reading = {
+      room: () => this.#room(),
+      take: (seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | undefined, time: number, pending: number) => this.#take(seq, subject, data, headers, time, pending),
+      failed: (err: Error | undefined) => {
+        this.error = err === undefined ? undefined : messageOf(err);
+        if (err !== undefined) this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream; retrying");
+      },
+    };
+    const reader = await StreamReader.open(this.p.nc, this.p.jsm, this.sub.stream, this.sub.subject, this.p.inboxPrefix, this.#resumeAt, reading, Math.max(this.floor, this.#lastRead) + 1);
+    if (!this.#running) return reader.stop();
+    this.#reader = reader;
+    this.error = undefined;
   }
 
-  /** Room for half the read-ahead: when a stopped reader starts again. */
+  /** Room for half the read-ahead: when the reader asks for more. */
   get #resumeAt(): number {
     return this.#readAhead / 2;
   }
@@ -242,8 +210,9 @@ export class Dispatcher implements Outcomes {
    */
   async #checkPending(): Promise<void> {
     const read = this.#lastRead;
-    if (this.inFlight > 0 || this.#pending === 0 || this.#consumerName === undefined) return;
-    const info = await this.p.jsm.consumers.info(this.sub.stream, this.#consumerName).catch(() => undefined);
+    const name = this.#reader?.name;
+    if (this.inFlight > 0 || this.#pending === 0 || !name) return;
+    const info = await this.p.jsm.consumers.info(this.sub.stream, name).catch(() => undefined);
     if (info !== undefined && this.#lastRead === read) this.#pending = info.num_pending;
   }
 
@@ -255,22 +224,20 @@ export class Dispatcher implements Outcomes {
   }
 
   /** An event read: queued behind its id's earlier ones, sent if it is the first. */
-  #take(msg: JsMsg): void {
-    const seq = msg.seq;
+  #take(seq: number, subject: string, data: Uint8Array, msgHeaders: MsgHdrs | undefined, time: number, pending: number): void {
     if (seq <= this.floor || seq <= this.#lastRead) return;
     this.#lastRead = seq;
-    this.#pending = msg.info.pending;
-    this.#consumerName = msg.info.consumer;
-    const headers = msg.headers ? firstValues(msg) : null;
+    this.#pending = pending;
+    const headers = msgHeaders ? firstValues(msgHeaders) : null;
     let id: string | undefined;
     let bad: MeshError | undefined;
     try {
-      id = this.sub.keyOf(msg.subject, headers ?? {});
+      id = this.sub.keyOf(subject, headers ?? {});
     } catch (err) {
       bad = err as MeshError;
     }
     // Nothing of the message is kept (the bench's GC time halved: events wait for remote answers).
-    const event = new PendingEvent(seq, id, msg.subject, new Uint8Array(msg.data), headers, Math.floor(msg.info.timestampNanos / 1e6), bad);
+    const event = new PendingEvent(seq, id, subject, new Uint8Array(data), headers, time, bad);
     this.#read.push(event);
     this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
@@ -292,6 +259,11 @@ export class Dispatcher implements Outcomes {
     const attempt = new Attempt(event, this);
     this.#sends.add(attempt);
     attempt.owner = this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, attempt);
+  }
+
+  /** Connected to NATS again: reads on with a new consumer. */
+  reconnected(): void {
+    this.#reader?.reconnected();
   }
 
   /** Nodes left the view: what was sent to them gets no answer, so it goes again now (not counted as a delivery). */
@@ -385,17 +357,13 @@ export class Dispatcher implements Outcomes {
       this.#read = read.slice(this.#head);
       this.#head = 0;
     }
-    if (this.#wake !== undefined && this.#room() >= this.#resumeAt) {
-      const wake = this.#wake;
-      this.#wake = undefined;
-      wake();
-    }
+    this.#reader?.more();
   }
 }
 
 /** A message's headers: the first value of each. */
-function firstValues(msg: JsMsg): Record<string, string> {
+function firstValues(headers: MsgHdrs): Record<string, string> {
   const out: Record<string, string> = {};
-  if (msg.headers) for (const [name, values] of msg.headers) out[name] = values[0] ?? "";
+  for (const [name, values] of headers) out[name] = values[0] ?? "";
   return out;
 }

@@ -33,6 +33,8 @@ export interface SourcesParts {
   readonly shards: number;
   readonly log: Logger;
   readonly callTimeoutMs: number;
+  /** Where this node's replies come. */
+  readonly inboxPrefix: string | undefined;
   readonly drainTimeoutMs: number;
   readonly storage: { replicas?: number | undefined; timeoutMs?: number | undefined };
   /** True when this node owns `shard` of `capability` in its view. */
@@ -58,7 +60,7 @@ export class EventSources {
     const sources = new EventSources(subs, p);
     const floors: KV = await openBucket(p.nc, "events", eventsBucket(p.prefix), p.storage);
     const js = p.nc.jetstream({ timeout: p.storage.timeoutMs ?? 3000 });
-    sources.#parts = { nc: p.nc, js, jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }), floors, log: p.log, callTimeoutMs: p.callTimeoutMs, deliver: p.deliver };
+    sources.#parts = { nc: p.nc, js, jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }), floors, log: p.log, callTimeoutMs: p.callTimeoutMs, inboxPrefix: p.inboxPrefix, deliver: p.deliver };
     return sources;
   }
 
@@ -81,6 +83,11 @@ export class EventSources {
       }
     }
     for (const d of this.#running.values()) d.nodesGone(inView);
+  }
+
+  /** Connected to NATS again: each dispatcher reads on with a new consumer (a restarted server forgot them). */
+  reconnected(): void {
+    for (const d of this.#running.values()) d.reconnected();
   }
 
   /** Stops every dispatcher (each waits for its events in flight, at most `timeoutMs`) and stores their floors. */
