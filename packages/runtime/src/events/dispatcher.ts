@@ -49,8 +49,9 @@ const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADE
 /**
  * Events read and not done, at most: twice maxInFlight, and no fewer than
  * MIN_READ_AHEAD (the reader asks for more when half is free: each pull should
- * ask for many). Read ahead, events are sent as answers come back. More costs the collector: 8 x maxInFlight read ahead made the bench's
- * events into plain actors on two nodes 15% slower.
+ * ask for many). Read ahead, events are sent as answers come back. More costs
+ * the collector: 8 x maxInFlight read ahead made the bench's events into plain
+ * actors on two nodes 15% slower.
  */
 const READ_AHEAD_PER_IN_FLIGHT = 2;
 const MIN_READ_AHEAD = 1024;
