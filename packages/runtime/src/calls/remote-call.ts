@@ -25,6 +25,7 @@ export interface Rerouter {
  */
 export class RemoteCall implements PendingRequest, ReplyTo {
   reroutes = 0;
+  sentIn: unknown = undefined;
   readonly #sentAt = performance.now();
 
   constructor(
