@@ -7,7 +7,7 @@ import { decode } from "@msgpack/msgpack";
 import { MeshError, stateKey } from "@mesh/core";
 import type { CallContext } from "@mesh/runtime";
 import { Ledger, OpenLedger } from "./helpers/actors.js";
-import { nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { jsonRequest } from "./helpers/foreign.js";
 
@@ -32,6 +32,8 @@ test("a bound type is refused under another capability with WRONG_CAPABILITY, lo
   const prefix = "bound";
   const owner = await startNode(t, { prefix, nodeId: nodeId("owner"), actors: [Ledger], capabilities: ["counter", "payments"] });
   const caller = await startNode(t, { prefix, nodeId: nodeId("caller") });
+  // Discovery answers can come after a loaded node's start: the caller learns of the owner by then at the latest.
+  await eventually(() => caller.nodesFor("payments").length === 1 && caller.nodesFor("counter").length === 1, "the caller to see the owner");
   // The legitimate write: through payments, capability left out (the class declares it).
   const alice = { set: { balance: 90, owner: "alice" } };
   t.deepEqual((await owner.call({ actor: Ledger, id: "acct-1", payload: alice })).result, { balance: 90, owner: "alice" });
@@ -64,6 +66,7 @@ test("an unbound type reached through two capabilities is two actors: two states
   const a = await startNode(t, { prefix, nodeId: nodeId("a"), actors: [OpenLedger], capabilities: ["counter", "payments"] });
   const b = await startNode(t, { prefix, nodeId: nodeId("b"), actors: [OpenLedger], capabilities: ["payments"] });
   const caller = await startNode(t, { prefix, nodeId: nodeId("caller") });
+  await eventually(() => caller.nodesFor("payments").length === 2 && caller.nodesFor("counter").length === 1, "the caller to see both nodes");
   const viaPayments = await caller.call({ actor: OpenLedger, id: "acct-1", payload: { set: { balance: 90, owner: "alice" } }, capability: "payments" });
   const viaCounter = await caller.call({ actor: OpenLedger, id: "acct-1", payload: mallory, capability: "counter" });
   t.deepEqual(viaCounter.result, { balance: 0, owner: "mallory" });
