@@ -122,7 +122,7 @@ export class StreamReader {
     this.#asked = 0;
     this.#randomLast = undefined;
     this.#inbox = createInbox(this.inboxPrefix);
-    this.#sub = this.nc.subscribe(this.#inbox, { callback: (err, msg) => (err ? this.#again() : this.#received(msg)) });
+    this.#sub = this.nc.subscribe(this.#inbox, { callback: (err, msg) => (err ? this.#later(err) : this.#received(msg)) });
     this.more();
   }
 
@@ -177,11 +177,15 @@ export class StreamReader {
     if (this.#opening || this.#stopped) return;
     this.#open().then(
       () => this.reading.failed(undefined),
-      (err: unknown) => {
-        this.reading.failed(err as Error);
-        setTimeout(() => this.#again(), 1000);
-      },
+      (err: unknown) => this.#later(err as Error),
     );
+  }
+
+  /** Reads nothing for a second (the consumer could not be made, or its inbox was refused), then tries again. */
+  #later(err: Error): void {
+    this.reading.failed(err);
+    this.#close();
+    setTimeout(() => this.#again(), 1000).unref();
   }
 }
 
