@@ -3,7 +3,7 @@
 // entries set while others expire; taken entries never expire.
 import test from "ava";
 import fc from "fast-check";
-import { TimeoutMap } from "@mesh/core/internal";
+import { SlotTable, TimeoutMap } from "@mesh/core/internal";
 
 class Entry {
   expiredAt: number | undefined;
@@ -28,7 +28,8 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
-test("entries not taken expire once and never early; taken ones never; entries set by an expiry expire too (property, seeded)", async (t) => {
+for (const store of ["Map", "SlotTable"] as const)
+test(`entries not taken expire once and never early; taken ones never; entries set by an expiry expire too (${store}; property, seeded)`, async (t) => {
   const step = fc.oneof(
     fc.record({ op: fc.constant("set" as const), ms: fc.integer({ min: 0, max: 40 }), chained: fc.boolean() }),
     fc.record({ op: fc.constant("take" as const), pick: fc.nat() }),
@@ -36,7 +37,7 @@ test("entries not taken expire once and never early; taken ones never; entries s
   );
   await fc.assert(
     fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
-      const map = new TimeoutMap<number, Entry>(5);
+      const map = new TimeoutMap<number, Entry>(5, store === "Map" ? new Map() : new SlotTable(2));
       const all: Entry[] = [];
       const taken = new Set<Entry>();
       let next = 0;
@@ -63,5 +64,36 @@ test("entries not taken expire once and never early; taken ones never; entries s
       }
     }),
     { seed: 20261130, numRuns: 25 },
+  );
+});
+
+test("a SlotTable holds what a Map would, whatever ids wait long, collide or outgrow it (property, seeded)", (t) => {
+  const op = fc.oneof(
+    fc.record({ op: fc.constant("add" as const), skip: fc.integer({ min: 1, max: 40 }) }),
+    fc.record({ op: fc.constant("delete" as const), pick: fc.nat() }),
+    fc.record({ op: fc.constant("get" as const), pick: fc.nat() }),
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.array(op, { maxLength: 300 }), (start, ops) => {
+      const table = new SlotTable<string>(4);
+      const model = new Map<number, string>();
+      const seen: number[] = [];
+      let id = start;
+      for (const o of ops) {
+        if (o.op === "add") {
+          id = (id + o.skip) >>> 0;
+          table.set(id, `v${id}`);
+          model.set(id, `v${id}`);
+          seen.push(id);
+        } else if (seen.length > 0) {
+          const key = seen[o.pick % seen.length]!;
+          if (o.op === "delete") t.is(table.delete(key), model.delete(key));
+          else t.is(table.get(key), model.get(key));
+        }
+        t.is(table.size, model.size);
+      }
+      t.deepEqual([...table].sort((a, b) => a[0] - b[0]), [...model].sort((a, b) => a[0] - b[0]));
+    }),
+    { seed: 20261130, numRuns: 200 },
   );
 });

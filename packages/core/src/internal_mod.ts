@@ -5,6 +5,8 @@ export type { WireReply, WireRequest } from "./envelope.js";
 export { decodeAnnouncement, decodeLeave, encodeJson } from "./announcement.js";
 export type { Leave } from "./announcement.js";
 export { TimeoutMap } from "./timeout-map.js";
+export { SlotTable } from "./slot-table.js";
+export type { EntryStore } from "./slot-table.js";
 export type { Expiring } from "./timeout-map.js";
 export { MAX_ID_LENGTH, checkId, checkToken } from "./tokens.js";
 export { MAX_DEPTH, ValueError, checkAcross, checkValue, copyAcross, copyValue } from "./value.js";

@@ -1,3 +1,5 @@
+import type { EntryStore } from "./slot-table.js";
+
 /** An entry that expires at `deadline` (a `performance.now()` time). */
 export interface Expiring {
   readonly deadline: number;
@@ -15,12 +17,18 @@ export interface Expiring {
  * where a timer per call would cost more than the call.
  */
 export class TimeoutMap<K, V extends Expiring> {
-  readonly #entries = new Map<K, V>();
+  readonly #entries: EntryStore<K, V>;
   #timer: ReturnType<typeof setInterval> | undefined;
   /** No entry expires before this (a lower bound: entries taken since may have set it). */
   #earliest = Infinity;
 
-  constructor(readonly tickMs = 10) {}
+  /** `store`: where the entries are kept (a SlotTable for sequential ids). */
+  constructor(
+    readonly tickMs = 10,
+    store: EntryStore<K, V> = new Map<K, V>(),
+  ) {
+    this.#entries = store;
+  }
 
   get size(): number {
     return this.#entries.size;
@@ -49,7 +57,7 @@ export class TimeoutMap<K, V extends Expiring> {
 
   /** Removes every entry and returns them, without expiring them. */
   clear(): V[] {
-    const values = [...this.#entries.values()];
+    const values = [...this.#entries].map(([, value]) => value);
     this.#entries.clear();
     this.#earliest = Infinity;
     this.#stop();
@@ -59,15 +67,16 @@ export class TimeoutMap<K, V extends Expiring> {
   #sweep(): void {
     const now = performance.now();
     if (now < this.#earliest) return;
+    this.#earliest = Infinity; // entries that expire() calls set lower it again
     let earliest = Infinity;
-    for (const [key, value] of this.#entries) {
+    for (const [key, value] of [...this.#entries]) {
+      if (this.#entries.get(key) !== value) continue; // taken by an earlier expire()
       if (value.deadline <= now) {
         this.#entries.delete(key);
         value.expire();
       } else if (value.deadline < earliest) earliest = value.deadline;
     }
-    // Entries that expire() calls set are visited too (a Map's iteration includes them).
-    this.#earliest = earliest;
+    this.#earliest = Math.min(this.#earliest, earliest);
     if (this.#entries.size === 0) this.#stop();
   }
 

@@ -1,4 +1,4 @@
-import { MeshError, TimeoutMap, isBatch, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
+import { MeshError, SlotTable, TimeoutMap, isBatch, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
@@ -29,12 +29,16 @@ class SentBatch implements Expiring {
   /** Its calls without a reply yet. */
   left: number;
   constructor(
-    readonly token: string,
+    readonly n: number,
     readonly ids: number[],
     /** The latest deadline of its calls: after it, nobody waits for the batch's fate. */
     readonly deadline: number,
   ) {
     this.left = ids.length;
+  }
+  /** Its reply subject's last token. */
+  get token(): string {
+    return BATCH_TOKEN + this.n.toString(36);
   }
   expire(): void {}
 }
@@ -58,8 +62,9 @@ export class Requests {
   readonly #nc: NatsConnection;
   readonly #inbox: string;
   readonly #sub: Subscription;
-  readonly #pending = new TimeoutMap<number, PendingRequest>();
-  readonly #batches = new TimeoutMap<string, SentBatch>();
+  readonly #pending = new TimeoutMap<number, PendingRequest>(10, new SlotTable());
+  /** By batch number (the token's). */
+  readonly #batches = new TimeoutMap<number, SentBatch>(10, new SlotTable());
   readonly #outbound: FrameQueue;
   #next = 0;
   #nextBatch = 0;
@@ -142,9 +147,10 @@ export class Requests {
     }
     let reply: string | undefined;
     if (calls.length > 0) {
-      const batch = new SentBatch(BATCH_TOKEN + (this.#nextBatch++).toString(36), calls, deadline);
+      this.#nextBatch = (this.#nextBatch + 1) >>> 0;
+      const batch = new SentBatch(this.#nextBatch, calls, deadline);
       for (const pending of pendings) pending.sentIn = batch;
-      this.#batches.set(batch.token, batch);
+      this.#batches.set(batch.n, batch);
       reply = this.#inbox + batch.token;
     }
     this.#publish(subject, writeBatch(ids, envelopes, start, end), reply, calls);
@@ -174,7 +180,7 @@ export class Requests {
         // On a batch's subject: no responders (nothing was delivered), or one
         // plain envelope that answers every call of the batch still waiting
         // (the receiver could not read the batch to its end).
-        for (const id of this.#batches.take(token)?.ids ?? []) {
+        for (const id of this.#batches.take(parseInt(token.slice(BATCH_TOKEN.length), 36))?.ids ?? []) {
           const pending = this.#pending.take(id);
           if (noResponders) pending?.fail(new NoResponders(`no responders on ${msg.subject}`));
           else this.#reply(pending, data);
@@ -193,7 +199,7 @@ export class Requests {
   #taken(id: number): PendingRequest | undefined {
     const pending = this.#pending.take(id);
     const batch = pending?.sentIn as SentBatch | undefined;
-    if (batch !== undefined && --batch.left === 0) this.#batches.take(batch.token);
+    if (batch !== undefined && --batch.left === 0) this.#batches.take(batch.n);
     return pending;
   }
 
