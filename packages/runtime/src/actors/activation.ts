@@ -73,8 +73,13 @@ export class PromiseReply implements ReplyTo {
 /** Nobody waits for a cast's outcome. */
 export const NO_REPLY: ReplyTo = { succeed() {}, fail() {}, bytes() {} };
 
+/** Letters made in this process: the last one's id. */
+let lettersMade = 0;
+
 /** A message waiting in a mailbox or running its turn. */
 export class Letter implements Expiring {
+  /** Sequential, wrapping at 2^32: its key while the node watches its deadline (a SlotTable, see slot-table.ts). */
+  readonly id = (lettersMade = (lettersMade + 1) >>> 0);
   settled = false;
   /** Its size on the wire, for a call or cast from another node or the ingress (0 from this process). */
   bytes = 0;

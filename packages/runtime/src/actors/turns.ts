@@ -8,7 +8,7 @@
 // (supervisor.ts): it answers through TurnHost. Imports: the actors room and
 // the bottom floor.
 import { MeshError } from "@mesh/core";
-import { TimeoutMap, messageOf } from "@mesh/core/internal";
+import { SlotTable, TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import { Letter, PromiseReply, isThenable, replyAcross } from "./activation.js";
 import type { Activation, MailboxLoad } from "./activation.js";
@@ -66,7 +66,7 @@ export type Overload = "mailbox" | "letters" | "bytes";
 
 export class Turns {
   /** Calls whose callers wait, watched for their deadlines. */
-  readonly #timeouts = new TimeoutMap<Letter, Letter>();
+  readonly #timeouts = new TimeoutMap<number, Letter>(10, new SlotTable());
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
   /** Activations whose next turn waits for the lease (lease.ts). */
@@ -138,13 +138,13 @@ export class Turns {
 
   /** Watches a call's letter for its deadline until it is settled. */
   watched(letter: Letter): Letter {
-    if (!letter.cast) this.#timeouts.set(letter, letter);
+    if (!letter.cast) this.#timeouts.set(letter.id, letter);
     return letter;
   }
 
   /** Stops watching a letter: it is settled, or handed on. */
   take(letter: Letter): void {
-    if (!letter.cast) this.#timeouts.take(letter);
+    if (!letter.cast) this.#timeouts.take(letter.id);
   }
 
   /** Fails every watched call (the node stops). */
