@@ -53,6 +53,10 @@ export class SlotTable<V> implements EntryStore<number, V> {
   }
 
   set(id: number, value: V): this {
+    if (this.#overflow.size > 0 && this.#overflow.has(id)) {
+      this.#overflow.set(id, value);
+      return this;
+    }
     if (2 * (this.#inRing + 1) > this.#values.length) this.#grow();
     const i = id & this.#mask;
     const held = this.#values[i];
