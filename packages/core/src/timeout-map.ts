@@ -69,14 +69,19 @@ export class TimeoutMap<K, V extends Expiring> {
     if (now < this.#earliest) return;
     this.#earliest = Infinity; // entries that expire() calls set lower it again
     let earliest = Infinity;
-    for (const [key, value] of [...this.#entries]) {
-      if (this.#entries.get(key) !== value) continue; // taken by an earlier expire()
-      if (value.deadline <= now) {
-        this.#entries.delete(key);
-        value.expire();
-      } else if (value.deadline < earliest) earliest = value.deadline;
+    let swept = false;
+    try {
+      for (const [key, value] of [...this.#entries]) {
+        if (this.#entries.get(key) !== value) continue; // taken by an earlier expire()
+        if (value.deadline <= now) {
+          this.#entries.delete(key);
+          value.expire();
+        } else if (value.deadline < earliest) earliest = value.deadline;
+      }
+      swept = true;
+    } finally {
+      this.#earliest = Math.min(this.#earliest, swept ? earliest : now); // an expire() threw: the next tick looks again
     }
-    this.#earliest = Math.min(this.#earliest, earliest);
     if (this.#entries.size === 0) this.#stop();
   }
 
