@@ -177,15 +177,11 @@ export class Dispatcher implements Outcomes {
         if (err !== undefined) this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream; retrying");
       },
     };
-    const reader = await StreamReader.open(this.p.nc, this.p.jsm, this.sub.stream, this.sub.subject, this.p.inboxPrefix, this.#resumeAt, reading, Math.max(this.floor, this.#lastRead) + 1);
+    // It asks for more once half the read-ahead is free: each pull asks for many.
+    const reader = await StreamReader.open(this.p.nc, this.p.jsm, this.sub.stream, this.sub.subject, this.p.inboxPrefix, this.#readAhead / 2, reading, Math.max(this.floor, this.#lastRead) + 1);
     if (!this.#running) return reader.stop();
     this.#reader = reader;
     this.error = undefined;
-  }
-
-  /** Room for half the read-ahead: when the reader asks for more. */
-  get #resumeAt(): number {
-    return this.#readAhead / 2;
   }
 
   /** Events it may read now: what the read-ahead and the window leave. */
