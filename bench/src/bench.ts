@@ -16,11 +16,12 @@ import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
 import { reminders } from "./reminders.js";
 import { events } from "./events.js";
+import { tracing } from "./tracing.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,reminders,events runs only those sections (default: all). */
-const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,reminders,events").split(","));
+/** BENCH_ONLY=remote,local,memory,durable,reminders,events,tracing runs only those sections (default: all). */
+const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,reminders,events,tracing").split(","));
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -252,6 +253,17 @@ try {
     target("events into durable actors, 2 nodes, 128 / raw KV CAS, 128", e.durable.perSecond / e.rawCas128.perSecond);
     target("events with a publish per turn / raw KV CAS, 128", e.publish.perSecond / e.rawCas128.perSecond);
     target("catch-up after a node's death (s, node timeout 1 s)", e.recoverySeconds);
+  }
+  if (only.has("tracing")) {
+    const startPeer = async (mode: string) => {
+      const child = await peer(mode, server.url);
+      return { stop: () => stopPeer(child) };
+    };
+    const tr = await tracing(server.url, n, quick ? 1 : 3, startPeer, record);
+    target("local calls, tracing off (no SDK), 128 in flight (/s)", tr.localOff.perSecond);
+    target("remote calls, tracing off (no SDK), 128 in flight (/s)", tr.remoteOff.perSecond);
+    target("local calls, SDK always on / off", tr.localOn.perSecond / tr.localOff.perSecond);
+    target("remote calls, SDK always on / off", tr.remoteOn.perSecond / tr.remoteOff.perSecond);
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {

@@ -1,12 +1,15 @@
 // The other process of a two-process measurement: `node lib/peer.js <mode> <url>`.
 //   raw-responder   a plain nats.js responder that echoes on "bench.echo"
 //   mesh-owner      a Mesh node that hosts the Echo actor under capability "bench"
+//   mesh-owner-traced  the same under "benchT", with an OpenTelemetry SDK registered (tracing.ts)
 //   mesh-durable-owner  a Mesh node (prefix "remote") that hosts the durable Tally under "tally"
 //   mesh-events     a Mesh node (prefix argv[4]) hosting event class argv[5] (EvPlain, EvDurable, EvPublish)
 // Prints "ready" when it serves; exits on SIGTERM.
 import { connect } from "nats";
 import { Mesh } from "@mesh/runtime";
+import { trace } from "@opentelemetry/api";
 import { Echo, EvDurable, EvPlain, EvPublish, Tally } from "./actors.js";
+import { tracerProvider } from "./tracing.js";
 
 const [mode, url] = process.argv.slice(2);
 let stop: () => Promise<void>;
@@ -20,6 +23,10 @@ if (mode === "raw-responder") {
   stop = () => nc.close();
 } else if (mode === "mesh-owner") {
   const mesh = await Mesh.start({ servers: url, nodeId: "bench-owner", actors: [Echo], capabilities: ["bench"] });
+  stop = () => mesh.stop();
+} else if (mode === "mesh-owner-traced") {
+  trace.setGlobalTracerProvider(tracerProvider());
+  const mesh = await Mesh.start({ servers: url, nodeId: "bench-owner-traced", actors: [Echo], capabilities: ["benchT"] });
   stop = () => mesh.stop();
 } else if (mode === "mesh-durable-owner") {
   const mesh = await Mesh.start({ servers: url, nodeId: "bench-durable-owner", prefix: "remote", actors: [Tally], capabilities: ["tally"], storage: { bucket: "bench_state" } });

@@ -31,6 +31,17 @@ test("envelopes are plain msgpack arrays in the documented order, both ways", (t
   t.deepEqual(decodeReply(encode([1, 0, "ü/p#1", { r: true }])), { ok: true, pid: "ü/p#1", result: { r: true } });
 });
 
+test("a traced request carries its traceparent (and tracestate) after the chain or nil; an untraced one is not a byte longer", (t) => {
+  const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const traced = { ...request, trace: parent };
+  t.deepEqual(decode(encodeRequest(traced)), [1, 0, "game", "GameActor", "player_1", 5000, 0, { starting_level: 3 }, { action: "x", n: [1, 2] }, null, parent]);
+  t.deepEqual(decodeRequest(encodeRequest(traced)), traced);
+  const full = { ...request, chain: ["c/A/1"], trace: parent, traceState: "vendor=x" };
+  t.deepEqual((decode(encodeRequest(full)) as unknown[]).slice(9), [["c/A/1"], parent, "vendor=x"]);
+  t.deepEqual(decodeRequest(encodeRequest(full)), full);
+  t.is(encodeRequest({ ...request, trace: undefined, traceState: undefined }).length, encodeRequest(request).length);
+});
+
 test("random requests survive the round trip", (t) => {
   let seed = 7;
   const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -65,13 +76,16 @@ test("malformed request envelopes are BAD_REQUEST with the reason", (t) => {
     [new TextEncoder().encode("hello"), /msgpack array|not msgpack/],
     [encode({ a: 1 }), /expected a msgpack array/],
     [encode([2, 0, "c", "T", "i", 1, 0, null, null]), /unsupported envelope version/],
-    [encode([1, 0, "c"]), /9 or 10 elements/],
+    [encode([1, 0, "c"]), /9 to 12 elements/],
     [encode([1, 7, "c", "T", "i", 1, 0, null, null]), /unknown kind/],
     [encode([1, 0, "c", "", "i", 1, 0, null, null]), /actor type/],
     [encode([1, 0, "c", "T", 42, 1, 0, null, null]), /id must be a string/],
     [encode([1, 0, "c", "T", "i", -1, 0, null, null]), /timeoutMs/],
-    [encode([1, 0, "c", "T", "i", 1, 0, null]), /9 or 10 elements/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null]), /9 to 12 elements/],
     [encode([1, 0, "c", "T", "i", 1, 0, null, null, [1, 2]]), /chain must be an array of strings/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null, null, null, 42]), /trace context must be strings/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null, null, null, "00-x", ["s"]]), /trace context must be strings/],
+    [encode([1, 0, "c", "T", "i", 1, 0, null, null, null, "00-x", "s", 1]), /9 to 12 elements/],
   ];
   for (const [bytes, message] of cases) {
     const err = t.throws(() => decodeRequest(bytes), { instanceOf: MeshError, message });

@@ -3,7 +3,9 @@
 //
 //   request: [1, kind, capability, actorType, id, timeoutMs, hops, initArg, payload]
 //            or the same with a 10th element, chain: the actors whose turns
-//            wait on this call ("<actorType>/<id>", calls between actors);
+//            wait on this call ("<capability>/<actorType>/<id>", calls between actors);
+//            a traced call adds an 11th, its W3C traceparent (the 10th is then
+//            the chain or nil), and a 12th, its tracestate, when it has one;
 //            kind 0 = call (request/reply), 1 = cast (publish, no reply),
 //            2 = event (request/reply: a stream event for handleEvent, docs/events.md);
 //            timeoutMs is the caller's budget (0 for casts); hops counts
@@ -45,6 +47,10 @@ export interface WireRequest {
   hops: number;
   /** Calls between actors: the actors whose turns wait on this call, outermost first. */
   chain?: readonly string[] | undefined;
+  /** The caller's span, as a W3C traceparent, when the call is traced (docs/observability.md). */
+  trace?: string | undefined;
+  /** The trace's W3C tracestate, when it has one. */
+  traceState?: string | undefined;
 }
 
 /** What came back from the owner: a result, or a MeshError. */
@@ -60,7 +66,7 @@ const NIL = 0xc0;
 export function encodeRequest(r: WireRequest): Uint8Array {
   const chained = r.chain !== undefined && r.chain.length > 0;
   const w = head.reset();
-  w.byte(chained ? 0x9a : 0x99);
+  w.byte(r.trace !== undefined ? (r.traceState !== undefined ? 0x9c : 0x9b) : chained ? 0x9a : 0x99);
   w.byte(WIRE_VERSION);
   w.byte(r.kind);
   w.str(r.capability);
@@ -72,6 +78,9 @@ export function encodeRequest(r: WireRequest): Uint8Array {
   else writeValue(w, r.initArg, "BAD_REQUEST", "initArg");
   writeValue(w, r.payload, "BAD_REQUEST", "payload");
   if (chained) writeValue(w, r.chain, "BAD_REQUEST", "chain");
+  else if (r.trace !== undefined) w.byte(NIL);
+  if (r.trace !== undefined) w.str(r.trace);
+  if (r.trace !== undefined && r.traceState !== undefined) w.str(r.traceState);
   return w.done();
 }
 
@@ -95,8 +104,8 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
     }
   }
   const e = decode(bytes, "request");
-  if (e.length !== 9 && e.length !== 10) throw bad("request", `expected an array of 9 or 10 elements, got ${e.length}`);
-  const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload, chain] = e;
+  if (e.length < 9 || e.length > 12) throw bad("request", `expected an array of 9 to 12 elements, got ${e.length}`);
+  const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload, chain, trace, traceState] = e;
   if (kind !== Kind.CALL && kind !== Kind.CAST && kind !== Kind.EVENT) throw bad("request", `unknown kind ${String(kind)}`);
   if (typeof capability !== "string") throw bad("request", "capability must be a string");
   if (typeof actorType !== "string" || actorType === "") throw bad("request", "actor type must be a non-empty string");
@@ -104,7 +113,20 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) throw bad("request", "timeoutMs must be a number >= 0");
   if (typeof hops !== "number" || !(hops >= 0)) throw bad("request", "hops must be a number >= 0");
   if (chain !== undefined && chain !== null && !(Array.isArray(chain) && chain.every((c) => typeof c === "string"))) throw bad("request", "chain must be an array of strings");
-  return { kind, capability, actorType, id, payload, initArg: initArg ?? undefined, timeoutMs, hops, ...(Array.isArray(chain) && chain.length > 0 ? { chain: chain as string[] } : {}) };
+  if ((trace !== undefined && typeof trace !== "string") || (traceState !== undefined && typeof traceState !== "string")) throw bad("request", "the trace context must be strings");
+  return {
+    kind,
+    capability,
+    actorType,
+    id,
+    payload,
+    initArg: initArg ?? undefined,
+    timeoutMs,
+    hops,
+    ...(Array.isArray(chain) && chain.length > 0 ? { chain: chain as string[] } : {}),
+    ...(trace !== undefined ? { trace } : {}),
+    ...(traceState !== undefined ? { traceState } : {}),
+  };
 }
 
 /** Encodes a successful reply; throws BAD_REPLY when the result cannot be encoded. */

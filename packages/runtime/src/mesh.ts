@@ -1,4 +1,3 @@
-import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { MeshError, RoutingTable, shardFor } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
@@ -28,8 +27,8 @@ import { EventSources } from "./events/sources.js";
 import { subscriptionsOf } from "./events/subscription.js";
 import type { ResolvedSubscription } from "./events/subscription.js";
 import type { ActorClass, CallResult, Inferred, MeshRequest, RefOptions, ReplyOf, TypedRequest } from "./types.js";
-
-const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+import { nodeStarted, nodeStopped } from "./operations/tracing.js";
+import { version } from "./version.js";
 
 /** The lifecycle of a node. */
 export type MeshState = "RUNNING" | "STOPPING" | "STOPPED";
@@ -126,7 +125,6 @@ export class Mesh {
       ...node,
       requests: this.#requests,
       subjects: this.#subjects,
-      // What this node hosts, for NO_NODES messages.
       hosting: { hosts: (actorType: string) => this.#actors.hosts(actorType), capabilities: () => this.#membership.self.capabilities },
       markGone: (id: string) => this.#membership.markGone(id),
       admit: (acceptWhileStopping: boolean) => {
@@ -160,6 +158,7 @@ export class Mesh {
       const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload, inbox) : undefined;
       mesh = new Mesh(o, nc, maxPayload, store, inbox, subscriptions);
       await mesh.#start();
+      nodeStarted(); // looks for a tracer provider (operations/tracing.ts)
     } catch (err) {
       if (mesh) await mesh.#prometheus?.close();
       await nc.close();
@@ -360,6 +359,7 @@ export class Mesh {
       await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
       if (!this.#nc.isClosed()) await this.#nc.close();
       await this.#prometheus?.close();
+      nodeStopped();
       this.#state = "STOPPED";
     }
   }

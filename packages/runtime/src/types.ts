@@ -3,6 +3,8 @@
 // the runtime, so every room may import it and no import circle can form
 // through it. Logic lives in the rooms; only types live here.
 
+import type { Context } from "@opentelemetry/api";
+
 /** What a handler learns about the activation it runs in. */
 export interface CallContext {
   /** The actor id. */
@@ -15,6 +17,13 @@ export interface CallContext {
   readonly shard: number;
   /** The node the activation lives on. */
   readonly nodeId: string;
+  /**
+   * The OpenTelemetry context of this turn, its span active while tracing is
+   * on (docs/observability.md "Traces"): start a handler's own spans under it
+   * (`tracer.startSpan(name, {}, ctx.traceContext)`). With tracing off, the
+   * active context.
+   */
+  readonly traceContext: Context;
   /**
    * Durable actors only: deletes the stored state when this turn commits, and
    * ends the activation after the turn; the next message starts from the

@@ -5,6 +5,9 @@ import type { Expiring } from "@mesh/core/internal";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Scheduled } from "../timers/scheduler.js";
 import { ActorRef } from "./ref.js";
+import { tracing, within } from "../operations/tracing.js";
+import type { Context } from "../operations/tracing.js";
+import { publishHeaders, turnContext } from "./turn-spans.js";
 import type { OutMessage } from "../state/record.js";
 
 /** What waits in all of a node's mailboxes: letters, and bytes of those that came from the wire. */
@@ -83,6 +86,8 @@ export class Letter implements Expiring {
   settled = false;
   /** Its size on the wire, for a call or cast from another node or the ingress (0 from this process). */
   bytes = 0;
+  /** The span its turn's span goes under (the caller's, or the remote hop's), while tracing is on. */
+  readonly trace: Context | undefined = tracing.on ? tracing.parent : undefined;
   constructor(
     readonly cast: boolean,
     readonly payload: unknown,
@@ -196,16 +201,21 @@ export class Activation implements CallContext {
     this.#flags = on ? this.#flags | CLEARING : this.#flags & ~CLEARING;
   }
 
+  /** The context of the turn it runs (its span active while tracing is on), for a handler's own spans. */
+  get traceContext(): Context {
+    return turnContext(this);
+  }
+
   call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
-    return this.host.call<R>(this, request);
+    return tracing.on ? within(turnContext(this), () => this.host.call<R>(this, request)) : this.host.call<R>(this, request);
   }
 
   cast(request: MeshRequest): Promise<void> {
-    return this.host.cast(this, request);
+    return tracing.on ? within(turnContext(this), () => this.host.cast(this, request)) : this.host.cast(this, request);
   }
 
   ref<C extends ActorClass>(actor: C, id: string, options: RefOptions = {}): ActorRef<InstanceType<C>> {
-    return new ActorRef<InstanceType<C>>({ call: (r) => this.host.call(this, r), cast: (r) => this.host.cast(this, r) }, actor, id, options);
+    return new ActorRef<InstanceType<C>>({ call: (r) => this.call(r), cast: (r) => this.cast(r) }, actor, id, options);
   }
 
   remind(name: string, options: RemindOptions): Promise<void> {
@@ -225,7 +235,7 @@ export class Activation implements CallContext {
   }
 
   publish(subject: string, data: unknown, headers?: Record<string, string>): void {
-    const message = this.host.outgoing(subject, data, headers);
+    const message = this.host.outgoing(subject, data, tracing.on ? publishHeaders(this, subject, headers) : headers);
     const events = (this.events ??= { applied: undefined, outbox: undefined });
     (events.outbox ??= []).push(message);
   }

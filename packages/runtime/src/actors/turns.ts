@@ -17,6 +17,9 @@ import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
 import type { OutMessage } from "../state/record.js";
 import type { ActorClass, CallResult, ReminderInfo, StreamEvent } from "../types.js";
+import { SKIPPED, appliedOf, runHandler } from "./handlers.js";
+import { tracedLetter, tracedTurn, turnContext } from "./turn-spans.js";
+import { tracing } from "../operations/tracing.js";
 
 /** What running turns asks of the lifecycle of activations. */
 export interface TurnHost {
@@ -42,15 +45,6 @@ function sharesValues(act: Activation): boolean {
 /** How an actor stands in a call chain: its whole identity. */
 export function chainKey(act: { capability: string; actorType: string; id: string }): string {
   return `${act.capability}/${act.actorType}/${act.id}`;
-}
-
-/** An event turn that found its event applied already. */
-const SKIPPED = Symbol("skipped");
-
-/** The stream sequence an actor applied per subscription: stored with a durable actor's state, in memory for a plain one. */
-function appliedOf(act: Activation): Map<string, number> {
-  if (act.commits !== undefined) return act.commits.applied;
-  return ((act.events ??= { applied: undefined, outbox: undefined }).applied ??= new Map());
 }
 
 /** What may wait in mailboxes (docs/behaviour.md "Overload"), and what waits now. */
@@ -103,7 +97,7 @@ export class Turns {
       this.metrics.callsServed++;
       let out: unknown;
       try {
-        out = act.instance.handleCall(payload, act);
+        out = tracing.on ? tracedTurn(act, "call", tracing.parent, () => act.instance.handleCall(payload, act)) : act.instance.handleCall(payload, act);
       } catch (err) {
         return Promise.reject(this.#crash(act, err));
       }
@@ -261,7 +255,7 @@ export class Turns {
     act.chain = letter.chain;
     let out: unknown;
     try {
-      out = act.instance.handleCall(letter.payload, act);
+      out = tracing.on ? tracedLetter(act, letter, () => act.instance.handleCall(letter.payload, act)) : act.instance.handleCall(letter.payload, act);
     } catch (err) {
       act.chain = outer;
       this.settle(letter, this.#crash(act, err));
@@ -291,23 +285,7 @@ export class Turns {
     act.chain = letter.chain;
     let out: unknown;
     try {
-      if (letter.system === "reminder") {
-        const { name, info } = letter.payload as { name: string; info: ReminderInfo };
-        if (typeof act.instance.handleReminder !== "function") throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
-        out = act.instance.handleReminder(name, info, act);
-      } else if (letter.system === "event") {
-        const event = letter.payload as StreamEvent;
-        if (event.seq <= (appliedOf(act).get(event.subscription) ?? 0)) {
-          // Applied already (a redelivery): answered false, once what applied it is stored.
-          this.#served(false, started);
-          return this.#turnEnded(act, letter, SKIPPED);
-        }
-        if (typeof act.instance.handleEvent !== "function") throw new Error(`${act.actorType} has no handleEvent method`);
-        out = act.instance.handleEvent(event, act);
-      } else {
-        const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
-        out = handle.call(act.instance, letter.payload, act);
-      }
+      out = tracing.on ? tracedLetter(act, letter, () => runHandler(act, letter)) : runHandler(act, letter);
     } catch (err) {
       this.#served(letter.cast, started);
       this.settle(letter, this.#crash(act, err));
@@ -373,6 +351,7 @@ export class Turns {
       return true;
     }
     const held: Held = {
+      trace: tracing.on ? turnContext(act) : undefined,
       release: () => {
         this.take(letter);
         letter.succeed(pid, result, sharesValues(act));

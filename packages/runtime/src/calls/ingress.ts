@@ -9,6 +9,8 @@ import { headers } from "nats";
 import type { Msg } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { CallResult, MeshRequest } from "../types.js";
+import { endWhenSettled, tracing, within } from "../operations/tracing.js";
+import { ingressSpan } from "./call-spans.js";
 
 /** What the ingress needs from its node. */
 export interface IngressNode {
@@ -94,8 +96,15 @@ export class Ingress {
       this.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused an ingress request");
       return fail(err);
     }
-    if (cast) this.node.cast(request).then(() => answer({ ok: true }), fail);
-    else this.node.call(request).then((r) => answer({ ok: true, pid: r.pid, result: r.result ?? null }), fail);
+    if (cast) this.#traced(msg, "cast", () => this.node.cast(request)).then(() => answer({ ok: true }), fail);
+    else this.#traced(msg, "call", () => this.node.call(request)).then((r) => answer({ ok: true, pid: r.pid, result: r.result ?? null }), fail);
+  }
+
+  /** Runs `go` under the ingress span (while tracing is on), which continues the request's `traceparent` header. */
+  #traced<T>(msg: Msg, method: "call" | "cast", go: () => Promise<T>): Promise<T> {
+    if (!tracing.on) return go();
+    const { span, ctx } = ingressSpan(msg.subject, method, msg.headers?.get("traceparent"), msg.headers?.get("tracestate"));
+    return endWhenSettled(span, within(ctx, go));
   }
 
   /** The request in a message; throws BAD_REQUEST or PAYLOAD_TOO_LARGE saying what is wrong. */

@@ -14,6 +14,8 @@ import type { Routed } from "./remote-call.js";
 import type { NodeParts, Router } from "./router.js";
 import { MeshEvent } from "../events/event.js";
 import type { ReplyTo } from "../types.js";
+import { endSpan, tracing, within } from "../operations/tracing.js";
+import { SpanReply, carry, serveSpan } from "./call-spans.js";
 
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
 const MAX_HOPS = 3;
@@ -80,6 +82,20 @@ export class NodeInbox {
       reply?.fail(err as Error);
       return;
     }
+    if (!tracing.on) return this.#serve(req, data.length, reply);
+    // The remote hop's span: its reply ends it (a cast's, once it is in the mailbox).
+    const hop = serveSpan(req, this.p.nodeId, data.length);
+    try {
+      within(hop.ctx, () => this.#serve(req, data.length, reply !== undefined ? new SpanReply(hop.span, reply) : undefined));
+      if (reply === undefined) endSpan(hop.span);
+    } catch (err) {
+      endSpan(hop.span, err);
+      throw err;
+    }
+  }
+
+  /** Serves a decoded request here, or forwards it to its owner. */
+  #serve(req: WireRequest, size: number, reply: ReplyTo | undefined): void {
     const shard = shardFor(req.id, this.p.shards);
     const owner = this.p.routes.owner(req.capability, shard);
     // A stale route: the sender's view is behind ours. Forward to the owner we
@@ -99,15 +115,15 @@ export class NodeInbox {
       } catch (err) {
         return reply.fail(err as Error);
       }
-      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, event, undefined, req.timeoutMs || this.p.callTimeoutMs, reply, undefined, data.length, "event");
+      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, event, undefined, req.timeoutMs || this.p.callTimeoutMs, reply, undefined, size, "event");
       return;
     }
     if (req.kind === Kind.CALL && reply !== undefined) {
-      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain, data.length);
+      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain, size);
       return;
     }
     try {
-      this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, data.length);
+      this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, size);
     } catch (err) {
       // A refused cast is counted (metrics: overloaded); a line for each would flood the log.
       if (!(err instanceof MeshError && err.code === "OVERLOADED")) this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
@@ -117,6 +133,7 @@ export class NodeInbox {
   /** Sends a call or cast that reached the wrong node on to its owner; the owner's reply goes back to the original caller. */
   #forward(r: Routed, reply: ReplyTo | undefined): void {
     this.p.metrics.forwards++;
+    if (tracing.parent !== undefined) carry(r, tracing.parent); // the owner's spans go under this node's hop
     this.p.log.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
     if (r.kind !== Kind.CAST && reply !== undefined) {
       const deadline = performance.now() + (r.timeoutMs || this.p.callTimeoutMs);

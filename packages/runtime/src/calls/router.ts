@@ -18,6 +18,8 @@ import type { Rerouter, Routed } from "./remote-call.js";
 import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
 import { MeshEvent } from "../events/event.js";
+import { endWhenSettled, tracing, within } from "../operations/tracing.js";
+import { callSpan, carry, routedUnder } from "./call-spans.js";
 import type { WireEvent } from "../events/event.js";
 import type { CallResult, MeshRequest, ReplyTo } from "../types.js";
 
@@ -59,6 +61,12 @@ export class Router {
    * turn, and the actors waiting on it (for CALL_CYCLE).
    */
   call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain?: readonly string[]): Promise<CallResult<R>> {
+    if (!tracing.on) return this.#call(request, acceptWhileStopping, chain);
+    const { span, ctx } = callSpan(request, "call", this.p.nodeId);
+    return endWhenSettled(span, within(ctx, () => this.#call(request, acceptWhileStopping, chain)));
+  }
+
+  #call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain: readonly string[] | undefined): Promise<CallResult<R>> {
     try {
       const r = this.#route(request, Kind.CALL, acceptWhileStopping);
       if (chain !== undefined) r.chain = chain;
@@ -95,7 +103,13 @@ export class Router {
   }
 
   /** A cast: into the local mailbox, or into this tick's batch to its owner. */
-  async cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
+  cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
+    if (!tracing.on) return this.#cast(request, acceptWhileStopping);
+    const { span, ctx } = callSpan(request, "cast", this.p.nodeId);
+    return endWhenSettled(span, within(ctx, () => this.#cast(request, acceptWhileStopping)));
+  }
+
+  async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
     this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
   }
 
@@ -119,6 +133,7 @@ export class Router {
     const kind = event ? Kind.EVENT : letter.cast ? Kind.CAST : Kind.CALL;
     const payload = event ? (letter.payload as MeshEvent).toWire() : letter.payload;
     const r: Routed = { kind, capability: act.capability, actorType: act.actorType, id: act.id, payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
+    if (letter.trace !== undefined) carry(r, letter.trace);
     if (owner !== this.p.nodeId) this.p.metrics.forwards++;
     if (letter.cast) this.#castTo(r);
     else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
@@ -127,7 +142,9 @@ export class Router {
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
   #route(request: MeshRequest, kind: Kind, acceptWhileStopping: boolean): Routed {
     this.p.admit(acceptWhileStopping);
-    return routeRequest(request, kind, this.p.routes, this.p.shards, this.p.callTimeoutMs, this.p.hosting);
+    const r = routeRequest(request, kind, this.p.routes, this.p.shards, this.p.callTimeoutMs, this.p.hosting);
+    if (tracing.parent !== undefined) routedUnder(tracing.parent, r, this.p.nodeId);
+    return r;
   }
 
   /** Sends a remote call to its owner, with what is left of its time. */

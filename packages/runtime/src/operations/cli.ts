@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The `mesh` command: run a node, look at the cluster, call an actor.
 import { parseArgs } from "node:util";
-import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
@@ -18,8 +17,7 @@ import type { Forget } from "./forget.js";
 import { checkToken } from "@mesh/core/internal";
 import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 import type { ActorClass } from "../types.js";
-
-const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+import { version } from "../version.js";
 
 const COMMON = `Options for every command:
   -s, --server <url>   NATS server URL (default: $NATS_URL, else nats://127.0.0.1:4222)

@@ -9,9 +9,13 @@ import { decodeValue, encodeValue, messageOf } from "@mesh/core/internal";
 import type { KeyWriter, StateStore, Stored } from "./state-store.js";
 import { decodeRecord, encodeRecord } from "./record.js";
 import type { OutMessage, StoredRecord } from "./record.js";
+import { ROOT_CONTEXT, SpanKind, endSpan, startSpan, tracing } from "../operations/tracing.js";
+import type { Context, Span } from "../operations/tracing.js";
 
 /** A turn's outcome, held until its commit lands. */
 export interface Held {
+  /** The context of the turn, while tracing is on: the commit's span goes under the last such turn it covers. */
+  readonly trace?: Context | undefined;
   release(): void;
   fail(err: MeshError): void;
 }
@@ -189,6 +193,7 @@ export class GroupCommit implements KeyWriter {
     this.#inFlight = true;
     this.store.writing(this.key, this);
     const started = performance.now();
+    const span = tracing.on ? this.#span(covered, target === DELETE, outbox.length) : undefined;
     const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
     const write = bare ? this.store.delete(this.key, this.#revision).then(() => 0) : this.store.write(this.key, encodeRecord(target === DELETE ? undefined : target, this.applied, outbox), this.#revision);
     write
@@ -206,12 +211,14 @@ export class GroupCommit implements KeyWriter {
       })
       .then(
         () => {
+          if (span !== undefined) endSpan(span.setAttribute("mesh.revision", this.#revision));
           this.#inFlight = false;
           for (const h of covered) h.release();
           if (this.#waiting.length > 0 || this.#dirty) this.#flush();
           else this.#settle();
         },
         (err: MeshError) => {
+          if (span !== undefined) endSpan(span, err);
           this.#inFlight = false;
           this.#failed = err;
           const lost = [...covered, ...this.#waiting];
@@ -221,6 +228,14 @@ export class GroupCommit implements KeyWriter {
           this.events.failed(err);
         },
       );
+  }
+
+  /** The span of a commit (and the publishing after it), under the last traced turn it covers. */
+  #span(covered: Held[], clearing: boolean, messages: number): Span {
+    let parent: Context | undefined;
+    for (const h of covered) parent = h.trace ?? parent;
+    const key = this.key;
+    return startSpan(`commit ${key.split(".")[1] ?? key}`, SpanKind.INTERNAL, { "mesh.state.key": key, "mesh.commit.turns": covered.length, "mesh.commit.delete": clearing, "mesh.commit.messages": messages, "mesh.revision.expected": this.#revision }, parent ?? ROOT_CONTEXT).span;
   }
 
   #settle(): void {
