@@ -35,6 +35,16 @@ class Worker {
   }
 }
 
+/** Calls a Worker after an await: with no context manager, only ctx itself knows the turn then. */
+class Later {
+  static actorType = "Later";
+  async handleCall(_p: unknown, ctx: CallContext): Promise<string> {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    tracer.startSpan("own", {}, ctx.traceContext).end();
+    return (await ctx.call<string>({ actor: "Worker", id: "after", capability: "w" })).result;
+  }
+}
+
 /** Spans of the trace `traceId`. */
 function spansOf(traceId: string): ReadableSpan[] {
   return exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
@@ -56,6 +66,25 @@ async function traceWith(traceId: string, names: string[]): Promise<ReadableSpan
   await eventually(() => names.every((n) => spansOf(traceId).some((s) => s.name === n)), `spans ${names.join(", ")} in trace ${traceId}`);
   return spansOf(traceId);
 }
+
+test.serial("with no context manager (serial: it is taken away, then given back), a turn's calls and its own spans after an await still go under the turn", async (t) => {
+  const node = await startNode(t, { prefix: "trace0", nodeId: nodeId("n"), actors: [Later, Worker], capabilities: ["w"] });
+  context.disable();
+  try {
+    t.is((await node.call({ actor: Later, id: "l1", capability: "w" })).result, "after");
+    // No active context to start from: the call starts a trace.
+    const first = () => exporter.getFinishedSpans().find((s) => s.name === "call Later");
+    await eventually(() => first() !== undefined, "the call's span");
+    const traceId = first()!.spanContext().traceId;
+    t.is(parentOf(first()!), undefined);
+    const spans = await traceWith(traceId, ["turn Later", "own", "call Worker", "turn Worker"]);
+    const turn = one(spans, "turn Later").spanContext().spanId;
+    t.is(parentOf(one(spans, "own")), turn);
+    t.is(parentOf(one(spans, "call Worker")), turn);
+  } finally {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  }
+});
 
 test("a call through a remote owner that calls an actor on a third node is one trace: call, serve and turn spans, parent under child, with their attributes", async (t) => {
   const prefix = "trace1";
