@@ -82,7 +82,8 @@ export function tracedLetter(act: Turning, letter: Posted, handle: () => unknown
       return tracedTurn(act, "reminder", undefined, handle, { "mesh.reminder": (letter.payload as { name: string; info: ReminderInfo }).name });
     case "event": {
       const event = letter.payload as StreamEvent;
-      const from = event.headers.traceparent !== undefined ? contextOf(event.headers.traceparent, event.headers.tracestate) : letter.trace;
+      // From another node: under the hop (whose parent is the message's context); from this node's dispatcher: under the message's.
+      const from = letter.trace ?? contextOf(event.headers.traceparent, event.headers.tracestate);
       return tracedTurn(act, "event", from, handle, { "messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": event.subject, "mesh.event.stream": event.stream, "mesh.event.seq": event.seq, "mesh.subscription": event.subscription });
     }
     default:

@@ -40,12 +40,12 @@ export function carry(r: WireRequest, ctx: Context): void {
 
 /**
  * The owner node's span of a request from another node (the remote hop),
- * under the caller's span the request carries (a new trace when it carries
- * none). It ends when the reply goes back, or, for a cast, when it is in the mailbox.
+ * under the caller's span the request carries (an event's: the one its
+ * message's headers carry; a new trace when there is none). It ends when the reply goes back, or, for a cast, when it is in the mailbox.
  */
 export function serveSpan(req: WireRequest, node: string, bytes: number): { span: Span; ctx: Context } {
   const method = req.kind === 1 ? "cast" : req.kind === 2 ? "event" : "call";
-  const parent = req.trace !== undefined ? contextOf(req.trace, req.traceState) : ROOT_CONTEXT;
+  const parent = req.trace !== undefined ? contextOf(req.trace, req.traceState) : req.kind === 2 ? eventContext(req.payload) : ROOT_CONTEXT;
   return startSpan(`serve ${req.actorType}`, req.kind === 0 ? SpanKind.SERVER : SpanKind.CONSUMER, {
     "rpc.system": "mesh",
     "rpc.service": req.actorType,
@@ -58,6 +58,12 @@ export function serveSpan(req: WireRequest, node: string, bytes: number): { span
     "mesh.capability": req.capability,
     "mesh.hops": req.hops,
   }, parent);
+}
+
+/** The context an event's message carries in its headers (a wire event's element 5: docs/PROTOCOL.md "Events"). */
+function eventContext(wire: unknown): Context {
+  const headers = Array.isArray(wire) ? (wire[5] as Record<string, unknown> | null | undefined) : undefined;
+  return typeof headers === "object" && headers !== null ? contextOf(headers.traceparent, headers.tracestate) : ROOT_CONTEXT;
 }
 
 /** A reply that ends a span as it goes: well, or with the call's error code. */
