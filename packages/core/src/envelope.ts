@@ -65,8 +65,9 @@ const NIL = 0xc0;
 /** Encodes a request; throws BAD_REQUEST when the payload or initArg cannot be encoded. */
 export function encodeRequest(r: WireRequest): Uint8Array {
   const chained = r.chain !== undefined && r.chain.length > 0;
+  const trace = r.trace;
   const w = head.reset();
-  w.byte(r.trace !== undefined ? (r.traceState !== undefined ? 0x9c : 0x9b) : chained ? 0x9a : 0x99);
+  w.byte(trace !== undefined ? (r.traceState !== undefined ? 0x9c : 0x9b) : chained ? 0x9a : 0x99);
   w.byte(WIRE_VERSION);
   w.byte(r.kind);
   w.str(r.capability);
@@ -78,9 +79,11 @@ export function encodeRequest(r: WireRequest): Uint8Array {
   else writeValue(w, r.initArg, "BAD_REQUEST", "initArg");
   writeValue(w, r.payload, "BAD_REQUEST", "payload");
   if (chained) writeValue(w, r.chain, "BAD_REQUEST", "chain");
-  else if (r.trace !== undefined) w.byte(NIL);
-  if (r.trace !== undefined) w.str(r.trace);
-  if (r.trace !== undefined && r.traceState !== undefined) w.str(r.traceState);
+  if (trace !== undefined) {
+    if (!chained) w.byte(NIL);
+    w.str(trace);
+    if (r.traceState !== undefined) w.str(r.traceState);
+  }
   return w.done();
 }
 

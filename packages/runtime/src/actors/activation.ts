@@ -207,11 +207,11 @@ export class Activation implements CallContext {
   }
 
   call<R = unknown>(request: MeshRequest): Promise<CallResult<R>> {
-    return tracing.on ? within(turnContext(this), () => this.host.call<R>(this, request)) : this.host.call<R>(this, request);
+    return tracing.on ? fromTurn(this, this.host, request, this.host.call<R>) : this.host.call<R>(this, request);
   }
 
   cast(request: MeshRequest): Promise<void> {
-    return tracing.on ? within(turnContext(this), () => this.host.cast(this, request)) : this.host.cast(this, request);
+    return tracing.on ? fromTurn(this, this.host, request, this.host.cast) : this.host.cast(this, request);
   }
 
   ref<C extends ActorClass>(actor: C, id: string, options: RefOptions = {}): ActorRef<InstanceType<C>> {
@@ -322,6 +322,11 @@ export function incomingAcross(shared: boolean, value: unknown, what: "payload" 
  */
 export function replyAcross(pid: string, result: unknown, shared: boolean): unknown {
   return shared ? checkAcross(result, "BAD_REPLY", `the reply of ${pid}`) : copyAcross(result, "BAD_REPLY", `the reply of ${pid}`);
+}
+
+/** A call or cast a turn makes while tracing is on: its span goes under the turn's (turn-spans.ts). */
+function fromTurn<T>(act: Activation, host: ContextHost, request: MeshRequest, send: (this: ContextHost, act: Activation, request: MeshRequest) => T): T {
+  return within(turnContext(act), () => send.call(host, act, request));
 }
 
 /** True for a promise or any other thenable. */

@@ -42,7 +42,7 @@ export type TurnKind = "call" | "cast" | "timer" | "reminder" | "event";
  * under `parent` (a new trace when undefined), ended when the handler
  * returns or its promise settles (ACTOR_CRASHED when it throws or rejects).
  */
-export function tracedTurn(act: Turning, kind: TurnKind, parent: Context | undefined, handle: () => unknown, detail?: Record<string, string | number>): unknown {
+export function tracedTurn<T extends Turning, A>(act: T, kind: TurnKind, parent: Context | undefined, handle: (act: T, arg: A) => unknown, arg: A, detail?: Record<string, string | number>): unknown {
   const pid = act.pid;
   const { span, ctx } = startSpan(`${kind === "call" || kind === "cast" ? "turn" : kind} ${act.actorType}`, kind === "event" ? SpanKind.CONSUMER : SpanKind.INTERNAL, {
     "mesh.actor.type": act.actorType,
@@ -57,7 +57,7 @@ export function tracedTurn(act: Turning, kind: TurnKind, parent: Context | undef
   turns.set(act, ctx);
   let out: unknown;
   try {
-    out = within(ctx, () => context.with(ctx, handle));
+    out = within(ctx, () => context.with(ctx, handle, undefined, act, arg));
   } catch (err) {
     endSpan(span, err, "ACTOR_CRASHED");
     throw err;
@@ -73,21 +73,21 @@ export function tracedTurn(act: Turning, kind: TurnKind, parent: Context | undef
   return out;
 }
 
-/** Runs a letter's handler (`handle`) as a traced turn. */
-export function tracedLetter(act: Turning, letter: Posted, handle: () => unknown): unknown {
+/** Runs a letter's handler (`handle(act, letter)`) as a traced turn. */
+export function tracedLetter<T extends Turning, L extends Posted>(act: T, letter: L, handle: (act: T, letter: L) => unknown): unknown {
   switch (letter.system) {
     case "timer":
-      return tracedTurn(act, "timer", undefined, handle, { "mesh.timer": letter.payload as string });
+      return tracedTurn(act, "timer", undefined, handle, letter, { "mesh.timer": letter.payload as string });
     case "reminder":
-      return tracedTurn(act, "reminder", undefined, handle, { "mesh.reminder": (letter.payload as { name: string; info: ReminderInfo }).name });
+      return tracedTurn(act, "reminder", undefined, handle, letter, { "mesh.reminder": (letter.payload as { name: string; info: ReminderInfo }).name });
     case "event": {
       const event = letter.payload as StreamEvent;
       // From another node: under the hop (whose parent is the message's context); from this node's dispatcher: under the message's.
       const from = letter.trace ?? contextOf(event.headers.traceparent, event.headers.tracestate);
-      return tracedTurn(act, "event", from, handle, { "messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": event.subject, "mesh.event.stream": event.stream, "mesh.event.seq": event.seq, "mesh.subscription": event.subscription });
+      return tracedTurn(act, "event", from, handle, letter, { "messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": event.subject, "mesh.event.stream": event.stream, "mesh.event.seq": event.seq, "mesh.subscription": event.subscription });
     }
     default:
-      return tracedTurn(act, letter.cast ? "cast" : "call", letter.trace, handle);
+      return tracedTurn(act, letter.cast ? "cast" : "call", letter.trace, handle, letter);
   }
 }
 

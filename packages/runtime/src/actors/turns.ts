@@ -17,7 +17,7 @@ import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
 import type { OutMessage } from "../state/record.js";
 import type { ActorClass, CallResult, ReminderInfo, StreamEvent } from "../types.js";
-import { SKIPPED, appliedOf, runHandler } from "./handlers.js";
+import { SKIPPED, appliedOf, callHandler, runHandler } from "./handlers.js";
 import { tracedLetter, tracedTurn, turnContext } from "./turn-spans.js";
 import { tracing } from "../operations/tracing.js";
 
@@ -97,7 +97,7 @@ export class Turns {
       this.metrics.callsServed++;
       let out: unknown;
       try {
-        out = tracing.on ? tracedTurn(act, "call", tracing.parent, () => act.instance.handleCall(payload, act)) : act.instance.handleCall(payload, act);
+        out = tracing.on ? tracedTurn(act, "call", tracing.parent, callHandler, payload) : act.instance.handleCall(payload, act);
       } catch (err) {
         return Promise.reject(this.#crash(act, err));
       }
@@ -255,7 +255,7 @@ export class Turns {
     act.chain = letter.chain;
     let out: unknown;
     try {
-      out = tracing.on ? tracedLetter(act, letter, () => act.instance.handleCall(letter.payload, act)) : act.instance.handleCall(letter.payload, act);
+      out = tracing.on ? tracedLetter(act, letter, (a, l) => a.instance.handleCall(l.payload, a)) : act.instance.handleCall(letter.payload, act);
     } catch (err) {
       act.chain = outer;
       this.settle(letter, this.#crash(act, err));
@@ -285,7 +285,7 @@ export class Turns {
     act.chain = letter.chain;
     let out: unknown;
     try {
-      out = tracing.on ? tracedLetter(act, letter, () => runHandler(act, letter)) : runHandler(act, letter);
+      out = tracing.on ? tracedLetter(act, letter, runHandler) : runHandler(act, letter);
     } catch (err) {
       this.#served(letter.cast, started);
       this.settle(letter, this.#crash(act, err));

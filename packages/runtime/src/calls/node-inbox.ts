@@ -82,11 +82,15 @@ export class NodeInbox {
       reply?.fail(err as Error);
       return;
     }
-    if (!tracing.on) return this.#serve(req, data.length, reply);
-    // The remote hop's span: its reply ends it (a cast's, once it is in the mailbox).
-    const hop = serveSpan(req, this.p.nodeId, data.length);
+    if (tracing.on) this.#traced(req, data.length, reply);
+    else this.#serve(req, data.length, reply);
+  }
+
+  /** Serves a request under the remote hop's span: its reply ends it (a cast's, once it is in the mailbox). */
+  #traced(req: WireRequest, size: number, reply: ReplyTo | undefined): void {
+    const hop = serveSpan(req, this.p.nodeId, size);
     try {
-      within(hop.ctx, () => this.#serve(req, data.length, reply !== undefined ? new SpanReply(hop.span, reply) : undefined));
+      within(hop.ctx, () => this.#serve(req, size, reply !== undefined ? new SpanReply(hop.span, reply) : undefined));
       if (reply === undefined) endSpan(hop.span);
     } catch (err) {
       endSpan(hop.span, err);

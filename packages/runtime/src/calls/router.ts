@@ -60,13 +60,9 @@ export class Router {
    * ingress), served until it has stopped. `chain`: a call from an actor's
    * turn, and the actors waiting on it (for CALL_CYCLE).
    */
-  call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain?: readonly string[]): Promise<CallResult<R>> {
-    if (!tracing.on) return this.#call(request, acceptWhileStopping, chain);
-    const { span, ctx } = callSpan(request, "call", this.p.nodeId);
-    return endWhenSettled(span, within(ctx, () => this.#call(request, acceptWhileStopping, chain)));
-  }
-
-  #call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain: readonly string[] | undefined): Promise<CallResult<R>> {
+  call<R>(request: MeshRequest, acceptWhileStopping: boolean, chain?: readonly string[], traced = false): Promise<CallResult<R>> {
+    // The traced call (under its span) comes back here with `traced`; no closure on the untraced path (one per call).
+    if (tracing.on && !traced) return this.#traced(request, acceptWhileStopping, chain);
     try {
       const r = this.#route(request, Kind.CALL, acceptWhileStopping);
       if (chain !== undefined) r.chain = chain;
@@ -78,6 +74,11 @@ export class Router {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  #traced<R>(request: MeshRequest, acceptWhileStopping: boolean, chain: readonly string[] | undefined): Promise<CallResult<R>> {
+    const { span, ctx } = callSpan(request, "call", this.p.nodeId);
+    return endWhenSettled(span, within(ctx, () => this.call<R>(request, acceptWhileStopping, chain, true)));
   }
 
   /**
@@ -104,7 +105,10 @@ export class Router {
 
   /** A cast: into the local mailbox, or into this tick's batch to its owner. */
   cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
-    if (!tracing.on) return this.#cast(request, acceptWhileStopping);
+    return tracing.on ? this.#tracedCast(request, acceptWhileStopping) : this.#cast(request, acceptWhileStopping);
+  }
+
+  #tracedCast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
     const { span, ctx } = callSpan(request, "cast", this.p.nodeId);
     return endWhenSettled(span, within(ctx, () => this.#cast(request, acceptWhileStopping)));
   }
