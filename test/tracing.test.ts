@@ -10,7 +10,7 @@ import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { connect, headers } from "nats";
 import { MeshError } from "@mesh/core";
 import type { CallContext } from "@mesh/runtime";
-import { Crasher, DurableCounter, Relay, Ticker } from "./helpers/actors.js";
+import { Alarm, Counter, Crasher, DurableCounter, Relay, Ticker } from "./helpers/actors.js";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { eventActors } from "./helpers/event-actors.js";
@@ -249,6 +249,36 @@ test("a durable turn's commit, a timer's turn, and a published event handled by 
   const [message] = await readStream(nc, `${stream}_OUT`, 1);
   t.is(message?.headers.traceparent, `00-${published}-${out.spanContext().spanId}-01`);
   t.is(message?.headers["Event-Seq"], "1", "the handler's own headers are kept");
+});
+
+test("a remote cast is a producer span, a consumer serve span and a cast turn; a reminder's turn starts a trace of its own", async (t) => {
+  const prefix = "trace6";
+  const owner = await startNode(t, { prefix, nodeId: nodeId("owner"), actors: [Counter, Alarm], capabilities: ["c"] });
+  const caller = await startNode(t, { prefix, nodeId: nodeId("caller"), capabilities: [] });
+  await eventually(() => caller.nodesFor("c").length === 1, "the caller to see the owner");
+  const traceId = await tracer.startActiveSpan("cast", async (span) => {
+    await caller.cast({ actor: "Counter", id: "k1", capability: "c", payload: { action: "increment" } });
+    span.end();
+    return span.spanContext().traceId;
+  });
+  const spans = await traceWith(traceId, ["cast Counter", "serve Counter", "turn Counter"]);
+  const cast = one(spans, "cast Counter");
+  const serve = one(spans, "serve Counter");
+  const turn = one(spans, "turn Counter");
+  t.is(cast.kind, SpanKind.PRODUCER);
+  t.is(serve.kind, SpanKind.CONSUMER);
+  t.is(parentOf(serve), cast.spanContext().spanId);
+  t.is(parentOf(turn), serve.spanContext().spanId);
+  t.like(turn.attributes, { "mesh.turn": "cast", "mesh.node": owner.nodeId });
+
+  await owner.call({ actor: Alarm, id: "a1", capability: "c", payload: { remind: { name: "wake", afterMs: 1 } } });
+  await eventually(() => exporter.getFinishedSpans().some((s) => s.name === "reminder Alarm"), "the reminder's turn span", 20_000);
+  const reminder = exporter.getFinishedSpans().find((s) => s.name === "reminder Alarm")!;
+  t.is(parentOf(reminder), undefined);
+  t.like(reminder.attributes, { "mesh.turn": "reminder", "mesh.reminder": "wake", "mesh.actor.id": "a1", "mesh.outcome": "ok" });
+  // Its commit (the reminder's turn changed the state) goes under it.
+  await eventually(() => spansOf(reminder.spanContext().traceId).some((s) => s.name === "commit Alarm"), "the reminder turn's commit");
+  t.is(parentOf(one(spansOf(reminder.spanContext().traceId), "commit Alarm")), reminder.spanContext().spanId);
 });
 
 test("turns of three actors interleaved across awaits: each handler's spans go under its own turn", async (t) => {
