@@ -281,6 +281,35 @@ test("a remote cast is a producer span, a consumer serve span and a cast turn; a
   t.is(parentOf(one(spansOf(reminder.spanContext().traceId), "commit Alarm")), reminder.spanContext().spanId);
 });
 
+test("an event whose actor lives on another node than the stream's dispatcher: its serve span goes under the message's context, its turn under the serve span", async (t) => {
+  const prefix = "trace7";
+  const stream = "TRC7";
+  const { EventTally } = eventActors(stream);
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  await setUpStreams(nc, stream);
+  const a = await startNode(t, { prefix, nodeId: nodeId("a"), actors: [EventTally], capabilities: ["ev"] });
+  const b = await startNode(t, { prefix, nodeId: nodeId("b"), actors: [EventTally], capabilities: ["ev"] });
+  await eventually(() => a.nodesFor("ev").length === 2 && b.nodesFor("ev").length === 2, "both nodes in view");
+  const runs = (m: typeof a) => m.metrics().events.some((r) => r.dispatchers.length > 0);
+  await eventually(() => runs(a) !== runs(b), "one dispatcher");
+  const [dispatcher, other] = runs(a) ? [a, b] : [b, a];
+  // An id the other node owns.
+  const id = Array.from({ length: 64 }, (_, i) => `k${i}`).find((k) => dispatcher.ownerNode(dispatcher.shardFor(k), "ev") === other.nodeId)!;
+  const traceId = "0af7651916cd43dd8448eb211c80319c";
+  const h = headers();
+  h.set("traceparent", `00-${traceId}-b7ad6b7169203331-01`);
+  await nc.jetstream().publish(`${stream}.in.${id}`, new TextEncoder().encode(JSON.stringify({ n: 1 })), { headers: h });
+  const spans = await traceWith(traceId, ["serve EventTally", "event EventTally"]);
+  const serve = one(spans, "serve EventTally");
+  const event = one(spans, "event EventTally");
+  t.is(serve.attributes["mesh.node"], other.nodeId);
+  t.is(serve.kind, SpanKind.CONSUMER);
+  t.is(parentOf(serve), "b7ad6b7169203331");
+  t.is(parentOf(event), serve.spanContext().spanId);
+  t.like(event.attributes, { "mesh.node": other.nodeId, "mesh.actor.id": id, "mesh.turn": "event", "mesh.outcome": "ok" });
+});
+
 test("turns of three actors interleaved across awaits: each handler's spans go under its own turn", async (t) => {
   const prefix = "trace5";
   const node = await startNode(t, { prefix, nodeId: nodeId("n"), actors: [Worker], capabilities: ["w"] });
