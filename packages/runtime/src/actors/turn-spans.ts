@@ -4,7 +4,7 @@
 // came from), active while the handler runs so that the handler's own spans,
 // and the calls it makes, nest under it. Made only while `tracing.on`.
 // Imports: the actors room, operations/tracing.ts, the bottom floor.
-import { ROOT_CONTEXT, SpanKind, context, contextOf, endSpan, startSpan, within, withTraceHeaders } from "../operations/tracing.js";
+import { ROOT_CONTEXT, SpanKind, context, contextOf, endSpan, startSpan, tracing, within, withTraceHeaders } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
 import type { ReminderInfo, StreamEvent } from "../types.js";
 
@@ -28,9 +28,9 @@ interface Posted {
 /** The context of each activation's latest traced turn. */
 const turns = new WeakMap<object, Context>();
 
-/** The context of `act`'s current turn (its span active); the active context when it is not traced. */
+/** The context of `act`'s current turn (its span active); the active context when it is not traced, or tracing is off. */
 export function turnContext(act: object): Context {
-  return turns.get(act) ?? context.active();
+  return (tracing.on ? turns.get(act) : undefined) ?? context.active();
 }
 
 /** What a turn runs for. */
