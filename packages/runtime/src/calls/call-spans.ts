@@ -41,7 +41,8 @@ export function carry(r: WireRequest, ctx: Context): void {
 /**
  * The owner node's span of a request from another node (the remote hop),
  * under the caller's span the request carries (an event's: the one its
- * message's headers carry; a new trace when there is none). It ends when the reply goes back, or, for a cast, when it is in the mailbox.
+ * message's headers carry; a new trace when there is none). It ends when
+ * the reply goes back, or, for a cast, when it is in the mailbox.
  */
 export function serveSpan(req: WireRequest, node: string, bytes: number): { span: Span; ctx: Context } {
   const method = req.kind === 1 ? "cast" : req.kind === 2 ? "event" : "call";
