@@ -4,7 +4,7 @@
 // came from), active while the handler runs so that the handler's own spans,
 // and the calls it makes, nest under it. Made only while `tracing.on`.
 // Imports: the actors room, operations/tracing.ts, the bottom floor.
-import { ROOT_CONTEXT, SpanKind, context, contextOf, endSpan, startSpan, tracing, within, withTraceHeaders } from "../operations/tracing.js";
+import { ROOT_CONTEXT, SpanKind, context, endSpan, headersContext, startSpan, tracing, within, withTraceHeaders } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
 import type { ReminderInfo, StreamEvent } from "../types.js";
 
@@ -83,7 +83,7 @@ export function tracedLetter<T extends Turning, L extends Posted>(act: T, letter
     case "event": {
       const event = letter.payload as StreamEvent;
       // From another node: under the hop (whose parent is the message's context); from this node's dispatcher: under the message's.
-      const from = letter.trace ?? contextOf(event.headers.traceparent, event.headers.tracestate);
+      const from = letter.trace ?? headersContext(event.headers);
       return tracedTurn(act, "event", from, handle, letter, { "messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": event.subject, "mesh.event.stream": event.stream, "mesh.event.seq": event.seq, "mesh.subscription": event.subscription });
     }
     default:

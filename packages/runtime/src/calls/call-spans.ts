@@ -4,7 +4,7 @@
 // foreign client's request. Made only while `tracing.on`. Imports: the calls
 // room, operations/tracing.ts, the bottom floor.
 import type { WireRequest } from "@mesh/core/internal";
-import { ROOT_CONTEXT, SpanKind, contextOf, currentParent, endSpan, spanOf, startSpan, traceparentOf, tracestateOf } from "../operations/tracing.js";
+import { ROOT_CONTEXT, SpanKind, contextOf, currentParent, endSpan, headersContext, spanOf, startSpan, traceparentOf, tracestateOf } from "../operations/tracing.js";
 import type { Context, Span } from "../operations/tracing.js";
 import type { Routed } from "./remote-call.js";
 import type { MeshRequest, ReplyTo } from "../types.js";
@@ -46,7 +46,7 @@ export function carry(r: WireRequest, ctx: Context): void {
  */
 export function serveSpan(req: WireRequest, node: string, bytes: number): { span: Span; ctx: Context } {
   const method = req.kind === 1 ? "cast" : req.kind === 2 ? "event" : "call";
-  const parent = req.trace !== undefined ? contextOf(req.trace, req.traceState) : req.kind === 2 ? eventContext(req.payload) : ROOT_CONTEXT;
+  const parent = req.trace !== undefined ? contextOf(req.trace, req.traceState) : req.kind === 2 && Array.isArray(req.payload) ? headersContext(req.payload[5]) : ROOT_CONTEXT; // a wire event's headers: element 5
   return startSpan(`serve ${req.actorType}`, req.kind === 0 ? SpanKind.SERVER : SpanKind.CONSUMER, {
     "rpc.system": "mesh",
     "rpc.service": req.actorType,
@@ -59,12 +59,6 @@ export function serveSpan(req: WireRequest, node: string, bytes: number): { span
     "mesh.capability": req.capability,
     "mesh.hops": req.hops,
   }, parent);
-}
-
-/** The context an event's message carries in its headers (a wire event's element 5: docs/PROTOCOL.md "Events"). */
-function eventContext(wire: unknown): Context {
-  const headers = Array.isArray(wire) ? (wire[5] as Record<string, unknown> | null | undefined) : undefined;
-  return typeof headers === "object" && headers !== null ? contextOf(headers.traceparent, headers.tracestate) : ROOT_CONTEXT;
 }
 
 /** A reply that ends a span as it goes: well, or with the call's error code. */

@@ -121,6 +121,13 @@ export function contextOf(traceparent: unknown, tracestate?: unknown): Context {
   return isSpanContextValid(sc) ? trace.setSpanContext(ROOT_CONTEXT, sc) : ROOT_CONTEXT;
 }
 
+/** The context a message's headers (name to value) carry, as `contextOf`; ROOT_CONTEXT for headers that are not an object. */
+export function headersContext(headers: unknown): Context {
+  if (typeof headers !== "object" || headers === null) return ROOT_CONTEXT;
+  const h = headers as Record<string, unknown>;
+  return contextOf(h.traceparent, h.tracestate);
+}
+
 /** Adds `traceparent` and `tracestate` for `ctx` to `headers` (unless they name a trace already). */
 export function withTraceHeaders(headers: Record<string, string> | undefined, ctx: Context): Record<string, string> | undefined {
   // Headers that are not an object are left as they are, for the caller's check to refuse.

@@ -84,6 +84,8 @@ export class GroupCommit implements KeyWriter {
   constructor(
     private readonly store: StateStore,
     readonly key: string,
+    /** The actor's type, which names the commit's span (the key holds it encoded). */
+    private readonly actorType: string,
     stored: Stored,
     /** The encoded state the activation starts from (the stored value, or the initial state's encoding). */
     baseline: Uint8Array | undefined,
@@ -235,7 +237,7 @@ export class GroupCommit implements KeyWriter {
     let parent: Context | undefined;
     for (const h of covered) parent = h.trace ?? parent;
     const key = this.key;
-    return startSpan(`commit ${key.split(".")[1] ?? key}`, SpanKind.INTERNAL, { "mesh.state.key": key, "mesh.commit.turns": covered.length, "mesh.commit.delete": clearing, "mesh.commit.messages": messages, "mesh.revision.expected": this.#revision }, parent ?? ROOT_CONTEXT).span;
+    return startSpan(`commit ${this.actorType}`, SpanKind.INTERNAL, { "mesh.state.key": key, "mesh.commit.turns": covered.length, "mesh.commit.delete": clearing, "mesh.commit.messages": messages, "mesh.revision.expected": this.#revision }, parent ?? ROOT_CONTEXT).span;
   }
 
   #settle(): void {
@@ -268,7 +270,7 @@ export async function loadState(store: StateStore, capability: string, actorType
       // an initial state that cannot be encoded fails the first turn that ends, with BAD_STATE
     }
   }
-  const commits = new GroupCommit(store, key, stored, baseline, events, publisher, record);
+  const commits = new GroupCommit(store, key, actorType, stored, baseline, events, publisher, record);
   await commits.recover();
   return commits;
 }
