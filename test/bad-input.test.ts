@@ -19,7 +19,12 @@ class CastCrasher {
 }
 
 const warnings: string[] = [];
-const logger = { debug() {}, info() {}, warn: (_f: object, m: string) => warnings.push(m), error: (_f: object, m: string) => warnings.push(m) };
+const logger = {
+  debug() {},
+  info() {},
+  warn: (_f: object, m: string) => warnings.push(m),
+  error: (_f: object, m: string) => warnings.push(m),
+};
 const actors = [Counter, Crasher, FailingConstructor, FailingActivate, BadReply, CastCrasher];
 
 const test = anyTest as TestFn<ClusterContext & { owner: Mesh; caller: Mesh }>;
@@ -43,7 +48,11 @@ async function stillServing(t: Ctx): Promise<void> {
   }
 }
 
-const nodes = (t: Ctx) => [["local", t.context.owner], ["remote", t.context.caller]] as const;
+const nodes = (t: Ctx) =>
+  [
+    ["local", t.context.owner],
+    ["remote", t.context.caller],
+  ] as const;
 
 test("a capability no node registered is NO_NODES, for calls and casts", async (t) => {
   for (const [, node] of nodes(t)) {
@@ -77,7 +86,10 @@ test("a missing, non-string or too long id, a bad actor or a bad capability is B
     [{ actor: Counter, id: "x", capability: "bad", timeoutMs: -5 }, /timeoutMs/],
     [{ actor: Counter, id: "x", capability: "bad", timeoutMs: "5000" as never }, /timeoutMs must be a number/],
     [{ actor: Counter, id: "x", capability: "bad", timeoutMs: true as never }, /timeoutMs must be a number/],
-    [{ actor: Counter, id: "x", capability: "bad", timeoutMs: Infinity }, /timeoutMs must be a number of milliseconds from 1 to 2147483647/],
+    [
+      { actor: Counter, id: "x", capability: "bad", timeoutMs: Infinity },
+      /timeoutMs must be a number of milliseconds from 1 to 2147483647/,
+    ],
     [{ actor: Counter, id: "x", capability: "bad", timeoutMs: NaN }, /timeoutMs/],
     [null, /must be an object/],
   ];
@@ -134,11 +146,21 @@ test("a reply msgpack cannot encode is BAD_REPLY for a remote caller", async (t)
 
 test("a payload above maxPayloadBytes is PAYLOAD_TOO_LARGE, on the way out and on the way in", async (t) => {
   const { caller, owner } = t.context;
-  await rejects(t, caller.call({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE", /limit is 4096/);
+  await rejects(
+    t,
+    caller.call({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }),
+    "PAYLOAD_TOO_LARGE",
+    /limit is 4096/,
+  );
   await rejects(t, caller.cast({ actor: "Counter", id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE");
   // A caller with a larger limit: the owner refuses what it receives.
   const generous = await startNode(t, { nodeId: nodeId("generous"), maxPayloadBytes: 100_000 });
-  await rejects(t, generous.call({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }), "PAYLOAD_TOO_LARGE", /limit is 4096/);
+  await rejects(
+    t,
+    generous.call({ actor: Counter, id: "big", payload: "x".repeat(5000), capability: "bad" }),
+    "PAYLOAD_TOO_LARGE",
+    /limit is 4096/,
+  );
   // And one above the NATS server's max_payload (1 MB in nats.conf).
   await rejects(t, generous.call({ actor: Counter, id: "huge", payload: "x".repeat(2_000_000), capability: "bad" }), "PAYLOAD_TOO_LARGE");
   t.is(owner.state, "RUNNING");
@@ -150,7 +172,7 @@ test("garbage published to a node subject gets BAD_REQUEST when a reply is possi
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   const subject = `mesh.node.${owner.nodeId}`;
-  const garbage = [new Uint8Array([0xc1]), new TextEncoder().encode("{\"actor\":\"Counter\"}"), encode({ a: 1 }), encode([1, 0, "bad"])];
+  const garbage = [new Uint8Array([0xc1]), new TextEncoder().encode('{"actor":"Counter"}'), encode({ a: 1 }), encode([1, 0, "bad"])];
   for (const bytes of garbage) {
     nc.publish(subject, bytes); // no reply subject: dropped, logged
     const reply = decode((await nc.request(subject, bytes, { timeout: 2000 })).data) as unknown[];
@@ -160,7 +182,9 @@ test("garbage published to a node subject gets BAD_REQUEST when a reply is possi
   // An empty request is the presence probe of a starting node (PROTOCOL.md): answered empty.
   t.is((await nc.request(subject, new Uint8Array(0), { timeout: 2000 })).data.length, 0);
   // A well-formed envelope from a stranger is served like any other call.
-  const ok = decode((await nc.request(subject, encode([1, 0, "bad", "Counter", "stranger", 1000, 0, null, {}]), { timeout: 2000 })).data) as unknown[];
+  const ok = decode(
+    (await nc.request(subject, encode([1, 0, "bad", "Counter", "stranger", 1000, 0, null, {}]), { timeout: 2000 })).data,
+  ) as unknown[];
   t.deepEqual([ok[0], ok[1], ok[3]], [1, 0, { ok: 1 }]);
   const big = decode((await nc.request(subject, new Uint8Array(5000), { timeout: 2000 })).data) as unknown[];
   t.deepEqual(big.slice(0, 3), [1, 1, "PAYLOAD_TOO_LARGE"]);
@@ -175,14 +199,27 @@ test("a malformed stream event (kind 2) is BAD_REQUEST, one without a reply subj
   const subject = `mesh.node.${owner.nodeId}`;
   const event = (payload: unknown) => encode([1, 2, "bad", "Counter", "evt", 1000, 0, null, payload]);
   const good = ["orders", null, 7, "orders.evt", new Uint8Array([1]), null, Date.now()];
-  const malformed = [null, "x", [], [...good.slice(0, 6)], ["bad name", ...good.slice(1)], [good[0], "bad stream!", ...good.slice(2)], [...good.slice(0, 2), 0, ...good.slice(3)], [...good.slice(0, 4), "not bytes", ...good.slice(5)], [...good.slice(0, 5), { h: 1 }, good[6]]];
+  const malformed = [
+    null,
+    "x",
+    [],
+    [...good.slice(0, 6)],
+    ["bad name", ...good.slice(1)],
+    [good[0], "bad stream!", ...good.slice(2)],
+    [...good.slice(0, 2), 0, ...good.slice(3)],
+    [...good.slice(0, 4), "not bytes", ...good.slice(5)],
+    [...good.slice(0, 5), { h: 1 }, good[6]],
+  ];
   for (const payload of malformed) {
     const reply = decode((await nc.request(subject, event(payload), { timeout: 2000 })).data) as unknown[];
     t.deepEqual(reply.slice(0, 3), [1, 1, "BAD_REQUEST"], JSON.stringify(payload));
     t.regex(String(reply[3]), /malformed event/);
   }
   nc.publish(subject, event(good));
-  await eventually(() => warnings.some((w) => w.includes("refused an event without a reply subject")), "the event without a reply subject to be refused");
+  await eventually(
+    () => warnings.some((w) => w.includes("refused an event without a reply subject")),
+    "the event without a reply subject to be refused",
+  );
   const crashed = decode((await nc.request(subject, event(good), { timeout: 2000 })).data) as unknown[];
   t.deepEqual(crashed.slice(0, 3), [1, 1, "ACTOR_CRASHED"]);
   t.regex(String(crashed[3]), /no handleEvent/);
@@ -194,7 +231,10 @@ test("a cast handler that throws crashes the actor quietly: logged, and the next
     const id = `cc-${where}`;
     const first = await node.call({ actor: CastCrasher, id, capability: "bad" });
     await node.cast({ actor: CastCrasher, id, capability: "bad" });
-    await eventually(async () => (await node.call({ actor: CastCrasher, id, capability: "bad" })).pid !== first.pid, "a fresh activation after the cast crash");
+    await eventually(
+      async () => (await node.call({ actor: CastCrasher, id, capability: "bad" })).pid !== first.pid,
+      "a fresh activation after the cast crash",
+    );
   }
   t.true(warnings.some((w) => w.includes("actor crashed")));
   await stillServing(t);
@@ -210,7 +250,18 @@ test("bad options are BAD_REQUEST before anything connects", async (t) => {
     [{ heartbeatMs: "1000" }, /heartbeatMs must be/],
     [{ actors: [{}] }, /actors must be classes/],
     [{ actors: [class NoHandler {}] }, /actors must be classes with a handleCall/],
-    [{ actors: [Counter, class Counter2 { static actorType = "Counter"; handleCall() {} }] }, /share the actor type "Counter"/],
+    [
+      {
+        actors: [
+          Counter,
+          class Counter2 {
+            static actorType = "Counter";
+            handleCall() {}
+          },
+        ],
+      },
+      /share the actor type "Counter"/,
+    ],
     [{ strategy: "random" }, /unknown placement strategy/],
     [{ capabilities: ["a b"] }, /capability must be/],
     [{ prefix: "a..b" }, /prefix must be/],

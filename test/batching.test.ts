@@ -32,7 +32,12 @@ async function spy(url: string, subject: string): Promise<{ nc: NatsConnection; 
 
 /** A caller and an owner that hosts every test actor; the caller hosts nothing, so every call is remote. */
 async function pair(t: { context: ClusterContext }, prefix: string, callerOptions = {}): Promise<{ caller: Mesh; owner: Mesh }> {
-  const owner = await startNode(t as never, { prefix, nodeId: nodeId("owner"), actors: [Counter, Echo, Crasher, Hung, BadReply], capabilities: ["b"] });
+  const owner = await startNode(t as never, {
+    prefix,
+    nodeId: nodeId("owner"),
+    actors: [Counter, Echo, Crasher, Hung, BadReply],
+    capabilities: ["b"],
+  });
   const caller = await startNode(t as never, { prefix, nodeId: nodeId("caller"), ...callerOptions });
   await eventually(() => caller.nodesFor("b").length === 1, "the caller to see the owner");
   return { caller, owner };
@@ -54,27 +59,38 @@ test.serial("calls and casts issued in one tick to another node travel as one NA
     t.is(result.seen, i < 20 ? 2 : 1, "the cast sent before the call ran before it");
   });
   await toOwner.nc.flush();
-  t.deepEqual(toOwner.messages.map((m) => m.frames), [120], "one message with 120 frames");
+  t.deepEqual(
+    toOwner.messages.map((m) => m.frames),
+    [120],
+    "one message with 120 frames",
+  );
   await eventually(() => replies.messages.length > 0, "the spy to see the replies");
-  t.deepEqual(replies.messages.map((m) => m.frames), [100], "one message with the 100 replies");
+  t.deepEqual(
+    replies.messages.map((m) => m.frames),
+    [100],
+    "one message with the 100 replies",
+  );
 });
 
-test.serial("many concurrent calls mixed with casts to many actors on another node: every answer right, per-actor order kept", async (t) => {
-  const { caller } = await pair(t, "mix");
-  const ids = Array.from({ length: 200 }, (_, i) => `m_${i}`);
-  const worker = async (id: string) => {
-    const got: number[] = [];
-    for (let n = 1; n <= 25; n++) {
-      if (n % 5 === 0) await caller.cast({ actor: Echo, id, payload: n, capability: "b" });
-      else got.push((await caller.call<{ seen: number }>({ actor: Echo, id, payload: n, capability: "b" })).result.seen);
-    }
-    return got;
-  };
-  const all = await Promise.all(ids.map(worker));
-  // Echo counts every message it ran, casts included: call n sees n when everything ran in order.
-  const expected = Array.from({ length: 25 }, (_, i) => i + 1).filter((n) => n % 5 !== 0);
-  for (const got of all) t.deepEqual(got, expected);
-});
+test.serial(
+  "many concurrent calls mixed with casts to many actors on another node: every answer right, per-actor order kept",
+  async (t) => {
+    const { caller } = await pair(t, "mix");
+    const ids = Array.from({ length: 200 }, (_, i) => `m_${i}`);
+    const worker = async (id: string) => {
+      const got: number[] = [];
+      for (let n = 1; n <= 25; n++) {
+        if (n % 5 === 0) await caller.cast({ actor: Echo, id, payload: n, capability: "b" });
+        else got.push((await caller.call<{ seen: number }>({ actor: Echo, id, payload: n, capability: "b" })).result.seen);
+      }
+      return got;
+    };
+    const all = await Promise.all(ids.map(worker));
+    // Echo counts every message it ran, casts included: call n sees n when everything ran in order.
+    const expected = Array.from({ length: 25 }, (_, i) => i + 1).filter((n) => n % 5 !== 0);
+    for (const got of all) t.deepEqual(got, expected);
+  },
+);
 
 test.serial("in one batch, a call whose handler throws, hangs or returns something unencodable fails alone", async (t) => {
   const { caller } = await pair(t, "alone");
@@ -94,12 +110,20 @@ test.serial("frames for one node above the payload limit are split into several 
   const toOwner = await spy(t.context.server.url, `split.node.${owner.nodeId}`);
   t.teardown(() => toOwner.nc.close());
   const payload = "x".repeat(1000);
-  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => caller.call<{ payload: string }>({ actor: Echo, id: `s_${i}`, payload, capability: "b" })));
+  const results = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => caller.call<{ payload: string }>({ actor: Echo, id: `s_${i}`, payload, capability: "b" })),
+  );
   t.true(results.every((r) => r.result.payload === payload));
   await toOwner.nc.flush();
   t.true(toOwner.messages.length >= 5, `${toOwner.messages.length} messages`);
-  t.true(toOwner.messages.every((m) => m.bytes <= 8192), JSON.stringify(toOwner.messages));
-  t.is(toOwner.messages.reduce((n, m) => n + Math.max(1, m.frames), 0), 40);
+  t.true(
+    toOwner.messages.every((m) => m.bytes <= 8192),
+    JSON.stringify(toOwner.messages),
+  );
+  t.is(
+    toOwner.messages.reduce((n, m) => n + Math.max(1, m.frames), 0),
+    40,
+  );
 });
 
 test.serial("no responders on a batch re-routes every call in it to the next owner", async (t) => {
@@ -107,7 +131,20 @@ test.serial("no responders on a batch re-routes every call in it to the next own
   const caller = await startNode(t, { nodeId: nodeId("caller"), prefix: "ghostly", nodeTimeoutMs: 60_000 });
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
-  nc.publish("ghostly.cluster.heartbeat", JSON.stringify({ v: 1, node: "ghost", instance: "g", capabilities: ["b"], actorTypes: ["Counter"], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 60_000 }));
+  nc.publish(
+    "ghostly.cluster.heartbeat",
+    JSON.stringify({
+      v: 1,
+      node: "ghost",
+      instance: "g",
+      capabilities: ["b"],
+      actorTypes: ["Counter"],
+      shards: 4096,
+      strategy: "rendezvous",
+      version: "0",
+      heartbeatMs: 60_000,
+    }),
+  );
   await eventually(() => caller.nodesFor("b").length === 2, "the caller to count the ghost in");
   const ids = Array.from({ length: 100 }, (_, i) => `g_${i}`);
   const haunted = ids.filter((id) => caller.ownerNode(caller.shardFor(id), "b") === "ghost");
@@ -139,5 +176,9 @@ test("a batch whose framing is broken is refused whole with one BAD_REQUEST; a m
   }
   // The broken batch ran nothing (Echo e1 saw one message in all); the sound one answered each frame,
   // the bad envelope at once and the (async) Echo call in the next tick's reply batch.
-  t.deepEqual(got, [["broken.reply.B1", 1, "BAD_REQUEST"], [9, 1, "BAD_REQUEST"], [8, 0, { payload: "hi", seen: 1 }]]);
+  t.deepEqual(got, [
+    ["broken.reply.B1", 1, "BAD_REQUEST"],
+    [9, 1, "BAD_REQUEST"],
+    [8, 0, { payload: "hi", seen: 1 }],
+  ]);
 });

@@ -11,7 +11,8 @@ import type { Hop } from "./helpers/actors.js";
 const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
 
-const relay = (mesh: Mesh, first: Hop, via: Hop[]) => mesh.call<unknown>({ actor: first.actor, id: first.id, payload: { via }, capability: first.capability, timeoutMs: 10_000 });
+const relay = (mesh: Mesh, first: Hop, via: Hop[]) =>
+  mesh.call<unknown>({ actor: first.actor, id: first.id, payload: { via }, capability: first.capability, timeoutMs: 10_000 });
 
 test.serial("A calls B, B calls A: the inner call fails at once with CALL_CYCLE naming the chain, not after the timeout", async (t) => {
   const mesh = await startNode(t, { prefix: "cyc", nodeId: nodeId("cyc"), actors: [Relay, ReentrantRelay], capabilities: ["r"] });
@@ -24,7 +25,10 @@ test.serial("A calls B, B calls A: the inner call fails at once with CALL_CYCLE 
   t.regex((result as { message: string }).message, /call cycle: r\/Relay\/a → r\/Relay\/b → r\/Relay\/a/);
   t.true(Date.now() - started < 5_000, "long before the 10 s timeout");
   // Through a third actor too, and a chain without a cycle still works.
-  t.regex(((await relay(mesh, a, [b, c, a])).result as { message: string }).message, /r\/Relay\/a → r\/Relay\/b → r\/Relay\/c → r\/Relay\/a/);
+  t.regex(
+    ((await relay(mesh, a, [b, c, a])).result as { message: string }).message,
+    /r\/Relay\/a → r\/Relay\/b → r\/Relay\/c → r\/Relay\/a/,
+  );
   t.deepEqual((await relay(mesh, a, [b, c])).result, [`${mesh.nodeId}:a`, `${mesh.nodeId}:b`, `${mesh.nodeId}:c`]);
   t.is(mesh.metrics().errors.CALL_CYCLE, 2);
 });

@@ -26,7 +26,7 @@ test.serial(`chaos: ${SECONDS} s of nodes killed and restarted under steady call
   t.teardown(() => process.off("unhandledRejection", onUnhandled));
 
   let seed = SEED;
-  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const options = { servers: t.context.server.url, prefix: "chaos", capabilities: ["chaos"], ...timing };
   const names = ["n1", "n2", "n3", "n4"].map(nodeId);
   const nodes = new Map<string, NodeProcess>();
@@ -59,16 +59,26 @@ test.serial(`chaos: ${SECONDS} s of nodes killed and restarted under steady call
   // After the last fault, the cluster settles and then every call succeeds. Calls that were
   // in flight to a killed node end in TIMEOUT up to callTimeoutMs after the kill.
   await eventually(() => caller.nodesFor("chaos").length === 4, "the caller to see all four nodes again", 10_000);
-  await eventually(() => Date.now() - lastFaultAt > timing.callTimeoutMs + 100 && Date.now() - load.lastFailureAt > 2000, "two seconds without a failed call", 15_000);
+  await eventually(
+    () => Date.now() - lastFaultAt > timing.callTimeoutMs + 100 && Date.now() - load.lastFailureAt > 2000,
+    "two seconds without a failed call",
+    15_000,
+  );
   const settledFailures = new Map(load.failures);
   const before = load.succeeded;
   await eventually(() => load.succeeded > before + 2000, "2,000 more calls");
   await load.stop();
 
   const reactivations = [...load.pids.values()].reduce((n, pids) => n + pids.size - 1, 0);
-  t.log(`seed ${SEED}; faults ${JSON.stringify(faults)}; calls ${load.calls}, succeeded ${load.succeeded}, failed by code ${JSON.stringify(Object.fromEntries(load.failures))}; re-activations ${reactivations}; last failure ${load.lastFailureAt ? load.lastFailureAt - lastFaultAt : "none"} ms after the last fault`);
+  t.log(
+    `seed ${SEED}; faults ${JSON.stringify(faults)}; calls ${load.calls}, succeeded ${load.succeeded}, failed by code ${JSON.stringify(Object.fromEntries(load.failures))}; re-activations ${reactivations}; last failure ${load.lastFailureAt ? load.lastFailureAt - lastFaultAt : "none"} ms after the last fault`,
+  );
   for (const code of load.failures.keys()) t.true(isErrorCode(code), `undocumented failure: ${code}`);
-  if (load.lastFailureAt) t.true(load.lastFailureAt - lastFaultAt <= timing.nodeTimeoutMs + timing.callTimeoutMs + 1000, "failures end within the node timeout and a call timeout of the last fault");
+  if (load.lastFailureAt)
+    t.true(
+      load.lastFailureAt - lastFaultAt <= timing.nodeTimeoutMs + timing.callTimeoutMs + 1000,
+      "failures end within the node timeout and a call timeout of the last fault",
+    );
   t.deepEqual(Object.fromEntries(load.failures), Object.fromEntries(settledFailures), "no call failed once the cluster settled");
   t.deepEqual(unhandled, [], "no unhandled rejection in the test process");
   for (const e of ended) t.is(e.code, 0, `${e.name} ended badly: ${e.stderr}`);

@@ -22,11 +22,16 @@ test.after.always((t) => {
 
 function mesh(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
-async function meshNode(t: { context: ClusterContext & { cliNodes: ChildProcess[] } }, ...args: string[]): Promise<{ child: ChildProcess; line: string }> {
+async function meshNode(
+  t: { context: ClusterContext & { cliNodes: ChildProcess[] } },
+  ...args: string[]
+): Promise<{ child: ChildProcess; line: string }> {
   const child = spawnGuarded(process.execPath, [CLI, "node", ...args, "-s", t.context.server.url]);
   t.context.cliNodes.push(child);
   const line = await new Promise<string>((resolve, reject) => {
@@ -55,8 +60,13 @@ test.serial("mesh status shows every node, its capabilities, actors, calls and s
   await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter", "--node-id", "cli-b");
   const json = await mesh("status", "--json", "--wait", "2000", "-s", server.url);
   t.is(json.code, 0, json.stderr);
-  const report = JSON.parse(json.stdout) as { nodes: { node: string; capabilities: string[]; actors: number; callsServed: number; shards: Record<string, number> }[] };
-  t.deepEqual(report.nodes.map((n) => n.node), ["cli-a", "cli-b"]);
+  const report = JSON.parse(json.stdout) as {
+    nodes: { node: string; capabilities: string[]; actors: number; callsServed: number; shards: Record<string, number> }[];
+  };
+  t.deepEqual(
+    report.nodes.map((n) => n.node),
+    ["cli-a", "cli-b"],
+  );
   const [a, b] = report.nodes as [(typeof report.nodes)[0], (typeof report.nodes)[0]];
   t.deepEqual(a.capabilities, ["counter", "echo"]);
   t.is(a.shards.echo, 4096);
@@ -100,7 +110,10 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
     [["call", "c", "a", "i", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect/],
     [["state", "peek", "a", "b", "c"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
     [["state", "get", "a", "b"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
-    [["state", "get", "a", "b", "c", "-s", t.context.server.url, "--bucket", "no_such_bucket"], /^mesh: cannot open the state bucket "no_such_bucket"/],
+    [
+      ["state", "get", "a", "b", "c", "-s", t.context.server.url, "--bucket", "no_such_bucket"],
+      /^mesh: cannot open the state bucket "no_such_bucket"/,
+    ],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await mesh(...args);
@@ -113,28 +126,32 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
   t.regex(stderr, /^mesh: NO_NODES: no node has registered the capability "nobody" \(the cluster knows "counter", "echo"\)[^\n]*\n$/);
 });
 
-test.serial("mesh state get prints a durable actor's stored state; mesh state delete removes it and ends the live activation", async (t) => {
-  const url = t.context.server.url;
-  const node = await startNode(t as never, { prefix: "clistate", actors: [DurableCounter], capabilities: ["acct"] });
-  const add = () => node.call<{ count: number }>({ actor: DurableCounter, id: "cart 1", payload: {}, capability: "acct" }).then((r) => r.result.count);
-  await add();
-  await add();
-  t.is(await add(), 3);
-  const got = await mesh("state", "get", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
-  t.is(got.code, 0, got.stderr);
-  t.deepEqual(JSON.parse(got.stdout), { count: 3 });
+test.serial(
+  "mesh state get prints a durable actor's stored state; mesh state delete removes it and ends the live activation",
+  async (t) => {
+    const url = t.context.server.url;
+    const node = await startNode(t as never, { prefix: "clistate", actors: [DurableCounter], capabilities: ["acct"] });
+    const add = () =>
+      node.call<{ count: number }>({ actor: DurableCounter, id: "cart 1", payload: {}, capability: "acct" }).then((r) => r.result.count);
+    await add();
+    await add();
+    t.is(await add(), 3);
+    const got = await mesh("state", "get", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+    t.is(got.code, 0, got.stderr);
+    t.deepEqual(JSON.parse(got.stdout), { count: 3 });
 
-  const deleted = await mesh("state", "delete", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
-  t.is(deleted.code, 0, deleted.stderr);
-  t.regex(deleted.stdout, new RegExp(`its live activation on ${node.nodeId} ended`));
-  t.is(await add(), 1, "the live activation ended before its next turn: a fresh state");
+    const deleted = await mesh("state", "delete", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+    t.is(deleted.code, 0, deleted.stderr);
+    t.regex(deleted.stdout, new RegExp(`its live activation on ${node.nodeId} ended`));
+    t.is(await add(), 1, "the live activation ended before its next turn: a fresh state");
 
-  const gone = await mesh("state", "delete", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
-  t.regex(gone.stdout, /deleted the state of DurableCounter "cart 1"/);
-  const missing = await mesh("state", "get", "acct", "DurableCounter", "nobody", "-p", "clistate", "-s", url);
-  t.is(missing.code, 1);
-  t.regex(missing.stderr, /^mesh: no state stored for DurableCounter "nobody"/);
-});
+    const gone = await mesh("state", "delete", "acct", "DurableCounter", "cart 1", "-p", "clistate", "-s", url);
+    t.regex(gone.stdout, /deleted the state of DurableCounter "cart 1"/);
+    const missing = await mesh("state", "get", "acct", "DurableCounter", "nobody", "-p", "clistate", "-s", url);
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /^mesh: no state stored for DurableCounter "nobody"/);
+  },
+);
 
 test.serial("mesh reminders list prints the stored reminders, of every actor or of one", async (t) => {
   const url = t.context.server.url;
@@ -147,6 +164,12 @@ test.serial("mesh reminders list prints the stored reminders, of every actor or 
   t.regex(all.stdout, new RegExp(`${new Date(at).toISOString()} +once +0  Alarm "a1" / expire`));
   t.regex(all.stdout, /60000 ms +0  Alarm "a2" \/ poll/);
   const one = await mesh("reminders", "list", "--actor", "Alarm", "--id", "a2", "--json", "-p", "clirem", "-s", url);
-  const lines = one.stdout.trim().split("\n").map((l) => JSON.parse(l) as { id: string; name: string; every: number });
-  t.deepEqual(lines.map((r) => [r.id, r.name, r.every]), [["a2", "poll", 60_000]]);
+  const lines = one.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { id: string; name: string; every: number });
+  t.deepEqual(
+    lines.map((r) => [r.id, r.name, r.every]),
+    [["a2", "poll", 60_000]],
+  );
 });

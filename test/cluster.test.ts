@@ -52,7 +52,10 @@ test.serial("a call from any node reaches the same activation for the same id", 
     const results = [];
     for (const node of [a, b, c, b, a]) results.push(await node.call<{ ok: number }>({ actor: Counter, id, capability: "counter" }));
     t.is(new Set(results.map((r) => r.pid)).size, 1, `one pid for ${id}`);
-    t.deepEqual(results.map((r) => r.result.ok), [1, 2, 3, 4, 5]);
+    t.deepEqual(
+      results.map((r) => r.result.ok),
+      [1, 2, 3, 4, 5],
+    );
     const owner = a.ownerNode(a.shardFor(id), "counter");
     t.true(results[0]!.pid.startsWith(`${owner}/Counter/${id}#`));
   }
@@ -121,33 +124,42 @@ test.serial("a node that dropped all capabilities owns nothing but can still cal
   const { a, b, c } = t.context;
   await c.registerCapabilities([]);
   t.deepEqual(a.nodesFor("counter"), [a.nodeId, b.nodeId].sort());
-  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => c.call({ actor: Counter, id: `from_c_${i}`, capability: "counter" })));
+  const results = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => c.call({ actor: Counter, id: `from_c_${i}`, capability: "counter" })),
+  );
   t.false(results.some((r) => r.pid.startsWith(`${c.nodeId}/`)));
   await c.registerCapabilities(["counter"]);
   t.deepEqual(views([a, b, c], "counter"), Array(3).fill([a.nodeId, b.nodeId, c.nodeId].sort().join(",")));
 });
 
-test.serial("a node cut off from its only server runs no turn until it is back: a local call waits for the lease, and stop() still ends", async (t) => {
-  const own = await startNatsServer({ config: NATS_CONF });
-  t.teardown(() => own.stop());
-  const node = await Mesh.start({ servers: own.url, nodeId: nodeId("island"), actors: [Counter], capabilities: ["island"] });
-  t.teardown(() => node.stop());
-  const before = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island" });
-  await own.kill(); // the node's only server is gone: the node cannot know who else serves its actors now
-  await eventually(() => node.metrics().leaseLapses >= 1, "the node to see its connection gone");
-  const err = await t.throwsAsync(node.call({ actor: Counter, id: "local_only", capability: "island", timeoutMs: 300 }), { instanceOf: MeshError });
-  t.is(err?.code, "TIMEOUT");
-  await own.restart();
-  // Back, and nobody else removed it (it has no peers): the same activation answers, and the call that timed out never ran.
-  let after: CallResult<{ ok: number }> | undefined;
-  await eventually(async () => {
-    after = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island", timeoutMs: 300 }).catch(() => undefined);
-    return after !== undefined;
-  }, "the node to serve again once its server is back");
-  t.is(after!.pid, before.pid);
-  t.is(after!.result.ok, before.result.ok + 1);
-  // And stopping does not hang on a missing server.
-  await own.kill();
-  await node.stop();
-  t.is(node.state, "STOPPED");
-});
+test.serial(
+  "a node cut off from its only server runs no turn until it is back: a local call waits for the lease, and stop() still ends",
+  async (t) => {
+    const own = await startNatsServer({ config: NATS_CONF });
+    t.teardown(() => own.stop());
+    const node = await Mesh.start({ servers: own.url, nodeId: nodeId("island"), actors: [Counter], capabilities: ["island"] });
+    t.teardown(() => node.stop());
+    const before = await node.call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island" });
+    await own.kill(); // the node's only server is gone: the node cannot know who else serves its actors now
+    await eventually(() => node.metrics().leaseLapses >= 1, "the node to see its connection gone");
+    const err = await t.throwsAsync(node.call({ actor: Counter, id: "local_only", capability: "island", timeoutMs: 300 }), {
+      instanceOf: MeshError,
+    });
+    t.is(err?.code, "TIMEOUT");
+    await own.restart();
+    // Back, and nobody else removed it (it has no peers): the same activation answers, and the call that timed out never ran.
+    let after: CallResult<{ ok: number }> | undefined;
+    await eventually(async () => {
+      after = await node
+        .call<{ ok: number }>({ actor: Counter, id: "local_only", capability: "island", timeoutMs: 300 })
+        .catch(() => undefined);
+      return after !== undefined;
+    }, "the node to serve again once its server is back");
+    t.is(after!.pid, before.pid);
+    t.is(after!.result.ok, before.result.ok + 1);
+    // And stopping does not hang on a missing server.
+    await own.kill();
+    await node.stop();
+    t.is(node.state, "STOPPED");
+  },
+);

@@ -15,25 +15,33 @@ const slowHeartbeat = { heartbeatMs: 60_000, nodeTimeoutMs: 120_000 };
 
 test.serial("a node started after the others sees all of them as soon as start resolves, and they see it", async (t) => {
   const first: Mesh[] = [];
-  for (const name of ["d1", "d2", "d3"]) first.push(await startNode(t, { ...slowHeartbeat, nodeId: nodeId(name), actors: [Counter], capabilities: ["disc"] }));
+  for (const name of ["d1", "d2", "d3"])
+    first.push(await startNode(t, { ...slowHeartbeat, nodeId: nodeId(name), actors: [Counter], capabilities: ["disc"] }));
   const late = await startNode(t, { ...slowHeartbeat, nodeId: nodeId("late"), actors: [Counter], capabilities: ["disc"] });
   const all = [...first, late].map((n) => n.nodeId).sort();
   t.deepEqual(late.nodesFor("disc"), all);
   for (const n of first) t.deepEqual(n.nodesFor("disc"), all);
   // And it can call at once, to any owner.
-  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => late.call({ actor: Counter, id: `late_${i}`, capability: "disc" })));
+  const results = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => late.call({ actor: Counter, id: `late_${i}`, capability: "disc" })),
+  );
   t.is(new Set(results.map((r) => r.pid.split("/")[0])).size, 4);
   await Promise.all([...first, late].map((n) => n.stop()));
 });
 
 test.serial("a stopped node disappears from every view", async (t) => {
   const nodes: Mesh[] = [];
-  for (const name of ["s1", "s2", "s3"]) nodes.push(await startNode(t, { ...slowHeartbeat, nodeId: nodeId(name), actors: [Counter], capabilities: ["stopcap"] }));
+  for (const name of ["s1", "s2", "s3"])
+    nodes.push(await startNode(t, { ...slowHeartbeat, nodeId: nodeId(name), actors: [Counter], capabilities: ["stopcap"] }));
   const [x, y, z] = nodes as [Mesh, Mesh, Mesh];
   await z.stop();
   t.is(z.state, "STOPPED");
   // `leave` is a message, so the others learn it as soon as NATS delivers it, not after a timeout.
-  await eventually(() => x.nodesFor("stopcap").length === 2 && y.nodesFor("stopcap").length === 2, "z to leave the views of x and y", 2_000);
+  await eventually(
+    () => x.nodesFor("stopcap").length === 2 && y.nodesFor("stopcap").length === 2,
+    "z to leave the views of x and y",
+    2_000,
+  );
   t.deepEqual(x.nodesFor("stopcap"), [x.nodeId, y.nodeId].sort());
   t.deepEqual(y.nodesFor("stopcap"), [x.nodeId, y.nodeId].sort());
   await Promise.all([x.stop(), y.stop()]);
@@ -44,7 +52,17 @@ test.serial("a node that falls silent is removed after the node timeout; its hea
   // A raw NATS client that speaks the membership protocol, then stops talking (as a frozen process would).
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
-  const ghost = { v: 1, node: "ghost", instance: "g1", capabilities: ["haunt"], actorTypes: [], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 100 };
+  const ghost = {
+    v: 1,
+    node: "ghost",
+    instance: "g1",
+    capabilities: ["haunt"],
+    actorTypes: [],
+    shards: 4096,
+    strategy: "rendezvous",
+    version: "0",
+    heartbeatMs: 100,
+  };
   nc.publish("mesh.cluster.heartbeat", JSON.stringify(ghost));
   await eventually(() => watcher.nodesFor("haunt").length === 1, "the ghost to be seen");
   t.deepEqual(watcher.nodesFor("haunt"), ["ghost"]);
@@ -66,38 +84,56 @@ test.serial("nodes with another shard count or strategy are refused, and say so 
   t.true(errors.some((m) => m.includes("refused a node whose shard count or placement strategy differs")));
 });
 
-test.serial("membership messages that are not valid, or claim what their sender cannot be, are refused and logged; the node keeps serving", async (t) => {
-  const errors: string[] = [];
-  const logger = { error: (_f: object, m: string) => void errors.push(m), warn: (_f: object, m: string) => void errors.push(m), info() {}, debug() {} };
-  const node = await startNode(t, { nodeId: nodeId("robust"), prefix: "robust", actors: [Counter], capabilities: ["rob"], logger });
-  const other = await startNode(t, { nodeId: nodeId("robust-other"), prefix: "robust", actors: [Counter], capabilities: ["rob"] });
-  await eventually(() => node.nodesFor("rob").length === 2, "the two nodes to see each other");
-  const nc = await connect({ servers: t.context.server.url });
-  t.teardown(() => nc.close());
-  for (const subject of ["robust.cluster.heartbeat", "robust.cluster.discover", "robust.cluster.leave"]) {
-    nc.publish(subject, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
-    nc.publish(subject, JSON.stringify({ v: 1, node: 42 }));
-    nc.publish(subject, "[]");
-  }
-  // Invalid tokens in an otherwise well-formed announcement are refused too.
-  const bad = { v: 1, node: "bad.node", instance: "i", capabilities: ["rob"], actorTypes: [], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 100 };
-  nc.publish("robust.cluster.heartbeat", JSON.stringify(bad));
-  nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "ok", capabilities: ["a b"] }));
-  // Claims that do not match their sender: a leave for a live node from another instance, and a heartbeat in this node's name.
-  nc.publish("robust.cluster.leave", JSON.stringify({ v: 1, node: other.nodeId, instance: "not-its-instance" }));
-  nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: node.nodeId, instance: "an-impostor", capabilities: ["rob"] }));
-  // Messages from one connection arrive in order: once this probe is seen, the garbage above was handled.
-  nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "probe", capabilities: ["probe"] }));
-  await eventually(() => node.nodesFor("probe").length === 1, "the probe heartbeat to be seen");
-  t.deepEqual(node.nodesFor("rob"), [node.nodeId, other.nodeId].sort(), "the forged leave removed nobody");
-  t.true(errors.includes("mesh: another live node uses this node's id; node ids must be unique"), JSON.stringify(errors));
-  t.true(errors.includes("mesh: ignored a malformed membership message"));
-  t.deepEqual(node.allCapabilities(), ["probe", "rob"]);
-  // The node still serves over NATS, not only in-process.
-  const caller = await startNode(t, { nodeId: nodeId("robust-caller"), prefix: "robust" });
-  t.deepEqual((await caller.call({ actor: Counter, id: "still", capability: "rob" })).result, { ok: 1 });
-  t.true(caller.nodesFor("rob").includes(other.nodeId));
-});
+test.serial(
+  "membership messages that are not valid, or claim what their sender cannot be, are refused and logged; the node keeps serving",
+  async (t) => {
+    const errors: string[] = [];
+    const logger = {
+      error: (_f: object, m: string) => void errors.push(m),
+      warn: (_f: object, m: string) => void errors.push(m),
+      info() {},
+      debug() {},
+    };
+    const node = await startNode(t, { nodeId: nodeId("robust"), prefix: "robust", actors: [Counter], capabilities: ["rob"], logger });
+    const other = await startNode(t, { nodeId: nodeId("robust-other"), prefix: "robust", actors: [Counter], capabilities: ["rob"] });
+    await eventually(() => node.nodesFor("rob").length === 2, "the two nodes to see each other");
+    const nc = await connect({ servers: t.context.server.url });
+    t.teardown(() => nc.close());
+    for (const subject of ["robust.cluster.heartbeat", "robust.cluster.discover", "robust.cluster.leave"]) {
+      nc.publish(subject, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
+      nc.publish(subject, JSON.stringify({ v: 1, node: 42 }));
+      nc.publish(subject, "[]");
+    }
+    // Invalid tokens in an otherwise well-formed announcement are refused too.
+    const bad = {
+      v: 1,
+      node: "bad.node",
+      instance: "i",
+      capabilities: ["rob"],
+      actorTypes: [],
+      shards: 4096,
+      strategy: "rendezvous",
+      version: "0",
+      heartbeatMs: 100,
+    };
+    nc.publish("robust.cluster.heartbeat", JSON.stringify(bad));
+    nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "ok", capabilities: ["a b"] }));
+    // Claims that do not match their sender: a leave for a live node from another instance, and a heartbeat in this node's name.
+    nc.publish("robust.cluster.leave", JSON.stringify({ v: 1, node: other.nodeId, instance: "not-its-instance" }));
+    nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: node.nodeId, instance: "an-impostor", capabilities: ["rob"] }));
+    // Messages from one connection arrive in order: once this probe is seen, the garbage above was handled.
+    nc.publish("robust.cluster.heartbeat", JSON.stringify({ ...bad, node: "probe", capabilities: ["probe"] }));
+    await eventually(() => node.nodesFor("probe").length === 1, "the probe heartbeat to be seen");
+    t.deepEqual(node.nodesFor("rob"), [node.nodeId, other.nodeId].sort(), "the forged leave removed nobody");
+    t.true(errors.includes("mesh: another live node uses this node's id; node ids must be unique"), JSON.stringify(errors));
+    t.true(errors.includes("mesh: ignored a malformed membership message"));
+    t.deepEqual(node.allCapabilities(), ["probe", "rob"]);
+    // The node still serves over NATS, not only in-process.
+    const caller = await startNode(t, { nodeId: nodeId("robust-caller"), prefix: "robust" });
+    t.deepEqual((await caller.call({ actor: Counter, id: "still", capability: "rob" })).result, { ok: 1 });
+    t.true(caller.nodesFor("rob").includes(other.nodeId));
+  },
+);
 
 test.serial("a node that heart-beats slower than our node timeout is kept: silence is judged by its own interval", async (t) => {
   const slow = await startNode(t, { nodeId: nodeId("slow"), prefix: "pace", heartbeatMs: 1000, capabilities: ["pace"] });

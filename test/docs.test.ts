@@ -7,7 +7,9 @@ import { Kind, encodeRequest, encodeResult, writeBatch } from "@mesh/core/intern
 
 /** Every .ts file under a package's src/. */
 function sourceFiles(dir: URL): string[] {
-  return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => /(^|\/)src\/.*\.ts$/.test(f)).map((f) => fileURLToPath(new URL(f, dir)));
+  return (readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => /(^|\/)src\/.*\.ts$/.test(f))
+    .map((f) => fileURLToPath(new URL(f, dir)));
 }
 
 const doc = (name: string) => readFileSync(new URL(`../../docs/${name}`, import.meta.url), "utf8");
@@ -38,13 +40,36 @@ test("every error code is documented in errors.md and PROTOCOL.md", (t) => {
 });
 
 test("every code-like name in the docs is an error code the code raises, or a known other name", (t) => {
-  const files = [...readdirSync(new URL("../../docs/", import.meta.url)).filter((f) => f.endsWith(".md")).map(doc), readFileSync(new URL("../../README.md", import.meta.url), "utf8")];
+  const files = [
+    ...readdirSync(new URL("../../docs/", import.meta.url))
+      .filter((f) => f.endsWith(".md"))
+      .map(doc),
+    readFileSync(new URL("../../README.md", import.meta.url), "utf8"),
+  ];
   // Backticked upper-case names that are not error codes: lifecycle states, NATS's own errors, variables, KV operations.
-  const others = new Set(["RUNNING", "STOPPING", "SIGSTOP", "SIGCONT", "SIGKILL", "SIGTERM", "PERMISSIONS_VIOLATION", "SECURE_CONFIG", "PATH", "DEL", "PUT", "TEAM_A", "TEAM_B"]);
+  const others = new Set([
+    "RUNNING",
+    "STOPPING",
+    "SIGSTOP",
+    "SIGCONT",
+    "SIGKILL",
+    "SIGTERM",
+    "PERMISSIONS_VIOLATION",
+    "SECURE_CONFIG",
+    "PATH",
+    "DEL",
+    "PUT",
+    "TEAM_A",
+    "TEAM_B",
+  ]);
   const named = new Set(files.flatMap((text) => [...text.matchAll(/`([A-Z][A-Z0-9_]{2,})`/g)].map((m) => m[1]!)));
-  for (const name of named) t.true(name in ErrorCode || others.has(name) || /^MESH_|^NATS_|^ERR_/.test(name), `${name} is named in the docs but is no error code`);
+  for (const name of named)
+    t.true(name in ErrorCode || others.has(name) || /^MESH_|^NATS_|^ERR_/.test(name), `${name} is named in the docs but is no error code`);
   // Each code is raised somewhere in the packages' sources (not only declared).
-  const sources = sourceFiles(new URL("../../packages/", import.meta.url)).filter((f) => !f.endsWith("core/src/errors.ts")).map((f) => readFileSync(f, "utf8")).join("\n");
+  const sources = sourceFiles(new URL("../../packages/", import.meta.url))
+    .filter((f) => !f.endsWith("core/src/errors.ts"))
+    .map((f) => readFileSync(f, "utf8"))
+    .join("\n");
   for (const code of Object.values(ErrorCode)) t.true(sources.includes(`"${code}"`), `${code} is raised by the code`);
 });
 
@@ -52,8 +77,21 @@ test("every subject the code uses, and the ingress header, is in PROTOCOL.md", a
   const { Subjects } = await import("@mesh/transport");
   const s = new Subjects("PREFIX");
   const protocol = doc("PROTOCOL.md");
-  const subjects = [s.status("NODEID"), s.node("NODEID"), s.heartbeat, s.discover, s.leave, s.forget, `${s.inbox("NODEID")}.…`, s.ingressCalls.replace(">", "CAPABILITY"), s.ingressCasts.replace(">", "CAPABILITY"), s.ingressQueue];
-  for (const subject of subjects.map((x) => x.replace("PREFIX", "<prefix>").replace("NODEID", "<nodeId>").replace("CAPABILITY", "<capability>"))) {
+  const subjects = [
+    s.status("NODEID"),
+    s.node("NODEID"),
+    s.heartbeat,
+    s.discover,
+    s.leave,
+    s.forget,
+    `${s.inbox("NODEID")}.…`,
+    s.ingressCalls.replace(">", "CAPABILITY"),
+    s.ingressCasts.replace(">", "CAPABILITY"),
+    s.ingressQueue,
+  ];
+  for (const subject of subjects.map((x) =>
+    x.replace("PREFIX", "<prefix>").replace("NODEID", "<nodeId>").replace("CAPABILITY", "<capability>"),
+  )) {
     t.true(protocol.includes(`\`${subject}\``), subject);
   }
   t.true(protocol.includes("Content-Type: application/msgpack"));
@@ -71,7 +109,16 @@ test("PROTOCOL.md's hash vectors are what the code computes", (t) => {
 test("PROTOCOL.md's request example is the bytes the code writes", (t) => {
   const block = /```\n(99 01 00 .*)\n```/.exec(doc("PROTOCOL.md"))![1]!;
   const hex = block.replace(/"([^"]*)"/g, (_, s: string) => Buffer.from(s).toString("hex")).replace(/\s+/g, "");
-  const bytes = encodeRequest({ kind: Kind.CALL, capability: "counter", actorType: "Counter", id: "counter_1", payload: {}, initArg: undefined, timeoutMs: 5000, hops: 0 });
+  const bytes = encodeRequest({
+    kind: Kind.CALL,
+    capability: "counter",
+    actorType: "Counter",
+    id: "counter_1",
+    payload: {},
+    initArg: undefined,
+    timeoutMs: 5000,
+    hops: 0,
+  });
   t.is(Buffer.from(bytes).toString("hex"), hex);
 });
 
@@ -79,8 +126,26 @@ test("PROTOCOL.md's batch examples are the bytes the code writes", (t) => {
   const hex = (text: string) => text.replace(/"([^"]*)"/g, (_, str: string) => Buffer.from(str).toString("hex")).replace(/\s+/g, "");
   const blocks = [...doc("PROTOCOL.md").matchAll(/```\n(c1 01 [^|\n]*)\n```/g)].map((m) => hex(m[1]!));
   t.is(blocks.length, 2);
-  const call = encodeRequest({ kind: Kind.CALL, capability: "counter", actorType: "Counter", id: "c1", payload: {}, initArg: undefined, timeoutMs: 5000, hops: 0 });
-  const cast = encodeRequest({ kind: Kind.CAST, capability: "counter", actorType: "Counter", id: "c2", payload: {}, initArg: undefined, timeoutMs: 0, hops: 0 });
+  const call = encodeRequest({
+    kind: Kind.CALL,
+    capability: "counter",
+    actorType: "Counter",
+    id: "c1",
+    payload: {},
+    initArg: undefined,
+    timeoutMs: 5000,
+    hops: 0,
+  });
+  const cast = encodeRequest({
+    kind: Kind.CAST,
+    capability: "counter",
+    actorType: "Counter",
+    id: "c2",
+    payload: {},
+    initArg: undefined,
+    timeoutMs: 0,
+    hops: 0,
+  });
   t.is(Buffer.from(writeBatch([1, 0], [call, cast])).toString("hex"), blocks[0]!);
   t.is(Buffer.from(writeBatch([1], [encodeResult("node-b/Counter/c1#1", { ok: 1 })])).toString("hex"), blocks[1]!);
 });

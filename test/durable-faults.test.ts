@@ -94,7 +94,11 @@ function checkInvariant(t: ExecutionContext<ClusterContext>, load: ReturnType<ty
   t.deepEqual(broken, [], "acknowledged <= stored <= acknowledged + TIMEOUT, for every id");
 }
 
-async function cluster(t: ExecutionContext<ClusterContext>, prefix: string, names: string[]): Promise<{ nodes: NodeProcess[]; callers: Mesh[] }> {
+async function cluster(
+  t: ExecutionContext<ClusterContext>,
+  prefix: string,
+  names: string[],
+): Promise<{ nodes: NodeProcess[]; callers: Mesh[] }> {
   const options = { servers: t.context.server.url, prefix, capabilities: ["acct"], ...timing };
   const nodes = await Promise.all(names.map((name) => startNodeProcess(nodeId(name), options)));
   const callers = await Promise.all(["c1", "c2"].map((name) => startNode(t, { prefix, nodeId: nodeId(name), ...timing })));
@@ -108,11 +112,13 @@ test.serial("the owner's SIGKILL during continuous increments from two callers l
   await eventually(() => load.total > 2000, "increments to flow", 20_000);
   const victim = nodes[0]!;
   await victim.kill();
-  for (const caller of callers) await eventually(() => !caller.nodesFor("acct").includes(victim.nodeId), "the callers to drop the victim", 5000);
+  for (const caller of callers)
+    await eventually(() => !caller.nodesFor("acct").includes(victim.nodeId), "the callers to drop the victim", 5000);
   const after = load.total;
   await eventually(() => load.total > after + 2000, "increments to flow after the kill", 20_000);
   await load.stop();
-  for (const code of load.failures.keys()) t.true(["TIMEOUT", "NODE_UNAVAILABLE", "STATE_CONFLICT", "STORAGE_UNAVAILABLE"].includes(code), `failure code ${code}`);
+  for (const code of load.failures.keys())
+    t.true(["TIMEOUT", "NODE_UNAVAILABLE", "STATE_CONFLICT", "STORAGE_UNAVAILABLE"].includes(code), `failure code ${code}`);
   checkInvariant(t, load, await storedCounts(t.context.server.url, "dkill"));
 });
 
@@ -120,7 +126,12 @@ test.serial("a fourth node joining under continuous increments takes over actors
   const { callers } = await cluster(t, "djoin", ["j1", "j2", "j3"]);
   const load = increments(callers, "acct");
   await eventually(() => load.total > 2000, "increments to flow", 20_000);
-  const newcomer = await startNodeProcess(nodeId("j4"), { servers: t.context.server.url, prefix: "djoin", capabilities: ["acct"], ...timing });
+  const newcomer = await startNodeProcess(nodeId("j4"), {
+    servers: t.context.server.url,
+    prefix: "djoin",
+    capabilities: ["acct"],
+    ...timing,
+  });
   for (const caller of callers) await eventually(() => caller.nodesFor("acct").length === 4, "the callers to see the newcomer", 5000);
   await eventually(() => load.nodesSeen.has(newcomer.nodeId), "the newcomer to serve some actors", 10_000);
   const after = load.total;
@@ -130,25 +141,33 @@ test.serial("a fourth node joining under continuous increments takes over actors
   checkInvariant(t, load, await storedCounts(t.context.server.url, "djoin"));
 });
 
-test.serial("a reminder whose owner is killed with SIGKILL fires on the new owner, within the node timeout and a scan of its due time", async (t) => {
-  const options = { servers: t.context.server.url, prefix: "dremind", capabilities: ["acct"], ...timing, reminderScanMs: 500 };
-  const nodes = await Promise.all(["w1", "w2"].map((name) => startNodeProcess(nodeId(name), options)));
-  const caller = await startNode(t, { prefix: "dremind", nodeId: nodeId("wc"), ...timing });
-  await eventually(() => caller.nodesFor("acct").length === 2, "the caller to see both nodes");
-  // An actor on each node, so that one of them is the victim's whatever the hash says.
-  const ids = Array.from({ length: 20 }, (_, i) => `alarm_${i}`);
-  const victim = nodes[0]!;
-  const id = ids.find((i) => caller.ownerNode(caller.shardFor(i), "acct") === victim.nodeId)!;
-  const dueIn = 400;
-  await caller.call({ actor: "Alarm", id, payload: { remind: { name: "wake", afterMs: dueIn } }, capability: "acct" });
-  await victim.kill();
-  const survivor = nodes[1]!.nodeId;
-  let fired: { name: string; node: string; late: number }[] = [];
-  await eventually(async () => {
-    fired = (await caller.call<typeof fired>({ actor: "Alarm", id, capability: "acct" }).catch(() => ({ result: [] as typeof fired }))).result;
-    return fired.some((f) => f.node === survivor);
-  }, "the reminder to fire on the survivor", 15_000);
-  const onSurvivor = fired.find((f) => f.node === survivor)!;
-  t.log(`fired on the survivor ${onSurvivor.late} ms after its due time (node timeout ${timing.nodeTimeoutMs} ms)`);
-  t.true(onSurvivor.late <= timing.nodeTimeoutMs + 2000, `late ${onSurvivor.late} ms`);
-});
+test.serial(
+  "a reminder whose owner is killed with SIGKILL fires on the new owner, within the node timeout and a scan of its due time",
+  async (t) => {
+    const options = { servers: t.context.server.url, prefix: "dremind", capabilities: ["acct"], ...timing, reminderScanMs: 500 };
+    const nodes = await Promise.all(["w1", "w2"].map((name) => startNodeProcess(nodeId(name), options)));
+    const caller = await startNode(t, { prefix: "dremind", nodeId: nodeId("wc"), ...timing });
+    await eventually(() => caller.nodesFor("acct").length === 2, "the caller to see both nodes");
+    // An actor on each node, so that one of them is the victim's whatever the hash says.
+    const ids = Array.from({ length: 20 }, (_, i) => `alarm_${i}`);
+    const victim = nodes[0]!;
+    const id = ids.find((i) => caller.ownerNode(caller.shardFor(i), "acct") === victim.nodeId)!;
+    const dueIn = 400;
+    await caller.call({ actor: "Alarm", id, payload: { remind: { name: "wake", afterMs: dueIn } }, capability: "acct" });
+    await victim.kill();
+    const survivor = nodes[1]!.nodeId;
+    let fired: { name: string; node: string; late: number }[] = [];
+    await eventually(
+      async () => {
+        fired = (await caller.call<typeof fired>({ actor: "Alarm", id, capability: "acct" }).catch(() => ({ result: [] as typeof fired })))
+          .result;
+        return fired.some((f) => f.node === survivor);
+      },
+      "the reminder to fire on the survivor",
+      15_000,
+    );
+    const onSurvivor = fired.find((f) => f.node === survivor)!;
+    t.log(`fired on the survivor ${onSurvivor.late} ms after its due time (node timeout ${timing.nodeTimeoutMs} ms)`);
+    t.true(onSurvivor.late <= timing.nodeTimeoutMs + 2000, `late ${onSurvivor.late} ms`);
+  },
+);

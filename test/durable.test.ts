@@ -19,7 +19,12 @@ useNatsServer(test);
 const CAP = "durable";
 type State = { count: number; extra?: unknown };
 
-function counter(mesh: Mesh, id: string, payload: DurableCounterCall = {}, extra: { initArg?: unknown; timeoutMs?: number } = {}): Promise<State> {
+function counter(
+  mesh: Mesh,
+  id: string,
+  payload: DurableCounterCall = {},
+  extra: { initArg?: unknown; timeoutMs?: number } = {},
+): Promise<State> {
   return mesh.call<State>({ actor: DurableCounter, id, payload, capability: CAP, ...extra }).then((r) => r.result);
 }
 
@@ -52,8 +57,15 @@ test.serial("durable counts survive a graceful stop of every node and a fresh st
   const second = await Promise.all([1, 2, 3].map(() => durableNode(t, "restart")));
   await eventually(() => second.every((n) => n.nodesFor(CAP).length === 3), "the new nodes to see each other");
   const counts = await Promise.all(ids.map((id, i) => counter(second[i % 3]!, id).then((s) => s.count)));
-  t.deepEqual(counts, ids.map(() => 4));
-  t.is(second.reduce((n, m) => n + m.metrics().stateLoads, 0), ids.length, "each actor read its state once");
+  t.deepEqual(
+    counts,
+    ids.map(() => 4),
+  );
+  t.is(
+    second.reduce((n, m) => n + m.metrics().stateLoads, 0),
+    ids.length,
+    "each actor read its state once",
+  );
 });
 
 test.serial("a crashing turn stores nothing: the next activation sees the last committed state", async (t) => {
@@ -83,7 +95,11 @@ test.serial("a read-only turn writes nothing; turns queued behind a commit share
   t.is(a.metrics().stateCommits, before, "a get does not commit");
   const replies = await Promise.all(Array.from({ length: 500 }, () => counter(a, "hot-1")));
   const counts = replies.map((r) => r.count).sort((x, y) => x - y);
-  t.deepEqual(counts, Array.from({ length: 500 }, (_, i) => i + 2), "every turn counted once, replies in order of the turns");
+  t.deepEqual(
+    counts,
+    Array.from({ length: 500 }, (_, i) => i + 2),
+    "every turn counted once, replies in order of the turns",
+  );
   t.deepEqual(await stored(t.context.server.url, "hot-1", "hot"), { count: 501 });
   const commits = a.metrics().stateCommits - before;
   t.log(`500 concurrent calls to one durable actor: ${commits} commits`);
@@ -102,21 +118,24 @@ test.serial("clearState() deletes the stored state when the turn commits; the ne
   t.deepEqual(await stored(t.context.server.url, "clear-1", "clear"), { count: 1 });
 });
 
-test.serial("states that cannot be stored fail the turn with BAD_STATE or PAYLOAD_TOO_LARGE and keep the last committed state", async (t) => {
-  const a = await durableNode(t, "poison");
-  t.is((await counter(a, "poison-1")).count, 1);
-  for (const [poison, code] of [
-    ["function", "BAD_STATE"],
-    ["cycle", "BAD_STATE"],
-    ["map", "BAD_STATE"],
-    ["big", "PAYLOAD_TOO_LARGE"],
-  ] as const) {
-    const err = await t.throwsAsync(counter(a, "poison-1", { poison }), { instanceOf: MeshError }, poison);
-    t.is(err?.code, code, poison);
-    t.deepEqual(await stored(t.context.server.url, "poison-1", "poison"), { count: 1 }, `${poison}: nothing stored`);
-  }
-  t.is((await counter(a, "poison-1")).count, 2, "the next activation starts from the last committed state");
-});
+test.serial(
+  "states that cannot be stored fail the turn with BAD_STATE or PAYLOAD_TOO_LARGE and keep the last committed state",
+  async (t) => {
+    const a = await durableNode(t, "poison");
+    t.is((await counter(a, "poison-1")).count, 1);
+    for (const [poison, code] of [
+      ["function", "BAD_STATE"],
+      ["cycle", "BAD_STATE"],
+      ["map", "BAD_STATE"],
+      ["big", "PAYLOAD_TOO_LARGE"],
+    ] as const) {
+      const err = await t.throwsAsync(counter(a, "poison-1", { poison }), { instanceOf: MeshError }, poison);
+      t.is(err?.code, code, poison);
+      t.deepEqual(await stored(t.context.server.url, "poison-1", "poison"), { count: 1 }, `${poison}: nothing stored`);
+    }
+    t.is((await counter(a, "poison-1")).count, 2, "the next activation starts from the last committed state");
+  },
+);
 
 test.serial("ids of every shape we accept are stored under their documented keys", async (t) => {
   const a = await durableNode(t, "keys");
@@ -128,67 +147,76 @@ test.serial("ids of every shape we accept are stored under their documented keys
   t.is(stateKey(CAP, "DurableCounter", "with.dots"), "durable.DurableCounter.=d2l0aC5kb3Rz");
 });
 
-test.serial("two activations of one id at once (views that disagree): every acknowledged increment survives and the loser sees STATE_CONFLICT", async (t) => {
-  // Each node places every shard on itself: both host an activation of the same id.
-  const selfFirst = (self: string): PlacementFn =>
-    function selfFirst(_shard, _capability, nodes) {
-      return nodes.includes(self) ? self : nodes[0]!;
-    };
-  const [idA, idB] = [nodeId("split-a"), nodeId("split-b")];
-  const a = await durableNode(t, "split", { nodeId: idA, strategy: selfFirst(idA) });
-  const b = await durableNode(t, "split", { nodeId: idB, strategy: selfFirst(idB) });
-  await eventually(() => a.nodesFor(CAP).length === 2 && b.nodesFor(CAP).length === 2, "both nodes to see each other");
-  let acknowledged = 0;
-  const failures = new Map<string, number>();
-  const pids = new Set<string>();
-  const worker = async (mesh: Mesh) => {
-    for (let i = 0; i < 150; i++) {
-      try {
-        const { pid } = await mesh.call({ actor: DurableCounter, id: "split-1", payload: {}, capability: CAP });
-        pids.add(pid.split("/")[0]!);
-        acknowledged++;
-      } catch (err) {
-        const code = (err as MeshError).code;
-        failures.set(code, (failures.get(code) ?? 0) + 1);
+test.serial(
+  "two activations of one id at once (views that disagree): every acknowledged increment survives and the loser sees STATE_CONFLICT",
+  async (t) => {
+    // Each node places every shard on itself: both host an activation of the same id.
+    const selfFirst = (self: string): PlacementFn =>
+      function selfFirst(_shard, _capability, nodes) {
+        return nodes.includes(self) ? self : nodes[0]!;
+      };
+    const [idA, idB] = [nodeId("split-a"), nodeId("split-b")];
+    const a = await durableNode(t, "split", { nodeId: idA, strategy: selfFirst(idA) });
+    const b = await durableNode(t, "split", { nodeId: idB, strategy: selfFirst(idB) });
+    await eventually(() => a.nodesFor(CAP).length === 2 && b.nodesFor(CAP).length === 2, "both nodes to see each other");
+    let acknowledged = 0;
+    const failures = new Map<string, number>();
+    const pids = new Set<string>();
+    const worker = async (mesh: Mesh) => {
+      for (let i = 0; i < 150; i++) {
+        try {
+          const { pid } = await mesh.call({ actor: DurableCounter, id: "split-1", payload: {}, capability: CAP });
+          pids.add(pid.split("/")[0]!);
+          acknowledged++;
+        } catch (err) {
+          const code = (err as MeshError).code;
+          failures.set(code, (failures.get(code) ?? 0) + 1);
+        }
       }
-    }
-  };
-  await Promise.all([worker(a), worker(a), worker(b), worker(b)]);
-  const final = ((await stored(t.context.server.url, "split-1", "split")) as State).count;
-  t.log(`acknowledged ${acknowledged}, final ${final}, failures ${JSON.stringify([...failures])}`);
-  t.deepEqual([...pids].sort(), [idA, idB].sort(), "both nodes hosted an activation");
-  t.true((failures.get("STATE_CONFLICT") ?? 0) > 0, "the losers saw STATE_CONFLICT");
-  t.deepEqual([...failures.keys()], ["STATE_CONFLICT"]);
-  t.is(final, acknowledged, "every acknowledged increment is in the final count, and nothing else");
-  t.true(a.metrics().stateConflicts + b.metrics().stateConflicts > 0);
-});
+    };
+    await Promise.all([worker(a), worker(a), worker(b), worker(b)]);
+    const final = ((await stored(t.context.server.url, "split-1", "split")) as State).count;
+    t.log(`acknowledged ${acknowledged}, final ${final}, failures ${JSON.stringify([...failures])}`);
+    t.deepEqual([...pids].sort(), [idA, idB].sort(), "both nodes hosted an activation");
+    t.true((failures.get("STATE_CONFLICT") ?? 0) > 0, "the losers saw STATE_CONFLICT");
+    t.deepEqual([...failures.keys()], ["STATE_CONFLICT"]);
+    t.is(final, acknowledged, "every acknowledged increment is in the final count, and nothing else");
+    t.true(a.metrics().stateConflicts + b.metrics().stateConflicts > 0);
+  },
+);
 
-test.serial("a store that does not answer fails the turn with STORAGE_UNAVAILABLE; after a nats-server SIGKILL and restart, every acknowledged state is intact", async (t) => {
-  const server = await startNatsServer({ config: NATS_CONF });
-  t.teardown(() => server.stop());
-  const a = await durableNode(t, "down", { servers: server.url, storage: { timeoutMs: 500 } });
-  const ids = Array.from({ length: 50 }, (_, i) => `down-${i}`);
-  await Promise.all(ids.map((id) => counter(a, id)));
-  t.is((await counter(a, "down-1")).count, 2);
-  // The turn starts while the node is connected (a node cut off runs no turn: leases, docs/faults.md)
-  // and its commit meets a store that is gone.
-  const turn = counter(a, "down-1", { delayMs: 300 }, { timeoutMs: 3000 });
-  await server.kill();
-  const err = await t.throwsAsync(turn, { instanceOf: MeshError });
-  t.is(err?.code, "STORAGE_UNAVAILABLE");
-  await server.restart();
-  // The failed turn's write may still land once the connection is back (nats.js sends what it buffered):
-  // STORAGE_UNAVAILABLE on a write is as ambiguous as TIMEOUT. What was acknowledged is never lost.
-  let after = 0;
-  await eventually(async () => {
-    after = (await counter(a, "down-1", { get: true }).catch(() => undefined))?.count ?? 0;
-    return after >= 2;
-  }, "the store to answer again");
-  t.true(after === 2 || after === 3, `down-1 is at ${after}`);
-  t.is((await counter(a, "down-1")).count, after + 1);
-  const others = ids.filter((id) => id !== "down-1");
-  t.deepEqual(await Promise.all(others.map((id) => counter(a, id, { get: true }).then((s) => s.count))), others.map(() => 1));
-});
+test.serial(
+  "a store that does not answer fails the turn with STORAGE_UNAVAILABLE; after a nats-server SIGKILL and restart, every acknowledged state is intact",
+  async (t) => {
+    const server = await startNatsServer({ config: NATS_CONF });
+    t.teardown(() => server.stop());
+    const a = await durableNode(t, "down", { servers: server.url, storage: { timeoutMs: 500 } });
+    const ids = Array.from({ length: 50 }, (_, i) => `down-${i}`);
+    await Promise.all(ids.map((id) => counter(a, id)));
+    t.is((await counter(a, "down-1")).count, 2);
+    // The turn starts while the node is connected (a node cut off runs no turn: leases, docs/faults.md)
+    // and its commit meets a store that is gone.
+    const turn = counter(a, "down-1", { delayMs: 300 }, { timeoutMs: 3000 });
+    await server.kill();
+    const err = await t.throwsAsync(turn, { instanceOf: MeshError });
+    t.is(err?.code, "STORAGE_UNAVAILABLE");
+    await server.restart();
+    // The failed turn's write may still land once the connection is back (nats.js sends what it buffered):
+    // STORAGE_UNAVAILABLE on a write is as ambiguous as TIMEOUT. What was acknowledged is never lost.
+    let after = 0;
+    await eventually(async () => {
+      after = (await counter(a, "down-1", { get: true }).catch(() => undefined))?.count ?? 0;
+      return after >= 2;
+    }, "the store to answer again");
+    t.true(after === 2 || after === 3, `down-1 is at ${after}`);
+    t.is((await counter(a, "down-1")).count, after + 1);
+    const others = ids.filter((id) => id !== "down-1");
+    t.deepEqual(
+      await Promise.all(others.map((id) => counter(a, id, { get: true }).then((s) => s.count))),
+      others.map(() => 1),
+    );
+  },
+);
 
 test.serial("a foreign NATS client calls a durable actor through the ingress; its increments are stored like any other", async (t) => {
   await durableNode(t, "ingress");
@@ -224,5 +252,6 @@ test.serial("durable metrics: loads, commits and their latency, in metrics() and
   t.regex(text, /^mesh_state_loads_total\{node="[^"]+"\} 1$/m);
   t.regex(text, /^mesh_state_commits_total\{node="[^"]+"\} 3$/m);
   t.regex(text, /^mesh_state_commit_duration_seconds_count\{node="[^"]+"\} 3$/m);
-  for (const name of ["mesh_state_conflicts_total", "mesh_passivations_total", "mesh_evictions_total"]) t.regex(text, new RegExp(`^${name}\\{node="[^"]+"\\} 0$`, "m"));
+  for (const name of ["mesh_state_conflicts_total", "mesh_passivations_total", "mesh_evictions_total"])
+    t.regex(text, new RegExp(`^${name}\\{node="[^"]+"\\} 0$`, "m"));
 });

@@ -30,7 +30,15 @@ test.serial("SIGKILLed nodes under a stream of events: each applied once, in ord
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   await setUpStreams(nc, stream);
-  const options = { servers: t.context.server.url, prefix: "evf", capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 2000, eventStream: stream } as MeshOptions;
+  const options = {
+    servers: t.context.server.url,
+    prefix: "evf",
+    capabilities: ["ev"],
+    heartbeatMs: 200,
+    nodeTimeoutMs: 1000,
+    callTimeoutMs: 2000,
+    eventStream: stream,
+  } as MeshOptions;
   const names = ["e1", "e2", "e3"].map(nodeId);
   const nodes = new Map<string, NodeProcess>();
   for (const name of names) nodes.set(name, await startNodeProcess(name, options));
@@ -63,7 +71,13 @@ test.serial("SIGKILLed nodes under a stream of events: each applied once, in ord
 });
 
 /** Every key applied its events once, in stream order, and the output stream holds one message per event. */
-async function checkApplied(t: ExecutionContext<ClusterContext>, nc: NatsConnection, caller: Mesh, stream: string, sent: { key: string; seq: number; n: number }[]): Promise<void> {
+async function checkApplied(
+  t: ExecutionContext<ClusterContext>,
+  nc: NatsConnection,
+  caller: Mesh,
+  stream: string,
+  sent: { key: string; seq: number; n: number }[],
+): Promise<void> {
   const byKey = new Map<string, { seqs: number[]; total: number }>();
   for (const e of sent.sort((a, b) => a.seq - b.seq)) {
     const k = byKey.get(e.key) ?? { seqs: [], total: 0 };
@@ -71,7 +85,8 @@ async function checkApplied(t: ExecutionContext<ClusterContext>, nc: NatsConnect
     k.total += e.n;
     byKey.set(e.key, k);
   }
-  const ledger = async (key: string) => (await caller.call<LedgerState>({ actor: "EventLedger", id: key, capability: "ev", timeoutMs: 5000 })).result;
+  const ledger = async (key: string) =>
+    (await caller.call<LedgerState>({ actor: "EventLedger", id: key, capability: "ev", timeoutMs: 5000 })).result;
   await eventually(
     async () => {
       for (const [key, want] of byKey) if ((await ledger(key).catch(() => undefined))?.seqs.length !== want.seqs.length) return false;
@@ -98,7 +113,15 @@ async function twoNodes(t: ExecutionContext<ClusterContext>, stream: string, pre
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   await setUpStreams(nc, stream);
-  const options = { servers: t.context.server.url, prefix, capabilities: ["ev"], heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs, eventStream: stream } as MeshOptions;
+  const options = {
+    servers: t.context.server.url,
+    prefix,
+    capabilities: ["ev"],
+    heartbeatMs: 200,
+    nodeTimeoutMs: 1000,
+    callTimeoutMs,
+    eventStream: stream,
+  } as MeshOptions;
   const nodes = await Promise.all(["a", "b"].map((name) => startNodeProcess(nodeId(`${prefix}-${name}`), options)));
   const caller = await startNode(t, { nodeId: nodeId(`${prefix}-caller`), prefix, heartbeatMs: 200, nodeTimeoutMs: 1000 });
   await eventually(() => caller.nodesFor("ev").length === 2, "the caller to see both nodes");
@@ -124,35 +147,45 @@ async function twoNodes(t: ExecutionContext<ClusterContext>, stream: string, pre
     /** Events the ledgers applied, as far as they answer now. */
     async applied(): Promise<number> {
       let total = 0;
-      for (let k = 0; k < KEYS; k++) total += (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))?.result.seqs.length ?? 0;
+      for (let k = 0; k < KEYS; k++)
+        total +=
+          (await caller.call<LedgerState>({ actor: "EventLedger", id: `k${k}`, capability: "ev", timeoutMs: 5000 }).catch(() => undefined))
+            ?.result.seqs.length ?? 0;
       return total;
     },
   };
 }
 
-test.serial("the dispatcher's node frozen with SIGSTOP past the node timeout and resumed: the other node reads on, and each event is still applied once, in order per key", async (t) => {
-  t.timeout(180_000);
-  const { nc, nodes, caller, sent, dispatcherNode, publish, applied } = await twoNodes(t, "FROZEN", "evs", 2000);
-  const frozen = nodes.find((n) => n.nodeId === dispatcherNode())!;
-  const other = nodes.find((n) => n !== frozen)!;
-  t.truthy(frozen, "one of the two nodes runs the dispatcher");
+test.serial(
+  "the dispatcher's node frozen with SIGSTOP past the node timeout and resumed: the other node reads on, and each event is still applied once, in order per key",
+  async (t) => {
+    t.timeout(180_000);
+    const { nc, nodes, caller, sent, dispatcherNode, publish, applied } = await twoNodes(t, "FROZEN", "evs", 2000);
+    const frozen = nodes.find((n) => n.nodeId === dispatcherNode())!;
+    const other = nodes.find((n) => n !== frozen)!;
+    t.truthy(frozen, "one of the two nodes runs the dispatcher");
 
-  await publish(500);
-  await eventually(async () => (await applied()) >= 300, "events to flow before the freeze", 30_000);
-  process.kill(frozen.pid, "SIGSTOP");
-  try {
-    await eventually(() => !caller.nodesFor("ev").includes(frozen.nodeId), "the caller to drop the frozen node", 10_000);
-    t.is(dispatcherNode(), other.nodeId, "the dispatcher's shard moved to the other node");
     await publish(500);
-    await eventually(async () => (await applied()) >= 1000, "the other node to read on and apply every event while the first is frozen", 60_000);
-  } finally {
-    process.kill(frozen.pid, "SIGCONT");
-  }
-  await eventually(() => caller.nodesFor("ev").includes(frozen.nodeId), "the caller to see the resumed node again", 15_000);
-  await publish(500);
-  await checkApplied(t, nc, caller, "FROZEN", sent);
-  for (const node of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${node.nodeId}: ${node.stderr}`);
-});
+    await eventually(async () => (await applied()) >= 300, "events to flow before the freeze", 30_000);
+    process.kill(frozen.pid, "SIGSTOP");
+    try {
+      await eventually(() => !caller.nodesFor("ev").includes(frozen.nodeId), "the caller to drop the frozen node", 10_000);
+      t.is(dispatcherNode(), other.nodeId, "the dispatcher's shard moved to the other node");
+      await publish(500);
+      await eventually(
+        async () => (await applied()) >= 1000,
+        "the other node to read on and apply every event while the first is frozen",
+        60_000,
+      );
+    } finally {
+      process.kill(frozen.pid, "SIGCONT");
+    }
+    await eventually(() => caller.nodesFor("ev").includes(frozen.nodeId), "the caller to see the resumed node again", 15_000);
+    await publish(500);
+    await checkApplied(t, nc, caller, "FROZEN", sent);
+    for (const node of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${node.nodeId}: ${node.stderr}`);
+  },
+);
 
 test.serial("events in flight to a SIGKILLed node go again as soon as it leaves the view, not when their calls time out", async (t) => {
   t.timeout(120_000);
@@ -161,27 +194,37 @@ test.serial("events in flight to a SIGKILLed node go again as soon as it leaves 
   const victim = nodes.find((n) => n.nodeId !== dispatcherNode())!;
   await publish(2000);
   // Killed while the dispatcher has events out to it.
-  t.true([...Array(KEYS).keys()].some((k) => caller.ownerNode(caller.shardFor(`k${k}`), "ev") === victim.nodeId), "the victim owns some keys");
+  t.true(
+    [...Array(KEYS).keys()].some((k) => caller.ownerNode(caller.shardFor(`k${k}`), "ev") === victim.nodeId),
+    "the victim owns some keys",
+  );
   await victim.kill();
   await eventually(() => !caller.nodesFor("ev").includes(victim.nodeId), "the caller to drop the dead node", 10_000);
   await eventually(async () => (await applied()) === sent.length, "every event applied, well before the 120 s call timeout", 30_000);
   await checkApplied(t, nc, caller, "GONE", sent);
 });
 
-test.serial("the dispatcher's consumer deleted under it, then the NATS server restarted, while events flow: it reads on from where it was, and each event is applied once, in order per key", async (t) => {
-  t.timeout(180_000);
-  const { nc, caller, sent, publish, applied } = await twoNodes(t, "REREAD", "evr", 5000);
-  await publish(500);
-  await eventually(async () => (await applied()) >= 200, "events to flow", 30_000);
-  const jsm = await nc.jetstreamManager();
-  const consumers = await jsm.consumers.list("REREAD").next();
-  t.true(consumers.length > 0, "the dispatcher reads through a consumer");
-  for (const c of consumers) await jsm.consumers.delete("REREAD", c.name);
-  await publish(500);
-  await eventually(async () => (await applied()) >= 1000, "the dispatcher to read on after its consumer was deleted", 30_000);
+test.serial(
+  "the dispatcher's consumer deleted under it, then the NATS server restarted, while events flow: it reads on from where it was, and each event is applied once, in order per key",
+  async (t) => {
+    t.timeout(180_000);
+    const { nc, caller, sent, publish, applied } = await twoNodes(t, "REREAD", "evr", 5000);
+    await publish(500);
+    await eventually(async () => (await applied()) >= 200, "events to flow", 30_000);
+    const jsm = await nc.jetstreamManager();
+    const consumers = await jsm.consumers.list("REREAD").next();
+    t.true(consumers.length > 0, "the dispatcher reads through a consumer");
+    for (const c of consumers) await jsm.consumers.delete("REREAD", c.name);
+    await publish(500);
+    await eventually(async () => (await applied()) >= 1000, "the dispatcher to read on after its consumer was deleted", 30_000);
 
-  await t.context.server.restart();
-  await eventually(async () => (await jsm.streams.info("REREAD").catch(() => undefined)) !== undefined, "JetStream to answer again", 20_000);
-  await publish(500);
-  await checkApplied(t, nc, caller, "REREAD", sent);
-});
+    await t.context.server.restart();
+    await eventually(
+      async () => (await jsm.streams.info("REREAD").catch(() => undefined)) !== undefined,
+      "JetStream to answer again",
+      20_000,
+    );
+    await publish(500);
+    await checkApplied(t, nc, caller, "REREAD", sent);
+  },
+);

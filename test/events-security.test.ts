@@ -56,7 +56,15 @@ const test = anyTest as TestFn<Context>;
 useSecureServer(test);
 
 async function node(t: ExecutionContext<Context>, name: string, options: MeshOptions = {}): Promise<Mesh> {
-  const mesh = await Mesh.start({ servers: t.context.secure.server.url, nats: t.context.secure.node, nodeId: nodeId(name), heartbeatMs: 200, actors: [Order], capabilities: ["order"], ...options });
+  const mesh = await Mesh.start({
+    servers: t.context.secure.server.url,
+    nats: t.context.secure.node,
+    nodeId: nodeId(name),
+    heartbeatMs: 200,
+    actors: [Order],
+    capabilities: ["order"],
+    ...options,
+  });
   t.context.nodes.push(mesh);
   return mesh;
 }
@@ -106,7 +114,9 @@ const CLI = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js"
 function meshCli(url: string, c: Credentials, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, NATS_USER: c.user, NATS_PASSWORD: c.pass };
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args, "-s", url], { env, timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(process.execPath, [CLI, ...args, "-s", url], { env, timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -119,88 +129,147 @@ async function refusedPublish(t: ExecutionContext<Context>, nc: NatsConnection, 
   t.regex(err?.message ?? "", new RegExp(`Permissions Violation for Publish to "${escape(subject)}"`), subject);
 }
 
-test.serial("under the shipped roles, a durable event actor on node-role nodes applies each event of its stream once, ships paid orders once, dead-letters a bad event, and the operator's mesh events shows it", async (t) => {
-  const { server, operator, client } = t.context.secure;
-  const op = await setUpStreams(t);
-  const nodes = [await node(t, "ev-a"), await node(t, "ev-b")];
-  await eventually(() => nodes.every((n) => n.nodesFor("order").length === 2), "the two nodes to see each other");
-  const expected = await publishOrders(op, 20);
-  await op.jetstream().publish("orders.o-bad.refund", "{}");
-  const events = [...expected.values()].reduce((a, s) => a + s.lines + (s.paid ? 1 : 0), 0);
-  await eventually(() => {
-    const { handled, deadLetters } = totals(nodes);
-    return handled === events && deadLetters === 1;
-  }, `${events} events handled and one dead letter`, 20_000);
+test.serial(
+  "under the shipped roles, a durable event actor on node-role nodes applies each event of its stream once, ships paid orders once, dead-letters a bad event, and the operator's mesh events shows it",
+  async (t) => {
+    const { server, operator, client } = t.context.secure;
+    const op = await setUpStreams(t);
+    const nodes = [await node(t, "ev-a"), await node(t, "ev-b")];
+    await eventually(() => nodes.every((n) => n.nodesFor("order").length === 2), "the two nodes to see each other");
+    const expected = await publishOrders(op, 20);
+    await op.jetstream().publish("orders.o-bad.refund", "{}");
+    const events = [...expected.values()].reduce((a, s) => a + s.lines + (s.paid ? 1 : 0), 0);
+    await eventually(
+      () => {
+        const { handled, deadLetters } = totals(nodes);
+        return handled === events && deadLetters === 1;
+      },
+      `${events} events handled and one dead letter`,
+      20_000,
+    );
 
-  // Exactly once: each order holds the sum of its events.
-  for (const [id, state] of expected) t.deepEqual((await nodes[0]!.call<OrderState>({ actor: Order, id })).result, state, id);
-  // Its output: one shipment per paid order, counted by the operator.
-  const shipments = await (await op.jetstreamManager()).streams.info("SHIPMENTS", { subjects_filter: ">" });
-  const paid = [...expected].filter(([, s]) => s.paid).map(([id]) => `shipments.${id}`);
-  t.deepEqual(shipments.state.subjects, Object.fromEntries(paid.map((s) => [s, 1])));
-  t.is(shipments.state.messages, paid.length);
+    // Exactly once: each order holds the sum of its events.
+    for (const [id, state] of expected) t.deepEqual((await nodes[0]!.call<OrderState>({ actor: Order, id })).result, state, id);
+    // Its output: one shipment per paid order, counted by the operator.
+    const shipments = await (await op.jetstreamManager()).streams.info("SHIPMENTS", { subjects_filter: ">" });
+    const paid = [...expected].filter(([, s]) => s.paid).map(([id]) => `shipments.${id}`);
+    t.deepEqual(shipments.state.subjects, Object.fromEntries(paid.map((s) => [s, 1])));
+    t.is(shipments.state.messages, paid.length);
 
-  // What the operator sees, once the dispatcher has settled its lag (a message's pending count can be stale).
-  await eventually(() => nodes.flatMap((n) => n.metrics().events).flatMap((r) => r.dispatchers).every((d) => d.lag === 0), "the dispatcher's lag to come to 0");
-  const cli = await meshCli(server.url, operator, "events", "--json");
-  t.is(cli.code, 0, cli.stderr);
-  const subs = (JSON.parse(cli.stdout) as { subscriptions: { subscription: string; stream: string; handled: number; deadLetters: number; dispatchers: { floor: number; lag: number; error?: string }[] }[] }).subscriptions;
-  t.is(subs.length, 1);
-  t.like(subs[0], { subscription: "order.order.ORDERS", stream: "ORDERS", handled: events, deadLetters: 1 });
-  t.deepEqual(subs[0]!.dispatchers.map((d) => [d.floor, d.lag, d.error]), [[events + 1, 0, undefined]]);
-  const table = await meshCli(server.url, operator, "events");
-  t.regex(table.stdout, new RegExp(`order\\.order\\.ORDERS\\s+ORDERS\\s+0\\s+${events}\\s+0\\s+\\d+\\s+1\\s`), table.stdout);
-  // A client may not ask the nodes ($SRV is the operator's).
-  const refused = await meshCli(server.url, client, "events", "--json");
-  t.not(refused.code, 0, refused.stdout);
-});
+    // What the operator sees, once the dispatcher has settled its lag (a message's pending count can be stale).
+    await eventually(
+      () =>
+        nodes
+          .flatMap((n) => n.metrics().events)
+          .flatMap((r) => r.dispatchers)
+          .every((d) => d.lag === 0),
+      "the dispatcher's lag to come to 0",
+    );
+    const cli = await meshCli(server.url, operator, "events", "--json");
+    t.is(cli.code, 0, cli.stderr);
+    const subs = (
+      JSON.parse(cli.stdout) as {
+        subscriptions: {
+          subscription: string;
+          stream: string;
+          handled: number;
+          deadLetters: number;
+          dispatchers: { floor: number; lag: number; error?: string }[];
+        }[];
+      }
+    ).subscriptions;
+    t.is(subs.length, 1);
+    t.like(subs[0], { subscription: "order.order.ORDERS", stream: "ORDERS", handled: events, deadLetters: 1 });
+    t.deepEqual(
+      subs[0]!.dispatchers.map((d) => [d.floor, d.lag, d.error]),
+      [[events + 1, 0, undefined]],
+    );
+    const table = await meshCli(server.url, operator, "events");
+    t.regex(table.stdout, new RegExp(`order\\.order\\.ORDERS\\s+ORDERS\\s+0\\s+${events}\\s+0\\s+\\d+\\s+1\\s`), table.stdout);
+    // A client may not ask the nodes ($SRV is the operator's).
+    const refused = await meshCli(server.url, client, "events", "--json");
+    t.not(refused.code, 0, refused.stdout);
+  },
+);
 
-test.serial("client and payments connections cannot read the stream, create a consumer on it, read or move the dispatchers' floors, inject events, or publish dead letters and shipments", async (t) => {
-  const { client, payments } = t.context.secure;
-  const op = await setUpStreams(t);
-  const host = await node(t, "ev-host");
-  const expected = await publishOrders(op, 4);
-  const events = [...expected.values()].reduce((a, s) => a + s.lines + (s.paid ? 1 : 0), 0);
-  await eventually(() => totals([host]).handled === events, "the events to be handled");
-  const floor = () => host.metrics().events[0]!.dispatchers[0]!.floor;
-  await eventually(() => floor() === events, "the floor to reach the last event");
+test.serial(
+  "client and payments connections cannot read the stream, create a consumer on it, read or move the dispatchers' floors, inject events, or publish dead letters and shipments",
+  async (t) => {
+    const { client, payments } = t.context.secure;
+    const op = await setUpStreams(t);
+    const host = await node(t, "ev-host");
+    const expected = await publishOrders(op, 4);
+    const events = [...expected.values()].reduce((a, s) => a + s.lines + (s.paid ? 1 : 0), 0);
+    await eventually(() => totals([host]).handled === events, "the events to be handled");
+    const floor = () => host.metrics().events[0]!.dispatchers[0]!.floor;
+    await eventually(() => floor() === events, "the floor to reach the last event");
 
-  for (const creds of [client, payments]) {
-    const nc = await conn(t, creds);
-    // The stream: no info, no consumer of any kind (ordered, named, durable), no direct read.
-    await refusedPublish(t, nc, "$JS.API.STREAM.INFO.ORDERS");
-    const jsm = await nc.jetstreamManager({ checkAPI: false });
-    const created = await t.throwsAsync(jsm.consumers.add("ORDERS", { name: "spy", filter_subject: "orders.>", ack_policy: "none" } as never));
-    t.regex(created?.message ?? "", /Permissions Violation for Publish to "\$JS\.API\.CONSUMER\.CREATE\.ORDERS\.spy\.orders\.>"/);
-    await refusedPublish(t, nc, "$JS.API.CONSUMER.CREATE.ORDERS", JSON.stringify({ stream_name: "ORDERS", config: { ack_policy: "none" } }));
-    await refusedPublish(t, nc, "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.spy", JSON.stringify({ stream_name: "ORDERS", config: { durable_name: "spy", ack_policy: "explicit" } }));
-    await refusedPublish(t, nc, "$JS.API.STREAM.MSG.GET.ORDERS", JSON.stringify({ seq: 1 }));
-    await t.throwsAsync(nc.jetstream().consumers.get("ORDERS"), { message: /Permissions Violation for Publish to "\$JS\.API\.STREAM\.INFO\.ORDERS"/ });
-    // The events bucket: its floors can be neither read nor written.
-    await refusedPublish(t, nc, `$JS.API.DIRECT.GET.KV_mesh_events.$KV.mesh_events.${FLOOR_KEY}`);
-    await refusedPublish(t, nc, "$JS.API.STREAM.MSG.GET.KV_mesh_events", JSON.stringify({ last_by_subj: `$KV.mesh_events.${FLOOR_KEY}` }));
-    await refusedPublish(t, nc, `$KV.mesh_events.${FLOOR_KEY}`, JSON.stringify({ seq: 1_000_000 }));
-    await refusedPublish(t, nc, "$JS.API.STREAM.INFO.KV_mesh_events");
-    // Events in, dead letters and outputs: neither injected nor forged.
-    await refusedPublish(t, nc, "orders.o0.pay");
-    await refusedPublish(t, nc, "mesh.events.dead.order");
-    await refusedPublish(t, nc, "shipments.o1");
-    // Nor read by subscription.
-    const errors: string[] = [];
-    const subjects = ["orders.>", "$KV.mesh_events.>", "mesh.events.dead.>", "shipments.>"];
-    const subs = subjects.map((s) => nc.subscribe(s, { callback: (err) => err && errors.push(err.message) }));
-    await nc.flush();
-    await eventually(() => subs.every((s) => s.isClosed()) && errors.length === subjects.length, `the server to refuse ${creds.user}'s subscriptions`);
-    for (const s of subjects) t.true(errors.some((e) => e.includes(`Permissions Violation for Subscription to "${s}"`)), `${creds.user}: ${s}`);
-  }
+    for (const creds of [client, payments]) {
+      const nc = await conn(t, creds);
+      // The stream: no info, no consumer of any kind (ordered, named, durable), no direct read.
+      await refusedPublish(t, nc, "$JS.API.STREAM.INFO.ORDERS");
+      const jsm = await nc.jetstreamManager({ checkAPI: false });
+      const created = await t.throwsAsync(
+        jsm.consumers.add("ORDERS", { name: "spy", filter_subject: "orders.>", ack_policy: "none" } as never),
+      );
+      t.regex(created?.message ?? "", /Permissions Violation for Publish to "\$JS\.API\.CONSUMER\.CREATE\.ORDERS\.spy\.orders\.>"/);
+      await refusedPublish(
+        t,
+        nc,
+        "$JS.API.CONSUMER.CREATE.ORDERS",
+        JSON.stringify({ stream_name: "ORDERS", config: { ack_policy: "none" } }),
+      );
+      await refusedPublish(
+        t,
+        nc,
+        "$JS.API.CONSUMER.DURABLE.CREATE.ORDERS.spy",
+        JSON.stringify({ stream_name: "ORDERS", config: { durable_name: "spy", ack_policy: "explicit" } }),
+      );
+      await refusedPublish(t, nc, "$JS.API.STREAM.MSG.GET.ORDERS", JSON.stringify({ seq: 1 }));
+      await t.throwsAsync(nc.jetstream().consumers.get("ORDERS"), {
+        message: /Permissions Violation for Publish to "\$JS\.API\.STREAM\.INFO\.ORDERS"/,
+      });
+      // The events bucket: its floors can be neither read nor written.
+      await refusedPublish(t, nc, `$JS.API.DIRECT.GET.KV_mesh_events.$KV.mesh_events.${FLOOR_KEY}`);
+      await refusedPublish(
+        t,
+        nc,
+        "$JS.API.STREAM.MSG.GET.KV_mesh_events",
+        JSON.stringify({ last_by_subj: `$KV.mesh_events.${FLOOR_KEY}` }),
+      );
+      await refusedPublish(t, nc, `$KV.mesh_events.${FLOOR_KEY}`, JSON.stringify({ seq: 1_000_000 }));
+      await refusedPublish(t, nc, "$JS.API.STREAM.INFO.KV_mesh_events");
+      // Events in, dead letters and outputs: neither injected nor forged.
+      await refusedPublish(t, nc, "orders.o0.pay");
+      await refusedPublish(t, nc, "mesh.events.dead.order");
+      await refusedPublish(t, nc, "shipments.o1");
+      // Nor read by subscription.
+      const errors: string[] = [];
+      const subjects = ["orders.>", "$KV.mesh_events.>", "mesh.events.dead.>", "shipments.>"];
+      const subs = subjects.map((s) => nc.subscribe(s, { callback: (err) => err && errors.push(err.message) }));
+      await nc.flush();
+      await eventually(
+        () => subs.every((s) => s.isClosed()) && errors.length === subjects.length,
+        `the server to refuse ${creds.user}'s subscriptions`,
+      );
+      for (const s of subjects)
+        t.true(
+          errors.some((e) => e.includes(`Permissions Violation for Subscription to "${s}"`)),
+          `${creds.user}: ${s}`,
+        );
+    }
 
-  // Nothing changed: the floor, what was handled, the orders' state, the shipments.
-  const { handled, deadLetters } = totals([host]);
-  t.deepEqual({ handled, deadLetters, floor: floor() }, { handled: events, deadLetters: 0, floor: events });
-  for (const [id, state] of expected) t.deepEqual((await host.call<OrderState>({ actor: Order, id })).result, state, id);
-  t.is((await (await op.jetstreamManager()).streams.info("SHIPMENTS")).state.messages, [...expected.values()].filter((s) => s.paid).length);
-  // The control: the operator may publish orders (the demo's order source), and the node handles them.
-  await op.jetstream().publish("orders.o1.pay", "{}");
-  await eventually(() => totals([host]).handled === events + 1, "the operator's order event to be handled");
-  t.like((await host.call<OrderState>({ actor: Order, id: "o1" })).result, { paid: true });
-});
+    // Nothing changed: the floor, what was handled, the orders' state, the shipments.
+    const { handled, deadLetters } = totals([host]);
+    t.deepEqual({ handled, deadLetters, floor: floor() }, { handled: events, deadLetters: 0, floor: events });
+    for (const [id, state] of expected) t.deepEqual((await host.call<OrderState>({ actor: Order, id })).result, state, id);
+    t.is(
+      (await (await op.jetstreamManager()).streams.info("SHIPMENTS")).state.messages,
+      [...expected.values()].filter((s) => s.paid).length,
+    );
+    // The control: the operator may publish orders (the demo's order source), and the node handles them.
+    await op.jetstream().publish("orders.o1.pay", "{}");
+    await eventually(() => totals([host]).handled === events + 1, "the operator's order event to be handled");
+    t.like((await host.call<OrderState>({ actor: Order, id: "o1" })).result, { paid: true });
+  },
+);

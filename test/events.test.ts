@@ -19,7 +19,9 @@ const CLI = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js"
 
 /** Runs the mesh tool; resolves with what it printed. */
 function meshTool(...args: string[]): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve) => execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout })));
+  return new Promise((resolve) =>
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout })),
+  );
 }
 
 const test = anyTest as TestFn<ClusterContext & { nc: NatsConnection }>;
@@ -31,7 +33,13 @@ test.after.always(async (t) => {
 });
 
 /** Publishes `count` events over `keys` ids, round robin: { n: i + 1 }, some with extra fields. */
-async function publishEvents(nc: NatsConnection, stream: string, keys: number, count: number, extra: (i: number) => object = () => ({})): Promise<void> {
+async function publishEvents(
+  nc: NatsConnection,
+  stream: string,
+  keys: number,
+  count: number,
+  extra: (i: number) => object = () => ({}),
+): Promise<void> {
   const js = nc.jetstream();
   const acks = [];
   for (let i = 0; i < count; i++) acks.push(js.publish(`${stream}.in.k${i % keys}`, JSON.stringify({ n: i + 1, ...extra(i) })));
@@ -42,7 +50,9 @@ test.serial("durable actors apply each event once, in stream order per key, and 
   const stream = "LEDGER1";
   await setUpStreams(t.context.nc, stream);
   const { EventLedger } = eventActors(stream);
-  const nodes = await Promise.all([1, 2].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev1", actors: [EventLedger], capabilities: ["ev"], metricsPort: 0 })));
+  const nodes = await Promise.all(
+    [1, 2].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev1", actors: [EventLedger], capabilities: ["ev"], metricsPort: 0 })),
+  );
   await eventually(() => nodes.every((n) => n.nodesFor("ev").length === 2), "two nodes to see each other");
   await publishEvents(t.context.nc, stream, 10, 200);
   const expected = (k: number) => Array.from({ length: 20 }, (_, j) => j * 10 + k + 1).reduce((a, b) => a + b, 0);
@@ -51,22 +61,46 @@ test.serial("durable actors apply each event once, in stream order per key, and 
   for (let k = 0; k < 10; k++) {
     const state = await ledger(k);
     t.is(state.total, expected(k), `k${k}: the sum of its events`);
-    t.deepEqual(state.seqs, Array.from({ length: 20 }, (_, j) => j * 10 + k + 1), `k${k}: every event once, in stream order`);
+    t.deepEqual(
+      state.seqs,
+      Array.from({ length: 20 }, (_, j) => j * 10 + k + 1),
+      `k${k}: every event once, in stream order`,
+    );
   }
   const out = await readStream(t.context.nc, `${stream}_OUT`, 200);
   t.is(out.length, 200, "one message out per event");
   t.deepEqual(new Set(out.map((m) => (m.json as { seq: number }).seq)).size, 200, "each event's message exactly once");
   const report = nodes.flatMap((n) => n.metrics().events);
-  t.is(report.reduce((a, r) => a + r.handled, 0), 200);
-  t.is(report.reduce((a, r) => a + r.dispatchers.length, 0), 1, "one dispatcher in the cluster");
+  t.is(
+    report.reduce((a, r) => a + r.handled, 0),
+    200,
+  );
+  t.is(
+    report.reduce((a, r) => a + r.dispatchers.length, 0),
+    1,
+    "one dispatcher in the cluster",
+  );
   t.true(nodes.reduce((a, n) => a + n.metrics().published, 0) >= 200);
   // What an operator sees: mesh events, and the Prometheus series. The lag a message carries can be stale (the stream grew as it was read): the dispatcher asks its consumer once idle.
-  await eventually(() => report.flatMap((r) => r.dispatchers).length === 1 && nodes.flatMap((n) => n.metrics().events).flatMap((r) => r.dispatchers).every((d) => d.lag === 0), "the dispatcher's lag to come to 0");
+  await eventually(
+    () =>
+      report.flatMap((r) => r.dispatchers).length === 1 &&
+      nodes
+        .flatMap((n) => n.metrics().events)
+        .flatMap((r) => r.dispatchers)
+        .every((d) => d.lag === 0),
+    "the dispatcher's lag to come to 0",
+  );
   const cli = await meshTool("events", "-s", t.context.server.url, "-p", "ev1", "--json");
-  const seen = (JSON.parse(cli.stdout) as { subscriptions: { subscription: string; handled: number; dispatchers: { floor: number; lag: number }[] }[] }).subscriptions;
+  const seen = (
+    JSON.parse(cli.stdout) as { subscriptions: { subscription: string; handled: number; dispatchers: { floor: number; lag: number }[] }[] }
+  ).subscriptions;
   t.is(seen.length, 1);
   t.like(seen[0], { subscription: "ev.EventLedger.ledger", handled: 200 });
-  t.deepEqual(seen[0]!.dispatchers.map((d) => [d.floor, d.lag]), [[200, 0]]);
+  t.deepEqual(
+    seen[0]!.dispatchers.map((d) => [d.floor, d.lag]),
+    [[200, 0]],
+  );
   const table = await meshTool("events", "-s", t.context.server.url, "-p", "ev1");
   t.regex(table.stdout, /ev\.EventLedger\.ledger\s+LEDGER1\s+0\s+200\s/);
   const text = await (await fetch(nodes[0]!.metricsUrl!)).text();
@@ -75,34 +109,53 @@ test.serial("durable actors apply each event once, in stream order per key, and 
   t.regex(text, /mesh_outbox_depth\{node="[^"]+"\} 0/);
 });
 
-test.serial("a failing event is retried, then dead-lettered with its error, and its key goes on; nothing it published goes out", async (t) => {
-  const stream = "LEDGER2";
-  await setUpStreams(t.context.nc, stream);
-  const { EventLedger, EventTally } = eventActors(stream);
-  const node = await startNode(t, { nodeId: nodeId("ev"), prefix: "ev2", actors: [EventLedger, EventTally], capabilities: ["ev"] });
-  // Event 3 (of k0) fails every time; event 6 (k1) grows the state past the store's limit.
-  await publishEvents(t.context.nc, stream, 2, 8, (i) => (i === 2 ? { fail: true } : i === 5 ? { big: true } : {}));
-  const state = (actor: string, id: string) => node.call<LedgerState>({ actor, id, capability: "ev" }).then((r) => r.result);
-  await eventually(async () => (await state("EventLedger", "k1")).seqs.length === 3 && (await state("EventLedger", "k0")).seqs.length === 3, "the ledger's good events", 20_000);
-  t.deepEqual((await state("EventLedger", "k0")).seqs, [1, 5, 7]);
-  t.deepEqual((await state("EventLedger", "k1")).seqs, [2, 4, 8]);
-  // A plain actor's memory goes with the activation that crashed: the next one starts afresh.
-  await eventually(async () => (await state("EventTally", "k0")).seqs.join() === "5,7", "the tally's good events after the crash", 20_000);
-  const dead = await readStream(t.context.nc, `${stream}_DEAD`, 3);
-  const ledgerDead = dead.filter((m) => m.headers["Mesh-Subscription"] === "ev.EventLedger.ledger");
-  t.deepEqual(ledgerDead.map((m) => [m.headers["Mesh-Stream-Seq"], m.headers["Mesh-Error-Code"], m.headers["Mesh-Deliveries"]]).sort(), [
-    ["3", "ACTOR_CRASHED", "3"],
-    ["6", "PAYLOAD_TOO_LARGE", "3"],
-  ]);
-  t.regex(ledgerDead.find((m) => m.headers["Mesh-Stream-Seq"] === "3")!.headers["Mesh-Error"]!, /event 3 asked to fail/);
-  const out = await readStream(t.context.nc, `${stream}_OUT`, 13);
-  const seqsOut = (actor: string) => out.filter((m) => m.headers.Actor === actor).map((m) => Number(m.headers["Event-Seq"]));
-  t.deepEqual(seqsOut("EventLedger").sort((a, b) => a - b), [1, 2, 4, 5, 7, 8], "nothing from the turn that threw (3) or whose state could not be stored (6)");
-  t.deepEqual(seqsOut("EventTally").sort((a, b) => a - b), [1, 2, 4, 5, 6, 7, 8], "a plain actor's turn that threw (3) published nothing");
-  const report = node.metrics().events.find((r) => r.subscription === "ev.EventLedger.ledger")!;
-  t.is(report.deadLetters, 2);
-  t.true(report.redeliveries >= 4);
-});
+test.serial(
+  "a failing event is retried, then dead-lettered with its error, and its key goes on; nothing it published goes out",
+  async (t) => {
+    const stream = "LEDGER2";
+    await setUpStreams(t.context.nc, stream);
+    const { EventLedger, EventTally } = eventActors(stream);
+    const node = await startNode(t, { nodeId: nodeId("ev"), prefix: "ev2", actors: [EventLedger, EventTally], capabilities: ["ev"] });
+    // Event 3 (of k0) fails every time; event 6 (k1) grows the state past the store's limit.
+    await publishEvents(t.context.nc, stream, 2, 8, (i) => (i === 2 ? { fail: true } : i === 5 ? { big: true } : {}));
+    const state = (actor: string, id: string) => node.call<LedgerState>({ actor, id, capability: "ev" }).then((r) => r.result);
+    await eventually(
+      async () => (await state("EventLedger", "k1")).seqs.length === 3 && (await state("EventLedger", "k0")).seqs.length === 3,
+      "the ledger's good events",
+      20_000,
+    );
+    t.deepEqual((await state("EventLedger", "k0")).seqs, [1, 5, 7]);
+    t.deepEqual((await state("EventLedger", "k1")).seqs, [2, 4, 8]);
+    // A plain actor's memory goes with the activation that crashed: the next one starts afresh.
+    await eventually(
+      async () => (await state("EventTally", "k0")).seqs.join() === "5,7",
+      "the tally's good events after the crash",
+      20_000,
+    );
+    const dead = await readStream(t.context.nc, `${stream}_DEAD`, 3);
+    const ledgerDead = dead.filter((m) => m.headers["Mesh-Subscription"] === "ev.EventLedger.ledger");
+    t.deepEqual(ledgerDead.map((m) => [m.headers["Mesh-Stream-Seq"], m.headers["Mesh-Error-Code"], m.headers["Mesh-Deliveries"]]).sort(), [
+      ["3", "ACTOR_CRASHED", "3"],
+      ["6", "PAYLOAD_TOO_LARGE", "3"],
+    ]);
+    t.regex(ledgerDead.find((m) => m.headers["Mesh-Stream-Seq"] === "3")!.headers["Mesh-Error"]!, /event 3 asked to fail/);
+    const out = await readStream(t.context.nc, `${stream}_OUT`, 13);
+    const seqsOut = (actor: string) => out.filter((m) => m.headers.Actor === actor).map((m) => Number(m.headers["Event-Seq"]));
+    t.deepEqual(
+      seqsOut("EventLedger").sort((a, b) => a - b),
+      [1, 2, 4, 5, 7, 8],
+      "nothing from the turn that threw (3) or whose state could not be stored (6)",
+    );
+    t.deepEqual(
+      seqsOut("EventTally").sort((a, b) => a - b),
+      [1, 2, 4, 5, 6, 7, 8],
+      "a plain actor's turn that threw (3) published nothing",
+    );
+    const report = node.metrics().events.find((r) => r.subscription === "ev.EventLedger.ledger")!;
+    t.is(report.deadLetters, 2);
+    t.true(report.redeliveries >= 4);
+  },
+);
 
 test.serial("an event without an id to take is dead-lettered as BAD_REQUEST", async (t) => {
   const stream = "LEDGER3";
@@ -126,7 +179,10 @@ test.serial("an event without an id to take is dead-lettered as BAD_REQUEST", as
   h.set("Account", "acct-1");
   await js.publish(`${stream}.in.a`, "{}", { headers: h });
   await js.publish(`${stream}.in.b`, "{}");
-  await eventually(async () => (await node.call<number[]>({ actor: "Keyed", id: "acct-1", capability: "ev" })).result.length === 1, "the keyed event");
+  await eventually(
+    async () => (await node.call<number[]>({ actor: "Keyed", id: "acct-1", capability: "ev" })).result.length === 1,
+    "the keyed event",
+  );
   const all = await readStream(t.context.nc, `${stream}_DEAD`, 1);
   const dead = all.filter((m) => m.headers["Mesh-Subscription"] === "ev.Keyed.keyed");
   t.is(dead.length, 1);
@@ -164,49 +220,61 @@ test.serial("a bad subscription fails Mesh.start with BAD_REQUEST naming the cla
   }
 });
 
-test.serial("ctx.publish refuses a bad subject, header or data with BAD_REQUEST, and a plain actor's message goes out after its turn", async (t) => {
-  const stream = "LEDGER4";
-  await setUpStreams(t.context.nc, stream);
-  class Publishing {
-    static capability = "ev";
-    handleCall(p: { subject: string; data?: unknown; headers?: Record<string, string> }, ctx: CallContext) {
-      try {
-        ctx.publish(p.subject, p.data ?? "x", p.headers);
-        return "published";
-      } catch (err) {
-        return (err as MeshError).code + ": " + (err as Error).message;
+test.serial(
+  "ctx.publish refuses a bad subject, header or data with BAD_REQUEST, and a plain actor's message goes out after its turn",
+  async (t) => {
+    const stream = "LEDGER4";
+    await setUpStreams(t.context.nc, stream);
+    class Publishing {
+      static capability = "ev";
+      handleCall(p: { subject: string; data?: unknown; headers?: Record<string, string> }, ctx: CallContext) {
+        try {
+          ctx.publish(p.subject, p.data ?? "x", p.headers);
+          return "published";
+        } catch (err) {
+          return (err as MeshError).code + ": " + (err as Error).message;
+        }
       }
     }
-  }
-  const node = await startNode(t, { nodeId: nodeId("ev"), prefix: "ev4", actors: [Publishing], capabilities: ["ev"] });
-  const call = (payload: object) => node.call<string>({ actor: Publishing, id: "p", payload }).then((r) => r.result);
-  t.regex(await call({ subject: "a.*" }), /^BAD_REQUEST: ctx.publish: subject/);
-  t.regex(await call({ subject: "" }), /^BAD_REQUEST/);
-  t.regex(await call({ subject: `${stream}.out.p`, headers: { "bad name": "v" } }), /^BAD_REQUEST: ctx.publish: header/);
-  t.regex(await call({ subject: `${stream}.out.p`, headers: { ok: "line\nbreak" } }), /^BAD_REQUEST/);
-  t.is(await call({ subject: `${stream}.out.p`, data: { hello: "world" }, headers: { Kind: "greeting" } }), "published");
-  const out = await readStream(t.context.nc, `${stream}_OUT`, 1);
-  t.deepEqual(out[0]!.json, { hello: "world" });
-  t.is(out[0]!.headers.Kind, "greeting");
-  // No stream captures the subject: the call fails once JetStream says so.
-  const err = await t.throwsAsync(call({ subject: "nowhere.at.all" }), { instanceOf: MeshError });
-  t.is(err?.code, "STORAGE_UNAVAILABLE");
-  t.regex(err!.message, /no JetStream stream captures/);
-});
+    const node = await startNode(t, { nodeId: nodeId("ev"), prefix: "ev4", actors: [Publishing], capabilities: ["ev"] });
+    const call = (payload: object) => node.call<string>({ actor: Publishing, id: "p", payload }).then((r) => r.result);
+    t.regex(await call({ subject: "a.*" }), /^BAD_REQUEST: ctx.publish: subject/);
+    t.regex(await call({ subject: "" }), /^BAD_REQUEST/);
+    t.regex(await call({ subject: `${stream}.out.p`, headers: { "bad name": "v" } }), /^BAD_REQUEST: ctx.publish: header/);
+    t.regex(await call({ subject: `${stream}.out.p`, headers: { ok: "line\nbreak" } }), /^BAD_REQUEST/);
+    t.is(await call({ subject: `${stream}.out.p`, data: { hello: "world" }, headers: { Kind: "greeting" } }), "published");
+    const out = await readStream(t.context.nc, `${stream}_OUT`, 1);
+    t.deepEqual(out[0]!.json, { hello: "world" });
+    t.is(out[0]!.headers.Kind, "greeting");
+    // No stream captures the subject: the call fails once JetStream says so.
+    const err = await t.throwsAsync(call({ subject: "nowhere.at.all" }), { instanceOf: MeshError });
+    t.is(err?.code, "STORAGE_UNAVAILABLE");
+    t.regex(err!.message, /no JetStream stream captures/);
+  },
+);
 
 test.serial("partitions spread a subscription's dispatchers over the nodes; plain actors see their key's events in order", async (t) => {
   const stream = "LEDGER5";
   await setUpStreams(t.context.nc, stream);
   const { EventTally } = eventActors(stream, { partitions: 8 });
-  const nodes = await Promise.all([1, 2, 3].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev5", actors: [EventTally], capabilities: ["ev"] })));
+  const nodes = await Promise.all(
+    [1, 2, 3].map(() => startNode(t, { nodeId: nodeId("ev"), prefix: "ev5", actors: [EventTally], capabilities: ["ev"] })),
+  );
   await eventually(() => nodes.every((n) => n.nodesFor("ev").length === 3), "three nodes to see each other");
-  await eventually(() => nodes.reduce((a, n) => a + n.metrics().events[0]!.dispatchers.length, 0) === 8, "eight dispatchers, one per partition");
+  await eventually(
+    () => nodes.reduce((a, n) => a + n.metrics().events[0]!.dispatchers.length, 0) === 8,
+    "eight dispatchers, one per partition",
+  );
   t.true(nodes.filter((n) => n.metrics().events[0]!.dispatchers.length > 0).length >= 2, "on more than one node");
   await publishEvents(t.context.nc, stream, 30, 600);
   await eventually(() => nodes.reduce((a, n) => a + n.metrics().events[0]!.handled, 0) === 600, "every event handled once");
   for (let k = 0; k < 30; k++) {
     const { seqs } = (await nodes[k % 3]!.call<LedgerState>({ actor: "EventTally", id: `k${k}`, capability: "ev" })).result;
-    t.deepEqual(seqs, Array.from({ length: 20 }, (_, j) => j * 30 + k + 1), `k${k}: in stream order, none missing`);
+    t.deepEqual(
+      seqs,
+      Array.from({ length: 20 }, (_, j) => j * 30 + k + 1),
+      `k${k}: in stream order, none missing`,
+    );
   }
 });
 
@@ -215,7 +283,15 @@ test.serial('onDeadLetter "stop" holds the key after its dead letter, while othe
   await setUpStreams(t.context.nc, stream);
   class Stopping {
     static capability = "ev";
-    static events = { stream, subject: `${stream}.in.>`, key: { token: 2 }, maxDeliveries: 2, backoffMs: 5, onDeadLetter: "stop" as const, deadLetter: `${stream}.dead` };
+    static events = {
+      stream,
+      subject: `${stream}.in.>`,
+      key: { token: 2 },
+      maxDeliveries: 2,
+      backoffMs: 5,
+      onDeadLetter: "stop" as const,
+      deadLetter: `${stream}.dead`,
+    };
     seen: number[] = [];
     handleCall() {
       return this.seen;

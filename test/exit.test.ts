@@ -30,7 +30,10 @@ const EXIT_MS = REPORT_MS + 4000;
 const STOP_MS = 60_000;
 const MOMENTS = ["start", "scan", "calls", "leave"] as const;
 /** 20 runs, 4 at a time: each moment with 5 different delays. */
-const RUNS = Array.from({ length: 20 }, (_, i) => ({ moment: MOMENTS[i % MOMENTS.length]!, delayMs: [0, 3, 11, 27, 45][Math.floor(i / MOMENTS.length)]! }));
+const RUNS = Array.from({ length: 20 }, (_, i) => ({
+  moment: MOMENTS[i % MOMENTS.length]!,
+  delayMs: [0, 3, 11, 27, 45][Math.floor(i / MOMENTS.length)]!,
+}));
 const PARALLEL = 4;
 
 let server: NatsServer;
@@ -112,8 +115,11 @@ test("a process with stopped Mesh nodes exits by itself, whenever stop() comes: 
   await Promise.all(Array.from({ length: PARALLEL }, worker));
   check(t, outcomes);
   // The runs past start did their work: reminders fired before they stopped.
-  const fired = outcomes.map((o) => (JSON.parse(/^stopped (.*)$/m.exec(o.stdout)?.[1] ?? "{}") as { moment?: string; fired?: number }));
-  t.true(fired.filter((f) => f.moment !== "start").every((f) => (f.fired ?? 0) > 0), JSON.stringify(fired));
+  const fired = outcomes.map((o) => JSON.parse(/^stopped (.*)$/m.exec(o.stdout)?.[1] ?? "{}") as { moment?: string; fired?: number });
+  t.true(
+    fired.filter((f) => f.moment !== "start").every((f) => (f.fired ?? 0) > 0),
+    JSON.stringify(fired),
+  );
 });
 
 // Serial: it runs first, alone, so that its reads are not starved by the runs of the other test.
@@ -121,7 +127,11 @@ test.serial("a reminders read whose connection drains while its watch is set up 
   t.timeout(120_000);
   // 60 reads in each of two processes: before the fix, one read in ten to fifteen left a heartbeat monitor running.
   const outcomes = await Promise.all(
-    [0, 1].map((i) => runChild(`watch run ${i}`, WATCH_CHILD, { MESH_EXIT_WATCH: JSON.stringify({ servers: server.url, prefix: `exitw${i}`, reads: 60, reportMs: REPORT_MS }) })),
+    [0, 1].map((i) =>
+      runChild(`watch run ${i}`, WATCH_CHILD, {
+        MESH_EXIT_WATCH: JSON.stringify({ servers: server.url, prefix: `exitw${i}`, reads: 60, reportMs: REPORT_MS }),
+      }),
+    ),
   );
   check(t, outcomes);
   // The drains came at the moments that matter: some reads completed, some were cut short.

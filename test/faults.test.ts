@@ -16,7 +16,11 @@ test.after.always(() => killAllNodeProcesses());
 const timing = { heartbeatMs: 200, nodeTimeoutMs: 1000, callTimeoutMs: 1000 };
 const IDS = Array.from({ length: 300 }, (_, i) => `counter_${i}`);
 
-async function cluster(t: { context: ClusterContext }, prefix: string, callTimeoutMs = timing.callTimeoutMs): Promise<{ nodes: NodeProcess[]; caller: Mesh }> {
+async function cluster(
+  t: { context: ClusterContext },
+  prefix: string,
+  callTimeoutMs = timing.callTimeoutMs,
+): Promise<{ nodes: NodeProcess[]; caller: Mesh }> {
   const options = { servers: t.context.server.url, prefix, capabilities: ["fault"], ...timing, callTimeoutMs };
   const nodes = await Promise.all(["p1", "p2", "p3"].map((name) => startNodeProcess(nodeId(name), options)));
   const caller = await startNode(t as never, { prefix, nodeId: nodeId("caller"), ...timing, callTimeoutMs });
@@ -24,28 +28,35 @@ async function cluster(t: { context: ClusterContext }, prefix: string, callTimeo
   return { nodes, caller };
 }
 
-test.serial("a node killed with SIGKILL under continuous calls: only TIMEOUT or NODE_UNAVAILABLE, then every call succeeds within the node timeout + 1 s", async (t) => {
-  const { nodes, caller } = await cluster(t, "kill");
-  const [victim, ...survivors] = nodes as [NodeProcess, NodeProcess, NodeProcess];
-  const load = continuousCalls(caller, "fault", IDS);
-  await eventually(() => load.succeeded > 1000, "calls to flow");
-  await victim.kill();
-  const killedAt = Date.now();
-  // Run on until the caller has dropped the victim and calls have flowed for a while after that.
-  await eventually(() => !caller.nodesFor("fault").includes(victim.nodeId), "the victim to leave the caller's view", 5_000);
-  const at = load.succeeded;
-  await eventually(() => load.succeeded > at + 1000, "calls to flow after the kill");
-  await load.stop();
-  t.log(`calls ${load.calls}, succeeded ${load.succeeded}, failed ${JSON.stringify([...load.failures])}`);
-  for (const code of load.failures.keys()) t.true(code === "TIMEOUT" || code === "NODE_UNAVAILABLE", `failure code ${code}`);
-  if (load.lastFailureAt) t.true(load.lastFailureAt - killedAt <= timing.nodeTimeoutMs + 1000, `last failure ${load.lastFailureAt - killedAt} ms after the kill`);
-  // Its actors came back on the survivors.
-  const after = await Promise.all(IDS.map((id) => caller.call<{ ok: number }>({ actor: "Counter", id, capability: "fault" })));
-  const owners = new Set(after.map((r) => r.pid.split("/")[0]));
-  t.deepEqual([...owners].sort(), survivors.map((n) => n.nodeId).sort());
-  for (const node of survivors) t.is((await node.stop()).code, 0, node.stderr);
-  t.false(survivors.some((n) => n.stderr.includes("UNHANDLED")));
-});
+test.serial(
+  "a node killed with SIGKILL under continuous calls: only TIMEOUT or NODE_UNAVAILABLE, then every call succeeds within the node timeout + 1 s",
+  async (t) => {
+    const { nodes, caller } = await cluster(t, "kill");
+    const [victim, ...survivors] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const load = continuousCalls(caller, "fault", IDS);
+    await eventually(() => load.succeeded > 1000, "calls to flow");
+    await victim.kill();
+    const killedAt = Date.now();
+    // Run on until the caller has dropped the victim and calls have flowed for a while after that.
+    await eventually(() => !caller.nodesFor("fault").includes(victim.nodeId), "the victim to leave the caller's view", 5_000);
+    const at = load.succeeded;
+    await eventually(() => load.succeeded > at + 1000, "calls to flow after the kill");
+    await load.stop();
+    t.log(`calls ${load.calls}, succeeded ${load.succeeded}, failed ${JSON.stringify([...load.failures])}`);
+    for (const code of load.failures.keys()) t.true(code === "TIMEOUT" || code === "NODE_UNAVAILABLE", `failure code ${code}`);
+    if (load.lastFailureAt)
+      t.true(
+        load.lastFailureAt - killedAt <= timing.nodeTimeoutMs + 1000,
+        `last failure ${load.lastFailureAt - killedAt} ms after the kill`,
+      );
+    // Its actors came back on the survivors.
+    const after = await Promise.all(IDS.map((id) => caller.call<{ ok: number }>({ actor: "Counter", id, capability: "fault" })));
+    const owners = new Set(after.map((r) => r.pid.split("/")[0]));
+    t.deepEqual([...owners].sort(), survivors.map((n) => n.nodeId).sort());
+    for (const node of survivors) t.is((await node.stop()).code, 0, node.stderr);
+    t.false(survivors.some((n) => n.stderr.includes("UNHANDLED")));
+  },
+);
 
 test.serial("a node stopped gracefully under continuous calls: no call fails", async (t) => {
   // The default 5 s call timeout: "no call fails" must not hinge on a slow moment of a busy machine.

@@ -36,9 +36,21 @@ test("cast returns at once and is applied: reset sets the counter back", async (
 
 test("GameActor: initArg { starting_level: 10 } gives level 10, and is ignored once the actor exists", async (t) => {
   const { mesh } = t.context;
-  const created = await mesh.call({ actor: GameActor, id: "player_123", payload: { action: "get_state" }, capability: "game", initArg: { starting_level: 10 } });
+  const created = await mesh.call({
+    actor: GameActor,
+    id: "player_123",
+    payload: { action: "get_state" },
+    capability: "game",
+    initArg: { starting_level: 10 },
+  });
   t.like(created.result, { ok: { level: 10, score: 0 } });
-  const again = await mesh.call({ actor: GameActor, id: "player_123", payload: { action: "get_state" }, capability: "game", initArg: { starting_level: 99 } });
+  const again = await mesh.call({
+    actor: GameActor,
+    id: "player_123",
+    payload: { action: "get_state" },
+    capability: "game",
+    initArg: { starting_level: 99 },
+  });
   t.is(again.pid, created.pid);
   t.like(again.result, { ok: { level: 10 } });
   const defaulted = await mesh.call({ actor: GameActor, id: "player_456", payload: { action: "get_state" }, capability: "game" });
@@ -59,7 +71,12 @@ test("Crasher: a crash raises ACTOR_CRASHED in the caller; the next call gets a 
 
 // The guide's own test module, case by case.
 test("guide test: increments score", async (t) => {
-  const { result } = await t.context.mesh.call({ actor: GameActor, id: "test_game_1", payload: { action: "increment" }, capability: "game" });
+  const { result } = await t.context.mesh.call({
+    actor: GameActor,
+    id: "test_game_1",
+    payload: { action: "increment" },
+    capability: "game",
+  });
   t.deepEqual(result, { ok: 1 });
 });
 
@@ -72,7 +89,13 @@ test("guide test: maintains state across calls", async (t) => {
 });
 
 test("guide test: custom initialization", async (t) => {
-  const { result } = await t.context.mesh.call({ actor: GameActor, id: "test_game_3", payload: { action: "get_state" }, capability: "game", initArg: { starting_level: 10 } });
+  const { result } = await t.context.mesh.call({
+    actor: GameActor,
+    id: "test_game_3",
+    payload: { action: "get_state" },
+    capability: "game",
+    initArg: { starting_level: 10 },
+  });
   t.like(result, { ok: { level: 10 } });
 });
 
@@ -80,7 +103,8 @@ test("guide test: async cast", async (t) => {
   const { mesh } = t.context;
   await mesh.call({ actor: GameActor, id: "test_game_4", payload: { action: "get_state" }, capability: "game" });
   t.is(await mesh.cast({ actor: GameActor, id: "test_game_4", payload: { action: "log" }, capability: "game" }), undefined);
-  const state = () => mesh.call<{ ok: { log: string[] } }>({ actor: GameActor, id: "test_game_4", payload: { action: "get_state" }, capability: "game" });
+  const state = () =>
+    mesh.call<{ ok: { log: string[] } }>({ actor: GameActor, id: "test_game_4", payload: { action: "get_state" }, capability: "game" });
   await eventually(async () => (await state()).result.ok.log.includes("log"), "the cast to be applied");
   t.deepEqual((await state()).result.ok.log, ["log"]);
 });

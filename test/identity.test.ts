@@ -33,20 +33,29 @@ test("a bound type is refused under another capability with WRONG_CAPABILITY, lo
   const owner = await startNode(t, { prefix, nodeId: nodeId("owner"), actors: [Ledger], capabilities: ["counter", "payments"] });
   const caller = await startNode(t, { prefix, nodeId: nodeId("caller") });
   // Discovery answers can come after a loaded node's start: the caller learns of the owner by then at the latest.
-  await eventually(() => caller.nodesFor("payments").length === 1 && caller.nodesFor("counter").length === 1, "the caller to see the owner");
+  await eventually(
+    () => caller.nodesFor("payments").length === 1 && caller.nodesFor("counter").length === 1,
+    "the caller to see the owner",
+  );
   // The legitimate write: through payments, capability left out (the class declares it).
   const alice = { set: { balance: 90, owner: "alice" } };
   t.deepEqual((await owner.call({ actor: Ledger, id: "acct-1", payload: alice })).result, { balance: 90, owner: "alice" });
   const live = owner.actorCount;
 
   // The class at hand: refused before anything is sent.
-  const local = await t.throwsAsync(caller.call({ actor: Ledger, id: "acct-1", payload: mallory, capability: "counter" }), { instanceOf: MeshError });
+  const local = await t.throwsAsync(caller.call({ actor: Ledger, id: "acct-1", payload: mallory, capability: "counter" }), {
+    instanceOf: MeshError,
+  });
   t.is(local?.code, "WRONG_CAPABILITY");
   t.is(local?.message, 'actor type "ledger" is bound to the capability "payments"; it cannot be reached through "counter"');
   // Only the type name: the owner refuses it, for calls and casts.
-  const remote = await t.throwsAsync(caller.call({ actor: "ledger", id: "acct-1", payload: mallory, capability: "counter" }), { instanceOf: MeshError });
+  const remote = await t.throwsAsync(caller.call({ actor: "ledger", id: "acct-1", payload: mallory, capability: "counter" }), {
+    instanceOf: MeshError,
+  });
   t.is(remote?.code, "WRONG_CAPABILITY");
-  const onOwner = await t.throwsAsync(owner.call({ actor: "ledger", id: "acct-1", payload: mallory, capability: "counter" }), { instanceOf: MeshError });
+  const onOwner = await t.throwsAsync(owner.call({ actor: "ledger", id: "acct-1", payload: mallory, capability: "counter" }), {
+    instanceOf: MeshError,
+  });
   t.is(onOwner?.code, "WRONG_CAPABILITY");
   await caller.cast({ actor: "ledger", id: "acct-1", payload: mallory, capability: "counter" });
   // A foreign client through the ingress of another capability.
@@ -66,8 +75,16 @@ test("an unbound type reached through two capabilities is two actors: two states
   const a = await startNode(t, { prefix, nodeId: nodeId("a"), actors: [OpenLedger], capabilities: ["counter", "payments"] });
   const b = await startNode(t, { prefix, nodeId: nodeId("b"), actors: [OpenLedger], capabilities: ["payments"] });
   const caller = await startNode(t, { prefix, nodeId: nodeId("caller") });
-  await eventually(() => caller.nodesFor("payments").length === 2 && caller.nodesFor("counter").length === 1, "the caller to see both nodes");
-  const viaPayments = await caller.call({ actor: OpenLedger, id: "acct-1", payload: { set: { balance: 90, owner: "alice" } }, capability: "payments" });
+  await eventually(
+    () => caller.nodesFor("payments").length === 2 && caller.nodesFor("counter").length === 1,
+    "the caller to see both nodes",
+  );
+  const viaPayments = await caller.call({
+    actor: OpenLedger,
+    id: "acct-1",
+    payload: { set: { balance: 90, owner: "alice" } },
+    capability: "payments",
+  });
   const viaCounter = await caller.call({ actor: OpenLedger, id: "acct-1", payload: mallory, capability: "counter" });
   t.deepEqual(viaCounter.result, { balance: 0, owner: "mallory" });
   t.not(viaCounter.pid, viaPayments.pid);
@@ -92,7 +109,7 @@ class Teller {
 
 test("a bound class may be called with no capability: mesh.call, mesh.ref and ctx.ref use the first it declares", async (t) => {
   const node = await startNode(t, { prefix: "omit", nodeId: nodeId("omit"), actors: [Ledger, Teller], capabilities: ["payments"] });
-  t.deepEqual((await node.ref(Ledger, "acct-2").call({ set: { balance: 7, owner: "bob" } })), { balance: 7, owner: "bob" });
+  t.deepEqual(await node.ref(Ledger, "acct-2").call({ set: { balance: 7, owner: "bob" } }), { balance: 7, owner: "bob" });
   t.deepEqual((await node.call({ actor: Teller, id: "t", payload: { account: "acct-2" } })).result, { balance: 7, owner: "bob" });
   // A type name or an unbound class still needs one.
   const err = await t.throwsAsync(node.call({ actor: OpenLedger, id: "x" }), { instanceOf: MeshError });

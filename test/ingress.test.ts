@@ -45,12 +45,21 @@ test("a JSON call creates the actor on its owner; a Mesh call then reaches the s
 });
 
 test("initArg from a foreign client is used on first activation", async (t) => {
-  const reply = await jsonRequest(t.context.nc, "mesh.call.game", { actor: "GameActor", id: "player_9", payload: { action: "get_state" }, initArg: { starting_level: 10 } });
+  const reply = await jsonRequest(t.context.nc, "mesh.call.game", {
+    actor: "GameActor",
+    id: "player_9",
+    payload: { action: "get_state" },
+    initArg: { starting_level: 10 },
+  });
   t.like(reply, { ok: true, result: { ok: { level: 10 } } });
 });
 
 test("msgpack in, msgpack out, when the request carries Content-Type: application/msgpack", async (t) => {
-  const { reply, contentType } = await msgpackRequest(t.context.nc, "mesh.call.counter", { actor: "Counter", id: "mp_1", payload: { x: 1 } });
+  const { reply, contentType } = await msgpackRequest(t.context.nc, "mesh.call.counter", {
+    actor: "Counter",
+    id: "mp_1",
+    payload: { x: 1 },
+  });
   t.is(contentType, "application/msgpack");
   t.like(reply, { ok: true, result: { ok: 1 } });
 });
@@ -60,7 +69,10 @@ test("a cast without a reply subject is applied; with one, it is acknowledged on
   await caller.call({ actor: Counter, id: "cast_1", capability: "counter" });
   await caller.call({ actor: Counter, id: "cast_1", capability: "counter" });
   nc.publish("mesh.cast.counter", JSON.stringify({ actor: "Counter", id: "cast_1", payload: { action: "reset" } }));
-  await eventually(async () => ((await caller.call<{ ok: number }>({ actor: Counter, id: "cast_1", capability: "counter" })).result.ok === 1), "the foreign cast to be applied");
+  await eventually(
+    async () => (await caller.call<{ ok: number }>({ actor: Counter, id: "cast_1", capability: "counter" })).result.ok === 1,
+    "the foreign cast to be applied",
+  );
   t.deepEqual(await jsonRequest(nc, "mesh.cast.counter", { actor: "Counter", id: "cast_1", payload: { action: "reset" } }), { ok: true });
   t.like(await jsonRequest(nc, "mesh.cast.nobody", { actor: "Counter", id: "x" }), { ok: false, error: { code: "NO_NODES" } });
 });
@@ -92,7 +104,10 @@ test("every error code a foreign client can meet comes back as { ok: false, erro
     }
   }
   // A crash: the first call crashes the actor, the reply says so.
-  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Crasher", id: "c", payload: { action: "crash" } }), { ok: false, error: { code: "ACTOR_CRASHED" } });
+  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Crasher", id: "c", payload: { action: "crash" } }), {
+    ok: false,
+    error: { code: "ACTOR_CRASHED" },
+  });
   // Garbage msgpack is BAD_REQUEST in msgpack.
   const { reply } = await msgpackRequest(nc, "mesh.call.counter", new Uint8Array([0xc1, 0xff]));
   t.like(reply, { ok: false, error: { code: "BAD_REQUEST" } });
@@ -102,8 +117,11 @@ test("every error code a foreign client can meet comes back as { ok: false, erro
 
 test("exactly one node takes each ingress request: none is handled twice", async (t) => {
   const { nc, a, b } = t.context;
-  const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: `once_${i}` })));
+  const replies = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: `once_${i}` })),
+  );
   t.true(replies.every((r) => r.ok && [a.nodeId, b.nodeId].includes(r.pid!.split("/")[0]!)));
   // Each counter was called once: had any request been handled twice, its count would be past 1 now.
-  for (let i = 0; i < 50; i++) t.deepEqual((await t.context.caller.call({ actor: Counter, id: `once_${i}`, capability: "counter" })).result, { ok: 2 });
+  for (let i = 0; i < 50; i++)
+    t.deepEqual((await t.context.caller.call({ actor: Counter, id: `once_${i}`, capability: "counter" })).result, { ok: 2 });
 });

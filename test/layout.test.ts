@@ -12,7 +12,14 @@ const packages = fileURLToPath(new URL("../../packages/", import.meta.url));
 function graph(pkg: string): Map<string, string[]> {
   const root = join(packages, pkg, "src");
   const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith(".ts"));
-  return new Map(files.map((f) => [f, [...readFileSync(join(root, f), "utf8").matchAll(/from "(\.{1,2}\/[^"]+)\.js"/g)].map((m) => normalize(join(dirname(f), m[1]!)) + ".ts")]));
+  return new Map(
+    files.map((f) => [
+      f,
+      [...readFileSync(join(root, f), "utf8").matchAll(/from "(\.{1,2}\/[^"]+)\.js"/g)].map(
+        (m) => normalize(join(dirname(f), m[1]!)) + ".ts",
+      ),
+    ]),
+  );
 }
 
 /** The import circles of a graph, each as the files it goes through. */
@@ -36,13 +43,25 @@ function circles(g: Map<string, string[]>): string[] {
 test("no import circle in any package", (t) => {
   for (const pkg of ["core", "transport", "runtime"]) t.deepEqual(circles(graph(pkg)), [], pkg);
   // The check finds one when there is one.
-  t.deepEqual(circles(new Map([["a.ts", ["b.ts"]], ["b.ts", ["a.ts"]]])), ["a.ts -> b.ts -> a.ts"]);
+  t.deepEqual(
+    circles(
+      new Map([
+        ["a.ts", ["b.ts"]],
+        ["b.ts", ["a.ts"]],
+      ]),
+    ),
+    ["a.ts -> b.ts -> a.ts"],
+  );
 });
 
 test("the bottom floor, types.ts, imports nothing of the runtime, and the rooms are folders by idea", (t) => {
   const g = graph("runtime");
   t.deepEqual(g.get("types.ts"), []);
-  for (const room of ["actors", "calls", "state", "timers", "events", "operations", "testing"]) t.true([...g.keys()].some((f) => f.startsWith(`${room}/`)), room);
+  for (const room of ["actors", "calls", "state", "timers", "events", "operations", "testing"])
+    t.true(
+      [...g.keys()].some((f) => f.startsWith(`${room}/`)),
+      room,
+    );
   t.true(readFileSync(join(packages, "runtime", "src", "README.md"), "utf8").includes("imports point down this"));
 });
 

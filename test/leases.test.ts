@@ -48,7 +48,16 @@ interface Trace {
  * counter (`durable`), or calls of the plain Counter, which count too.
  */
 function drive(callers: Mesh[], capability: string, durable: boolean) {
-  const trace: Trace = { acked: new Map(), ambiguous: new Map(), floor: new Map(), staleReads: [], zombieReplies: [], failures: new Map(), servedBy: new Map(), total: 0 };
+  const trace: Trace = {
+    acked: new Map(),
+    ambiguous: new Map(),
+    floor: new Map(),
+    staleReads: [],
+    zombieReplies: [],
+    failures: new Map(),
+    servedBy: new Map(),
+    total: 0,
+  };
   const add = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
   let running = true;
   const worker = async (w: number) => {
@@ -111,12 +120,16 @@ async function storedCounts(url: string, prefix: string, capability: string): Pr
 function checkTrace(t: ExecutionContext, trace: Trace, stored?: Map<string, number>): void {
   t.deepEqual(trace.staleReads, [], "every read shows every increment acknowledged before it");
   t.deepEqual(trace.zombieReplies, [], "no activation answers after the one that replaced it");
-  for (const code of trace.failures.keys()) t.true(["TIMEOUT", "STATE_CONFLICT", "NODE_UNAVAILABLE", "NO_NODES"].includes(code), `failure code ${code}`);
+  for (const code of trace.failures.keys())
+    t.true(["TIMEOUT", "STATE_CONFLICT", "NODE_UNAVAILABLE", "NO_NODES"].includes(code), `failure code ${code}`);
   if (stored === undefined) return;
   for (const id of IDS) {
     const acked = trace.acked.get(id) ?? 0;
     const count = stored.get(id) ?? 0;
-    t.true(count >= acked && count <= acked + (trace.ambiguous.get(id) ?? 0), `${id}: stored ${count}, acknowledged ${acked}, ambiguous ${trace.ambiguous.get(id) ?? 0}`);
+    t.true(
+      count >= acked && count <= acked + (trace.ambiguous.get(id) ?? 0),
+      `${id}: stored ${count}, acknowledged ${acked}, ambiguous ${trace.ambiguous.get(id) ?? 0}`,
+    );
   }
 }
 
@@ -128,16 +141,26 @@ async function freezeAndResume(t: ExecutionContext<ClusterContext>, prefix: stri
   const load = drive(callers, "acct", durable);
   const { trace } = load;
   try {
-    await eventually(() => (trace.servedBy.get(frozen!.nodeId) ?? 0) > 200 && (trace.servedBy.get(other!.nodeId) ?? 0) > 200, "both nodes to serve", 20_000);
+    await eventually(
+      () => (trace.servedBy.get(frozen!.nodeId) ?? 0) > 200 && (trace.servedBy.get(other!.nodeId) ?? 0) > 200,
+      "both nodes to serve",
+      20_000,
+    );
     process.kill(frozen!.pid, "SIGSTOP");
     try {
-      for (const caller of callers) await eventually(() => !caller.nodesFor("acct").includes(frozen!.nodeId), "the callers to drop the frozen node", 10_000);
+      for (const caller of callers)
+        await eventually(() => !caller.nodesFor("acct").includes(frozen!.nodeId), "the callers to drop the frozen node", 10_000);
       const before = trace.servedBy.get(other!.nodeId) ?? 0;
-      await eventually(() => (trace.servedBy.get(other!.nodeId) ?? 0) > before + 400, "the other node to serve the frozen node's actors", 20_000);
+      await eventually(
+        () => (trace.servedBy.get(other!.nodeId) ?? 0) > before + 400,
+        "the other node to serve the frozen node's actors",
+        20_000,
+      );
     } finally {
       process.kill(frozen!.pid, "SIGCONT");
     }
-    for (const caller of callers) await eventually(() => caller.nodesFor("acct").includes(frozen!.nodeId), "the callers to see the resumed node again", 10_000);
+    for (const caller of callers)
+      await eventually(() => caller.nodesFor("acct").includes(frozen!.nodeId), "the callers to see the resumed node again", 10_000);
     const served = trace.servedBy.get(frozen!.nodeId) ?? 0;
     await eventually(() => (trace.servedBy.get(frozen!.nodeId) ?? 0) > served + 400, "the resumed node to serve its actors again", 20_000);
   } finally {
@@ -147,40 +170,55 @@ async function freezeAndResume(t: ExecutionContext<ClusterContext>, prefix: stri
   checkTrace(t, trace, durable ? await storedCounts(t.context.server.url, prefix, "acct") : undefined);
 }
 
-test.serial("a durable owner frozen with SIGSTOP past the node timeout and resumed under load serves no stale read and loses no acknowledged increment", async (t) => {
-  await freezeAndResume(t, "lfreeze", true);
-});
+test.serial(
+  "a durable owner frozen with SIGSTOP past the node timeout and resumed under load serves no stale read and loses no acknowledged increment",
+  async (t) => {
+    await freezeAndResume(t, "lfreeze", true);
+  },
+);
 
 test.serial("a plain owner frozen past the node timeout and resumed never answers from the copy another node replaced", async (t) => {
   await freezeAndResume(t, "lplain", false);
 });
 
-test.serial("a node whose NATS connection is cut until it left the view re-validates its lease when it is back: no stale read, its actors dropped and read again", async (t) => {
-  const prefix = "lcut";
-  const proxy = await TcpProxy.start(t.context.server.url);
-  t.teardown(() => proxy.close());
-  const cut = await startNode(t, { servers: proxy.url, prefix, nodeId: nodeId("cut"), capabilities: ["acct"], ...timing, actors: [DurableCounter] });
-  await startNode(t, { prefix, nodeId: nodeId("kept"), capabilities: ["acct"], ...timing, actors: [DurableCounter] });
-  const callers = await Promise.all(["c1", "c2"].map((name) => startNode(t, { prefix, nodeId: nodeId(`${prefix}-${name}`), ...timing })));
-  for (const caller of callers) await eventually(() => caller.nodesFor("acct").length === 2, "the callers to see both nodes");
-  const load = drive(callers, "acct", true);
-  const { trace } = load;
-  try {
-    await eventually(() => (trace.servedBy.get(cut.nodeId) ?? 0) > 200, "the node to serve", 20_000);
-    await proxy.cut();
-    for (const caller of callers) await eventually(() => !caller.nodesFor("acct").includes(cut.nodeId), "the callers to drop the cut-off node", 10_000);
-    const total = trace.total;
-    await eventually(() => trace.total > total + 400, "the other node to serve the cut-off node's actors", 20_000);
-    await proxy.restore();
-    for (const caller of callers) await eventually(() => caller.nodesFor("acct").includes(cut.nodeId), "the callers to see the node again", 15_000);
-    const served = trace.servedBy.get(cut.nodeId) ?? 0;
-    await eventually(() => (trace.servedBy.get(cut.nodeId) ?? 0) > served + 400, "the node to serve its actors again", 20_000);
-  } finally {
-    await load.stop();
-  }
-  const m = cut.metrics();
-  t.true(m.leaseLapses >= 1, `lease lapses ${m.leaseLapses}`);
-  t.true(m.leaseRevalidations >= 1, `re-validations ${m.leaseRevalidations}`);
-  t.true(m.leaseDrops >= 1, `activations dropped ${m.leaseDrops}`);
-  checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"));
-});
+test.serial(
+  "a node whose NATS connection is cut until it left the view re-validates its lease when it is back: no stale read, its actors dropped and read again",
+  async (t) => {
+    const prefix = "lcut";
+    const proxy = await TcpProxy.start(t.context.server.url);
+    t.teardown(() => proxy.close());
+    const cut = await startNode(t, {
+      servers: proxy.url,
+      prefix,
+      nodeId: nodeId("cut"),
+      capabilities: ["acct"],
+      ...timing,
+      actors: [DurableCounter],
+    });
+    await startNode(t, { prefix, nodeId: nodeId("kept"), capabilities: ["acct"], ...timing, actors: [DurableCounter] });
+    const callers = await Promise.all(["c1", "c2"].map((name) => startNode(t, { prefix, nodeId: nodeId(`${prefix}-${name}`), ...timing })));
+    for (const caller of callers) await eventually(() => caller.nodesFor("acct").length === 2, "the callers to see both nodes");
+    const load = drive(callers, "acct", true);
+    const { trace } = load;
+    try {
+      await eventually(() => (trace.servedBy.get(cut.nodeId) ?? 0) > 200, "the node to serve", 20_000);
+      await proxy.cut();
+      for (const caller of callers)
+        await eventually(() => !caller.nodesFor("acct").includes(cut.nodeId), "the callers to drop the cut-off node", 10_000);
+      const total = trace.total;
+      await eventually(() => trace.total > total + 400, "the other node to serve the cut-off node's actors", 20_000);
+      await proxy.restore();
+      for (const caller of callers)
+        await eventually(() => caller.nodesFor("acct").includes(cut.nodeId), "the callers to see the node again", 15_000);
+      const served = trace.servedBy.get(cut.nodeId) ?? 0;
+      await eventually(() => (trace.servedBy.get(cut.nodeId) ?? 0) > served + 400, "the node to serve its actors again", 20_000);
+    } finally {
+      await load.stop();
+    }
+    const m = cut.metrics();
+    t.true(m.leaseLapses >= 1, `lease lapses ${m.leaseLapses}`);
+    t.true(m.leaseRevalidations >= 1, `re-validations ${m.leaseRevalidations}`);
+    t.true(m.leaseDrops >= 1, `activations dropped ${m.leaseDrops}`);
+    checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"));
+  },
+);

@@ -20,28 +20,37 @@ class Farewell {
 const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
 
-test.serial("stop() lets handlers already running finish and answers their remote callers, then runs onDeactivate('shutdown')", async (t) => {
-  const owner = await startNode(t, { nodeId: nodeId("stopper"), prefix: "life", actors: [Gate, Farewell], capabilities: ["life"] });
-  const caller = await startNode(t, { nodeId: nodeId("waiter"), prefix: "life" });
-  await caller.call({ actor: Farewell, id: "bye", capability: "life" });
-  const running = caller.call<{ pid: string }>({ actor: Gate, id: "busy", payload: { wait: "stop-k" }, capability: "life", timeoutMs: 10_000 });
-  await eventually(() => owner.actorCount === 2, "the gated call to be running on the owner");
-  const stopping = owner.stop();
-  t.is(owner.state, "STOPPING");
-  // New calls are refused while it stops.
-  const local = await owner.call({ actor: Gate, id: "x", capability: "life" }).catch((err: { code: string }) => err.code);
-  t.is(local, "STOPPED");
-  // Released after stop() began (by a Gate on another cluster): its caller still gets the answer.
-  const helper = await startNode(t, { nodeId: nodeId("opener"), prefix: "life-other", actors: [Gate], capabilities: ["other"] });
-  await helper.call({ actor: Gate, id: "opener", payload: { release: "stop-k" }, capability: "other" });
-  const answer = await running;
-  t.true(answer.result.pid.startsWith(`${owner.nodeId}/Gate/busy#`));
-  await stopping;
-  t.is(owner.state, "STOPPED");
-  t.deepEqual(Farewell.reasons, ["shutdown"]);
-  // The caller learned of the leave: the capability has no nodes now.
-  await eventually(() => caller.nodesFor("life").length === 0, "the caller to see the owner leave");
-});
+test.serial(
+  "stop() lets handlers already running finish and answers their remote callers, then runs onDeactivate('shutdown')",
+  async (t) => {
+    const owner = await startNode(t, { nodeId: nodeId("stopper"), prefix: "life", actors: [Gate, Farewell], capabilities: ["life"] });
+    const caller = await startNode(t, { nodeId: nodeId("waiter"), prefix: "life" });
+    await caller.call({ actor: Farewell, id: "bye", capability: "life" });
+    const running = caller.call<{ pid: string }>({
+      actor: Gate,
+      id: "busy",
+      payload: { wait: "stop-k" },
+      capability: "life",
+      timeoutMs: 10_000,
+    });
+    await eventually(() => owner.actorCount === 2, "the gated call to be running on the owner");
+    const stopping = owner.stop();
+    t.is(owner.state, "STOPPING");
+    // New calls are refused while it stops.
+    const local = await owner.call({ actor: Gate, id: "x", capability: "life" }).catch((err: { code: string }) => err.code);
+    t.is(local, "STOPPED");
+    // Released after stop() began (by a Gate on another cluster): its caller still gets the answer.
+    const helper = await startNode(t, { nodeId: nodeId("opener"), prefix: "life-other", actors: [Gate], capabilities: ["other"] });
+    await helper.call({ actor: Gate, id: "opener", payload: { release: "stop-k" }, capability: "other" });
+    const answer = await running;
+    t.true(answer.result.pid.startsWith(`${owner.nodeId}/Gate/busy#`));
+    await stopping;
+    t.is(owner.state, "STOPPED");
+    t.deepEqual(Farewell.reasons, ["shutdown"]);
+    // The caller learned of the leave: the capability has no nodes now.
+    await eventually(() => caller.nodesFor("life").length === 0, "the caller to see the owner leave");
+  },
+);
 
 test.serial("a node that vanished without leaving is skipped at once: its calls meet no responders and go to the next owner", async (t) => {
   const real = await startNode(t, { nodeId: nodeId("real"), prefix: "ghost", actors: [Counter], capabilities: ["haunted"] });
@@ -49,7 +58,17 @@ test.serial("a node that vanished without leaving is skipped at once: its calls 
   // A member that announces itself and then is gone: nobody listens on its node subject.
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
-  const ghost = { v: 1, node: "ghost", instance: "g", capabilities: ["haunted"], actorTypes: ["Counter"], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 60_000 };
+  const ghost = {
+    v: 1,
+    node: "ghost",
+    instance: "g",
+    capabilities: ["haunted"],
+    actorTypes: ["Counter"],
+    shards: 4096,
+    strategy: "rendezvous",
+    version: "0",
+    heartbeatMs: 60_000,
+  };
   nc.publish("ghost.cluster.heartbeat", JSON.stringify(ghost));
   await eventually(() => caller.nodesFor("haunted").length === 2, "the caller to count the ghost in");
   const ids = Array.from({ length: 100 }, (_, i) => `h_${i}`);
@@ -65,7 +84,17 @@ test.serial("with no other owner left, a vanished node's calls fail with NO_NODE
   const caller = await startNode(t, { nodeId: nodeId("lonely"), prefix: "void", nodeTimeoutMs: 60_000 });
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
-  const ghost = { v: 1, node: "ghost2", instance: "g", capabilities: ["void"], actorTypes: [], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 60_000 };
+  const ghost = {
+    v: 1,
+    node: "ghost2",
+    instance: "g",
+    capabilities: ["void"],
+    actorTypes: [],
+    shards: 4096,
+    strategy: "rendezvous",
+    version: "0",
+    heartbeatMs: 60_000,
+  };
   nc.publish("void.cluster.heartbeat", JSON.stringify(ghost));
   await eventually(() => caller.nodesFor("void").length === 1, "the ghost to be seen");
   const error = await t.throwsAsync(caller.call({ actor: Counter, id: "x", capability: "void" }));

@@ -40,23 +40,37 @@ for (const where of ["local", "remote"] as const) {
     const node = from(t);
     const [hung, neighbour] = sameShardIds(node, `${where}-hung-`);
     const started = performance.now();
-    const error = await t.throwsAsync(node.call({ actor: Hung, id: hung, payload: { hang: true }, capability: "box" }), { instanceOf: MeshError });
+    const error = await t.throwsAsync(node.call({ actor: Hung, id: hung, payload: { hang: true }, capability: "box" }), {
+      instanceOf: MeshError,
+    });
     t.is(error?.code, "TIMEOUT");
     t.true(performance.now() - started >= 599, "not before callTimeoutMs");
     t.regex(error!.message, /600 ms/);
     t.is((await node.call({ actor: Hung, id: neighbour, payload: {}, capability: "box" })).result, "awake");
     // Calls queued behind the hung handler time out too; a per-call timeout overrides the node's.
-    const queued = await t.throwsAsync(node.call({ actor: Hung, id: hung, payload: {}, capability: "box", timeoutMs: 100 }), { instanceOf: MeshError });
+    const queued = await t.throwsAsync(node.call({ actor: Hung, id: hung, payload: {}, capability: "box", timeoutMs: 100 }), {
+      instanceOf: MeshError,
+    });
     t.is(queued?.code, "TIMEOUT");
   });
 
   test(`${where}: an actor handles one message at a time, in arrival order, async handlers keeping the turn`, async (t) => {
     const node = from(t);
     const id = `${where}-echo`;
-    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => node.call<{ payload: number; seen: number }>({ actor: Echo, id, payload: i, capability: "box" })));
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        node.call<{ payload: number; seen: number }>({ actor: Echo, id, payload: i, capability: "box" }),
+      ),
+    );
     // Each handler saw exactly the messages before it: no interleaving inside a turn.
-    t.deepEqual(replies.map((r) => r.result.seen), Array.from({ length: 50 }, (_, i) => i + 1));
-    t.deepEqual(replies.map((r) => r.result.payload), Array.from({ length: 50 }, (_, i) => i));
+    t.deepEqual(
+      replies.map((r) => r.result.seen),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+    t.deepEqual(
+      replies.map((r) => r.result.payload),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     t.is(new Set(replies.map((r) => r.pid)).size, 1);
   });
 }
@@ -65,7 +79,9 @@ test("a call whose caller gave up while it waited in the mailbox does not run", 
   const { owner } = t.context;
   const id = "skip-stale";
   const blocking = owner.call({ actor: Gate, id, payload: { wait: "stale" }, capability: "box", timeoutMs: 5_000 });
-  const stale = await t.throwsAsync(owner.call({ actor: Gate, id, payload: { release: "never-run" }, capability: "box", timeoutMs: 50 }), { instanceOf: MeshError });
+  const stale = await t.throwsAsync(owner.call({ actor: Gate, id, payload: { release: "never-run" }, capability: "box", timeoutMs: 50 }), {
+    instanceOf: MeshError,
+  });
   t.is(stale?.code, "TIMEOUT");
   await owner.call({ actor: Gate, id: "other-releaser", payload: { release: "stale" }, capability: "box" });
   await blocking;

@@ -23,56 +23,88 @@ async function firstSuccessAfter(load: { succeeded: number }, since: number, wha
   return Date.now() - since;
 }
 
-test.serial("the NATS server restarts under calls: calls resume within 5 s of it being back, and every view is complete and de-duplicated", async (t) => {
-  const server = await startNatsServer({ config: NATS_CONF });
-  const nodes = await startAll([
-    ...["r1", "r2", "r3"].map((n) => ({ servers: server.url, nodeId: nodeId(n), actors: [Counter], capabilities: ["restart"] })),
-    { servers: server.url, nodeId: nodeId("rcaller") },
-  ]);
-  t.teardown(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await server.stop();
-  });
-  const caller = nodes[3]!;
-  const members = nodes.slice(0, 3).map((n) => n.nodeId).sort();
-  const load = continuousCalls(caller, "restart", IDS);
-  await eventually(() => load.succeeded > 500, "calls to flow");
-  await server.restart();
-  const backAt = Date.now();
-  const resumedAfter = await firstSuccessAfter(load, backAt, "calls to resume after the restart");
-  t.log(`calls resumed ${resumedAfter} ms after the server was back; failures ${JSON.stringify([...load.failures])}`);
-  t.true(resumedAfter <= 5000);
-  await eventually(() => nodes.every((n) => n.nodesFor("restart").join() === members.join()), "every view to be complete again", 5_000);
-  await load.stop();
-  for (const n of nodes) t.deepEqual(n.nodesFor("restart"), members);
-  for (const code of load.failures.keys()) t.true(["TIMEOUT", "NODE_UNAVAILABLE", "NO_NODES"].includes(code), code);
-});
+test.serial(
+  "the NATS server restarts under calls: calls resume within 5 s of it being back, and every view is complete and de-duplicated",
+  async (t) => {
+    const server = await startNatsServer({ config: NATS_CONF });
+    const nodes = await startAll([
+      ...["r1", "r2", "r3"].map((n) => ({ servers: server.url, nodeId: nodeId(n), actors: [Counter], capabilities: ["restart"] })),
+      { servers: server.url, nodeId: nodeId("rcaller") },
+    ]);
+    t.teardown(async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await server.stop();
+    });
+    const caller = nodes[3]!;
+    const members = nodes
+      .slice(0, 3)
+      .map((n) => n.nodeId)
+      .sort();
+    const load = continuousCalls(caller, "restart", IDS);
+    await eventually(() => load.succeeded > 500, "calls to flow");
+    await server.restart();
+    const backAt = Date.now();
+    const resumedAfter = await firstSuccessAfter(load, backAt, "calls to resume after the restart");
+    t.log(`calls resumed ${resumedAfter} ms after the server was back; failures ${JSON.stringify([...load.failures])}`);
+    t.true(resumedAfter <= 5000);
+    await eventually(() => nodes.every((n) => n.nodesFor("restart").join() === members.join()), "every view to be complete again", 5_000);
+    await load.stop();
+    for (const n of nodes) t.deepEqual(n.nodesFor("restart"), members);
+    for (const code of load.failures.keys()) t.true(["TIMEOUT", "NODE_UNAVAILABLE", "NO_NODES"].includes(code), code);
+  },
+);
 
-test.serial("one of three clustered nats-servers is killed: nodes attached to it move to another and calls resume within 5 s", async (t) => {
-  const cluster = await startNatsCluster(3, { config: NATS_CONF });
-  // Node i prefers server i, so the nodes are spread over the three servers.
-  const prefer = (i: number) => ({ servers: [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], nats: { noRandomize: true } });
-  const nodes = await startAll([
-    ...[0, 1, 2].map((i) => ({ ...prefer(i), nodeId: nodeId(`c${i}`), actors: [Counter], capabilities: ["clustered"] })),
-    { ...prefer(1), nodeId: nodeId("ccaller") },
-  ]);
-  t.teardown(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await cluster.stop();
-  });
-  const caller = nodes[3]!;
-  await eventually(() => caller.nodesFor("clustered").length === 3, "the caller to see the three nodes across the cluster");
-  const load = continuousCalls(caller, "clustered", IDS);
-  await eventually(() => load.succeeded > 500, "calls to flow");
-  await cluster.servers[0]!.kill();
-  const killedAt = Date.now();
-  const resumedAfter = await firstSuccessAfter(load, killedAt, "calls to flow after the server died");
-  // Every id answers again, including those of the node that was attached to the dead server.
-  await eventually(async () => (await Promise.all(IDS.map((id) => caller.call({ actor: Counter, id, capability: "clustered" }).then(() => true, () => false)))).every(Boolean), "every id to answer", 5_000);
-  const allBackAfter = Date.now() - killedAt;
-  await load.stop();
-  t.log(`calls flowing ${resumedAfter} ms, every id answering ${allBackAfter} ms after the kill; failures ${JSON.stringify([...load.failures])}`);
-  t.true(allBackAfter <= 5000 + 1000, `every id answered ${allBackAfter} ms after the kill`);
-  t.deepEqual(caller.nodesFor("clustered"), nodes.slice(0, 3).map((n) => n.nodeId).sort(), "no node was lost");
-  for (const code of load.failures.keys()) t.true(["TIMEOUT", "NODE_UNAVAILABLE"].includes(code), code);
-});
+test.serial(
+  "one of three clustered nats-servers is killed: nodes attached to it move to another and calls resume within 5 s",
+  async (t) => {
+    const cluster = await startNatsCluster(3, { config: NATS_CONF });
+    // Node i prefers server i, so the nodes are spread over the three servers.
+    const prefer = (i: number) => ({ servers: [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)], nats: { noRandomize: true } });
+    const nodes = await startAll([
+      ...[0, 1, 2].map((i) => ({ ...prefer(i), nodeId: nodeId(`c${i}`), actors: [Counter], capabilities: ["clustered"] })),
+      { ...prefer(1), nodeId: nodeId("ccaller") },
+    ]);
+    t.teardown(async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await cluster.stop();
+    });
+    const caller = nodes[3]!;
+    await eventually(() => caller.nodesFor("clustered").length === 3, "the caller to see the three nodes across the cluster");
+    const load = continuousCalls(caller, "clustered", IDS);
+    await eventually(() => load.succeeded > 500, "calls to flow");
+    await cluster.servers[0]!.kill();
+    const killedAt = Date.now();
+    const resumedAfter = await firstSuccessAfter(load, killedAt, "calls to flow after the server died");
+    // Every id answers again, including those of the node that was attached to the dead server.
+    await eventually(
+      async () =>
+        (
+          await Promise.all(
+            IDS.map((id) =>
+              caller.call({ actor: Counter, id, capability: "clustered" }).then(
+                () => true,
+                () => false,
+              ),
+            ),
+          )
+        ).every(Boolean),
+      "every id to answer",
+      5_000,
+    );
+    const allBackAfter = Date.now() - killedAt;
+    await load.stop();
+    t.log(
+      `calls flowing ${resumedAfter} ms, every id answering ${allBackAfter} ms after the kill; failures ${JSON.stringify([...load.failures])}`,
+    );
+    t.true(allBackAfter <= 5000 + 1000, `every id answered ${allBackAfter} ms after the kill`);
+    t.deepEqual(
+      caller.nodesFor("clustered"),
+      nodes
+        .slice(0, 3)
+        .map((n) => n.nodeId)
+        .sort(),
+      "no node was lost",
+    );
+    for (const code of load.failures.keys()) t.true(["TIMEOUT", "NODE_UNAVAILABLE"].includes(code), code);
+  },
+);

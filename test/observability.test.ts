@@ -7,11 +7,19 @@ import { nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 const lines: { level: string; fields: object; message: string }[] = [];
-const logger = Object.fromEntries(["debug", "info", "warn", "error"].map((level) => [level, (fields: object, message: string) => lines.push({ level, fields, message })])) as never;
+const logger = Object.fromEntries(
+  ["debug", "info", "warn", "error"].map((level) => [level, (fields: object, message: string) => lines.push({ level, fields, message })]),
+) as never;
 
 const test = anyTest as TestFn<ClusterContext & { owner: Mesh; caller: Mesh }>;
 useNatsServer(test, async (t) => {
-  t.context.owner = await startNode(t, { nodeId: nodeId("obs"), actors: [Counter, Crasher], capabilities: ["obs"], metricsPort: 0, logger });
+  t.context.owner = await startNode(t, {
+    nodeId: nodeId("obs"),
+    actors: [Counter, Crasher],
+    capabilities: ["obs"],
+    metricsPort: 0,
+    logger,
+  });
   t.context.caller = await startNode(t, { nodeId: nodeId("obs-caller"), metricsPort: 0 });
 });
 
@@ -28,7 +36,10 @@ test.serial("mesh.metrics() counts calls, activations, crashes and errors, with 
   t.is((after.errors.ACTOR_CRASHED ?? 0) - (before.errors.ACTOR_CRASHED ?? 0), 1);
   t.is((after.errors.UNKNOWN_ACTOR_TYPE ?? 0) - (before.errors.UNKNOWN_ACTOR_TYPE ?? 0), 1);
   t.is(after.handlerLatency.count - before.handlerLatency.count, 6);
-  t.is(after.handlerLatency.counts.reduce((a, b) => a + b, 0), after.handlerLatency.count);
+  t.is(
+    after.handlerLatency.counts.reduce((a, b) => a + b, 0),
+    after.handlerLatency.count,
+  );
   t.true(caller.metrics().remoteCallLatency.count >= 7);
 });
 

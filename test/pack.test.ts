@@ -37,12 +37,30 @@ test("npm pack of the three packages, unpacked into a fresh project beside the d
   t.timeout(180_000);
   const dir = mkdtempSync(join(tmpdir(), "mesh-consumer-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  await run("npm", ["pack", "--silent", "--pack-destination", dir, "-w", "@mesh/core", "-w", "@mesh/transport", "-w", "@mesh/runtime"], { cwd: ROOT });
-  const tarballs = readdirSync(dir).filter((f) => f.endsWith(".tgz")).sort();
+  await run("npm", ["pack", "--silent", "--pack-destination", dir, "-w", "@mesh/core", "-w", "@mesh/transport", "-w", "@mesh/runtime"], {
+    cwd: ROOT,
+  });
+  const tarballs = readdirSync(dir)
+    .filter((f) => f.endsWith(".tgz"))
+    .sort();
   t.deepEqual(tarballs, ["mesh-core-0.1.0.tgz", "mesh-runtime-0.1.0.tgz", "mesh-transport-0.1.0.tgz"]);
 
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
-  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, skipLibCheck: false, outDir: "out", types: ["node"] }, include: ["index.ts"] }));
+  writeFileSync(
+    join(dir, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        strict: true,
+        skipLibCheck: false,
+        outDir: "out",
+        types: ["node"],
+      },
+      include: ["index.ts"],
+    }),
+  );
   writeFileSync(join(dir, "index.ts"), CONSUMER);
   await installOffline(dir, tarballs);
 

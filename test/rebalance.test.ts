@@ -33,7 +33,11 @@ async function pids(caller: Mesh, capability: string): Promise<Map<string, strin
 
 test.serial("a fourth node joins under continuous calls: no call fails, and about 1/4 of the actors move to it", async (t) => {
   const options = { actors: [Tally], capabilities: ["join"] };
-  const nodes = [await startNode(t, { nodeId: nodeId("j1"), ...options }), await startNode(t, { nodeId: nodeId("j2"), ...options }), await startNode(t, { nodeId: nodeId("j3"), ...options })];
+  const nodes = [
+    await startNode(t, { nodeId: nodeId("j1"), ...options }),
+    await startNode(t, { nodeId: nodeId("j2"), ...options }),
+    await startNode(t, { nodeId: nodeId("j3"), ...options }),
+  ];
   const caller = await startNode(t, { nodeId: nodeId("jcaller") });
   const before = await pids(caller, "join");
   Tally.deactivated = [];
@@ -56,7 +60,10 @@ test.serial("a fourth node joins under continuous calls: no call fails, and abou
   t.true(Tally.deactivated.every((d) => d.endsWith(":rebalance")));
   t.deepEqual(Tally.deactivated.map((d) => d.split(":")[0]).sort(), [...moved].sort());
   // And nothing stays behind: one activation per id in the whole cluster.
-  t.is([...nodes, fourth].reduce((n, node) => n + node.actorCount, 0), IDS.length);
+  t.is(
+    [...nodes, fourth].reduce((n, node) => n + node.actorCount, 0),
+    IDS.length,
+  );
   await Promise.all([...nodes, fourth, caller].map((n) => n.stop()));
 });
 

@@ -59,7 +59,12 @@ test("mesh.ref and ctx.ref call and cast with the handlers' types", async (t) =>
 });
 
 test("mesh.call and mesh.cast with a class take its handlers' payload types and resolve to its reply type", async (t) => {
-  const mesh = await startNode(t, { prefix: "refs-call", nodeId: nodeId("refs-call"), actors: [Basket, Inventory], capabilities: ["shop"] });
+  const mesh = await startNode(t, {
+    prefix: "refs-call",
+    nodeId: nodeId("refs-call"),
+    actors: [Basket, Inventory],
+    capabilities: ["shop"],
+  });
   const { result } = await mesh.call({ actor: Basket, id: "c1", payload: { add: "book" }, capability: "shop" });
   const items: string[] = result.items;
   t.deepEqual(items, ["book"]);

@@ -12,7 +12,8 @@ const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
 
 type Fired = { name: string; node: string; late: number; failures: number }[];
-const alarm = (mesh: Mesh, id: string, payload?: object) => mesh.call<Fired>({ actor: "Alarm", id, payload, capability: "a", timeoutMs: 10_000 }).then((r) => r.result);
+const alarm = (mesh: Mesh, id: string, payload?: object) =>
+  mesh.call<Fired>({ actor: "Alarm", id, payload, capability: "a", timeoutMs: 10_000 }).then((r) => r.result);
 const count = async (mesh: Mesh, id: string, name: string) => (await alarm(mesh, id)).filter((f) => f.name === name).length;
 
 /** An Alarm that leaves memory after 100 ms idle. */
@@ -68,7 +69,13 @@ test.serial("a repeating reminder keeps firing across a restart of every node", 
 
 test.serial("bad reminders are BAD_REQUEST: a plain actor, no handleReminder, bad times", async (t) => {
   const mesh = await startNode(t, { prefix: "rem4", nodeId: nodeId("rem4"), ...options });
-  for (const remind of [{ name: "" , afterMs: 10 }, { name: "x", afterMs: -1 }, { name: "x", at: Number.NaN }, { name: "x" }, { name: "x", afterMs: 10, everyMs: 1 }]) {
+  for (const remind of [
+    { name: "", afterMs: 10 },
+    { name: "x", afterMs: -1 },
+    { name: "x", at: Number.NaN },
+    { name: "x" },
+    { name: "x", afterMs: 10, everyMs: 1 },
+  ]) {
     const err = await t.throwsAsync(alarm(mesh, "bad", { remind }), { instanceOf: MeshError });
     t.is(err?.code, "ACTOR_CRASHED", JSON.stringify(remind));
     t.is(err?.rootCode, "BAD_REQUEST", JSON.stringify(remind));
@@ -83,11 +90,16 @@ test.serial("10,000 reminders due in the same second all fire, and the node's No
   const before = timeouts();
   const at = Date.now() + 20_000; // far enough that scheduling 10,000 ends first, even on a loaded machine
   const ids = Array.from({ length: 10_000 }, (_, i) => `many_${i}`);
-  for (let i = 0; i < ids.length; i += 500) await Promise.all(ids.slice(i, i + 500).map((id) => alarm(mesh, id, { remind: { name: "now", at: at + (i % 1000) } })));
+  for (let i = 0; i < ids.length; i += 500)
+    await Promise.all(ids.slice(i, i + 500).map((id) => alarm(mesh, id, { remind: { name: "now", at: at + (i % 1000) } })));
   // A node keeps a few timers of its own (the scheduler's, a sweep of pending requests while any
   // is in flight): wait, until the reminders fall due, for those to settle. Ten thousand held
   // reminders must not show as thousands of timers, nor as any more than those few.
-  await eventually(() => timeouts() - before <= 3, "the node's timers to settle while 10,000 reminders are held", Math.max(3000, at - Date.now() - 500));
+  await eventually(
+    () => timeouts() - before <= 3,
+    "the node's timers to settle while 10,000 reminders are held",
+    Math.max(3000, at - Date.now() - 500),
+  );
   const held = timeouts();
   t.log(`Node Timeout handles: ${before} before, ${held} with 10,000 reminders scheduled`);
   t.true(held - before <= 3, `${held - before} more Node timers`);

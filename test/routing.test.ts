@@ -23,7 +23,9 @@ function idOwnedBy(mesh: Mesh, owner: string, prefix: string): string {
 }
 
 const call = async (nc: NatsConnection, node: string, id: string, hops = 0) =>
-  decode((await nc.request(`mesh.node.${node}`, encode([1, 0, "route", "Counter", id, 2000, hops, null, {}]), { timeout: 3000 })).data) as unknown[];
+  decode(
+    (await nc.request(`mesh.node.${node}`, encode([1, 0, "route", "Counter", id, 2000, hops, null, {}]), { timeout: 3000 })).data,
+  ) as unknown[];
 
 test.serial("a call sent to a node that does not own the shard is forwarded; the owner's reply reaches the caller", async (t) => {
   const { a, b, nc } = t.context;
@@ -44,7 +46,10 @@ test.serial("a cast sent to the wrong node is forwarded too", async (t) => {
   await a.call({ actor: Counter, id, capability: "route" });
   await a.call({ actor: Counter, id, capability: "route" });
   nc.publish(`mesh.node.${a.nodeId}`, encode([1, 1, "route", "Counter", id, 0, 0, null, { action: "reset" }]));
-  await eventually(async () => ((await b.call<{ ok: number }>({ actor: Counter, id, capability: "route" })).result.ok === 1), "the forwarded reset to be applied");
+  await eventually(
+    async () => (await b.call<{ ok: number }>({ actor: Counter, id, capability: "route" })).result.ok === 1,
+    "the forwarded reset to be applied",
+  );
   t.is(a.actorCount, 0);
 });
 

@@ -132,11 +132,19 @@ function stop(code, why) {
   setTimeout(() => killGroup("SIGKILL"), STOP_GRACE_MS).unref();
 }
 
-const watchdog = setInterval(() => {
-  const now = Date.now();
-  if (now - started > TOTAL_MS) stop(TIMED_OUT, `ava has run for ${((now - started) / 1000).toFixed(1)} s, over MESH_TEST_TOTAL_MS=${TOTAL_MS}: stopping it`);
-  else if (now - lastOutput > SILENCE_MS) stop(TIMED_OUT, `ava has printed nothing for ${((now - lastOutput) / 1000).toFixed(1)} s, over MESH_TEST_SILENCE_MS=${SILENCE_MS}: stopping it`);
-}, Math.min(1000, SILENCE_MS / 4, TOTAL_MS / 4));
+const watchdog = setInterval(
+  () => {
+    const now = Date.now();
+    if (now - started > TOTAL_MS)
+      stop(TIMED_OUT, `ava has run for ${((now - started) / 1000).toFixed(1)} s, over MESH_TEST_TOTAL_MS=${TOTAL_MS}: stopping it`);
+    else if (now - lastOutput > SILENCE_MS)
+      stop(
+        TIMED_OUT,
+        `ava has printed nothing for ${((now - lastOutput) / 1000).toFixed(1)} s, over MESH_TEST_SILENCE_MS=${SILENCE_MS}: stopping it`,
+      );
+  },
+  Math.min(1000, SILENCE_MS / 4, TOTAL_MS / 4),
+);
 
 for (const [signal, number] of [
   ["SIGINT", 2],

@@ -32,7 +32,10 @@ async function node(t: ExecutionContext<Context>, options: MeshOptions): Promise
 }
 
 /** A plain NATS connection (no Mesh), with what the server said about its permissions. */
-async function client(t: ExecutionContext<Context>, options: Partial<ConnectionOptions>): Promise<{ nc: NatsConnection; violations: string[] }> {
+async function client(
+  t: ExecutionContext<Context>,
+  options: Partial<ConnectionOptions>,
+): Promise<{ nc: NatsConnection; violations: string[] }> {
   const nc = await connect({ servers: t.context.secure.server.url, ...options });
   t.context.conns.push(nc);
   const violations: string[] = [];
@@ -50,233 +53,375 @@ const as = (c: { user: string; pass: string }) => ({ ...process.env, NATS_USER: 
 /** Runs the mesh CLI against `url` with `env`. */
 function meshCli(url: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args, "-s", url], { env, timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile(process.execPath, [cli, ...args, "-s", url], { env, timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 
-const impostor = (prefix: string) => ({ v: 1, node: "impostor", instance: "i", capabilities: ["counter"], actorTypes: ["Counter"], shards: 4096, strategy: "rendezvous", version: "0", heartbeatMs: 60_000 });
+const impostor = (prefix: string) => ({
+  v: 1,
+  node: "impostor",
+  instance: "i",
+  capabilities: ["counter"],
+  actorTypes: ["Counter"],
+  shards: 4096,
+  strategy: "rendezvous",
+  version: "0",
+  heartbeatMs: 60_000,
+});
 
 test.serial("under the node role, a cluster works: calls, casts, discovery, rebalancing, $SRV and durable state", async (t) => {
   const { node: creds, operator } = t.context.secure;
-  const a = await node(t, { nats: creds, nodeId: nodeId("a"), actors: [Counter, DurableCounter, Echo, Alarm], capabilities: ["counter"], reminderScanMs: 300 });
+  const a = await node(t, {
+    nats: creds,
+    nodeId: nodeId("a"),
+    actors: [Counter, DurableCounter, Echo, Alarm],
+    capabilities: ["counter"],
+    reminderScanMs: 300,
+  });
   const caller = await node(t, { nats: creds, nodeId: nodeId("caller") });
   await eventually(() => caller.nodesFor("counter").length === 1, "discovery under the node role");
   const ids = Array.from({ length: 200 }, (_, i) => `s_${i}`);
   for (const id of ids) await caller.call({ actor: Counter, id, capability: "counter" });
   await caller.cast({ actor: Echo, id: "e", payload: "cast", capability: "counter" });
-  await eventually(async () => (await caller.call<{ seen: number }>({ actor: Echo, id: "e", payload: "call", capability: "counter" })).result.seen >= 2, "the cast to arrive");
+  await eventually(
+    async () => (await caller.call<{ seen: number }>({ actor: Echo, id: "e", payload: "call", capability: "counter" })).result.seen >= 2,
+    "the cast to arrive",
+  );
   t.deepEqual((await caller.call({ actor: DurableCounter, id: "d", capability: "counter" })).result, { count: 1 });
   await caller.call({ actor: Alarm, id: "al", payload: { remind: { name: "ring", afterMs: 100 } }, capability: "counter" });
-  await eventually(async () => ((await caller.call<unknown[]>({ actor: Alarm, id: "al", capability: "counter" })).result).length === 1, "a reminder to fire under the node role");
+  await eventually(
+    async () => (await caller.call<unknown[]>({ actor: Alarm, id: "al", capability: "counter" })).result.length === 1,
+    "a reminder to fire under the node role",
+  );
   // A second node joins: some actors move to it, and every call still succeeds.
-  const b = await node(t, { nats: creds, nodeId: nodeId("b"), actors: [Counter, DurableCounter, Echo, Alarm], capabilities: ["counter"], reminderScanMs: 300 });
+  const b = await node(t, {
+    nats: creds,
+    nodeId: nodeId("b"),
+    actors: [Counter, DurableCounter, Echo, Alarm],
+    capabilities: ["counter"],
+    reminderScanMs: 300,
+  });
   await eventually(() => caller.nodesFor("counter").length === 2 && a.nodesFor("counter").length === 2, "the join");
   const pids = await Promise.all(ids.map(async (id) => (await caller.call({ actor: Counter, id, capability: "counter" })).pid));
-  t.true(pids.some((p) => p.startsWith(`${b.nodeId}/`)), "some actors moved to the new node");
+  t.true(
+    pids.some((p) => p.startsWith(`${b.nodeId}/`)),
+    "some actors moved to the new node",
+  );
   t.deepEqual((await caller.call({ actor: DurableCounter, id: "d", capability: "counter" })).result, { count: 2 });
   // $SRV, as `nats micro` asks it, with the operator role.
   const { nc: ops } = await client(t, operator);
   const pings: string[] = [];
-  for await (const p of await ops.services.client({ maxWait: 1000, strategy: RequestStrategy.Timer }).ping("mesh")) pings.push((p as { metadata?: Record<string, string> }).metadata?.node ?? "");
-  t.true([a.nodeId, b.nodeId, caller.nodeId].every((id) => pings.includes(id)), JSON.stringify(pings));
-});
-
-test.serial("a client-role connection calls and casts through the ingress, and may not use the payments capability; the payments user may", async (t) => {
-  const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
-  const host = await node(t, { nats: creds, nodeId: nodeId("host"), prefix: "mesh", actors: [Counter, Echo], capabilities: ["counter", "payments"] });
-  const { nc } = await client(t, clientCreds);
-  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "cl-1", payload: {} }), { ok: true, result: { ok: 1 } });
-  nc.publish("mesh.cast.counter", JSON.stringify({ actor: "Echo", id: "cl-e", payload: "hello" }));
-  await eventually(async () => (await host.call<{ seen: number }>({ actor: Echo, id: "cl-e", payload: "x", capability: "counter" })).result.seen >= 2, "the client's cast to arrive");
-  const denied = await t.throwsAsync(nc.request("mesh.call.payments", JSON.stringify({ actor: "Counter", id: "p", payload: {} }), { timeout: 2000 }));
-  t.is((denied as { code?: string }).code, "PERMISSIONS_VIOLATION");
-  t.regex(denied!.message, /Permissions Violation for Publish to "mesh.call.payments"/);
-  const { nc: pay } = await client(t, paymentsCreds);
-  t.like(await jsonRequest(pay, "mesh.call.payments", { actor: "Counter", id: "p", payload: {} }), { ok: true, result: { ok: 1 } });
-});
-
-test.serial("a client cannot reach a payments-bound ledger through another capability: refused, nothing activated, its stored state unchanged; an unbound one is another actor", async (t) => {
-  const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
-  const hosts = [
-    await node(t, { nats: creds, nodeId: nodeId("h1"), actors: [Counter, Ledger, OpenLedger], capabilities: ["counter", "payments"] }),
-    await node(t, { nats: creds, nodeId: nodeId("h2"), actors: [Counter, Ledger, OpenLedger], capabilities: ["counter", "payments"] }),
-  ];
-  await eventually(() => hosts.every((h) => h.nodesFor("payments").length === 2), "both hosts");
-  const { nc: pay } = await client(t, paymentsCreds);
-  const set = (balance: number, owner: string) => ({ set: { balance, owner } });
-  for (const actor of ["ledger", "open-ledger"]) t.like(await jsonRequest(pay, "mesh.call.payments", { actor, id: "acct-1", payload: set(100_00, "alice") }), { ok: true });
-  const live = hosts.reduce((n, h) => n + h.actorCount, 0);
-
-  const { nc } = await client(t, clientCreds);
-  const attack = { actor: "ledger", id: "acct-1", payload: set(0, "mallory") };
-  t.like(await jsonRequest(nc, "mesh.call.counter", attack), { ok: false, error: { code: "WRONG_CAPABILITY" } });
-  nc.publish("mesh.cast.counter", JSON.stringify(attack));
-  // An unbound ledger through counter is another actor: the payments one never changes.
-  t.like(await jsonRequest(nc, "mesh.call.counter", { ...attack, actor: "open-ledger" }), { ok: true, result: { balance: 0, owner: "mallory" } });
-  // A round trip after the cast: it would have been served by now.
-  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after", payload: {} }), { ok: true });
-  t.is(hosts.reduce((n, h) => n + h.actorCount, 0), live + 2, "only the unbound copy and the counter were activated");
-  for (const actor of ["ledger", "open-ledger"]) {
-    t.like(await jsonRequest(pay, "mesh.call.payments", { actor, id: "acct-1" }), { ok: true, result: { balance: 100_00, owner: "alice" } }, actor);
-  }
-  // The stored state, read by the operator's tool.
-  const got = await meshCli(t.context.secure.server.url, as(t.context.secure.operator), "state", "get", "payments", "ledger", "acct-1");
-  t.deepEqual(JSON.parse(got.stdout), { balance: 100_00, owner: "alice" }, got.stderr);
-});
-
-test.serial("each principal reads only its own replies: a client's subscriptions to _INBOX.> and to the payments prefix are refused, and none of 20 payments replies reaches it", async (t) => {
-  const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
-  await node(t, { nats: creds, nodeId: nodeId("host"), actors: [Ledger], capabilities: ["payments"] });
-  const { nc } = await client(t, clientCreds);
-  const seen: string[] = [];
-  const errors: string[] = [];
-  const subs = ["_INBOX.>", "_INBOX_payments.>", "_INBOX_operator.>", ">"].map((subject) =>
-    nc.subscribe(subject, { callback: (err, msg) => (err ? errors.push(err.message) : seen.push(msg.subject)) }),
+  for await (const p of await ops.services.client({ maxWait: 1000, strategy: RequestStrategy.Timer }).ping("mesh"))
+    pings.push((p as { metadata?: Record<string, string> }).metadata?.node ?? "");
+  t.true(
+    [a.nodeId, b.nodeId, caller.nodeId].every((id) => pings.includes(id)),
+    JSON.stringify(pings),
   );
-  await nc.flush();
-  await eventually(() => subs.every((s) => s.isClosed()) && errors.length === 4, "the server to refuse every subscription");
-  for (const subject of ["_INBOX.>", "_INBOX_payments.>", "_INBOX_operator.>", ">"]) t.true(errors.some((e) => e.includes(`Permissions Violation for Subscription to "${subject}"`)), subject);
-  const { nc: pay } = await client(t, paymentsCreds);
-  for (let i = 0; i < 20; i++) t.like(await jsonRequest(pay, "mesh.call.payments", { actor: "ledger", id: `acct-${i}` }), { ok: true });
-  // The client's own replies still reach it, so it was listening all along.
-  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "ledger", id: "x" }), { ok: false, error: { code: "NO_NODES" } });
-  t.deepEqual(seen, []);
-  // A client that keeps the shared default prefix gets no answer at all: its reply subscription is refused.
-  const { nc: naive, violations: naiveViolations } = await client(t, { user: clientCreds.user, pass: clientCreds.pass });
-  await t.throwsAsync(naive.request("mesh.call.payments", "{}", { timeout: 1000 }));
-  await eventually(() => naiveViolations.length > 0, "the default inbox subscription to be refused");
 });
 
-test.serial("a client cannot act as a node: its heartbeat, leave, call on a node subject and subscription to mesh.> are refused, and no view changes", async (t) => {
-  const { client: clientCreds, node: creds, server } = t.context.secure;
-  const real = await node(t, { nats: creds, nodeId: nodeId("real"), actors: [Counter], capabilities: ["counter"] });
-  const caller = await node(t, { nats: creds, nodeId: nodeId("watcher") });
-  await eventually(() => caller.nodesFor("counter").length === 1, "the real cluster");
-  const before = real.metrics().callsServed;
-  const { nc, violations } = await client(t, clientCreds);
-  nc.publish("mesh.cluster.heartbeat", JSON.stringify(impostor("mesh")));
-  nc.publish("mesh.cluster.discover", JSON.stringify(impostor("mesh")), { reply: "_INBOX.x" });
-  nc.publish("mesh.cluster.leave", JSON.stringify({ v: 1, node: real.nodeId, instance: "guess" }));
-  nc.publish(`mesh.node.${real.nodeId}`, new Uint8Array([0x99, 1, 0]));
-  const subErrors: string[] = [];
-  const sub = nc.subscribe("mesh.>", { callback: (err) => err && subErrors.push(err.message) });
-  await nc.flush();
-  await eventually(() => violations.length >= 5 && sub.isClosed(), "the server to refuse all five");
-  t.true(violations.every((v) => v === "PERMISSIONS_VIOLATION"), JSON.stringify(violations));
-  t.regex(subErrors.join(), /Permissions Violation for Subscription to "mesh.>"/);
-  // A round trip through the real node after the refusals: anything delivered would have arrived by now.
-  t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after", payload: {} }), { ok: true });
-  t.deepEqual(caller.nodesFor("counter"), [real.nodeId]);
-  t.deepEqual(real.nodesFor("counter"), [real.nodeId]);
-  t.is(real.metrics().callsServed, before + 1, "only the ingress call was served");
-  // The control: the same heartbeat from a node-role connection does change the views, so the check above can fail.
-  const ops = await connect({ servers: server.url, ...creds });
-  t.teardown(() => ops.close());
-  ops.publish("mesh.cluster.heartbeat", JSON.stringify(impostor("mesh")));
-  await eventually(() => caller.nodesFor("counter").includes("impostor"), "a node-role heartbeat to be taken");
-  ops.publish("mesh.cluster.leave", JSON.stringify({ v: 1, node: "impostor", instance: "i" }));
-  await eventually(() => !caller.nodesFor("counter").includes("impostor"), "the impostor to leave again");
-});
+test.serial(
+  "a client-role connection calls and casts through the ingress, and may not use the payments capability; the payments user may",
+  async (t) => {
+    const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
+    const host = await node(t, {
+      nats: creds,
+      nodeId: nodeId("host"),
+      prefix: "mesh",
+      actors: [Counter, Echo],
+      capabilities: ["counter", "payments"],
+    });
+    const { nc } = await client(t, clientCreds);
+    t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "cl-1", payload: {} }), { ok: true, result: { ok: 1 } });
+    nc.publish("mesh.cast.counter", JSON.stringify({ actor: "Echo", id: "cl-e", payload: "hello" }));
+    await eventually(
+      async () => (await host.call<{ seen: number }>({ actor: Echo, id: "cl-e", payload: "x", capability: "counter" })).result.seen >= 2,
+      "the client's cast to arrive",
+    );
+    const denied = await t.throwsAsync(
+      nc.request("mesh.call.payments", JSON.stringify({ actor: "Counter", id: "p", payload: {} }), { timeout: 2000 }),
+    );
+    t.is((denied as { code?: string }).code, "PERMISSIONS_VIOLATION");
+    t.regex(denied!.message, /Permissions Violation for Publish to "mesh.call.payments"/);
+    const { nc: pay } = await client(t, paymentsCreds);
+    t.like(await jsonRequest(pay, "mesh.call.payments", { actor: "Counter", id: "p", payload: {} }), { ok: true, result: { ok: 1 } });
+  },
+);
 
-test.serial("a node's replies can be kept its own: two node users, each allowed only its own node subject and inbox, still form a cluster", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "mesh-pernode-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const pass = { a: `p${randomBytes(12).toString("hex")}`, b: `p${randomBytes(12).toString("hex")}` };
-  const perNode = (id: string) => `{
+test.serial(
+  "a client cannot reach a payments-bound ledger through another capability: refused, nothing activated, its stored state unchanged; an unbound one is another actor",
+  async (t) => {
+    const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
+    const hosts = [
+      await node(t, { nats: creds, nodeId: nodeId("h1"), actors: [Counter, Ledger, OpenLedger], capabilities: ["counter", "payments"] }),
+      await node(t, { nats: creds, nodeId: nodeId("h2"), actors: [Counter, Ledger, OpenLedger], capabilities: ["counter", "payments"] }),
+    ];
+    await eventually(() => hosts.every((h) => h.nodesFor("payments").length === 2), "both hosts");
+    const { nc: pay } = await client(t, paymentsCreds);
+    const set = (balance: number, owner: string) => ({ set: { balance, owner } });
+    for (const actor of ["ledger", "open-ledger"])
+      t.like(await jsonRequest(pay, "mesh.call.payments", { actor, id: "acct-1", payload: set(100_00, "alice") }), { ok: true });
+    const live = hosts.reduce((n, h) => n + h.actorCount, 0);
+
+    const { nc } = await client(t, clientCreds);
+    const attack = { actor: "ledger", id: "acct-1", payload: set(0, "mallory") };
+    t.like(await jsonRequest(nc, "mesh.call.counter", attack), { ok: false, error: { code: "WRONG_CAPABILITY" } });
+    nc.publish("mesh.cast.counter", JSON.stringify(attack));
+    // An unbound ledger through counter is another actor: the payments one never changes.
+    t.like(await jsonRequest(nc, "mesh.call.counter", { ...attack, actor: "open-ledger" }), {
+      ok: true,
+      result: { balance: 0, owner: "mallory" },
+    });
+    // A round trip after the cast: it would have been served by now.
+    t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after", payload: {} }), { ok: true });
+    t.is(
+      hosts.reduce((n, h) => n + h.actorCount, 0),
+      live + 2,
+      "only the unbound copy and the counter were activated",
+    );
+    for (const actor of ["ledger", "open-ledger"]) {
+      t.like(
+        await jsonRequest(pay, "mesh.call.payments", { actor, id: "acct-1" }),
+        { ok: true, result: { balance: 100_00, owner: "alice" } },
+        actor,
+      );
+    }
+    // The stored state, read by the operator's tool.
+    const got = await meshCli(t.context.secure.server.url, as(t.context.secure.operator), "state", "get", "payments", "ledger", "acct-1");
+    t.deepEqual(JSON.parse(got.stdout), { balance: 100_00, owner: "alice" }, got.stderr);
+  },
+);
+
+test.serial(
+  "each principal reads only its own replies: a client's subscriptions to _INBOX.> and to the payments prefix are refused, and none of 20 payments replies reaches it",
+  async (t) => {
+    const { client: clientCreds, payments: paymentsCreds, node: creds } = t.context.secure;
+    await node(t, { nats: creds, nodeId: nodeId("host"), actors: [Ledger], capabilities: ["payments"] });
+    const { nc } = await client(t, clientCreds);
+    const seen: string[] = [];
+    const errors: string[] = [];
+    const subs = ["_INBOX.>", "_INBOX_payments.>", "_INBOX_operator.>", ">"].map((subject) =>
+      nc.subscribe(subject, { callback: (err, msg) => (err ? errors.push(err.message) : seen.push(msg.subject)) }),
+    );
+    await nc.flush();
+    await eventually(() => subs.every((s) => s.isClosed()) && errors.length === 4, "the server to refuse every subscription");
+    for (const subject of ["_INBOX.>", "_INBOX_payments.>", "_INBOX_operator.>", ">"])
+      t.true(
+        errors.some((e) => e.includes(`Permissions Violation for Subscription to "${subject}"`)),
+        subject,
+      );
+    const { nc: pay } = await client(t, paymentsCreds);
+    for (let i = 0; i < 20; i++) t.like(await jsonRequest(pay, "mesh.call.payments", { actor: "ledger", id: `acct-${i}` }), { ok: true });
+    // The client's own replies still reach it, so it was listening all along.
+    t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "ledger", id: "x" }), { ok: false, error: { code: "NO_NODES" } });
+    t.deepEqual(seen, []);
+    // A client that keeps the shared default prefix gets no answer at all: its reply subscription is refused.
+    const { nc: naive, violations: naiveViolations } = await client(t, { user: clientCreds.user, pass: clientCreds.pass });
+    await t.throwsAsync(naive.request("mesh.call.payments", "{}", { timeout: 1000 }));
+    await eventually(() => naiveViolations.length > 0, "the default inbox subscription to be refused");
+  },
+);
+
+test.serial(
+  "a client cannot act as a node: its heartbeat, leave, call on a node subject and subscription to mesh.> are refused, and no view changes",
+  async (t) => {
+    const { client: clientCreds, node: creds, server } = t.context.secure;
+    const real = await node(t, { nats: creds, nodeId: nodeId("real"), actors: [Counter], capabilities: ["counter"] });
+    const caller = await node(t, { nats: creds, nodeId: nodeId("watcher") });
+    await eventually(() => caller.nodesFor("counter").length === 1, "the real cluster");
+    const before = real.metrics().callsServed;
+    const { nc, violations } = await client(t, clientCreds);
+    nc.publish("mesh.cluster.heartbeat", JSON.stringify(impostor("mesh")));
+    nc.publish("mesh.cluster.discover", JSON.stringify(impostor("mesh")), { reply: "_INBOX.x" });
+    nc.publish("mesh.cluster.leave", JSON.stringify({ v: 1, node: real.nodeId, instance: "guess" }));
+    nc.publish(`mesh.node.${real.nodeId}`, new Uint8Array([0x99, 1, 0]));
+    const subErrors: string[] = [];
+    const sub = nc.subscribe("mesh.>", { callback: (err) => err && subErrors.push(err.message) });
+    await nc.flush();
+    await eventually(() => violations.length >= 5 && sub.isClosed(), "the server to refuse all five");
+    t.true(
+      violations.every((v) => v === "PERMISSIONS_VIOLATION"),
+      JSON.stringify(violations),
+    );
+    t.regex(subErrors.join(), /Permissions Violation for Subscription to "mesh.>"/);
+    // A round trip through the real node after the refusals: anything delivered would have arrived by now.
+    t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after", payload: {} }), { ok: true });
+    t.deepEqual(caller.nodesFor("counter"), [real.nodeId]);
+    t.deepEqual(real.nodesFor("counter"), [real.nodeId]);
+    t.is(real.metrics().callsServed, before + 1, "only the ingress call was served");
+    // The control: the same heartbeat from a node-role connection does change the views, so the check above can fail.
+    const ops = await connect({ servers: server.url, ...creds });
+    t.teardown(() => ops.close());
+    ops.publish("mesh.cluster.heartbeat", JSON.stringify(impostor("mesh")));
+    await eventually(() => caller.nodesFor("counter").includes("impostor"), "a node-role heartbeat to be taken");
+    ops.publish("mesh.cluster.leave", JSON.stringify({ v: 1, node: "impostor", instance: "i" }));
+    await eventually(() => !caller.nodesFor("counter").includes("impostor"), "the impostor to leave again");
+  },
+);
+
+test.serial(
+  "a node's replies can be kept its own: two node users, each allowed only its own node subject and inbox, still form a cluster",
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "mesh-pernode-"));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const pass = { a: `p${randomBytes(12).toString("hex")}`, b: `p${randomBytes(12).toString("hex")}` };
+    const perNode = (id: string) => `{
       publish = ["pn.node.>", "pn.cluster.>", "pn.inbox.>"]
       subscribe = ["pn.node.${id}", "pn.inbox.${id}.>", "pn.cluster.>", "pn.call.> pn-ingress", "pn.cast.> pn-ingress", "pn.status.${id}", "$SRV.>"]
       allow_responses = true
     }`;
-  const config = join(dir, "per-node.conf");
-  writeFileSync(config, `authorization { users = [
+    const config = join(dir, "per-node.conf");
+    writeFileSync(
+      config,
+      `authorization { users = [
     { user: pna, password: $PNA_PASSWORD, permissions: ${perNode("pn-a")} }
     { user: pnb, password: $PNB_PASSWORD, permissions: ${perNode("pn-b")} }
-  ] }\n`);
-  const server = await startNatsServer({ config, env: { PNA_PASSWORD: pass.a, PNB_PASSWORD: pass.b } });
-  t.teardown(() => server.stop());
-  const a = await node(t, { servers: server.url, prefix: "pn", nodeId: "pn-a", nats: { user: "pna", pass: pass.a }, actors: [Counter], capabilities: ["counter"] });
-  const b = await node(t, { servers: server.url, prefix: "pn", nodeId: "pn-b", nats: { user: "pnb", pass: pass.b }, actors: [Counter], capabilities: ["counter"] });
-  await eventually(() => a.nodesFor("counter").length === 2 && b.nodesFor("counter").length === 2, "the two nodes to see each other");
-  const ids = Array.from({ length: 50 }, (_, i) => `pn_${i}`);
-  const pids = await Promise.all(ids.map(async (id) => (await a.call({ actor: Counter, id, capability: "counter" })).pid));
-  t.true(pids.some((p) => p.startsWith("pn-b/")), "calls from a reached b, and b's replies reached a's inbox");
-  // Node a may not read b's inbox.
-  const snoop = await connect({ servers: server.url, user: "pna", pass: pass.a });
-  t.teardown(() => snoop.close());
-  const errors: string[] = [];
-  snoop.subscribe("pn.inbox.pn-b.>", { callback: (err) => err && errors.push(err.message) });
-  await snoop.flush();
-  await eventually(() => errors.length > 0, "the server to refuse a's subscription to b's inbox");
-  t.regex(errors[0]!, /Permissions Violation for Subscription/);
-});
+  ] }\n`,
+    );
+    const server = await startNatsServer({ config, env: { PNA_PASSWORD: pass.a, PNB_PASSWORD: pass.b } });
+    t.teardown(() => server.stop());
+    const a = await node(t, {
+      servers: server.url,
+      prefix: "pn",
+      nodeId: "pn-a",
+      nats: { user: "pna", pass: pass.a },
+      actors: [Counter],
+      capabilities: ["counter"],
+    });
+    const b = await node(t, {
+      servers: server.url,
+      prefix: "pn",
+      nodeId: "pn-b",
+      nats: { user: "pnb", pass: pass.b },
+      actors: [Counter],
+      capabilities: ["counter"],
+    });
+    await eventually(() => a.nodesFor("counter").length === 2 && b.nodesFor("counter").length === 2, "the two nodes to see each other");
+    const ids = Array.from({ length: 50 }, (_, i) => `pn_${i}`);
+    const pids = await Promise.all(ids.map(async (id) => (await a.call({ actor: Counter, id, capability: "counter" })).pid));
+    t.true(
+      pids.some((p) => p.startsWith("pn-b/")),
+      "calls from a reached b, and b's replies reached a's inbox",
+    );
+    // Node a may not read b's inbox.
+    const snoop = await connect({ servers: server.url, user: "pna", pass: pass.a });
+    t.teardown(() => snoop.close());
+    const errors: string[] = [];
+    snoop.subscribe("pn.inbox.pn-b.>", { callback: (err) => err && errors.push(err.message) });
+    await snoop.flush();
+    await eventually(() => errors.length > 0, "the server to refuse a's subscription to b's inbox");
+    t.regex(errors[0]!, /Permissions Violation for Subscription/);
+  },
+);
 
-test.serial("nodes and clients connect to a TLS-only server with a certificate made at test time; a plain connection is refused", async (t) => {
-  const server: NatsServer = await startNatsServer({ config: NATS_CONF, tls: true });
-  t.teardown(() => server.stop());
-  t.truthy(server.caFile);
-  const tls = { tls: { caFile: server.caFile! } };
-  const owner = await node(t, { servers: server.url, nats: tls, nodeId: nodeId("tls-owner"), actors: [Counter, DurableCounter], capabilities: ["counter"] });
-  const caller = await node(t, { servers: server.url, nats: tls, nodeId: nodeId("tls-caller") });
-  await eventually(() => caller.nodesFor("counter").length === 1, "discovery over TLS");
-  t.is((await caller.call({ actor: Counter, id: "t", capability: "counter" })).pid.split("/")[0], owner.nodeId);
-  t.deepEqual((await caller.call({ actor: DurableCounter, id: "t", capability: "counter" })).result, { count: 1 });
-  const foreign = await connect({ servers: server.url, ...tls });
-  t.teardown(() => foreign.close());
-  t.like(await jsonRequest(foreign, "mesh.call.counter", { actor: "Counter", id: "t", payload: {} }), { ok: true, result: { ok: 2 } });
-  await t.throwsAsync(connect({ servers: server.url, tls: null, reconnect: false, timeout: 2000 } as Partial<ConnectionOptions>));
-});
+test.serial(
+  "nodes and clients connect to a TLS-only server with a certificate made at test time; a plain connection is refused",
+  async (t) => {
+    const server: NatsServer = await startNatsServer({ config: NATS_CONF, tls: true });
+    t.teardown(() => server.stop());
+    t.truthy(server.caFile);
+    const tls = { tls: { caFile: server.caFile! } };
+    const owner = await node(t, {
+      servers: server.url,
+      nats: tls,
+      nodeId: nodeId("tls-owner"),
+      actors: [Counter, DurableCounter],
+      capabilities: ["counter"],
+    });
+    const caller = await node(t, { servers: server.url, nats: tls, nodeId: nodeId("tls-caller") });
+    await eventually(() => caller.nodesFor("counter").length === 1, "discovery over TLS");
+    t.is((await caller.call({ actor: Counter, id: "t", capability: "counter" })).pid.split("/")[0], owner.nodeId);
+    t.deepEqual((await caller.call({ actor: DurableCounter, id: "t", capability: "counter" })).result, { count: 1 });
+    const foreign = await connect({ servers: server.url, ...tls });
+    t.teardown(() => foreign.close());
+    t.like(await jsonRequest(foreign, "mesh.call.counter", { actor: "Counter", id: "t", payload: {} }), { ok: true, result: { ok: 2 } });
+    await t.throwsAsync(connect({ servers: server.url, tls: null, reconnect: false, timeout: 2000 } as Partial<ConnectionOptions>));
+  },
+);
 
-test.serial("two clusters with the same prefix in two NATS accounts on one server never see each other, and keep their own state", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "mesh-accounts-"));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const pass = { a: `p${randomBytes(12).toString("hex")}`, b: `p${randomBytes(12).toString("hex")}` };
-  const config = join(dir, "accounts.conf");
-  writeFileSync(config, `jetstream { max_memory_store: 64MB, max_file_store: 256MB }
+test.serial(
+  "two clusters with the same prefix in two NATS accounts on one server never see each other, and keep their own state",
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "mesh-accounts-"));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const pass = { a: `p${randomBytes(12).toString("hex")}`, b: `p${randomBytes(12).toString("hex")}` };
+    const config = join(dir, "accounts.conf");
+    writeFileSync(
+      config,
+      `jetstream { max_memory_store: 64MB, max_file_store: 256MB }
 accounts {
   TEAM_A { jetstream: enabled, users = [ { user: a, password: $ACC_A_PASSWORD } ] }
   TEAM_B { jetstream: enabled, users = [ { user: b, password: $ACC_B_PASSWORD } ] }
-}\n`);
-  const server = await startNatsServer({ config, env: { ACC_A_PASSWORD: pass.a, ACC_B_PASSWORD: pass.b } });
-  t.teardown(() => server.stop());
-  const inA = (name: string, capabilities: string[] = ["counter"]) => node(t, { servers: server.url, nats: { user: "a", pass: pass.a }, nodeId: nodeId(name), actors: [Counter, DurableCounter], capabilities });
-  const inB = (name: string, capabilities: string[] = ["counter"]) => node(t, { servers: server.url, nats: { user: "b", pass: pass.b }, nodeId: nodeId(name), actors: [Counter, DurableCounter], capabilities });
-  const a1 = await inA("a1");
-  const a2 = await inA("a2");
-  const b1 = await inB("b1");
-  await eventually(() => a1.nodesFor("counter").length === 2 && a2.nodesFor("counter").length === 2, "team A's nodes to see each other");
-  t.deepEqual(b1.nodesFor("counter"), [b1.nodeId]);
-  t.deepEqual(a1.nodesFor("counter").sort(), [a1.nodeId, a2.nodeId].sort());
-  for (let i = 0; i < 3; i++) await a1.call({ actor: DurableCounter, id: "shared-id", capability: "counter" });
-  t.deepEqual((await b1.call({ actor: DurableCounter, id: "shared-id", capability: "counter" })).result, { count: 1 }, "team B's state is its own");
-  t.true((await a2.call({ actor: Counter, id: "x", capability: "counter" })).pid.match(/^(a1|a2)-/) !== null);
-});
+}\n`,
+    );
+    const server = await startNatsServer({ config, env: { ACC_A_PASSWORD: pass.a, ACC_B_PASSWORD: pass.b } });
+    t.teardown(() => server.stop());
+    const inA = (name: string, capabilities: string[] = ["counter"]) =>
+      node(t, {
+        servers: server.url,
+        nats: { user: "a", pass: pass.a },
+        nodeId: nodeId(name),
+        actors: [Counter, DurableCounter],
+        capabilities,
+      });
+    const inB = (name: string, capabilities: string[] = ["counter"]) =>
+      node(t, {
+        servers: server.url,
+        nats: { user: "b", pass: pass.b },
+        nodeId: nodeId(name),
+        actors: [Counter, DurableCounter],
+        capabilities,
+      });
+    const a1 = await inA("a1");
+    const a2 = await inA("a2");
+    const b1 = await inB("b1");
+    await eventually(() => a1.nodesFor("counter").length === 2 && a2.nodesFor("counter").length === 2, "team A's nodes to see each other");
+    t.deepEqual(b1.nodesFor("counter"), [b1.nodeId]);
+    t.deepEqual(a1.nodesFor("counter").sort(), [a1.nodeId, a2.nodeId].sort());
+    for (let i = 0; i < 3; i++) await a1.call({ actor: DurableCounter, id: "shared-id", capability: "counter" });
+    t.deepEqual(
+      (await b1.call({ actor: DurableCounter, id: "shared-id", capability: "counter" })).result,
+      { count: 1 },
+      "team B's state is its own",
+    );
+    t.true((await a2.call({ actor: Counter, id: "x", capability: "counter" })).pid.match(/^(a1|a2)-/) !== null);
+  },
+);
 
-test.serial("the mesh CLI works under the shipped roles, credentials from the environment: a node with the node role, call, status and state with the operator's", async (t) => {
-  const { server, node: nodeCreds, operator, client: clientCreds } = t.context.secure;
-  const fixture = fileURLToPath(new URL("./fixtures/two-actors.js", import.meta.url));
-  const mesh = (env: NodeJS.ProcessEnv, ...args: string[]) => meshCli(server.url, env, ...args);
-  const child = spawnGuarded(process.execPath, [cli, "node", "--actors", fixture, "--capabilities", "counter", "--node-id", "cli-secure", "-s", server.url], { env: as(nodeCreds) });
-  t.teardown(() => void child.kill("SIGTERM"));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => d.toString().includes("serving") && resolve());
-    child.once("exit", (code) => reject(new Error(`mesh node exited with ${code}`)));
-  });
-  const called = await mesh(as(operator), "call", "counter", "counter", "c1");
-  t.is(called.code, 0, called.stderr);
-  t.regex(called.stdout, /"result":\{"ok":1\}/);
-  const status = await mesh(as(operator), "status", "--json");
-  t.is(status.code, 0, status.stderr);
-  t.true((JSON.parse(status.stdout) as { nodes: { node: string }[] }).nodes.some((n) => n.node === "cli-secure"));
-  const durable = await node(t, { nats: nodeCreds, nodeId: nodeId("cli-durable"), actors: [DurableCounter], capabilities: ["acct"] });
-  await durable.call({ actor: DurableCounter, id: "kept", capability: "acct" });
-  const got = await mesh(as(operator), "state", "get", "acct", "DurableCounter", "kept");
-  t.is(got.code, 0, got.stderr);
-  t.deepEqual(JSON.parse(got.stdout), { count: 1 });
-  const listed = await mesh(as(operator), "reminders", "list");
-  t.is(listed.code, 0, listed.stderr);
-  const deleted = await mesh(as(operator), "state", "delete", "acct", "DurableCounter", "kept");
-  t.regex(deleted.stdout, new RegExp(`its live activation on ${durable.nodeId} ended`), deleted.stderr);
-  // A client may not read state.
-  const refused = await mesh(as(clientCreds), "state", "get", "acct", "DurableCounter", "kept");
-  t.not(refused.code, 0);
-});
+test.serial(
+  "the mesh CLI works under the shipped roles, credentials from the environment: a node with the node role, call, status and state with the operator's",
+  async (t) => {
+    const { server, node: nodeCreds, operator, client: clientCreds } = t.context.secure;
+    const fixture = fileURLToPath(new URL("./fixtures/two-actors.js", import.meta.url));
+    const mesh = (env: NodeJS.ProcessEnv, ...args: string[]) => meshCli(server.url, env, ...args);
+    const child = spawnGuarded(
+      process.execPath,
+      [cli, "node", "--actors", fixture, "--capabilities", "counter", "--node-id", "cli-secure", "-s", server.url],
+      { env: as(nodeCreds) },
+    );
+    t.teardown(() => void child.kill("SIGTERM"));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => d.toString().includes("serving") && resolve());
+      child.once("exit", (code) => reject(new Error(`mesh node exited with ${code}`)));
+    });
+    const called = await mesh(as(operator), "call", "counter", "counter", "c1");
+    t.is(called.code, 0, called.stderr);
+    t.regex(called.stdout, /"result":\{"ok":1\}/);
+    const status = await mesh(as(operator), "status", "--json");
+    t.is(status.code, 0, status.stderr);
+    t.true((JSON.parse(status.stdout) as { nodes: { node: string }[] }).nodes.some((n) => n.node === "cli-secure"));
+    const durable = await node(t, { nats: nodeCreds, nodeId: nodeId("cli-durable"), actors: [DurableCounter], capabilities: ["acct"] });
+    await durable.call({ actor: DurableCounter, id: "kept", capability: "acct" });
+    const got = await mesh(as(operator), "state", "get", "acct", "DurableCounter", "kept");
+    t.is(got.code, 0, got.stderr);
+    t.deepEqual(JSON.parse(got.stdout), { count: 1 });
+    const listed = await mesh(as(operator), "reminders", "list");
+    t.is(listed.code, 0, listed.stderr);
+    const deleted = await mesh(as(operator), "state", "delete", "acct", "DurableCounter", "kept");
+    t.regex(deleted.stdout, new RegExp(`its live activation on ${durable.nodeId} ended`), deleted.stderr);
+    // A client may not read state.
+    const refused = await mesh(as(clientCreds), "state", "get", "acct", "DurableCounter", "kept");
+    t.not(refused.code, 0);
+  },
+);

@@ -41,11 +41,17 @@ test.serial("$SRV.PING and $SRV.INFO list every node with its id, version, capab
     t.is(info.endpoints.find((e) => e.name === "call")?.queue_group, "mesh-ingress");
   }
   // A node without capabilities does not take ingress requests.
-  t.deepEqual(byNode.get(c.nodeId)!.endpoints.map((e) => e.name), ["status"]);
+  t.deepEqual(
+    byNode.get(c.nodeId)!.endpoints.map((e) => e.name),
+    ["status"],
+  );
   // Capabilities registered later show up, also when changes overlap: the last one wins, and the node is listed once.
   await Promise.all([c.registerCapabilities(["other"]), c.registerCapabilities(["counter"])]);
   const after = (await collect(client.info("mesh"))) as ServiceInfo[];
-  t.deepEqual(after.filter((i) => i.metadata?.node === c.nodeId).map((i) => i.metadata?.capabilities), ["counter"]);
+  t.deepEqual(
+    after.filter((i) => i.metadata?.node === c.nodeId).map((i) => i.metadata?.capabilities),
+    ["counter"],
+  );
   t.deepEqual(a.nodesFor("counter"), [a.nodeId, b.nodeId, c.nodeId].sort());
   t.deepEqual(a.nodesFor("other"), []);
   await c.registerCapabilities([]);
@@ -76,13 +82,18 @@ test.serial("$SRV.STATS carries each node's counters, and they move when calls a
   t.is(after.data.crashes, before.data.crashes + (a.ownerNode(a.shardFor("stat_crash"), "counter") === a.nodeId ? 1 : 0));
   t.true(after.data.handlerLatency.count > before.data.handlerLatency.count);
   // The ingress requests are counted by NATS's own stats too, across the two nodes of the queue group.
-  const total = (await collect(client.stats("mesh")) as ServiceStats[]).reduce((n, s) => n + (s.endpoints?.find((e) => e.name === "call")?.num_requests ?? 0), 0);
+  const total = ((await collect(client.stats("mesh"))) as ServiceStats[]).reduce(
+    (n, s) => n + (s.endpoints?.find((e) => e.name === "call")?.num_requests ?? 0),
+    0,
+  );
   t.true(total >= 10);
 });
 
 test.serial("a node answers its metrics as JSON on <prefix>.status.<nodeId>", async (t) => {
   const { nc, b } = t.context;
-  const reply = JSON.parse(new TextDecoder().decode((await nc.request(`mesh.status.${b.nodeId}`, "", { timeout: 2000 })).data)) as MetricsSnapshot;
+  const reply = JSON.parse(
+    new TextDecoder().decode((await nc.request(`mesh.status.${b.nodeId}`, "", { timeout: 2000 })).data),
+  ) as MetricsSnapshot;
   t.is(reply.node, b.nodeId);
   t.deepEqual(reply.capabilities, ["counter"]);
   t.is(reply.actors, b.actorCount);

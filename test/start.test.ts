@@ -35,7 +35,9 @@ test("no server at the URL is CONNECTION_FAILED naming the URL, not a raw NATS e
 test("credentials the server refuses are CONNECTION_FAILED with the server's reason", async (t) => {
   const secure = await startSecureNatsServer();
   t.teardown(() => secure.server.stop());
-  const err = await t.throwsAsync(Mesh.start({ servers: secure.server.url, nats: { user: "node", pass: "wrong", reconnect: false } }), { instanceOf: MeshError });
+  const err = await t.throwsAsync(Mesh.start({ servers: secure.server.url, nats: { user: "node", pass: "wrong", reconnect: false } }), {
+    instanceOf: MeshError,
+  });
   t.is(err?.code, "CONNECTION_FAILED");
   t.true(err!.message.includes(secure.server.url), err!.message);
   t.regex(err!.message, /authoriz/i);
@@ -45,7 +47,9 @@ test("a node id that a live node uses is refused before the new node takes any c
   const id = nodeId("twin");
   const first = await startNode(t, { prefix: "twin", nodeId: id, actors: [Counter], capabilities: ["twin"] });
   t.deepEqual((await first.call({ actor: Counter, id: "c", capability: "twin" })).result, { ok: 1 });
-  const err = await t.throwsAsync(startNode(t, { prefix: "twin", nodeId: id, actors: [Counter], capabilities: ["twin"] }), { instanceOf: MeshError });
+  const err = await t.throwsAsync(startNode(t, { prefix: "twin", nodeId: id, actors: [Counter], capabilities: ["twin"] }), {
+    instanceOf: MeshError,
+  });
   t.is(err?.code, "CONNECTION_FAILED");
   t.regex(err!.message, new RegExp(`another live node already uses the node id "${id}"`));
   // The refused twin never served: the one counter went on counting.
@@ -59,7 +63,10 @@ test("NO_NODES names the capabilities the cluster knows, and says when this node
   const host = await startNode(t, { prefix: "nonodes", nodeId: nodeId("nonodes"), actors: [Counter], capabilities: ["counter", "game"] });
   const err = await t.throwsAsync(host.call({ actor: Counter, id: "x", capability: "countr" }), { instanceOf: MeshError });
   t.is(err?.code, "NO_NODES");
-  t.regex(err!.message, /no node has registered the capability "countr" \(the cluster knows "counter", "game"\); this node hosts actor type "Counter" but registered no capability "countr" \(it registered "counter", "game"\)/);
+  t.regex(
+    err!.message,
+    /no node has registered the capability "countr" \(the cluster knows "counter", "game"\); this node hosts actor type "Counter" but registered no capability "countr" \(it registered "counter", "game"\)/,
+  );
   // A node that does not host the class only lists what the cluster knows.
   const caller = await startNode(t, { prefix: "nonodes", nodeId: nodeId("caller") });
   const remote = await t.throwsAsync(caller.cast({ actor: "Counter", id: "x", capability: "countr" }), { instanceOf: MeshError });

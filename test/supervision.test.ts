@@ -57,7 +57,11 @@ useNatsServer(test, async (t) => {
   t.context.caller = await startNode(t, { nodeId: nodeId("caller") });
 });
 
-const places = (t: { context: { owner: Mesh; caller: Mesh } }) => [["local", t.context.owner], ["remote", t.context.caller]] as const;
+const places = (t: { context: { owner: Mesh; caller: Mesh } }) =>
+  [
+    ["local", t.context.owner],
+    ["remote", t.context.caller],
+  ] as const;
 
 test("a crash reaches a remote caller as ACTOR_CRASHED, and messages queued behind it go to a fresh instance, in order", async (t) => {
   for (const [where, node] of places(t)) {
@@ -69,7 +73,11 @@ test("a crash reaches a remote caller as ACTOR_CRASHED, and messages queued behi
     const error = await t.throwsAsync(crashing, { instanceOf: MeshError, message: /fragile broke/ });
     t.is(error?.code, "ACTOR_CRASHED");
     const after = await Promise.all(queued);
-    t.deepEqual(after.map((r) => r.result.n), [1, 2, 3], "fresh state, one at a time, in arrival order");
+    t.deepEqual(
+      after.map((r) => r.result.n),
+      [1, 2, 3],
+      "fresh state, one at a time, in arrival order",
+    );
     t.is(new Set(after.map((r) => r.pid)).size, 1);
     t.not(after[0]!.pid, first.pid);
   }
@@ -78,7 +86,10 @@ test("a crash reaches a remote caller as ACTOR_CRASHED, and messages queued behi
 test("an onActivate that fails caches nothing: the next call activates again", async (t) => {
   for (const [where, node] of places(t)) {
     FlakyStart.failures = 1;
-    const error = await t.throwsAsync(node.call({ actor: FlakyStart, id: `flaky-${where}`, capability: "sup" }), { instanceOf: MeshError, message: /flaky start/ });
+    const error = await t.throwsAsync(node.call({ actor: FlakyStart, id: `flaky-${where}`, capability: "sup" }), {
+      instanceOf: MeshError,
+      message: /flaky start/,
+    });
     t.is(error?.code, "ACTIVATION_FAILED");
     t.is((await node.call({ actor: FlakyStart, id: `flaky-${where}`, capability: "sup" })).result, "up");
   }
@@ -87,7 +98,10 @@ test("an onActivate that fails caches nothing: the next call activates again", a
 test("a handler returning a thenable whose then() throws crashes the actor, nothing else", async (t) => {
   for (const [where, node] of places(t)) {
     const id = `thenable-${where}`;
-    const error = await t.throwsAsync(node.call({ actor: BadThenable, id, payload: { bad: true }, capability: "sup" }), { instanceOf: MeshError, message: /then\(\) exploded/ });
+    const error = await t.throwsAsync(node.call({ actor: BadThenable, id, payload: { bad: true }, capability: "sup" }), {
+      instanceOf: MeshError,
+      message: /then\(\) exploded/,
+    });
     t.is(error?.code, "ACTOR_CRASHED");
     t.is((await node.call({ actor: BadThenable, id, payload: {}, capability: "sup" })).result, "fine");
   }
@@ -105,7 +119,9 @@ test("a placement function that names a stranger gives INTERNAL, and the nodes k
   // A foreign envelope for the broken capability reaches a's subject: a answers INTERNAL instead of dying.
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
-  const reply = decode((await nc.request(`strange.node.${a.nodeId}`, encode([1, 0, "broken", "BadThenable", "x", 1000, 0, null, {}]), { timeout: 2000 })).data) as unknown[];
+  const reply = decode(
+    (await nc.request(`strange.node.${a.nodeId}`, encode([1, 0, "broken", "BadThenable", "x", 1000, 0, null, {}]), { timeout: 2000 })).data,
+  ) as unknown[];
   t.deepEqual(reply.slice(0, 3), [1, 1, "INTERNAL"]);
   // Both still serve, across NATS.
   for (let i = 0; i < 20; i++) t.is((await b.call({ actor: BadThenable, id: `ok-${i}`, capability: "fine" })).result, "fine");

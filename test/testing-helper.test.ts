@@ -35,9 +35,13 @@ test.serial("a bad config file is reported with the server's own words", async (
 });
 
 test.serial("a server outlives no test process: killing the launching process with SIGKILL stops its server", async (t) => {
-  const child = spawn(process.execPath, [fileURLToPath(new URL("./helpers/server-owner.js", import.meta.url))], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./helpers/server-owner.js", import.meta.url))], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   t.teardown(() => child.kill("SIGKILL"));
-  const pid = await new Promise<number>((resolve) => child.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  const pid = await new Promise<number>((resolve) =>
+    child.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim()))),
+  );
   t.notThrows(() => process.kill(pid, 0), "the server runs");
   child.kill("SIGKILL");
   await eventually(() => {

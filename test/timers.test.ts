@@ -10,7 +10,8 @@ import { Counter, Ticker } from "./helpers/actors.js";
 const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
 
-const tick = (mesh: Mesh, id: string, payload: object) => mesh.call<string[]>({ actor: Ticker, id, payload, capability: "t" }).then((r) => r.result);
+const tick = (mesh: Mesh, id: string, payload: object) =>
+  mesh.call<string[]>({ actor: Ticker, id, payload, capability: "t" }).then((r) => r.result);
 const fired = (pidPrefix: string, name: string) => Ticker.log.filter((l) => l.startsWith(pidPrefix) && l.endsWith(` ${name}`)).length;
 
 test.serial("a timer fires once; an every-timer fires until it is cleared", async (t) => {
@@ -38,7 +39,13 @@ test.serial("timer turns run in mailbox order: a timer that falls due during a s
 });
 
 test.serial("timers end with the activation: a crash, a passivation or a stop ends them", async (t) => {
-  const mesh = await startNode(t, { prefix: "tm3", nodeId: nodeId("tm3"), actors: [Ticker, Counter], capabilities: ["t"], idleTimeoutMs: 100 });
+  const mesh = await startNode(t, {
+    prefix: "tm3",
+    nodeId: nodeId("tm3"),
+    actors: [Ticker, Counter],
+    capabilities: ["t"],
+    idleTimeoutMs: 100,
+  });
   const pid = (await mesh.call({ actor: Ticker, id: "c", payload: { set: { name: "late", ms: 400 } }, capability: "t" })).pid;
   const err = await t.throwsAsync(tick(mesh, "c", { crash: true }), { instanceOf: MeshError });
   t.is(err?.code, "ACTOR_CRASHED");
@@ -50,14 +57,19 @@ test.serial("timers end with the activation: a crash, a passivation or a stop en
 
 test.serial("a bad timer is BAD_REQUEST, and 10,000 timers on 10,000 actors hold one Node timer", async (t) => {
   const mesh = await startNode(t, { prefix: "tm4", nodeId: nodeId("tm4"), actors: [Ticker, Counter], capabilities: ["t"] });
-  for (const set of [{ name: "", ms: 10 }, { name: "x", ms: 0 }, { name: "x", ms: Number.NaN }]) {
+  for (const set of [
+    { name: "", ms: 10 },
+    { name: "x", ms: 0 },
+    { name: "x", ms: Number.NaN },
+  ]) {
     const err = await t.throwsAsync(tick(mesh, "bad", { set }), { instanceOf: MeshError });
     t.regex(err!.message, /BAD_REQUEST|timer/);
   }
   const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
   const before = timeouts();
   const ids = Array.from({ length: 10_000 }, (_, i) => `many_${i}`);
-  for (let i = 0; i < ids.length; i += 500) await Promise.all(ids.slice(i, i + 500).map((id) => tick(mesh, id, { set: { name: "far", ms: 600_000 } })));
+  for (let i = 0; i < ids.length; i += 500)
+    await Promise.all(ids.slice(i, i + 500).map((id) => tick(mesh, id, { set: { name: "far", ms: 600_000 } })));
   const after = timeouts();
   t.log(`Node Timeout handles: ${before} before, ${after} with 10,000 actor timers`);
   t.true(after - before <= 1, `${after - before} more Node timers`);

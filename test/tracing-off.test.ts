@@ -50,11 +50,18 @@ test("with no SDK registered, envelopes carry no trace, published messages no tr
   await nc.flush();
 
   const via = [{ actor: "Relay", id: "r2", capability: "back" }];
-  t.deepEqual((await caller.call({ actor: Relay, id: "r1", capability: "front", payload: { via } })).result, [`${front.nodeId}:r1`, `${back.nodeId}:r2`]);
+  t.deepEqual((await caller.call({ actor: Relay, id: "r1", capability: "front", payload: { via } })).result, [
+    `${front.nodeId}:r1`,
+    `${back.nodeId}:r2`,
+  ]);
   // An ingress request with a traceparent: front takes it and calls back; nothing of the header goes on.
   const h = headers();
   h.set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-  const reply = await nc.request(`${prefix}.call.front`, new TextEncoder().encode(JSON.stringify({ actor: "Relay", id: "r3", payload: { via } })), { timeout: 5000, headers: h });
+  const reply = await nc.request(
+    `${prefix}.call.front`,
+    new TextEncoder().encode(JSON.stringify({ actor: "Relay", id: "r3", payload: { via } })),
+    { timeout: 5000, headers: h },
+  );
   t.like(JSON.parse(new TextDecoder().decode(reply.data)), { ok: true });
   t.deepEqual((await caller.call({ actor: Probe, id: "p1", capability: "back" })).result, { span: false });
   t.deepEqual((await back.call({ actor: Probe, id: "p2", capability: "back" })).result, { span: false });
@@ -62,7 +69,10 @@ test("with no SDK registered, envelopes carry no trace, published messages no tr
   // caller → front (9 elements: no chain), front → back twice (10: the chain), caller → back (9), and
   // the ingress request when back's ingress took it and sent it to front (9).
   await eventually(() => envelopes.filter((e) => e.length === 10).length === 2 && envelopes.length >= 4, "the envelopes to be seen");
-  t.deepEqual(envelopes.filter((e) => e.length !== 9 && e.length !== 10), []);
+  t.deepEqual(
+    envelopes.filter((e) => e.length !== 9 && e.length !== 10),
+    [],
+  );
   const messages = await readStream(nc, "OFF", 2);
   t.is(messages.length, 2);
   for (const m of messages) t.deepEqual([m.headers.Mine, m.headers.traceparent, m.headers.tracestate], ["yes", undefined, undefined]);

@@ -67,24 +67,27 @@ async function traceWith(traceId: string, names: string[]): Promise<ReadableSpan
   return spansOf(traceId);
 }
 
-test.serial("with no context manager (serial: it is taken away, then given back), a turn's calls and its own spans after an await still go under the turn", async (t) => {
-  const node = await startNode(t, { prefix: "trace0", nodeId: nodeId("n"), actors: [Later, Worker], capabilities: ["w"] });
-  context.disable();
-  try {
-    t.is((await node.call({ actor: Later, id: "l1", capability: "w" })).result, "after");
-    // No active context to start from: the call starts a trace.
-    const first = () => exporter.getFinishedSpans().find((s) => s.name === "call Later");
-    await eventually(() => first() !== undefined, "the call's span");
-    const traceId = first()!.spanContext().traceId;
-    t.is(parentOf(first()!), undefined);
-    const spans = await traceWith(traceId, ["turn Later", "own", "call Worker", "turn Worker"]);
-    const turn = one(spans, "turn Later").spanContext().spanId;
-    t.is(parentOf(one(spans, "own")), turn);
-    t.is(parentOf(one(spans, "call Worker")), turn);
-  } finally {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  }
-});
+test.serial(
+  "with no context manager (serial: it is taken away, then given back), a turn's calls and its own spans after an await still go under the turn",
+  async (t) => {
+    const node = await startNode(t, { prefix: "trace0", nodeId: nodeId("n"), actors: [Later, Worker], capabilities: ["w"] });
+    context.disable();
+    try {
+      t.is((await node.call({ actor: Later, id: "l1", capability: "w" })).result, "after");
+      // No active context to start from: the call starts a trace.
+      const first = () => exporter.getFinishedSpans().find((s) => s.name === "call Later");
+      await eventually(() => first() !== undefined, "the call's span");
+      const traceId = first()!.spanContext().traceId;
+      t.is(parentOf(first()!), undefined);
+      const spans = await traceWith(traceId, ["turn Later", "own", "call Worker", "turn Worker"]);
+      const turn = one(spans, "turn Later").spanContext().spanId;
+      t.is(parentOf(one(spans, "own")), turn);
+      t.is(parentOf(one(spans, "call Worker")), turn);
+    } finally {
+      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    }
+  },
+);
 
 test("a call through a remote owner that calls an actor on a third node is one trace: call, serve and turn spans, parent under child, with their attributes", async (t) => {
   const prefix = "trace1";
@@ -94,7 +97,12 @@ test("a call through a remote owner that calls an actor on a third node is one t
   await eventually(() => caller.nodesFor("front").length === 1 && front.nodesFor("back").length === 1, "the nodes to see each other");
 
   const { traceId, result } = await tracer.startActiveSpan("request", async (root) => {
-    const r = await caller.call({ actor: Relay, id: "r1", capability: "front", payload: { via: [{ actor: "Relay", id: "r2", capability: "back" }] } });
+    const r = await caller.call({
+      actor: Relay,
+      id: "r1",
+      capability: "front",
+      payload: { via: [{ actor: "Relay", id: "r2", capability: "back" }] },
+    });
     root.end();
     return { traceId: root.spanContext().traceId, result: r.result };
   });
@@ -111,12 +119,32 @@ test("a call through a remote owner that calls an actor on a third node is one t
   t.is(spans.length, 7, spans.map((s) => s.name).join(", "));
   // Each under the one before it.
   const chain = [root, call1, serve1, turn1, call2, serve2, turn2];
-  for (let i = 1; i < chain.length; i++) t.is(parentOf(chain[i]!), chain[i - 1]!.spanContext().spanId, `${chain[i]!.name} on ${String(chain[i]!.attributes["mesh.node"])}`);
+  for (let i = 1; i < chain.length; i++)
+    t.is(parentOf(chain[i]!), chain[i - 1]!.spanContext().spanId, `${chain[i]!.name} on ${String(chain[i]!.attributes["mesh.node"])}`);
   t.is(call1.kind, SpanKind.CLIENT);
   t.is(serve1.kind, SpanKind.SERVER);
   t.is(turn1.kind, SpanKind.INTERNAL);
-  t.like(call1.attributes, { "rpc.system": "mesh", "rpc.service": "Relay", "rpc.method": "call", "mesh.actor.type": "Relay", "mesh.actor.id": "r1", "mesh.capability": "front", "mesh.owner.node": front.nodeId, "mesh.remote": true, "mesh.outcome": "ok" });
-  t.like(turn2.attributes, { "mesh.actor.type": "Relay", "mesh.actor.id": "r2", "mesh.capability": "back", "mesh.node": back.nodeId, "mesh.incarnation": 1, "mesh.actor.pid": `${back.nodeId}/Relay/r2#1`, "mesh.turn": "call", "mesh.outcome": "ok" });
+  t.like(call1.attributes, {
+    "rpc.system": "mesh",
+    "rpc.service": "Relay",
+    "rpc.method": "call",
+    "mesh.actor.type": "Relay",
+    "mesh.actor.id": "r1",
+    "mesh.capability": "front",
+    "mesh.owner.node": front.nodeId,
+    "mesh.remote": true,
+    "mesh.outcome": "ok",
+  });
+  t.like(turn2.attributes, {
+    "mesh.actor.type": "Relay",
+    "mesh.actor.id": "r2",
+    "mesh.capability": "back",
+    "mesh.node": back.nodeId,
+    "mesh.incarnation": 1,
+    "mesh.actor.pid": `${back.nodeId}/Relay/r2#1`,
+    "mesh.turn": "call",
+    "mesh.outcome": "ok",
+  });
   t.is(serve2.attributes["mesh.actor.id"], "r2");
 
   // A local call: the turn goes straight under the caller's span; the handler's own spans under the turn.
@@ -144,7 +172,10 @@ test("an ingress request with a traceparent header continues that trace, from a 
   const h = headers();
   h.set("traceparent", `00-${traceId}-${clientSpan}-01`);
   h.set("tracestate", "vendor=opaque");
-  const reply = await nc.request(`${prefix}.call.front`, new TextEncoder().encode(JSON.stringify({ actor: "Worker", id: "w1" })), { timeout: 5000, headers: h });
+  const reply = await nc.request(`${prefix}.call.front`, new TextEncoder().encode(JSON.stringify({ actor: "Worker", id: "w1" })), {
+    timeout: 5000,
+    headers: h,
+  });
   t.like(JSON.parse(new TextDecoder().decode(reply.data)), { ok: true, result: "w1" });
 
   const spans = await traceWith(traceId, ["ingress call", "call Worker", "turn Worker", "db query"]);
@@ -159,9 +190,15 @@ test("an ingress request with a traceparent header continues that trace, from a 
   // A malformed header starts a new trace; the call still succeeds.
   const bad = headers();
   bad.set("traceparent", "00-not-a-trace");
-  const again = await nc.request(`${prefix}.call.front`, new TextEncoder().encode(JSON.stringify({ actor: "Worker", id: "w2" })), { timeout: 5000, headers: bad });
+  const again = await nc.request(`${prefix}.call.front`, new TextEncoder().encode(JSON.stringify({ actor: "Worker", id: "w2" })), {
+    timeout: 5000,
+    headers: bad,
+  });
   t.like(JSON.parse(new TextDecoder().decode(again.data)), { ok: true, result: "w2" });
-  await eventually(() => exporter.getFinishedSpans().some((s) => s.name === "turn Worker" && s.attributes["mesh.actor.id"] === "w2"), "the turn of w2");
+  await eventually(
+    () => exporter.getFinishedSpans().some((s) => s.name === "turn Worker" && s.attributes["mesh.actor.id"] === "w2"),
+    "the turn of w2",
+  );
   const w2 = exporter.getFinishedSpans().find((s) => s.name === "turn Worker" && s.attributes["mesh.actor.id"] === "w2")!;
   t.not(w2.spanContext().traceId, traceId);
 });
@@ -171,9 +208,14 @@ test("a crashing turn records ACTOR_CRASHED, on the turn (with the exception) an
   const owner = await startNode(t, { prefix, nodeId: nodeId("owner"), actors: [Crasher], capabilities: ["crash"] });
   const caller = await startNode(t, { prefix, nodeId: nodeId("caller"), capabilities: [] });
   await eventually(() => caller.nodesFor("crash").length === 1, "the caller to see the owner");
-  for (const [where, node] of [["remote", caller], ["local", owner]] as const) {
+  for (const [where, node] of [
+    ["remote", caller],
+    ["local", owner],
+  ] as const) {
     const traceId = await tracer.startActiveSpan(where, async (span) => {
-      const err = await t.throwsAsync(node.call({ actor: Crasher, id: `c-${where}`, capability: "crash", payload: { action: "crash" } }), { instanceOf: MeshError });
+      const err = await t.throwsAsync(node.call({ actor: Crasher, id: `c-${where}`, capability: "crash", payload: { action: "crash" } }), {
+        instanceOf: MeshError,
+      });
       t.is(err?.code, "ACTOR_CRASHED");
       span.end();
       return span.spanContext().traceId;
@@ -182,7 +224,10 @@ test("a crashing turn records ACTOR_CRASHED, on the turn (with the exception) an
     const turn = one(spans, "turn Crasher");
     t.like(turn.attributes, { "mesh.outcome": "error", "mesh.error.code": "ACTOR_CRASHED" }, where);
     t.is(turn.status.code, SpanStatusCode.ERROR);
-    t.true(turn.events.some((e) => e.name === "exception" && e.attributes?.["exception.message"] === "boom!"), where);
+    t.true(
+      turn.events.some((e) => e.name === "exception" && e.attributes?.["exception.message"] === "boom!"),
+      where,
+    );
     t.like(one(spans, "call Crasher").attributes, { "mesh.outcome": "error", "mesh.error.code": "ACTOR_CRASHED" }, where);
   }
   // A call that fails before any turn: its span says why.
@@ -209,7 +254,12 @@ test("a durable turn's commit, a timer's turn, and a published event handled by 
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
   await setUpStreams(nc, stream);
-  const node = await startNode(t, { prefix, nodeId: nodeId("d"), actors: [DurableCounter, Ticker, Producer, EventLedger], capabilities: ["ev"] });
+  const node = await startNode(t, {
+    prefix,
+    nodeId: nodeId("d"),
+    actors: [DurableCounter, Ticker, Producer, EventLedger],
+    capabilities: ["ev"],
+  });
 
   // The commit: under the turn whose state it stores.
   const durable = await tracer.startActiveSpan("durable", async (span) => {
@@ -295,7 +345,9 @@ test("an event whose actor lives on another node than the stream's dispatcher: i
   await eventually(() => runs(a) !== runs(b), "one dispatcher");
   const [dispatcher, other] = runs(a) ? [a, b] : [b, a];
   // An id the other node owns.
-  const id = Array.from({ length: 64 }, (_, i) => `k${i}`).find((k) => dispatcher.ownerNode(dispatcher.shardFor(k), "ev") === other.nodeId)!;
+  const id = Array.from({ length: 64 }, (_, i) => `k${i}`).find(
+    (k) => dispatcher.ownerNode(dispatcher.shardFor(k), "ev") === other.nodeId,
+  )!;
   const traceId = "0af7651916cd43dd8448eb211c80319c";
   const h = headers();
   h.set("traceparent", `00-${traceId}-b7ad6b7169203331-01`);
@@ -329,4 +381,3 @@ test("turns of three actors interleaved across awaits: each handler's spans go u
     t.is(parentOf(one(spans, "http call")), turn);
   }
 });
-

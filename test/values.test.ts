@@ -84,7 +84,12 @@ class Hop {
 
 useNatsServer(test, async (t) => {
   // Only `owner` registers "v", so it owns every id: calls from it are local, from `other` remote.
-  t.context.owner = await startNode(t as never, { prefix: "val", nodeId: nodeId("owner"), actors: [Mirror, Keeper, Vault, Sharer, Mapper, Hop], capabilities: ["v", "left"] });
+  t.context.owner = await startNode(t as never, {
+    prefix: "val",
+    nodeId: nodeId("owner"),
+    actors: [Mirror, Keeper, Vault, Sharer, Mapper, Hop],
+    capabilities: ["v", "left"],
+  });
   t.context.other = await startNode(t as never, { prefix: "val", nodeId: nodeId("other"), actors: [Hop], capabilities: ["right"] });
   await eventually(() => t.context.other.nodesFor("v").length === 1 && t.context.owner.nodesFor("right").length === 1, "the two nodes");
 });
@@ -99,17 +104,30 @@ async function outcome(p: Promise<{ result: unknown }>): Promise<Outcome> {
   }
 }
 
-const sides = (t: ExecutionContext<Context>) => [
-  ["local", t.context.owner],
-  ["remote", t.context.other],
-] as const;
+const sides = (t: ExecutionContext<Context>) =>
+  [
+    ["local", t.context.owner],
+    ["remote", t.context.other],
+  ] as const;
 
 let unique = 0;
 const fresh = (name: string) => `${name}-${unique++}`;
 
 test("the value model: awkward values give the same result, or the same error, locally and remotely, echoed and stored (property, seeded)", async (t) => {
   const awkward = fc.oneof(
-    fc.anything({ maxDepth: 3, withBoxedValues: true, withMap: true, withSet: true, withNullPrototype: true, withBigInt: true, withDate: true, withTypedArray: true, withSparseArray: true, withObjectString: true, stringUnit: "binary" }),
+    fc.anything({
+      maxDepth: 3,
+      withBoxedValues: true,
+      withMap: true,
+      withSet: true,
+      withNullPrototype: true,
+      withBigInt: true,
+      withDate: true,
+      withTypedArray: true,
+      withSparseArray: true,
+      withObjectString: true,
+      stringUnit: "binary",
+    }),
     fc.constantFrom<unknown>(
       new Map([[1, 2]]),
       new Set([1]),
@@ -126,7 +144,9 @@ test("the value model: awkward values give the same result, or the same error, l
       { "\uDC00": 1 },
       nested(200),
       nested(100),
-      new (class Point { x = 1 })(),
+      new (class Point {
+        x = 1;
+      })(),
       Object.create(null),
     ),
   );
@@ -134,12 +154,17 @@ test("the value model: awkward values give the same result, or the same error, l
   await fc.assert(
     fc.asyncProperty(awkward, async (value) => {
       runs++;
-      const [local, remote] = await Promise.all(sides(t).map(([, node]) => outcome(node.call({ actor: Mirror, id: fresh("m"), payload: { value } }))));
+      const [local, remote] = await Promise.all(
+        sides(t).map(([, node]) => outcome(node.call({ actor: Mirror, id: fresh("m"), payload: { value } }))),
+      );
       t.deepEqual(local, remote, "echo");
-      const [storedLocal, storedRemote] = await Promise.all(sides(t).map(([, node]) => outcome(node.call({ actor: Vault, id: fresh("s"), payload: { put: value } }))));
+      const [storedLocal, storedRemote] = await Promise.all(
+        sides(t).map(([, node]) => outcome(node.call({ actor: Vault, id: fresh("s"), payload: { put: value } }))),
+      );
       t.deepEqual(storedLocal, storedRemote, "store");
       // What was stored is what was echoed (undefined is left out of the payload, so the vault keeps its null).
-      if (value !== undefined && local?.ok && storedLocal?.ok) t.deepEqual((storedLocal.result as { value: unknown }).value, (local.result as { value: unknown }).value);
+      if (value !== undefined && local?.ok && storedLocal?.ok)
+        t.deepEqual((storedLocal.result as { value: unknown }).value, (local.result as { value: unknown }).value);
       return true;
     }),
     { seed: 20261129, numRuns: 400 },
@@ -185,19 +210,36 @@ test("each row of the table: Map, Set, BigInt, __proto__ and 200 levels are BAD_
     ["BigInt", 10n],
     ["__proto__", JSON.parse('{"__proto__": 1}')],
     ["200 deep", nested(200)],
-    ["class instance", new (class Point { x = 1 })()],
+    [
+      "class instance",
+      new (class Point {
+        x = 1;
+      })(),
+    ],
     ["lone surrogate", "\uD800"],
   ];
   for (const [side, node] of sides(t)) {
     for (const [what, value] of refused) {
-      const err = await t.throwsAsync(node.call({ actor: Mirror, id: fresh("r"), payload: { value } }), { instanceOf: MeshError }, `${what} ${side}`);
+      const err = await t.throwsAsync(
+        node.call({ actor: Mirror, id: fresh("r"), payload: { value } }),
+        { instanceOf: MeshError },
+        `${what} ${side}`,
+      );
       t.is(err?.code, "BAD_REQUEST", `${what} ${side}`);
       t.regex(err!.message, /^payload cannot be encoded: .* is not carried across an actor boundary$/, `${what} ${side}`);
-      const cast = await t.throwsAsync(node.cast({ actor: Mirror, id: fresh("r"), payload: { value } }), { instanceOf: MeshError }, `cast ${what} ${side}`);
+      const cast = await t.throwsAsync(
+        node.cast({ actor: Mirror, id: fresh("r"), payload: { value } }),
+        { instanceOf: MeshError },
+        `cast ${what} ${side}`,
+      );
       t.is(cast?.code, "BAD_REQUEST");
     }
     const date = new Date(1_700_000_000_123);
-    const { result } = await node.call({ actor: Mirror, id: fresh("d"), payload: { date, bytes: new Uint8Array([1, 2]), gone: undefined } });
+    const { result } = await node.call({
+      actor: Mirror,
+      id: fresh("d"),
+      payload: { date, bytes: new Uint8Array([1, 2]), gone: undefined },
+    });
     const { bytes, ...rest } = result as { date: Date; bytes: Uint8Array };
     t.deepEqual(rest, { date }, side);
     t.true(rest.date instanceof Date, side);
@@ -214,7 +256,10 @@ test("a reply the value model refuses is BAD_REPLY with the same message in both
     errors.push(err!.message.replace(/#\d+/, "#n"));
   }
   t.is(errors[0], errors[1]);
-  t.regex(errors[0]!, /^the reply of .*\/mapper\/same-id#n cannot be encoded: a Map \(use a plain object or an array of pairs\) at m is not carried across an actor boundary$/);
+  t.regex(
+    errors[0]!,
+    /^the reply of .*\/mapper\/same-id#n cannot be encoded: a Map \(use a plain object or an array of pairs\) at m is not carried across an actor boundary$/,
+  );
 });
 
 test("a class that shares values (static shareValues) skips the copies but not the check", async (t) => {
@@ -226,7 +271,9 @@ test("a class that shares values (static shareValues) skips the copies but not t
     const back = (await node.call({ actor: Sharer, id, payload: {} })).result as { n: number };
     // Local: the very object (no copy); remote: the copy the wire made before the change.
     t.is(back.n, side === "local" ? 2 : 1, side);
-    const err = await t.throwsAsync(node.call({ actor: Sharer, id: fresh("share"), payload: { keep: new Map() } }), { instanceOf: MeshError });
+    const err = await t.throwsAsync(node.call({ actor: Sharer, id: fresh("share"), payload: { keep: new Map() } }), {
+      instanceOf: MeshError,
+    });
     t.is(err?.code, "BAD_REQUEST", side);
   }
 });
@@ -246,22 +293,59 @@ test("ids must be well-formed: lone surrogates are BAD_REQUEST from calls, casts
   const reply = await jsonRequest(nc, "val.call.v", '{"actor":"mirror","id":"\\uD800","payload":1}');
   t.like(reply, { ok: false, error: { code: "BAD_REQUEST" } });
   // Distinct well-formed ids stay distinct actors.
-  const pids = await Promise.all(["\uD83D\uDE00", "\uFFFD"].map(async (id) => (await t.context.other.call({ actor: Mirror, id, payload: 1 })).pid));
+  const pids = await Promise.all(
+    ["\uD83D\uDE00", "\uFFFD"].map(async (id) => (await t.context.other.call({ actor: Mirror, id, payload: 1 })).pid),
+  );
   t.not(pids[0], pids[1]);
 });
 
 test("an uncaught CALL_CYCLE two actors deep reaches the first caller as ACTOR_CRASHED with rootCode CALL_CYCLE, locally, remotely and through the ingress", async (t) => {
   const { owner, other } = t.context;
   // Local: a → b → a, all on the owner. Remote: a on owner (left), b on other (right).
-  const local = await t.throwsAsync(owner.call({ actor: "hop", id: "la", capability: "left", payload: { via: [{ id: "lb", capability: "left" }, { id: "la", capability: "left" }] } }), { instanceOf: MeshError });
-  const remote = await t.throwsAsync(other.call({ actor: "hop", id: "ra", capability: "left", payload: { via: [{ id: "rb", capability: "right" }, { id: "ra", capability: "left" }] } }), { instanceOf: MeshError });
+  const local = await t.throwsAsync(
+    owner.call({
+      actor: "hop",
+      id: "la",
+      capability: "left",
+      payload: {
+        via: [
+          { id: "lb", capability: "left" },
+          { id: "la", capability: "left" },
+        ],
+      },
+    }),
+    { instanceOf: MeshError },
+  );
+  const remote = await t.throwsAsync(
+    other.call({
+      actor: "hop",
+      id: "ra",
+      capability: "left",
+      payload: {
+        via: [
+          { id: "rb", capability: "right" },
+          { id: "ra", capability: "left" },
+        ],
+      },
+    }),
+    { instanceOf: MeshError },
+  );
   for (const err of [local, remote]) {
     t.is(err?.code, "ACTOR_CRASHED");
     t.is(err?.rootCode, "CALL_CYCLE");
   }
   const nc = await connect({ servers: t.context.server.url });
   t.teardown(() => nc.close());
-  const reply = await jsonRequest(nc, "val.call.left", { actor: "hop", id: "ia", payload: { via: [{ id: "ib", capability: "right" }, { id: "ia", capability: "left" }] } });
+  const reply = await jsonRequest(nc, "val.call.left", {
+    actor: "hop",
+    id: "ia",
+    payload: {
+      via: [
+        { id: "ib", capability: "right" },
+        { id: "ia", capability: "left" },
+      ],
+    },
+  });
   t.like(reply, { ok: false, error: { code: "ACTOR_CRASHED", rootCode: "CALL_CYCLE" } });
   // An error with no deeper cause has its own code as root.
   const plain = await t.throwsAsync(other.call({ actor: Mirror, id: fresh("x"), payload: 1n }), { instanceOf: MeshError });

@@ -27,7 +27,15 @@ function runTests(files: string[], env: Record<string, string>): Run {
     cwd: PROJECT,
     stdio: ["ignore", "pipe", "pipe"],
     // No colours to match through; the limits of each case, nothing inherited from a watchdog around this file.
-    env: { ...process.env, FORCE_COLOR: "0", MESH_TEST_WATCHDOG_DIR: "", MESH_TEST_EXIT_GRACE_MS: "0", MESH_TEST_SILENCE_MS: "20000", MESH_TEST_TOTAL_MS: "30000", ...env },
+    env: {
+      ...process.env,
+      FORCE_COLOR: "0",
+      MESH_TEST_WATCHDOG_DIR: "",
+      MESH_TEST_EXIT_GRACE_MS: "0",
+      MESH_TEST_SILENCE_MS: "20000",
+      MESH_TEST_TOTAL_MS: "30000",
+      ...env,
+    },
   });
   const started = Date.now();
   const run: Run = {
@@ -84,7 +92,12 @@ test("a worker still running after its tests fails its file within the grace, na
  * while it trips before the leaking test has passed (on a loaded machine, ava
  * and its worker can take longer than the limit to start), 4 times at most.
  */
-async function tripAfterTheTests(t: ExecutionContext, files: string[], name: string, limitMs: number): Promise<{ run: Run; limit: number; code: number | null; ms: number }> {
+async function tripAfterTheTests(
+  t: ExecutionContext,
+  files: string[],
+  name: string,
+  limitMs: number,
+): Promise<{ run: Run; limit: number; code: number | null; ms: number }> {
   for (let limit = limitMs, tries = 1; ; limit *= 2, tries++) {
     const run = runTests(files, { [name]: String(limit) });
     const { code, ms } = await run.ended;
@@ -95,17 +108,23 @@ async function tripAfterTheTests(t: ExecutionContext, files: string[], name: str
 }
 
 // The two whose limit counts from the start run alone (serial, before the others): ava and its worker start sooner.
-test.serial("when ava prints nothing for MESH_TEST_SILENCE_MS, the watchdog names the file whose worker has not exited, kills ava's group and exits 124", async (t) => {
-  const { run, limit, code, ms } = await tripAfterTheTests(t, ["passes.test.mjs", "leaks.test.mjs"], "MESH_TEST_SILENCE_MS", 3000);
-  t.is(code, 124, run.stdout + run.stderr);
-  t.true(ms < limit + 12_000);
-  t.regex(run.stderr, new RegExp(`run-tests: ava has printed nothing for \\d+\\.\\d s, over MESH_TEST_SILENCE_MS=${limit}: stopping it`));
-  t.regex(run.stderr, /run-tests: test files still running:\n {2}leaks\.test\.mjs: its tests were over \d+ s ago, but its worker \(pid \d+\) has not exited\n/);
-  t.notRegex(run.stderr, /passes\.test\.mjs:/);
-  t.regex(run.stdout, /\n {2}2 tests passed\n/);
-  const pid = leakingWorker(run);
-  await until(() => !running(pid), `the leaking worker ${pid} to be gone`);
-});
+test.serial(
+  "when ava prints nothing for MESH_TEST_SILENCE_MS, the watchdog names the file whose worker has not exited, kills ava's group and exits 124",
+  async (t) => {
+    const { run, limit, code, ms } = await tripAfterTheTests(t, ["passes.test.mjs", "leaks.test.mjs"], "MESH_TEST_SILENCE_MS", 3000);
+    t.is(code, 124, run.stdout + run.stderr);
+    t.true(ms < limit + 12_000);
+    t.regex(run.stderr, new RegExp(`run-tests: ava has printed nothing for \\d+\\.\\d s, over MESH_TEST_SILENCE_MS=${limit}: stopping it`));
+    t.regex(
+      run.stderr,
+      /run-tests: test files still running:\n {2}leaks\.test\.mjs: its tests were over \d+ s ago, but its worker \(pid \d+\) has not exited\n/,
+    );
+    t.notRegex(run.stderr, /passes\.test\.mjs:/);
+    t.regex(run.stdout, /\n {2}2 tests passed\n/);
+    const pid = leakingWorker(run);
+    await until(() => !running(pid), `the leaking worker ${pid} to be gone`);
+  },
+);
 
 test.serial("past MESH_TEST_TOTAL_MS the watchdog stops ava, whatever it prints", async (t) => {
   const { run, limit, code, ms } = await tripAfterTheTests(t, ["leaks.test.mjs"], "MESH_TEST_TOTAL_MS", 5000);
@@ -118,7 +137,11 @@ test.serial("past MESH_TEST_TOTAL_MS the watchdog stops ava, whatever it prints"
 test("SIGTERM to the watchdog stops ava and its workers, and it exits 143", async (t) => {
   const run = runTests(["leaks.test.mjs"], {});
   // ava passes the worker's own output on separately from its ✔ line: wait for both.
-  await until(() => /✔ passes, and leaves an interval running/.test(run.stdout) && /leaks\.test\.mjs worker pid \d+/.test(run.stdout + run.stderr), "the test to pass and its worker to print its pid", 60_000);
+  await until(
+    () => /✔ passes, and leaves an interval running/.test(run.stdout) && /leaks\.test\.mjs worker pid \d+/.test(run.stdout + run.stderr),
+    "the test to pass and its worker to print its pid",
+    60_000,
+  );
   const pid = leakingWorker(run);
   t.true(running(pid));
   run.child.kill("SIGTERM");

@@ -53,7 +53,11 @@ function peerCpu(child: ChildProcess): Promise<number> {
 }
 
 /** CPU µs per call on each side of `run`'s calls: this process (the caller) and the peer (the owner). */
-async function cpuPerCall(owner: ChildProcess, calls: number, run: () => Promise<Measured>): Promise<{ m: Measured; caller: number; owner: number }> {
+async function cpuPerCall(
+  owner: ChildProcess,
+  calls: number,
+  run: () => Promise<Measured>,
+): Promise<{ m: Measured; caller: number; owner: number }> {
   const o0 = await peerCpu(owner);
   const c0 = process.cpuUsage();
   const m = await run();
@@ -97,7 +101,9 @@ function ownInbox(nc: NatsConnection): (subject: string, data: Uint8Array) => Pr
  * from one second to the next): both responders run side by side in their own
  * processes, and each figure is the median of its rounds.
  */
-async function requestReply(url: string): Promise<{ raw: Record<string, Measured>; mesh: Record<string, Measured>; cpu: Record<string, { caller: number; owner: number }> }> {
+async function requestReply(
+  url: string,
+): Promise<{ raw: Record<string, Measured>; mesh: Record<string, Measured>; cpu: Record<string, { caller: number; owner: number }> }> {
   console.log("\nRaw nats.js request/reply (responder in another process)");
   const responder = await peer("raw-responder", url);
   const owner = await peer("mesh-owner", url);
@@ -153,8 +159,19 @@ async function requestReply(url: string): Promise<{ raw: Record<string, Measured
     for (const label of Object.keys(raw)) record("raw", `own reply subscription, ${label}`, raw[label]!);
     console.log("\nMesh remote calls (owner node in another process; rounds alternate with the raw ones above)");
     for (const label of Object.keys(mesh)) record("remote", `remote calls, ${label}`, mesh[label]!);
-    for (const label of Object.keys(cpu)) console.log(`  CPU per remote call, ${label.padEnd(26)} caller ${cpu[label]!.caller.toFixed(2)} µs, owner ${cpu[label]!.owner.toFixed(2)} µs`);
-    record("remote", "10,000 calls to one hot actor, 128 in flight", await load(() => caller.call({ actor: "Echo", id: "hot", payload: body, capability: "bench" }), { inFlight: 128, total: 10_000, warmup: 1000 }));
+    for (const label of Object.keys(cpu))
+      console.log(
+        `  CPU per remote call, ${label.padEnd(26)} caller ${cpu[label]!.caller.toFixed(2)} µs, owner ${cpu[label]!.owner.toFixed(2)} µs`,
+      );
+    record(
+      "remote",
+      "10,000 calls to one hot actor, 128 in flight",
+      await load(() => caller.call({ actor: "Echo", id: "hot", payload: body, capability: "bench" }), {
+        inFlight: 128,
+        total: 10_000,
+        warmup: 1000,
+      }),
+    );
     return { raw, mesh, cpu };
   } finally {
     await caller.stop();
@@ -172,15 +189,41 @@ async function local(url: string): Promise<{ at128: Measured; primitive128: Meas
     const call = (i: number) => mesh.call({ actor: Echo, id: ids[i & 1023]!, payload: body, capability: "local" });
     record("local", "local calls, sequential", await load(call, { inFlight: 1, total: n(2_000_000) }));
     const at128 = record("local", "local calls, 128 in flight", await load(call, { inFlight: 128, total: n(2_000_000) }));
-    const primitive128 = record("local", "local calls, number payload and reply, 128 in flight", await load((i) => mesh.call({ actor: Echo, id: ids[i & 1023]!, payload: i, capability: "local" }), { inFlight: 128, total: n(2_000_000) }));
-    const shared128 = record("local", "local calls, static shareValues (no copies), 128 in flight", await load((i) => mesh.call({ actor: SharedEcho, id: ids[i & 1023]!, payload: body, capability: "local" }), { inFlight: 128, total: n(2_000_000) }));
-    record("local", "10,000 calls to one hot actor, 128 in flight", await load(() => mesh.call({ actor: Echo, id: "hot", payload: body, capability: "local" }), { inFlight: 128, total: 10_000, warmup: 1000 }));
+    const primitive128 = record(
+      "local",
+      "local calls, number payload and reply, 128 in flight",
+      await load((i) => mesh.call({ actor: Echo, id: ids[i & 1023]!, payload: i, capability: "local" }), {
+        inFlight: 128,
+        total: n(2_000_000),
+      }),
+    );
+    const shared128 = record(
+      "local",
+      "local calls, static shareValues (no copies), 128 in flight",
+      await load((i) => mesh.call({ actor: SharedEcho, id: ids[i & 1023]!, payload: body, capability: "local" }), {
+        inFlight: 128,
+        total: n(2_000_000),
+      }),
+    );
+    record(
+      "local",
+      "10,000 calls to one hot actor, 128 in flight",
+      await load(() => mesh.call({ actor: Echo, id: "hot", payload: body, capability: "local" }), {
+        inFlight: 128,
+        total: 10_000,
+        warmup: 1000,
+      }),
+    );
     let round = 0;
     const fresh = (i: number) => mesh.call({ actor: Echo, id: `new_${round}_${i}`, payload: body, capability: "local" });
     round = 1;
     await load(fresh, { inFlight: 128, total: n(50_000), warmup: 0 }); // warm the creation path
     round = 2;
-    const creation = record("local", "creation of 50,000 actors, 128 in flight", await load(fresh, { inFlight: 128, total: n(50_000), warmup: 0 }));
+    const creation = record(
+      "local",
+      "creation of 50,000 actors, 128 in flight",
+      await load(fresh, { inFlight: 128, total: n(50_000), warmup: 0 }),
+    );
     return { at128, primitive128, shared128, creation };
   } finally {
     await mesh.stop();
@@ -189,18 +232,24 @@ async function local(url: string): Promise<{ at128: Measured; primitive128: Meas
 
 async function memory(url: string): Promise<{ count: number; meshBytes: number; bareBytes: number; beyondFields: number }> {
   console.log("\nMemory per idle actor (own process, after GC)");
-  const child = spawn(process.execPath, ["--expose-gc", here("./memory.js"), url, String(n(100_000))], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--expose-gc", here("./memory.js"), url, String(n(100_000))], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let out = "";
   child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
   await new Promise((resolve) => child.once("exit", resolve));
   const m = JSON.parse(out) as { count: number; meshBytes: number; bareBytes: number; beyondFields: number };
-  console.log(`  ${m.count.toLocaleString("en-US")} actors: ${Math.round(m.meshBytes)} B each with Mesh, ${Math.round(m.bareBytes)} B for the bare instance, ${Math.round(m.beyondFields)} B beyond its own fields`);
+  console.log(
+    `  ${m.count.toLocaleString("en-US")} actors: ${Math.round(m.meshBytes)} B each with Mesh, ${Math.round(m.bareBytes)} B for the bare instance, ${Math.round(m.beyondFields)} B beyond its own fields`,
+  );
   return m;
 }
 
 const server = await startNatsServer({ config: here("../../nats.conf") });
 try {
-  console.log(`Mesh benchmark: Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), nats-server at ${server.url}${quick ? " (BENCH_QUICK: small counts)" : ""}`);
+  console.log(
+    `Mesh benchmark: Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), nats-server at ${server.url}${quick ? " (BENCH_QUICK: small counts)" : ""}`,
+  );
   const summary: Record<string, number> = {};
   const targets: Record<string, string> = {};
   const target = (name: string, value: number, goal?: string) => {
@@ -273,7 +322,10 @@ try {
   const dir = here("../results");
   mkdirSync(dir, { recursive: true });
   const file = `${dir}/latest.json`;
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, quick, rows, memory: mem, passThrough: d?.rss, summary }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, quick, rows, memory: mem, passThrough: d?.rss, summary }, null, 2)}\n`,
+  );
   console.log(`\nwrote bench/results/latest.json`);
 } finally {
   await server.stop();

@@ -10,7 +10,14 @@ const cap = Number(capArg);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with --expose-gc");
 
-const mesh = await Mesh.start({ servers: url, nodeId: "bench-passthrough", actors: [Tally], capabilities: ["tally"], storage: { bucket: "bench_passthrough" }, maxActors: cap });
+const mesh = await Mesh.start({
+  servers: url,
+  nodeId: "bench-passthrough",
+  actors: [Tally],
+  capabilities: ["tally"],
+  storage: { bucket: "bench_passthrough" },
+  maxActors: cap,
+});
 const samples: { actors: number; rssMiB: number; heapMiB: number; live: number }[] = [];
 const step = count / 10;
 let next = 0;

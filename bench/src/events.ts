@@ -43,7 +43,9 @@ async function publishAll(nc: NatsConnection, prefix: string, total: number): Pr
 }
 
 function spawnEventsPeer(url: string, prefix: string, cls: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [here("./peer.js"), "mesh-events", url, prefix, cls], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+  const child = spawn(process.execPath, [here("./peer.js"), "mesh-events", url, prefix, cls], {
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
+  });
   return new Promise((resolve, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve(child));
     child.once("exit", (code) => reject(new Error(`events peer exited with ${code}`)));
@@ -94,7 +96,15 @@ async function raw(nc: NatsConnection, total: number): Promise<Measured> {
  * many more to warm up. `kill`: SIGKILL the peer halfway (no warm-up), and time
  * the catch-up.
  */
-async function intoActors(url: string, nc: NatsConnection, cls: EventClass, prefix: string, total: number, nodes: 1 | 2, kill = false): Promise<{ m: Measured; recoverySeconds: number }> {
+async function intoActors(
+  url: string,
+  nc: NatsConnection,
+  cls: EventClass,
+  prefix: string,
+  total: number,
+  nodes: 1 | 2,
+  kill = false,
+): Promise<{ m: Measured; recoverySeconds: number }> {
   const stream = cls.events.stream;
   const subject = stream.toLowerCase().replace("_", ".");
   const jsm = await nc.jetstreamManager();
@@ -104,13 +114,25 @@ async function intoActors(url: string, nc: NatsConnection, cls: EventClass, pref
   const peer = nodes === 2 ? await spawnEventsPeer(url, prefix, cls.name) : undefined;
   const peerState = async () => (peer === undefined ? { handled: 0, dispatchers: 0 } : await stateOf(peer));
   const peerHandled = async () => (await peerState()).handled;
-  const mesh = await Mesh.start({ servers: url, nodeId: `bench-events-${prefix}-local`, prefix, actors: [cls], capabilities: ["evb"], heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  const mesh = await Mesh.start({
+    servers: url,
+    nodeId: `bench-events-${prefix}-local`,
+    prefix,
+    actors: [cls],
+    capabilities: ["evb"],
+    heartbeatMs: 200,
+    nodeTimeoutMs: 1000,
+  });
   let recoverySeconds = 0;
   try {
     const local = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
     // The peer starts reading alone; the rate counts once the view holds both nodes and each partition's dispatcher runs once (here or there).
     const dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
-    await until(async () => mesh.nodesFor("evb").length === nodes && dispatchers() + (await peerState()).dispatchers === ((cls.events as { partitions?: number }).partitions ?? 1));
+    await until(
+      async () =>
+        mesh.nodesFor("evb").length === nodes &&
+        dispatchers() + (await peerState()).dispatchers === ((cls.events as { partitions?: number }).partitions ?? 1),
+    );
     // The clock starts once both nodes are warm: a process just started runs its first events several
     // times slower (JIT, heap growth), and the peer is started for each run.
     if (warmup > 0) await until(async () => local() + (await peerHandled()) >= warmup);
@@ -142,7 +164,9 @@ async function intoActors(url: string, nc: NatsConnection, cls: EventClass, pref
 
 /** The (baseline, Mesh) pair of the round whose ratio Mesh / baseline is the median. */
 function medianPair(baseline: Measured[], mesh: Measured[]): [Measured, Measured] {
-  const order = baseline.map((_, i) => i).sort((a, b) => mesh[a]!.perSecond / baseline[a]!.perSecond - mesh[b]!.perSecond / baseline[b]!.perSecond);
+  const order = baseline
+    .map((_, i) => i)
+    .sort((a, b) => mesh[a]!.perSecond / baseline[a]!.perSecond - mesh[b]!.perSecond / baseline[b]!.perSecond);
   const i = order[Math.floor(order.length / 2)]!;
   return [baseline[i]!, mesh[i]!];
 }
@@ -151,7 +175,9 @@ function medianPair(baseline: Measured[], mesh: Measured[]): [Measured, Measured
 const ROUNDS = 5;
 
 export async function events(url: string, n: (count: number) => number, record: Record): Promise<EventFigures> {
-  console.log(`\nEvents: raw nats.js (durable pull consumer, AckAll every 100; KV update with revision, 1,000 keys, 128 in flight) against Mesh (1,000 actor ids; two nodes: this process and a peer), in ${ROUNDS} alternating rounds`);
+  console.log(
+    `\nEvents: raw nats.js (durable pull consumer, AckAll every 100; KV update with revision, 1,000 keys, 128 in flight) against Mesh (1,000 actor ids; two nodes: this process and a peer), in ${ROUNDS} alternating rounds`,
+  );
   const nc = await connect({ servers: url, noAsyncTraces: true });
   try {
     const total = n(100_000);
@@ -172,9 +198,17 @@ export async function events(url: string, n: (count: number) => number, record: 
     const plain = record("events", "into plain actors, 2 nodes, 1 dispatcher", plainRound);
     const rawCas128 = record("events", "raw KV update with revision, 128 in flight", casRound);
     const durableOne = record("events", "into durable actors, 1 node, 128 in flight", durableRound);
-    const durable = record("events", "into durable actors, 2 nodes, 128 in flight", (await intoActors(url, nc, EvDurable, "evb2", n(30_000), 2)).m);
+    const durable = record(
+      "events",
+      "into durable actors, 2 nodes, 128 in flight",
+      (await intoActors(url, nc, EvDurable, "evb2", n(30_000), 2)).m,
+    );
     await (await nc.jetstreamManager()).streams.add({ name: "EVB_OUT", subjects: ["evb.out.>"] });
-    const publish = record("events", "durable, one publish per event, 2 nodes", (await intoActors(url, nc, EvPublish, "evb3", n(20_000), 2)).m);
+    const publish = record(
+      "events",
+      "durable, one publish per event, 2 nodes",
+      (await intoActors(url, nc, EvPublish, "evb3", n(20_000), 2)).m,
+    );
     const recovery = await intoActors(url, nc, EvPlain, "evb4", total, 2, true);
     console.log(`  ${"catch-up after the peer node is killed halfway".padEnd(52)} ${recovery.recoverySeconds.toFixed(2).padStart(11)} s`);
     return { raw: rawFig, rawCas128, plain, durableOne, durable, publish, recoverySeconds: recovery.recoverySeconds };

@@ -14,7 +14,10 @@ export interface Measured {
  * Runs `op(i)` `total` times with `inFlight` workers, after `warmup` calls.
  * With `latency`, records every call's duration.
  */
-export async function load(op: (i: number) => Promise<unknown>, options: { inFlight: number; total: number; warmup?: number; latency?: boolean }): Promise<Measured> {
+export async function load(
+  op: (i: number) => Promise<unknown>,
+  options: { inFlight: number; total: number; warmup?: number; latency?: boolean },
+): Promise<Measured> {
   const { inFlight, total, warmup = Math.min(total, 5000), latency = false } = options;
   await run(op, inFlight, warmup, undefined);
   const samples = latency ? new Float64Array(total) : undefined;

@@ -29,13 +29,28 @@ if (mode === "raw-responder") {
   const mesh = await Mesh.start({ servers: url, nodeId: "bench-owner-traced", actors: [Echo], capabilities: ["benchT"] });
   stop = () => mesh.stop();
 } else if (mode === "mesh-durable-owner") {
-  const mesh = await Mesh.start({ servers: url, nodeId: "bench-durable-owner", prefix: "remote", actors: [Tally], capabilities: ["tally"], storage: { bucket: "bench_state" } });
+  const mesh = await Mesh.start({
+    servers: url,
+    nodeId: "bench-durable-owner",
+    prefix: "remote",
+    actors: [Tally],
+    capabilities: ["tally"],
+    storage: { bucket: "bench_state" },
+  });
   stop = () => mesh.stop();
 } else if (mode === "mesh-events") {
   // The second node of the events section: hosts the event classes under the prefix given.
   const classes = { EvPlain, EvDurable, EvPublish };
   const cls = classes[process.argv[5] as keyof typeof classes];
-  const mesh = await Mesh.start({ servers: url, nodeId: `bench-events-${process.argv[4]}`, prefix: process.argv[4], actors: [cls], capabilities: ["evb"], heartbeatMs: 200, nodeTimeoutMs: 1000 });
+  const mesh = await Mesh.start({
+    servers: url,
+    nodeId: `bench-events-${process.argv[4]}`,
+    prefix: process.argv[4],
+    actors: [cls],
+    capabilities: ["evb"],
+    heartbeatMs: 200,
+    nodeTimeoutMs: 1000,
+  });
   handled = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
   dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
   stop = () => mesh.stop();

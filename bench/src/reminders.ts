@@ -31,8 +31,12 @@ export async function reminders(url: string, count: number): Promise<ReminderFig
     const late = [...Beeper.lateness].sort((a, b) => a - b);
     const at_ = (q: number) => late[Math.min(late.length - 1, Math.floor(q * late.length))]!;
     const figures = { count, setPerSecond, firedPerSecond, lateP50: at_(0.5), lateP99: at_(0.99), lateMax: late.at(-1)! };
-    console.log(`  ${"set (ctx.remind, stored), 128 in flight".padEnd(52)} ${Math.round(setPerSecond).toLocaleString("en-US").padStart(11)} /s`);
-    console.log(`  ${"fired, all due at once".padEnd(52)} ${Math.round(firedPerSecond).toLocaleString("en-US").padStart(11)} /s  late p50 ${figures.lateP50} ms  p99 ${figures.lateP99} ms  max ${figures.lateMax} ms`);
+    console.log(
+      `  ${"set (ctx.remind, stored), 128 in flight".padEnd(52)} ${Math.round(setPerSecond).toLocaleString("en-US").padStart(11)} /s`,
+    );
+    console.log(
+      `  ${"fired, all due at once".padEnd(52)} ${Math.round(firedPerSecond).toLocaleString("en-US").padStart(11)} /s  late p50 ${figures.lateP50} ms  p99 ${figures.lateP99} ms  max ${figures.lateMax} ms`,
+    );
     return figures;
   } finally {
     await mesh.stop();

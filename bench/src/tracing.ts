@@ -24,7 +24,10 @@ export function tracerProvider(): BasicTracerProvider {
     },
     shutdown: () => Promise.resolve(),
   };
-  return new BasicTracerProvider({ sampler: new AlwaysOnSampler(), spanProcessors: [new BatchSpanProcessor(drop, { maxQueueSize: 65_536, maxExportBatchSize: 4096, scheduledDelayMillis: 200 })] });
+  return new BasicTracerProvider({
+    sampler: new AlwaysOnSampler(),
+    spanProcessors: [new BatchSpanProcessor(drop, { maxQueueSize: 65_536, maxExportBatchSize: 4096, scheduledDelayMillis: 200 })],
+  });
 }
 
 /** A node looks for a tracer provider every second (operations/tracing.ts): wait past that. */
@@ -32,7 +35,13 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 1100));
 
 type Peer = (mode: string) => Promise<{ stop(): Promise<void> }>;
 
-export async function tracing(url: string, n: (count: number) => number, rounds: number, startPeer: Peer, record: (section: string, name: string, m: Measured) => Measured) {
+export async function tracing(
+  url: string,
+  n: (count: number) => number,
+  rounds: number,
+  startPeer: Peer,
+  record: (section: string, name: string, m: Measured) => Measured,
+) {
   console.log("\nTracing (no SDK, then the SDK with an always-on sampler and an exporter that drops spans; rounds alternate)");
   const plain = await startPeer("mesh-owner");
   const traced = await startPeer("mesh-owner-traced");

@@ -7,7 +7,10 @@ export class Counter {
   static actorType = "counter";
   static capabilities = ["counter"];
   count = 0;
-  constructor(readonly id: string, initArg?: { start?: number }) {
+  constructor(
+    readonly id: string,
+    initArg?: { start?: number },
+  ) {
     this.count = initArg?.start ?? 0;
   }
   handleCall() {
@@ -25,7 +28,10 @@ export class GameActor {
   static capabilities = ["game"];
   level: number;
   score = 0;
-  constructor(readonly id: string, initArg?: { starting_level?: number }) {
+  constructor(
+    readonly id: string,
+    initArg?: { starting_level?: number },
+  ) {
     this.level = initArg?.starting_level ?? 1;
   }
   handleCall(payload: { action: "score" | "get_state"; points?: number }) {

@@ -56,7 +56,9 @@ async function natsUrl(): Promise<string> {
     server = secure.server;
     roles = secure;
     console.log(`NATS: none with JetStream at ${url}; started nats-server at ${server.url} with authorization on`);
-    console.log("  (nats-secure.conf: nodes as user node, callers as client, the CLI and the order streams as operator; passwords made for this run)");
+    console.log(
+      "  (nats-secure.conf: nodes as user node, callers as client, the CLI and the order streams as operator; passwords made for this run)",
+    );
     return server.url;
   }
 }
@@ -101,7 +103,9 @@ async function cluster(url: string, admin: NatsConnection): Promise<void> {
       const node = pid.split("/")[0]!;
       placed.set(node, (placed.get(node) ?? new Set()).add(`${request.capability}:${request.id}`));
       const owner = client.ownerNode(client.shardFor(request.id), request.capability);
-      console.log(`  ${label.padEnd(36)} shard ${String(client.shardFor(request.id)).padStart(4)} → ${owner}  ${pid.padEnd(30)} ${JSON.stringify(result)}`);
+      console.log(
+        `  ${label.padEnd(36)} shard ${String(client.shardFor(request.id)).padStart(4)} → ${owner}  ${pid.padEnd(30)} ${JSON.stringify(result)}`,
+      );
     };
 
     console.log("\nCounters (created on first call, state kept across calls):");
@@ -113,9 +117,18 @@ async function cluster(url: string, admin: NatsConnection): Promise<void> {
     await call({ actor: "counter", id: "counter_1", capability: "counter" }, "call counter_1 after a reset cast");
 
     console.log("\nGame sessions (initArg only on first activation):");
-    await call({ actor: "game", id: "player_123", payload: { action: "get_state" }, initArg: { starting_level: 10 }, capability: "game" }, "player_123 with starting_level 10");
-    await call({ actor: "game", id: "player_123", payload: { action: "score", points: 5 }, initArg: { starting_level: 99 }, capability: "game" }, "player_123 scores (initArg ignored)");
-    await call({ actor: "game", id: "player_456", payload: { action: "get_state" }, capability: "game" }, "player_456 with the default level");
+    await call(
+      { actor: "game", id: "player_123", payload: { action: "get_state" }, initArg: { starting_level: 10 }, capability: "game" },
+      "player_123 with starting_level 10",
+    );
+    await call(
+      { actor: "game", id: "player_123", payload: { action: "score", points: 5 }, initArg: { starting_level: 99 }, capability: "game" },
+      "player_123 scores (initArg ignored)",
+    );
+    await call(
+      { actor: "game", id: "player_456", payload: { action: "get_state" }, capability: "game" },
+      "player_456 with the default level",
+    );
 
     console.log("\nChat rooms (only on nodes with the chat capability):");
     await call({ actor: "chat", id: "lobby", payload: { say: "hello" }, capability: "chat" }, "lobby: hello");
@@ -127,13 +140,19 @@ async function cluster(url: string, admin: NatsConnection): Promise<void> {
     await call({ actor: "cart", id: "cart-1", payload: { add: "lamp" }, capability: "cart" }, "cart-1: add lamp");
     const owner = client.ownerNode(client.shardFor("cart-1"), "cart");
 
-    await orders(url, admin, client, async () => {
-      await kill(owner);
-      await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
-      placed.delete(owner);
-      console.log("  mesh state get cart cart cart-1:");
-      await cli(url, "state", "get", "cart", "cart", "cart-1");
-    }, owner);
+    await orders(
+      url,
+      admin,
+      client,
+      async () => {
+        await kill(owner);
+        await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
+        placed.delete(owner);
+        console.log("  mesh state get cart cart cart-1:");
+        await cli(url, "state", "get", "cart", "cart", "cart-1");
+      },
+      owner,
+    );
 
     console.log(`\nWhere the actors live (${owner} is gone):`);
     for (const [node, ids] of [...placed].sort()) console.log(`  ${node}: ${[...ids].sort().join(", ")}`);
@@ -146,13 +165,17 @@ async function cluster(url: string, admin: NatsConnection): Promise<void> {
       const wrong = await nc.request("mesh.call.counter", JSON.stringify({ actor: "cart", id: "cart-1", payload: { add: "stolen" } }));
       console.log(`  request mesh.call.counter for the cart, which is bound to "cart" → ${new TextDecoder().decode(wrong.data)}`);
       nc.publish("mesh.cluster.heartbeat", JSON.stringify({ node: "impostor" }));
-      const refused = await nc.flush().then(() => nc.request("mesh.node.node-b", "{}", { timeout: 1000 }).catch((err: Error) => err.message));
+      const refused = await nc
+        .flush()
+        .then(() => nc.request("mesh.node.node-b", "{}", { timeout: 1000 }).catch((err: Error) => err.message));
       console.log(`  request mesh.node.node-b (acting as a node) → ${String(refused)}`);
       await nc.close();
     }
 
     console.log("\nAn error, as callers get it:");
-    await client.call({ actor: "counter", id: "x", capability: "payments" }).catch((err: Error & { code?: string }) => console.log(`  call with capability "payments": ${err.code}: ${err.message}`));
+    await client
+      .call({ actor: "counter", id: "x", capability: "payments" })
+      .catch((err: Error & { code?: string }) => console.log(`  call with capability "payments": ${err.code}: ${err.message}`));
 
     console.log("\nThe cluster as operators see it (mesh status):\n");
     await cli(url, "status");
@@ -178,18 +201,26 @@ async function orders(url: string, admin: NatsConnection, client: Mesh, killNode
   const started = performance.now();
   const half = Math.floor(events.length / 2);
   await publishEvents(admin, events.slice(0, half));
-  const what = victim === dispatcher ? "it holds cart-1 and runs the orders' dispatcher" : `it holds cart-1; the orders' dispatcher runs on ${dispatcher}`;
+  const what =
+    victim === dispatcher
+      ? "it holds cart-1 and runs the orders' dispatcher"
+      : `it holds cart-1; the orders' dispatcher runs on ${dispatcher}`;
   console.log(`  killing ${victim} with SIGKILL under that load, ${half} events in (${what})…`);
   await Promise.all([killNode(), publishEvents(admin, events.slice(half))]);
   const { done, states } = await waitForOrders(client, expected, 60_000);
   const seen = (id: string) => states.get(id) ?? { lines: -1, total: -1, shipped: undefined };
   const handled = [...expected].filter(([id, want]) => seen(id).lines >= want.lines && seen(id).shipped === want.shipped).length;
-  const exact = [...expected].filter(([id, want]) => seen(id).lines === want.lines && seen(id).total === want.total && seen(id).shipped === want.shipped).length;
-  console.log(`  ${handled} of ${expected.size} orders handled, ${((performance.now() - started) / 1000).toFixed(1)} s after the first event`);
+  const exact = [...expected].filter(
+    ([id, want]) => seen(id).lines === want.lines && seen(id).total === want.total && seen(id).shipped === want.shipped,
+  ).length;
+  console.log(
+    `  ${handled} of ${expected.size} orders handled, ${((performance.now() - started) / 1000).toFixed(1)} s after the first event`,
+  );
   console.log(`  exactly once: ${exact} of ${expected.size} orders hold the line count and total that were published`);
   const shipments = await countShipments(admin, run, paid, 10_000);
   console.log(`  shipments in SHIPMENTS: ${shipments.messages}, for ${shipments.orders} orders; ${paid} orders were paid`);
-  if (!done || exact !== expected.size || shipments.orders !== paid || shipments.messages !== paid) throw new Error("the orders do not add up (above)");
+  if (!done || exact !== expected.size || shipments.orders !== paid || shipments.messages !== paid)
+    throw new Error("the orders do not add up (above)");
   console.log(`  mesh events (${victim}'s counts died with it):`);
   await cli(url, "events");
 }
@@ -197,7 +228,10 @@ async function orders(url: string, admin: NatsConnection, client: Mesh, killNode
 /** Runs the `mesh` CLI of @mesh/runtime against the demo's server. */
 function cli(url: string, ...args: string[]): Promise<void> {
   const bin = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
-  const child = spawn(process.execPath, [bin, ...args, "--server", url], { stdio: "inherit", env: { ...process.env, ...envFor(roles?.operator) } });
+  const child = spawn(process.execPath, [bin, ...args, "--server", url], {
+    stdio: "inherit",
+    env: { ...process.env, ...envFor(roles?.operator) },
+  });
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 

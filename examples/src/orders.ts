@@ -21,7 +21,10 @@ interface OrderEvent {
 /** Creates the demo's streams where missing (Mesh never creates users' streams). */
 export async function setUpStreams(nc: NatsConnection): Promise<void> {
   const jsm = await nc.jetstreamManager();
-  for (const [name, subject] of [["ORDERS", "orders.>"], ["SHIPMENTS", "shipments.>"]] as const) {
+  for (const [name, subject] of [
+    ["ORDERS", "orders.>"],
+    ["SHIPMENTS", "shipments.>"],
+  ] as const) {
     try {
       await jsm.streams.info(name);
     } catch {
@@ -69,12 +72,25 @@ export async function publishEvents(nc: NatsConnection, events: readonly OrderEv
  * lines, and its payment), or `timeoutMs` passes. Returns the states read last
  * (undefined for an order that did not answer) and whether all were done.
  */
-export async function waitForOrders(client: Mesh, expected: ReadonlyMap<string, OrderState>, timeoutMs: number): Promise<{ done: boolean; states: Map<string, OrderState | undefined> }> {
+export async function waitForOrders(
+  client: Mesh,
+  expected: ReadonlyMap<string, OrderState>,
+  timeoutMs: number,
+): Promise<{ done: boolean; states: Map<string, OrderState | undefined> }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const states = new Map(
       await Promise.all(
-        [...expected.keys()].map(async (id) => [id, await client.call<OrderState>({ actor: "order", id, capability: "order" }).then((r) => r.result, () => undefined)] as const),
+        [...expected.keys()].map(
+          async (id) =>
+            [
+              id,
+              await client.call<OrderState>({ actor: "order", id, capability: "order" }).then(
+                (r) => r.result,
+                () => undefined,
+              ),
+            ] as const,
+        ),
       ),
     );
     const done = [...expected].every(([id, want]) => {
@@ -91,7 +107,12 @@ export async function waitForOrders(client: Mesh, expected: ReadonlyMap<string, 
  * and how many messages there are. Asks until `orders` orders have one, or
  * `timeoutMs` passes (a shipment is stored right after its turn commits).
  */
-export async function countShipments(nc: NatsConnection, run: string, orders: number, timeoutMs: number): Promise<{ orders: number; messages: number }> {
+export async function countShipments(
+  nc: NatsConnection,
+  run: string,
+  orders: number,
+  timeoutMs: number,
+): Promise<{ orders: number; messages: number }> {
   const jsm = await nc.jetstreamManager();
   const deadline = Date.now() + timeoutMs;
   for (;;) {

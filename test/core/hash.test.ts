@@ -20,7 +20,7 @@ for (const [id, hash, shard] of vectors) {
 test("XXH32 agrees with xxhashjs on random ASCII, Unicode and long strings, with seeds", (t) => {
   const alphabet = "abcXYZ019_-. é€😀\u0000";
   let seed = 12345;
-  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let i = 0; i < 2000; i++) {
     const length = Math.floor(random() * 70);
     let s = "";

@@ -24,7 +24,12 @@ for (let n = 1; n <= 9; n++) {
     // Any node leaving the larger cluster moves only the shards it owned.
     for (const leaver of nodes(n + 1)) {
       if (n + 1 === 1) continue;
-      const rest = new OwnerTable("c", nodes(n + 1).filter((x) => x !== leaver), SHARDS, rendezvous);
+      const rest = new OwnerTable(
+        "c",
+        nodes(n + 1).filter((x) => x !== leaver),
+        SHARDS,
+        rendezvous,
+      );
       for (let s = 0; s < SHARDS; s++) if (large.owner(s) !== leaver) t.is(rest.owner(s), large.owner(s));
     }
   });
@@ -36,7 +41,8 @@ test("rendezvous at 8 nodes: the busiest node owns at most 1.2 x the mean", (t) 
 });
 
 test("modulo, the Elixir library's strategy, moves far more: about N/(N+1) of the shards on every join", (t) => {
-  const fraction = (fn: PlacementFn, n: number) => moved(new OwnerTable("c", nodes(n), SHARDS, fn), new OwnerTable("c", nodes(n + 1), SHARDS, fn));
+  const fraction = (fn: PlacementFn, n: number) =>
+    moved(new OwnerTable("c", nodes(n), SHARDS, fn), new OwnerTable("c", nodes(n + 1), SHARDS, fn));
   for (let n = 1; n <= 9; n++) {
     t.true(fraction(modulo, n) >= 0.95 * (n / (n + 1)), `modulo ${n}->${n + 1} moved ${fraction(modulo, n).toFixed(3)}`);
     if (n >= 3) t.true(fraction(modulo, n) > 2.5 * fraction(rendezvous, n));

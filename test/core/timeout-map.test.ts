@@ -29,43 +29,43 @@ async function until(done: () => boolean): Promise<void> {
 }
 
 for (const store of ["Map", "SlotTable"] as const)
-test(`entries not taken expire once and never early; taken ones never; entries set by an expiry expire too (${store}; property, seeded)`, async (t) => {
-  const step = fc.oneof(
-    fc.record({ op: fc.constant("set" as const), ms: fc.integer({ min: 0, max: 40 }), chained: fc.boolean() }),
-    fc.record({ op: fc.constant("take" as const), pick: fc.nat() }),
-    fc.record({ op: fc.constant("wait" as const), ms: fc.integer({ min: 0, max: 15 }) }),
-  );
-  await fc.assert(
-    fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
-      const map = new TimeoutMap<number, Entry>(5, store === "Map" ? new Map() : new SlotTable(2));
-      const all: Entry[] = [];
-      const taken = new Set<Entry>();
-      let next = 0;
-      const add = (ms: number, chained: boolean): void => {
-        const key = next++;
-        const entry = new Entry(key, performance.now() + ms, chained ? () => add(ms, false) : undefined);
-        all.push(entry);
-        map.set(key, entry);
-      };
-      for (const s of steps) {
-        if (s.op === "set") add(s.ms, s.chained);
-        else if (s.op === "take" && all.length > 0) {
-          const entry = all[s.pick % all.length]!;
-          if (map.take(entry.key) === entry) taken.add(entry);
-        } else if (s.op === "wait") await new Promise((r) => setTimeout(r, s.ms));
-      }
-      await until(() => map.size === 0);
-      for (const e of all) {
-        if (taken.has(e)) t.is(e.expiries, 0, "a taken entry never expires");
-        else {
-          t.is(e.expiries, 1, "an entry not taken expires once");
-          t.true(e.expiredAt! >= e.deadline, "never before its deadline");
+  test(`entries not taken expire once and never early; taken ones never; entries set by an expiry expire too (${store}; property, seeded)`, async (t) => {
+    const step = fc.oneof(
+      fc.record({ op: fc.constant("set" as const), ms: fc.integer({ min: 0, max: 40 }), chained: fc.boolean() }),
+      fc.record({ op: fc.constant("take" as const), pick: fc.nat() }),
+      fc.record({ op: fc.constant("wait" as const), ms: fc.integer({ min: 0, max: 15 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
+        const map = new TimeoutMap<number, Entry>(5, store === "Map" ? new Map() : new SlotTable(2));
+        const all: Entry[] = [];
+        const taken = new Set<Entry>();
+        let next = 0;
+        const add = (ms: number, chained: boolean): void => {
+          const key = next++;
+          const entry = new Entry(key, performance.now() + ms, chained ? () => add(ms, false) : undefined);
+          all.push(entry);
+          map.set(key, entry);
+        };
+        for (const s of steps) {
+          if (s.op === "set") add(s.ms, s.chained);
+          else if (s.op === "take" && all.length > 0) {
+            const entry = all[s.pick % all.length]!;
+            if (map.take(entry.key) === entry) taken.add(entry);
+          } else if (s.op === "wait") await new Promise((r) => setTimeout(r, s.ms));
         }
-      }
-    }),
-    { seed: 20261130, numRuns: 25 },
-  );
-});
+        await until(() => map.size === 0);
+        for (const e of all) {
+          if (taken.has(e)) t.is(e.expiries, 0, "a taken entry never expires");
+          else {
+            t.is(e.expiries, 1, "an entry not taken expires once");
+            t.true(e.expiredAt! >= e.deadline, "never before its deadline");
+          }
+        }
+      }),
+      { seed: 20261130, numRuns: 25 },
+    );
+  });
 
 test("a SlotTable holds what a Map would, whatever ids wait long, collide, come again or outgrow it (property, seeded)", (t) => {
   const op = fc.oneof(
@@ -96,7 +96,10 @@ test("a SlotTable holds what a Map would, whatever ids wait long, collide, come 
         }
         t.is(table.size, model.size);
       }
-      t.deepEqual([...table].sort((a, b) => a[0] - b[0]), [...model].sort((a, b) => a[0] - b[0]));
+      t.deepEqual(
+        [...table].sort((a, b) => a[0] - b[0]),
+        [...model].sort((a, b) => a[0] - b[0]),
+      );
     }),
     { seed: 20261130, numRuns: 300 },
   );

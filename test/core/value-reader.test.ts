@@ -26,7 +26,15 @@ function ours(bytes: Uint8Array): { value?: unknown; error?: string } {
 }
 
 test("the reader decodes whatever the msgpack library encodes, to the same value (property, seeded)", (t) => {
-  const anything = fc.anything({ withDate: true, withTypedArray: true, withNullPrototype: true, withSparseArray: true, withUnicodeString: true, withObjectString: true, maxDepth: 5 });
+  const anything = fc.anything({
+    withDate: true,
+    withTypedArray: true,
+    withNullPrototype: true,
+    withSparseArray: true,
+    withUnicodeString: true,
+    withObjectString: true,
+    maxDepth: 5,
+  });
   let read = 0;
   fc.assert(
     fc.property(anything, (v) => {
@@ -72,7 +80,33 @@ test("on bytes that are broken, truncated or padded the reader fails (or not) ex
 
 test("the reader's edges: every integer and float form, byte order marks, invalid UTF-8, extensions, integer and __proto__ keys, deep nesting", (t) => {
   const cases: Uint8Array[] = [
-    ...[0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 60, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53 - 1), -(2 ** 60), 1.5, NaN, -Infinity].map((n) => encode(n)),
+    ...[
+      0,
+      127,
+      128,
+      255,
+      256,
+      65535,
+      65536,
+      2 ** 32 - 1,
+      2 ** 32,
+      2 ** 53 - 1,
+      2 ** 60,
+      -1,
+      -32,
+      -33,
+      -128,
+      -129,
+      -32768,
+      -32769,
+      -(2 ** 31),
+      -(2 ** 31) - 1,
+      -(2 ** 53 - 1),
+      -(2 ** 60),
+      1.5,
+      NaN,
+      -Infinity,
+    ].map((n) => encode(n)),
     new Uint8Array([0xca, 0x3f, 0xc0, 0x00, 0x00]), // float32 1.5
     new Uint8Array([0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // uint64 max
     new Uint8Array([0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]), // int64 min

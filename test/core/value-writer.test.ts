@@ -21,7 +21,19 @@ function verdict(v: unknown): { ok: true } | { ok: false; message: string } {
 }
 
 test("the writer writes the msgpack library's bytes for every value the model carries, and refuses the rest with the local call's message (property, seeded)", (t) => {
-  const anything = fc.anything({ withDate: true, withTypedArray: true, withNullPrototype: true, withSparseArray: true, withBigInt: true, withMap: true, withSet: true, withObjectString: true, withBoxedValues: true, withUnicodeString: true, maxDepth: 4 });
+  const anything = fc.anything({
+    withDate: true,
+    withTypedArray: true,
+    withNullPrototype: true,
+    withSparseArray: true,
+    withBigInt: true,
+    withMap: true,
+    withSet: true,
+    withObjectString: true,
+    withBoxedValues: true,
+    withUnicodeString: true,
+    maxDepth: 4,
+  });
   let carried = 0;
   let refused = 0;
   fc.assert(
@@ -44,10 +56,49 @@ test("the writer writes the msgpack library's bytes for every value the model ca
 
 test("the writer's edges: every integer form, floats, long and non-ASCII strings, large maps with undefined, dates, binaries, lone surrogates", (t) => {
   const edges: unknown[] = [
-    0, -0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53 - 1),
-    1.5, NaN, Infinity, -Infinity, 2 ** 60, "a".repeat(31), "a".repeat(32), "é".repeat(10), "é".repeat(16), "é".repeat(200), "€".repeat(30_000), "x".repeat(70_000),
-    new Date(0), new Date(-1), new Date(8.64e15), new Uint8Array(300), Buffer.alloc(70_000),
-    Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i % 3 ? i : undefined])), { a: undefined }, [undefined, null], Object.create(null),
+    0,
+    -0,
+    1,
+    127,
+    128,
+    255,
+    256,
+    65535,
+    65536,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 53 - 1,
+    -1,
+    -32,
+    -33,
+    -128,
+    -129,
+    -32768,
+    -32769,
+    -(2 ** 31),
+    -(2 ** 31) - 1,
+    -(2 ** 53 - 1),
+    1.5,
+    NaN,
+    Infinity,
+    -Infinity,
+    2 ** 60,
+    "a".repeat(31),
+    "a".repeat(32),
+    "é".repeat(10),
+    "é".repeat(16),
+    "é".repeat(200),
+    "€".repeat(30_000),
+    "x".repeat(70_000),
+    new Date(0),
+    new Date(-1),
+    new Date(8.64e15),
+    new Uint8Array(300),
+    Buffer.alloc(70_000),
+    Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i % 3 ? i : undefined])),
+    { a: undefined },
+    [undefined, null],
+    Object.create(null),
   ];
   for (const [i, v] of edges.entries()) t.is(hex(encodeValue(v, "BAD_REQUEST", "payload")), hex(library.encode(v)), `edge ${i}`);
   const decoder = new Decoder();

@@ -5,7 +5,10 @@ import type { CallContext } from "@mesh/runtime";
 export class Counter {
   static actorType = "Counter";
   count = 0;
-  constructor(readonly id: string, initArg?: { start?: number }) {
+  constructor(
+    readonly id: string,
+    initArg?: { start?: number },
+  ) {
     this.count = initArg?.start ?? 0;
   }
   handleCall(_payload: unknown): { ok: number } {
@@ -22,7 +25,10 @@ export class GameActor {
   level: number;
   score = 0;
   log: string[] = [];
-  constructor(readonly id: string, initArg?: { starting_level: number }) {
+  constructor(
+    readonly id: string,
+    initArg?: { starting_level: number },
+  ) {
     this.level = initArg?.starting_level ?? 1;
   }
   handleCall(payload: { action: string }): { ok: unknown } {
@@ -136,7 +142,10 @@ export class DurableCounter {
   static durable = true;
   static deactivations: string[] = [];
   state: { count: number; extra?: unknown } = { count: 0 };
-  constructor(readonly id: string, initArg?: { start?: number }) {
+  constructor(
+    readonly id: string,
+    initArg?: { start?: number },
+  ) {
     if (initArg?.start !== undefined) this.state.count = initArg.start;
   }
   async handleCall(p: DurableCounterCall | undefined, ctx: CallContext): Promise<unknown> {
@@ -168,7 +177,10 @@ export class Ticker {
   static log: string[] = [];
   events: string[] = [];
   constructor(readonly id: string) {}
-  async handleCall(p: { set?: { name: string; ms: number; every?: boolean }; clear?: string; slowMs?: number; crash?: boolean }, ctx: CallContext): Promise<string[]> {
+  async handleCall(
+    p: { set?: { name: string; ms: number; every?: boolean }; clear?: string; slowMs?: number; crash?: boolean },
+    ctx: CallContext,
+  ): Promise<string[]> {
     if (p.set) ctx.setTimer(p.set.name, p.set.ms, { every: p.set.every ?? false });
     if (p.clear) ctx.clearTimer(p.clear);
     if (p.crash) throw new Error("crash on purpose");
@@ -221,7 +233,10 @@ export class Alarm {
   static failures = new Map<string, number>();
   state = { fired: [] as { name: string; node: string; late: number; failures: number }[] };
   constructor(readonly id: string) {}
-  async handleCall(p: { remind?: { name: string; afterMs?: number; at?: number; everyMs?: number }; forget?: string } | undefined, ctx: CallContext): Promise<unknown> {
+  async handleCall(
+    p: { remind?: { name: string; afterMs?: number; at?: number; everyMs?: number }; forget?: string } | undefined,
+    ctx: CallContext,
+  ): Promise<unknown> {
     if (p?.remind) {
       const { name, ...when } = p.remind;
       await ctx.remind(name, when);

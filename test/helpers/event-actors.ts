@@ -19,13 +19,26 @@ interface EventBody {
 
 /** The classes for stream `stream`, under capability "ev", dead letters to `<stream>.dead`. */
 export function eventActors(stream: string, options: { maxDeliveries?: number; partitions?: number; maxInFlight?: number } = {}) {
-  const events = { stream, subject: `${stream}.in.>`, key: { token: 2 }, backoffMs: 10, maxDeliveries: options.maxDeliveries ?? 3, deadLetter: `${stream}.dead`, partitions: options.partitions ?? 1, maxInFlight: options.maxInFlight ?? 1024 };
+  const events = {
+    stream,
+    subject: `${stream}.in.>`,
+    key: { token: 2 },
+    backoffMs: 10,
+    maxDeliveries: options.maxDeliveries ?? 3,
+    deadLetter: `${stream}.dead`,
+    partitions: options.partitions ?? 1,
+    maxInFlight: options.maxInFlight ?? 1024,
+  };
 
   function apply(state: LedgerState, event: StreamEvent, ctx: CallContext): void {
     const body = event.json<EventBody>();
     state.total += body.n;
     state.seqs.push(event.seq);
-    ctx.publish(`${stream}.out.${ctx.id}`, { seq: event.seq, total: state.total }, { "Event-Seq": String(event.seq), Actor: ctx.actorType });
+    ctx.publish(
+      `${stream}.out.${ctx.id}`,
+      { seq: event.seq, total: state.total },
+      { "Event-Seq": String(event.seq), Actor: ctx.actorType },
+    );
     if (body.fail) throw new Error(`event ${event.seq} asked to fail`);
     if (body.big) (state as LedgerState & { pad?: string }).pad = "x".repeat(2 * 1024 * 1024);
   }

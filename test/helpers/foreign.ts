@@ -14,7 +14,11 @@ export async function jsonRequest(nc: NatsConnection, subject: string, body: unk
 }
 
 /** The same in msgpack, marked with the Content-Type header; the reply must be msgpack too. */
-export async function msgpackRequest(nc: NatsConnection, subject: string, body: unknown): Promise<{ reply: IngressReply; contentType: string | undefined }> {
+export async function msgpackRequest(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+): Promise<{ reply: IngressReply; contentType: string | undefined }> {
   const h = headers();
   h.set("Content-Type", "application/msgpack");
   const data = body instanceof Uint8Array ? body : encode(body);

@@ -19,7 +19,12 @@ export interface Load {
  * Each worker yields to the event loop between calls, as a caller driven by
  * I/O does (a loop of local calls that settle in microtasks would starve timers).
  */
-export function continuousCalls(caller: Mesh, capability: string, ids: readonly string[], { actor = "Counter", workers = 16, timeoutMs }: { actor?: string; workers?: number; timeoutMs?: number } = {}): Load {
+export function continuousCalls(
+  caller: Mesh,
+  capability: string,
+  ids: readonly string[],
+  { actor = "Counter", workers = 16, timeoutMs }: { actor?: string; workers?: number; timeoutMs?: number } = {},
+): Load {
   let running = true;
   const state = { calls: 0, succeeded: 0, lastFailureAt: 0, failures: new Map<string, number>(), pids: new Map<string, Set<string>>() };
   const worker = async (w: number) => {

@@ -14,7 +14,10 @@ export class NodeProcess {
   /** The node's own pid (the child is the guard around it). */
   pid = 0;
 
-  constructor(readonly nodeId: string, options: MeshOptions) {
+  constructor(
+    readonly nodeId: string,
+    options: MeshOptions,
+  ) {
     // Guarded: the node process ends with this test process, however that ends.
     this.child = spawnGuarded(process.execPath, [MAIN], { env: { ...process.env, MESH_NODE: JSON.stringify({ ...options, nodeId }) } });
     this.child.stderr!.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));

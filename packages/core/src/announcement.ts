@@ -55,7 +55,8 @@ function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
   } catch {
     throw new MeshError("BAD_REQUEST", `malformed ${what}: not JSON`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new MeshError("BAD_REQUEST", `malformed ${what}: not an object`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new MeshError("BAD_REQUEST", `malformed ${what}: not an object`);
   return value as Record<string, unknown>;
 }
 

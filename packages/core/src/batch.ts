@@ -57,13 +57,19 @@ export function writeBatch(ids: readonly number[], envelopes: readonly Uint8Arra
  */
 export function readBatch(bytes: Uint8Array, frame: (id: number, envelope: Uint8Array) => void): void {
   if (bytes[0] !== BATCH_MARKER) throw new MeshError("BAD_REQUEST", "malformed request batch: the first byte is not 0xc1");
-  if (bytes[1] !== BATCH_VERSION) throw new MeshError("BAD_REQUEST", `malformed request batch: unsupported batch version ${String(bytes[1])}`);
+  if (bytes[1] !== BATCH_VERSION)
+    throw new MeshError("BAD_REQUEST", `malformed request batch: unsupported batch version ${String(bytes[1])}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let pos = BATCH_HEAD_BYTES; pos < bytes.length; ) {
-    if (pos + FRAME_HEAD_BYTES > bytes.length) throw new MeshError("BAD_REQUEST", `malformed request batch: a frame head is cut off at byte ${pos}`);
+    if (pos + FRAME_HEAD_BYTES > bytes.length)
+      throw new MeshError("BAD_REQUEST", `malformed request batch: a frame head is cut off at byte ${pos}`);
     const length = view.getUint32(pos + 4);
     const start = pos + FRAME_HEAD_BYTES;
-    if (start + length > bytes.length) throw new MeshError("BAD_REQUEST", `malformed request batch: frame ${view.getUint32(pos)} claims ${length} bytes, ${bytes.length - start} are left`);
+    if (start + length > bytes.length)
+      throw new MeshError(
+        "BAD_REQUEST",
+        `malformed request batch: frame ${view.getUint32(pos)} claims ${length} bytes, ${bytes.length - start} are left`,
+      );
     pos = start + length;
   }
   for (let pos = BATCH_HEAD_BYTES; pos < bytes.length; ) {

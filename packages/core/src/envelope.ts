@@ -98,7 +98,15 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
     const id = r.str();
     const timeoutMs = r.uint();
     const hops = r.uint();
-    if ((kind === Kind.CALL || kind === Kind.CAST || kind === Kind.EVENT) && capability !== undefined && actorType && id !== undefined && timeoutMs !== undefined && hops !== undefined && r.byte() === NIL) {
+    if (
+      (kind === Kind.CALL || kind === Kind.CAST || kind === Kind.EVENT) &&
+      capability !== undefined &&
+      actorType &&
+      id !== undefined &&
+      timeoutMs !== undefined &&
+      hops !== undefined &&
+      r.byte() === NIL
+    ) {
       try {
         return { kind, capability, actorType, id, payload: decodeValue(r.rest()), initArg: undefined, timeoutMs, hops };
       } catch {
@@ -115,8 +123,10 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
   if (typeof id !== "string") throw bad("request", "id must be a string");
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) throw bad("request", "timeoutMs must be a number >= 0");
   if (typeof hops !== "number" || !(hops >= 0)) throw bad("request", "hops must be a number >= 0");
-  if (chain !== undefined && chain !== null && !(Array.isArray(chain) && chain.every((c) => typeof c === "string"))) throw bad("request", "chain must be an array of strings");
-  if ((trace !== undefined && typeof trace !== "string") || (traceState !== undefined && typeof traceState !== "string")) throw bad("request", "the trace context must be strings");
+  if (chain !== undefined && chain !== null && !(Array.isArray(chain) && chain.every((c) => typeof c === "string")))
+    throw bad("request", "chain must be an array of strings");
+  if ((trace !== undefined && typeof trace !== "string") || (traceState !== undefined && typeof traceState !== "string"))
+    throw bad("request", "the trace context must be strings");
   return {
     kind,
     capability,
@@ -172,7 +182,8 @@ export function decodeReply(bytes: Uint8Array): WireReply {
   const e = decode(bytes, "reply");
   if (e.length === 4 && e[1] === 0 && typeof e[2] === "string") return { ok: true, pid: e[2], result: e[3] };
   if (e.length === 4 && e[1] === 1 && isErrorCode(e[2]) && typeof e[3] === "string") return { ok: false, code: e[2], message: e[3] };
-  if (e.length === 5 && e[1] === 1 && isErrorCode(e[2]) && typeof e[3] === "string" && isErrorCode(e[4])) return { ok: false, code: e[2], message: e[3], rootCode: e[4] };
+  if (e.length === 5 && e[1] === 1 && isErrorCode(e[2]) && typeof e[3] === "string" && isErrorCode(e[4]))
+    return { ok: false, code: e[2], message: e[3], rootCode: e[4] };
   throw new MeshError("BAD_REPLY", "malformed reply envelope");
 }
 

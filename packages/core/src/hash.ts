@@ -11,8 +11,7 @@ const P5 = 374761393;
 
 const rotl = (x: number, r: number): number => (x << r) | (x >>> (32 - r));
 const round = (acc: number, lane: number): number => Math.imul(rotl((acc + Math.imul(lane, P2)) | 0, 13), P1);
-const u32 = (b: Uint8Array, i: number): number =>
-  (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) | 0;
+const u32 = (b: Uint8Array, i: number): number => b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24) | 0;
 
 /** XXH32 of `length` bytes of `bytes` with `seed`, as an unsigned 32-bit integer. */
 export function xxh32Bytes(bytes: Uint8Array, seed = 0, length = bytes.length): number {

@@ -1,6 +1,16 @@
 // For the sibling packages (@mesh/transport, @mesh/runtime) only: not a public API.
 export * from "./mod.js";
-export { Kind, WIRE_VERSION, decodeReply, decodeRequest, encodeError, encodeRequest, encodeResult, messageOf, replyError } from "./envelope.js";
+export {
+  Kind,
+  WIRE_VERSION,
+  decodeReply,
+  decodeRequest,
+  encodeError,
+  encodeRequest,
+  encodeResult,
+  messageOf,
+  replyError,
+} from "./envelope.js";
 export type { WireReply, WireRequest } from "./envelope.js";
 export { decodeAnnouncement, decodeLeave, encodeJson } from "./announcement.js";
 export type { Leave } from "./announcement.js";

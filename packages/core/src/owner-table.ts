@@ -21,7 +21,10 @@ export class OwnerTable {
       const owner = placement(shard, capability, nodes);
       const i = index.get(owner);
       if (i === undefined) {
-        throw new MeshError("INTERNAL", `placement returned ${JSON.stringify(owner)} for shard ${shard} of "${capability}", which is not one of its nodes`);
+        throw new MeshError(
+          "INTERNAL",
+          `placement returned ${JSON.stringify(owner)} for shard ${shard} of "${capability}", which is not one of its nodes`,
+        );
       }
       this.#owners[shard] = i;
     }

@@ -123,7 +123,8 @@ class Reader {
 
   view(): DataView {
     const b = this.buf;
-    if (this.#view?.buffer !== b.buffer || this.#view.byteOffset !== b.byteOffset || this.#view.byteLength !== b.byteLength) this.#view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    if (this.#view?.buffer !== b.buffer || this.#view.byteOffset !== b.byteOffset || this.#view.byteLength !== b.byteLength)
+      this.#view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     return this.#view;
   }
 

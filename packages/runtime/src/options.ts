@@ -93,11 +93,13 @@ export interface ResolvedOptions {
 export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
   const ms = (name: string, value: number | undefined, fallback: number): number => {
     const v = value ?? fallback;
-    if (!isTimeout(v)) throw new MeshError("BAD_REQUEST", `${name} must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(value)}`);
+    if (!isTimeout(v))
+      throw new MeshError("BAD_REQUEST", `${name} must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(value)}`);
     return v;
   };
   const shards = o.shards ?? DEFAULT_SHARDS;
-  if (!Number.isInteger(shards) || shards < 1 || shards > 65_536) throw new MeshError("BAD_REQUEST", `shards must be an integer from 1 to 65536, got ${String(o.shards)}`);
+  if (!Number.isInteger(shards) || shards < 1 || shards > 65_536)
+    throw new MeshError("BAD_REQUEST", `shards must be an integer from 1 to 65536, got ${String(o.shards)}`);
   if (o.maxPayloadBytes !== undefined && !(Number.isInteger(o.maxPayloadBytes) && o.maxPayloadBytes > 0)) {
     throw new MeshError("BAD_REQUEST", `maxPayloadBytes must be a positive integer, got ${String(o.maxPayloadBytes)}`);
   }
@@ -107,7 +109,8 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
   for (const cls of actors) if (cls.idleTimeoutMs !== undefined) checkIdleTimeout(cls.idleTimeoutMs, `${cls.name}.idleTimeoutMs`);
   for (const name of ["maxActors", "maxMailbox", "maxQueuedLetters", "maxQueuedBytes"] as const) {
     const v = o[name];
-    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new MeshError("BAD_REQUEST", `${name} must be a positive integer, got ${String(v)}`);
+    if (v !== undefined && !(Number.isInteger(v) && v > 0))
+      throw new MeshError("BAD_REQUEST", `${name} must be a positive integer, got ${String(v)}`);
   }
   return {
     servers: o.servers ?? defaultServers(),
@@ -139,16 +142,26 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
 
 /** An idle timeout: milliseconds as for any timeout, or Infinity for never. */
 function checkIdleTimeout(value: unknown, what: string): number {
-  if (value !== Infinity && !isTimeout(value)) throw new MeshError("BAD_REQUEST", `${what} must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, or Infinity, got ${String(value)}`);
+  if (value !== Infinity && !isTimeout(value))
+    throw new MeshError(
+      "BAD_REQUEST",
+      `${what} must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, or Infinity, got ${String(value)}`,
+    );
   return value as number;
 }
 
 function checkStorage(s: StorageOptions = {}, prefix: string): ResolvedOptions["storage"] {
   if (typeof s !== "object" || s === null) throw new MeshError("BAD_REQUEST", "storage must be an object");
   const bucket = s.bucket ?? stateBucket(prefix);
-  if (!/^[-\w]+$/.test(bucket)) throw new MeshError("BAD_REQUEST", `storage.bucket must be 1 or more of A-Z a-z 0-9 _ -, got ${JSON.stringify(s.bucket)}`);
-  if (s.replicas !== undefined && ![1, 3, 5].includes(s.replicas)) throw new MeshError("BAD_REQUEST", `storage.replicas must be 1, 3 or 5, got ${String(s.replicas)}`);
-  if (s.timeoutMs !== undefined && !isTimeout(s.timeoutMs)) throw new MeshError("BAD_REQUEST", `storage.timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(s.timeoutMs)}`);
+  if (!/^[-\w]+$/.test(bucket))
+    throw new MeshError("BAD_REQUEST", `storage.bucket must be 1 or more of A-Z a-z 0-9 _ -, got ${JSON.stringify(s.bucket)}`);
+  if (s.replicas !== undefined && ![1, 3, 5].includes(s.replicas))
+    throw new MeshError("BAD_REQUEST", `storage.replicas must be 1, 3 or 5, got ${String(s.replicas)}`);
+  if (s.timeoutMs !== undefined && !isTimeout(s.timeoutMs))
+    throw new MeshError(
+      "BAD_REQUEST",
+      `storage.timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(s.timeoutMs)}`,
+    );
   return { ...s, bucket };
 }
 
@@ -168,11 +181,15 @@ export function checkCapabilities(capabilities: readonly string[]): string[] {
 
 function checkPort(port: unknown): number | undefined {
   if (port === undefined) return undefined;
-  if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65_535) throw new MeshError("BAD_REQUEST", `metricsPort must be an integer from 0 to 65535, got ${String(port)}`);
+  if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65_535)
+    throw new MeshError("BAD_REQUEST", `metricsPort must be an integer from 0 to 65535, got ${String(port)}`);
   return port as number;
 }
 
 function defaultNodeId(): string {
-  const host = hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "node";
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, "-")
+      .slice(0, 64) || "node";
   return `${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }

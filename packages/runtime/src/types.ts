@@ -164,7 +164,10 @@ export interface StreamEvent {
 }
 
 /** Where a subscription reads the actor id of each event: a subject token (0 is the first; -1 the last), a header, or a function. */
-export type EventKey = { token: number } | { header: string } | ((event: { subject: string; headers: Readonly<Record<string, string>> }) => string);
+export type EventKey =
+  | { token: number }
+  | { header: string }
+  | ((event: { subject: string; headers: Readonly<Record<string, string>> }) => string);
 
 /** A class's subscription to a JetStream stream (`static events`, docs/events.md). */
 export interface EventSubscription {

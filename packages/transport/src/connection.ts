@@ -37,7 +37,12 @@ export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): Partia
  * these defaults. Throws CONNECTION_FAILED naming the URLs tried and the
  * client's reason (refused, authorization, TLS).
  */
-export async function connectNats(servers: string | string[], name: string, options: Partial<ConnectionOptions> = {}, inboxPrefix?: string): Promise<NatsConnection> {
+export async function connectNats(
+  servers: string | string[],
+  name: string,
+  options: Partial<ConnectionOptions> = {},
+  inboxPrefix?: string,
+): Promise<NatsConnection> {
   try {
     return await openConnection(servers, name, options, inboxPrefix);
   } catch (err) {
@@ -48,7 +53,12 @@ export async function connectNats(servers: string | string[], name: string, opti
   }
 }
 
-function openConnection(servers: string | string[], name: string, options: Partial<ConnectionOptions>, inboxPrefix: string | undefined): Promise<NatsConnection> {
+function openConnection(
+  servers: string | string[],
+  name: string,
+  options: Partial<ConnectionOptions>,
+  inboxPrefix: string | undefined,
+): Promise<NatsConnection> {
   return connect({
     servers,
     name,
@@ -71,7 +81,13 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
   try {
-    return await Promise.race([promise.then(() => true, () => false), late]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => false,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -236,7 +236,15 @@ export class Membership {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let round!: Round;
     const finished = new Promise<void>((resolve) => {
-      round = { expected: expected ?? new Set(), heard: new Set(), open: expected === undefined, answers: 0, revalidation, replaced: false, done: resolve };
+      round = {
+        expected: expected ?? new Set(),
+        heard: new Set(),
+        open: expected === undefined,
+        answers: 0,
+        revalidation,
+        replaced: false,
+        done: resolve,
+      };
       timer = setTimeout(resolve, maxMs);
     });
     this.#rounds.set(key, round);
@@ -368,10 +376,16 @@ export async function claimNodeId(nc: NatsConnection, subjects: Subjects, nodeId
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === "503") return; // no responders: nobody serves this id
-    log.warn({ node: nodeId, err: messageOf(err) }, "mesh: a subscriber on this node's subject did not answer the presence probe; starting anyway");
+    log.warn(
+      { node: nodeId, err: messageOf(err) },
+      "mesh: a subscriber on this node's subject did not answer the presence probe; starting anyway",
+    );
     return;
   }
-  throw new MeshError("CONNECTION_FAILED", `another live node already uses the node id "${nodeId}" (it answered on ${subjects.node(nodeId)}); give every node its own nodeId`);
+  throw new MeshError(
+    "CONNECTION_FAILED",
+    `another live node already uses the node id "${nodeId}" (it answered on ${subjects.node(nodeId)}); give every node its own nodeId`,
+  );
 }
 
 function sameMembership(a: Announcement, b: Announcement): boolean {

@@ -80,7 +80,9 @@ export class Requests {
     this.#nc = nc;
     this.#inbox = `${createInbox(inboxPrefix)}.`;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#onReply(msg) });
-    this.#outbound = new FrameQueue(maxPayload, (subject, ids, envelopes, start, end) => this.#sendGroup(subject, ids, envelopes, start, end));
+    this.#outbound = new FrameQueue(maxPayload, (subject, ids, envelopes, start, end) =>
+      this.#sendGroup(subject, ids, envelopes, start, end),
+    );
   }
 
   /** In-flight requests. */
@@ -216,6 +218,7 @@ export class Requests {
 /** Maps an error thrown by `publish` to a MeshError. */
 export function publishError(err: unknown, subject: string): MeshError {
   const code = (err as { code?: string }).code;
-  if (code === "MAX_PAYLOAD_EXCEEDED") return new MeshError("PAYLOAD_TOO_LARGE", `message to ${subject} exceeds the NATS server's max_payload`, { cause: err });
+  if (code === "MAX_PAYLOAD_EXCEEDED")
+    return new MeshError("PAYLOAD_TOO_LARGE", `message to ${subject} exceeds the NATS server's max_payload`, { cause: err });
   return new MeshError("NODE_UNAVAILABLE", `cannot publish to ${subject}: ${(err as Error).message}`, { cause: err });
 }

@@ -38,7 +38,18 @@ export interface ActorEvents {
   outbox: OutMessage[] | undefined;
 }
 import type { NodeMetrics } from "../operations/metrics.js";
-import type { Actor, ActorClass, CallContext, CallResult, DeactivateReason, MeshRequest, RefOptions, RemindOptions, ReplyTo, TimerOptions } from "../types.js";
+import type {
+  Actor,
+  ActorClass,
+  CallContext,
+  CallResult,
+  DeactivateReason,
+  MeshRequest,
+  RefOptions,
+  RemindOptions,
+  ReplyTo,
+  TimerOptions,
+} from "../types.js";
 
 /**
  * A ReplyTo that settles a promise with a CallResult: the caller is in this
@@ -248,7 +259,8 @@ export class Activation implements CallContext {
   }
 
   clearState(): void {
-    if (this.commits === undefined) throw new MeshError("BAD_REQUEST", `clearState() is for durable actors (static durable = true); ${this.actorType} is not durable`);
+    if (this.commits === undefined)
+      throw new MeshError("BAD_REQUEST", `clearState() is for durable actors (static durable = true); ${this.actorType} is not durable`);
     this.clearing = true;
   }
 
@@ -325,7 +337,12 @@ export function replyAcross(pid: string, result: unknown, shared: boolean): unkn
 }
 
 /** A call or cast a turn makes while tracing is on: its span goes under the turn's (turn-spans.ts). */
-function fromTurn<T>(act: Activation, host: ContextHost, request: MeshRequest, send: (this: ContextHost, act: Activation, request: MeshRequest) => T): T {
+function fromTurn<T>(
+  act: Activation,
+  host: ContextHost,
+  request: MeshRequest,
+  send: (this: ContextHost, act: Activation, request: MeshRequest) => T,
+): T {
   return within(turnContext(act), () => send.call(host, act, request));
 }
 

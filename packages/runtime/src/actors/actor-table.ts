@@ -48,7 +48,16 @@ export class ActorTable {
       if (this.#types.has(name)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${name}"`);
       const durable = cls.durable === true;
       const idleTimeoutMs = cls.idleTimeoutMs ?? nodeIdleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
-      this.#types.set(name, { cls, name, slots: new Map(), durable, idleTimeoutMs, reentrant: cls.reentrant === true, capabilities: boundCapabilities(cls), shares: cls.shareValues === true });
+      this.#types.set(name, {
+        cls,
+        name,
+        slots: new Map(),
+        durable,
+        idleTimeoutMs,
+        reentrant: cls.reentrant === true,
+        capabilities: boundCapabilities(cls),
+        shares: cls.shareValues === true,
+      });
     }
   }
 

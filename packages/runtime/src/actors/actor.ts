@@ -19,7 +19,10 @@ export function checkActorClass(cls: unknown): ActorClass {
   }
   const bound = boundCapabilities(cls as ActorClass);
   if (bound !== undefined && (bound.length === 0 || !bound.every(isToken))) {
-    throw new MeshError("BAD_REQUEST", `${(cls as ActorClass).name}.capabilities must be a non-empty list of capability names (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(bound)}`);
+    throw new MeshError(
+      "BAD_REQUEST",
+      `${(cls as ActorClass).name}.capabilities must be a non-empty list of capability names (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(bound)}`,
+    );
   }
   return cls as ActorClass;
 }
@@ -32,16 +35,28 @@ export function boundCapabilities(cls: ActorClass): readonly string[] | undefine
 
 /** WRONG_CAPABILITY: `actorType` is bound to `allowed` and was asked for under `capability`. */
 export function wrongCapability(actorType: string, capability: string, allowed: readonly string[]): MeshError {
-  return new MeshError("WRONG_CAPABILITY", `actor type "${actorType}" is bound to the capabilit${allowed.length === 1 ? "y" : "ies"} ${allowed.map((c) => `"${c}"`).join(", ")}; it cannot be reached through "${capability}"`);
+  return new MeshError(
+    "WRONG_CAPABILITY",
+    `actor type "${actorType}" is bound to the capabilit${allowed.length === 1 ? "y" : "ies"} ${allowed.map((c) => `"${c}"`).join(", ")}; it cannot be reached through "${capability}"`,
+  );
 }
 
 function describe(value: unknown): string {
-  return typeof value === "function" ? `function ${value.name || "(anonymous)"}` : JSON.stringify(value) ?? String(value);
+  return typeof value === "function" ? `function ${value.name || "(anonymous)"}` : (JSON.stringify(value) ?? String(value));
 }
 
 /** Counts and logs a failed activation: ACTIVATION_FAILED, or (`asIs`, a durable start) a MeshError as it is. */
-export function activationFailed(pid: string, err: unknown, asIs: boolean, metrics: { activationFailures: number; error(code: MeshError["code"]): void }, log: Logger): MeshError {
-  const failure = asIs && err instanceof MeshError ? err : new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
+export function activationFailed(
+  pid: string,
+  err: unknown,
+  asIs: boolean,
+  metrics: { activationFailures: number; error(code: MeshError["code"]): void },
+  log: Logger,
+): MeshError {
+  const failure =
+    asIs && err instanceof MeshError
+      ? err
+      : new MeshError("ACTIVATION_FAILED", `activation of ${pid} failed: ${messageOf(err)}`, { cause: err });
   if (failure !== err) metrics.activationFailures++;
   metrics.error(failure.code);
   log.warn({ pid, err: failure.message }, "mesh: activation failed");

@@ -22,7 +22,8 @@ export function callHandler(act: Activation, payload: unknown): unknown {
 export function runHandler(act: Activation, letter: Letter): unknown {
   if (letter.system === "reminder") {
     const { name, info } = letter.payload as { name: string; info: ReminderInfo };
-    if (typeof act.instance.handleReminder !== "function") throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
+    if (typeof act.instance.handleReminder !== "function")
+      throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
     return act.instance.handleReminder(name, info, act);
   }
   if (letter.system === "event") {
@@ -32,6 +33,11 @@ export function runHandler(act: Activation, letter: Letter): unknown {
     if (typeof act.instance.handleEvent !== "function") throw new Error(`${act.actorType} has no handleEvent method`);
     return act.instance.handleEvent(event, act);
   }
-  const handle = letter.system === "timer" ? act.instance.handleTimer! : letter.cast ? (act.instance.handleCast ?? act.instance.handleCall) : act.instance.handleCall;
+  const handle =
+    letter.system === "timer"
+      ? act.instance.handleTimer!
+      : letter.cast
+        ? (act.instance.handleCast ?? act.instance.handleCall)
+        : act.instance.handleCall;
   return handle.call(act.instance, letter.payload, act);
 }

@@ -141,7 +141,12 @@ export class Lease {
       this.counts.leaseDrops += dropped;
       this.counts.leaseRevalidations++;
       this.until = began + this.ms;
-      this.parts.log.warn({ replaced, dropped }, replaced ? "mesh: lease re-validated: another node may have served this node's actors meanwhile; their activations here were dropped" : "mesh: lease re-validated: no other node took this node's shards");
+      this.parts.log.warn(
+        { replaced, dropped },
+        replaced
+          ? "mesh: lease re-validated: another node may have served this node's actors meanwhile; their activations here were dropped"
+          : "mesh: lease re-validated: no other node took this node's shards",
+      );
       return;
     }
   }

@@ -4,7 +4,17 @@
 // came from), active while the handler runs so that the handler's own spans,
 // and the calls it makes, nest under it. Made only while `tracing.on`.
 // Imports: the actors room, operations/tracing.ts, the bottom floor.
-import { ROOT_CONTEXT, SpanKind, context, endSpan, headersContext, startSpan, tracing, within, withTraceHeaders } from "../operations/tracing.js";
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  context,
+  endSpan,
+  headersContext,
+  startSpan,
+  tracing,
+  within,
+  withTraceHeaders,
+} from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
 import type { ReminderInfo, StreamEvent } from "../types.js";
 
@@ -42,18 +52,30 @@ export type TurnKind = "call" | "cast" | "timer" | "reminder" | "event";
  * under `parent` (a new trace when undefined), ended when the handler
  * returns or its promise settles (ACTOR_CRASHED when it throws or rejects).
  */
-export function tracedTurn<T extends Turning, A>(act: T, kind: TurnKind, parent: Context | undefined, handle: (act: T, arg: A) => unknown, arg: A, detail?: Record<string, string | number>): unknown {
+export function tracedTurn<T extends Turning, A>(
+  act: T,
+  kind: TurnKind,
+  parent: Context | undefined,
+  handle: (act: T, arg: A) => unknown,
+  arg: A,
+  detail?: Record<string, string | number>,
+): unknown {
   const pid = act.pid;
-  const { span, ctx } = startSpan(`${kind === "call" || kind === "cast" ? "turn" : kind} ${act.actorType}`, kind === "event" ? SpanKind.CONSUMER : SpanKind.INTERNAL, {
-    "mesh.actor.type": act.actorType,
-    "mesh.actor.id": act.id,
-    "mesh.capability": act.capability,
-    "mesh.node": act.nodeId,
-    "mesh.actor.pid": pid,
-    "mesh.incarnation": Number(pid.slice(pid.lastIndexOf("#") + 1)),
-    "mesh.turn": kind,
-    ...detail,
-  }, parent ?? ROOT_CONTEXT);
+  const { span, ctx } = startSpan(
+    `${kind === "call" || kind === "cast" ? "turn" : kind} ${act.actorType}`,
+    kind === "event" ? SpanKind.CONSUMER : SpanKind.INTERNAL,
+    {
+      "mesh.actor.type": act.actorType,
+      "mesh.actor.id": act.id,
+      "mesh.capability": act.capability,
+      "mesh.node": act.nodeId,
+      "mesh.actor.pid": pid,
+      "mesh.incarnation": Number(pid.slice(pid.lastIndexOf("#") + 1)),
+      "mesh.turn": kind,
+      ...detail,
+    },
+    parent ?? ROOT_CONTEXT,
+  );
   turns.set(act, ctx);
   let out: unknown;
   try {
@@ -79,12 +101,21 @@ export function tracedLetter<T extends Turning, L extends Posted>(act: T, letter
     case "timer":
       return tracedTurn(act, "timer", undefined, handle, letter, { "mesh.timer": letter.payload as string });
     case "reminder":
-      return tracedTurn(act, "reminder", undefined, handle, letter, { "mesh.reminder": (letter.payload as { name: string; info: ReminderInfo }).name });
+      return tracedTurn(act, "reminder", undefined, handle, letter, {
+        "mesh.reminder": (letter.payload as { name: string; info: ReminderInfo }).name,
+      });
     case "event": {
       const event = letter.payload as StreamEvent;
       // From another node: under the hop (whose parent is the message's context); from this node's dispatcher: under the message's.
       const from = letter.trace ?? headersContext(event.headers);
-      return tracedTurn(act, "event", from, handle, letter, { "messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": event.subject, "mesh.event.stream": event.stream, "mesh.event.seq": event.seq, "mesh.subscription": event.subscription });
+      return tracedTurn(act, "event", from, handle, letter, {
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": event.subject,
+        "mesh.event.stream": event.stream,
+        "mesh.event.seq": event.seq,
+        "mesh.subscription": event.subscription,
+      });
     }
     default:
       return tracedTurn(act, letter.cast ? "cast" : "call", letter.trace, handle, letter);
@@ -95,8 +126,17 @@ export function tracedLetter<T extends Turning, L extends Posted>(act: T, letter
  * The headers of a message `act`'s turn publishes, with the W3C context of a
  * `create <subject>` span (messaging's creation context) under the turn.
  */
-export function publishHeaders(act: Turning, subject: string, headers: Record<string, string> | undefined): Record<string, string> | undefined {
-  const { span, ctx } = startSpan(`create ${subject}`, SpanKind.PRODUCER, { "messaging.system": "nats", "messaging.operation.type": "create", "messaging.destination.name": subject, "mesh.actor.pid": act.pid }, turnContext(act));
+export function publishHeaders(
+  act: Turning,
+  subject: string,
+  headers: Record<string, string> | undefined,
+): Record<string, string> | undefined {
+  const { span, ctx } = startSpan(
+    `create ${subject}`,
+    SpanKind.PRODUCER,
+    { "messaging.system": "nats", "messaging.operation.type": "create", "messaging.destination.name": subject, "mesh.actor.pid": act.pid },
+    turnContext(act),
+  );
   span.end();
   return withTraceHeaders(headers, ctx);
 }

@@ -4,7 +4,18 @@
 // foreign client's request. Made only while `tracing.on`. Imports: the calls
 // room, operations/tracing.ts, the bottom floor.
 import type { WireRequest } from "@mesh/core/internal";
-import { ROOT_CONTEXT, SpanKind, contextOf, currentParent, endSpan, headersContext, spanOf, startSpan, traceparentOf, tracestateOf } from "../operations/tracing.js";
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  contextOf,
+  currentParent,
+  endSpan,
+  headersContext,
+  spanOf,
+  startSpan,
+  traceparentOf,
+  tracestateOf,
+} from "../operations/tracing.js";
 import type { Context, Span } from "../operations/tracing.js";
 import type { Routed } from "./remote-call.js";
 import type { MeshRequest, ReplyTo } from "../types.js";
@@ -18,7 +29,12 @@ function typeNamed(request: MeshRequest): string {
 /** The caller's span of a call or cast (`rpc.method`), under the current parent. */
 export function callSpan(request: MeshRequest, method: "call" | "cast", node: string): { span: Span; ctx: Context } {
   const actorType = typeNamed(request);
-  return startSpan(`${method} ${actorType}`, method === "call" ? SpanKind.CLIENT : SpanKind.PRODUCER, { "rpc.system": "mesh", "rpc.service": actorType, "rpc.method": method, "mesh.node": node }, currentParent());
+  return startSpan(
+    `${method} ${actorType}`,
+    method === "call" ? SpanKind.CLIENT : SpanKind.PRODUCER,
+    { "rpc.system": "mesh", "rpc.service": actorType, "rpc.method": method, "mesh.node": node },
+    currentParent(),
+  );
 }
 
 /**
@@ -28,7 +44,14 @@ export function callSpan(request: MeshRequest, method: "call" | "cast", node: st
 export function routedUnder(parent: Context, r: Routed, node: string): void {
   const remote = r.owner !== node;
   const span = spanOf(parent);
-  span?.setAttributes({ "mesh.actor.type": r.actorType, "mesh.actor.id": r.id, "mesh.capability": r.capability, "mesh.shard": r.shard, "mesh.owner.node": r.owner, "mesh.remote": remote });
+  span?.setAttributes({
+    "mesh.actor.type": r.actorType,
+    "mesh.actor.id": r.id,
+    "mesh.capability": r.capability,
+    "mesh.shard": r.shard,
+    "mesh.owner.node": r.owner,
+    "mesh.remote": remote,
+  });
   if (remote) carry(r, parent);
 }
 
@@ -46,19 +69,29 @@ export function carry(r: WireRequest, ctx: Context): void {
  */
 export function serveSpan(req: WireRequest, node: string, bytes: number): { span: Span; ctx: Context } {
   const method = req.kind === 1 ? "cast" : req.kind === 2 ? "event" : "call";
-  const parent = req.trace !== undefined ? contextOf(req.trace, req.traceState) : req.kind === 2 && Array.isArray(req.payload) ? headersContext(req.payload[5]) : ROOT_CONTEXT; // a wire event's headers: element 5
-  return startSpan(`serve ${req.actorType}`, req.kind === 0 ? SpanKind.SERVER : SpanKind.CONSUMER, {
-    "rpc.system": "mesh",
-    "rpc.service": req.actorType,
-    "rpc.method": method,
-    "messaging.system": "nats",
-    "messaging.message.body.size": bytes,
-    "mesh.node": node,
-    "mesh.actor.type": req.actorType,
-    "mesh.actor.id": req.id,
-    "mesh.capability": req.capability,
-    "mesh.hops": req.hops,
-  }, parent);
+  const parent =
+    req.trace !== undefined
+      ? contextOf(req.trace, req.traceState)
+      : req.kind === 2 && Array.isArray(req.payload)
+        ? headersContext(req.payload[5])
+        : ROOT_CONTEXT; // a wire event's headers: element 5
+  return startSpan(
+    `serve ${req.actorType}`,
+    req.kind === 0 ? SpanKind.SERVER : SpanKind.CONSUMER,
+    {
+      "rpc.system": "mesh",
+      "rpc.service": req.actorType,
+      "rpc.method": method,
+      "messaging.system": "nats",
+      "messaging.message.body.size": bytes,
+      "mesh.node": node,
+      "mesh.actor.type": req.actorType,
+      "mesh.actor.id": req.id,
+      "mesh.capability": req.capability,
+      "mesh.hops": req.hops,
+    },
+    parent,
+  );
 }
 
 /** A reply that ends a span as it goes: well, or with the call's error code. */
@@ -82,6 +115,16 @@ export class SpanReply implements ReplyTo {
 }
 
 /** The ingress's span of a foreign client's request, continuing its `traceparent` header (a new trace without one). */
-export function ingressSpan(subject: string, method: "call" | "cast", traceparent: string | undefined, tracestate: string | undefined): { span: Span; ctx: Context } {
-  return startSpan(`ingress ${method}`, SpanKind.SERVER, { "rpc.system": "mesh", "rpc.method": method, "messaging.system": "nats", "messaging.destination.name": subject }, contextOf(traceparent, tracestate));
+export function ingressSpan(
+  subject: string,
+  method: "call" | "cast",
+  traceparent: string | undefined,
+  tracestate: string | undefined,
+): { span: Span; ctx: Context } {
+  return startSpan(
+    `ingress ${method}`,
+    SpanKind.SERVER,
+    { "rpc.system": "mesh", "rpc.method": method, "messaging.system": "nats", "messaging.destination.name": subject },
+    contextOf(traceparent, tracestate),
+  );
 }

@@ -63,7 +63,8 @@ export class Ingress {
       } catch (err) {
         throw new MeshError("BAD_REPLY", `the reply cannot be encoded as ${msgpack ? "msgpack" : "JSON"}: ${messageOf(err)}`);
       }
-      if (bytes.length > this.maxPayload) throw new MeshError("PAYLOAD_TOO_LARGE", `the reply is ${bytes.length} bytes; the limit is ${this.maxPayload}`);
+      if (bytes.length > this.maxPayload)
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply is ${bytes.length} bytes; the limit is ${this.maxPayload}`);
       if (msgpack) {
         const h = headers();
         h.set("Content-Type", MSGPACK);
@@ -97,7 +98,11 @@ export class Ingress {
       return fail(err);
     }
     if (cast) this.#traced(msg, "cast", () => this.node.cast(request)).then(() => answer({ ok: true }), fail);
-    else this.#traced(msg, "call", () => this.node.call(request)).then((r) => answer({ ok: true, pid: r.pid, result: r.result ?? null }), fail);
+    else
+      this.#traced(msg, "call", () => this.node.call(request)).then(
+        (r) => answer({ ok: true, pid: r.pid, result: r.result ?? null }),
+        fail,
+      );
   }
 
   /** Runs `go` under the ingress span (while tracing is on), which continues the request's `traceparent` header. */
@@ -113,7 +118,11 @@ export class Ingress {
       throw new MeshError("PAYLOAD_TOO_LARGE", `the request is ${msg.data.length} bytes; the limit is ${this.maxPayload}`);
     }
     const capability = this.subjects.ingressCapability(msg.subject);
-    if (!isToken(capability)) throw new MeshError("BAD_REQUEST", `the capability in the subject must be one token of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`);
+    if (!isToken(capability))
+      throw new MeshError(
+        "BAD_REQUEST",
+        `the capability in the subject must be one token of A-Z a-z 0-9 _ -, got ${JSON.stringify(capability)}`,
+      );
     let body: unknown;
     try {
       body = msgpack ? decode(msg.data) : JSON.parse(text.decode(msg.data));
@@ -125,6 +134,13 @@ export class Ingress {
     if (typeof actor !== "string" || actor === "") throw new MeshError("BAD_REQUEST", `"actor" must be a non-empty string`);
     if (typeof id !== "string") throw new MeshError("BAD_REQUEST", `"id" must be a string`);
     if (timeoutMs !== undefined && typeof timeoutMs !== "number") throw new MeshError("BAD_REQUEST", `"timeoutMs" must be a number`);
-    return { actor, id, capability, payload: payload ?? null, initArg: initArg ?? undefined, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+    return {
+      actor,
+      id,
+      capability,
+      payload: payload ?? null,
+      initArg: initArg ?? undefined,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    };
   }
 }

@@ -50,7 +50,9 @@ export class NodeInbox {
     }
     const caller = msg.reply ? this.p.replies.caller(msg.reply) : undefined;
     try {
-      readBatch(msg.data, (id, envelope) => this.#serveOne(envelope, id !== 0 && caller !== undefined ? new FrameReply(caller, id, this.p.replies) : undefined));
+      readBatch(msg.data, (id, envelope) =>
+        this.#serveOne(envelope, id !== 0 && caller !== undefined ? new FrameReply(caller, id, this.p.replies) : undefined),
+      );
     } catch (err) {
       // The framing is checked before any frame runs: none of this batch's calls ran, and this answers them all.
       this.p.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject (a malformed batch)");
@@ -112,25 +114,50 @@ export class NodeInbox {
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.p.nodeId) this.p.rebalanceSoon();
     if (req.kind === Kind.EVENT) {
-      if (reply === undefined) return this.p.log.warn({ actorType: req.actorType, id: req.id }, "mesh: refused an event without a reply subject");
+      if (reply === undefined)
+        return this.p.log.warn({ actorType: req.actorType, id: req.id }, "mesh: refused an event without a reply subject");
       let event: MeshEvent;
       try {
         event = MeshEvent.from(req.payload, req.capability, req.actorType);
       } catch (err) {
         return reply.fail(err as Error);
       }
-      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, event, undefined, req.timeoutMs || this.p.callTimeoutMs, reply, undefined, size, "event");
+      this.p.actors.deliver(
+        req.capability,
+        req.actorType,
+        req.id,
+        shard,
+        event,
+        undefined,
+        req.timeoutMs || this.p.callTimeoutMs,
+        reply,
+        undefined,
+        size,
+        "event",
+      );
       return;
     }
     if (req.kind === Kind.CALL && reply !== undefined) {
-      this.p.actors.deliver(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, req.timeoutMs || this.p.callTimeoutMs, reply, req.chain, size);
+      this.p.actors.deliver(
+        req.capability,
+        req.actorType,
+        req.id,
+        shard,
+        req.payload,
+        req.initArg,
+        req.timeoutMs || this.p.callTimeoutMs,
+        reply,
+        req.chain,
+        size,
+      );
       return;
     }
     try {
       this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, size);
     } catch (err) {
       // A refused cast is counted (metrics: overloaded); a line for each would flood the log.
-      if (!(err instanceof MeshError && err.code === "OVERLOADED")) this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
+      if (!(err instanceof MeshError && err.code === "OVERLOADED"))
+        this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");
     }
   }
 

@@ -67,10 +67,22 @@ export class Router {
       const r = this.#route(request, Kind.CALL, acceptWhileStopping);
       if (chain !== undefined) r.chain = chain;
       if (r.owner === this.p.nodeId) {
-        return this.p.actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
+        return this.p.actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs, chain) as Promise<
+          CallResult<R>
+        >;
       }
       const deadline = performance.now() + r.timeoutMs;
-      return new Promise((resolve, reject) => this.send(new RemoteCall(r, deadline, new PromiseReply(resolve as (r: CallResult) => void, reject), this.rerouter, this.p.metrics.remoteCallLatency)));
+      return new Promise((resolve, reject) =>
+        this.send(
+          new RemoteCall(
+            r,
+            deadline,
+            new PromiseReply(resolve as (r: CallResult) => void, reject),
+            this.rerouter,
+            this.p.metrics.remoteCallLatency,
+          ),
+        ),
+      );
     } catch (err) {
       return Promise.reject(err);
     }
@@ -78,7 +90,10 @@ export class Router {
 
   #traced<R>(request: MeshRequest, acceptWhileStopping: boolean, chain: readonly string[] | undefined): Promise<CallResult<R>> {
     const { span, ctx } = callSpan(request, "call", this.p.nodeId);
-    return endWhenSettled(span, within(ctx, () => this.call<R>(request, acceptWhileStopping, chain, true)));
+    return endWhenSettled(
+      span,
+      within(ctx, () => this.call<R>(request, acceptWhileStopping, chain, true)),
+    );
   }
 
   /**
@@ -94,8 +109,29 @@ export class Router {
       const owner = this.p.routes.owner(capability, shard);
       if (owner === undefined) throw noNodes(capability, this.p.routes);
       // Here: straight to the actor (no RemoteCall, no clock reads; half the dispatcher's events in the two-node bench).
-      if (owner === this.p.nodeId) this.p.actors.deliver(capability, actorType, id, shard, MeshEvent.of(wire, capability, actorType), undefined, timeoutMs, reply, undefined, 0, "event");
-      else this.send(new RemoteCall({ kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner }, performance.now() + timeoutMs, reply, this.rerouter));
+      if (owner === this.p.nodeId)
+        this.p.actors.deliver(
+          capability,
+          actorType,
+          id,
+          shard,
+          MeshEvent.of(wire, capability, actorType),
+          undefined,
+          timeoutMs,
+          reply,
+          undefined,
+          0,
+          "event",
+        );
+      else
+        this.send(
+          new RemoteCall(
+            { kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner },
+            performance.now() + timeoutMs,
+            reply,
+            this.rerouter,
+          ),
+        );
       return owner;
     } catch (err) {
       reply.fail(err as Error);
@@ -110,7 +146,10 @@ export class Router {
 
   #tracedCast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
     const { span, ctx } = callSpan(request, "cast", this.p.nodeId);
-    return endWhenSettled(span, within(ctx, () => this.#cast(request, acceptWhileStopping)));
+    return endWhenSettled(
+      span,
+      within(ctx, () => this.#cast(request, acceptWhileStopping)),
+    );
   }
 
   async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
@@ -136,7 +175,19 @@ export class Router {
     const event = letter.system === "event";
     const kind = event ? Kind.EVENT : letter.cast ? Kind.CAST : Kind.CALL;
     const payload = event ? (letter.payload as MeshEvent).toWire() : letter.payload;
-    const r: Routed = { kind, capability: act.capability, actorType: act.actorType, id: act.id, payload, initArg: letter.initArg, timeoutMs: 0, hops: 0, shard: act.shard, owner, chain: letter.chain };
+    const r: Routed = {
+      kind,
+      capability: act.capability,
+      actorType: act.actorType,
+      id: act.id,
+      payload,
+      initArg: letter.initArg,
+      timeoutMs: 0,
+      hops: 0,
+      shard: act.shard,
+      owner,
+      chain: letter.chain,
+    };
     if (letter.trace !== undefined) carry(r, letter.trace);
     if (owner !== this.p.nodeId) this.p.metrics.forwards++;
     if (letter.cast) this.#castTo(r);
@@ -198,7 +249,19 @@ export class Router {
     try {
       if (r.kind === Kind.EVENT) {
         const event = MeshEvent.from(r.payload, r.capability, r.actorType); // a forwarded one came from the network
-        return this.p.actors.deliver(r.capability, r.actorType, r.id, r.shard, event, undefined, call.deadline - performance.now(), call, undefined, 0, "event");
+        return this.p.actors.deliver(
+          r.capability,
+          r.actorType,
+          r.id,
+          r.shard,
+          event,
+          undefined,
+          call.deadline - performance.now(),
+          call,
+          undefined,
+          0,
+          "event",
+        );
       }
       payload = this.p.actors.incoming(r.actorType, r.payload, "payload");
       initArg = this.p.actors.incoming(r.actorType, r.initArg, "initArg");
@@ -211,7 +274,14 @@ export class Router {
   /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
   #castTo(r: Routed): void {
     if (r.owner !== this.p.nodeId) return this.publish(r.owner, this.encode(r));
-    this.p.actors.cast(r.capability, r.actorType, r.id, r.shard, this.p.actors.incoming(r.actorType, r.payload, "payload"), this.p.actors.incoming(r.actorType, r.initArg, "initArg"));
+    this.p.actors.cast(
+      r.capability,
+      r.actorType,
+      r.id,
+      r.shard,
+      this.p.actors.incoming(r.actorType, r.payload, "payload"),
+      this.p.actors.incoming(r.actorType, r.initArg, "initArg"),
+    );
   }
 
   encode(r: WireRequest): Uint8Array {

@@ -94,7 +94,10 @@ export class Dispatcher implements Outcomes {
   ) {
     this.#wireStream = sub.stream === sub.name ? null : sub.stream;
     // Never more than the window: room is the smaller of the two, and a stopped reader waits for half of it.
-    this.#readAhead = Math.min(Math.max(READ_AHEAD_PER_IN_FLIGHT * sub.maxInFlight, MIN_READ_AHEAD), WINDOW_PER_IN_FLIGHT * sub.maxInFlight);
+    this.#readAhead = Math.min(
+      Math.max(READ_AHEAD_PER_IN_FLIGHT * sub.maxInFlight, MIN_READ_AHEAD),
+      WINDOW_PER_IN_FLIGHT * sub.maxInFlight,
+    );
   }
 
   /** Events read and not done, at most (READ_AHEAD_PER_IN_FLIGHT, within the window). */
@@ -149,7 +152,10 @@ export class Dispatcher implements Outcomes {
       } catch (err) {
         if (!this.#running) return;
         this.error = messageOf(err);
-        this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream; retrying");
+        this.p.log.warn(
+          { subscription: this.sub.id, partition: this.partition, err: this.error },
+          "mesh: event dispatcher cannot read its stream; retrying",
+        );
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
@@ -166,19 +172,35 @@ export class Dispatcher implements Outcomes {
     const last = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
     this.#pending = Math.max(0, last - Math.max(this.floor, this.#lastRead));
     this.#timer ??= setInterval(() => {
-      void this.#storeFloor().catch((err: unknown) => this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor"));
+      void this.#storeFloor().catch((err: unknown) =>
+        this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor"),
+      );
       void this.#checkPending();
     }, FLOOR_EVERY_MS);
     const reading = {
       room: () => this.#room(),
-      take: (seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | undefined, time: number, pending: number) => this.#take(seq, subject, data, headers, time, pending),
+      take: (seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | undefined, time: number, pending: number) =>
+        this.#take(seq, subject, data, headers, time, pending),
       failed: (err: Error | undefined) => {
         this.error = err === undefined ? undefined : messageOf(err);
-        if (err !== undefined) this.p.log.warn({ subscription: this.sub.id, partition: this.partition, err: this.error }, "mesh: event dispatcher cannot read its stream; retrying");
+        if (err !== undefined)
+          this.p.log.warn(
+            { subscription: this.sub.id, partition: this.partition, err: this.error },
+            "mesh: event dispatcher cannot read its stream; retrying",
+          );
       },
     };
     // It asks for more once half the read-ahead is free: each pull asks for many.
-    const reader = await StreamReader.open(this.p.nc, this.p.jsm, this.sub.stream, this.sub.subject, this.p.inboxPrefix, this.#readAhead / 2, reading, Math.max(this.floor, this.#lastRead) + 1);
+    const reader = await StreamReader.open(
+      this.p.nc,
+      this.p.jsm,
+      this.sub.stream,
+      this.sub.subject,
+      this.p.inboxPrefix,
+      this.#readAhead / 2,
+      reading,
+      Math.max(this.floor, this.#lastRead) + 1,
+    );
     if (!this.#running) return reader.stop();
     this.#reader = reader;
     this.error = undefined;
@@ -238,7 +260,8 @@ export class Dispatcher implements Outcomes {
     this.#read.push(event);
     this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
-    if (this.sub.partitions > 1 && (id === undefined ? 0 : shardFor(id, this.sub.partitions)) !== this.partition) return this.#finish(event);
+    if (this.sub.partitions > 1 && (id === undefined ? 0 : shardFor(id, this.sub.partitions)) !== this.partition)
+      return this.#finish(event);
     if (id === undefined) return void this.#deadLetter(event, bad!);
     const queue = this.#keys.get(id);
     if (queue !== undefined) return void queue.push(event);
@@ -276,8 +299,9 @@ export class Dispatcher implements Outcomes {
   #nextReady(): PendingEvent {
     const ready = this.#ready;
     const next = ready[this.#readyHead++]!;
-    if (this.#readyHead === ready.length) (this.#ready = []), (this.#readyHead = 0);
-    else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) (this.#ready = ready.slice(this.#readyHead)), (this.#readyHead = 0);
+    if (this.#readyHead === ready.length) ((this.#ready = []), (this.#readyHead = 0));
+    else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length)
+      ((this.#ready = ready.slice(this.#readyHead)), (this.#readyHead = 0));
     return next;
   }
 
@@ -313,7 +337,12 @@ export class Dispatcher implements Outcomes {
     h.set("Mesh-Subject", event.subject);
     h.set("Mesh-Deliveries", String(event.deliveries));
     h.set("Mesh-Error-Code", err instanceof MeshError ? err.code : "INTERNAL");
-    h.set("Mesh-Error", messageOf(err).replace(/[\r\n]+/g, " ").slice(0, 1000));
+    h.set(
+      "Mesh-Error",
+      messageOf(err)
+        .replace(/[\r\n]+/g, " ")
+        .slice(0, 1000),
+    );
     const msgID = `${this.sub.id}:${event.seq}`;
     for (;;) {
       try {

@@ -59,7 +59,8 @@ export class MeshEvent implements StreamEvent {
       w[4] instanceof Uint8Array &&
       (w[5] === null || (typeof w[5] === "object" && Object.values(w[5]).every((v) => typeof v === "string"))) &&
       typeof w[6] === "number";
-    if (!ok) throw new MeshError("BAD_REQUEST", "malformed event: expected [name, stream or nil, seq, subject, data, headers or nil, time]");
+    if (!ok)
+      throw new MeshError("BAD_REQUEST", "malformed event: expected [name, stream or nil, seq, subject, data, headers or nil, time]");
     return MeshEvent.of(w, capability, actorType);
   }
 
@@ -90,7 +91,11 @@ const HEADER = /^[!-9;-~]+$/;
  * given when it is published (outbox.ts, group-commit.ts).
  */
 export function outgoing(subject: string, data: unknown, headers: Record<string, string> | undefined, maxBytes: number): OutMessage {
-  if (!isPublishSubject(subject)) throw new MeshError("BAD_REQUEST", `ctx.publish: subject must be a NATS subject without wildcards or spaces, got ${JSON.stringify(subject)}`);
+  if (!isPublishSubject(subject))
+    throw new MeshError(
+      "BAD_REQUEST",
+      `ctx.publish: subject must be a NATS subject without wildcards or spaces, got ${JSON.stringify(subject)}`,
+    );
   let bytes: Uint8Array;
   if (data instanceof Uint8Array) bytes = data.slice();
   else if (typeof data === "string") bytes = encoder.encode(data);
@@ -104,10 +109,12 @@ export function outgoing(subject: string, data: unknown, headers: Record<string,
     if (json === undefined) throw new MeshError("BAD_REQUEST", "ctx.publish: data is not bytes, a string or JSON-serialisable");
     bytes = encoder.encode(json);
   }
-  if (bytes.length > maxBytes) throw new MeshError("PAYLOAD_TOO_LARGE", `ctx.publish: the message is ${bytes.length} bytes; the limit is ${maxBytes}`);
+  if (bytes.length > maxBytes)
+    throw new MeshError("PAYLOAD_TOO_LARGE", `ctx.publish: the message is ${bytes.length} bytes; the limit is ${maxBytes}`);
   let copy: Record<string, string> | undefined;
   if (headers !== undefined) {
-    if (typeof headers !== "object" || headers === null) throw new MeshError("BAD_REQUEST", "ctx.publish: headers must be an object of strings");
+    if (typeof headers !== "object" || headers === null)
+      throw new MeshError("BAD_REQUEST", "ctx.publish: headers must be an object of strings");
     copy = {};
     for (const [name, value] of Object.entries(headers)) {
       if (!HEADER.test(name) || typeof value !== "string" || /[\r\n]/.test(value)) {

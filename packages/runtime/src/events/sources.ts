@@ -60,7 +60,16 @@ export class EventSources {
     const sources = new EventSources(subs, p);
     const floors: KV = await openBucket(p.nc, "events", eventsBucket(p.prefix), p.storage);
     const js = p.nc.jetstream({ timeout: p.storage.timeoutMs ?? 3000 });
-    sources.#parts = { nc: p.nc, js, jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }), floors, log: p.log, callTimeoutMs: p.callTimeoutMs, inboxPrefix: p.inboxPrefix, deliver: p.deliver };
+    sources.#parts = {
+      nc: p.nc,
+      js,
+      jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }),
+      floors,
+      log: p.log,
+      callTimeoutMs: p.callTimeoutMs,
+      inboxPrefix: p.inboxPrefix,
+      deliver: p.deliver,
+    };
     return sources;
   }
 
@@ -78,7 +87,9 @@ export class EventSources {
           d.start();
         } else if (!mine && running !== undefined) {
           this.#running.delete(key);
-          void running.stop(this.p.drainTimeoutMs).catch((err: unknown) => this.p.log.warn({ subscription: sub.id, err: messageOf(err) }, "mesh: event dispatcher stop failed"));
+          void running
+            .stop(this.p.drainTimeoutMs)
+            .catch((err: unknown) => this.p.log.warn({ subscription: sub.id, err: messageOf(err) }, "mesh: event dispatcher stop failed"));
         }
       }
     }

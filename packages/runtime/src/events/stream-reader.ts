@@ -65,7 +65,16 @@ export class StreamReader {
   }
 
   /** Starts reading at `from`. Throws when the consumer cannot be made (no stream, no permission). */
-  static async open(nc: NatsConnection, jsm: JetStreamManager, stream: string, filter: string | undefined, inboxPrefix: string | undefined, pullAt: number, reading: StreamReading, from: number): Promise<StreamReader> {
+  static async open(
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    stream: string,
+    filter: string | undefined,
+    inboxPrefix: string | undefined,
+    pullAt: number,
+    reading: StreamReading,
+    from: number,
+  ): Promise<StreamReader> {
     const reader = new StreamReader(nc, jsm, stream, filter, inboxPrefix, Math.max(1, pullAt), reading, from);
     try {
       await reader.#open();
@@ -83,7 +92,11 @@ export class StreamReader {
     if (want < this.pullAt) return;
     if (this.#asked === 0) this.#heard = performance.now();
     this.#asked += want;
-    this.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.stream}.${this.name}`, JSON.stringify({ batch: want, expires: nanos(PULL_EXPIRES_MS), idle_heartbeat: nanos(HEARTBEAT_MS) }), { reply: this.#inbox });
+    this.nc.publish(
+      `$JS.API.CONSUMER.MSG.NEXT.${this.stream}.${this.name}`,
+      JSON.stringify({ batch: want, expires: nanos(PULL_EXPIRES_MS), idle_heartbeat: nanos(HEARTBEAT_MS) }),
+      { reply: this.#inbox },
+    );
   }
 
   /** Connected to NATS again (perhaps to a restarted server, which forgot the consumer): made again at once. */

@@ -58,21 +58,28 @@ function resolve(cls: ActorClass, s: EventSubscription, prefix: string): Resolve
   if (typeof s !== "object" || s === null) throw bad(cls, "each subscription must be an object");
   if (typeof cls.prototype.handleEvent !== "function") throw bad(cls, "a class with static events needs a handleEvent method");
   if (!isToken(s.stream)) throw bad(cls, `stream must be a stream name (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(s.stream)}`);
-  if (s.subject !== undefined && !isFilterSubject(s.subject)) throw bad(cls, `subject must be a NATS subject filter, got ${JSON.stringify(s.subject)}`);
+  if (s.subject !== undefined && !isFilterSubject(s.subject))
+    throw bad(cls, `subject must be a NATS subject filter, got ${JSON.stringify(s.subject)}`);
   const name = s.name ?? s.stream;
   if (!isToken(name)) throw bad(cls, `name must be 1-128 of A-Z a-z 0-9 _ -, got ${JSON.stringify(name)}`);
   const capability = s.capability ?? boundCapabilities(cls)?.[0];
-  if (capability === undefined || !isToken(capability)) throw bad(cls, "a subscription needs a capability (its capability, or the class's static capabilities)");
+  if (capability === undefined || !isToken(capability))
+    throw bad(cls, "a subscription needs a capability (its capability, or the class's static capabilities)");
   const bound = boundCapabilities(cls);
-  if (bound !== undefined && !bound.includes(capability)) throw bad(cls, `capability "${capability}" is not one of the class's (${bound.join(", ")})`);
+  if (bound !== undefined && !bound.includes(capability))
+    throw bad(cls, `capability "${capability}" is not one of the class's (${bound.join(", ")})`);
   const count = (what: string, v: unknown, dflt: number, max: number) => {
     if (v === undefined) return dflt;
-    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max) throw bad(cls, `${what} must be an integer from 1 to ${max}, got ${String(v)}`);
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
+      throw bad(cls, `${what} must be an integer from 1 to ${max}, got ${String(v)}`);
     return v as number;
   };
-  if (s.start !== undefined && s.start !== "all" && s.start !== "new") throw bad(cls, `start must be "all" or "new", got ${JSON.stringify(s.start)}`);
-  if (s.onDeadLetter !== undefined && s.onDeadLetter !== "skip" && s.onDeadLetter !== "stop") throw bad(cls, `onDeadLetter must be "skip" or "stop", got ${JSON.stringify(s.onDeadLetter)}`);
-  if (s.deadLetter !== undefined && !isPublishSubject(s.deadLetter)) throw bad(cls, `deadLetter must be a subject without wildcards, got ${JSON.stringify(s.deadLetter)}`);
+  if (s.start !== undefined && s.start !== "all" && s.start !== "new")
+    throw bad(cls, `start must be "all" or "new", got ${JSON.stringify(s.start)}`);
+  if (s.onDeadLetter !== undefined && s.onDeadLetter !== "skip" && s.onDeadLetter !== "stop")
+    throw bad(cls, `onDeadLetter must be "skip" or "stop", got ${JSON.stringify(s.onDeadLetter)}`);
+  if (s.deadLetter !== undefined && !isPublishSubject(s.deadLetter))
+    throw bad(cls, `deadLetter must be a subject without wildcards, got ${JSON.stringify(s.deadLetter)}`);
   return {
     id: `${capability}.${actorType}.${name}`,
     name,

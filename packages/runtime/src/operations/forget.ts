@@ -23,7 +23,8 @@ export function decodeForget(data: Uint8Array): Forget {
     throw new MeshError("BAD_REQUEST", "a forget message must be JSON");
   }
   const { capability, actorType, id } = (body ?? {}) as Partial<Forget>;
-  if (typeof actorType !== "string" || actorType === "") throw new MeshError("BAD_REQUEST", "a forget message needs a non-empty string actorType");
+  if (typeof actorType !== "string" || actorType === "")
+    throw new MeshError("BAD_REQUEST", "a forget message needs a non-empty string actorType");
   return { capability: checkToken(capability, "capability"), actorType, id: checkId(id) };
 }
 
@@ -36,7 +37,13 @@ export function encodeForget(f: Forget): Uint8Array {
  * any, ends before its next turn; a request gets `{"node", "ended"}`. Bad
  * messages are logged and dropped.
  */
-export function serveForget(msg: Msg, actors: { forget(capability: string, actorType: string, id: string): boolean }, replies: Replies, nodeId: string, log: Logger): void {
+export function serveForget(
+  msg: Msg,
+  actors: { forget(capability: string, actorType: string, id: string): boolean },
+  replies: Replies,
+  nodeId: string,
+  log: Logger,
+): void {
   try {
     const { capability, actorType, id } = decodeForget(msg.data);
     const ended = actors.forget(capability, actorType, id);

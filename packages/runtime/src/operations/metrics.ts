@@ -131,7 +131,13 @@ export class NodeMetrics {
     this.errors[code] = (this.errors[code] ?? 0) + 1;
   }
 
-  snapshot(node: string, capabilities: string[], actors: number, queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number }, events: SubscriptionReport[] = []): MetricsSnapshot {
+  snapshot(
+    node: string,
+    capabilities: string[],
+    actors: number,
+    queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number },
+    events: SubscriptionReport[] = [],
+  ): MetricsSnapshot {
     return {
       node,
       capabilities,

@@ -40,7 +40,11 @@ export class PrometheusEndpoint {
     counter("mesh_evictions_total", "Idle actors deactivated to stay within maxActors", (m) => m.evictions);
     counter("mesh_lease_lapses_total", "Times this node's ownership lease lapsed (a pause, a lost connection)", (m) => m.leaseLapses);
     counter("mesh_lease_revalidations_total", "Lease re-validations that ended with the lease held again", (m) => m.leaseRevalidations);
-    counter("mesh_lease_drops_total", "Activations dropped at a re-validation because another node may have replaced them", (m) => m.leaseDrops);
+    counter(
+      "mesh_lease_drops_total",
+      "Activations dropped at a re-validation because another node may have replaced them",
+      (m) => m.leaseDrops,
+    );
     counter("mesh_reminders_fired_total", "Reminder turns that ran and succeeded", (m) => m.remindersFired);
     counter("mesh_reminders_failed_total", "Reminder turns that failed (retried with backoff)", (m) => m.remindersFailed);
     new Counter({
@@ -64,7 +68,12 @@ export class PrometheusEndpoint {
       },
     });
     counter("mesh_events_published_total", "Messages turns published (ctx.publish) that JetStream stored", (m) => m.published);
-    const perSubscription = (name: string, help: string, read: (r: MetricsSnapshot["events"][number]) => number, kind: typeof Counter | typeof Gauge) =>
+    const perSubscription = (
+      name: string,
+      help: string,
+      read: (r: MetricsSnapshot["events"][number]) => number,
+      kind: typeof Counter | typeof Gauge,
+    ) =>
       new kind({
         name,
         help,
@@ -76,10 +85,20 @@ export class PrometheusEndpoint {
         },
       });
     perSubscription("mesh_events_handled_total", "Stream events actors applied, by subscription", (r) => r.handled, Counter);
-    perSubscription("mesh_events_duplicates_total", "Stream events an actor had applied already (redeliveries after a failure or a move)", (r) => r.duplicates, Counter);
+    perSubscription(
+      "mesh_events_duplicates_total",
+      "Stream events an actor had applied already (redeliveries after a failure or a move)",
+      (r) => r.duplicates,
+      Counter,
+    );
     perSubscription("mesh_events_redeliveries_total", "Deliveries of stream events after their first", (r) => r.redeliveries, Counter);
     perSubscription("mesh_events_dead_letters_total", "Stream events dead-lettered after maxDeliveries", (r) => r.deadLetters, Counter);
-    perSubscription("mesh_events_lag", "Stream events not yet handled by the dispatchers on this node (read and in flight, or not yet read)", (r) => r.dispatchers.reduce((a, d) => a + d.lag, 0), Gauge);
+    perSubscription(
+      "mesh_events_lag",
+      "Stream events not yet handled by the dispatchers on this node (read and in flight, or not yet read)",
+      (r) => r.dispatchers.reduce((a, d) => a + d.lag, 0),
+      Gauge,
+    );
     const gauge = (name: string, help: string, read: (m: MetricsSnapshot) => number) =>
       new Gauge({
         name,
@@ -95,12 +114,32 @@ export class PrometheusEndpoint {
     gauge("mesh_outbox_depth", "Messages of turns (ctx.publish) not yet stored by JetStream", (m) => m.outboxDepth);
     gauge("mesh_deepest_mailbox", "The most messages waiting in one mailbox on this node", (m) => m.deepestMailbox);
     const buckets = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
-    const handler = new Histogram({ name: "mesh_handler_duration_seconds", help: "Time actors spent on each call or cast", buckets, registers: [this.#registry] });
-    const remote = new Histogram({ name: "mesh_remote_call_duration_seconds", help: "Round trip of calls this node sent to other nodes", buckets, registers: [this.#registry] });
-    const commit = new Histogram({ name: "mesh_state_commit_duration_seconds", help: "Time from a durable state commit's start to the store's acknowledgement", buckets, registers: [this.#registry] });
+    const handler = new Histogram({
+      name: "mesh_handler_duration_seconds",
+      help: "Time actors spent on each call or cast",
+      buckets,
+      registers: [this.#registry],
+    });
+    const remote = new Histogram({
+      name: "mesh_remote_call_duration_seconds",
+      help: "Round trip of calls this node sent to other nodes",
+      buckets,
+      registers: [this.#registry],
+    });
+    const commit = new Histogram({
+      name: "mesh_state_commit_duration_seconds",
+      help: "Time from a durable state commit's start to the store's acknowledgement",
+      buckets,
+      registers: [this.#registry],
+    });
     metrics.handlerLatency.onObserve = (ms) => handler.observe(ms / 1000);
     metrics.commitLatency.onObserve = (ms) => commit.observe(ms / 1000);
-    const lateness = new Histogram({ name: "mesh_reminder_lateness_seconds", help: "How late reminders started their turn", buckets, registers: [this.#registry] });
+    const lateness = new Histogram({
+      name: "mesh_reminder_lateness_seconds",
+      help: "How late reminders started their turn",
+      buckets,
+      registers: [this.#registry],
+    });
     metrics.reminderLateness.onObserve = (ms) => lateness.observe(ms / 1000);
     metrics.remoteCallLatency.onObserve = (ms) => remote.observe(ms / 1000);
     this.#server = createServer((req, res) => {

@@ -37,7 +37,14 @@ export class NodeService {
       name: SERVICE_NAME,
       version: this.version,
       description: "Mesh virtual-actor node",
-      metadata: { node: this.nodeId, prefix: this.subjects.prefix, capabilities: capabilities.join(","), actor_types: actorTypes.join(","), shards: String(shards), strategy },
+      metadata: {
+        node: this.nodeId,
+        prefix: this.subjects.prefix,
+        capabilities: capabilities.join(","),
+        actor_types: actorTypes.join(","),
+        shards: String(shards),
+        strategy,
+      },
       queue: this.subjects.ingressQueue,
       statsHandler,
     });

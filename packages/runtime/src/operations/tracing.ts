@@ -5,7 +5,16 @@
 // request envelope (docs/PROTOCOL.md), on the ingress and in published
 // messages as W3C Trace Context headers (`traceparent`, `tracestate`).
 // Imports: the bottom floor only.
-import { ROOT_CONTEXT, ProxyTracerProvider, SpanKind, SpanStatusCode, context, createTraceState, isSpanContextValid, trace } from "@opentelemetry/api";
+import {
+  ROOT_CONTEXT,
+  ProxyTracerProvider,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  createTraceState,
+  isSpanContextValid,
+  trace,
+} from "@opentelemetry/api";
 import type { Attributes, Context, Span, Tracer } from "@opentelemetry/api";
 import { ErrorCode, MeshError } from "@mesh/core";
 import { version } from "../version.js";
@@ -117,7 +126,13 @@ export function contextOf(traceparent: unknown, tracestate?: unknown): Context {
   if (typeof traceparent !== "string") return ROOT_CONTEXT;
   const m = TRACEPARENT.exec(traceparent.trim());
   if (m === null || m[1] === "ff" || (m[1] === "00" && m[5] !== undefined)) return ROOT_CONTEXT;
-  const sc = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16) & 1, isRemote: true, ...(typeof tracestate === "string" && tracestate !== "" ? { traceState: createTraceState(tracestate) } : {}) };
+  const sc = {
+    traceId: m[2]!,
+    spanId: m[3]!,
+    traceFlags: parseInt(m[4]!, 16) & 1,
+    isRemote: true,
+    ...(typeof tracestate === "string" && tracestate !== "" ? { traceState: createTraceState(tracestate) } : {}),
+  };
   return isSpanContextValid(sc) ? trace.setSpanContext(ROOT_CONTEXT, sc) : ROOT_CONTEXT;
 }
 

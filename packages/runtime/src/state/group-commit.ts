@@ -123,7 +123,10 @@ export class GroupCommit implements KeyWriter {
     const latest = this.#latest;
     const same = latest !== undefined && latest !== DELETE && sameBytes(bytes, latest);
     if (!same && bytes.length > this.store.maxValueBytes) {
-      return new MeshError("PAYLOAD_TOO_LARGE", `the state of ${this.key} is ${bytes.length} bytes encoded; the limit is ${this.store.maxValueBytes}`);
+      return new MeshError(
+        "PAYLOAD_TOO_LARGE",
+        `the state of ${this.key} is ${bytes.length} bytes encoded; the limit is ${this.store.maxValueBytes}`,
+      );
     }
     let changed = false;
     if (applied !== undefined) {
@@ -197,7 +200,9 @@ export class GroupCommit implements KeyWriter {
     const started = performance.now();
     const span = tracing.on ? this.#span(covered, target === DELETE, outbox.length) : undefined;
     const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
-    const write = bare ? this.store.delete(this.key, this.#revision).then(() => 0) : this.store.write(this.key, encodeRecord(target === DELETE ? undefined : target, this.applied, outbox), this.#revision);
+    const write = bare
+      ? this.store.delete(this.key, this.#revision).then(() => 0)
+      : this.store.write(this.key, encodeRecord(target === DELETE ? undefined : target, this.applied, outbox), this.#revision);
     write
       .then((revision) => {
         this.#revision = revision;
@@ -237,7 +242,18 @@ export class GroupCommit implements KeyWriter {
     let parent: Context | undefined;
     for (const h of covered) parent = h.trace ?? parent;
     const key = this.key;
-    return startSpan(`commit ${this.actorType}`, SpanKind.INTERNAL, { "mesh.state.key": key, "mesh.commit.turns": covered.length, "mesh.commit.delete": clearing, "mesh.commit.messages": messages, "mesh.revision.expected": this.#revision }, parent ?? ROOT_CONTEXT).span;
+    return startSpan(
+      `commit ${this.actorType}`,
+      SpanKind.INTERNAL,
+      {
+        "mesh.state.key": key,
+        "mesh.commit.turns": covered.length,
+        "mesh.commit.delete": clearing,
+        "mesh.commit.messages": messages,
+        "mesh.revision.expected": this.#revision,
+      },
+      parent ?? ROOT_CONTEXT,
+    ).span;
   }
 
   #settle(): void {
@@ -254,7 +270,15 @@ export class GroupCommit implements KeyWriter {
  * group commit that stores it from now on. Throws STORAGE_UNAVAILABLE, or
  * BAD_STATE for a stored value that is not msgpack.
  */
-export async function loadState(store: StateStore, capability: string, actorType: string, id: string, instance: object, events: CommitEvents, publisher: OutboxPublisher): Promise<GroupCommit> {
+export async function loadState(
+  store: StateStore,
+  capability: string,
+  actorType: string,
+  id: string,
+  instance: object,
+  events: CommitEvents,
+  publisher: OutboxPublisher,
+): Promise<GroupCommit> {
   const key = stateKey(capability, actorType, id);
   const stored = await store.load(key);
   const record = readRecord(stored.bytes, key);

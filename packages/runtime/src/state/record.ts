@@ -38,14 +38,23 @@ export function isRecord(bytes: Uint8Array): boolean {
 }
 
 /** The bytes to store: the state alone when nothing else is to be kept, else a record. */
-export function encodeRecord(state: Uint8Array | undefined, applied: ReadonlyMap<string, number>, outbox: readonly OutMessage[]): Uint8Array {
+export function encodeRecord(
+  state: Uint8Array | undefined,
+  applied: ReadonlyMap<string, number>,
+  outbox: readonly OutMessage[],
+): Uint8Array {
   if (applied.size === 0 && outbox.length === 0 && state !== undefined) return state;
   // Written in one reused buffer (a new msgpack Encoder per commit allocated 2 KiB: bench, events into durable actors).
   const w = writer.reset();
   w.byte(EXT32);
   w.u32(0); // the body's length, set below
   w.byte(RECORD_TYPE);
-  writeValue(w, [VERSION, state ?? null, Object.fromEntries(applied), outbox.map((m) => [m.id, m.subject, m.data, m.headers ?? null])], "BAD_STATE", "the state record");
+  writeValue(
+    w,
+    [VERSION, state ?? null, Object.fromEntries(applied), outbox.map((m) => [m.id, m.subject, m.data, m.headers ?? null])],
+    "BAD_STATE",
+    "the state record",
+  );
   w.view().setUint32(1, w.pos - 6);
   return w.done();
 }
@@ -56,8 +65,14 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
   if (!isRecord(bytes)) return { state: bytes, applied: new Map(), outbox: [] };
   const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(1);
   const body = decodeValue(bytes.subarray(6, 6 + length)) as unknown[];
-  if (!Array.isArray(body) || body[0] !== VERSION || body.length !== 4) throw new Error("not a Mesh state record (unknown version or layout)");
-  const [, state, applied, outbox] = body as [number, Uint8Array | null, { [k: string]: number }, [string, string, Uint8Array, { [k: string]: string } | null][]];
+  if (!Array.isArray(body) || body[0] !== VERSION || body.length !== 4)
+    throw new Error("not a Mesh state record (unknown version or layout)");
+  const [, state, applied, outbox] = body as [
+    number,
+    Uint8Array | null,
+    { [k: string]: number },
+    [string, string, Uint8Array, { [k: string]: string } | null][],
+  ];
   return {
     state: state ?? undefined,
     applied: new Map(Object.entries(applied)),

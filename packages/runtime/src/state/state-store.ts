@@ -35,7 +35,12 @@ export interface KeyWriter {
  * storage; `replicas` 3 on a NATS cluster, else 1, unless given). Throws
  * STORAGE_UNAVAILABLE with the reason, in one line.
  */
-export async function openBucket(nc: NatsConnection, what: "state" | "reminders" | "events", bucket: string, options: { replicas?: number | undefined; timeoutMs?: number | undefined }): Promise<KV> {
+export async function openBucket(
+  nc: NatsConnection,
+  what: "state" | "reminders" | "events",
+  bucket: string,
+  options: { replicas?: number | undefined; timeoutMs?: number | undefined },
+): Promise<KV> {
   const timeout = options.timeoutMs ?? 3000;
   const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
   try {
@@ -50,7 +55,9 @@ export async function openBucket(nc: NatsConnection, what: "state" | "reminders"
       }
     }
   } catch (err) {
-    const reason = /503|no responders/i.test(messageOf(err)) ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)" : messageOf(err);
+    const reason = /503|no responders/i.test(messageOf(err))
+      ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)"
+      : messageOf(err);
     throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${reason}`, { cause: err });
   }
 }
@@ -106,13 +113,32 @@ export class StateStore {
   }
 
   /** Opens `bucket`, creating it when missing (openBucket). Throws STORAGE_UNAVAILABLE with the reason. */
-  static async open(nc: NatsConnection, bucket: string, options: StorageOptions, maxPayload: number, inboxPrefix?: string): Promise<StateStore> {
-    return new StateStore(nc, await openBucket(nc, "state", bucket, options), bucket, maxPayload - 256, options.timeoutMs ?? 3000, inboxPrefix);
+  static async open(
+    nc: NatsConnection,
+    bucket: string,
+    options: StorageOptions,
+    maxPayload: number,
+    inboxPrefix?: string,
+  ): Promise<StateStore> {
+    return new StateStore(
+      nc,
+      await openBucket(nc, "state", bucket, options),
+      bucket,
+      maxPayload - 256,
+      options.timeoutMs ?? 3000,
+      inboxPrefix,
+    );
   }
 
   /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
   static async bind(nc: NatsConnection, bucket: string, timeoutMs = 3000): Promise<StateStore> {
-    return new StateStore(nc, await bindBucket(nc, "state", bucket, timeoutMs), bucket, (nc.info?.max_payload ?? 1024 * 1024) - 256, timeoutMs);
+    return new StateStore(
+      nc,
+      await bindBucket(nc, "state", bucket, timeoutMs),
+      bucket,
+      (nc.info?.max_payload ?? 1024 * 1024) - 256,
+      timeoutMs,
+    );
   }
 
   /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
@@ -136,7 +162,9 @@ export class StateStore {
    */
   write(key: string, bytes: Uint8Array, revision: number): Promise<number> {
     if (bytes.length > this.maxValueBytes) {
-      return Promise.reject(new MeshError("PAYLOAD_TOO_LARGE", `the state of ${key} is ${bytes.length} bytes encoded; the limit is ${this.maxValueBytes}`));
+      return Promise.reject(
+        new MeshError("PAYLOAD_TOO_LARGE", `the state of ${key} is ${bytes.length} bytes encoded; the limit is ${this.maxValueBytes}`),
+      );
     }
     return new Promise((resolve, reject) => {
       const what = `cannot store the state of ${key}`;
@@ -154,7 +182,13 @@ export class StateStore {
           if (typeof ack.seq === "number" && ack.error === undefined) resolve(ack.seq);
           else reject(storeError({ api_error: ack.error, message: ack.error?.description ?? "no sequence in JetStream's answer" }, what));
         },
-        fail: (err) => reject(storeError(err instanceof NoResponders ? new Error(`no stream answers for bucket "${this.bucket}" (it was deleted?)`) : err, what)),
+        fail: (err) =>
+          reject(
+            storeError(
+              err instanceof NoResponders ? new Error(`no stream answers for bucket "${this.bucket}" (it was deleted?)`) : err,
+              what,
+            ),
+          ),
         expire: () => reject(new MeshError("STORAGE_UNAVAILABLE", `${what}: no answer from JetStream within ${this.timeoutMs} ms`)),
       };
       if (this.#queued.length === 0) setImmediate(() => this.#flushWrites());
@@ -192,8 +226,11 @@ function storeError(err: unknown, what: string): MeshError {
   if (err instanceof MeshError && err.code !== "NODE_UNAVAILABLE") return err;
   const e = err as { api_error?: { err_code?: number }; code?: string };
   if (e.api_error?.err_code === WRONG_LAST_SEQUENCE) {
-    return new MeshError("STATE_CONFLICT", `${what}: another activation of the actor committed first (the stored revision moved)`, { cause: err });
+    return new MeshError("STATE_CONFLICT", `${what}: another activation of the actor committed first (the stored revision moved)`, {
+      cause: err,
+    });
   }
-  if (e.code === "MAX_PAYLOAD_EXCEEDED") return new MeshError("PAYLOAD_TOO_LARGE", `${what}: the value exceeds the NATS server's max_payload`, { cause: err });
+  if (e.code === "MAX_PAYLOAD_EXCEEDED")
+    return new MeshError("PAYLOAD_TOO_LARGE", `${what}: the value exceeds the NATS server's max_payload`, { cause: err });
   return new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
 }

@@ -93,7 +93,9 @@ export function natsServerBinary(): string {
     const candidate = join(dir, "nats-server");
     if (dir && existsSync(candidate)) return candidate;
   }
-  throw new Error("nats-server not found on PATH: install it (Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or set NATS_SERVER_BIN");
+  throw new Error(
+    "nats-server not found on PATH: install it (Debian/Ubuntu: apt-get install nats-server; macOS: brew install nats-server) or set NATS_SERVER_BIN",
+  );
 }
 
 /** True when a nats-server binary can be found and run. */
@@ -133,7 +135,13 @@ export async function startSecureNatsServer(options: NatsServerOptions = {}): Pr
   const server = await startNatsServer({
     config: SECURE_CONFIG,
     ...options,
-    env: { ...options.env, MESH_NODE_PASSWORD: node.pass, MESH_CLIENT_PASSWORD: client.pass, MESH_PAYMENTS_PASSWORD: payments.pass, MESH_OPERATOR_PASSWORD: operator.pass },
+    env: {
+      ...options.env,
+      MESH_NODE_PASSWORD: node.pass,
+      MESH_CLIENT_PASSWORD: client.pass,
+      MESH_PAYMENTS_PASSWORD: payments.pass,
+      MESH_OPERATOR_PASSWORD: operator.pass,
+    },
   });
   return { server, node, client, payments, operator };
 }
@@ -153,7 +161,17 @@ export async function startNatsCluster(size: number, options: NatsServerOptions 
     (port, i) =>
       new LaunchedServer(bin, {
         ...options,
-        args: [...(options.args ?? []), "--name", `mesh-test-${process.pid}-${i}`, "--cluster_name", "mesh-test", "--cluster", `nats://127.0.0.1:${port}`, "--routes", routes],
+        args: [
+          ...(options.args ?? []),
+          "--name",
+          `mesh-test-${process.pid}-${i}`,
+          "--cluster_name",
+          "mesh-test",
+          "--cluster",
+          `nats://127.0.0.1:${port}`,
+          "--routes",
+          routes,
+        ],
       }),
   );
   try {
@@ -198,8 +216,15 @@ exit $code
  * the returned child reach the command. For test fixtures: servers, node
  * processes.
  */
-export function spawnGuarded(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; stdout?: "pipe" | "ignore" | "inherit" } = {}): ChildProcess {
-  const child = spawn("/bin/sh", ["-c", GUARD, "guard", command, ...args], { stdio: ["pipe", options.stdout ?? "pipe", "pipe"], ...(options.env ? { env: options.env } : {}) });
+export function spawnGuarded(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; stdout?: "pipe" | "ignore" | "inherit" } = {},
+): ChildProcess {
+  const child = spawn("/bin/sh", ["-c", GUARD, "guard", command, ...args], {
+    stdio: ["pipe", options.stdout ?? "pipe", "pipe"],
+    ...(options.env ? { env: options.env } : {}),
+  });
   child.stdin?.on("error", () => {}); // the guard may be gone before the pipe closes
   return child;
 }
@@ -249,7 +274,10 @@ class LaunchedServer implements NatsServer {
       args.push("--tls", "--tlscert", cert, "--tlskey", key);
     }
     args.push(...(this.options.args ?? []));
-    const child = spawnGuarded(this.bin, args, { stdout: "ignore", ...(this.options.env ? { env: { ...process.env, ...this.options.env } } : {}) });
+    const child = spawnGuarded(this.bin, args, {
+      stdout: "ignore",
+      ...(this.options.env ? { env: { ...process.env, ...this.options.env } } : {}),
+    });
     this.#child = child;
     live.add(child);
     this.#stderr = "";
@@ -311,7 +339,8 @@ class LaunchedServer implements NatsServer {
     const timeoutMs = this.options.startTimeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}: ${this.#stderr.trim().split("\n").slice(-3).join(" | ")}`);
+      if (child.exitCode !== null)
+        throw new Error(`nats-server exited with code ${child.exitCode}: ${this.#stderr.trim().split("\n").slice(-3).join(" | ")}`);
       const file = readdirSync(this.#dir).find((f) => f.endsWith(".ports"));
       if (file) {
         try {
@@ -344,13 +373,33 @@ function makeCertificates(dir: string): { cert: string; key: string; ca: string 
       execFileSync("openssl", args, { stdio: "pipe" });
     } catch (err) {
       const e = err as { code?: string; stderr?: Buffer };
-      throw new Error(e.code === "ENOENT" ? "openssl not found: install it (Debian/Ubuntu: apt-get install openssl) to start a TLS server" : `openssl ${args[0]} failed: ${e.stderr?.toString().trim() ?? String(err)}`);
+      throw new Error(
+        e.code === "ENOENT"
+          ? "openssl not found: install it (Debian/Ubuntu: apt-get install openssl) to start a TLS server"
+          : `openssl ${args[0]} failed: ${e.stderr?.toString().trim() ?? String(err)}`,
+      );
     }
   };
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   openssl("req", "-x509", ...ec, "-keyout", at("ca.key"), "-out", at("ca.pem"), "-days", "1", "-subj", "/CN=mesh-test-ca");
   openssl("req", ...ec, "-keyout", at("server.key"), "-out", at("server.csr"), "-subj", "/CN=127.0.0.1");
   writeFileSync(at("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  openssl("x509", "-req", "-in", at("server.csr"), "-CA", at("ca.pem"), "-CAkey", at("ca.key"), "-CAcreateserial", "-out", at("server.pem"), "-days", "1", "-extfile", at("san.ext"));
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    at("server.csr"),
+    "-CA",
+    at("ca.pem"),
+    "-CAkey",
+    at("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    at("server.pem"),
+    "-days",
+    "1",
+    "-extfile",
+    at("san.ext"),
+  );
   return { cert: at("server.pem"), key: at("server.key"), ca: at("ca.pem") };
 }

@@ -56,9 +56,15 @@ export function reminderKey(capability: string, shard: number, actorType: string
 }
 
 /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
-export function remindersOf(act: { commits?: unknown; actorType: string; instance: object }, reminders: Reminders | undefined, needs?: "handleReminder"): Reminders {
-  if (act.commits === undefined || reminders === undefined) throw new MeshError("BAD_REQUEST", `reminders are for durable actors (static durable = true); ${act.actorType} is not durable`);
-  if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
+export function remindersOf(
+  act: { commits?: unknown; actorType: string; instance: object },
+  reminders: Reminders | undefined,
+  needs?: "handleReminder",
+): Reminders {
+  if (act.commits === undefined || reminders === undefined)
+    throw new MeshError("BAD_REQUEST", `reminders are for durable actors (static durable = true); ${act.actorType} is not durable`);
+  if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function")
+    throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
   return reminders;
 }
 
@@ -106,8 +112,26 @@ export class Reminders {
   ) {}
 
   /** Opens (creating when missing) the reminders bucket and starts the periodic scan. */
-  static async open(nc: NatsConnection, bucket: string, o: { replicas?: number | undefined; timeoutMs?: number | undefined; scanMs: number; shards: number }, scheduler: Scheduler, node: ReminderNode, capabilities: () => readonly string[], metrics: NodeMetrics, log: Logger): Promise<Reminders> {
-    const reminders = new Reminders(await openBucket(nc, "reminders", bucket, o), scheduler, node, capabilities, o.shards, o.scanMs, metrics, log);
+  static async open(
+    nc: NatsConnection,
+    bucket: string,
+    o: { replicas?: number | undefined; timeoutMs?: number | undefined; scanMs: number; shards: number },
+    scheduler: Scheduler,
+    node: ReminderNode,
+    capabilities: () => readonly string[],
+    metrics: NodeMetrics,
+    log: Logger,
+  ): Promise<Reminders> {
+    const reminders = new Reminders(
+      await openBucket(nc, "reminders", bucket, o),
+      scheduler,
+      node,
+      capabilities,
+      o.shards,
+      o.scanMs,
+      metrics,
+      log,
+    );
     reminders.#timer = setInterval(() => reminders.scan(), o.scanMs);
     reminders.#timer.unref();
     return reminders;
@@ -130,7 +154,8 @@ export class Reminders {
     if (typeof name !== "string" || name === "") throw new MeshError("BAD_REQUEST", "a reminder needs a non-empty string name");
     const due = dueOf(options);
     const every = options.everyMs ?? 0;
-    if (!(Number.isFinite(every) && every >= 0) || (every > 0 && every < 10)) throw new MeshError("BAD_REQUEST", `everyMs must be at least 10 ms, got ${String(options.everyMs)}`);
+    if (!(Number.isFinite(every) && every >= 0) || (every > 0 && every < 10))
+      throw new MeshError("BAD_REQUEST", `everyMs must be at least 10 ms, got ${String(options.everyMs)}`);
     const shard = shardFor(id, this.shards);
     const key = reminderKey(capability, shard, actorType, id, name);
     const reminder: Reminder = { capability, actorType, id, name, due, runAt: due, every, failures: 0 };
@@ -138,7 +163,9 @@ export class Reminders {
     try {
       revision = await this.kv.put(key, encoder.encode(reminder));
     } catch (err) {
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot store reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, { cause: err });
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot store reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, {
+        cause: err,
+      });
     }
     this.#hold(key, reminder, revision, shard);
   }
@@ -150,7 +177,9 @@ export class Reminders {
     try {
       await this.kv.delete(key);
     } catch (err) {
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot delete reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, { cause: err });
+      throw new MeshError("STORAGE_UNAVAILABLE", `cannot delete reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -222,7 +251,8 @@ export class Reminders {
     }
     if (this.#stopped) return;
     // Held but no longer ours (the shard moved) or no longer stored: let go.
-    for (const [key, p] of this.#scheduled) if (!p.running && (!seen.has(key) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
+    for (const [key, p] of this.#scheduled)
+      if (!p.running && (!seen.has(key) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
   }
 
   #hold(key: string, reminder: Reminder, revision: number, shard: number): void {
@@ -267,7 +297,10 @@ export class Reminders {
     } catch (err) {
       this.metrics.remindersFailed++;
       const failures = reminder.failures + 1;
-      this.log.warn({ actorType: reminder.actorType, id: reminder.id, name: reminder.name, failures, err: messageOf(err) }, "mesh: a reminder's turn failed; it is retried");
+      this.log.warn(
+        { actorType: reminder.actorType, id: reminder.id, name: reminder.name, failures, err: messageOf(err) },
+        "mesh: a reminder's turn failed; it is retried",
+      );
       await this.#store(p, { ...reminder, runAt: Date.now() + backoffMs(failures), failures });
     } finally {
       p.running = false;
@@ -312,7 +345,12 @@ export class Reminders {
  * when it returns false the watch is stopped and nothing is read. Throws
  * STORAGE_UNAVAILABLE when the watch ends before it has delivered everything.
  */
-async function readAll(kv: KV, key: string, each: (e: KvEntry) => void, started: (watch: QueuedIterator<KvEntry>) => boolean = () => true): Promise<void> {
+async function readAll(
+  kv: KV,
+  key: string,
+  each: (e: KvEntry) => void,
+  started: (watch: QueuedIterator<KvEntry>) => boolean = () => true,
+): Promise<void> {
   let initialized = false;
   let watch: QueuedIterator<KvEntry> | undefined;
   try {
@@ -358,7 +396,8 @@ function releaseMonitorOnClose(watch: QueuedIterator<KvEntry>): void {
 }
 
 function dueOf(o: RemindOptions): number {
-  if (typeof o !== "object" || o === null) throw new MeshError("BAD_REQUEST", "remind needs options: { at } or { afterMs }, and optionally everyMs");
+  if (typeof o !== "object" || o === null)
+    throw new MeshError("BAD_REQUEST", "remind needs options: { at } or { afterMs }, and optionally everyMs");
   const at = o.at instanceof Date ? o.at.getTime() : o.at;
   if (at !== undefined && o.afterMs !== undefined) throw new MeshError("BAD_REQUEST", "remind takes at or afterMs, not both");
   if (at !== undefined) {
@@ -366,7 +405,8 @@ function dueOf(o: RemindOptions): number {
     return at;
   }
   if (o.afterMs !== undefined) {
-    if (!(Number.isFinite(o.afterMs) && o.afterMs >= 0)) throw new MeshError("BAD_REQUEST", `remind's afterMs must be a number of milliseconds >= 0, got ${String(o.afterMs)}`);
+    if (!(Number.isFinite(o.afterMs) && o.afterMs >= 0))
+      throw new MeshError("BAD_REQUEST", `remind's afterMs must be a number of milliseconds >= 0, got ${String(o.afterMs)}`);
     return Date.now() + o.afterMs;
   }
   if (o.everyMs !== undefined) return Date.now() + o.everyMs;

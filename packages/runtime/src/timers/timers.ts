@@ -6,7 +6,6 @@ import type { Scheduled, Scheduler } from "./scheduler.js";
 import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
 import type { TimerOptions } from "../types.js";
 
-
 /** What timers belong to: an activation, as the timers see it (they need nothing else of it). */
 export interface TimerOwner {
   readonly instance: object;
@@ -42,8 +41,13 @@ export class Timers<O extends TimerOwner> {
   /** Sets (or resets) timer `name` of `act`. Throws BAD_REQUEST for a bad name or interval, or a class without handleTimer. */
   set(act: O, name: string, ms: number, options: TimerOptions = {}): void {
     if (typeof name !== "string" || name === "") throw new MeshError("BAD_REQUEST", "a timer needs a non-empty string name");
-    if (!isTimeout(ms)) throw new MeshError("BAD_REQUEST", `a timer's interval must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(ms)}`);
-    if (typeof (act.instance as { handleTimer?: unknown }).handleTimer !== "function") throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleTimer method to run timer "${name}"`);
+    if (!isTimeout(ms))
+      throw new MeshError(
+        "BAD_REQUEST",
+        `a timer's interval must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(ms)}`,
+      );
+    if (typeof (act.instance as { handleTimer?: unknown }).handleTimer !== "function")
+      throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleTimer method to run timer "${name}"`);
     this.clear(act, name);
     const timer = new ActorTimer(act, name, Date.now() + ms, options.every ? ms : undefined, this);
     (act.timers ??= new Map()).set(name, timer);
