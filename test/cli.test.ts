@@ -1,9 +1,9 @@
 // The `mesh` command, run as a real binary against a real nats-server.
-import anyTest from "ava";
-import type { TestFn } from "ava";
 import { execFile } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { TestFn } from "ava";
+import anyTest from "ava";
 import { spawnGuarded } from "@mesh/runtime/testing";
 import { startNode, useNatsServer } from "./helpers/cluster.js";
 import { Alarm, DurableCounter } from "./helpers/actors.js";

@@ -3,9 +3,9 @@ import anyTest from "ava";
 import type { TestFn } from "ava";
 import { Mesh, MeshError } from "@mesh/runtime";
 import type { CallResult } from "@mesh/runtime";
+import { startNatsServer } from "@mesh/runtime/testing";
 import { Counter, GameActor } from "./helpers/actors.js";
 import { NATS_CONF, eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
-import { startNatsServer } from "@mesh/runtime/testing";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 /** Chat rooms, for the clustering guide's split of capabilities. */

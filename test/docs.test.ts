@@ -1,7 +1,7 @@
 // The docs say what the code does: every error code, the hash vectors and the envelope example.
-import test from "ava";
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import test from "ava";
 import { ErrorCode, shardFor, stateBucket, stateKey, xxh32 } from "@mesh/core";
 import { Kind, encodeRequest, encodeResult, writeBatch } from "@mesh/core/internal";
 

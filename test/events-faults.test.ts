@@ -4,12 +4,10 @@
 // exactly once and in stream order per key, and every message a committed turn
 // published is in the output stream exactly once.
 import anyTest from "ava";
-import type { TestFn } from "ava";
+import type { TestFn, ExecutionContext } from "ava";
 import { connect } from "nats";
 import type { NatsConnection } from "nats";
-import type { MeshOptions } from "@mesh/runtime";
-import type { ExecutionContext } from "ava";
-import type { Mesh } from "@mesh/runtime";
+import type { MeshOptions, Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import type { LedgerState } from "./helpers/event-actors.js";

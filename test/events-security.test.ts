@@ -4,10 +4,10 @@
 // not read the stream, the events bucket, or publish dead letters and outputs.
 // The streams are the ones the config names (ORDERS on orders.>, SHIPMENTS on
 // shipments.>). Every server here is real; every credential is made by the test.
-import anyTest from "ava";
-import type { ExecutionContext, TestFn } from "ava";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import anyTest from "ava";
+import type { ExecutionContext, TestFn } from "ava";
 import { connect } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";

@@ -1,10 +1,10 @@
 // The runtime's layout shows its architecture (packages/runtime/src/README.md): no import
 // circle between files, a bottom floor of shared types that imports nothing of the runtime,
 // and no file past about 400 lines unless its header says why it reads better whole.
-import test from "ava";
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import test from "ava";
 
 const packages = fileURLToPath(new URL("../../packages/", import.meta.url));
 

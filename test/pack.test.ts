@@ -1,12 +1,12 @@
 // The packages as others get them: packed, installed into a project outside the monorepo, type-checked and run.
 // Nothing comes from a registry or the npm cache, so it passes on a machine whose cache is empty.
-import test from "ava";
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import test from "ava";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));

@@ -1,10 +1,10 @@
 // Starting a node, as a newcomer meets it: a server that is not there, credentials it
 // refuses, a node id already in use, a capability nobody registered, and the testing
 // helpers as the README shows them.
-import anyTest from "ava";
-import type { TestFn } from "ava";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
+import anyTest from "ava";
+import type { TestFn } from "ava";
 import { Mesh, MeshError } from "@mesh/runtime";
 import type { CallContext } from "@mesh/runtime";
 import { startNatsServer, startSecureNatsServer } from "@mesh/runtime/testing";

@@ -1,7 +1,7 @@
 // The nats-server launcher that @mesh/runtime/testing exports for users' own tests.
-import test from "ava";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import test from "ava";
 import { connect } from "nats";
 import { startNatsServer } from "@mesh/runtime/testing";
 import { NATS_CONF, eventually } from "./helpers/cluster.js";

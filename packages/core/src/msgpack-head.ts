@@ -50,14 +50,20 @@ export class HeadWriter {
     this.room(5);
     const b = this.buf;
     if (n < 0x80) b[this.pos++] = n;
-    else if (n < 0x100) ((b[this.pos++] = 0xcc), (b[this.pos++] = n));
-    else if (n < 0x10000) ((b[this.pos++] = 0xcd), (b[this.pos++] = n >>> 8), (b[this.pos++] = n & 0xff));
-    else
-      ((b[this.pos++] = 0xce),
-        (b[this.pos++] = n >>> 24),
-        (b[this.pos++] = (n >>> 16) & 0xff),
-        (b[this.pos++] = (n >>> 8) & 0xff),
-        (b[this.pos++] = n & 0xff));
+    else if (n < 0x100) {
+      b[this.pos++] = 0xcc;
+      b[this.pos++] = n;
+    } else if (n < 0x10000) {
+      b[this.pos++] = 0xcd;
+      b[this.pos++] = n >>> 8;
+      b[this.pos++] = n & 0xff;
+    } else {
+      b[this.pos++] = 0xce;
+      b[this.pos++] = n >>> 24;
+      b[this.pos++] = (n >>> 16) & 0xff;
+      b[this.pos++] = (n >>> 8) & 0xff;
+      b[this.pos++] = n & 0xff;
+    }
   }
 
   /**
@@ -94,14 +100,20 @@ export class HeadWriter {
     const fits = len < 32 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5;
     if (fits !== head) b.copyWithin(start + fits, start + head, start + head + len);
     if (fits === 1) b[start] = 0xa0 | len;
-    else if (fits === 2) ((b[start] = 0xd9), (b[start + 1] = len));
-    else if (fits === 3) ((b[start] = 0xda), (b[start + 1] = len >>> 8), (b[start + 2] = len & 0xff));
-    else
-      ((b[start] = 0xdb),
-        (b[start + 1] = len >>> 24),
-        (b[start + 2] = (len >>> 16) & 0xff),
-        (b[start + 3] = (len >>> 8) & 0xff),
-        (b[start + 4] = len & 0xff));
+    else if (fits === 2) {
+      b[start] = 0xd9;
+      b[start + 1] = len;
+    } else if (fits === 3) {
+      b[start] = 0xda;
+      b[start + 1] = len >>> 8;
+      b[start + 2] = len & 0xff;
+    } else {
+      b[start] = 0xdb;
+      b[start + 1] = len >>> 24;
+      b[start + 2] = (len >>> 16) & 0xff;
+      b[start + 3] = (len >>> 8) & 0xff;
+      b[start + 4] = len & 0xff;
+    }
     this.pos = start + fits + len;
   }
 
@@ -187,10 +199,16 @@ export class HeadReader {
     if (t === undefined) return undefined;
     let len: number;
     let start: number;
-    if ((t & 0xe0) === 0xa0) ((len = t & 0x1f), (start = this.pos + 1));
-    else if (t === 0xd9 && this.pos + 1 < b.length) ((len = b[this.pos + 1]!), (start = this.pos + 2));
-    else if (t === 0xda && this.pos + 2 < b.length) ((len = (b[this.pos + 1]! << 8) | b[this.pos + 2]!), (start = this.pos + 3));
-    else return undefined;
+    if ((t & 0xe0) === 0xa0) {
+      len = t & 0x1f;
+      start = this.pos + 1;
+    } else if (t === 0xd9 && this.pos + 1 < b.length) {
+      len = b[this.pos + 1]!;
+      start = this.pos + 2;
+    } else if (t === 0xda && this.pos + 2 < b.length) {
+      len = (b[this.pos + 1]! << 8) | b[this.pos + 2]!;
+      start = this.pos + 3;
+    } else return undefined;
     const end = start + len;
     if (end > b.length) return undefined;
     this.pos = end;

@@ -70,8 +70,13 @@ function object(w: HeadWriter, v: object, depth: number): void {
     const n = v.length;
     if (n > 0 && depth === MAX_DEPTH) throw REFUSED;
     if (n < 16) w.byte(0x90 | n);
-    else if (n < 0x10000) (w.byte(0xdc), w.u16(n));
-    else (w.byte(0xdd), w.u32(n));
+    else if (n < 0x10000) {
+      w.byte(0xdc);
+      w.u16(n);
+    } else {
+      w.byte(0xdd);
+      w.u32(n);
+    }
     for (let i = 0; i < n; i++) write(w, v[i], depth + 1);
     return;
   }
@@ -93,8 +98,13 @@ function map(w: HeadWriter, v: Record<string, unknown>, depth: number): void {
     n = 0;
     for (const key of keys) if (v[key] !== undefined) n++;
     if (n < 16) w.byte(0x80 | n);
-    else if (n < 0x10000) (w.byte(0xde), w.u16(n));
-    else (w.byte(0xdf), w.u32(n));
+    else if (n < 0x10000) {
+      w.byte(0xde);
+      w.u16(n);
+    } else {
+      w.byte(0xdf);
+      w.u32(n);
+    }
   }
   let written = 0;
   for (const key of keys) {
@@ -117,17 +127,37 @@ function number(w: HeadWriter, x: number): void {
   if (Number.isSafeInteger(x)) {
     if (x >= 0) {
       if (x < 0x80) w.byte(x);
-      else if (x < 0x100) (w.byte(0xcc), w.byte(x));
-      else if (x < 0x10000) (w.byte(0xcd), w.u16(x));
-      else if (x < 0x100000000) (w.byte(0xce), w.u32(x));
-      else (w.byte(0xcf), w.u32(Math.floor(x / 0x100000000)), w.u32(x >>> 0));
+      else if (x < 0x100) {
+        w.byte(0xcc);
+        w.byte(x);
+      } else if (x < 0x10000) {
+        w.byte(0xcd);
+        w.u16(x);
+      } else if (x < 0x100000000) {
+        w.byte(0xce);
+        w.u32(x);
+      } else {
+        w.byte(0xcf);
+        w.u32(Math.floor(x / 0x100000000));
+        w.u32(x >>> 0);
+      }
       return;
     }
     if (x >= -0x20) w.byte(0xe0 | (x + 0x20));
-    else if (x >= -0x80) (w.byte(0xd0), w.byte(x & 0xff));
-    else if (x >= -0x8000) (w.byte(0xd1), w.u16(x & 0xffff));
-    else if (x >= -0x80000000) (w.byte(0xd2), w.u32(x >>> 0));
-    else (w.byte(0xd3), w.u32(Math.floor(x / 0x100000000) >>> 0), w.u32(x >>> 0));
+    else if (x >= -0x80) {
+      w.byte(0xd0);
+      w.byte(x & 0xff);
+    } else if (x >= -0x8000) {
+      w.byte(0xd1);
+      w.u16(x & 0xffff);
+    } else if (x >= -0x80000000) {
+      w.byte(0xd2);
+      w.u32(x >>> 0);
+    } else {
+      w.byte(0xd3);
+      w.u32(Math.floor(x / 0x100000000) >>> 0);
+      w.u32(x >>> 0);
+    }
     return;
   }
   w.room(9);
@@ -138,8 +168,15 @@ function number(w: HeadWriter, x: number): void {
 
 function binary(w: HeadWriter, v: Uint8Array): void {
   const n = v.byteLength;
-  if (n < 0x100) (w.byte(0xc4), w.byte(n));
-  else if (n < 0x10000) (w.byte(0xc5), w.u16(n));
-  else (w.byte(0xc6), w.u32(n));
+  if (n < 0x100) {
+    w.byte(0xc4);
+    w.byte(n);
+  } else if (n < 0x10000) {
+    w.byte(0xc5);
+    w.u16(n);
+  } else {
+    w.byte(0xc6);
+    w.u32(n);
+  }
   w.raw(v);
 }

@@ -355,7 +355,7 @@ export class Mesh {
       // Whatever failed above, the node lets go of everything: a connection left open would
       // reconnect for ever once its server is gone. drain() cannot finish while the server is
       // unreachable: close in any case.
-      this.#reminders?.stop();
+      void this.#reminders?.stop();
       await settleWithin(this.#nc.drain(), this.#o.drainTimeoutMs);
       if (!this.#nc.isClosed()) await this.#nc.close();
       await this.#prometheus?.close();

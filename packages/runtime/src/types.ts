@@ -238,6 +238,7 @@ export type CallReply<A> = A extends { handleCall(...args: any[]): infer R } ? A
 /** The payload a cast to actor `A` takes: handleCast's, else handleCall's. */
 export type CastPayload<A> = A extends { handleCast(payload: infer P, ...rest: any[]): unknown } ? P : CallPayload<A>;
 
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- only its type is used, as a unique marker
 declare const inferred: unique symbol;
 /** The default of `mesh.call`'s reply type parameter: "infer it from the class". */
 export type Inferred = typeof inferred;

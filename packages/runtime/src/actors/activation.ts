@@ -4,11 +4,24 @@ import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Scheduled } from "../timers/scheduler.js";
-import { ActorRef } from "./ref.js";
 import { tracing, within } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
-import { publishHeaders, turnContext } from "./turn-spans.js";
 import type { OutMessage } from "../state/record.js";
+import type { NodeMetrics } from "../operations/metrics.js";
+import type {
+  Actor,
+  ActorClass,
+  CallContext,
+  CallResult,
+  DeactivateReason,
+  MeshRequest,
+  RefOptions,
+  RemindOptions,
+  ReplyTo,
+  TimerOptions,
+} from "../types.js";
+import { publishHeaders, turnContext } from "./turn-spans.js";
+import { ActorRef } from "./ref.js";
 
 /** What waits in all of a node's mailboxes: letters, and bytes of those that came from the wire. */
 export interface MailboxLoad {
@@ -37,19 +50,6 @@ export interface ActorEvents {
   applied: Map<string, number> | undefined;
   outbox: OutMessage[] | undefined;
 }
-import type { NodeMetrics } from "../operations/metrics.js";
-import type {
-  Actor,
-  ActorClass,
-  CallContext,
-  CallResult,
-  DeactivateReason,
-  MeshRequest,
-  RefOptions,
-  RemindOptions,
-  ReplyTo,
-  TimerOptions,
-} from "../types.js";
 
 /**
  * A ReplyTo that settles a promise with a CallResult: the caller is in this

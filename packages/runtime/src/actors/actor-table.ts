@@ -5,10 +5,10 @@
 // capability it was reached through. Every message looks its actor up here:
 // a Map per type, then per capability, then per id, with no key to build.
 import { MeshError } from "@mesh/core";
+import type { ActorClass } from "../types.js";
 import { actorTypeOf, boundCapabilities } from "./actor.js";
 import type { Activation } from "./activation.js";
 import type { SweptType } from "./passivation.js";
-import type { ActorClass } from "../types.js";
 
 /** What a durable actor that sets no idleTimeoutMs gets: it loses nothing by leaving memory. */
 export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;

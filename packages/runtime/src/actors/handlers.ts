@@ -1,8 +1,8 @@
 // Which handler a letter's turn runs: handleCall, handleCast, handleTimer,
 // handleReminder or handleEvent (an event the actor applied already runs
 // nothing). Imports: the actors room and the bottom floor.
-import type { Activation, Letter } from "./activation.js";
 import type { ReminderInfo, StreamEvent } from "../types.js";
+import type { Activation, Letter } from "./activation.js";
 
 /** An event turn that found its event applied already. */
 export const SKIPPED = Symbol("skipped");

@@ -6,23 +6,23 @@
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { activationFailed, wrongCapability } from "./actor.js";
-import { ActorTable } from "./actor-table.js";
-import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./activation.js";
-import { Turns, chainKey } from "./turns.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
-import { Passivation } from "./passivation.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
-import type { ContextHost, MailboxLoad } from "./activation.js";
-import type { Lease } from "./lease.js";
 import { remindersOf } from "../timers/reminders.js";
 import type { Reminder, Reminders } from "../timers/reminders.js";
 import type { StateStore } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
 import type { ActorClass, CallResult, DeactivateReason, MeshRequest, ReminderInfo, ReplyTo } from "../types.js";
+import type { Lease } from "./lease.js";
+import type { ContextHost, MailboxLoad } from "./activation.js";
+import { Passivation } from "./passivation.js";
+import { Turns, chainKey } from "./turns.js";
+import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./activation.js";
+import { ActorTable } from "./actor-table.js";
+import { activationFailed, wrongCapability } from "./actor.js";
 
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {

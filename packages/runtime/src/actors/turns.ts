@@ -10,16 +10,16 @@
 import { MeshError } from "@mesh/core";
 import { SlotTable, TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { Letter, PromiseReply, isThenable, replyAcross } from "./activation.js";
-import type { Activation, MailboxLoad } from "./activation.js";
-import type { Lease } from "./lease.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
 import type { OutMessage } from "../state/record.js";
 import type { ActorClass, CallResult, ReminderInfo, StreamEvent } from "../types.js";
+import { tracing } from "../operations/tracing.js";
+import { Letter, PromiseReply, isThenable, replyAcross } from "./activation.js";
+import type { Activation, MailboxLoad } from "./activation.js";
+import type { Lease } from "./lease.js";
 import { SKIPPED, appliedOf, callHandler, runHandler } from "./handlers.js";
 import { tracedLetter, tracedTurn, turnContext } from "./turn-spans.js";
-import { tracing } from "../operations/tracing.js";
 
 /** What running turns asks of the lifecycle of activations. */
 export interface TurnHost {
@@ -178,9 +178,9 @@ export class Turns {
     const mailbox = (act.instance.constructor as ActorClass).maxMailbox ?? max.maxMailbox;
     let why: Overload;
     let what: string;
-    if (act.waiting >= mailbox) (why = "mailbox"), (what = `the mailbox of ${act.pid} holds ${act.waiting} messages, its limit`);
-    else if (load.letters >= max.maxQueuedLetters) (why = "letters"), (what = `node ${act.nodeId} has ${load.letters} messages waiting, its maxQueuedLetters`);
-    else if (load.bytes + letter.bytes > max.maxQueuedBytes) (why = "bytes"), (what = `node ${act.nodeId} has ${load.bytes} bytes of messages waiting, and ${letter.bytes} more would pass its maxQueuedBytes`);
+    if (act.waiting >= mailbox) { why = "mailbox"; what = `the mailbox of ${act.pid} holds ${act.waiting} messages, its limit`; }
+    else if (load.letters >= max.maxQueuedLetters) { why = "letters"; what = `node ${act.nodeId} has ${load.letters} messages waiting, its maxQueuedLetters`; }
+    else if (load.bytes + letter.bytes > max.maxQueuedBytes) { why = "bytes"; what = `node ${act.nodeId} has ${load.bytes} bytes of messages waiting, and ${letter.bytes} more would pass its maxQueuedBytes`; }
     else return undefined;
     this.metrics.overloaded[why]++;
     this.metrics.error("OVERLOADED");

@@ -17,8 +17,8 @@ import {
   tracestateOf,
 } from "../operations/tracing.js";
 import type { Context, Span } from "../operations/tracing.js";
-import type { Routed } from "./remote-call.js";
 import type { MeshRequest, ReplyTo } from "../types.js";
+import type { Routed } from "./remote-call.js";
 
 /** The actor type a request names, as well as it can be read before it is checked. */
 function typeNamed(request: MeshRequest): string {

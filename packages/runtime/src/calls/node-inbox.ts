@@ -7,14 +7,14 @@ import { MeshError, shardFor } from "@mesh/core";
 import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import type { Msg } from "nats";
+import { MeshEvent } from "../events/event.js";
+import type { ReplyTo } from "../types.js";
+import { endSpan, tracing, within } from "../operations/tracing.js";
 import { FrameReply, NatsReply } from "./nats-reply.js";
 import type { Replies } from "./nats-reply.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Routed } from "./remote-call.js";
 import type { NodeParts, Router } from "./router.js";
-import { MeshEvent } from "../events/event.js";
-import type { ReplyTo } from "../types.js";
-import { endSpan, tracing, within } from "../operations/tracing.js";
 import { SpanReply, carry, serveSpan } from "./call-spans.js";
 
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */

@@ -4,8 +4,8 @@ import { Kind, checkId, encodeRequest } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { actorTypeOf, boundCapabilities, wrongCapability } from "../actors/actor.js";
 import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
-import type { Routed } from "./remote-call.js";
 import type { MeshRequest } from "../types.js";
+import type { Routed } from "./remote-call.js";
 
 /** What the routing node itself hosts, for NO_NODES messages that say why. */
 export interface LocalHosting {

@@ -13,15 +13,15 @@ import { PromiseReply } from "../actors/activation.js";
 import type { Activation, Letter } from "../actors/activation.js";
 import type { Supervisor } from "../actors/supervisor.js";
 import type { NodeMetrics } from "../operations/metrics.js";
+import { MeshEvent } from "../events/event.js";
+import { endWhenSettled, tracing, within } from "../operations/tracing.js";
+import type { WireEvent } from "../events/event.js";
+import type { CallResult, MeshRequest, ReplyTo } from "../types.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Rerouter, Routed } from "./remote-call.js";
 import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
-import { MeshEvent } from "../events/event.js";
-import { endWhenSettled, tracing, within } from "../operations/tracing.js";
 import { callSpan, carry, routedUnder } from "./call-spans.js";
-import type { WireEvent } from "../events/event.js";
-import type { CallResult, MeshRequest, ReplyTo } from "../types.js";
 
 /** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
 const MAX_REROUTES = 3;

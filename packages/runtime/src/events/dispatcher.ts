@@ -9,6 +9,7 @@ import { MeshError, shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { JetStreamClient, JetStreamManager, KV, MsgHdrs, NatsConnection } from "nats";
+import type { ReplyTo } from "../types.js";
 import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
@@ -16,7 +17,6 @@ import { Attempt, PendingEvent } from "./delivery.js";
 import { headersOf, noStream } from "./outbox.js";
 import { StreamReader } from "./stream-reader.js";
 import type { Outcomes } from "./delivery.js";
-import type { ReplyTo } from "../types.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
 export interface SubscriptionCounts {
@@ -299,9 +299,13 @@ export class Dispatcher implements Outcomes {
   #nextReady(): PendingEvent {
     const ready = this.#ready;
     const next = ready[this.#readyHead++]!;
-    if (this.#readyHead === ready.length) ((this.#ready = []), (this.#readyHead = 0));
-    else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length)
-      ((this.#ready = ready.slice(this.#readyHead)), (this.#readyHead = 0));
+    if (this.#readyHead === ready.length) {
+      this.#ready = [];
+      this.#readyHead = 0;
+    } else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) {
+      this.#ready = ready.slice(this.#readyHead);
+      this.#readyHead = 0;
+    }
     return next;
   }
 

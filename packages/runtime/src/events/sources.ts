@@ -8,11 +8,11 @@ import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { KV, NatsConnection } from "nats";
 import { openBucket } from "../state/state-store.js";
+import type { ReplyTo } from "../types.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { DispatcherParts, SubscriptionCounts } from "./dispatcher.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
-import type { ReplyTo } from "../types.js";
 
 /** The progress bucket of a cluster: `<prefix>_events`, dots in the prefix becoming "_". */
 function eventsBucket(prefix: string): string {

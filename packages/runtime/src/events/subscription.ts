@@ -3,8 +3,8 @@
 // (the class was checked by actors/actor.ts before).
 import { MeshError, isToken } from "@mesh/core";
 import { checkId } from "@mesh/core/internal";
-import { isFilterSubject, isPublishSubject } from "./event.js";
 import type { ActorClass, EventSubscription } from "../types.js";
+import { isFilterSubject, isPublishSubject } from "./event.js";
 
 /** A subscription, checked, with its defaults. */
 export interface ResolvedSubscription {

@@ -3,21 +3,21 @@
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
-import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
 import { readFileSync } from "node:fs";
+import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
 import { RequestStrategy, connect, credsAuthenticator } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
+import { checkToken } from "@mesh/core/internal";
+import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 import { Mesh } from "../mesh.js";
-import { clusterStats, eventsReport } from "./cluster-stats.js";
 import { StateStore } from "../state/state-store.js";
 import { Reminders, reminderBucket } from "../timers/reminders.js";
 import { decodeState, readRecord } from "../state/group-commit.js";
-import { encodeForget } from "./forget.js";
-import type { Forget } from "./forget.js";
-import { checkToken } from "@mesh/core/internal";
-import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 import type { ActorClass } from "../types.js";
 import { version } from "../version.js";
+import { clusterStats, eventsReport } from "./cluster-stats.js";
+import { encodeForget } from "./forget.js";
+import type { Forget } from "./forget.js";
 
 const COMMON = `Options for every command:
   -s, --server <url>   NATS server URL (default: $NATS_URL, else nats://127.0.0.1:4222)

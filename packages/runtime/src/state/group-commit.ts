@@ -6,11 +6,11 @@
 // once per turn.
 import { MeshError, stateKey } from "@mesh/core";
 import { decodeValue, encodeValue, messageOf } from "@mesh/core/internal";
+import { ROOT_CONTEXT, SpanKind, endSpan, startSpan, tracing } from "../operations/tracing.js";
+import type { Context, Span } from "../operations/tracing.js";
 import type { KeyWriter, StateStore, Stored } from "./state-store.js";
 import { decodeRecord, encodeRecord } from "./record.js";
 import type { OutMessage, StoredRecord } from "./record.js";
-import { ROOT_CONTEXT, SpanKind, endSpan, startSpan, tracing } from "../operations/tracing.js";
-import type { Context, Span } from "../operations/tracing.js";
 
 /** A turn's outcome, held until its commit lands. */
 export interface Held {

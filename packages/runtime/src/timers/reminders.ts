@@ -18,9 +18,9 @@ import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
-import type { Scheduled, Scheduler } from "./scheduler.js";
 import { bindBucket, openBucket } from "../state/state-store.js";
 import type { ReminderInfo, RemindOptions } from "../types.js";
+import type { Scheduled, Scheduler } from "./scheduler.js";
 
 /** A stored reminder. */
 export interface Reminder {

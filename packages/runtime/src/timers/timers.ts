@@ -2,9 +2,9 @@
 // scheduler. A firing is a turn in the actor's mailbox (handleTimer), like a
 // message; timers end with the activation.
 import { MeshError } from "@mesh/core";
-import type { Scheduled, Scheduler } from "./scheduler.js";
 import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
 import type { TimerOptions } from "../types.js";
+import type { Scheduled, Scheduler } from "./scheduler.js";
 
 /** What timers belong to: an activation, as the timers see it (they need nothing else of it). */
 export interface TimerOwner {
