@@ -349,7 +349,7 @@ export class Mesh {
       // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
       await this.#actors.idle(left());
       while (this.#requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
-      await this.#actors.deactivateAll("shutdown", this.#o.drainTimeoutMs);
+      await this.#actors.deactivateAll(this.#o.drainTimeoutMs);
       this.#requests.close(new MeshError("STOPPED", `node ${this.#o.nodeId} stopped before the reply came`));
     } finally {
       // Whatever failed above, the node lets go of everything: a connection left open would

@@ -1,13 +1,11 @@
 import { MeshError } from "@mesh/core";
-import { checkAcross, copyAcross, decodeReply, messageOf, replyError } from "@mesh/core/internal";
+import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import type { Expiring } from "@mesh/core/internal";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Scheduled } from "../timers/scheduler.js";
 import { tracing, within } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
 import type { OutMessage } from "../state/record.js";
-import type { NodeMetrics } from "../operations/metrics.js";
 import type {
   Actor,
   ActorClass,
@@ -17,9 +15,9 @@ import type {
   MeshRequest,
   RefOptions,
   RemindOptions,
-  ReplyTo,
   TimerOptions,
 } from "../types.js";
+import type { Letter } from "./letter.js";
 import { publishHeaders, turnContext } from "./turn-spans.js";
 import { ActorRef } from "./ref.js";
 
@@ -52,113 +50,50 @@ export interface ActorEvents {
 }
 
 /**
- * A ReplyTo that settles a promise with a CallResult: the caller is in this
- * process, so it gets its own copy of the result (BAD_REPLY when the value
- * model refuses it, as on the wire). It also decodes a remote owner's reply envelope.
+ * Why an activation leaves (endings.ts says what each does): a reason its
+ * onDeactivate is told, or "replaced" (the node lost its lease: no onDeactivate).
  */
-export class PromiseReply implements ReplyTo {
-  constructor(
-    readonly resolve: (result: CallResult) => void,
-    readonly reject: (err: Error) => void,
-  ) {}
-  succeed(pid: string, result: unknown, shared = false): void {
-    let copy: unknown;
-    try {
-      copy = replyAcross(pid, result, shared);
-    } catch (err) {
-      return this.reject(err as Error);
-    }
-    this.resolve({ pid, result: copy });
-  }
-  fail(err: Error): void {
-    this.reject(err);
-  }
-  bytes(data: Uint8Array): void {
-    try {
-      const reply = decodeReply(data);
-      if (reply.ok) this.resolve({ pid: reply.pid, result: reply.result });
-      else this.reject(replyError(reply));
-    } catch (err) {
-      this.reject(err as Error);
-    }
-  }
-}
+export type Ending = DeactivateReason | "replaced";
 
-/** Nobody waits for a cast's outcome. */
-export const NO_REPLY: ReplyTo = { succeed() {}, fail() {}, bytes() {} };
+/** Where an activation is in its life; changed only by the transition methods below. */
+export type Phase =
+  /** onActivate (or a durable actor's load) runs: letters wait. */
+  | "starting"
+  /** No turn runs: a letter runs at once. */
+  | "idle"
+  /** A turn runs (or waits for the lease): letters wait. */
+  | "running"
+  /** Out of the actor table, finishing its turn; then it is gone and what waits goes on (endings.ts). */
+  | "leaving"
+  /** Ended: it takes no more turns. */
+  | "gone";
 
-/** Letters made in this process: the last one's id. */
-let lettersMade = 0;
-
-/** A message waiting in a mailbox or running its turn. */
-export class Letter implements Expiring {
-  /** Sequential, wrapping at 2^32: its key while the node watches its deadline (a SlotTable, see slot-table.ts). */
-  readonly id = (lettersMade = (lettersMade + 1) >>> 0);
-  settled = false;
-  /** Its size on the wire, for a call or cast from another node or the ingress (0 from this process). */
-  bytes = 0;
-  /** The span its turn's span goes under (the caller's, or the remote hop's), while tracing is on. */
-  readonly trace: Context | undefined = tracing.on ? tracing.parent : undefined;
-  constructor(
-    readonly cast: boolean,
-    readonly payload: unknown,
-    readonly initArg: unknown,
-    /** `performance.now()` time after which the caller has given up (Infinity for casts). */
-    readonly deadline: number,
-    readonly timeoutMs: number,
-    readonly reply: ReplyTo,
-    private readonly metrics?: NodeMetrics,
-    /** A turn the node gives itself: a timer ("timer", payload: its name), a reminder ("reminder", payload: { name, info }), or a stream event ("event", payload: a MeshEvent). */
-    readonly system?: "timer" | "reminder" | "event",
-    /** Calls between actors: the actors whose turns wait on this call. */
-    readonly chain?: readonly string[],
-  ) {}
-
-  /** A cast's letter (`bytes`: its size, when it came from the wire). */
-  static cast(payload: unknown, initArg: unknown, bytes: number): Letter {
-    const letter = new Letter(true, payload, initArg, Infinity, 0, NO_REPLY);
-    letter.bytes = bytes;
-    return letter;
-  }
-
-  /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
-  expire(): void {
-    if (!this.settled) this.metrics?.error("TIMEOUT");
-    this.fail(new MeshError("TIMEOUT", `no reply within ${this.timeoutMs} ms`));
-  }
-
-  succeed(pid: string, result: unknown, shared?: boolean): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.reply.succeed(pid, result, shared);
-  }
-
-  fail(err: Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.reply.fail(err);
-  }
-}
-
-const DEAD = 1;
-const USED = 2;
-const CLEARING = 4;
+const PHASES: readonly Phase[] = ["idle", "starting", "running", "leaving", "gone"];
+const IDLE = 0;
+const STARTING = 1;
+const RUNNING = 2;
+const LEAVING = 3;
+const GONE = 4;
+/** The phase, in the low three bits of #flags. */
+const PHASE = 7;
+/** Marks beside the phase: a turn ran since the eviction hand passed; the current turn cleared the state. */
+const USED = 8;
+const CLEARING = 16;
 
 /**
- * One live actor instance: its pid, its mailbox, and whether it holds the
- * turn. `busy` is true while a handler (or onActivate) runs; letters that
- * arrive meanwhile wait in the mailbox, in order. It is also the CallContext
- * handlers receive, so an idle actor costs one object besides its own.
+ * One live actor instance: its pid, its mailbox, and its phase (starting,
+ * idle, running, leaving, gone). While it starts or runs a turn, letters that
+ * arrive wait in the mailbox, in order. It is also the CallContext handlers
+ * receive, so an idle actor costs one object besides its own.
  */
 export class Activation implements CallContext {
-  busy = false;
-  /** Why it ends once the current message is done (it is out of the actor table already). */
-  leaving: DeactivateReason | undefined;
+  /** Why it leaves (set once it leaves the actor table); what its onDeactivate is told. */
+  reason: Ending | undefined;
   /** Durable actors: the commits of its state (set once the state is loaded). */
   commits: GroupCommit | undefined;
   /** The passivation tick of its last turn (see also `used`). */
   lastTick = 0;
-  /** `dead`, `used` and `clearing` in one field: 16 bytes less per actor than three (bench: bytes per idle actor). */
+  /** The phase and the marks in one field (bench: bytes per idle actor). */
   #flags = USED;
   /** Its timers by name; undefined while it never set one. */
   timers: Map<string, Scheduled> | undefined;
@@ -188,12 +123,65 @@ export class Activation implements CallContext {
     return this.host.nodeId;
   }
 
-  /** It ended: it takes no more turns. */
-  get dead(): boolean {
-    return (this.#flags & DEAD) !== 0;
+  /** Where it is in its life. */
+  get phase(): Phase {
+    return PHASES[this.#flags & PHASE]!;
   }
-  set dead(on: boolean) {
-    this.#flags = on ? this.#flags | DEAD : this.#flags & ~DEAD;
+
+  /** It holds the turn (starting, running, or leaving once its turn ends): a letter that arrives waits. */
+  get busy(): boolean {
+    const phase = this.#flags & PHASE;
+    return phase === RUNNING || phase === STARTING || phase === LEAVING;
+  }
+
+  /** It left the actor table and ends once its turn does. */
+  get leaving(): boolean {
+    return (this.#flags & PHASE) === LEAVING;
+  }
+
+  /** It ended: it takes no more turns. */
+  get gone(): boolean {
+    return (this.#flags & PHASE) === GONE;
+  }
+
+  /** idle → starting: onActivate or a durable load runs before any turn. */
+  starts(): void {
+    this.#to(STARTING, 1 << IDLE);
+  }
+
+  /** idle, starting or running → running: a turn starts (or waits for the lease at the head of the mailbox). */
+  runs(): void {
+    this.#to(RUNNING, (1 << IDLE) | (1 << STARTING) | (1 << RUNNING));
+  }
+
+  /** starting or running → idle: nothing waits. */
+  rests(): void {
+    this.#to(IDLE, (1 << STARTING) | (1 << RUNNING));
+  }
+
+  /**
+   * → leaving, for `reason` (it is out of the actor table now). A reason
+   * given again replaces the first, except "replaced", which stays: the node
+   * lost its lease, so no onDeactivate runs. Returns true when it still
+   * holds a turn (it goes once that ends), false when it can go now.
+   */
+  leaves(reason: Ending): boolean {
+    if (this.reason !== "replaced") this.reason = reason;
+    const phase = this.#flags & PHASE;
+    if (phase === GONE || phase === LEAVING) return phase === LEAVING;
+    this.#to(LEAVING, (1 << IDLE) | (1 << STARTING) | (1 << RUNNING));
+    return phase !== IDLE;
+  }
+
+  /** → gone, from any phase (again: nothing). */
+  ends(): void {
+    this.#flags = (this.#flags & ~PHASE) | GONE;
+  }
+
+  #to(phase: number, from: number): void {
+    const now = this.#flags & PHASE;
+    if ((from & (1 << now)) === 0) throw new MeshError("INTERNAL", `${this.pid}: no transition from ${PHASES[now]} to ${PHASES[phase]}`);
+    this.#flags = (this.#flags & ~PHASE) | phase;
   }
 
   /** A turn ran since the eviction hand passed (passivation.ts). */
@@ -316,24 +304,6 @@ export class Activation implements CallContext {
     load.letters += sign;
     load.bytes += sign * letter.bytes;
   }
-}
-
-/**
- * A payload or initArg from a caller in this process, as the actor gets it:
- * its own copy (or, for a class that shares values, the value once checked).
- * `initArg` undefined or null stays undefined. Throws BAD_REQUEST.
- */
-export function incomingAcross(shared: boolean, value: unknown, what: "payload" | "initArg"): unknown {
-  if (what === "initArg" && (value === undefined || value === null)) return undefined;
-  return shared ? checkAcross(value, "BAD_REQUEST", what) : copyAcross(value, "BAD_REQUEST", what);
-}
-
-/**
- * What a caller in this process receives as a reply: its own copy, or, for a
- * class that shares values, the value itself once checked. Throws BAD_REPLY.
- */
-export function replyAcross(pid: string, result: unknown, shared: boolean): unknown {
-  return shared ? checkAcross(result, "BAD_REPLY", `the reply of ${pid}`) : copyAcross(result, "BAD_REPLY", `the reply of ${pid}`);
 }
 
 /** A call or cast a turn makes while tracing is on: its span goes under the turn's (turn-spans.ts). */

@@ -1,8 +1,11 @@
-// Which handler a letter's turn runs: handleCall, handleCast, handleTimer,
-// handleReminder or handleEvent (an event the actor applied already runs
-// nothing). Imports: the actors room and the bottom floor.
-import type { ReminderInfo, StreamEvent } from "../types.js";
-import type { Activation, Letter } from "./activation.js";
+// Which handler a letter's turn runs, one entry per kind of turn
+// (turn-kind.ts): handleCall, handleCast, handleTimer, handleReminder or
+// handleEvent (an event the actor applied already runs nothing). Imports: the
+// actors room and the bottom floor.
+import type { StreamEvent } from "../types.js";
+import type { Activation } from "./activation.js";
+import type { Letter, ReminderTurn } from "./letter.js";
+import type { TurnKindName } from "./turn-kind.js";
 
 /** An event turn that found its event applied already. */
 export const SKIPPED = Symbol("skipped");
@@ -18,26 +21,27 @@ export function callHandler(act: Activation, payload: unknown): unknown {
   return act.instance.handleCall(payload, act);
 }
 
-/** Runs the handler `letter` is for and returns what it returned (SKIPPED: an event applied before). Throws what the handler throws. */
-export function runHandler(act: Activation, letter: Letter): unknown {
-  if (letter.system === "reminder") {
-    const { name, info } = letter.payload as { name: string; info: ReminderInfo };
+/** The handler of each kind of turn: what it returned (SKIPPED: an event applied before). Throws what the handler throws. */
+const HANDLERS: { readonly [N in TurnKindName]: (act: Activation, letter: Letter) => unknown } = {
+  call: (act, letter) => act.instance.handleCall(letter.payload, act),
+  cast: (act, letter) => (act.instance.handleCast ?? act.instance.handleCall).call(act.instance, letter.payload, act),
+  timer: (act, letter) => act.instance.handleTimer!(letter.payload as string, act),
+  reminder: (act, letter) => {
+    const { name, info } = letter.payload as ReminderTurn;
     if (typeof act.instance.handleReminder !== "function")
       throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
     return act.instance.handleReminder(name, info, act);
-  }
-  if (letter.system === "event") {
+  },
+  event: (act, letter) => {
     const event = letter.payload as StreamEvent;
     // Applied already (a redelivery): answered false, once what applied it is stored.
     if (event.seq <= (appliedOf(act).get(event.subscription) ?? 0)) return SKIPPED;
     if (typeof act.instance.handleEvent !== "function") throw new Error(`${act.actorType} has no handleEvent method`);
     return act.instance.handleEvent(event, act);
-  }
-  const handle =
-    letter.system === "timer"
-      ? act.instance.handleTimer!
-      : letter.cast
-        ? (act.instance.handleCast ?? act.instance.handleCall)
-        : act.instance.handleCall;
-  return handle.call(act.instance, letter.payload, act);
+  },
+};
+
+/** Runs the handler `letter` is for and returns what it returned (SKIPPED: an event applied before). Throws what the handler throws. */
+export function runHandler(act: Activation, letter: Letter): unknown {
+  return HANDLERS[letter.kind.name](act, letter);
 }

@@ -21,7 +21,7 @@ const MIN_TICK_MS = 10;
 
 /** True when an actor can leave without anyone waiting on it: no turn, no letter, no commit. */
 export function isIdle(act: Activation): boolean {
-  return !act.busy && act.waiting === 0 && !act.commits?.busy && act.leaving === undefined;
+  return !act.busy && act.waiting === 0 && !act.commits?.busy;
 }
 
 export class Passivation {

@@ -1,7 +1,7 @@
-// The lifecycle of a node's activations: which activation a message goes to
-// (activating it on first use: construct, load a durable state, onActivate),
-// and how activations end: passivation, eviction, rebalancing, an operator's
-// forget, a crash, the node's stop. Running the turns themselves is turns.ts.
+// The lifecycle of a node's activations: which activation a letter goes to
+// (activating it on first use: construct, load a durable state, onActivate,
+// with the activation "starting" meanwhile). How activations end is
+// endings.ts (one way per reason); running the turns themselves is turns.ts.
 // Imports: the actors room, state and timers, and the bottom floor.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
@@ -15,12 +15,15 @@ import type { Reminder, Reminders } from "../timers/reminders.js";
 import type { StateStore } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
-import type { ActorClass, CallResult, DeactivateReason, MeshRequest, ReminderInfo, ReplyTo } from "../types.js";
+import type { ActorClass, CallResult, MeshRequest, ReminderInfo } from "../types.js";
 import type { Lease } from "./lease.js";
 import type { ContextHost, MailboxLoad } from "./activation.js";
 import { Passivation } from "./passivation.js";
 import { Turns, chainKey } from "./turns.js";
-import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./activation.js";
+import { Activation, isThenable } from "./activation.js";
+import { Endings } from "./endings.js";
+import { Letter, incomingAcross } from "./letter.js";
+import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
 
@@ -69,9 +72,10 @@ export class Supervisor {
   readonly #table: ActorTable;
   readonly #passivation: Passivation;
   readonly #turns: Turns;
+  readonly #endings: Endings;
   /** The node's one clock for timers (and reminders). */
   readonly scheduler = new Scheduler();
-  readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#system(act, name));
+  readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#timer(act, name));
   /** What handlers reach through their ctx: one object for every activation of the node. */
   readonly #host: ContextHost = {
     nodeId: "", // the constructor's
@@ -80,44 +84,38 @@ export class Supervisor {
     clearTimer: (act, name) => this.#timers.clear(act, name),
     call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act)]),
     cast: (_act, request) => this.o.outbound.cast(request), // casts never wait, so they carry no chain
-    remind: (act, name, options) => remindersOf(act, this.o.reminders(), "handleReminder").set(act.capability, act.actorType, act.id, name, options),
+    remind: (act, name, options) =>
+      remindersOf(act, this.o.reminders(), "handleReminder").set(act.capability, act.actorType, act.id, name, options),
     forget: (act, name) => remindersOf(act, this.o.reminders()).forget(act.capability, act.actorType, act.id, name),
     outgoing: (subject, data, headers) => outgoing(subject, data, headers, this.o.maxPayload),
   };
-
-  /**
-   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info); resolves
-   * once the turn (and a durable actor's commit) is done, rejects when it failed or took longer than `timeoutMs`.
-   */
-  reminderTurn(r: Reminder, shard: number, info: ReminderInfo, timeoutMs: number): Promise<void> {
-    const act = this.#activation(r.capability, r.actorType, r.id, shard, undefined);
-    if (act instanceof MeshError) return Promise.reject(act);
-    return this.#turns.reminder(act, r.name, info, timeoutMs);
-  }
-
   #incarnation = 0;
   #idle: (() => void) | undefined;
   readonly #log: Logger;
   readonly #metrics: NodeMetrics;
-  /** Activations dropped by dropAll: they leave without onDeactivate. */
-  readonly #replaced = new WeakSet<Activation>();
 
   constructor(private readonly o: SupervisorOptions) {
     this.nodeId = this.#host.nodeId = o.nodeId;
     this.#log = o.log;
     this.#metrics = o.metrics;
     this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
-    if (o.store === undefined && this.#table.types.some((t) => t.durable)) throw new MeshError("INTERNAL", "durable actor types need a state store");
-    this.#passivation = new Passivation(this.#table.slots, this.#table.types.map((t) => t.idleTimeoutMs), o.maxActors, (act, reason) => this.#end(act, reason));
+    if (o.store === undefined && this.#table.types.some((t) => t.durable))
+      throw new MeshError("INTERNAL", "durable actor types need a state store");
+    this.#passivation = new Passivation(
+      this.#table.slots,
+      this.#table.types.map((t) => t.idleTimeoutMs),
+      o.maxActors,
+      (act, reason) => this.#endings.leave(act, reason),
+    );
     const passivation = this.#passivation;
     this.#turns = new Turns(
       {
         get tick() {
           return passivation.tick;
         },
-        abandon: (act) => this.#abandon(act),
-        leave: (act) => this.#leave(act),
-        cleared: (act) => this.#end(act, "cleared"),
+        abandon: (act) => this.#endings.crashed(act),
+        leave: (act) => this.#endings.gone(act),
+        cleared: (act) => this.#endings.leave(act, "cleared"),
         checkIdle: () => this.#checkIdle(),
         publish: (out) => o.publisher.publish(o.publisher.name(out)),
       },
@@ -126,12 +124,34 @@ export class Supervisor {
       o.lease,
       { ...o.limits, load: this.load },
     );
+    this.#endings = new Endings({
+      table: this.#table,
+      timers: this.#timers,
+      turns: this.#turns,
+      log: o.log,
+      metrics: o.metrics,
+      deactivateTimeoutMs: o.deactivateTimeoutMs,
+      handover: o.handover,
+      fresh: (act, letter) => this.#fresh(act, letter),
+      checkIdle: () => this.#checkIdle(),
+    });
+  }
+
+  /**
+   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info); resolves
+   * once the turn (and a durable actor's commit) is done, rejects when it failed or took longer than `timeoutMs`.
+   */
+  reminderTurn(r: Reminder, shard: number, info: ReminderInfo, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const reply = { succeed: () => resolve(), fail: reject, bytes: () => resolve() };
+      const to = { capability: r.capability, actorType: r.actorType, id: r.id, shard };
+      this.deliver(to, Letter.reminder({ turn: { name: r.name, info }, timeoutMs, reply, metrics: this.#metrics }));
+    });
   }
 
   /** Another node may have served this node's actors (lease.ts): all go, without onDeactivate; what waits goes to the owner. */
   dropAll(): number {
-    for (const act of this.#table.all()) this.#replaced.add(act);
-    return this.rebalance(() => false);
+    return this.#endings.rebalance(() => false, "replaced");
   }
 
   /** The lease holds again: turns that waited for it run. */
@@ -165,58 +185,60 @@ export class Supervisor {
   }
 
   /**
-   * Calls actor (`actorType`, `id`) for a caller in this process, activating it first if needed; each side gets
+   * Calls the actor at `to` for a caller in this process, activating it first if needed; each side gets
    * its own copy of the values. Rejects with BAD_REQUEST, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED,
    * BAD_REPLY, OVERLOADED or TIMEOUT (after `timeoutMs`).
    */
-  call(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
+  call(to: Address, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
     try {
-      payload = this.incoming(actorType, payload, "payload");
-      initArg = this.incoming(actorType, initArg, "initArg");
+      payload = this.incoming(to.actorType, payload, "payload");
+      initArg = this.incoming(to.actorType, initArg, "initArg");
     } catch (err) {
       return Promise.reject(err);
     }
-    const act = this.#activation(capability, actorType, id, shard, initArg);
+    const act = this.#activation(to, initArg);
     if (act instanceof MeshError) return Promise.reject(act);
     return this.#turns.call(act, payload, initArg, timeoutMs, chain);
   }
 
-  /** `call` for a remote caller (`bytes`: its size on the wire) or a stream event (`system`): the outcome goes to `reply`. */
-  deliver(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, timeoutMs: number, reply: ReplyTo, chain?: readonly string[], bytes = 0, system?: "event"): void {
-    const act = this.#activation(capability, actorType, id, shard, initArg);
-    if (act instanceof MeshError) return reply.fail(act);
-    // Watched for its deadline only if it has to wait: a handler that answers at once needs no timer.
-    const letter = new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, reply, this.#metrics, system, chain);
-    letter.bytes = bytes;
-    this.#turns.deliver(act, letter);
+  /**
+   * Delivers a letter of any kind to the actor at `to`, activating it first if needed. When the actor cannot
+   * be started (UNKNOWN_ACTOR_TYPE, WRONG_CAPABILITY, ACTIVATION_FAILED) or the letter would wait past a limit
+   * (OVERLOADED), the letter's caller gets the error, and it is returned (for a cast, the only report).
+   */
+  deliver(to: Address, letter: Letter): MeshError | undefined {
+    const act = this.#activation(to, letter.initArg);
+    if (act instanceof MeshError) {
+      if (letter.kind.caller) letter.fail(act);
+      return act;
+    }
+    return this.#turns.deliver(act, letter);
   }
 
   /**
    * Delivers a cast (`bytes`: its size on the wire, 0 from this process). Throws UNKNOWN_ACTOR_TYPE or
    * ACTIVATION_FAILED when the actor cannot be started, OVERLOADED when it would wait past a limit.
    */
-  cast(capability: string, actorType: string, id: string, shard: number, payload: unknown, initArg: unknown, bytes = 0): void {
-    const act = this.#activation(capability, actorType, id, shard, initArg);
-    if (act instanceof MeshError) throw act;
-    const refused = this.#turns.post(act, Letter.cast(payload, initArg, bytes));
+  cast(to: Address, payload: unknown, initArg: unknown, bytes = 0): void {
+    const refused = this.deliver(to, Letter.cast({ payload, initArg, bytes }));
     if (refused !== undefined) throw refused;
   }
 
-  /** A turn the node gives an actor itself (a timer's): into its mailbox, like a cast nobody waits for. */
-  #system(act: Activation, name: string): void {
-    if (act.dead) return;
-    this.#turns.post(act, new Letter(true, name, undefined, Infinity, 0, NO_REPLY, undefined, "timer"));
+  /** A timer of `act` fired: its turn goes into the mailbox, unless the activation is gone. */
+  #timer(act: Activation, name: string): void {
+    if (!act.gone) this.#turns.post(act, Letter.timer(name));
   }
 
-  /** The view changed: every activation whose shard `owns` says this node lost leaves after its current message (#end). */
+  /** A letter of a crashed activation, into the mailbox of a fresh one. */
+  #fresh(act: Activation, letter: Letter): void {
+    const refused = this.deliver(act, letter);
+    if (refused !== undefined && !letter.kind.caller)
+      this.#log.warn({ actorType: act.actorType, id: act.id, err: messageOf(refused) }, `mesh: ${letter.kind.name} lost`);
+  }
+
+  /** The view changed: every activation whose shard `owns` says this node lost leaves after its current message. */
   rebalance(owns: (capability: string, shard: number) => boolean): number {
-    let moved = 0;
-    for (const act of this.#table.all()) {
-      if (owns(act.capability, act.shard)) continue;
-      this.#end(act, "rebalance");
-      moved++;
-    }
-    return moved;
+    return this.#endings.rebalance(owns, "rebalance");
   }
 
   /**
@@ -226,39 +248,8 @@ export class Supervisor {
    */
   forget(capability: string, actorType: string, id: string): boolean {
     const act = this.#table.get(capability, actorType, id);
-    if (act !== undefined) this.#end(act, "cleared");
+    if (act !== undefined) this.#endings.leave(act, "cleared");
     return act !== undefined;
-  }
-
-  /**
-   * Ends an activation that did not crash: it leaves the actor table at once
-   * (new messages for it start a new activation, here or on its new owner),
-   * and once its current message is done, `#leave` hands on what waits.
-   */
-  #end(act: Activation, reason: DeactivateReason): void {
-    this.#table.remove(act);
-    act.leaving = reason;
-    if (!act.busy) this.#leave(act);
-  }
-
-  /**
-   * An activation that left (see #end) goes: once its commits have landed,
-   * its waiting letters go to the `handover` (its owner now, maybe this node,
-   * where a new activation reads what was committed), and its onDeactivate runs.
-   */
-  #leave(act: Activation, deactivate = true): void {
-    act.dead = true;
-    this.#timers.end(act);
-    const letters = act.drain();
-    const handOn = () => {
-      const waiting = letters.filter((l) => !l.settled);
-      for (const letter of waiting) this.#turns.take(letter);
-      if (waiting.length > 0) this.o.handover(act, waiting);
-      this.#checkIdle();
-    };
-    if (act.commits?.busy) void act.commits.idle().then(handOn);
-    else handOn();
-    if (deactivate && !this.#replaced.has(act)) void this.#deactivate(act, act.leaving ?? "rebalance", this.o.deactivateTimeoutMs);
   }
 
   /** Resolves once no handler runs, no mailbox holds a letter and no commit is pending, or after `timeoutMs`. */
@@ -274,32 +265,26 @@ export class Supervisor {
   }
 
   /** Ends every activation: runs its onDeactivate (each bounded by `timeoutMs`), then forgets it. */
-  async deactivateAll(reason: DeactivateReason, timeoutMs: number): Promise<void> {
+  async deactivateAll(timeoutMs: number): Promise<void> {
     this.#passivation.stop();
     this.scheduler.stop();
-    const all = this.#table.clear();
-    this.#turns.failAll(new MeshError("STOPPED", "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)"));
-    await Promise.all(all.map((act) => this.#deactivate(act, reason, timeoutMs)));
-  }
-
-  /** Ends an activation without a crash: counts a passivation or eviction, then runs its onDeactivate. */
-  async #deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number): Promise<void> {
-    act.dead = true;
-    if (reason === "idle") this.#metrics.passivations++;
-    else if (reason === "evicted") this.#metrics.evictions++;
-    await act.deactivate(reason, timeoutMs, this.#log);
+    await this.#endings.shutdown(timeoutMs);
   }
 
   /**
-   * The live activation of (`capability`, `actorType`, `id`), activating it
-   * if there is none. A type bound to other capabilities is WRONG_CAPABILITY,
-   * before anything is looked up or activated.
+   * The live activation of the actor at `to`, activating it if there is none.
+   * A type bound to other capabilities is WRONG_CAPABILITY, before anything
+   * is looked up or activated.
    */
-  #activation(capability: string, actorType: string, id: string, shard: number, initArg: unknown): Activation | MeshError {
+  #activation(to: Address, initArg: unknown): Activation | MeshError {
+    const { capability, actorType, id } = to;
     const type = this.#table.type(actorType);
     if (type === undefined) {
       this.#metrics.error("UNKNOWN_ACTOR_TYPE");
-      return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`);
+      return new MeshError(
+        "UNKNOWN_ACTOR_TYPE",
+        `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`,
+      );
     }
     if (type.capabilities !== undefined && !type.capabilities.includes(capability)) {
       this.#metrics.error("WRONG_CAPABILITY");
@@ -313,13 +298,16 @@ export class Supervisor {
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
-      act = new Activation(new type.cls(id, initArg), capability, actorType, id, shard, incarnation, this.#host);
+      act = new Activation(new type.cls(id, initArg), capability, actorType, id, to.shard, incarnation, this.#host);
     } catch (err) {
       return activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err, false, this.#metrics, this.#log);
     }
     act.lastTick = this.#passivation.tick;
     if (type.durable) {
-      this.#starting(act, this.#load(act).then(() => act.instance.onActivate?.()));
+      this.#starting(
+        act,
+        this.#load(act).then(() => act.instance.onActivate?.()),
+      );
     } else if (typeof act.instance.onActivate === "function") {
       let out: unknown;
       try {
@@ -335,74 +323,32 @@ export class Supervisor {
     return act;
   }
 
-  /** The activation holds the turn while `starting` runs; letters that arrive meanwhile wait. If it fails, they fail too. */
+  /** The activation starts while `starting` runs; letters that arrive meanwhile wait. If it fails, they fail too. */
   #starting(act: Activation, starting: Promise<unknown>): void {
-    act.busy = true;
-    this.#turns.running++;
-    starting.then(
-      () => {
-        this.#turns.running--;
-        this.#turns.next(act);
-      },
-      (err: unknown) => {
-        this.#turns.running--;
-        act.dead = true;
-        this.#timers.end(act);
-        this.#table.remove(act);
-        const failure = activationFailed(act.pid, err, true, this.#metrics, this.#log);
-        for (const letter of act.drain()) this.#turns.settle(letter, failure);
-        this.#checkIdle();
-      },
-    );
+    this.#turns.start(act, starting, (err) => this.#endings.failed(act, err));
   }
 
   /** Reads a durable actor's stored state into its instance and sets up its commits. */
   async #load(act: Activation): Promise<void> {
     const m = this.#metrics;
-    act.commits = await loadState(this.o.store!, act.capability, act.actorType, act.id, act.instance, {
-      committed: (ms) => void (m.stateCommits++, m.commitLatency.observe(ms)),
-      failed: (err) => {
-        if (err.code === "STATE_CONFLICT") m.stateConflicts++;
-        this.#log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
-        this.#abandon(act);
+    act.commits = await loadState(
+      this.o.store!,
+      act.capability,
+      act.actorType,
+      act.id,
+      act.instance,
+      {
+        committed: (ms) => void (m.stateCommits++, m.commitLatency.observe(ms)),
+        failed: (err) => {
+          if (err.code === "STATE_CONFLICT") m.stateConflicts++;
+          this.#log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
+          this.#endings.crashed(act);
+        },
+        settled: () => this.#turns.committed(act.commits!),
       },
-      settled: () => this.#turns.committed(act.commits!),
-    }, this.o.publisher);
+      this.o.publisher,
+    );
     m.stateLoads++;
-  }
-
-  /**
-   * An activation cannot go on (it crashed, or its state could not be
-   * stored): it gets no onDeactivate, and what waits in its mailbox goes on,
-   * to its new owner if it was leaving, else to a fresh activation here.
-   */
-  #abandon(act: Activation): void {
-    if (act.dead) return;
-    if (act.leaving !== undefined) this.#leave(act, false);
-    else this.#drop(act);
-  }
-
-  /** Drops an activation so the next message starts a fresh one, and hands the letters still queued to that fresh activation. */
-  #drop(act: Activation): void {
-    act.dead = true;
-    this.#timers.end(act);
-    this.#table.remove(act);
-    const queued = act.drain();
-    for (const letter of queued) {
-      if (letter.settled) continue;
-      this.#turns.take(letter);
-      if (letter.cast) this.#redeliverCast(act, letter);
-      else this.deliver(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg, letter.deadline - performance.now(), letter.reply, undefined, 0, letter.system === "event" ? "event" : undefined);
-    }
-    this.#checkIdle();
-  }
-
-  #redeliverCast(act: Activation, letter: Letter): void {
-    try {
-      this.cast(act.capability, act.actorType, act.id, act.shard, letter.payload, letter.initArg);
-    } catch (err) {
-      this.#log.warn({ actorType: act.actorType, id: act.id, err: messageOf(err) }, "mesh: cast lost");
-    }
   }
 
   #busyCount(): number {

@@ -16,7 +16,8 @@ import {
   withTraceHeaders,
 } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
-import type { ReminderInfo, StreamEvent } from "../types.js";
+import type { StreamEvent } from "../types.js";
+import type { TurnKindName } from "./turn-kind.js";
 
 /** An activation, as its spans name it (activation.ts imports this file: no import back). */
 interface Turning {
@@ -29,9 +30,8 @@ interface Turning {
 
 /** A letter, as its turn's span reads it. */
 interface Posted {
-  readonly cast: boolean;
+  readonly kind: { readonly name: TurnKindName };
   readonly payload: unknown;
-  readonly system?: "timer" | "reminder" | "event" | undefined;
   readonly trace: Context | undefined;
 }
 
@@ -43,9 +43,6 @@ export function turnContext(act: object): Context {
   return (tracing.on ? turns.get(act) : undefined) ?? context.active();
 }
 
-/** What a turn runs for. */
-export type TurnKind = "call" | "cast" | "timer" | "reminder" | "event";
-
 /**
  * Runs `handle` as the traced turn of `act`: a span `turn <actorType>` (a
  * call's or a cast's; else `timer`, `reminder` or `event <actorType>`)
@@ -54,7 +51,7 @@ export type TurnKind = "call" | "cast" | "timer" | "reminder" | "event";
  */
 export function tracedTurn<T extends Turning, A>(
   act: T,
-  kind: TurnKind,
+  kind: TurnKindName,
   parent: Context | undefined,
   handle: (act: T, arg: A) => unknown,
   arg: A,
@@ -62,8 +59,8 @@ export function tracedTurn<T extends Turning, A>(
 ): unknown {
   const pid = act.pid;
   const { span, ctx } = startSpan(
-    `${kind === "call" || kind === "cast" ? "turn" : kind} ${act.actorType}`,
-    kind === "event" ? SpanKind.CONSUMER : SpanKind.INTERNAL,
+    `${SPANS[kind].name} ${act.actorType}`,
+    SPANS[kind].spanKind,
     {
       "mesh.actor.type": act.actorType,
       "mesh.actor.id": act.id,
@@ -95,31 +92,52 @@ export function tracedTurn<T extends Turning, A>(
   return out;
 }
 
+/** How each kind of turn's span reads: its name, its kind, its parent and its own attributes. */
+const SPANS: {
+  readonly [N in TurnKindName]: {
+    readonly name: string;
+    readonly spanKind: SpanKind;
+    /** The span it goes under (undefined: it starts a trace), and what only this kind says. */
+    of(letter: Posted): { parent: Context | undefined; detail?: Record<string, string | number> };
+  };
+} = {
+  call: { name: "turn", spanKind: SpanKind.INTERNAL, of: (letter) => ({ parent: letter.trace }) },
+  cast: { name: "turn", spanKind: SpanKind.INTERNAL, of: (letter) => ({ parent: letter.trace }) },
+  timer: {
+    name: "timer",
+    spanKind: SpanKind.INTERNAL,
+    of: (letter) => ({ parent: undefined, detail: { "mesh.timer": letter.payload as string } }),
+  },
+  reminder: {
+    name: "reminder",
+    spanKind: SpanKind.INTERNAL,
+    of: (letter) => ({ parent: undefined, detail: { "mesh.reminder": (letter.payload as { name: string }).name } }),
+  },
+  event: {
+    name: "event",
+    spanKind: SpanKind.CONSUMER,
+    of: (letter) => {
+      const event = letter.payload as StreamEvent;
+      return {
+        // From another node: under the hop (whose parent is the message's context); from this node's dispatcher: under the message's.
+        parent: letter.trace ?? headersContext(event.headers),
+        detail: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": event.subject,
+          "mesh.event.stream": event.stream,
+          "mesh.event.seq": event.seq,
+          "mesh.subscription": event.subscription,
+        },
+      };
+    },
+  },
+};
+
 /** Runs a letter's handler (`handle(act, letter)`) as a traced turn. */
 export function tracedLetter<T extends Turning, L extends Posted>(act: T, letter: L, handle: (act: T, letter: L) => unknown): unknown {
-  switch (letter.system) {
-    case "timer":
-      return tracedTurn(act, "timer", undefined, handle, letter, { "mesh.timer": letter.payload as string });
-    case "reminder":
-      return tracedTurn(act, "reminder", undefined, handle, letter, {
-        "mesh.reminder": (letter.payload as { name: string; info: ReminderInfo }).name,
-      });
-    case "event": {
-      const event = letter.payload as StreamEvent;
-      // From another node: under the hop (whose parent is the message's context); from this node's dispatcher: under the message's.
-      const from = letter.trace ?? headersContext(event.headers);
-      return tracedTurn(act, "event", from, handle, letter, {
-        "messaging.system": "nats",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": event.subject,
-        "mesh.event.stream": event.stream,
-        "mesh.event.seq": event.seq,
-        "mesh.subscription": event.subscription,
-      });
-    }
-    default:
-      return tracedTurn(act, letter.cast ? "cast" : "call", letter.trace, handle, letter);
-  }
+  const { parent, detail } = SPANS[letter.kind.name].of(letter);
+  return tracedTurn(act, letter.kind.name, parent, handle, letter, detail);
 }
 
 /**

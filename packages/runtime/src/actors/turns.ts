@@ -13,12 +13,17 @@ import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
 import type { OutMessage } from "../state/record.js";
-import type { ActorClass, CallResult, ReminderInfo, StreamEvent } from "../types.js";
+import type { ActorClass, CallResult, StreamEvent } from "../types.js";
 import { tracing } from "../operations/tracing.js";
-import { Letter, PromiseReply, isThenable, replyAcross } from "./activation.js";
-import type { Activation, MailboxLoad } from "./activation.js";
+import { isThenable } from "./activation.js";
+import type { Activation } from "./activation.js";
+import { Letter, PromiseReply, replyAcross } from "./letter.js";
 import type { Lease } from "./lease.js";
 import { SKIPPED, appliedOf, callHandler, runHandler } from "./handlers.js";
+import { refusal } from "./overload.js";
+import type { Limits } from "./overload.js";
+import { TurnKinds } from "./turn-kind.js";
+import type { TurnKind } from "./turn-kind.js";
 import { tracedLetter, tracedTurn, turnContext } from "./turn-spans.js";
 
 /** What running turns asks of the lifecycle of activations. */
@@ -47,17 +52,6 @@ export function chainKey(act: { capability: string; actorType: string; id: strin
   return `${act.capability}/${act.actorType}/${act.id}`;
 }
 
-/** What may wait in mailboxes (docs/behaviour.md "Overload"), and what waits now. */
-export interface Limits {
-  readonly maxMailbox: number;
-  readonly maxQueuedLetters: number;
-  readonly maxQueuedBytes: number;
-  readonly load: MailboxLoad;
-}
-
-/** Why a message was refused with OVERLOADED: the actor's mailbox, or the node's letters or bytes. */
-export type Overload = "mailbox" | "letters" | "bytes";
-
 export class Turns {
   /** Calls whose callers wait, watched for their deadlines. */
   readonly #timeouts = new TimeoutMap<number, Letter>(10, new SlotTable());
@@ -66,7 +60,7 @@ export class Turns {
   /** Activations whose next turn waits for the lease (lease.ts). */
   readonly #held = new Set<Activation>();
   /** Handlers (and activations starting) whose promise has not settled. */
-  running = 0;
+  #running = 0;
 
   constructor(
     private readonly host: TurnHost,
@@ -78,7 +72,7 @@ export class Turns {
 
   /** How many things keep the node busy besides waiting letters: running handlers and commits. */
   get busy(): number {
-    return this.running + this.#committing.size;
+    return this.#running + this.#committing.size;
   }
 
   /**
@@ -90,7 +84,7 @@ export class Turns {
    */
   call(act: Activation, payload: unknown, initArg: unknown, timeoutMs: number, chain: readonly string[] | undefined): Promise<CallResult> {
     if (!act.busy && act.commits === undefined && this.lease.holdsNow()) {
-      act.busy = true;
+      act.runs();
       act.lastTick = this.host.tick;
       act.used = true;
       act.chain = chain;
@@ -111,34 +105,67 @@ export class Turns {
         }
       }
       const started = performance.now();
-      return new Promise((resolve, reject) => this.#await(act, new Letter(false, payload, initArg, started + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.metrics), out as PromiseLike<unknown>, started, false));
+      return new Promise((resolve, reject) => {
+        const reply = new PromiseReply(resolve, reject);
+        this.#await(
+          act,
+          Letter.call({ payload, initArg, deadline: started + timeoutMs, timeoutMs, reply, metrics: this.metrics }),
+          out as PromiseLike<unknown>,
+          started,
+          false,
+        );
+      });
     }
-    return new Promise((resolve, reject) => this.post(act, this.watched(new Letter(false, payload, initArg, performance.now() + timeoutMs, timeoutMs, new PromiseReply(resolve, reject), this.metrics, undefined, chain))));
-  }
-
-  /** A call from another node (or a call on its way elsewhere): watched for its deadline only if it has to wait. */
-  deliver(act: Activation, letter: Letter): void {
-    if (act.busy) this.watched(letter);
-    this.post(act, letter);
-  }
-
-  /** A reminder's turn: resolves once it (and its commit) is done, rejects when it failed or took longer than `timeoutMs`. */
-  reminder(act: Activation, name: string, info: ReminderInfo, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const letter = new Letter(false, { name, info }, undefined, performance.now() + timeoutMs, timeoutMs, { succeed: () => resolve(), fail: reject, bytes: () => resolve() }, this.metrics, "reminder");
-      this.post(act, this.watched(letter));
+      const reply = new PromiseReply(resolve, reject);
+      this.post(
+        act,
+        this.watched(
+          Letter.call({ payload, initArg, deadline: performance.now() + timeoutMs, timeoutMs, reply, metrics: this.metrics, chain }),
+        ),
+      );
     });
   }
 
-  /** Watches a call's letter for its deadline until it is settled. */
+  /**
+   * Any letter (from another node, a timer, a reminder, an event, or one
+   * handed on): watched for its deadline only if it has to wait. Returns the
+   * refusal when it would wait past a limit (its caller, if any, has it too).
+   */
+  deliver(act: Activation, letter: Letter): MeshError | undefined {
+    if (act.busy) this.watched(letter);
+    return this.post(act, letter);
+  }
+
+  /**
+   * The activation starts (onActivate, a durable load): it holds the turn
+   * until `starting` settles, then runs what waited; if it fails, `failed`
+   * gets the error.
+   */
+  start(act: Activation, starting: Promise<unknown>, failed: (err: unknown) => void): void {
+    act.starts();
+    this.#running++;
+    starting.then(
+      () => {
+        this.#running--;
+        this.next(act);
+      },
+      (err: unknown) => {
+        this.#running--;
+        failed(err);
+      },
+    );
+  }
+
+  /** Watches a letter whose caller waits for its deadline until it is settled. */
   watched(letter: Letter): Letter {
-    if (!letter.cast) this.#timeouts.set(letter.id, letter);
+    if (letter.kind.caller) this.#timeouts.set(letter.id, letter);
     return letter;
   }
 
   /** Stops watching a letter: it is settled, or handed on. */
   take(letter: Letter): void {
-    if (!letter.cast) this.#timeouts.take(letter.id);
+    if (letter.kind.caller) this.#timeouts.take(letter.id);
   }
 
   /** Fails every watched call (the node stops). */
@@ -162,40 +189,23 @@ export class Turns {
     if (!act.busy) {
       if (this.#run(act, letter)) this.next(act);
     } else if (letter.chain === undefined || !this.#cycle(act, letter)) {
-      const refused = letter.system === undefined ? this.#overloaded(act, letter) : undefined;
-      if (refused !== undefined) return refused;
+      const refused = letter.kind.refusable ? refusal(act, letter, this.limits, this.metrics) : undefined;
+      if (refused !== undefined) {
+        if (letter.kind.caller) this.settle(letter, refused);
+        return refused;
+      }
       act.enqueue(letter);
     }
     return undefined;
   }
 
-  /**
-   * The refusal of a letter that would wait past a limit, before it is
-   * queued; timer and reminder turns are never refused (they are the node's own).
-   */
-  #overloaded(act: Activation, letter: Letter): MeshError | undefined {
-    const { load, ...max } = this.limits;
-    const mailbox = (act.instance.constructor as ActorClass).maxMailbox ?? max.maxMailbox;
-    let why: Overload;
-    let what: string;
-    if (act.waiting >= mailbox) { why = "mailbox"; what = `the mailbox of ${act.pid} holds ${act.waiting} messages, its limit`; }
-    else if (load.letters >= max.maxQueuedLetters) { why = "letters"; what = `node ${act.nodeId} has ${load.letters} messages waiting, its maxQueuedLetters`; }
-    else if (load.bytes + letter.bytes > max.maxQueuedBytes) { why = "bytes"; what = `node ${act.nodeId} has ${load.bytes} bytes of messages waiting, and ${letter.bytes} more would pass its maxQueuedBytes`; }
-    else return undefined;
-    this.metrics.overloaded[why]++;
-    this.metrics.error("OVERLOADED");
-    const err = new MeshError("OVERLOADED", `${what}: the ${letter.cast ? "cast" : "call"} was refused before it was queued and did not run; retry later`);
-    if (!letter.cast) this.settle(letter, err);
-    return err;
-  }
-
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
   next(act: Activation): void {
-    if (act.leaving !== undefined) return this.host.leave(act);
-    while (!act.dead) {
+    if (act.leaving) return this.host.leave(act);
+    while (!act.gone) {
       const letter = act.dequeue();
       if (letter === undefined) {
-        act.busy = false;
+        act.rests();
         break;
       }
       if (letter.settled) continue; // its caller timed out: do not run it
@@ -209,7 +219,7 @@ export class Turns {
    * caller's deadline still runs) until the lease is re-validated.
    */
   #hold(act: Activation, letter: Letter): void {
-    act.busy = true;
+    act.runs();
     act.requeue(this.watched(letter));
     this.#held.add(act);
     this.lease.lapse();
@@ -222,11 +232,11 @@ export class Turns {
     for (const act of held) this.next(act);
   }
 
-  /** Fails a letter with `err` (a cast's failure is logged: nobody waits for it). */
+  /** Fails a letter with `err` (a cast's or a timer's failure is logged: nobody waits for it). */
   settle(letter: Letter, err: MeshError): void {
     this.take(letter);
-    if (letter.cast) this.log.warn({ err: err.message }, "mesh: cast failed");
-    else letter.fail(err);
+    if (letter.kind.caller) letter.fail(err);
+    else this.log.warn({ err: err.message }, `mesh: ${letter.kind.name} failed`);
   }
 
   /**
@@ -245,7 +255,13 @@ export class Turns {
       return true;
     }
     this.metrics.error("CALL_CYCLE");
-    this.settle(letter, new MeshError("CALL_CYCLE", `call cycle: ${[...chain.slice(at), self].join(" → ")} (${self} is waiting on this call; make its class reentrant to let it in)`));
+    this.settle(
+      letter,
+      new MeshError(
+        "CALL_CYCLE",
+        `call cycle: ${[...chain.slice(at), self].join(" → ")} (${self} is waiting on this call; make its class reentrant to let it in)`,
+      ),
+    );
     return true;
   }
 
@@ -255,7 +271,9 @@ export class Turns {
     act.chain = letter.chain;
     let out: unknown;
     try {
-      out = tracing.on ? tracedLetter(act, letter, (a, l) => a.instance.handleCall(l.payload, a)) : act.instance.handleCall(letter.payload, act);
+      out = tracing.on
+        ? tracedLetter(act, letter, (a, l) => a.instance.handleCall(l.payload, a))
+        : act.instance.handleCall(letter.payload, act);
     } catch (err) {
       act.chain = outer;
       this.settle(letter, this.#crash(act, err));
@@ -279,7 +297,7 @@ export class Turns {
       this.#hold(act, letter);
       return false;
     }
-    act.busy = true;
+    act.runs();
     act.lastTick = this.host.tick;
     act.used = true;
     act.chain = letter.chain;
@@ -287,7 +305,7 @@ export class Turns {
     try {
       out = tracing.on ? tracedLetter(act, letter, runHandler) : runHandler(act, letter);
     } catch (err) {
-      this.#served(letter.cast, started);
+      this.#served(letter.kind, started);
       this.settle(letter, this.#crash(act, err));
       return false;
     }
@@ -295,23 +313,23 @@ export class Turns {
       this.#await(act, letter, out, started);
       return false;
     }
-    this.#served(letter.cast, started);
+    this.#served(letter.kind, started);
     return this.#turnEnded(act, letter, out);
   }
 
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
-    this.running++;
+    this.#running++;
     this.watched(letter);
     Promise.resolve(out).then(
       (result) => {
-        this.#served(letter.cast, started, count);
-        this.running--;
+        this.#served(letter.kind, started, count);
+        this.#running--;
         if (this.#turnEnded(act, letter, result)) this.next(act);
         else this.host.checkIdle();
       },
       (err: unknown) => {
-        this.#served(letter.cast, started, count);
-        this.running--;
+        this.#served(letter.kind, started, count);
+        this.#running--;
         this.settle(letter, this.#crash(act, err));
         this.host.checkIdle();
       },
@@ -329,8 +347,9 @@ export class Turns {
     const out = act.takeOutbox();
     // An event's reply says whether it was applied now (true) or before (false), without a pid (the dispatcher has no use for it).
     let applied: StreamEvent | undefined;
-    const pid = letter.system === "event" ? "" : act.pid;
-    if (letter.system === "event") {
+    const event = letter.kind === TurnKinds.event;
+    const pid = event ? "" : act.pid;
+    if (event) {
       if (result !== SKIPPED) applied = letter.payload as StreamEvent;
       result = applied !== undefined;
       if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
@@ -343,10 +362,10 @@ export class Turns {
       }
       // A plain actor's messages go after its turn; its reply once JetStream has them.
       this.watched(letter);
-      this.running++;
+      this.#running++;
       this.host.publish(out).then(
-        () => void (this.running--, this.take(letter), letter.succeed(pid, result, sharesValues(act)), this.host.checkIdle()),
-        (err: MeshError) => void (this.running--, this.metrics.error(err.code), this.settle(letter, err), this.host.checkIdle()),
+        () => void (this.#running--, this.take(letter), letter.succeed(pid, result, sharesValues(act)), this.host.checkIdle()),
+        (err: MeshError) => void (this.#running--, this.metrics.error(err.code), this.settle(letter, err), this.host.checkIdle()),
       );
       return true;
     }
@@ -362,7 +381,9 @@ export class Turns {
       },
     };
     const clearing = act.clearing;
-    const refused = clearing ? commits.clear(held, applied, out) : commits.afterTurn((act.instance as { state?: unknown }).state, held, applied, out);
+    const refused = clearing
+      ? commits.clear(held, applied, out)
+      : commits.afterTurn((act.instance as { state?: unknown }).state, held, applied, out);
     if (refused !== undefined) {
       this.metrics.error(refused.code);
       this.settle(letter, refused);
@@ -374,16 +395,13 @@ export class Turns {
       this.watched(letter);
       this.#committing.add(commits);
     }
-    if (clearing && !act.dead) this.host.cleared(act);
+    if (clearing && !act.gone) this.host.cleared(act);
     return true;
   }
 
   /** Counts a message an actor handled, and how long it took. */
-  #served(cast: boolean, started: number, count = true): void {
-    if (count) {
-      if (cast) this.metrics.castsServed++;
-      else this.metrics.callsServed++;
-    }
+  #served(kind: TurnKind, started: number, count = true): void {
+    if (count) this.metrics[kind.served]++;
     this.metrics.handlerLatency.observe(performance.now() - started);
   }
 

@@ -3,6 +3,7 @@
 // from the request's arrival to its reply), and the ingress's span for a
 // foreign client's request. Made only while `tracing.on`. Imports: the calls
 // room, operations/tracing.ts, the bottom floor.
+import { Kind } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import {
   ROOT_CONTEXT,
@@ -77,7 +78,7 @@ export function serveSpan(req: WireRequest, node: string, bytes: number): { span
         : ROOT_CONTEXT; // a wire event's headers: element 5
   return startSpan(
     `serve ${req.actorType}`,
-    req.kind === 0 ? SpanKind.SERVER : SpanKind.CONSUMER,
+    req.kind === Kind.CALL ? SpanKind.SERVER : SpanKind.CONSUMER,
     {
       "rpc.system": "mesh",
       "rpc.service": req.actorType,

@@ -7,6 +7,8 @@ import { MeshError, shardFor } from "@mesh/core";
 import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import type { Msg } from "nats";
+import { Letter } from "../actors/letter.js";
+import type { Address } from "../actors/letter.js";
 import { MeshEvent } from "../events/event.js";
 import type { ReplyTo } from "../types.js";
 import { endSpan, tracing, within } from "../operations/tracing.js";
@@ -113,6 +115,7 @@ export class NodeInbox {
     // Served here although another node owns it (hops used up, or the owner is unknown here):
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.p.nodeId) this.p.rebalanceSoon();
+    const to: Address = { capability: req.capability, actorType: req.actorType, id: req.id, shard };
     if (req.kind === Kind.EVENT) {
       if (reply === undefined)
         return this.p.log.warn({ actorType: req.actorType, id: req.id }, "mesh: refused an event without a reply subject");
@@ -122,38 +125,19 @@ export class NodeInbox {
       } catch (err) {
         return reply.fail(err as Error);
       }
-      this.p.actors.deliver(
-        req.capability,
-        req.actorType,
-        req.id,
-        shard,
-        event,
-        undefined,
-        req.timeoutMs || this.p.callTimeoutMs,
-        reply,
-        undefined,
-        size,
-        "event",
-      );
+      const timeoutMs = req.timeoutMs || this.p.callTimeoutMs;
+      this.p.actors.deliver(to, Letter.event({ event, timeoutMs, reply, metrics: this.p.metrics, bytes: size }));
       return;
     }
     if (req.kind === Kind.CALL && reply !== undefined) {
-      this.p.actors.deliver(
-        req.capability,
-        req.actorType,
-        req.id,
-        shard,
-        req.payload,
-        req.initArg,
-        req.timeoutMs || this.p.callTimeoutMs,
-        reply,
-        req.chain,
-        size,
-      );
+      const timeoutMs = req.timeoutMs || this.p.callTimeoutMs;
+      const deadline = performance.now() + timeoutMs;
+      const { payload, initArg, chain } = req;
+      this.p.actors.deliver(to, Letter.call({ payload, initArg, deadline, timeoutMs, reply, metrics: this.p.metrics, chain, bytes: size }));
       return;
     }
     try {
-      this.p.actors.cast(req.capability, req.actorType, req.id, shard, req.payload, req.initArg, size);
+      this.p.actors.cast(to, req.payload, req.initArg, size);
     } catch (err) {
       // A refused cast is counted (metrics: overloaded); a line for each would flood the log.
       if (!(err instanceof MeshError && err.code === "OVERLOADED"))

@@ -9,8 +9,8 @@ import type { Logger, RoutingTable } from "@mesh/core";
 import { Kind, messageOf } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import type { Requests, Subjects } from "@mesh/transport";
-import { PromiseReply } from "../actors/activation.js";
-import type { Activation, Letter } from "../actors/activation.js";
+import type { Activation } from "../actors/activation.js";
+import { Letter, PromiseReply } from "../actors/letter.js";
 import type { Supervisor } from "../actors/supervisor.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { MeshEvent } from "../events/event.js";
@@ -67,9 +67,7 @@ export class Router {
       const r = this.#route(request, Kind.CALL, acceptWhileStopping);
       if (chain !== undefined) r.chain = chain;
       if (r.owner === this.p.nodeId) {
-        return this.p.actors.call(r.capability, r.actorType, r.id, r.shard, r.payload, r.initArg, r.timeoutMs, chain) as Promise<
-          CallResult<R>
-        >;
+        return this.p.actors.call(r, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
       }
       const deadline = performance.now() + r.timeoutMs;
       return new Promise((resolve, reject) =>
@@ -109,21 +107,10 @@ export class Router {
       const owner = this.p.routes.owner(capability, shard);
       if (owner === undefined) throw noNodes(capability, this.p.routes);
       // Here: straight to the actor (no RemoteCall, no clock reads; half the dispatcher's events in the two-node bench).
-      if (owner === this.p.nodeId)
-        this.p.actors.deliver(
-          capability,
-          actorType,
-          id,
-          shard,
-          MeshEvent.of(wire, capability, actorType),
-          undefined,
-          timeoutMs,
-          reply,
-          undefined,
-          0,
-          "event",
-        );
-      else
+      if (owner === this.p.nodeId) {
+        const event = MeshEvent.of(wire, capability, actorType);
+        this.p.actors.deliver({ capability, actorType, id, shard }, Letter.event({ event, timeoutMs, reply, metrics: this.p.metrics }));
+      } else
         this.send(
           new RemoteCall(
             { kind: Kind.EVENT, capability, actorType, id, payload: wire, initArg: undefined, timeoutMs, hops: 0, shard, owner },
@@ -156,27 +143,39 @@ export class Router {
     this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
   }
 
-  /** Sends the letters waiting for an actor that moved to its new owner. */
+  /** Sends the letters waiting for an actor that moved on, each as its kind says (turn-kind.ts). */
   readonly handover = (act: Activation, letters: Letter[]): void => {
     for (const letter of letters) {
       try {
         this.#handOn(act, letter);
       } catch (err) {
-        if (letter.cast) this.p.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: cast lost in a rebalance");
-        else letter.reply.fail(err as Error);
+        if (letter.kind.caller) letter.fail(err as Error);
+        else this.p.log.warn({ pid: act.pid, err: messageOf(err) }, `mesh: ${letter.kind.name} lost in a rebalance`);
       }
     }
   };
 
-  /** One waiting letter of an actor that moved, on to the actor's owner now. */
+  /**
+   * One waiting letter of an actor that moved: into a new activation here if
+   * this node owns the actor now (the same letter: its kind, caller and chain
+   * stay), else on to the owner as its kind's wire request, back to its
+   * sender, or nowhere.
+   */
   #handOn(act: Activation, letter: Letter): void {
+    const onMove = letter.kind.onMove;
+    if (onMove.to === "nobody") return;
     const owner = this.p.routes.owner(act.capability, act.shard);
     if (owner === undefined) throw noNodes(act.capability, this.p.routes);
-    const event = letter.system === "event";
-    const kind = event ? Kind.EVENT : letter.cast ? Kind.CAST : Kind.CALL;
-    const payload = event ? (letter.payload as MeshEvent).toWire() : letter.payload;
+    if (owner === this.p.nodeId) {
+      const refused = this.p.actors.deliver(act, letter);
+      if (refused !== undefined && !letter.kind.caller) throw refused;
+      return;
+    }
+    if (onMove.to === "here-or-sender")
+      throw new MeshError("NODE_UNAVAILABLE", `${act.pid} moved to node ${owner} before its ${letter.kind.name} ran; it stays due there`);
+    const payload = onMove.wire === Kind.EVENT ? (letter.payload as MeshEvent).toWire() : letter.payload;
     const r: Routed = {
-      kind,
+      kind: onMove.wire,
       capability: act.capability,
       actorType: act.actorType,
       id: act.id,
@@ -189,9 +188,9 @@ export class Router {
       chain: letter.chain,
     };
     if (letter.trace !== undefined) carry(r, letter.trace);
-    if (owner !== this.p.nodeId) this.p.metrics.forwards++;
-    if (letter.cast) this.#castTo(r);
-    else this.#dispatch(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
+    this.p.metrics.forwards++;
+    if (onMove.wire === Kind.CAST) this.publish(owner, this.encode(r));
+    else this.send(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
   }
 
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */
@@ -249,36 +248,31 @@ export class Router {
     try {
       if (r.kind === Kind.EVENT) {
         const event = MeshEvent.from(r.payload, r.capability, r.actorType); // a forwarded one came from the network
-        return this.p.actors.deliver(
-          r.capability,
-          r.actorType,
-          r.id,
-          r.shard,
-          event,
-          undefined,
-          call.deadline - performance.now(),
-          call,
-          undefined,
-          0,
-          "event",
-        );
+        const timeoutMs = call.deadline - performance.now();
+        return void this.p.actors.deliver(r, Letter.event({ event, timeoutMs, reply: call, metrics: this.p.metrics }));
       }
       payload = this.p.actors.incoming(r.actorType, r.payload, "payload");
       initArg = this.p.actors.incoming(r.actorType, r.initArg, "initArg");
     } catch (err) {
       return call.sink.fail(err as Error);
     }
-    this.p.actors.deliver(r.capability, r.actorType, r.id, r.shard, payload, initArg, call.deadline - performance.now(), call, r.chain);
+    const letter = Letter.call({
+      payload,
+      initArg,
+      deadline: call.deadline,
+      timeoutMs: call.deadline - performance.now(),
+      reply: call,
+      metrics: this.p.metrics,
+      chain: r.chain,
+    });
+    this.p.actors.deliver(r, letter);
   }
 
   /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
   #castTo(r: Routed): void {
     if (r.owner !== this.p.nodeId) return this.publish(r.owner, this.encode(r));
     this.p.actors.cast(
-      r.capability,
-      r.actorType,
-      r.id,
-      r.shard,
+      r,
       this.p.actors.incoming(r.actorType, r.payload, "payload"),
       this.p.actors.incoming(r.actorType, r.initArg, "initArg"),
     );

@@ -10,7 +10,7 @@ import type { Scheduled, Scheduler } from "./scheduler.js";
 export interface TimerOwner {
   readonly instance: object;
   readonly actorType: string;
-  readonly dead: boolean;
+  readonly gone: boolean;
   /** Its timers by name; undefined while it never set one. */
   timers: Map<string, Scheduled> | undefined;
 }
@@ -72,7 +72,7 @@ export class Timers<O extends TimerOwner> {
 
   fired(timer: ActorTimer<O>): void {
     const { act, name } = timer;
-    if (act.dead || act.timers?.get(name) !== timer) return;
+    if (act.gone || act.timers?.get(name) !== timer) return;
     if (timer.everyMs === undefined) {
       act.timers.delete(name);
     } else {

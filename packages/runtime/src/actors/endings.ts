@@ -1,0 +1,140 @@
+// How activations end: one way per reason. An activation that ends leaves the
+// actor table at once (the next message starts a new activation, here or on
+// its new owner); what differs between the reasons is when it goes, whether
+// its onDeactivate runs, and where the letters still waiting in its mailbox go:
+//
+// | reason                | when                                              | onDeactivate      | what waits goes to                 |
+// | --------------------- | ------------------------------------------------- | ----------------- | ---------------------------------- |
+// | idle, evicted         | passivation (passivation.ts): idle, nothing waits | yes               | (nothing waits)                    |
+// | rebalance             | its shard moved to another node                   | yes, after a turn | its owner now (router handover)    |
+// | cleared               | an operator's forget, or its turn cleared state   | yes, after a turn | its owner now (a fresh activation) |
+// | replaced              | the node lost its lease (lease.ts)                | no                | its owner now                      |
+// | crashed               | a handler threw, or its state cannot be stored    | no                | a fresh activation here, by kind   |
+// | failed                | onActivate or a durable load failed               | no                | fails: ACTIVATION_FAILED           |
+// | shutdown              | the node stops                                    | yes, bounded      | fails: STOPPED                     |
+//
+// A letter goes on with its kind (turn-kind.ts says what each kind does on a
+// move and after a crash). Imports: the actors room, timers, the bottom floor.
+import { MeshError } from "@mesh/core";
+import type { Logger } from "@mesh/core";
+import type { NodeMetrics } from "../operations/metrics.js";
+import type { Timers } from "../timers/timers.js";
+import type { DeactivateReason } from "../types.js";
+import { activationFailed } from "./actor.js";
+import type { Activation, Ending } from "./activation.js";
+import type { ActorTable } from "./actor-table.js";
+import type { Letter } from "./letter.js";
+import type { Turns } from "./turns.js";
+
+/** What ending activations works with. */
+export interface EndingsParts {
+  readonly table: ActorTable;
+  readonly timers: Timers<Activation>;
+  readonly turns: Turns;
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+  /** How long an onDeactivate may take. */
+  readonly deactivateTimeoutMs: number;
+  /** Sends the waiting letters of an actor that left on to its owner now. */
+  handover(act: Activation, letters: Letter[]): void;
+  /** Puts a letter into the mailbox of a fresh activation of the same actor here. */
+  fresh(act: Activation, letter: Letter): void;
+  /** Something that kept the node busy ended. */
+  checkIdle(): void;
+}
+
+export class Endings {
+  constructor(private readonly p: EndingsParts) {}
+
+  /**
+   * Ends an activation that did not crash (idle, evicted, rebalance, cleared,
+   * replaced): out of the table now; it goes once its current turn is done.
+   */
+  leave(act: Activation, reason: Ending): void {
+    this.p.table.remove(act);
+    if (!act.leaves(reason)) this.gone(act);
+  }
+
+  /** Ends, as `leave` does, every activation whose shard `owns` says this node lost. Returns how many. */
+  rebalance(owns: (capability: string, shard: number) => boolean, reason: "rebalance" | "replaced"): number {
+    let moved = 0;
+    for (const act of this.p.table.all()) {
+      if (owns(act.capability, act.shard)) continue;
+      this.leave(act, reason);
+      moved++;
+    }
+    return moved;
+  }
+
+  /**
+   * An activation that left goes: once its commits have landed, its waiting
+   * letters go to the handover (its owner now, maybe this node, where a new
+   * activation reads what was committed), and its onDeactivate runs unless
+   * it was replaced or `deactivate` is false (it crashed while leaving).
+   */
+  gone(act: Activation, deactivate = true): void {
+    act.ends();
+    this.p.timers.end(act);
+    const letters = act.drain();
+    const handOn = () => {
+      const waiting = letters.filter((l) => !l.settled);
+      for (const letter of waiting) this.p.turns.take(letter);
+      if (waiting.length > 0) this.p.handover(act, waiting);
+      this.p.checkIdle();
+    };
+    if (act.commits?.busy) void act.commits.idle().then(handOn);
+    else handOn();
+    const reason = act.reason ?? "rebalance";
+    if (deactivate && reason !== "replaced") void this.#deactivate(act, reason, this.p.deactivateTimeoutMs);
+  }
+
+  /**
+   * An activation cannot go on (a handler threw, or its state could not be
+   * stored): no onDeactivate. What waits goes to its new owner if it was
+   * leaving; else each letter, by its kind, into a fresh activation here or
+   * nowhere (a timer ended with the activation that set it).
+   */
+  crashed(act: Activation): void {
+    if (act.gone) return;
+    if (act.leaving) return this.gone(act, false);
+    act.ends();
+    this.p.timers.end(act);
+    this.p.table.remove(act);
+    for (const letter of act.drain()) {
+      if (letter.settled) continue;
+      this.p.turns.take(letter);
+      if (letter.kind.onCrash === "fresh") this.p.fresh(act, letter);
+    }
+    this.p.checkIdle();
+  }
+
+  /** The activation could not start (onActivate or its load failed): what waits fails with ACTIVATION_FAILED. */
+  failed(act: Activation, err: unknown): void {
+    act.ends();
+    this.p.timers.end(act);
+    this.p.table.remove(act);
+    const failure = activationFailed(act.pid, err, true, this.p.metrics, this.p.log);
+    for (const letter of act.drain()) this.p.turns.settle(letter, failure);
+    this.p.checkIdle();
+  }
+
+  /** The node stops: every activation ends, its onDeactivate bounded by `timeoutMs`; calls still waiting fail with STOPPED. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    const all = this.p.table.clear();
+    this.p.turns.failAll(
+      new MeshError(
+        "STOPPED",
+        "the node stopped before the call finished (it was queued, still running or not yet stored after drainTimeoutMs)",
+      ),
+    );
+    await Promise.all(all.map((act) => this.#deactivate(act, "shutdown", timeoutMs)));
+  }
+
+  /** Ends an activation without a crash: counts a passivation or eviction, then runs its onDeactivate. */
+  async #deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number): Promise<void> {
+    act.ends();
+    if (reason === "idle") this.p.metrics.passivations++;
+    else if (reason === "evicted") this.p.metrics.evictions++;
+    await act.deactivate(reason, timeoutMs, this.p.log);
+  }
+}
