@@ -62,10 +62,3 @@ export type TurnKind = (typeof TurnKinds)[keyof typeof TurnKinds];
 
 /** A kind's name: "call", "cast", "timer", "reminder" or "event". */
 export type TurnKindName = TurnKind["name"];
-
-/** The kind of letter a request of wire kind `kind` becomes on its owner. */
-export const fromWire: { readonly [K in Kind]: TurnKind } = {
-  [Kind.CALL]: TurnKinds.call,
-  [Kind.CAST]: TurnKinds.cast,
-  [Kind.EVENT]: TurnKinds.event,
-};

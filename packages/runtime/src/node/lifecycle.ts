@@ -1,0 +1,258 @@
+// A node's lifecycle: it starts serving (its subject, the forget subject,
+// Prometheus, the NATS service, reminders, event dispatchers, then
+// membership and the lease), follows the cluster view (rebalancing its
+// actors) and its connection, changes its capabilities one at a time, and
+// stops: leave, drain, deactivate, close. The parts it drives are made in
+// parts.ts; `Mesh` (mesh.ts) is the public face over it. Imports: every room.
+import { MeshError } from "@mesh/core";
+import type { Announcement } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
+import { settleWithin } from "@mesh/transport";
+import type { NatsConnection, Subscription } from "nats";
+import { EventSources } from "../events/sources.js";
+import type { ResolvedSubscription } from "../events/subscription.js";
+import { serveForget } from "../operations/forget.js";
+import type { MetricsSnapshot } from "../operations/metrics.js";
+import { PrometheusEndpoint } from "../operations/prometheus.js";
+import { nodeStarted, nodeStopped } from "../operations/tracing.js";
+import { checkCapabilities } from "../options.js";
+import type { ResolvedOptions } from "../options.js";
+import type { StateStore } from "../state/state-store.js";
+import { Reminders, reminderBucket } from "../timers/reminders.js";
+import { makeParts } from "./parts.js";
+import type { MeshState, NodeParts, NodeStatus } from "./parts.js";
+
+/** What a node is started with: its options, its connection and what Mesh.start found out. */
+export interface NodeInput {
+  readonly o: ResolvedOptions;
+  readonly nc: NatsConnection;
+  readonly maxPayload: number;
+  readonly store: StateStore | undefined;
+  readonly inbox: string;
+  readonly subscriptions: readonly ResolvedSubscription[];
+}
+
+/** One running node: its parts, and its lifecycle (RUNNING, STOPPING, STOPPED). */
+export class MeshNode {
+  readonly o: ResolvedOptions;
+  readonly parts: NodeParts;
+  readonly #nc: NatsConnection;
+  readonly #input: NodeInput;
+  readonly #status: NodeStatus = { state: "RUNNING" };
+  #prometheus: PrometheusEndpoint | undefined;
+  #rebalancePending = false;
+  /** Capability changes, one after another. */
+  #changes: Promise<void> = Promise.resolve();
+  #nodeSub: Subscription | undefined;
+  #forgetSub: Subscription | undefined;
+  #reminders: Reminders | undefined;
+  #events: EventSources | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(input: NodeInput) {
+    this.o = input.o;
+    this.#nc = input.nc;
+    this.#input = input;
+    this.parts = makeParts({
+      ...input,
+      status: this.#status,
+      links: {
+        viewChanged: (view) => this.#viewChanged(view),
+        rebalanceSoon: () => this.#rebalanceSoon(),
+        reminders: () => this.#reminders,
+        snapshot: () => this.metrics(),
+        refuse: () => this.checkRunning(),
+      },
+    });
+  }
+
+  /** Makes the node's parts and starts serving; on failure, what it started is closed (the connection is the caller's). */
+  static async start(input: NodeInput): Promise<MeshNode> {
+    const node = new MeshNode(input);
+    try {
+      await node.#start();
+      nodeStarted(); // looks for a tracer provider (operations/tracing.ts)
+    } catch (err) {
+      await node.#prometheus?.close();
+      throw err;
+    }
+    return node;
+  }
+
+  async #start(): Promise<void> {
+    const { o } = this;
+    const { actors, inbox, replies, metrics, service, routes, router, membership, lease } = this.parts;
+    this.#nodeSub = this.#nc.subscribe(o.subjects.node(o.nodeId), { callback: (_err, msg) => inbox.serve(msg) });
+    this.#forgetSub = this.#nc.subscribe(o.subjects.forget, {
+      callback: (_err, msg) => serveForget(msg, actors, replies, o.nodeId, o.logger),
+    });
+    if (o.metricsPort !== undefined) {
+      this.#prometheus = await PrometheusEndpoint.start(metrics, () => this.metrics(), o.metricsHost, o.metricsPort);
+    }
+    await service.register(o.capabilities, actors.actorTypes());
+    const owns = (capability: string, shard: number) => routes.owner(capability, shard) === o.nodeId;
+    if (o.actors.some((cls) => cls.durable === true)) {
+      this.#reminders = await Reminders.open(
+        this.#nc,
+        reminderBucket(o.subjects.prefix),
+        { replicas: o.storage.replicas, timeoutMs: o.storage.timeoutMs, scanMs: o.reminderScanMs, shards: o.shards },
+        actors.scheduler,
+        { owns, fire: (r, shard, info) => actors.reminderTurn(r, shard, info, o.callTimeoutMs) },
+        () => membership.self.capabilities,
+        metrics,
+        o.logger,
+      );
+    }
+    if (this.#input.subscriptions.length > 0) {
+      this.#events = await EventSources.open(this.#input.subscriptions, {
+        nc: this.#nc,
+        prefix: o.subjects.prefix,
+        shards: o.shards,
+        log: o.logger,
+        callTimeoutMs: o.callTimeoutMs,
+        inboxPrefix: this.#input.inbox,
+        drainTimeoutMs: o.drainTimeoutMs,
+        storage: o.storage,
+        owns,
+        deliver: (sub, id, event, timeoutMs, reply) => router.event(sub.capability, sub.actorType, id, event, timeoutMs, reply),
+      });
+    }
+    await this.#nc.flush();
+    const joined = performance.now();
+    await membership.start();
+    lease.start(joined);
+    void this.#reminders?.scan();
+    void this.#watchConnection();
+  }
+
+  /** RUNNING, STOPPING or STOPPED. */
+  get state(): MeshState {
+    return this.#status.state;
+  }
+
+  /** This node's counters and latency histograms (docs/observability.md). */
+  metrics(): MetricsSnapshot {
+    const { metrics, membership, actors } = this.parts;
+    return metrics.snapshot(this.o.nodeId, membership.self.capabilities, actors.size, actors.queues(), this.#events?.report());
+  }
+
+  /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */
+  get metricsUrl(): string | undefined {
+    return this.#prometheus?.url;
+  }
+
+  /** Replaces this node's capabilities, one change at a time (Mesh.registerCapabilities). */
+  registerCapabilities(capabilities: readonly string[]): Promise<void> {
+    try {
+      this.checkRunning();
+      const checked = checkCapabilities(capabilities);
+      // One change at a time, and none once the node stops.
+      const change = this.#changes.then(async () => {
+        this.checkRunning();
+        // Nodes that host a capability answer the ingress; the others only call.
+        await this.parts.service.register(checked, this.parts.actors.actorTypes());
+        this.checkRunning();
+        await this.parts.membership.announce({ capabilities: checked });
+      });
+      this.#changes = change.catch(() => {});
+      return change;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Leaves the cluster, drains and closes (Mesh.stop). Safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const { o } = this;
+    const { service, membership, actors, requests } = this.parts;
+    this.#status.state = "STOPPING";
+    try {
+      await this.#changes; // a capability change under way ends first (it sees STOPPING)
+      // Dispatchers send no more events; those in flight finish, and their floors are stored.
+      await this.#events?.stop(o.drainTimeoutMs);
+      await service.stop(); // ingress requests it already took are still answered
+      await membership.stop();
+      const deadline = performance.now() + o.drainTimeoutMs;
+      const left = () => Math.max(0, deadline - performance.now());
+      // No reminders watch may still be setting up when the connection drains (its heartbeat timer would outlive the node).
+      await settleWithin(this.#reminders?.stop() ?? Promise.resolve(), left());
+      this.#forgetSub?.unsubscribe();
+      if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
+      // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
+      await actors.idle(left());
+      while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      await actors.deactivateAll(o.drainTimeoutMs);
+      requests.close(new MeshError("STOPPED", `node ${o.nodeId} stopped before the reply came`));
+    } finally {
+      // Whatever failed above, the node lets go of everything: a connection left open would
+      // reconnect for ever once its server is gone. drain() cannot finish while the server is
+      // unreachable: close in any case.
+      void this.#reminders?.stop();
+      await settleWithin(this.#nc.drain(), o.drainTimeoutMs);
+      if (!this.#nc.isClosed()) await this.#nc.close();
+      await this.#prometheus?.close();
+      nodeStopped();
+      this.#status.state = "STOPPED";
+    }
+  }
+
+  /**
+   * The cluster changed: rebuild the routes, and let go of the actors whose
+   * shards now belong to another node (after their current message).
+   */
+  #viewChanged(view: ReadonlyMap<string, Announcement>): void {
+    this.parts.routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
+    this.#rebalance();
+    this.#events?.viewChanged((node) => view.has(node));
+    // Shards this node now owns may hold reminders: read them at once.
+    void this.#reminders?.scan();
+  }
+
+  /** A rebalance on the next turn of the event loop (several requests share one). */
+  #rebalanceSoon(): void {
+    if (this.#rebalancePending) return;
+    this.#rebalancePending = true;
+    setImmediate(() => {
+      this.#rebalancePending = false;
+      this.#rebalance();
+    });
+  }
+
+  /** Lets go of the local actors whose shards this node does not own in its current view. */
+  #rebalance(): void {
+    if (this.#status.state !== "RUNNING") return;
+    const { routes, actors } = this.parts;
+    try {
+      const moved = actors.rebalance((capability, shard) => routes.owner(capability, shard) === this.o.nodeId);
+      if (moved > 0) this.o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
+    } catch (err) {
+      this.o.logger.error({ err: messageOf(err) }, "mesh: rebalancing failed");
+    }
+  }
+
+  /**
+   * A lost connection ends the lease (peers may have dropped this node: its
+   * turns wait until it is re-validated); after a reconnect, asks everyone
+   * again so views heal at once.
+   */
+  async #watchConnection(): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (status.type === "disconnect" && this.#status.state === "RUNNING") this.parts.lease.lapse();
+      if (status.type === "reconnect" && this.#status.state === "RUNNING") {
+        this.o.logger.info({ server: status.data }, "mesh: reconnected to NATS");
+        this.#events?.reconnected();
+        await this.parts.membership.rediscover();
+      }
+    }
+  }
+
+  /** Throws STOPPED unless the node is RUNNING. */
+  checkRunning(): void {
+    if (this.#status.state !== "RUNNING") throw new MeshError("STOPPED", `node ${this.o.nodeId} is ${this.#status.state.toLowerCase()}`);
+  }
+}
