@@ -113,8 +113,8 @@ export class Supervisor {
         get tick() {
           return passivation.tick;
         },
-        abandon: (act) => this.#endings.crashed(act),
-        leave: (act) => this.#endings.gone(act),
+        crashed: (act) => this.#endings.crashed(act),
+        gone: (act) => this.#endings.gone(act),
         cleared: (act) => this.#endings.leave(act, "cleared"),
         checkIdle: () => this.#checkIdle(),
         publish: (out) => o.publisher.publish(o.publisher.name(out)),

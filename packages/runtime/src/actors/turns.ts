@@ -30,10 +30,10 @@ import { tracedLetter, tracedTurn, turnContext } from "./turn-spans.js";
 export interface TurnHost {
   /** The passivation tick, which every turn stamps on its actor. */
   readonly tick: number;
-  /** The activation cannot go on (it crashed, or its state could not be stored). */
-  abandon(act: Activation): void;
-  /** The activation left the table while a turn ran (see Supervisor#end): let it go now. */
-  leave(act: Activation): void;
+  /** The activation cannot go on (it crashed, or its state could not be stored): endings.ts, "crashed". */
+  crashed(act: Activation): void;
+  /** The activation left the table while a turn ran (it is leaving): its turn ended, so it goes now. */
+  gone(act: Activation): void;
   /** The turn cleared a durable actor's state: the activation ends after it. */
   cleared(act: Activation): void;
   /** Something that kept the node busy ended. */
@@ -201,7 +201,7 @@ export class Turns {
 
   /** Ends the current turn: runs the letters whose callers still wait, until one goes async. */
   next(act: Activation): void {
-    if (act.leaving) return this.host.leave(act);
+    if (act.leaving) return this.host.gone(act);
     while (!act.gone) {
       const letter = act.dequeue();
       if (letter === undefined) {
@@ -388,7 +388,7 @@ export class Turns {
       this.metrics.error(refused.code);
       this.settle(letter, refused);
       this.log.warn({ pid: act.pid, err: refused.message }, "mesh: a turn's state was not stored; the activation is dropped");
-      this.host.abandon(act);
+      this.host.crashed(act);
       return false;
     }
     if (commits.busy) {
@@ -405,12 +405,12 @@ export class Turns {
     this.metrics.handlerLatency.observe(performance.now() - started);
   }
 
-  /** A handler threw: the activation is abandoned, and the caller gets ACTOR_CRASHED. */
+  /** A handler threw: the activation crashed, and the caller gets ACTOR_CRASHED. */
   #crash(act: Activation, err: unknown): MeshError {
     this.metrics.crashes++;
     this.metrics.error("ACTOR_CRASHED");
     this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
-    this.host.abandon(act);
+    this.host.crashed(act);
     return new MeshError("ACTOR_CRASHED", `${act.pid} crashed: ${messageOf(err)}`, { cause: err });
   }
 }
