@@ -223,7 +223,7 @@ export class Mesh {
 
   /** This node's counters and latency histograms (docs/observability.md). */
   metrics(): MetricsSnapshot {
-    return this.#metrics.snapshot(this.#o.nodeId, this.#membership.self.capabilities, this.#actors.size, this.#actors.queues(), this.#events?.report());
+    return this.#metrics.snapshot({ node: this.#o.nodeId, capabilities: this.#membership.self.capabilities, actors: this.#actors.size, queues: this.#actors.queues(), events: this.#events?.report() });
   }
 
   /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */
