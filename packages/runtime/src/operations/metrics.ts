@@ -256,8 +256,10 @@ export interface NodeMetrics extends Counts {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class NodeMetrics {
   constructor() {
-    const fields = this as unknown as Record<string, unknown>;
-    for (const [name, metric] of METRIC_ROWS) if (metric.start) fields[name] = metric.start();
+    // Defined, not assigned by a computed key: V8 keeps an object with more than a dozen keyed-in fields
+    // as a dictionary, which made each increment about ten times slower.
+    for (const [name, metric] of METRIC_ROWS)
+      if (metric.start) Object.defineProperty(this, name, { value: metric.start(), writable: true, enumerable: true, configurable: true });
   }
 
   /** Counts a failure given to a caller, by its code. */
