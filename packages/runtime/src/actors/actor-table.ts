@@ -6,7 +6,8 @@
 // a Map per type, then per capability, then per id, with no key to build.
 import { MeshError } from "@mesh/core";
 import type { ActorClass } from "../types.js";
-import { actorTypeOf, boundCapabilities } from "./actor.js";
+import { boundCapabilities } from "../capabilities.js";
+import { actorTypeOf } from "./actor.js";
 import type { Activation } from "./activation.js";
 import type { SweptType } from "./passivation.js";
 

@@ -1,6 +1,7 @@
 import { MeshError, isToken } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
+import { boundCapabilities } from "../capabilities.js";
 import type { Actor, ActorClass } from "../types.js";
 
 /** The actor type of a class: its `static actorType`, else its name. Throws BAD_REQUEST when neither is usable. */
@@ -25,12 +26,6 @@ export function checkActorClass(cls: unknown): ActorClass {
     );
   }
   return cls as ActorClass;
-}
-
-/** The capabilities a class binds itself to (`static capabilities`, or `static capability`); undefined when unbound. */
-export function boundCapabilities(cls: ActorClass): readonly string[] | undefined {
-  if (cls.capabilities !== undefined) return Array.isArray(cls.capabilities) ? cls.capabilities : [cls.capabilities as unknown as string];
-  return cls.capability !== undefined ? [cls.capability] : undefined;
 }
 
 /** WRONG_CAPABILITY: `actorType` is bound to `allowed` and was asked for under `capability`. */

@@ -2,7 +2,8 @@ import { MeshError, isToken, shardFor } from "@mesh/core";
 import type { RoutingTable } from "@mesh/core";
 import { Kind, checkId, encodeRequest } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
-import { actorTypeOf, boundCapabilities, wrongCapability } from "../actors/actor.js";
+import { actorTypeOf, wrongCapability } from "../actors/actor.js";
+import { boundCapabilities, chosenCapability, reachableUnder } from "../capabilities.js";
 import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
 import type { MeshRequest } from "../types.js";
 import type { Routed } from "./remote-call.js";
@@ -32,10 +33,10 @@ export function routeRequest(
   const actorType = actorTypeOf(request.actor);
   const id = checkId(request.id);
   const bound = typeof request.actor === "function" ? boundCapabilities(request.actor) : undefined;
-  const capability = request.capability ?? bound?.[0];
+  const capability = chosenCapability(request.capability, bound);
   if (capability === undefined)
     throw new MeshError("BAD_REQUEST", `capability is required: ${actorType} declares none (static capabilities)`);
-  if (bound !== undefined && !bound.includes(capability)) throw wrongCapability(actorType, capability, bound);
+  if (!reachableUnder(capability, bound)) throw wrongCapability(actorType, capability, bound!);
   const shard = shardFor(id, shards);
   const owner = routes.owner(capability, shard);
   if (owner === undefined) {

@@ -1,8 +1,9 @@
 // A class's `static events`, checked at node start and resolved into what a
 // dispatcher needs (docs/events.md). Imports: the events room and the bottom floor
-// (the class was checked by actors/actor.ts before).
+// (capabilities.ts; the class was checked by actors/actor.ts before).
 import { MeshError, isToken } from "@mesh/core";
 import { checkId } from "@mesh/core/internal";
+import { boundCapabilities, chosenCapability, reachableUnder } from "../capabilities.js";
 import type { ActorClass, EventSubscription } from "../types.js";
 import { isFilterSubject, isPublishSubject } from "./event.js";
 
@@ -47,12 +48,6 @@ export function subscriptionsOf(classes: readonly ActorClass[], prefix: string):
   return all;
 }
 
-/** The capabilities a class binds itself to, if any (as actors/actor.ts reads them). */
-function boundCapabilities(cls: ActorClass): readonly string[] | undefined {
-  if (cls.capabilities !== undefined) return Array.isArray(cls.capabilities) ? cls.capabilities : [cls.capabilities as unknown as string];
-  return cls.capability !== undefined ? [cls.capability] : undefined;
-}
-
 function resolve(cls: ActorClass, s: EventSubscription, prefix: string): ResolvedSubscription {
   const actorType = cls.actorType ?? cls.name;
   if (typeof s !== "object" || s === null) throw bad(cls, "each subscription must be an object");
@@ -62,12 +57,11 @@ function resolve(cls: ActorClass, s: EventSubscription, prefix: string): Resolve
     throw bad(cls, `subject must be a NATS subject filter, got ${JSON.stringify(s.subject)}`);
   const name = s.name ?? s.stream;
   if (!isToken(name)) throw bad(cls, `name must be 1-128 of A-Z a-z 0-9 _ -, got ${JSON.stringify(name)}`);
-  const capability = s.capability ?? boundCapabilities(cls)?.[0];
+  const bound = boundCapabilities(cls);
+  const capability = chosenCapability(s.capability, bound);
   if (capability === undefined || !isToken(capability))
     throw bad(cls, "a subscription needs a capability (its capability, or the class's static capabilities)");
-  const bound = boundCapabilities(cls);
-  if (bound !== undefined && !bound.includes(capability))
-    throw bad(cls, `capability "${capability}" is not one of the class's (${bound.join(", ")})`);
+  if (!reachableUnder(capability, bound)) throw bad(cls, `capability "${capability}" is not one of the class's (${bound!.join(", ")})`);
   const count = (what: string, v: unknown, dflt: number, max: number) => {
     if (v === undefined) return dflt;
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)

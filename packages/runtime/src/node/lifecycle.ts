@@ -133,7 +133,13 @@ export class MeshNode {
   /** This node's counters and latency histograms (docs/observability.md). */
   metrics(): MetricsSnapshot {
     const { metrics, membership, actors } = this.parts;
-    return metrics.snapshot(this.o.nodeId, membership.self.capabilities, actors.size, actors.queues(), this.#events?.report());
+    return metrics.snapshot({
+      node: this.o.nodeId,
+      capabilities: membership.self.capabilities,
+      actors: actors.size,
+      queues: actors.queues(),
+      events: this.#events?.report(),
+    });
   }
 
   /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */
