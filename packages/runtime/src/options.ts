@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy, stateBucket } from "@mesh/core";
+import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy } from "@mesh/core";
 import type { Logger, Placement, Strategy } from "@mesh/core";
 import { checkToken } from "@mesh/core/internal";
-import { Subjects, defaultServers } from "@mesh/transport";
+import { Subjects, bucketName, defaultServers } from "@mesh/transport";
 import type { ConnectionOptions } from "nats";
 import { checkActorClass } from "./actors/actor.js";
 import type { StorageOptions } from "./state/state-store.js";
@@ -152,7 +152,7 @@ function checkIdleTimeout(value: unknown, what: string): number {
 
 function checkStorage(s: StorageOptions = {}, prefix: string): ResolvedOptions["storage"] {
   if (typeof s !== "object" || s === null) throw new MeshError("BAD_REQUEST", "storage must be an object");
-  const bucket = s.bucket ?? stateBucket(prefix);
+  const bucket = s.bucket ?? bucketName(prefix, "state");
   if (!/^[-\w]+$/.test(bucket))
     throw new MeshError("BAD_REQUEST", `storage.bucket must be 1 or more of A-Z a-z 0-9 _ -, got ${JSON.stringify(s.bucket)}`);
   if (s.replicas !== undefined && ![1, 3, 5].includes(s.replicas))

@@ -4,11 +4,11 @@ import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { readFileSync } from "node:fs";
-import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
+import { RoutingTable, resolveStrategy, stateKey } from "@mesh/core";
 import { RequestStrategy, connect, credsAuthenticator } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { checkToken } from "@mesh/core/internal";
-import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
+import { Subjects, bucketName, classifyNatsError, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 import { Mesh } from "../mesh.js";
 import { StateStore } from "../state/state-store.js";
 import { Reminders, reminderBucket } from "../timers/reminders.js";
@@ -178,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
       const [verb, capability, actorType, id] = positionals;
       if ((verb !== "get" && verb !== "delete") || !capability || !actorType || id === undefined) throw new UsageError(`mesh state needs get|delete <capability> <actorType> <id>; run "mesh state --help"`);
       const actor = { capability: checkToken(capability, "capability"), actorType, id };
-      const bucket = values.bucket ?? stateBucket(values.prefix);
+      const bucket = values.bucket ?? bucketName(values.prefix, "state");
       return withConnection((nc) => (verb === "get" ? getState(nc, bucket, actor) : deleteState(nc, bucket, values.prefix, actor, number(values.wait, "--wait"))));
     }
   }
@@ -313,8 +313,7 @@ async function request(nc: NatsConnection, subject: string, body: object, isCall
   try {
     data = (await nc.request(subject, JSON.stringify(body), { timeout: timeoutMs + 1000 })).data;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new Error(code === "503" ? `no node serves ${subject} (no Mesh node hosts any capability)` : `no answer on ${subject}: ${(err as Error).message}`);
+    throw new Error(classifyNatsError(err) === "no-responders" ? `no node serves ${subject} (no Mesh node hosts any capability)` : `no answer on ${subject}: ${(err as Error).message}`);
   }
   const reply = JSON.parse(new TextDecoder().decode(data)) as { ok: boolean; pid?: string; result?: unknown; error?: { code: string; message: string } };
   if (!reply.ok) throw new Error(`${reply.error?.code}: ${reply.error?.message}`);
