@@ -23,6 +23,7 @@ import { Turns, chainKey } from "./turns.js";
 import { Activation, Letter, NO_REPLY, incomingAcross, isThenable } from "./activation.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
+import { commitSpan } from "./commit-spans.js";
 
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {
@@ -367,6 +368,7 @@ export class Supervisor {
         this.#abandon(act);
       },
       settled: () => this.#turns.committed(act.commits!),
+      span: commitSpan,
     }, this.o.publisher);
     m.stateLoads++;
   }

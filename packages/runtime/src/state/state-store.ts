@@ -30,6 +30,26 @@ export interface KeyWriter {
   idle(): Promise<void>;
 }
 
+/**
+ * The store as group commits use it (group-commit.ts): what StateStore gives,
+ * and what another store would have to. Every failure is a MeshError, as
+ * StateStore's are.
+ */
+export interface StateStorage {
+  /** The largest encoded value it takes. */
+  readonly maxValueBytes: number;
+  /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
+  load(key: string): Promise<Stored>;
+  /** Writes `bytes` if the key is still at `revision` (0: never written); resolves with the new revision. STATE_CONFLICT when it moved. */
+  write(key: string, bytes: Uint8Array, revision: number): Promise<number>;
+  /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
+  delete(key: string, revision?: number): Promise<void>;
+  /** `writer` has writes of `key` under way: loads of the key wait for it until `done(key, writer)`. */
+  writing(key: string, writer: KeyWriter): void;
+  /** `writer` has nothing of `key` under way any more. */
+  done(key: string, writer: KeyWriter): void;
+}
+
 /** JetStream's answer to a publish: the stored sequence, or an error. */
 interface PubAck {
   seq?: number;
@@ -42,7 +62,7 @@ interface PubAck {
  * for a value above the limit, STORAGE_UNAVAILABLE for anything else (no
  * answer in time, no JetStream, the bucket gone).
  */
-export class StateStore {
+export class StateStore implements StateStorage {
   /** Keys this node is writing: a load of one waits for them, so a node always reads its own writes. */
   readonly #writers = new Map<string, KeyWriter>();
 
