@@ -102,7 +102,7 @@ export class Mesh {
       maxActors: o.maxActors,
       outbound: { call: (request, chain) => this.#router.call(request, false, chain), cast: (request) => this.#router.cast(request, false) },
       reminders: () => this.#reminders,
-      publisher: new Publisher(nc, o.storage.timeoutMs ?? 3000, this.#metrics),
+      publisher: new Publisher(nc, o.storage.timeoutMs, this.#metrics),
       maxPayload,
     });
     this.#requests = new Requests(nc, o.logger, maxPayload, inbox);

@@ -28,7 +28,7 @@ export const DEFAULT_REPLICAS = { cluster: 3, single: 1 } as const;
 /** How a bucket is opened: `replicas` (undefined: DEFAULT_REPLICAS) and how long each JetStream request may take. */
 export interface BucketOptions {
   readonly replicas?: number | undefined;
-  readonly timeoutMs?: number | undefined;
+  readonly timeoutMs: number;
 }
 
 /**
@@ -75,7 +75,7 @@ export function classifyNatsError(err: unknown): NatsErrorKind {
  * STORAGE_UNAVAILABLE with the reason, in one line.
  */
 export async function openBucket(nc: NatsConnection, what: BucketKind, bucket: string, options: BucketOptions): Promise<KV> {
-  const timeout = options.timeoutMs ?? 3000;
+  const timeout = options.timeoutMs;
   const replicas = options.replicas ?? (nc.info?.cluster ? DEFAULT_REPLICAS.cluster : DEFAULT_REPLICAS.single);
   try {
     for (let attempt = 1; ; attempt++) {
@@ -98,7 +98,7 @@ export async function openBucket(nc: NatsConnection, what: BucketKind, bucket: s
 }
 
 /** Binds to KV bucket `bucket`, which must exist (for tools). Throws STORAGE_UNAVAILABLE when it does not. */
-export async function bindBucket(nc: NatsConnection, what: BucketKind, bucket: string, timeoutMs = 3000): Promise<KV> {
+export async function bindBucket(nc: NatsConnection, what: BucketKind, bucket: string, timeoutMs: number): Promise<KV> {
   try {
     const kv = await nc.jetstream({ timeout: timeoutMs }).views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
     await kv.status(); // bindOnly does not look: a bucket that is not there fails here

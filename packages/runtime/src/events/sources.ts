@@ -56,11 +56,11 @@ export class EventSources {
   static async open(subs: readonly ResolvedSubscription[], p: SourcesParts): Promise<EventSources> {
     const sources = new EventSources(subs, p);
     const floors: KV = await openBucket(p.nc, "events", bucketName(p.prefix, "events"), p.storage);
-    const js = p.nc.jetstream({ timeout: p.storage.timeoutMs ?? 3000 });
+    const js = p.nc.jetstream({ timeout: p.storage.timeoutMs });
     sources.#parts = {
       nc: p.nc,
       js,
-      jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }),
+      jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs }),
       floors,
       log: p.log,
       callTimeoutMs: p.callTimeoutMs,

@@ -10,6 +10,7 @@ import type { ConnectionOptions, NatsConnection } from "nats";
 import { checkToken } from "@mesh/core/internal";
 import { Subjects, bucketName, classifyNatsError, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 import { Mesh } from "../mesh.js";
+import { DEFAULT_STORAGE_TIMEOUT_MS } from "../options.js";
 import { StateStore } from "../state/state-store.js";
 import { Reminders, reminderBucket } from "../timers/reminders.js";
 import { decodeState, readRecord } from "../state/group-commit.js";
@@ -322,7 +323,7 @@ async function request(nc: NatsConnection, subject: string, body: object, isCall
 }
 
 async function listReminders(nc: NatsConnection, bucket: string, actorType: string | undefined, id: string | undefined, asJson: boolean): Promise<number> {
-  const reminders = await Reminders.read(nc, bucket);
+  const reminders = await Reminders.read(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS);
   const shown = reminders.filter((r) => (actorType === undefined || r.actorType === actorType) && (id === undefined || r.id === id)).sort((a, b) => a.runAt - b.runAt);
   if (asJson) {
     for (const r of shown) process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -342,7 +343,7 @@ async function listReminders(nc: NatsConnection, bucket: string, actorType: stri
 
 async function getState(nc: NatsConnection, bucket: string, { capability, actorType, id }: Forget): Promise<number> {
   const key = stateKey(capability, actorType, id);
-  const stored = await (await StateStore.bind(nc, bucket)).load(key);
+  const stored = await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).load(key);
   if (stored.bytes === undefined) {
     process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
     return 1;
@@ -355,7 +356,7 @@ async function getState(nc: NatsConnection, bucket: string, { capability, actorT
 /** Deletes the stored state, then asks every node to end its live activation of the actor, and waits for their answers. */
 async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actor: Forget, waitMs: number): Promise<number> {
   const { capability, actorType, id } = actor;
-  await (await StateStore.bind(nc, bucket)).delete(stateKey(capability, actorType, id));
+  await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).delete(stateKey(capability, actorType, id));
   const ended: string[] = [];
   let nodes = 0;
   const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget(actor), { strategy: RequestStrategy.Timer, maxWait: waitMs });

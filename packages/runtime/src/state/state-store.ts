@@ -91,18 +91,11 @@ export class StateStore implements StateStorage {
     maxPayload: number,
     inboxPrefix?: string,
   ): Promise<StateStore> {
-    return new StateStore(
-      nc,
-      await openBucket(nc, "state", bucket, options),
-      bucket,
-      maxPayload - 256,
-      options.timeoutMs ?? 3000,
-      inboxPrefix,
-    );
+    return new StateStore(nc, await openBucket(nc, "state", bucket, options), bucket, maxPayload - 256, options.timeoutMs, inboxPrefix);
   }
 
   /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
-  static async bind(nc: NatsConnection, bucket: string, timeoutMs = 3000): Promise<StateStore> {
+  static async bind(nc: NatsConnection, bucket: string, timeoutMs: number): Promise<StateStore> {
     return new StateStore(
       nc,
       await bindBucket(nc, "state", bucket, timeoutMs),

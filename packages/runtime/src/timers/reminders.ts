@@ -139,9 +139,9 @@ export class Reminders {
   }
 
   /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket or the read is cut short (the connection closed). */
-  static async read(nc: NatsConnection, bucket: string): Promise<Reminder[]> {
+  static async read(nc: NatsConnection, bucket: string, timeoutMs: number): Promise<Reminder[]> {
     const all: Reminder[] = [];
-    await readAll(await bindBucket(nc, "reminders", bucket), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
+    await readAll(await bindBucket(nc, "reminders", bucket, timeoutMs), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
     return all;
   }
 
