@@ -1,13 +1,53 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy, stateBucket } from "@mesh/core";
+import { DEFAULT_SHARDS, MeshError, quietLogger, resolveStrategy } from "@mesh/core";
 import type { Logger, Placement, Strategy } from "@mesh/core";
 import { checkToken } from "@mesh/core/internal";
-import { Subjects, defaultServers } from "@mesh/transport";
+import { DEFAULT_REPLICAS, Subjects, bucketName, defaultServers } from "@mesh/transport";
 import type { ConnectionOptions } from "nats";
 import { checkActorClass } from "./actors/actor.js";
 import type { StorageOptions } from "./state/state-store.js";
 import type { ActorClass } from "./types.js";
+
+// The defaults of MeshOptions, each by name: resolveOptions fills them in, and
+// nothing else in the runtime has a default of its own for an option.
+
+/** `prefix`: the subject prefix. */
+export const DEFAULT_PREFIX = "mesh";
+/** `shards`, from @mesh/core (the placement's default). */
+export { DEFAULT_SHARDS };
+/** `callTimeoutMs`. */
+export const DEFAULT_CALL_TIMEOUT_MS = 5000;
+/** `heartbeatMs`. */
+export const DEFAULT_HEARTBEAT_MS = 1000;
+/** `nodeTimeoutMs`: three heartbeats, and never less than this. */
+export const MIN_DEFAULT_NODE_TIMEOUT_MS = 3000;
+/** `nodeTimeoutMs`: this many heartbeats (at least MIN_DEFAULT_NODE_TIMEOUT_MS). */
+export const DEFAULT_NODE_TIMEOUT_HEARTBEATS = 3;
+/** `discoveryQuietMs`. */
+export const DEFAULT_DISCOVERY_QUIET_MS = 50;
+/** `drainTimeoutMs`. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 5000;
+/** `metricsHost`. */
+export const DEFAULT_METRICS_HOST = "127.0.0.1";
+/** `storage.timeoutMs`. */
+export const DEFAULT_STORAGE_TIMEOUT_MS = 3000;
+/** `storage.replicas`, chosen when a bucket is created (the server says whether it is part of a cluster): the transport's DEFAULT_REPLICAS. */
+export const DEFAULT_STORAGE_REPLICAS = DEFAULT_REPLICAS;
+/** `idleTimeoutMs` for durable classes: a durable actor loses nothing by leaving memory. */
+export const DEFAULT_DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;
+/** `idleTimeoutMs` for the other classes: never. */
+export const DEFAULT_IDLE_TIMEOUT_MS = Infinity;
+/** `maxActors`: no cap. */
+export const DEFAULT_MAX_ACTORS = Infinity;
+/** `maxMailbox`. */
+export const DEFAULT_MAX_MAILBOX = 1000;
+/** `maxQueuedLetters`. */
+export const DEFAULT_MAX_QUEUED_LETTERS = 100_000;
+/** `maxQueuedBytes`: 64 MiB. */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** `reminderScanMs`. */
+export const DEFAULT_REMINDER_SCAN_MS = 30_000;
 
 /** Options of `Mesh.start`. Every field is optional. */
 export interface MeshOptions {
@@ -80,7 +120,8 @@ export interface ResolvedOptions {
   logger: Logger;
   metricsPort: number | undefined;
   metricsHost: string;
-  storage: Required<Pick<StorageOptions, "bucket">> & StorageOptions;
+  /** The storage options, with the bucket and the timeout filled in (replicas: chosen when a bucket is created, DEFAULT_STORAGE_REPLICAS). */
+  storage: Required<Pick<StorageOptions, "bucket" | "timeoutMs">> & StorageOptions;
   idleTimeoutMs: number | undefined;
   maxActors: number;
   maxMailbox: number;
@@ -103,8 +144,8 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
   if (o.maxPayloadBytes !== undefined && !(Number.isInteger(o.maxPayloadBytes) && o.maxPayloadBytes > 0)) {
     throw new MeshError("BAD_REQUEST", `maxPayloadBytes must be a positive integer, got ${String(o.maxPayloadBytes)}`);
   }
-  const heartbeatMs = ms("heartbeatMs", o.heartbeatMs, 1000);
-  const subjects = new Subjects(o.prefix ?? "mesh");
+  const heartbeatMs = ms("heartbeatMs", o.heartbeatMs, DEFAULT_HEARTBEAT_MS);
+  const subjects = new Subjects(o.prefix ?? DEFAULT_PREFIX);
   const actors = (o.actors ?? []).map(checkActorClass);
   for (const cls of actors) if (cls.idleTimeoutMs !== undefined) checkIdleTimeout(cls.idleTimeoutMs, `${cls.name}.idleTimeoutMs`);
   for (const name of ["maxActors", "maxMailbox", "maxQueuedLetters", "maxQueuedBytes"] as const) {
@@ -120,24 +161,38 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     subjects,
     shards,
     placement: resolveStrategy(o.strategy),
-    callTimeoutMs: ms("callTimeoutMs", o.callTimeoutMs, 5000),
+    callTimeoutMs: ms("callTimeoutMs", o.callTimeoutMs, DEFAULT_CALL_TIMEOUT_MS),
     heartbeatMs,
-    nodeTimeoutMs: ms("nodeTimeoutMs", o.nodeTimeoutMs, Math.max(3000, heartbeatMs * 3)),
-    discoveryQuietMs: ms("discoveryQuietMs", o.discoveryQuietMs, 50),
+    nodeTimeoutMs: ms(
+      "nodeTimeoutMs",
+      o.nodeTimeoutMs,
+      Math.max(MIN_DEFAULT_NODE_TIMEOUT_MS, heartbeatMs * DEFAULT_NODE_TIMEOUT_HEARTBEATS),
+    ),
+    discoveryQuietMs: ms("discoveryQuietMs", o.discoveryQuietMs, DEFAULT_DISCOVERY_QUIET_MS),
     maxPayloadBytes: o.maxPayloadBytes,
-    drainTimeoutMs: ms("drainTimeoutMs", o.drainTimeoutMs, 5000),
+    drainTimeoutMs: ms("drainTimeoutMs", o.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS),
     nats: o.nats ?? {},
     logger: o.logger ?? quietLogger,
     metricsPort: checkPort(o.metricsPort),
-    metricsHost: o.metricsHost ?? "127.0.0.1",
+    metricsHost: o.metricsHost ?? DEFAULT_METRICS_HOST,
     storage: checkStorage(o.storage, subjects.prefix),
     idleTimeoutMs: o.idleTimeoutMs === undefined ? undefined : checkIdleTimeout(o.idleTimeoutMs, "idleTimeoutMs"),
-    maxActors: o.maxActors ?? Infinity,
-    maxMailbox: o.maxMailbox ?? 1000,
-    maxQueuedLetters: o.maxQueuedLetters ?? 100_000,
-    maxQueuedBytes: o.maxQueuedBytes ?? 64 * 1024 * 1024,
-    reminderScanMs: ms("reminderScanMs", o.reminderScanMs, 30_000),
+    maxActors: o.maxActors ?? DEFAULT_MAX_ACTORS,
+    maxMailbox: o.maxMailbox ?? DEFAULT_MAX_MAILBOX,
+    maxQueuedLetters: o.maxQueuedLetters ?? DEFAULT_MAX_QUEUED_LETTERS,
+    maxQueuedBytes: o.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+    reminderScanMs: ms("reminderScanMs", o.reminderScanMs, DEFAULT_REMINDER_SCAN_MS),
   };
+}
+
+/**
+ * How long actors of `cls` may stay idle (Infinity: never): the class's
+ * `idleTimeoutMs`, else the node's (`nodeIdleTimeoutMs`, as resolved), else
+ * DEFAULT_DURABLE_IDLE_TIMEOUT_MS for a durable class and
+ * DEFAULT_IDLE_TIMEOUT_MS for the others.
+ */
+export function idleTimeoutOf(cls: ActorClass, nodeIdleTimeoutMs: number | undefined): number {
+  return cls.idleTimeoutMs ?? nodeIdleTimeoutMs ?? (cls.durable === true ? DEFAULT_DURABLE_IDLE_TIMEOUT_MS : DEFAULT_IDLE_TIMEOUT_MS);
 }
 
 /** An idle timeout: milliseconds as for any timeout, or Infinity for never. */
@@ -152,7 +207,7 @@ function checkIdleTimeout(value: unknown, what: string): number {
 
 function checkStorage(s: StorageOptions = {}, prefix: string): ResolvedOptions["storage"] {
   if (typeof s !== "object" || s === null) throw new MeshError("BAD_REQUEST", "storage must be an object");
-  const bucket = s.bucket ?? stateBucket(prefix);
+  const bucket = s.bucket ?? bucketName(prefix, "state");
   if (!/^[-\w]+$/.test(bucket))
     throw new MeshError("BAD_REQUEST", `storage.bucket must be 1 or more of A-Z a-z 0-9 _ -, got ${JSON.stringify(s.bucket)}`);
   if (s.replicas !== undefined && ![1, 3, 5].includes(s.replicas))
@@ -162,7 +217,7 @@ function checkStorage(s: StorageOptions = {}, prefix: string): ResolvedOptions["
       "BAD_REQUEST",
       `storage.timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(s.timeoutMs)}`,
     );
-  return { ...s, bucket };
+  return { ...s, bucket, timeoutMs: s.timeoutMs ?? DEFAULT_STORAGE_TIMEOUT_MS };
 }
 
 /** The longest timeout or interval Mesh accepts: what a Node.js timer can wait (about 24.8 days). */

@@ -5,6 +5,7 @@ import { MeshError } from "@mesh/core";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { settleWithin } from "./connection.js";
+import { classifyNatsError } from "./jetstream.js";
 import type { Subjects } from "./subjects.js";
 
 /** Timing of membership. */
@@ -374,8 +375,7 @@ export async function claimNodeId(nc: NatsConnection, subjects: Subjects, nodeId
   try {
     await nc.request(subjects.node(nodeId), new Uint8Array(0), { timeout: timeoutMs });
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "503") return; // no responders: nobody serves this id
+    if (classifyNatsError(err) === "no-responders") return; // nobody serves this id
     log.warn(
       { node: nodeId, err: messageOf(err) },
       "mesh: a subscriber on this node's subject did not answer the presence probe; starting anyway",

@@ -7,3 +7,15 @@ export type { PendingRequest } from "./requests.js";
 export { Subjects } from "./subjects.js";
 export { FrameQueue } from "./frame-queue.js";
 export type { SendGroup } from "./frame-queue.js";
+export {
+  BUCKET_KINDS,
+  DEFAULT_REPLICAS,
+  EXPECTED_LAST_SUBJECT_SEQUENCE,
+  NATS_ERROR_KINDS,
+  WRONG_LAST_SEQUENCE,
+  bindBucket,
+  bucketName,
+  classifyNatsError,
+  openBucket,
+} from "./jetstream.js";
+export type { BucketKind, BucketOptions, NatsErrorKind } from "./jetstream.js";

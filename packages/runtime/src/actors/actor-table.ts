@@ -5,14 +5,12 @@
 // capability it was reached through. Every message looks its actor up here:
 // a Map per type, then per capability, then per id, with no key to build.
 import { MeshError } from "@mesh/core";
+import { idleTimeoutOf } from "../options.js";
 import type { ActorClass } from "../types.js";
 import { boundCapabilities } from "../capabilities.js";
 import { actorTypeOf } from "./actor.js";
 import type { Activation } from "./activation.js";
 import type { SweptType } from "./passivation.js";
-
-/** What a durable actor that sets no idleTimeoutMs gets: it loses nothing by leaving memory. */
-export const DURABLE_IDLE_TIMEOUT_MS = 15 * 60_000;
 
 /** One hosted actor type. */
 export interface HostedType {
@@ -48,7 +46,7 @@ export class ActorTable {
       const name = actorTypeOf(cls);
       if (this.#types.has(name)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${name}"`);
       const durable = cls.durable === true;
-      const idleTimeoutMs = cls.idleTimeoutMs ?? nodeIdleTimeoutMs ?? (durable ? DURABLE_IDLE_TIMEOUT_MS : Infinity);
+      const idleTimeoutMs = idleTimeoutOf(cls, nodeIdleTimeoutMs);
       this.#types.set(name, {
         cls,
         name,

@@ -12,7 +12,7 @@ import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
 import { remindersOf } from "../timers/reminders.js";
 import type { Reminder, Reminders } from "../timers/reminders.js";
-import type { StateStore } from "../state/state-store.js";
+import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
 import type { ActorClass, CallResult, MeshRequest, ReminderInfo } from "../types.js";
@@ -26,6 +26,7 @@ import { Letter, incomingAcross } from "./letter.js";
 import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
+import { commitSpan } from "./commit-spans.js";
 
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {
@@ -38,7 +39,7 @@ export interface SupervisorOptions {
   /** How long an onDeactivate may take. */
   readonly deactivateTimeoutMs: number;
   /** Where durable actors' state lives; required when a class is durable. */
-  readonly store: StateStore | undefined;
+  readonly store: StateStorage | undefined;
   /** The node's idleTimeoutMs option, for classes that set none. */
   readonly idleTimeoutMs: number | undefined;
   /** The most live actors this node holds (Infinity: no cap). */
@@ -345,6 +346,7 @@ export class Supervisor {
           this.#endings.crashed(act);
         },
         settled: () => this.#turns.committed(act.commits!),
+        span: commitSpan,
       },
       this.o.publisher,
     );

@@ -7,6 +7,7 @@
 // the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
+import { classifyNatsError } from "@mesh/transport";
 import type { Logger } from "@mesh/core";
 import type { JetStreamClient, JetStreamManager, KV, MsgHdrs, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
@@ -14,7 +15,7 @@ import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
-import { headersOf, noStream } from "./outbox.js";
+import { headersOf } from "./outbox.js";
 import { StreamReader } from "./stream-reader.js";
 import type { Outcomes } from "./delivery.js";
 
@@ -354,7 +355,7 @@ export class Dispatcher implements Outcomes {
         break;
       } catch (e) {
         // No stream keeps dead letters: they go out on the subject, for whoever listens.
-        if (noStream(e)) {
+        if (classifyNatsError(e) === "no-responders") {
           this.p.nc.publish(this.sub.deadLetter, event.data, { headers: h });
           break;
         }

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
+import { classifyNatsError } from "@mesh/transport";
 import { headers as natsHeaders } from "nats";
 import type { JetStreamClient, MsgHdrs, NatsConnection } from "nats";
 import type { OutMessage } from "../state/record.js";
@@ -53,7 +54,7 @@ export class Publisher {
       await this.#js.publish(m.subject, m.data, { msgID: m.id, headers: headersOf(m.headers), timeout: this.timeoutMs });
       this.counts.published++;
     } catch (err) {
-      const reason = noStream(err) ? "no JetStream stream captures that subject" : messageOf(err);
+      const reason = classifyNatsError(err) === "no-responders" ? "no JetStream stream captures that subject" : messageOf(err);
       throw new MeshError("STORAGE_UNAVAILABLE", `cannot publish to ${m.subject}: ${reason}`, { cause: err });
     }
   }
@@ -64,9 +65,4 @@ export function headersOf(headers: Readonly<Record<string, string>> | null | und
   const h = natsHeaders();
   if (headers) for (const [name, value] of Object.entries(headers)) h.set(name, value);
   return h;
-}
-
-/** A JetStream publish met no stream that captures its subject (503, no responders). */
-export function noStream(err: unknown): boolean {
-  return /503|no responders/i.test(messageOf(err));
 }

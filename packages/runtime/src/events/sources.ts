@@ -2,22 +2,19 @@
 // here. Dispatcher `p` of subscription `s` belongs to the node that owns shard
 // shardFor("<s>#<p>") of the subscription's capability, as an actor would: the
 // dispatchers spread over the nodes that host the class and move with the view
-// (docs/events.md). Imports: the events room, state and the bottom floor.
+// (docs/events.md). Imports: the events room, the transport's JetStream seam
+// and the bottom floor.
 import { shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
+import { bucketName, openBucket } from "@mesh/transport";
+import type { BucketOptions } from "@mesh/transport";
 import type { KV, NatsConnection } from "nats";
-import { openBucket } from "../state/state-store.js";
 import type { ReplyTo } from "../types.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { DispatcherParts, SubscriptionCounts } from "./dispatcher.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
-
-/** The progress bucket of a cluster: `<prefix>_events`, dots in the prefix becoming "_". */
-function eventsBucket(prefix: string): string {
-  return `${prefix.replace(/\./g, "_")}_events`;
-}
 
 /** One subscription as a node reports it (metrics, `mesh events`). */
 export interface SubscriptionReport extends SubscriptionCounts {
@@ -36,7 +33,7 @@ export interface SourcesParts {
   /** Where this node's replies come. */
   readonly inboxPrefix: string | undefined;
   readonly drainTimeoutMs: number;
-  readonly storage: { replicas?: number | undefined; timeoutMs?: number | undefined };
+  readonly storage: BucketOptions;
   /** True when this node owns `shard` of `capability` in its view. */
   owns(capability: string, shard: number): boolean;
   deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): string | undefined;
@@ -58,12 +55,12 @@ export class EventSources {
   /** Opens the progress bucket (creating it when missing). Throws STORAGE_UNAVAILABLE. */
   static async open(subs: readonly ResolvedSubscription[], p: SourcesParts): Promise<EventSources> {
     const sources = new EventSources(subs, p);
-    const floors: KV = await openBucket(p.nc, "events", eventsBucket(p.prefix), p.storage);
-    const js = p.nc.jetstream({ timeout: p.storage.timeoutMs ?? 3000 });
+    const floors: KV = await openBucket(p.nc, "events", bucketName(p.prefix, "events"), p.storage);
+    const js = p.nc.jetstream({ timeout: p.storage.timeoutMs });
     sources.#parts = {
       nc: p.nc,
       js,
-      jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs ?? 3000 }),
+      jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs }),
       floors,
       log: p.log,
       callTimeoutMs: p.callTimeoutMs,

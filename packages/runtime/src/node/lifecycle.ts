@@ -17,7 +17,7 @@ import { PrometheusEndpoint } from "../operations/prometheus.js";
 import { nodeStarted, nodeStopped } from "../operations/tracing.js";
 import { checkCapabilities } from "../options.js";
 import type { ResolvedOptions } from "../options.js";
-import type { StateStore } from "../state/state-store.js";
+import type { StateStorage } from "../state/state-store.js";
 import { Reminders, reminderBucket } from "../timers/reminders.js";
 import { makeParts } from "./parts.js";
 import type { MeshState, NodeParts, NodeStatus } from "./parts.js";
@@ -27,7 +27,7 @@ export interface NodeInput {
   readonly o: ResolvedOptions;
   readonly nc: NatsConnection;
   readonly maxPayload: number;
-  readonly store: StateStore | undefined;
+  readonly store: StateStorage | undefined;
   readonly inbox: string;
   readonly subscriptions: readonly ResolvedSubscription[];
 }

@@ -21,7 +21,7 @@ import { NodeMetrics } from "../operations/metrics.js";
 import type { MetricsSnapshot } from "../operations/metrics.js";
 import { NodeService } from "../operations/service.js";
 import type { ResolvedOptions } from "../options.js";
-import type { StateStore } from "../state/state-store.js";
+import type { StateStorage } from "../state/state-store.js";
 import type { Reminders } from "../timers/reminders.js";
 import { version } from "../version.js";
 
@@ -54,7 +54,7 @@ export interface PartsInput {
   /** The largest message: the option, capped by the server's max_payload. */
   readonly maxPayload: number;
   /** Where durable actors' state lives (undefined: no durable class). */
-  readonly store: StateStore | undefined;
+  readonly store: StateStorage | undefined;
   /** The node's own reply inbox prefix. */
   readonly inbox: string;
   readonly status: NodeStatus;
@@ -108,7 +108,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, status, links }: Pa
     idleTimeoutMs: o.idleTimeoutMs,
     maxActors: o.maxActors,
     reminders: links.reminders,
-    publisher: new Publisher(nc, o.storage.timeoutMs ?? 3000, metrics),
+    publisher: new Publisher(nc, o.storage.timeoutMs, metrics),
     maxPayload,
     // cycle: the router is made below
     handover: (act, letters) => router.handover(act, letters),

@@ -4,12 +4,13 @@ import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { readFileSync } from "node:fs";
-import { RoutingTable, resolveStrategy, stateBucket, stateKey } from "@mesh/core";
+import { RoutingTable, resolveStrategy, stateKey } from "@mesh/core";
 import { RequestStrategy, connect, credsAuthenticator } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { checkToken } from "@mesh/core/internal";
-import { Subjects, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
+import { Subjects, bucketName, classifyNatsError, credentialsFromEnv, inboxPrefixFromEnv } from "@mesh/transport";
 import { Mesh } from "../mesh.js";
+import { DEFAULT_STORAGE_TIMEOUT_MS } from "../options.js";
 import { StateStore } from "../state/state-store.js";
 import { Reminders, reminderBucket } from "../timers/reminders.js";
 import { decodeState, readRecord } from "../state/group-commit.js";
@@ -178,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
       const [verb, capability, actorType, id] = positionals;
       if ((verb !== "get" && verb !== "delete") || !capability || !actorType || id === undefined) throw new UsageError(`mesh state needs get|delete <capability> <actorType> <id>; run "mesh state --help"`);
       const actor = { capability: checkToken(capability, "capability"), actorType, id };
-      const bucket = values.bucket ?? stateBucket(values.prefix);
+      const bucket = values.bucket ?? bucketName(values.prefix, "state");
       return withConnection((nc) => (verb === "get" ? getState(nc, bucket, actor) : deleteState(nc, bucket, values.prefix, actor, number(values.wait, "--wait"))));
     }
   }
@@ -313,8 +314,7 @@ async function request(nc: NatsConnection, subject: string, body: object, isCall
   try {
     data = (await nc.request(subject, JSON.stringify(body), { timeout: timeoutMs + 1000 })).data;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new Error(code === "503" ? `no node serves ${subject} (no Mesh node hosts any capability)` : `no answer on ${subject}: ${(err as Error).message}`);
+    throw new Error(classifyNatsError(err) === "no-responders" ? `no node serves ${subject} (no Mesh node hosts any capability)` : `no answer on ${subject}: ${(err as Error).message}`);
   }
   const reply = JSON.parse(new TextDecoder().decode(data)) as { ok: boolean; pid?: string; result?: unknown; error?: { code: string; message: string } };
   if (!reply.ok) throw new Error(`${reply.error?.code}: ${reply.error?.message}`);
@@ -323,7 +323,7 @@ async function request(nc: NatsConnection, subject: string, body: object, isCall
 }
 
 async function listReminders(nc: NatsConnection, bucket: string, actorType: string | undefined, id: string | undefined, asJson: boolean): Promise<number> {
-  const reminders = await Reminders.read(nc, bucket);
+  const reminders = await Reminders.read(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS);
   const shown = reminders.filter((r) => (actorType === undefined || r.actorType === actorType) && (id === undefined || r.id === id)).sort((a, b) => a.runAt - b.runAt);
   if (asJson) {
     for (const r of shown) process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -343,7 +343,7 @@ async function listReminders(nc: NatsConnection, bucket: string, actorType: stri
 
 async function getState(nc: NatsConnection, bucket: string, { capability, actorType, id }: Forget): Promise<number> {
   const key = stateKey(capability, actorType, id);
-  const stored = await (await StateStore.bind(nc, bucket)).load(key);
+  const stored = await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).load(key);
   if (stored.bytes === undefined) {
     process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
     return 1;
@@ -356,7 +356,7 @@ async function getState(nc: NatsConnection, bucket: string, { capability, actorT
 /** Deletes the stored state, then asks every node to end its live activation of the actor, and waits for their answers. */
 async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actor: Forget, waitMs: number): Promise<number> {
   const { capability, actorType, id } = actor;
-  await (await StateStore.bind(nc, bucket)).delete(stateKey(capability, actorType, id));
+  await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).delete(stateKey(capability, actorType, id));
   const ended: string[] = [];
   let nodes = 0;
   const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget(actor), { strategy: RequestStrategy.Timer, maxWait: waitMs });

@@ -6,16 +6,14 @@
 // once per turn.
 import { MeshError, stateKey } from "@mesh/core";
 import { decodeValue, encodeValue, messageOf } from "@mesh/core/internal";
-import { ROOT_CONTEXT, SpanKind, endSpan, startSpan, tracing } from "../operations/tracing.js";
-import type { Context, Span } from "../operations/tracing.js";
-import type { KeyWriter, StateStore, Stored } from "./state-store.js";
+import type { KeyWriter, StateStorage, Stored } from "./state-store.js";
 import { decodeRecord, encodeRecord } from "./record.js";
 import type { OutMessage, StoredRecord } from "./record.js";
 
 /** A turn's outcome, held until its commit lands. */
 export interface Held {
-  /** The context of the turn, while tracing is on: the commit's span goes under the last such turn it covers. */
-  readonly trace?: Context | undefined;
+  /** The trace context of the turn, while tracing is on: the commit's span goes under the last such turn it covers (opaque here: CommitEvents.span reads it). */
+  readonly trace?: unknown;
   release(): void;
   fail(err: MeshError): void;
 }
@@ -28,6 +26,31 @@ export interface CommitEvents {
   failed(err: MeshError): void;
   /** Nothing in flight and nothing waiting any more. */
   settled(): void;
+  /** A commit starts: its span, or undefined while tracing is off (the actors room gives it: state/ imports nothing of tracing). */
+  span(commit: CommitInfo): CommitSpan | undefined;
+}
+
+/** A commit as its span describes it. */
+export interface CommitInfo {
+  /** The actor's type (the key holds it encoded). */
+  readonly actorType: string;
+  readonly key: string;
+  /** The turns it covers, in order. */
+  readonly covered: readonly Held[];
+  /** It deletes the state. */
+  readonly clearing: boolean;
+  /** The messages it stores and then publishes. */
+  readonly messages: number;
+  /** The revision it writes against. */
+  readonly expectedRevision: number;
+}
+
+/** The span of a commit under way. */
+export interface CommitSpan {
+  /** The commit (and the publishing after it) landed at `revision`. */
+  end(revision: number): void;
+  /** The commit failed with `err`. */
+  fail(err: MeshError): void;
 }
 
 // What the value model refuses (a Map, a Set, a class instance…) would be written
@@ -82,7 +105,7 @@ export class GroupCommit implements KeyWriter {
   #dirty = false;
 
   constructor(
-    private readonly store: StateStore,
+    private readonly store: StateStorage,
     readonly key: string,
     /** The actor's type, which names the commit's span (the key holds it encoded). */
     private readonly actorType: string,
@@ -198,7 +221,14 @@ export class GroupCommit implements KeyWriter {
     this.#inFlight = true;
     this.store.writing(this.key, this);
     const started = performance.now();
-    const span = tracing.on ? this.#span(covered, target === DELETE, outbox.length) : undefined;
+    const span = this.events.span({
+      actorType: this.actorType,
+      key: this.key,
+      covered,
+      clearing: target === DELETE,
+      messages: outbox.length,
+      expectedRevision: this.#revision,
+    });
     const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
     const write = bare
       ? this.store.delete(this.key, this.#revision).then(() => 0)
@@ -218,14 +248,14 @@ export class GroupCommit implements KeyWriter {
       })
       .then(
         () => {
-          if (span !== undefined) endSpan(span.setAttribute("mesh.revision", this.#revision));
+          span?.end(this.#revision);
           this.#inFlight = false;
           for (const h of covered) h.release();
           if (this.#waiting.length > 0 || this.#dirty) this.#flush();
           else this.#settle();
         },
         (err: MeshError) => {
-          if (span !== undefined) endSpan(span, err);
+          span?.fail(err);
           this.#inFlight = false;
           this.#failed = err;
           const lost = [...covered, ...this.#waiting];
@@ -235,25 +265,6 @@ export class GroupCommit implements KeyWriter {
           this.events.failed(err);
         },
       );
-  }
-
-  /** The span of a commit (and the publishing after it), under the last traced turn it covers. */
-  #span(covered: Held[], clearing: boolean, messages: number): Span {
-    let parent: Context | undefined;
-    for (const h of covered) parent = h.trace ?? parent;
-    const key = this.key;
-    return startSpan(
-      `commit ${this.actorType}`,
-      SpanKind.INTERNAL,
-      {
-        "mesh.state.key": key,
-        "mesh.commit.turns": covered.length,
-        "mesh.commit.delete": clearing,
-        "mesh.commit.messages": messages,
-        "mesh.revision.expected": this.#revision,
-      },
-      parent ?? ROOT_CONTEXT,
-    ).span;
   }
 
   #settle(): void {
@@ -271,7 +282,7 @@ export class GroupCommit implements KeyWriter {
  * BAD_STATE for a stored value that is not msgpack.
  */
 export async function loadState(
-  store: StateStore,
+  store: StateStorage,
   capability: string,
   actorType: string,
   id: string,

@@ -3,8 +3,8 @@
 // written with compare-and-set on the key's revision.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { NoResponders, Requests } from "@mesh/transport";
-import type { PendingRequest } from "@mesh/transport";
+import { EXPECTED_LAST_SUBJECT_SEQUENCE, NoResponders, Requests, bindBucket, classifyNatsError, openBucket } from "@mesh/transport";
+import type { BucketOptions, PendingRequest } from "@mesh/transport";
 import { headers } from "nats";
 import type { KV, NatsConnection } from "nats";
 
@@ -31,53 +31,24 @@ export interface KeyWriter {
 }
 
 /**
- * Opens KV bucket `bucket`, creating it when missing (history 1, file
- * storage; `replicas` 3 on a NATS cluster, else 1, unless given). Throws
- * STORAGE_UNAVAILABLE with the reason, in one line.
+ * The store as group commits use it (group-commit.ts): what StateStore gives,
+ * and what another store would have to. Every failure is a MeshError, as
+ * StateStore's are.
  */
-export async function openBucket(
-  nc: NatsConnection,
-  what: "state" | "reminders" | "events",
-  bucket: string,
-  options: { replicas?: number | undefined; timeoutMs?: number | undefined },
-): Promise<KV> {
-  const timeout = options.timeoutMs ?? 3000;
-  const replicas = options.replicas ?? (nc.info?.cluster ? 3 : 1);
-  try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await nc.jetstream({ timeout }).views.kv(bucket, { history: 1, replicas, timeout });
-      } catch (err) {
-        // Nodes starting together race to create the bucket; nats-server 2.9 may tell the loser
-        // "subjects overlap with an existing stream" while the winner's stream is being set up.
-        if (attempt >= 5 || !/overlap|already in use/i.test(messageOf(err))) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-      }
-    }
-  } catch (err) {
-    const reason = /503|no responders/i.test(messageOf(err))
-      ? "JetStream is not enabled on the NATS server (enable it with a jetstream block in the server config)"
-      : messageOf(err);
-    throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${reason}`, { cause: err });
-  }
+export interface StateStorage {
+  /** The largest encoded value it takes. */
+  readonly maxValueBytes: number;
+  /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
+  load(key: string): Promise<Stored>;
+  /** Writes `bytes` if the key is still at `revision` (0: never written); resolves with the new revision. STATE_CONFLICT when it moved. */
+  write(key: string, bytes: Uint8Array, revision: number): Promise<number>;
+  /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
+  delete(key: string, revision?: number): Promise<void>;
+  /** `writer` has writes of `key` under way: loads of the key wait for it until `done(key, writer)`. */
+  writing(key: string, writer: KeyWriter): void;
+  /** `writer` has nothing of `key` under way any more. */
+  done(key: string, writer: KeyWriter): void;
 }
-
-/** Binds to KV bucket `bucket`, which must exist (for tools). Throws STORAGE_UNAVAILABLE when it does not. */
-export async function bindBucket(nc: NatsConnection, what: "state" | "reminders", bucket: string, timeoutMs = 3000): Promise<KV> {
-  try {
-    const kv = await nc.jetstream({ timeout: timeoutMs }).views.kv(bucket, { bindOnly: true, timeout: timeoutMs });
-    await kv.status(); // bindOnly does not look: a bucket that is not there fails here
-    return kv;
-  } catch (err) {
-    throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${messageOf(err)}`, { cause: err });
-  }
-}
-
-/** JetStream's "wrong last sequence": the compare-and-set lost. */
-const WRONG_LAST_SEQUENCE = 10071;
-
-/** The header that makes a JetStream publish a compare-and-set on the subject's last sequence. */
-const EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence";
 
 /** JetStream's answer to a publish: the stored sequence, or an error. */
 interface PubAck {
@@ -91,7 +62,7 @@ interface PubAck {
  * for a value above the limit, STORAGE_UNAVAILABLE for anything else (no
  * answer in time, no JetStream, the bucket gone).
  */
-export class StateStore {
+export class StateStore implements StateStorage {
   /** Keys this node is writing: a load of one waits for them, so a node always reads its own writes. */
   readonly #writers = new Map<string, KeyWriter>();
 
@@ -116,22 +87,15 @@ export class StateStore {
   static async open(
     nc: NatsConnection,
     bucket: string,
-    options: StorageOptions,
+    options: BucketOptions,
     maxPayload: number,
     inboxPrefix?: string,
   ): Promise<StateStore> {
-    return new StateStore(
-      nc,
-      await openBucket(nc, "state", bucket, options),
-      bucket,
-      maxPayload - 256,
-      options.timeoutMs ?? 3000,
-      inboxPrefix,
-    );
+    return new StateStore(nc, await openBucket(nc, "state", bucket, options), bucket, maxPayload - 256, options.timeoutMs, inboxPrefix);
   }
 
   /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
-  static async bind(nc: NatsConnection, bucket: string, timeoutMs = 3000): Promise<StateStore> {
+  static async bind(nc: NatsConnection, bucket: string, timeoutMs: number): Promise<StateStore> {
     return new StateStore(
       nc,
       await bindBucket(nc, "state", bucket, timeoutMs),
@@ -217,6 +181,7 @@ export class StateStore {
     this.#writers.set(key, writer);
   }
 
+  /** `writer` has nothing of `key` under way any more (another writer of the key stays). */
   done(key: string, writer: KeyWriter): void {
     if (this.#writers.get(key) === writer) this.#writers.delete(key);
   }
@@ -224,13 +189,13 @@ export class StateStore {
 
 function storeError(err: unknown, what: string): MeshError {
   if (err instanceof MeshError && err.code !== "NODE_UNAVAILABLE") return err;
-  const e = err as { api_error?: { err_code?: number }; code?: string };
-  if (e.api_error?.err_code === WRONG_LAST_SEQUENCE) {
+  const kind = classifyNatsError(err);
+  if (kind === "wrong-last-sequence") {
     return new MeshError("STATE_CONFLICT", `${what}: another activation of the actor committed first (the stored revision moved)`, {
       cause: err,
     });
   }
-  if (e.code === "MAX_PAYLOAD_EXCEEDED")
+  if (kind === "max-payload")
     return new MeshError("PAYLOAD_TOO_LARGE", `${what}: the value exceeds the NATS server's max_payload`, { cause: err });
   return new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
 }

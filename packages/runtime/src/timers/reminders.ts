@@ -16,9 +16,10 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import { MeshError, keyToken, shardFor } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
+import { bindBucket, bucketName, openBucket } from "@mesh/transport";
+import type { BucketOptions } from "@mesh/transport";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
-import { bindBucket, openBucket } from "../state/state-store.js";
 import type { ReminderInfo, RemindOptions } from "../types.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
 
@@ -68,9 +69,9 @@ export function remindersOf(
   return reminders;
 }
 
-/** The default reminders bucket of a cluster: its prefix, dots as underscores, then `_reminders`. */
+/** The default reminders bucket of a cluster (the transport's bucketName): its prefix, dots as underscores, then `_reminders`. */
 export function reminderBucket(prefix: string): string {
-  return `${prefix.replaceAll(".", "_")}_reminders`;
+  return bucketName(prefix, "reminders");
 }
 
 class Pending implements Scheduled {
@@ -115,7 +116,7 @@ export class Reminders {
   static async open(
     nc: NatsConnection,
     bucket: string,
-    o: { replicas?: number | undefined; timeoutMs?: number | undefined; scanMs: number; shards: number },
+    o: BucketOptions & { scanMs: number; shards: number },
     scheduler: Scheduler,
     node: ReminderNode,
     capabilities: () => readonly string[],
@@ -138,9 +139,9 @@ export class Reminders {
   }
 
   /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket or the read is cut short (the connection closed). */
-  static async read(nc: NatsConnection, bucket: string): Promise<Reminder[]> {
+  static async read(nc: NatsConnection, bucket: string, timeoutMs: number): Promise<Reminder[]> {
     const all: Reminder[] = [];
-    await readAll(await bindBucket(nc, "reminders", bucket), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
+    await readAll(await bindBucket(nc, "reminders", bucket, timeoutMs), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
     return all;
   }
 
