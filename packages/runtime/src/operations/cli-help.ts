@@ -1,0 +1,93 @@
+// The `mesh` command's help: one text per command, and the options every command takes.
+import { version } from "../version.js";
+
+const COMMON = `Options for every command:
+  -s, --server <url>   NATS server URL (default: $NATS_URL, else nats://127.0.0.1:4222)
+  -p, --prefix <p>     Mesh subject prefix (default: mesh)
+  --user <name>        NATS user (default: $NATS_USER; its password from $NATS_PASSWORD)
+  --creds <file>       NATS creds file, JWT and seed (default: $NATS_CREDS)
+  --tls-ca <file>      CA certificate to verify a TLS server with
+  --inbox-prefix <p>   where replies come (default: $NATS_INBOX_PREFIX, else
+                       _INBOX_<user> when a user is given, else _INBOX; a node:
+                       <prefix>.inbox.<nodeId>). Under nats-secure.conf each
+                       role may only read its own: _INBOX_operator for operator
+  -h, --help           this help
+
+Passwords are never taken on the command line (other users could read them):
+set NATS_PASSWORD, or use a creds file.`;
+
+export const HELP: Record<string, string> = {
+  mesh: `mesh ${version}: run and inspect a Mesh cluster
+
+Usage: mesh <command> [options]
+
+Commands:
+  node     run a node hosting the actor classes a module exports
+  status   show every node: capabilities, live actors, calls served, shards owned
+  call     call an actor and print its reply
+  cast     send a message to an actor
+  state    print or delete a durable actor's stored state
+  reminders list the stored reminders of durable actors
+  events   show every event subscription: its dispatchers, lag, retries and dead letters
+
+Run "mesh <command> --help" for a command's options.`,
+  node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
+
+Runs a node until SIGINT or SIGTERM, then stops it gracefully.
+  --actors <module>       a JavaScript module; every exported class with a handleCall method is an actor type
+  --capabilities <list>   capabilities to register, comma-separated
+  --node-id <id>          this node's id (default: <host>-<pid>-<random>)
+
+${COMMON}`,
+  status: `Usage: mesh status [--json]
+
+Prints every node of the cluster: its capabilities, live actors, calls served,
+and how many shards of each capability it owns.
+  --json               the same as JSON, for scripts
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
+  call: `Usage: mesh call <capability> <actor> <id> [json-payload] [--init <json>] [--timeout <ms>]
+
+Calls an actor through the ingress (any node of the capability) and prints
+{"pid": ..., "result": ...} as JSON.
+  --init <json>        initArg, used if this call activates the actor
+  --timeout <ms>       the call's timeout (default: 5000)
+
+${COMMON}`,
+  cast: `Usage: mesh cast <capability> <actor> <id> [json-payload]
+
+Sends a message to an actor through the ingress and prints "ok" once a node has routed it.
+
+${COMMON}`,
+  reminders: `Usage: mesh reminders list [--actor <actorType>] [--id <id>] [--json]
+
+Prints every stored reminder (or those of one actor type, or one actor): its
+actor, name, when it is due, how often it repeats, and failed tries.
+  --actor <type>       only this actor type
+  --id <id>            only this actor id
+  --json               one JSON object per line, for scripts
+
+${COMMON}`,
+  events: `Usage: mesh events [--json]
+
+Prints every stream subscription of the cluster's classes (docs/events.md):
+its stream, its lag (events not yet handled), events handled, repeated (an
+actor had applied them already), retried and dead-lettered, and the node
+and floor of each dispatcher.
+  --json               the same as JSON, for scripts
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
+  state: `Usage: mesh state get <capability> <actorType> <id>
+       mesh state delete <capability> <actorType> <id>
+
+An actor is its capability, type and id (as in mesh call). get prints the
+stored state of a durable actor as JSON (exit 1 when none is
+stored). delete removes it; a live activation of the actor ends before its
+next turn, and the next message starts from the class's initial state.
+  --bucket <name>      the state bucket (default: <prefix>_state)
+  --wait <ms>          delete: how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
+};

@@ -1,0 +1,52 @@
+// `mesh state get` and `mesh state delete`: a durable actor's stored state, read
+// as JSON or deleted (with every node told to end its live activation, forget.ts).
+import { stateKey } from "@mesh/core";
+import { RequestStrategy } from "nats";
+import type { NatsConnection } from "nats";
+import { Subjects } from "@mesh/transport";
+import { DEFAULT_STORAGE_TIMEOUT_MS } from "../options.js";
+import { StateStore } from "../state/state-store.js";
+import { decodeState, readRecord } from "../state/group-commit.js";
+import { encodeForget } from "./forget.js";
+import type { Forget } from "./forget.js";
+
+export async function getState(nc: NatsConnection, bucket: string, { capability, actorType, id }: Forget): Promise<number> {
+  const key = stateKey(capability, actorType, id);
+  const stored = await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).load(key);
+  if (stored.bytes === undefined) {
+    process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
+    return 1;
+  }
+  const record = readRecord(stored.bytes, key);
+  process.stdout.write(`${JSON.stringify(record.state === undefined ? null : decodeState(record.state, key), jsonValue)}\n`);
+  return 0;
+}
+
+/** Deletes the stored state, then asks every node to end its live activation of the actor, and waits for their answers. */
+export async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actor: Forget, waitMs: number): Promise<number> {
+  const { capability, actorType, id } = actor;
+  await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).delete(stateKey(capability, actorType, id));
+  const ended: string[] = [];
+  let nodes = 0;
+  const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget(actor), {
+    strategy: RequestStrategy.Timer,
+    maxWait: waitMs,
+  });
+  for await (const reply of replies) {
+    const answer = JSON.parse(new TextDecoder().decode(reply.data)) as { node?: string; ended?: boolean };
+    nodes++;
+    if (answer.ended && answer.node) ended.push(answer.node);
+  }
+  const live = ended.length > 0 ? `its live activation on ${ended.join(", ")} ended` : "no node had it live";
+  process.stdout.write(
+    `deleted the state of ${actorType} ${JSON.stringify(id)}; ${live} (${nodes} node${nodes === 1 ? "" : "s"} answered)\n`,
+  );
+  return 0;
+}
+
+/** msgpack values JSON has no form for: bytes as base64, big integers as strings. */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
+  if (typeof value === "bigint") return value.toString();
+  return value;
+}

@@ -1,0 +1,85 @@
+// `mesh status`: every node of the cluster, its capabilities, live actors, calls
+// served, mailboxes, and the shards of each capability it owns.
+import { RoutingTable, resolveStrategy } from "@mesh/core";
+import type { NatsConnection } from "nats";
+import { clusterStats } from "./cluster-stats.js";
+
+interface NodeStatus {
+  node: string;
+  version: string;
+  capabilities: string[];
+  actors: number;
+  callsServed: number;
+  castsServed: number;
+  crashes: number;
+  /** Messages waiting in its mailboxes, the deepest mailbox, and calls and casts refused with OVERLOADED. */
+  queued: number;
+  deepestMailbox: number;
+  overloaded: number;
+  /** capability -> shards owned */
+  shards: Record<string, number>;
+}
+
+export async function status(nc: NatsConnection, prefix: string, asJson: boolean, waitMs: number): Promise<number> {
+  const { infos, stats } = await clusterStats(nc, prefix, waitMs);
+  const shardCount = Number(infos[0]?.metadata?.shards ?? 4096);
+  const strategy = infos[0]?.metadata?.strategy ?? "rendezvous";
+  const routes =
+    strategy === "rendezvous" || strategy === "modulo" ? new RoutingTable(shardCount, resolveStrategy(strategy).fn) : undefined;
+  routes?.setMembers(infos.map((i) => [i.metadata!.node!, splitList(i.metadata?.capabilities)] as const));
+  const nodes: NodeStatus[] = infos
+    .map((i) => {
+      const node = i.metadata!.node!;
+      const m = stats.get(node);
+      const capabilities = splitList(i.metadata?.capabilities);
+      const shards: Record<string, number> = {};
+      for (const c of capabilities) shards[c] = routes?.table(c)?.shardCounts().get(node) ?? 0;
+      return {
+        node,
+        version: i.version,
+        capabilities,
+        actors: m?.actors ?? 0,
+        callsServed: m?.callsServed ?? 0,
+        castsServed: m?.castsServed ?? 0,
+        crashes: m?.crashes ?? 0,
+        queued: m?.queuedLetters ?? 0,
+        deepestMailbox: m?.deepestMailbox ?? 0,
+        overloaded: Object.values(m?.overloaded ?? {}).reduce((a, b) => a + b, 0),
+        shards,
+      };
+    })
+    .sort((a, b) => (a.node < b.node ? -1 : 1));
+  if (asJson) {
+    process.stdout.write(`${JSON.stringify({ prefix, shards: shardCount, strategy, nodes }, null, 2)}\n`);
+    return 0;
+  }
+  if (nodes.length === 0) {
+    process.stdout.write(`no Mesh node answered on prefix "${prefix}"\n`);
+    return 1;
+  }
+  const width = Math.max(4, ...nodes.map((n) => n.node.length));
+  process.stdout.write(`${nodes.length} node${nodes.length === 1 ? "" : "s"}, prefix "${prefix}", ${shardCount} shards, ${strategy}\n\n`);
+  process.stdout.write(
+    `${"NODE".padEnd(width)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  ${"QUEUED".padStart(7)}  ${"DEEPEST".padStart(7)}  ${"REFUSED".padStart(7)}  CAPABILITIES\n`,
+  );
+  for (const n of nodes) {
+    const cells = [n.actors, n.callsServed, n.queued, n.deepestMailbox, n.overloaded].map((v, i) => String(v).padStart(i === 1 ? 9 : 7));
+    process.stdout.write(`${n.node.padEnd(width)}  ${cells.join("  ")}  ${n.capabilities.join(", ") || "-"}\n`);
+  }
+  const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
+  for (const c of all) {
+    process.stdout.write(`\nshards of "${c}"\n`);
+    for (const n of nodes.filter((x) => x.capabilities.includes(c))) {
+      const owned = n.shards[c] ?? 0;
+      const bar = "█".repeat(Math.round((owned / shardCount) * 40));
+      process.stdout.write(
+        `  ${n.node.padEnd(width)}  ${bar.padEnd(40)} ${String(owned).padStart(5)} (${((owned / shardCount) * 100).toFixed(1)} %)\n`,
+      );
+    }
+  }
+  return 0;
+}
+
+function splitList(text: string | undefined): string[] {
+  return (text ?? "").split(",").filter(Boolean);
+}
