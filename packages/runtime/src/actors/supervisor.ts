@@ -16,6 +16,7 @@ import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
 import type { ActorClass, CallResult, MeshRequest, ReminderInfo } from "../types.js";
+import { reachableUnder } from "../capabilities.js";
 import type { Lease } from "./lease.js";
 import type { ContextHost, MailboxLoad } from "./activation.js";
 import { Passivation } from "./passivation.js";
@@ -287,9 +288,9 @@ export class Supervisor {
         `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`,
       );
     }
-    if (type.capabilities !== undefined && !type.capabilities.includes(capability)) {
+    if (!reachableUnder(capability, type.capabilities)) {
       this.#metrics.error("WRONG_CAPABILITY");
-      return wrongCapability(actorType, capability, type.capabilities);
+      return wrongCapability(actorType, capability, type.capabilities!);
     }
     const slot = this.#table.slot(type, capability);
     const live = slot.activations.get(id);
