@@ -131,7 +131,7 @@ export class Activation implements CallContext {
   /** It holds the turn (starting, running, or leaving once its turn ends): a letter that arrives waits. */
   get busy(): boolean {
     const phase = this.#flags & PHASE;
-    return phase === RUNNING || phase === STARTING || phase === LEAVING;
+    return phase !== IDLE && phase !== GONE;
   }
 
   /** It left the actor table and ends once its turn does. */
@@ -149,14 +149,22 @@ export class Activation implements CallContext {
     this.#to(STARTING, 1 << IDLE);
   }
 
-  /** idle, starting or running → running: a turn starts (or waits for the lease at the head of the mailbox). */
+  /**
+   * idle, starting or running → running, and marked used (passivation.ts): a
+   * turn starts (or waits for the lease at the head of the mailbox). One
+   * compare and one write: it runs on every local call.
+   */
   runs(): void {
-    this.#to(RUNNING, (1 << IDLE) | (1 << STARTING) | (1 << RUNNING));
+    const now = this.#flags & PHASE;
+    if (now > RUNNING) this.#refuse(now, RUNNING); // IDLE, STARTING and RUNNING are 0, 1 and 2
+    this.#flags = (this.#flags & ~PHASE) | RUNNING | USED;
   }
 
   /** starting or running → idle: nothing waits. */
   rests(): void {
-    this.#to(IDLE, (1 << STARTING) | (1 << RUNNING));
+    const now = this.#flags & PHASE;
+    if (now !== RUNNING && now !== STARTING) this.#refuse(now, IDLE);
+    this.#flags &= ~PHASE; // IDLE is 0
   }
 
   /**
@@ -180,8 +188,12 @@ export class Activation implements CallContext {
 
   #to(phase: number, from: number): void {
     const now = this.#flags & PHASE;
-    if ((from & (1 << now)) === 0) throw new MeshError("INTERNAL", `${this.pid}: no transition from ${PHASES[now]} to ${PHASES[phase]}`);
+    if ((from & (1 << now)) === 0) this.#refuse(now, phase);
     this.#flags = (this.#flags & ~PHASE) | phase;
+  }
+
+  #refuse(now: number, phase: number): never {
+    throw new MeshError("INTERNAL", `${this.pid}: no transition from ${PHASES[now]} to ${PHASES[phase]}`);
   }
 
   /** A turn ran since the eviction hand passed (passivation.ts). */

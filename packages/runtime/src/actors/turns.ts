@@ -86,7 +86,6 @@ export class Turns {
     if (!act.busy && act.commits === undefined && this.lease.holdsNow()) {
       act.runs();
       act.lastTick = this.host.tick;
-      act.used = true;
       act.chain = chain;
       this.metrics.callsServed++;
       let out: unknown;
@@ -299,7 +298,6 @@ export class Turns {
     }
     act.runs();
     act.lastTick = this.host.tick;
-    act.used = true;
     act.chain = letter.chain;
     let out: unknown;
     try {
