@@ -5,7 +5,7 @@
 // messages of their own.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import type { KV, NatsConnection } from "nats";
+import type { JetStreamManager, KV, NatsConnection } from "nats";
 
 /** The KV buckets of a cluster: actors' state, durable reminders, the event dispatchers' progress. */
 export const BUCKET_KINDS = ["state", "reminders", "events"] as const;
@@ -38,15 +38,27 @@ export interface BucketOptions {
  * - `wrong-last-sequence`: a compare-and-set lost (the key's revision moved);
  * - `max-payload`: the message is larger than the server's max_payload;
  * - `stream-exists`: a stream with the subjects or the name is there already (nodes racing to create a bucket);
+ * - `no-message`: the stream holds no message for the subject asked for (a key never written);
  * - `other`: anything else.
  */
-export const NATS_ERROR_KINDS = ["no-responders", "timeout", "wrong-last-sequence", "max-payload", "stream-exists", "other"] as const;
+export const NATS_ERROR_KINDS = [
+  "no-responders",
+  "timeout",
+  "wrong-last-sequence",
+  "max-payload",
+  "stream-exists",
+  "no-message",
+  "other",
+] as const;
 
 /** One of NATS_ERROR_KINDS. */
 export type NatsErrorKind = (typeof NATS_ERROR_KINDS)[number];
 
 /** JetStream's error code for "wrong last sequence": the compare-and-set lost. */
 export const WRONG_LAST_SEQUENCE = 10071;
+
+/** JetStream's error code for "no message found" (a get of a subject the stream holds nothing of). */
+export const NO_MESSAGE_FOUND = 10037;
 
 /** The header that makes a JetStream publish a compare-and-set on the subject's last sequence. */
 export const EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence";
@@ -62,6 +74,7 @@ export function classifyNatsError(err: unknown): NatsErrorKind {
   if (e.code === "503") return "no-responders";
   if (e.code === "TIMEOUT") return "timeout";
   if (e.code === "MAX_PAYLOAD_EXCEEDED") return "max-payload";
+  if (e.api_error?.err_code === NO_MESSAGE_FOUND || e.code === "404") return "no-message";
   const message = messageOf(err);
   // nats-server 2.9 tells the loser of a race to create a bucket "subjects overlap with an existing stream".
   if (/overlap|already in use/i.test(message)) return "stream-exists";
@@ -105,5 +118,30 @@ export async function bindBucket(nc: NatsConnection, what: BucketKind, bucket: s
     return kv;
   } catch (err) {
     throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/** A key's newest entry in a KV bucket: its value (undefined once deleted or purged) and its revision. */
+export interface LatestEntry {
+  readonly value: Uint8Array | undefined;
+  readonly revision: number;
+}
+
+/**
+ * The newest entry of `key` in KV bucket `bucket`, or null when the key was
+ * never written: read from the bucket's stream leader
+ * (`$JS.API.STREAM.MSG.GET`), whatever the bucket's `allow_direct`. nats.js's
+ * `kv.get` uses Direct Get on a bucket that allows it, which any replica may
+ * answer, including one that has not applied the last write (ADR-8): what an
+ * activation starts from, or what a node decides on, must not be read that way.
+ */
+export async function readLatest(jsm: JetStreamManager, bucket: string, key: string): Promise<LatestEntry | null> {
+  try {
+    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` });
+    const operation = m.header?.get("KV-Operation");
+    return { value: operation === "DEL" || operation === "PURGE" ? undefined : m.data, revision: m.seq };
+  } catch (err) {
+    if (classifyNatsError(err) === "no-message") return null;
+    throw err;
   }
 }

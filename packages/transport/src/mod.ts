@@ -12,10 +12,12 @@ export {
   DEFAULT_REPLICAS,
   EXPECTED_LAST_SUBJECT_SEQUENCE,
   NATS_ERROR_KINDS,
+  NO_MESSAGE_FOUND,
   WRONG_LAST_SEQUENCE,
   bindBucket,
   bucketName,
   classifyNatsError,
   openBucket,
+  readLatest,
 } from "./jetstream.js";
-export type { BucketKind, BucketOptions, NatsErrorKind } from "./jetstream.js";
+export type { BucketKind, BucketOptions, LatestEntry, NatsErrorKind } from "./jetstream.js";

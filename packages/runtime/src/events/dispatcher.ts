@@ -7,7 +7,7 @@
 // the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { classifyNatsError } from "@mesh/transport";
+import { classifyNatsError, readLatest } from "@mesh/transport";
 import type { Logger } from "@mesh/core";
 import type { JetStreamClient, JetStreamManager, KV, MsgHdrs, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
@@ -36,6 +36,8 @@ export interface DispatcherParts {
   readonly jsm: JetStreamManager;
   /** The progress bucket: `<subscription>.<partition>` → the floor. */
   readonly floors: KV;
+  /** Its name, to read floors from its stream leader (readLatest). */
+  readonly floorsBucket: string;
   readonly log: Logger;
   readonly callTimeoutMs: number;
   /** Where this node's replies come (its consumers' messages come under it too). */
@@ -214,9 +216,10 @@ export class Dispatcher implements Outcomes {
 
   /** Reads the stored floor; a new subscription starts at the stream's first message, or after its last ("new"). */
   async #loadFloor(): Promise<void> {
-    const entry = await this.p.floors.get(this.key);
-    if (entry !== null && entry.operation === "PUT") {
-      this.floor = (entry.json() as { seq: number }).seq;
+    // From the stream leader: a replica behind the last floor stored would send events applied already again.
+    const entry = await readLatest(this.p.jsm, this.p.floorsBucket, this.key);
+    if (entry?.value !== undefined) {
+      this.floor = (JSON.parse(new TextDecoder().decode(entry.value)) as { seq: number }).seq;
     } else if (this.sub.start === "new") {
       this.floor = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
       await this.#storeFloor();

@@ -55,13 +55,15 @@ export class EventSources {
   /** Opens the progress bucket (creating it when missing). Throws STORAGE_UNAVAILABLE. */
   static async open(subs: readonly ResolvedSubscription[], p: SourcesParts): Promise<EventSources> {
     const sources = new EventSources(subs, p);
-    const floors: KV = await openBucket(p.nc, "events", bucketName(p.prefix, "events"), p.storage);
+    const floorsBucket = bucketName(p.prefix, "events");
+    const floors: KV = await openBucket(p.nc, "events", floorsBucket, p.storage);
     const js = p.nc.jetstream({ timeout: p.storage.timeoutMs });
     sources.#parts = {
       nc: p.nc,
       js,
       jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs }),
       floors,
+      floorsBucket,
       log: p.log,
       callTimeoutMs: p.callTimeoutMs,
       inboxPrefix: p.inboxPrefix,

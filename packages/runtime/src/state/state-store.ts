@@ -3,10 +3,18 @@
 // written with compare-and-set on the key's revision.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { EXPECTED_LAST_SUBJECT_SEQUENCE, NoResponders, Requests, bindBucket, classifyNatsError, openBucket } from "@mesh/transport";
+import {
+  EXPECTED_LAST_SUBJECT_SEQUENCE,
+  NoResponders,
+  Requests,
+  bindBucket,
+  classifyNatsError,
+  openBucket,
+  readLatest,
+} from "@mesh/transport";
 import type { BucketOptions, PendingRequest } from "@mesh/transport";
 import { headers } from "nats";
-import type { KV, NatsConnection } from "nats";
+import type { JetStreamManager, KV, NatsConnection } from "nats";
 
 /** Options of the state store (`storage` in `Mesh.start`). */
 export interface StorageOptions {
@@ -69,10 +77,11 @@ export class StateStore implements StateStorage {
   /** Writes go through one reply subscription with our own correlation ids (see #put). */
   readonly #requests: Requests;
   readonly #subject: string;
-
   private constructor(
     nc: NatsConnection,
     private readonly kv: KV,
+    /** Loads go to the bucket's stream leader through the JetStream API (readLatest), never a direct get. */
+    private readonly jsm: JetStreamManager,
     readonly bucket: string,
     /** The largest value the server takes, less room for the message's headers. */
     readonly maxValueBytes: number,
@@ -91,7 +100,9 @@ export class StateStore implements StateStorage {
     maxPayload: number,
     inboxPrefix?: string,
   ): Promise<StateStore> {
-    return new StateStore(nc, await openBucket(nc, "state", bucket, options), bucket, maxPayload - 256, options.timeoutMs, inboxPrefix);
+    const kv = await openBucket(nc, "state", bucket, options);
+    const jsm = await nc.jetstreamManager({ timeout: options.timeoutMs, checkAPI: false });
+    return new StateStore(nc, kv, jsm, bucket, maxPayload - 256, options.timeoutMs, inboxPrefix);
   }
 
   /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
@@ -99,6 +110,7 @@ export class StateStore implements StateStorage {
     return new StateStore(
       nc,
       await bindBucket(nc, "state", bucket, timeoutMs),
+      await nc.jetstreamManager({ timeout: timeoutMs, checkAPI: false }),
       bucket,
       (nc.info?.max_payload ?? 1024 * 1024) - 256,
       timeoutMs,
@@ -109,9 +121,9 @@ export class StateStore implements StateStorage {
   async load(key: string): Promise<Stored> {
     for (let w = this.#writers.get(key); w !== undefined; w = this.#writers.get(key)) await w.idle();
     try {
-      const entry = await this.kv.get(key);
+      const entry = await readLatest(this.jsm, this.bucket, key);
       if (entry === null) return { bytes: undefined, revision: 0 };
-      return { bytes: entry.operation === "PUT" ? entry.value : undefined, revision: entry.revision };
+      return { bytes: entry.value, revision: entry.revision };
     } catch (err) {
       throw storeError(err, `cannot read the state of ${key}`);
     }

@@ -1,0 +1,100 @@
+// Durable state on a NATS cluster, read back by fresh activations: three
+// nats-servers joined by routes, the state bucket at three replicas, one node
+// on each server. Every read starts a fresh activation (the turn before it
+// crashed the actor), so every read is a load from the store; each key's
+// history of writes and reads, as the clients saw them, must be linearizable.
+import test from "ava";
+import { Mesh, MeshError } from "@mesh/runtime";
+import type { CallContext } from "@mesh/runtime";
+import { startNatsCluster } from "@mesh/runtime/testing";
+import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
+import { checkRegister } from "./helpers/linearizability.js";
+import type { RegisterOp } from "./helpers/linearizability.js";
+
+/** A durable register: write, read, or crash (so the next message starts a fresh activation that loads the state). */
+class Register {
+  static durable = true;
+  state = { value: 0 as unknown };
+  handleCall(p: { write?: unknown; read?: true; crash?: true }, _ctx: CallContext): unknown {
+    if (p.crash) throw new Error("crash on purpose: the next message loads the state again");
+    if (p.write !== undefined) this.state = { value: p.write };
+    return this.state.value;
+  }
+}
+
+/** Codes after which a write surely did not take effect; any other failure leaves its outcome unknown. */
+const NOT_WRITTEN = new Set(["STATE_CONFLICT", "OVERLOADED", "BAD_REQUEST", "UNKNOWN_ACTOR_TYPE", "NO_NODES", "STOPPED"]);
+
+test("no fault, every read a fresh activation: each key's history on a three-server cluster is linearizable, and no write meets STATE_CONFLICT", async (t) => {
+  const cluster = await startNatsCluster(3, { config: NATS_CONF });
+  const nodes: Mesh[] = [];
+  t.teardown(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await cluster.stop();
+  });
+  // Node i prefers server i: the owner of a key and the callers sit on different servers.
+  for (let i = 0; i < 3; i++) {
+    const servers = [cluster.urls[i]!, ...cluster.urls.filter((_, j) => j !== i)];
+    const options = { servers, nats: { noRandomize: true }, nodeId: nodeId(`reg${i}`), actors: [Register], capabilities: ["reg"] };
+    // The cluster's JetStream elects its meta leader first: until then, the state bucket cannot be made.
+    let node: Mesh | undefined;
+    await eventually(
+      async () =>
+        (node = await Mesh.start({ ...options, heartbeatMs: 200, storage: { replicas: 3 } }).catch(() => undefined)) !== undefined,
+      `node ${i} to start on the cluster`,
+      30_000,
+    );
+    nodes.push(node!);
+  }
+  await eventually(() => nodes.every((n) => n.nodesFor("reg").length === 3), "every node to see the three nodes");
+
+  const keys = Array.from({ length: 24 }, (_, i) => `r${i}`);
+  const rounds = 60;
+  const histories = new Map<string, RegisterOp[]>(keys.map((k) => [k, []]));
+  const failures = new Map<string, number>();
+  const fail = (code: string) => failures.set(code, (failures.get(code) ?? 0) + 1);
+  const call = (via: number, id: string, payload: object) =>
+    nodes[via]!.call({ actor: Register, id, payload, capability: "reg", timeoutMs: 5000 });
+  const codeOf = (err: unknown) => (err instanceof MeshError ? err.code : "ERROR");
+
+  // Write, crash and read through the owner itself: the read's load follows the write's commit by the least time.
+  const owner = (id: string) => nodes.findIndex((n) => n.nodeId === nodes[0]!.ownerNode(nodes[0]!.shardFor(id), "reg"));
+  await Promise.all(
+    keys.map(async (id) => {
+      const history = histories.get(id)!;
+      const via = owner(id);
+      for (let i = 1; i <= rounds; i++) {
+        const value = `${id}:${i}`;
+        const call0 = performance.now();
+        try {
+          await call(via, id, { write: value });
+          history.push({ kind: "write", value, call: call0, ret: performance.now() });
+        } catch (err) {
+          fail(codeOf(err));
+          if (!NOT_WRITTEN.has(codeOf(err))) history.push({ kind: "write", value, call: call0, ret: Infinity });
+        }
+        const crashed = call(via, id, { crash: true }).catch(() => {});
+        const read0 = performance.now();
+        try {
+          const { result } = await call(via, id, { read: true });
+          history.push({ kind: "read", value: result, call: read0, ret: performance.now() });
+        } catch (err) {
+          fail(codeOf(err)); // a failed read observed nothing
+        }
+        await crashed;
+      }
+    }),
+  );
+
+  let reads = 0;
+  const bad: string[] = [];
+  for (const [id, history] of histories) {
+    reads += history.filter((op) => op.kind === "read").length;
+    const verdict = checkRegister(history, 0);
+    if (!verdict.ok) bad.push(`${id}: ${verdict.linearized} of ${history.length} ordered, stuck at ${JSON.stringify(verdict.stuckAt)}`);
+  }
+  t.log(`${keys.length} keys, ${reads} reads, each by a fresh activation; failures ${JSON.stringify([...failures])}`);
+  t.deepEqual(bad, [], "every key's history is linearizable");
+  t.is(failures.get("STATE_CONFLICT") ?? 0, 0, "no write met a revision its activation did not load");
+  t.true(reads >= keys.length * rounds * 0.95, `${reads} reads answered`);
+});
