@@ -286,7 +286,8 @@ try {
     target("durable calls local, 128 / raw KV CAS, 128", d.local128.perSecond / d.rawCas128.perSecond, ">= 0.8");
     target("durable calls remote, 128 / raw KV CAS, 128", d.remote128.perSecond / d.rawCas128.perSecond);
     target("hot durable actor, 128 / raw KV CAS, sequential", d.hot128.perSecond / d.rawCas1.perSecond, ">= 3");
-    target("re-activations / raw KV get, 128", d.reactivation.perSecond / d.rawGet128.perSecond);
+    target("re-activations / raw KV get from the stream leader, 128", d.reactivation.perSecond / d.rawLeaderGet128.perSecond);
+    target("re-activations / raw KV Direct Get, 128", d.reactivation.perSecond / d.rawGet128.perSecond);
     target("RSS growth, last tenth of pass-through (MiB)", d.rss.at(-1)!.rssMiB - d.rss.at(-2)!.rssMiB, "flat");
   }
   if (only.has("reminders")) {

@@ -17,6 +17,7 @@ export interface DurableFigures {
   rawCas1: Measured;
   rawCas128: Measured;
   rawGet128: Measured;
+  rawLeaderGet128: Measured;
   local128: Measured;
   remote128: Measured;
   hot128: Measured;
@@ -69,6 +70,17 @@ export async function durable(url: string, n: (count: number) => number, record:
       "kv",
       "get, 1,000 keys, 128 in flight",
       await load((i) => kv.get(`k${i % 1000}`), { inFlight: 128, total: n(50_000) }),
+      "Direct Get: any replica answers",
+    );
+    // What an activation's load is: the newest message of the key, from the stream leader (no Direct Get).
+    const jsm = await nc.jetstreamManager();
+    const rawLeaderGet128 = record(
+      "kv",
+      "get from the stream leader, 1,000 keys, 128 in flight",
+      await load((i) => jsm.streams.getMessage("KV_bench_raw", { last_by_subj: `$KV.bench_raw.k${i % 1000}` }), {
+        inFlight: 128,
+        total: n(50_000),
+      }),
     );
 
     console.log("\nMesh durable actors (every call changes the state: one commit before each reply)");
@@ -119,7 +131,7 @@ export async function durable(url: string, n: (count: number) => number, record:
     await fresh.stop();
 
     const rss = await passThrough(url, n(1_000_000), n(100_000));
-    return { rawCas1, rawCas128, rawGet128, local128, remote128, hot128, reactivation, rss };
+    return { rawCas1, rawCas128, rawGet128, rawLeaderGet128, local128, remote128, hot128, reactivation, rss };
   } finally {
     await mesh.stop();
     await remoteCaller.stop();
