@@ -15,7 +15,7 @@ const open = (key: string) => gates.get(key)?.();
 /** What each handler received, in this process. */
 const seen = { casts: [] as unknown[], calls: [] as unknown[], timers: [] as string[], reminders: [] as string[] };
 
-type Order = { tick?: number; crashAt?: string; remind?: number; callBack?: string; via?: string };
+type Order = { tick?: number; crashAt?: string; holdAt?: string; remind?: number; callBack?: string; via?: string };
 
 /** Sets timers (and reminders, when durable), crashes at a gate, and calls other actors of its type on request. */
 class Crashy {
@@ -23,6 +23,7 @@ class Crashy {
     seen.calls.push(p);
     if (p?.tick !== undefined) ctx.setTimer("tick", p.tick, { every: true });
     if (p?.remind !== undefined) await ctx.remind("ring", { afterMs: p.remind });
+    if (p?.holdAt !== undefined) await gate(p.holdAt);
     if (p?.crashAt !== undefined) {
       await gate(p.crashAt);
       throw new Error("crash on purpose");
@@ -125,5 +126,44 @@ test.serial(
     t.is((await t.throwsAsync(crash, { instanceOf: MeshError }))?.code, "ACTOR_CRASHED");
     // The fresh b calls a back: a waits on b, so the chain must make it CALL_CYCLE (without it: a TIMEOUT).
     t.is((await viaA).result, "CALL_CYCLE");
+  },
+);
+
+test.serial(
+  "when an actor moves to a node that joins, its queued timer turns end with it and its queued reminder is not run as a call: the new owner gets no cast, and the reminder fires there",
+  async (t) => {
+    const options = { prefix: "kmove", actors: [Crashy, DurableCrashy], reminderScanMs: 200 };
+    const a = await startNode(t, { ...options, nodeId: nodeId("ka"), capabilities: ["k"] });
+    const b = await startNode(t, { ...options, nodeId: nodeId("kb"), capabilities: ["elsewhere"] });
+    await eventually(() => a.nodesFor("elsewhere").length === 1 && b.nodesFor("k").length === 1, "the two nodes to see each other");
+    // Plain actors with a 2 ms timer, durable ones with a reminder due in 100 ms; every one held in a turn.
+    const plain = Array.from({ length: 12 }, (_, i) => `m${i}`);
+    const durable = Array.from({ length: 12 }, (_, i) => `d${i}`);
+    for (const id of plain) await call(a, id, { tick: 2 });
+    for (const id of durable) await call(a, id, { remind: 100 }, DurableCrashy);
+    const held = [...plain.map((id) => call(a, id, { holdAt: id })), ...durable.map((id) => call(a, id, { holdAt: id }, DurableCrashy))];
+    await eventually(() => waiting(a) >= plain.length * 3 + durable.length, "timer and reminder turns to queue behind the held turns");
+    const casts = seen.casts.length;
+    const calls = seen.calls.length;
+    await b.registerCapabilities(["k"]);
+    await eventually(() => a.nodesFor("k").length === 2, "node a to see node b take capability k");
+    const movedTo = (id: string) => a.ownerNode(a.shardFor(id), "k") === b.nodeId;
+    const moved = [...plain, ...durable].filter(movedTo);
+    t.true(moved.length > 0, "some actors move to the new node"); // 24 ids stay all on a with a chance of 2^-24
+    for (const id of [...plain, ...durable]) open(id);
+    await Promise.all(held);
+    // Each moved plain actor answers from its new owner. Called through a: whatever a handed on to b left on
+    // the same connection before this call, so b has run it by the time the call is answered.
+    for (const id of plain.filter(movedTo)) t.true((await call(a, id)).pid.startsWith(`${b.nodeId}/`), id);
+    t.deepEqual(seen.casts.slice(casts), [], "no queued timer turn went on as a cast");
+    // Every moved durable actor's reminder fires on the new owner, as a reminder.
+    for (const id of durable.filter(movedTo)) {
+      await eventually(() => seen.reminders.some((l) => l.startsWith(`${b.nodeId}/DurableCrashy/${id}#`)), `${id}'s reminder to fire on b`);
+    }
+    const sinceMove = seen.calls.slice(calls) as (Order & { name?: unknown })[];
+    t.false(
+      sinceMove.some((p) => p !== null && typeof p === "object" && "name" in p),
+      "handleCall never saw a reminder",
+    );
   },
 );
