@@ -1,8 +1,9 @@
 // Durable state on a NATS cluster, read back by fresh activations: three
 // nats-servers joined by routes, the state bucket at three replicas, one node
 // on each server. Every read starts a fresh activation (the turn before it
-// crashed the actor), so every read is a load from the store; each key's
-// history of writes and reads, as the clients saw them, must be linearizable.
+// crashed the actor), so every read is a load from the store; and plain
+// actors read and written through every node. Each key's history of writes
+// and reads, as the clients saw them, must be linearizable.
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { Mesh, MeshError } from "@mesh/runtime";
