@@ -7,8 +7,8 @@ import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { JetStreamManager, KV, NatsConnection } from "nats";
 
-/** The KV buckets of a cluster: actors' state, durable reminders, the event dispatchers' progress. */
-export const BUCKET_KINDS = ["state", "reminders", "events"] as const;
+/** The KV buckets of a cluster: actors' state, durable reminders, the event dispatchers' progress, the nodes' lease records. */
+export const BUCKET_KINDS = ["state", "reminders", "events", "nodes"] as const;
 
 /** One of a cluster's KV buckets. */
 export type BucketKind = (typeof BUCKET_KINDS)[number];
@@ -16,7 +16,7 @@ export type BucketKind = (typeof BUCKET_KINDS)[number];
 /**
  * The default name of a cluster's `kind` bucket: its prefix, dots as
  * underscores, then `_<kind>` ("mesh" -> "mesh_state", "mesh_reminders",
- * "mesh_events").
+ * "mesh_events", "mesh_nodes").
  */
 export function bucketName(prefix: string, kind: BucketKind): string {
   return `${prefix.replaceAll(".", "_")}_${kind}`;

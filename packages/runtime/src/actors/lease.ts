@@ -45,9 +45,15 @@ export interface LeaseCounts {
 }
 
 export class Lease {
-  /** Until when (performance.now()) this node may serve turns. */
+  /** Until when (performance.now()) this node may serve turns: the earlier of what its heartbeats and its quorum renewals give. */
   until = Infinity;
+  /** What heartbeats heard back give. */
+  #heardUntil = Infinity;
+  /** What the quorum's acknowledgements give (Infinity while the lease is not granted by a quorum). */
+  #renewedUntil = Infinity;
   #revalidating: Promise<void> | undefined;
+  /** Where the quorum grants the lease (lease-renewal.ts): writes the node's record; true once acknowledged. */
+  #renew: (() => Promise<boolean>) | undefined;
 
   constructor(
     /** How long a heard-back heartbeat keeps the lease. */
@@ -56,9 +62,22 @@ export class Lease {
     private readonly counts: LeaseCounts,
   ) {}
 
+  /**
+   * From now on the lease also needs the quorum's acknowledgements
+   * (`renewed`), the first of which came for a write sent at `sentAt`; a
+   * re-validation writes the record again with `renew`.
+   */
+  byQuorum(renew: () => Promise<boolean>, sentAt: number): void {
+    this.#renew = renew;
+    this.#renewedUntil = sentAt + this.ms;
+    this.until = Math.min(this.#heardUntil, this.#renewedUntil);
+  }
+
   /** The lease starts (the node joined): it holds for `ms` from `at`. */
   start(at: number): void {
-    if (this.#revalidating === undefined) this.until = at + this.ms;
+    if (this.#revalidating !== undefined) return;
+    this.#heardUntil = at + this.ms;
+    this.until = Math.min(this.#heardUntil, this.#renewedUntil);
   }
 
   /** True when a turn may start at `now` (performance.now()). */
@@ -98,7 +117,16 @@ export class Lease {
   heard(sentAt: number): void {
     if (this.#revalidating !== undefined) return;
     if (sentAt > this.until) return this.lapse();
-    this.until = Math.max(this.until, sentAt + this.ms);
+    this.#heardUntil = Math.max(this.#heardUntil === Infinity ? 0 : this.#heardUntil, sentAt + this.ms);
+    this.until = Math.min(this.#heardUntil, this.#renewedUntil);
+  }
+
+  /** The quorum acknowledged the node's record written at `sentAt` (lease-renewal.ts): the lease extends, unless it had lapsed before. */
+  renewed(sentAt: number): void {
+    if (this.#revalidating !== undefined) return;
+    if (sentAt > this.until) return this.lapse();
+    this.#renewedUntil = Math.max(this.#renewedUntil === Infinity ? 0 : this.#renewedUntil, sentAt + this.ms);
+    this.until = Math.min(this.#heardUntil, this.#renewedUntil);
   }
 
   /** The lease cannot be trusted (it ran out, or the connection dropped): turns wait until it is re-validated. */
@@ -133,6 +161,8 @@ export class Lease {
         verdict = { confirmed: false, replaced: true };
       }
       replaced ||= verdict.replaced;
+      // Where the quorum grants the lease, it must take the node's record again too.
+      if (verdict.confirmed && this.#renew !== undefined && !(await this.#renew())) verdict = { ...verdict, confirmed: false };
       if (!verdict.confirmed) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 250)));
         continue;
@@ -140,7 +170,9 @@ export class Lease {
       const dropped = replaced ? this.parts.dropAll() : 0;
       this.counts.leaseDrops += dropped;
       this.counts.leaseRevalidations++;
-      this.until = began + this.ms;
+      this.#heardUntil = began + this.ms;
+      if (this.#renew !== undefined) this.#renewedUntil = began + this.ms;
+      this.until = Math.min(this.#heardUntil, this.#renewedUntil);
       this.parts.log.warn(
         { replaced, dropped },
         replaced

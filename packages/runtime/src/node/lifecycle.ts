@@ -9,6 +9,7 @@ import type { Announcement } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import { settleWithin } from "@mesh/transport";
 import type { NatsConnection, Subscription } from "nats";
+import { LeaseRenewal } from "../actors/lease-renewal.js";
 import { EventSources } from "../events/sources.js";
 import type { ResolvedSubscription } from "../events/subscription.js";
 import { serveForget } from "../operations/forget.js";
@@ -47,6 +48,8 @@ export class MeshNode {
   #forgetSub: Subscription | undefined;
   #reminders: Reminders | undefined;
   #events: EventSources | undefined;
+  /** The lease's record in the replicated nodes bucket, where the node stores state in JetStream (lease-renewal.ts). */
+  #renewal: LeaseRenewal | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(input: NodeInput) {
@@ -117,10 +120,31 @@ export class MeshNode {
         deliver: (sub, id, event, timeoutMs, reply) => router.event(sub.capability, sub.actorType, id, event, timeoutMs, reply),
       });
     }
+    if (o.actors.some((cls) => cls.durable === true)) {
+      const renewal = await LeaseRenewal.open({
+        nc: this.#nc,
+        prefix: o.subjects.prefix,
+        nodeId: o.nodeId,
+        storage: o.storage,
+        everyMs: o.heartbeatMs,
+        log: o.logger,
+        renewed: (sentAt) => lease.renewed(sentAt),
+      });
+      const sentAt = performance.now();
+      if (!(await renewal.renew())) {
+        throw new MeshError(
+          "STORAGE_UNAVAILABLE",
+          `node ${o.nodeId} could not store its lease record: the JetStream quorum did not answer`,
+        );
+      }
+      lease.byQuorum(() => renewal.renew(), sentAt);
+      this.#renewal = renewal;
+    }
     await this.#nc.flush();
     const joined = performance.now();
     await membership.start();
     lease.start(joined);
+    this.#renewal?.start();
     void this.#reminders?.scan();
     void this.#watchConnection();
   }
@@ -193,12 +217,14 @@ export class MeshNode {
       await actors.idle(left());
       while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await actors.deactivateAll(o.drainTimeoutMs);
+      await settleWithin(this.#renewal?.stop(true) ?? Promise.resolve(), o.drainTimeoutMs); // the lease's record goes last: turns ran under it
       requests.close(new MeshError("STOPPED", `node ${o.nodeId} stopped before the reply came`));
     } finally {
       // Whatever failed above, the node lets go of everything: a connection left open would
       // reconnect for ever once its server is gone. drain() cannot finish while the server is
       // unreachable: close in any case.
       void this.#reminders?.stop();
+      void this.#renewal?.stop(false);
       await settleWithin(this.#nc.drain(), o.drainTimeoutMs);
       if (!this.#nc.isClosed()) await this.#nc.close();
       await this.#prometheus?.close();
