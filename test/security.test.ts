@@ -224,7 +224,7 @@ test.serial(
 );
 
 test.serial(
-  "a client cannot act as a node: its heartbeat, leave, call on a node subject and subscription to mesh.> are refused, and no view changes",
+  "a client cannot act as a node: its heartbeat, leave, call on a node subject, write or read of a node's lease record and subscription to mesh.> are refused, and no view changes",
   async (t) => {
     const { client: clientCreds, node: creds, server } = t.context.secure;
     const real = await node(t, { nats: creds, nodeId: nodeId("real"), actors: [Counter], capabilities: ["counter"] });
@@ -236,10 +236,14 @@ test.serial(
     nc.publish("mesh.cluster.discover", JSON.stringify(impostor()), { reply: "_INBOX.x" });
     nc.publish("mesh.cluster.leave", JSON.stringify({ v: 1, node: real.nodeId, instance: "guess" }));
     nc.publish(`mesh.node.${real.nodeId}`, new Uint8Array([0x99, 1, 0]));
+    nc.publish(`$KV.mesh_nodes.${real.nodeId}`, JSON.stringify({ node: real.nodeId, at: Date.now() }));
+    nc.publish("$JS.API.STREAM.MSG.GET.KV_mesh_nodes", JSON.stringify({ last_by_subj: `$KV.mesh_nodes.${real.nodeId}` }), {
+      reply: "_INBOX.x",
+    });
     const subErrors: string[] = [];
     const sub = nc.subscribe("mesh.>", { callback: (err) => err && subErrors.push(err.message) });
     await nc.flush();
-    await eventually(() => violations.length >= 5 && sub.isClosed(), "the server to refuse all five");
+    await eventually(() => violations.length >= 7 && sub.isClosed(), "the server to refuse all seven");
     t.true(
       violations.every((v) => v === "PERMISSIONS_VIOLATION"),
       JSON.stringify(violations),
