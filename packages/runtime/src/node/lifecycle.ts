@@ -139,12 +139,12 @@ export class MeshNode {
       }
       lease.byQuorum(() => renewal.renew(), sentAt);
       this.#renewal = renewal;
+      renewal.start(); // renewing from now: discovery below may take longer than the lease
     }
     await this.#nc.flush();
     const joined = performance.now();
     await membership.start();
     lease.start(joined);
-    this.#renewal?.start();
     void this.#reminders?.scan();
     void this.#watchConnection();
   }
