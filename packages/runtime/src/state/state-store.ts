@@ -86,6 +86,8 @@ export class StateStore implements StateStorage {
     /** The largest value the server takes, less room for the message's headers. */
     readonly maxValueBytes: number,
     private readonly timeoutMs: number,
+    /** The bucket has more than one replica: a load is confirmed by a write (see `load`). */
+    private readonly replicated: boolean,
     inboxPrefix?: string,
   ) {
     this.#requests = new Requests(nc, undefined, undefined, inboxPrefix);
@@ -102,7 +104,8 @@ export class StateStore implements StateStorage {
   ): Promise<StateStore> {
     const kv = await openBucket(nc, "state", bucket, options);
     const jsm = await nc.jetstreamManager({ timeout: options.timeoutMs, checkAPI: false });
-    return new StateStore(nc, kv, jsm, bucket, maxPayload - 256, options.timeoutMs, inboxPrefix);
+    const replicated = (await kv.status()).replicas > 1;
+    return new StateStore(nc, kv, jsm, bucket, maxPayload - 256, options.timeoutMs, replicated, inboxPrefix);
   }
 
   /** Binds to an existing bucket, for tools (`mesh state`). Throws STORAGE_UNAVAILABLE when there is none. */
@@ -114,18 +117,45 @@ export class StateStore implements StateStorage {
       bucket,
       (nc.info?.max_payload ?? 1024 * 1024) - 256,
       timeoutMs,
+      false, // tools read what is there
     );
   }
 
-  /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
+  /**
+   * The stored value of `key` and its revision, once this node's own writes
+   * of it have landed. On a replicated bucket the read is confirmed: what was
+   * read is written back with a compare-and-set on its revision (the value
+   * unchanged, or a delete marker where there was none), which only the
+   * stream's current leader can commit, with its quorum. nats-server 2.9's
+   * stream leader, cut off from its quorum or paused, still answers reads
+   * until it steps down (up to its lost-quorum interval, or until it hears
+   * the new leader), so the read alone may be stale; a stale one fails the
+   * write, and the key is read again.
+   */
   async load(key: string): Promise<Stored> {
     for (let w = this.#writers.get(key); w !== undefined; w = this.#writers.get(key)) await w.idle();
-    try {
-      const entry = await readLatest(this.jsm, this.bucket, key);
-      if (entry === null) return { bytes: undefined, revision: 0 };
-      return { bytes: entry.value, revision: entry.revision };
-    } catch (err) {
-      throw storeError(err, `cannot read the state of ${key}`);
+    return this.#read(key);
+  }
+
+  async #read(key: string): Promise<Stored> {
+    const what = `cannot read the state of ${key}`;
+    for (let attempt = 1; ; attempt++) {
+      let stored: Stored;
+      try {
+        const entry = await readLatest(this.jsm, this.bucket, key);
+        stored = entry === null ? { bytes: undefined, revision: 0 } : { bytes: entry.value, revision: entry.revision };
+      } catch (err) {
+        throw storeError(err, what);
+      }
+      if (!this.replicated) return stored;
+      try {
+        return {
+          bytes: stored.bytes,
+          revision: await this.#publish(key, stored.bytes ?? new Uint8Array(0), stored.revision, stored.bytes === undefined),
+        };
+      } catch (err) {
+        if (!(err instanceof MeshError && err.code === "STATE_CONFLICT") || attempt >= LOAD_ATTEMPTS) throw storeError(err, what);
+      }
     }
   }
 
@@ -142,10 +172,31 @@ export class StateStore implements StateStorage {
         new MeshError("PAYLOAD_TOO_LARGE", `the state of ${key} is ${bytes.length} bytes encoded; the limit is ${this.maxValueBytes}`),
       );
     }
+    const written = this.#publish(key, bytes, revision, false);
+    return this.replicated ? written.catch((err: unknown) => this.#conflicted(key, bytes, err)) : written;
+  }
+
+  /**
+   * A write to a replicated bucket was refused for a moved revision. The
+   * refusal may come from a stream leader that lost its quorum and does not
+   * know it yet (nats-server 2.9, after a partition heals), while the real
+   * leader stored the write: the key is read again, confirmed (`#read`), and
+   * holding exactly these bytes, the write counts as stored.
+   */
+  async #conflicted(key: string, bytes: Uint8Array, err: unknown): Promise<number> {
+    if (!(err instanceof MeshError && err.code === "STATE_CONFLICT")) throw err;
+    const now = await this.#read(key);
+    if (now.bytes !== undefined && sameBytes(now.bytes, bytes)) return now.revision;
+    throw err;
+  }
+
+  /** Publishes `bytes` (or, `deleted`, a delete marker) to `key` if it is still at `revision`; resolves with the new revision. */
+  #publish(key: string, bytes: Uint8Array, revision: number, deleted: boolean): Promise<number> {
     return new Promise((resolve, reject) => {
       const what = `cannot store the state of ${key}`;
       const h = headers();
       h.set(EXPECTED_LAST_SUBJECT_SEQUENCE, String(revision));
+      if (deleted) h.set("KV-Operation", "DEL");
       const pending: PendingRequest = {
         deadline: performance.now() + this.timeoutMs,
         reply(data) {
@@ -198,6 +249,13 @@ export class StateStore implements StateStorage {
     if (this.#writers.get(key) === writer) this.#writers.delete(key);
   }
 }
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** How many times a load whose confirmation found the key moved reads it again before STORAGE_UNAVAILABLE. */
+const LOAD_ATTEMPTS = 5;
 
 function storeError(err: unknown, what: string): MeshError {
   if (err instanceof MeshError && err.code !== "NODE_UNAVAILABLE") return err;
