@@ -6,35 +6,10 @@
 // and reads, as the clients saw them, must be linearizable.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import { Mesh, MeshError } from "@mesh/runtime";
-import type { CallContext } from "@mesh/runtime";
+import { Mesh } from "@mesh/runtime";
 import { startNatsCluster } from "@mesh/runtime/testing";
 import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
-import { checkRegister } from "./helpers/linearizability.js";
-import type { RegisterOp } from "./helpers/linearizability.js";
-
-/** A durable register: write, read, or crash (so the next message starts a fresh activation that loads the state). */
-class Register {
-  static durable = true;
-  state = { value: 0 as unknown };
-  handleCall(p: { write?: unknown; read?: true; crash?: true }, _ctx: CallContext): unknown {
-    if (p.crash) throw new Error("crash on purpose: the next message loads the state again");
-    if (p.write !== undefined) this.state = { value: p.write };
-    return this.state.value;
-  }
-}
-
-/** The same register in memory: a plain actor. */
-class PlainRegister {
-  value: unknown = 0;
-  handleCall(p: { write?: unknown; read?: true }): unknown {
-    if (p.write !== undefined) this.value = p.write;
-    return this.value;
-  }
-}
-
-/** Codes after which a write surely did not take effect; any other failure leaves its outcome unknown. */
-const NOT_WRITTEN = new Set(["STATE_CONFLICT", "OVERLOADED", "BAD_REQUEST", "UNKNOWN_ACTOR_TYPE", "NO_NODES", "STOPPED"]);
+import { NOT_WRITTEN, PlainRegister, Register, codeOf, recorder } from "./helpers/registers.js";
 
 const test = anyTest as TestFn<{ nodes: Mesh[]; stop: () => Promise<void> }>;
 
@@ -69,29 +44,6 @@ test.before(async (t) => {
   await eventually(() => nodes.every((n) => n.nodesFor("reg").length === 3), "every node to see the three nodes");
 });
 test.after.always(async (t) => t.context.stop?.());
-
-/** A history per key, and the calls that failed by code. */
-function recorder(keys: readonly string[]) {
-  const histories = new Map<string, RegisterOp[]>(keys.map((k) => [k, []]));
-  const failures = new Map<string, number>();
-  return {
-    histories,
-    failures,
-    fail: (code: string) => failures.set(code, (failures.get(code) ?? 0) + 1),
-    /** The keys whose history is not linearizable, each with where the checker stopped. */
-    check(): string[] {
-      const bad: string[] = [];
-      for (const [id, history] of histories) {
-        const verdict = checkRegister(history, 0);
-        if (!verdict.ok) bad.push(`${id}: ${verdict.linearized} of ${history.length} ordered, stuck at ${JSON.stringify(verdict.stuckAt)}`);
-      }
-      return bad;
-    },
-    reads: () => [...histories.values()].reduce((n, h) => n + h.filter((op) => op.kind === "read").length, 0),
-  };
-}
-
-const codeOf = (err: unknown) => (err instanceof MeshError ? err.code : "ERROR");
 
 test.serial(
   "no fault, every read a fresh activation: each key's history on a three-server cluster is linearizable, and no write meets STATE_CONFLICT",

@@ -5,6 +5,7 @@ import { Mesh } from "@mesh/runtime";
 import type { MeshOptions } from "@mesh/runtime";
 import { Alarm, Counter, DurableCounter, Slow } from "./actors.js";
 import { eventActors } from "./event-actors.js";
+import { PlainRegister, Register } from "./registers.js";
 
 process.on("unhandledRejection", (err) => {
   process.stderr.write(`UNHANDLED REJECTION: ${String(err)}\n`);
@@ -18,7 +19,7 @@ process.on("uncaughtException", (err) => {
 const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions & { eventStream?: string };
 // With eventStream: the durable EventLedger of event-actors.ts reads that stream too.
 const events = options.eventStream === undefined ? [] : [eventActors(options.eventStream, { maxDeliveries: 1000 }).EventLedger];
-const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter, Alarm, Slow, ...events] });
+const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter, Alarm, Slow, Register, PlainRegister, ...events] });
 // The handler goes in before "ready": a SIGTERM sent on seeing it stops the node gracefully.
 process.once("SIGTERM", () => {
   void mesh.stop().then(() => process.exit(process.exitCode ?? 0));

@@ -48,11 +48,9 @@ export class NodeProcess {
   /** A crash: SIGKILL to the node itself, then waits for the exit. */
   async kill(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) {
-      try {
-        process.kill(this.pid, "SIGKILL");
-      } catch {
-        this.child.kill("SIGKILL"); // not ready yet: the guard, whose pipe then stops the node
-      }
+      // Not ready yet (no pid: process.kill(0) would signal this whole process group): the guard, whose pipe then stops the node.
+      if (this.pid > 0) process.kill(this.pid, "SIGKILL");
+      else this.child.kill("SIGKILL");
     }
     await this.exited;
   }

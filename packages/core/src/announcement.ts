@@ -32,6 +32,12 @@ export interface Announcement {
    * it whether another node may have taken its shards meanwhile.
    */
   removals?: number;
+  /**
+   * Where the JetStream quorum keeps the node's record (`<prefix>_nodes`): the
+   * revision of it last stored. Peers remove such a node only by deleting its
+   * record at a revision they saw unchanged for the node timeout.
+   */
+  rev?: number;
 }
 
 /** A graceful goodbye. */
@@ -79,6 +85,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");
+  if (a.rev !== undefined && !(Number.isInteger(a.rev) && (a.rev as number) > 0)) fail("rev");
   return a as unknown as Announcement;
 }
 

@@ -1,9 +1,10 @@
 // Mesh: the public face of a node. It starts a node (options, connection,
 // node id, state store) and answers the public API; the node's parts are
 // made in node/parts.ts and its lifecycle is node/lifecycle.ts.
+import { randomBytes } from "node:crypto";
 import { MeshError, shardFor } from "@mesh/core";
 import { checkId } from "@mesh/core/internal";
-import { claimNodeId, connectNats, inboxPrefixFromEnv } from "@mesh/transport";
+import { NodeRecords, claimNodeId, connectNats, inboxPrefixFromEnv } from "@mesh/transport";
 import { ActorRef } from "./actors/ref.js";
 import { noNodes } from "./calls/request.js";
 import { subscriptionsOf } from "./events/subscription.js";
@@ -50,7 +51,13 @@ export class Mesh {
       const maxPayload = Math.min(o.maxPayloadBytes ?? Infinity, nc.info?.max_payload ?? Infinity);
       const durable = o.actors.some((cls) => cls.durable === true);
       const store = durable ? await StateStore.open(nc, o.storage.bucket, o.storage, maxPayload, inbox) : undefined;
-      return new Mesh(await MeshNode.start({ o, nc, maxPayload, store, inbox, subscriptions }));
+      // Where JetStream is there, the quorum keeps the nodes' records: the lease and removals go through it (docs/faults.md).
+      const instance = randomBytes(8).toString("hex");
+      const records =
+        durable || nc.info?.jetstream === true
+          ? await NodeRecords.open({ nc, prefix: o.subjects.prefix, nodeId: o.nodeId, instance, storage: o.storage, log: o.logger })
+          : undefined;
+      return new Mesh(await MeshNode.start({ o, nc, maxPayload, store, inbox, instance, records, subscriptions }));
     } catch (err) {
       await nc.close();
       throw err;

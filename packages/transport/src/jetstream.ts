@@ -84,12 +84,14 @@ export function classifyNatsError(err: unknown): NatsErrorKind {
 
 /**
  * Opens KV bucket `bucket`, creating it when missing (history 1, file
- * storage; `replicas` DEFAULT_REPLICAS unless given). Throws
+ * storage; `replicas` DEFAULT_REPLICAS unless given). Where the server has
+ * JetStream, waits up to JETSTREAM_READY_MS for it to answer. Throws
  * STORAGE_UNAVAILABLE with the reason, in one line.
  */
 export async function openBucket(nc: NatsConnection, what: BucketKind, bucket: string, options: BucketOptions): Promise<KV> {
   const timeout = options.timeoutMs;
   const replicas = options.replicas ?? (nc.info?.cluster ? DEFAULT_REPLICAS.cluster : DEFAULT_REPLICAS.single);
+  const readyBy = performance.now() + JETSTREAM_READY_MS;
   try {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -97,8 +99,11 @@ export async function openBucket(nc: NatsConnection, what: BucketKind, bucket: s
       } catch (err) {
         // Nodes starting together race to create the bucket; nats-server 2.9 may tell the loser
         // "subjects overlap with an existing stream" while the winner's stream is being set up.
-        if (attempt >= 5 || classifyNatsError(err) !== "stream-exists") throw err;
-        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+        const racing = attempt < 5 && classifyNatsError(err) === "stream-exists";
+        // A NATS cluster that just started has no JetStream leader yet: its requests time out or are "temporarily unavailable".
+        const electing = nc.info?.jetstream === true && performance.now() < readyBy && isTransient(err);
+        if (!racing && !electing) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500, 50 * attempt)));
       }
     }
   } catch (err) {
@@ -108,6 +113,15 @@ export async function openBucket(nc: NatsConnection, what: BucketKind, bucket: s
         : messageOf(err);
     throw new MeshError("STORAGE_UNAVAILABLE", `cannot open the ${what} bucket "${bucket}": ${reason}`, { cause: err });
   }
+}
+
+/** How long opening a bucket waits for the JetStream of a server that has it to answer (a NATS cluster still electing its leader). */
+export const JETSTREAM_READY_MS = 20_000;
+
+/** True for what a stream or JetStream without a leader answers: no responders (503), a timeout, "temporarily unavailable", or, in a cluster just started, "no suitable peers for placement". */
+export function isTransient(err: unknown): boolean {
+  const kind = classifyNatsError(err);
+  return kind === "timeout" || kind === "no-responders" || /temporarily unavailable|no suitable peers/i.test(messageOf(err));
 }
 
 /** Binds to KV bucket `bucket`, which must exist (for tools). Throws STORAGE_UNAVAILABLE when it does not. */

@@ -1,22 +1,12 @@
 import { decodeAnnouncement, decodeLeave, encodeJson, messageOf } from "@mesh/core/internal";
 import type { Announcement, Logger } from "@mesh/core";
 import type { Leave } from "@mesh/core/internal";
-import { MeshError } from "@mesh/core";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { settleWithin } from "./connection.js";
-import { classifyNatsError } from "./jetstream.js";
+import type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";
+import type { StoreRemovals } from "./store-removals.js";
 import type { Subjects } from "./subjects.js";
-
-/** Timing of membership. */
-export interface MembershipTiming {
-  /** How often a node publishes its heartbeat. */
-  heartbeatMs: number;
-  /** A node silent for this long is removed from the view. */
-  nodeTimeoutMs: number;
-  /** Discovery ends once no answer arrived for this long. */
-  discoveryQuietMs: number;
-}
 
 interface Member {
   announcement: Announcement;
@@ -36,14 +26,6 @@ interface Round {
   /** An answer said its node removed us since we last asked it. */
   replaced: boolean;
   done(): void;
-}
-
-/** What a lease re-validation learned (see Membership.revalidate). */
-export interface Revalidation {
-  /** The server took our announcement: peers heard us at or after the round began. */
-  confirmed: boolean;
-  /** A member removed this node meanwhile, or did not answer: it may have served this node's shards. */
-  replaced: boolean;
 }
 
 /** How many removed instances a node remembers (each answer to a re-validation names the asker's count). */
@@ -80,27 +62,35 @@ export class Membership {
   /** Heartbeats not yet heard back: their number (`beat`) → when each was sent. */
   readonly #sent = new Map<number, number>();
   #beat = 0;
+  private readonly nc: NatsConnection;
+  private readonly subjects: Subjects;
+  private readonly timing: MembershipTiming;
+  private readonly log: Logger;
+  private readonly onChange: (members: ReadonlyMap<string, Announcement>) => void;
+  private readonly onHeard: (sentAt: number) => void;
+  readonly #store: StoreRemovals | undefined;
 
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly subjects: Subjects,
-    self: Announcement,
-    private readonly timing: MembershipTiming,
-    private readonly log: Logger,
-    /** Called with the whole view (self included) whenever it changes. */
-    private readonly onChange: (members: ReadonlyMap<string, Announcement>) => void,
-    /** Where replies to discovery come (the node's inbox prefix). @default "_INBOX" */
-    inboxPrefix?: string,
-    /** The server delivered back a heartbeat this node sent at `sentAt` (performance.now()): every member heard it then or later. */
-    private readonly onHeard: (sentAt: number) => void = () => {},
-  ) {
-    this.#self = self;
-    this.#inbox = `${createInbox(inboxPrefix)}.`;
+  constructor(p: MembershipParts) {
+    ({ nc: this.nc, subjects: this.subjects, timing: this.timing, log: this.log, onChange: this.onChange } = p);
+    this.onHeard = p.onHeard ?? (() => {});
+    this.#store = p.removals;
+    this.#self = p.self;
+    this.#inbox = `${createInbox(p.inboxPrefix)}.`;
   }
 
   /** This node's announcement. */
   get self(): Announcement {
     return this.#self;
+  }
+
+  /** The other members' ids. */
+  others(): string[] {
+    return [...this.#members.keys()].filter((n) => n !== this.#self.node);
+  }
+
+  /** An announcement heard another way (a shard claim): taken as a heartbeat is. */
+  heard(a: Announcement): void {
+    this.#upsert(a);
   }
 
   /** The current view: node id → announcement, self included. */
@@ -140,7 +130,7 @@ export class Membership {
       // The answer names every member we know, so the asker can wait for each of them,
       // and how often we removed the asker, so it can tell whether its shards may have moved.
       const removals = this.#removals.get(`${a.node}/${a.instance}`) ?? 0;
-      if (msg.reply) msg.respond(encodeJson({ ...this.#self, members: [...this.#members.keys()], removals }));
+      if (msg.reply) msg.respond(encodeJson({ ...this.announcement(), members: [...this.#members.keys()], removals }));
     });
     on(this.subjects.leave, (msg) => this.#leave(decodeLeave(msg.data)));
     on(`${this.#inbox}*`, (msg) => {
@@ -204,14 +194,33 @@ export class Membership {
     return { confirmed, replaced: round.replaced || round.expected.size > 0 };
   }
 
-  /** Removes a node that we know is gone (its subject had no responders). */
-  markGone(node: string): void {
+  /**
+   * A call to `node` met no responders on its subject. On one server, that
+   * proves its connection closed: it is removed (where the quorum keeps its
+   * record, once the store deleted it). On a NATS cluster it proves nothing (a
+   * route may be down while the node serves on the other side): a node the
+   * quorum keeps a record of stays until the store removes it. Resolves once
+   * decided.
+   */
+  async markGone(node: string): Promise<void> {
     const known = this.#members.get(node);
-    if (node !== this.#self.node && known !== undefined) {
-      this.#remove(node, known);
-      this.log.info({ node }, "mesh: node removed: no responders on its subject");
-      this.onChange(this.view());
+    if (node === this.#self.node || known === undefined) return;
+    if (this.#store !== undefined && known.announcement.rev !== undefined) {
+      if (this.nc.info?.cluster !== undefined) return;
+      return this.#store.judgeNow(node, (n) => this.#storeRemoved(n, "no responders on its subject; its record deleted"));
     }
+    this.#remove(node, known);
+    this.log.info({ node }, "mesh: node removed: no responders on its subject");
+    this.onChange(this.view());
+  }
+
+  /** The store removed `node` (its record is deleted): out of the view. */
+  #storeRemoved(node: string, why: string): void {
+    const known = this.#members.get(node);
+    if (known === undefined) return;
+    this.#remove(node, known);
+    this.log.warn({ node }, `mesh: node removed: ${why}`);
+    this.onChange(this.view());
   }
 
   /** Leaves: publishes `leave` and stops listening and heart-beating. */
@@ -250,7 +259,7 @@ export class Membership {
     });
     this.#rounds.set(key, round);
     try {
-      this.nc.publish(this.subjects.discover, encodeJson(this.#self), { reply: this.#inbox + key });
+      this.nc.publish(this.subjects.discover, encodeJson(this.announcement()), { reply: this.#inbox + key });
       if (!round.open) {
         if (round.expected.size > 0) await finished;
         return round;
@@ -289,8 +298,10 @@ export class Membership {
       }
       return;
     }
-    const known = this.#members.get(a.node);
     const now = performance.now();
+    // Older than the store's verdict on it: it adds nobody back.
+    if (a.rev !== undefined && this.#store?.heard(a.node, a.rev, now) === false) return;
+    const known = this.#members.get(a.node);
     if (known && known.announcement.instance === a.instance && sameMembership(known.announcement, a)) {
       known.lastSeen = now;
       known.announcement = a;
@@ -305,6 +316,7 @@ export class Membership {
     const known = this.#members.get(node);
     if (node === this.#self.node || known?.announcement.instance !== instance) return;
     this.#members.delete(node);
+    this.#store?.forget(node);
     this.log.info({ node }, "mesh: node left");
     this.onChange(this.view());
   }
@@ -317,13 +329,21 @@ export class Membership {
       // This node itself was paused or stalled: what it has not read yet may be
       // every member's heartbeat. Each gets a fresh node timeout from now.
       for (const m of this.#members.values()) m.lastSeen = Math.max(m.lastSeen, now);
+      this.#store?.stalled(now);
       return;
     }
+    // A node that announced a slower heartbeat than ours gets three of its own intervals.
+    const timeoutOf = (m: Member | undefined) => Math.max(this.timing.nodeTimeoutMs, 3 * (m?.announcement.heartbeatMs ?? 0));
+    this.#store?.sweep(
+      now,
+      (node) => timeoutOf(this.#members.get(node)),
+      (node) => this.#storeRemoved(node, "its record was not renewed for the node timeout (the store's verdict)"),
+    );
     let changed = false;
     for (const [node, m] of this.#members) {
-      // A node that announced a slower heartbeat than ours gets three of its own intervals.
-      const timeout = Math.max(this.timing.nodeTimeoutMs, 3 * m.announcement.heartbeatMs);
-      if (node !== this.#self.node && now - m.lastSeen > timeout) {
+      // Where the quorum keeps a node's record, silence removes nobody: the store decides (above).
+      if (this.#store !== undefined && m.announcement.rev !== undefined) continue;
+      if (node !== this.#self.node && now - m.lastSeen > timeoutOf(m)) {
         this.#remove(node, m);
         this.log.warn({ node }, "mesh: node removed: silent past the node timeout");
         changed = true;
@@ -348,9 +368,15 @@ export class Membership {
   #heartbeat(): void {
     const beat = ++this.#beat;
     const sentAt = performance.now();
-    if (!this.#publish(this.subjects.heartbeat, { ...this.#self, beat })) return;
+    if (!this.#publish(this.subjects.heartbeat, { ...this.announcement(), beat })) return;
     this.#sent.set(beat, sentAt);
     if (this.#sent.size > 64) this.#sent.delete(this.#sent.keys().next().value!); // not heard back: no proof of anything
+  }
+
+  /** This node's announcement as sent: with its record's revision where the quorum keeps one. */
+  announcement(): Announcement {
+    const rev = this.#store?.records.revision;
+    return rev ? { ...this.#self, rev } : this.#self;
   }
 
   #publish(subject: string, message: unknown): boolean {
@@ -362,30 +388,6 @@ export class Membership {
       return false;
     }
   }
-}
-
-/**
- * Throws CONNECTION_FAILED when a live node already serves `nodeId`: an empty
- * request on its node subject (a presence probe, PROTOCOL.md) is answered by
- * any node subscribed there. "No responders" means the id is free. No answer
- * within `timeoutMs` means a holder that does not answer (a frozen process, a
- * connection the server has not yet found dead): logged, and the id is taken.
- */
-export async function claimNodeId(nc: NatsConnection, subjects: Subjects, nodeId: string, timeoutMs: number, log: Logger): Promise<void> {
-  try {
-    await nc.request(subjects.node(nodeId), new Uint8Array(0), { timeout: timeoutMs });
-  } catch (err) {
-    if (classifyNatsError(err) === "no-responders") return; // nobody serves this id
-    log.warn(
-      { node: nodeId, err: messageOf(err) },
-      "mesh: a subscriber on this node's subject did not answer the presence probe; starting anyway",
-    );
-    return;
-  }
-  throw new MeshError(
-    "CONNECTION_FAILED",
-    `another live node already uses the node id "${nodeId}" (it answered on ${subjects.node(nodeId)}); give every node its own nodeId`,
-  );
 }
 
 function sameMembership(a: Announcement, b: Announcement): boolean {

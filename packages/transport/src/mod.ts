@@ -1,7 +1,11 @@
 // The public surface of @mesh/transport (used by @mesh/runtime).
 export { connectNats, credentialsFromEnv, defaultServers, inboxPrefixFromEnv, settleWithin } from "./connection.js";
-export { Membership, claimNodeId } from "./membership.js";
-export type { MembershipTiming } from "./membership.js";
+export { Membership } from "./membership.js";
+export { claimNodeId } from "./node-id.js";
+export type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";
+export { NodeRecords } from "./node-records.js";
+export type { NodeRecordsOptions, Renewal, Verdict } from "./node-records.js";
+export { StoreRemovals } from "./store-removals.js";
 export { NoResponders, Requests, publishError } from "./requests.js";
 export type { PendingRequest } from "./requests.js";
 export { Subjects } from "./subjects.js";
@@ -17,6 +21,8 @@ export {
   bindBucket,
   bucketName,
   classifyNatsError,
+  isTransient,
+  JETSTREAM_READY_MS,
   openBucket,
   readLatest,
 } from "./jetstream.js";

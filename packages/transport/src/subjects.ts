@@ -7,6 +7,7 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.cluster.heartbeat     periodic announcements of every node
  *   <prefix>.cluster.discover      "who is there?": every member answers with its announcement
  *   <prefix>.cluster.leave         a node's goodbye on a graceful stop
+ *   <prefix>.cluster.claim         a node claims the shards it gained: every member answers once it released them
  *   <prefix>.cluster.forget        an operator deleted an actor's stored state: its live activation ends
  *   <prefix>.call.<capability>     ingress: any NATS client calls an actor (JSON or msgpack), queue group
  *   <prefix>.cast.<capability>     ingress: the same for casts
@@ -17,6 +18,7 @@ export class Subjects {
   readonly heartbeat: string;
   readonly discover: string;
   readonly leave: string;
+  readonly claim: string;
   readonly forget: string;
   /** Ingress subscriptions: every capability, and more tokens so that bad ones get an answer. */
   readonly ingressCalls: string;
@@ -33,6 +35,7 @@ export class Subjects {
     this.heartbeat = `${prefix}.cluster.heartbeat`;
     this.discover = `${prefix}.cluster.discover`;
     this.leave = `${prefix}.cluster.leave`;
+    this.claim = `${prefix}.cluster.claim`;
     this.forget = `${prefix}.cluster.forget`;
     this.#node = `${prefix}.node.`;
     this.ingressCalls = `${prefix}.call.>`;

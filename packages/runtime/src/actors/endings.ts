@@ -11,7 +11,7 @@
 // | replaced              | the node lost its lease (lease.ts)                | no                | its owner now                      |
 // | crashed               | a handler threw, or its state cannot be stored    | no                | a fresh activation here, by kind   |
 // | failed                | onActivate or a durable load failed               | no                | fails: ACTIVATION_FAILED           |
-// | shutdown              | the node stops                                    | yes, bounded      | fails: STOPPED                     |
+// | shutdown              | the node stops: its shards handed over first      | yes, after a turn | its owner now; at the end: STOPPED |
 //
 // A letter goes on with its kind (turn-kind.ts says what each kind does on a
 // move and after a crash). Imports: the actors room, timers, the bottom floor.
@@ -44,6 +44,9 @@ export interface EndingsParts {
 }
 
 export class Endings {
+  /** Activations out of the table that have not gone yet: a turn to finish, commits to land, letters to hand on. */
+  readonly ending = new Set<Activation>();
+
   constructor(private readonly p: EndingsParts) {}
 
   /**
@@ -53,10 +56,11 @@ export class Endings {
   leave(act: Activation, reason: Ending): void {
     this.p.table.remove(act);
     if (!act.leaves(reason)) this.gone(act);
+    else this.ending.add(act);
   }
 
   /** Ends, as `leave` does, every activation whose shard `owns` says this node lost. Returns how many. */
-  rebalance(owns: (capability: string, shard: number) => boolean, reason: "rebalance" | "replaced"): number {
+  rebalance(owns: (capability: string, shard: number) => boolean, reason: "rebalance" | "replaced" | "shutdown"): number {
     let moved = 0;
     for (const act of this.p.table.all()) {
       if (owns(act.capability, act.shard)) continue;
@@ -75,8 +79,10 @@ export class Endings {
   gone(act: Activation, deactivate = true): void {
     act.ends();
     this.p.timers.end(act);
+    this.ending.add(act);
     const letters = act.drain();
     const handOn = () => {
+      this.ending.delete(act);
       const waiting = letters.filter((l) => !l.settled);
       for (const letter of waiting) this.p.turns.take(letter);
       if (waiting.length > 0) this.p.handover(act, waiting);

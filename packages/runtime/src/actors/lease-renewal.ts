@@ -1,78 +1,64 @@
-// The lease granted by the quorum (docs/faults.md "Pauses and lost
-// connections"). Hearing its own heartbeat back proves only that this node's
-// server relayed it: on a NATS cluster cut in two, each side keeps hearing its
-// own, and both would serve the same actors. Where the node stores state in
-// JetStream, it also writes its record into a replicated KV bucket
-// (`<prefix>_nodes`, replicas as the state bucket) every heartbeat; JetStream
-// acknowledges the write only once a majority of the bucket's replicas have
-// it. The lease then runs from when that write was sent, for as long as a
+// The lease granted by the quorum (docs/faults.md "A NATS cluster"). Hearing
+// its own heartbeat back proves only that this node's server relayed it: on a
+// NATS cluster cut in two, each side keeps hearing its own, and both would
+// serve the same actors. Where JetStream is there, the node keeps its record
+// in a replicated KV bucket (`<prefix>_nodes`, @mesh/transport's
+// node-records.ts) and renews it every heartbeat with a compare-and-set;
+// JetStream acknowledges a write only once a majority of the bucket's replicas
+// have it. The lease runs from when that write was sent, for as long as a
 // heartbeat heard back would give it: a node cut off from the quorum cannot
 // renew, and its turns stop (reads and local calls included) before its peers
-// may take its shards. A graceful stop deletes the record.
-import type { Logger } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
-import { bucketName, openBucket } from "@mesh/transport";
-import type { BucketOptions } from "@mesh/transport";
-import type { KV, NatsConnection } from "nats";
-
-/** What renewing asks of the node. */
-export interface RenewalParts {
-  readonly nc: NatsConnection;
-  readonly prefix: string;
-  readonly nodeId: string;
-  readonly storage: BucketOptions;
-  /** How often it renews: the node's heartbeatMs. */
-  readonly everyMs: number;
-  readonly log: Logger;
-  /** A write sent at `sentAt` (performance.now()) was acknowledged by the quorum. */
-  renewed(sentAt: number): void;
-}
+// may delete its record and take its shards. A renewal refused because the
+// record was deleted means peers removed this node: the lease lapses, and
+// re-validating writes the record anew and drops every activation.
+import { JETSTREAM_READY_MS } from "@mesh/transport";
+import type { NodeRecords } from "@mesh/transport";
+import type { Lease } from "./lease.js";
 
 export class LeaseRenewal {
   #timer: ReturnType<typeof setInterval> | undefined;
-  #inFlight = false;
 
-  private constructor(
-    private readonly kv: KV,
-    private readonly p: RenewalParts,
+  constructor(
+    private readonly records: NodeRecords,
+    private readonly lease: Lease,
+    /** How often it renews: the node's heartbeatMs. */
+    private readonly everyMs: number,
   ) {}
 
-  /** Opens the nodes bucket (creating it when missing). Throws STORAGE_UNAVAILABLE. */
-  static async open(p: RenewalParts): Promise<LeaseRenewal> {
-    return new LeaseRenewal(await openBucket(p.nc, "nodes", bucketName(p.prefix, "nodes"), p.storage), p);
-  }
-
-  /** Writes the record now, and every `everyMs` after. */
-  start(): void {
-    void this.renew();
-    this.#timer ??= setInterval(() => void this.renew(), this.p.everyMs);
+  /** Writes the record anew (throws STORAGE_UNAVAILABLE), grants the lease from then, and renews every `everyMs`. */
+  async start(): Promise<void> {
+    this.lease.byQuorum(await this.records.create(JETSTREAM_READY_MS)); // a bucket just made may have no leader yet
+    this.#timer ??= setInterval(() => void this.#renew(), this.everyMs);
     this.#timer.unref?.();
   }
 
+  async #renew(): Promise<void> {
+    const renewal = await this.records.renew();
+    if (renewal.kind === "renewed") this.lease.renewed(renewal.sentAt);
+    else if (renewal.kind === "removed") this.lease.lapse(); // peers removed this node: re-validate (below)
+  }
+
   /**
-   * Writes the node's record; true once the quorum acknowledged it (and the
-   * lease was told). One write at a time: a slow store is not piled up on.
+   * A re-validation where the quorum grants the lease: confirmed once the
+   * record is renewed; replaced when peers had deleted it (another node may
+   * have served this node's actors), and then written anew.
    */
-  async renew(): Promise<boolean> {
-    if (this.#inFlight) return false;
-    this.#inFlight = true;
-    const sentAt = performance.now();
+  async revalidate(): Promise<{ confirmed: boolean; replaced: boolean }> {
+    const renewal = await this.records.renew();
+    if (renewal.kind === "renewed") return { confirmed: true, replaced: false };
+    if (renewal.kind === "failed") return { confirmed: false, replaced: false };
     try {
-      await this.kv.put(this.p.nodeId, JSON.stringify({ node: this.p.nodeId, at: Date.now() }));
-      this.p.renewed(sentAt);
-      return true;
-    } catch (err) {
-      this.p.log.debug({ err: messageOf(err) }, "mesh: the lease's record was not stored");
-      return false;
-    } finally {
-      this.#inFlight = false;
+      await this.records.create();
+      return { confirmed: true, replaced: true };
+    } catch {
+      return { confirmed: false, replaced: true };
     }
   }
 
-  /** Stops renewing; with `leave`, deletes the record (a graceful stop). */
+  /** Stops renewing; with `leave`, deletes the record (a graceful stop: peers take the shards at once). */
   async stop(leave: boolean): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    if (leave) await this.kv.delete(this.p.nodeId).catch(() => {});
+    if (leave) await this.records.leave();
   }
 }

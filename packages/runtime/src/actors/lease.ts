@@ -7,13 +7,18 @@
 // heartbeatMs), on the monotonic clock: a heartbeat late by up to a whole
 // interval still renews it in time.
 //
+// Where the server has JetStream, the lease also needs the quorum's
+// acknowledgement of the node's record (lease-renewal.ts).
+//
 // Once it has lapsed (a pause, a lost connection, an event loop stalled past
-// the lease), turns wait and the node re-validates: it asks every member
-// whether it removed this node meanwhile (Membership.revalidate). If one did,
-// or did not answer, another node may have served this node's shards from
-// newer state, and every activation is dropped: durable ones read their state
-// again on their next message, plain ones start afresh. Then the waiting
-// turns run, on the activations that are left or on new ones.
+// the lease), turns wait and the node re-validates: it renews its record
+// (lease-renewal.ts), or, without JetStream, asks every member whether it
+// removed this node meanwhile (Membership.revalidate). If its record was
+// deleted, or a member removed it or did not answer, another node may have
+// served this node's shards from newer state, and every activation is
+// dropped (and every shard claimed again: node/shard-claims.ts): durable ones
+// read their state again on their next message, plain ones start afresh.
+// Then the waiting turns run, on the activations that are left or on new ones.
 //
 // The check sits where a turn starts (turns.ts), on the clock read each turn
 // makes anyway, so a pause is seen even when the first thing a resumed process
@@ -26,7 +31,7 @@ const LOCAL_CREDIT = 64;
 
 /** What re-validating the lease asks of the node. */
 export interface LeaseParts {
-  /** Asks the members (see Membership.revalidate), waiting at most `timeoutMs`. */
+  /** Renews the node's record (LeaseRenewal.revalidate), or asks the members (Membership.revalidate), waiting at most `timeoutMs`. */
   revalidate(timeoutMs: number): Promise<{ confirmed: boolean; replaced: boolean }>;
   /** Drops every activation (another node may have replaced it); returns how many. */
   dropAll(): number;
@@ -52,8 +57,6 @@ export class Lease {
   /** What the quorum's acknowledgements give (Infinity while the lease is not granted by a quorum). */
   #renewedUntil = Infinity;
   #revalidating: Promise<void> | undefined;
-  /** Where the quorum grants the lease (lease-renewal.ts): writes the node's record; true once acknowledged. */
-  #renew: (() => Promise<boolean>) | undefined;
 
   constructor(
     /** How long a heard-back heartbeat keeps the lease. */
@@ -64,11 +67,10 @@ export class Lease {
 
   /**
    * From now on the lease also needs the quorum's acknowledgements
-   * (`renewed`), the first of which came for a write sent at `sentAt`; a
-   * re-validation writes the record again with `renew`.
+   * (`renewed`, lease-renewal.ts), the first of which came for a write sent
+   * at `sentAt`.
    */
-  byQuorum(renew: () => Promise<boolean>, sentAt: number): void {
-    this.#renew = renew;
+  byQuorum(sentAt: number): void {
     this.#renewedUntil = sentAt + this.ms;
     this.until = Math.min(this.#heardUntil, this.#renewedUntil);
   }
@@ -161,8 +163,6 @@ export class Lease {
         verdict = { confirmed: false, replaced: true };
       }
       replaced ||= verdict.replaced;
-      // Where the quorum grants the lease, it must take the node's record again too.
-      if (verdict.confirmed && this.#renew !== undefined && !(await this.#renew())) verdict = { ...verdict, confirmed: false };
       if (!verdict.confirmed) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 250)));
         continue;
@@ -171,7 +171,7 @@ export class Lease {
       this.counts.leaseDrops += dropped;
       this.counts.leaseRevalidations++;
       this.#heardUntil = began + this.ms;
-      if (this.#renew !== undefined) this.#renewedUntil = began + this.ms;
+      if (this.#renewedUntil !== Infinity) this.#renewedUntil = began + this.ms;
       this.until = Math.min(this.#heardUntil, this.#renewedUntil);
       this.parts.log.warn(
         { replaced, dropped },

@@ -29,6 +29,9 @@ import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
 import { commitSpan } from "./commit-spans.js";
 
+/** How often `released` looks again. */
+const RELEASE_POLL_MS = 10;
+
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {
   readonly nodeId: string;
@@ -55,6 +58,11 @@ export interface SupervisorOptions {
   readonly publisher: Publisher;
   /** The largest message a turn may publish. */
   readonly maxPayload: number;
+  /**
+   * Undefined when an actor of (`capability`, `shard`) may start now; else
+   * resolves once it may (the shard's handover, node/shard-claims.ts).
+   */
+  readonly claimed: (capability: string, shard: number) => Promise<void> | undefined;
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
@@ -156,6 +164,23 @@ export class Supervisor {
     return this.#endings.rebalance(() => false, "replaced");
   }
 
+  /**
+   * Resolves once no activation of a shard `of` names is live or ending here,
+   * or after `timeoutMs`, to the shards still held then (a shard claim,
+   * node/shard-claims.ts).
+   */
+  async released(of: (capability: string, shard: number) => boolean, timeoutMs: number): Promise<Array<readonly [string, number]>> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const held = new Map<string, readonly [string, number]>();
+      for (const acts of [this.#table.all(), this.#endings.ending.values()]) {
+        for (const act of acts) if (of(act.capability, act.shard)) held.set(`${act.capability}/${act.shard}`, [act.capability, act.shard]);
+      }
+      if (held.size === 0 || performance.now() >= deadline) return [...held.values()];
+      await new Promise((resolve) => setTimeout(resolve, RELEASE_POLL_MS));
+    }
+  }
+
   /** The lease holds again: turns that waited for it run. */
   resume(): void {
     this.#turns.resume();
@@ -238,9 +263,12 @@ export class Supervisor {
       this.#log.warn({ actorType: act.actorType, id: act.id, err: messageOf(refused) }, `mesh: ${letter.kind.name} lost`);
   }
 
-  /** The view changed: every activation whose shard `owns` says this node lost leaves after its current message. */
-  rebalance(owns: (capability: string, shard: number) => boolean): number {
-    return this.#endings.rebalance(owns, "rebalance");
+  /**
+   * The view changed: every activation whose shard `owns` says this node lost leaves after its current message
+   * (for `reason`: "shutdown" when the node stops and hands its shards over).
+   */
+  rebalance(owns: (capability: string, shard: number) => boolean, reason: "rebalance" | "shutdown" = "rebalance"): number {
+    return this.#endings.rebalance(owns, reason);
   }
 
   /**
@@ -305,7 +333,16 @@ export class Supervisor {
       return activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err, false, this.#metrics, this.#log);
     }
     act.lastTick = this.#passivation.tick;
-    if (type.durable) {
+    const claim = this.o.claimed(capability, to.shard);
+    if (claim !== undefined) {
+      // Its shard is being handed over: it starts once the claim is answered. If it left meanwhile (the shard moved on), it
+      // never started: no onDeactivate, and what waits goes to the owner (as for a replaced activation).
+      const started = () => {
+        if (act.leaving || act.gone) return void (act.reason = "replaced");
+        return type.durable ? this.#load(act).then(() => act.instance.onActivate?.()) : act.instance.onActivate?.();
+      };
+      this.#starting(act, claim.then(started));
+    } else if (type.durable) {
       this.#starting(
         act,
         this.#load(act).then(() => act.instance.onActivate?.()),

@@ -26,7 +26,7 @@ const MAX_HOPS = 3;
 export interface NodeInboxParts extends NodeParts {
   readonly router: Router;
   readonly replies: Replies;
-  /** RUNNING, STOPPING or STOPPED: while stopping, what was delivered is still served, but not forwarded. */
+  /** RUNNING, STOPPING or STOPPED: while stopping, what arrives for shards that went over is forwarded to their owner. */
   state(): "RUNNING" | "STOPPING" | "STOPPED";
   /** Checks ownership again soon: an activation served here without owning its shard must not outlive the message. */
   rebalanceSoon(): void;
@@ -108,7 +108,7 @@ export class NodeInbox {
     const owner = this.p.routes.owner(req.capability, shard);
     // A stale route: the sender's view is behind ours. Forward to the owner we
     // know, a bounded number of hops so that disagreeing views cannot loop.
-    if (owner !== undefined && owner !== this.p.nodeId && req.hops < MAX_HOPS && this.p.state() === "RUNNING") {
+    if (owner !== undefined && owner !== this.p.nodeId && req.hops < MAX_HOPS && this.p.state() !== "STOPPED") {
       this.#forward({ ...req, hops: req.hops + 1, shard, owner }, reply);
       return;
     }

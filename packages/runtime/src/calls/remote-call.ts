@@ -24,7 +24,10 @@ export interface Rerouter {
  * call was never delivered), the outcome on the owner it is re-routed to.
  */
 export class RemoteCall implements PendingRequest, ReplyTo {
+  /** Times it was re-routed to another owner. */
   reroutes = 0;
+  /** Times it waited for an owner that stayed in the view but was unreachable. */
+  pauses = 0;
   sentIn: unknown = undefined;
   readonly #sentAt = performance.now();
 

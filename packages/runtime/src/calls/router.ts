@@ -23,8 +23,11 @@ import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
 import { callSpan, carry, routedUnder } from "./call-spans.js";
 
-/** How many times a call that met "no responders" is re-routed before NODE_UNAVAILABLE. */
+/** How many times a call that met "no responders" is re-routed to another owner before NODE_UNAVAILABLE. */
 const MAX_REROUTES = 3;
+
+/** How long a call whose owner stays in the view but is unreachable waits before it is sent again: doubling from `first`, at most `max`. */
+const UNREACHABLE_PAUSE_MS = { first: 25, max: 250 } as const;
 
 /** The node's parts that routing and serving calls both work with. */
 export interface NodeParts {
@@ -43,8 +46,8 @@ export interface RouterParts extends NodeParts {
   readonly requests: Requests;
   readonly subjects: Subjects;
   readonly hosting: LocalHosting;
-  /** Drops a node whose subject had no responders from the view. */
-  markGone(node: string): void;
+  /** A node's subject had no responders: membership decides whether that removes it (Membership.markGone). */
+  markGone(node: string): Promise<void>;
   /** Throws STOPPED unless the node takes a new request now (`acceptWhileStopping`: one it already took, from the ingress). */
   admit(acceptWhileStopping: boolean): void;
 }
@@ -216,27 +219,38 @@ export class Router {
 
   /**
    * The owner had no responders: the call was never delivered, so it is safe
-   * to send again. Drop the owner from the view and send to the new owner.
+   * to send again. Membership decides whether that removes the owner (on one
+   * server it does; on a NATS cluster only the store's verdict does); the call
+   * goes to the new owner, or, while the owner stays, to it again after a
+   * pause, until its deadline.
    */
   #reroute(call: RemoteCall): void {
-    try {
-      this.#rerouteOrFail(call);
-    } catch (err) {
-      call.sink.fail(err as Error);
-    }
+    this.#rerouteOrFail(call).catch((err: unknown) => call.sink.fail(err as Error));
   }
 
-  #rerouteOrFail(call: RemoteCall): void {
+  async #rerouteOrFail(call: RemoteCall): Promise<void> {
     const r = call.request;
-    this.p.markGone(r.owner);
+    const unreachable = r.owner;
+    await this.p.markGone(unreachable);
     const owner = this.p.routes.owner(r.capability, r.shard);
     if (owner === undefined) return call.sink.fail(noNodes(r.capability, this.p.routes));
-    if (owner === r.owner || call.reroutes >= MAX_REROUTES) {
-      return call.sink.fail(new MeshError("NODE_UNAVAILABLE", `node ${r.owner} is unavailable (no responders on its subject)`));
+    if (owner !== unreachable && call.reroutes < MAX_REROUTES) {
+      call.reroutes++;
+      this.p.metrics.retries++;
+      r.owner = owner;
+      return this.#dispatch(call);
     }
-    call.reroutes++;
-    this.p.metrics.retries++;
-    r.owner = owner;
+    const pause = Math.min(UNREACHABLE_PAUSE_MS.max, UNREACHABLE_PAUSE_MS.first * 2 ** call.pauses++);
+    if (owner !== unreachable || performance.now() + pause >= call.deadline) {
+      return call.sink.fail(
+        new MeshError(
+          "NODE_UNAVAILABLE",
+          `node ${unreachable} is unreachable from node ${this.p.nodeId} (no responders on its subject), and the cluster has not removed it`,
+        ),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    r.owner = this.p.routes.owner(r.capability, r.shard) ?? unreachable;
     this.#dispatch(call);
   }
 

@@ -8,8 +8,8 @@ import { MeshError } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import { settleWithin } from "@mesh/transport";
+import type { NodeRecords } from "@mesh/transport";
 import type { NatsConnection, Subscription } from "nats";
-import { LeaseRenewal } from "../actors/lease-renewal.js";
 import { EventSources } from "../events/sources.js";
 import type { ResolvedSubscription } from "../events/subscription.js";
 import { serveForget } from "../operations/forget.js";
@@ -30,6 +30,10 @@ export interface NodeInput {
   readonly maxPayload: number;
   readonly store: StateStorage | undefined;
   readonly inbox: string;
+  /** Random per start of the process (the announcement's and the node's record's). */
+  readonly instance: string;
+  /** Where the JetStream quorum keeps the nodes' records (undefined: the server has no JetStream). */
+  readonly records: NodeRecords | undefined;
   readonly subscriptions: readonly ResolvedSubscription[];
 }
 
@@ -48,8 +52,6 @@ export class MeshNode {
   #forgetSub: Subscription | undefined;
   #reminders: Reminders | undefined;
   #events: EventSources | undefined;
-  /** The lease's record in the replicated nodes bucket, where the node stores state in JetStream (lease-renewal.ts). */
-  #renewal: LeaseRenewal | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(input: NodeInput) {
@@ -120,30 +122,13 @@ export class MeshNode {
         deliver: (sub, id, event, timeoutMs, reply) => router.event(sub.capability, sub.actorType, id, event, timeoutMs, reply),
       });
     }
-    if (o.actors.some((cls) => cls.durable === true)) {
-      const renewal = await LeaseRenewal.open({
-        nc: this.#nc,
-        prefix: o.subjects.prefix,
-        nodeId: o.nodeId,
-        storage: o.storage,
-        everyMs: o.heartbeatMs,
-        log: o.logger,
-        renewed: (sentAt) => lease.renewed(sentAt),
-      });
-      const sentAt = performance.now();
-      if (!(await renewal.renew())) {
-        throw new MeshError(
-          "STORAGE_UNAVAILABLE",
-          `node ${o.nodeId} could not store its lease record: the JetStream quorum did not answer`,
-        );
-      }
-      lease.byQuorum(() => renewal.renew(), sentAt);
-      this.#renewal = renewal;
-      renewal.start(); // renewing from now: discovery below may take longer than the lease
-    }
+    // The node's record, renewed from now on: discovery below may take longer than the lease.
+    await this.parts.renewal?.start();
     await this.#nc.flush();
     const joined = performance.now();
+    this.parts.claims.start(); // answers others' claims from now: they may claim shards as soon as they know this node
     await membership.start();
+    this.parts.claims.begin();
     lease.start(joined);
     void this.#reminders?.scan();
     void this.#watchConnection();
@@ -199,32 +184,37 @@ export class MeshNode {
 
   async #stop(): Promise<void> {
     const { o } = this;
-    const { service, membership, actors, requests } = this.parts;
+    const { service, membership, actors, requests, claims } = this.parts;
     this.#status.state = "STOPPING";
     try {
       await this.#changes; // a capability change under way ends first (it sees STOPPING)
       // Dispatchers send no more events; those in flight finish, and their floors are stored.
       await this.#events?.stop(o.drainTimeoutMs);
       await service.stop(); // ingress requests it already took are still answered
-      await membership.stop();
       const deadline = performance.now() + o.drainTimeoutMs;
       const left = () => Math.max(0, deadline - performance.now());
+      // The shards go over first: with no capability left, members route elsewhere and claim them; this node's
+      // activations leave after their turn (onDeactivate("shutdown")), what waits is handed on, and each claim is
+      // answered once its shard is released (shard-claims.ts). What still arrives here is forwarded.
+      await settleWithin(membership.announce({ capabilities: [] }), left());
       // No reminders watch may still be setting up when the connection drains (its heartbeat timer would outlive the node).
       await settleWithin(this.#reminders?.stop() ?? Promise.resolve(), left());
       this.#forgetSub?.unsubscribe();
-      if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
       // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
       await actors.idle(left());
       while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await actors.deactivateAll(o.drainTimeoutMs);
-      await settleWithin(this.#renewal?.stop(true) ?? Promise.resolve(), o.drainTimeoutMs); // the lease's record goes last: turns ran under it
+      await membership.stop(); // leave: nothing of this node's shards is held here any more
+      if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
+      claims.stop();
+      await settleWithin(this.parts.renewal?.stop(true) ?? Promise.resolve(), o.drainTimeoutMs); // the record goes last: turns ran under it
       requests.close(new MeshError("STOPPED", `node ${o.nodeId} stopped before the reply came`));
     } finally {
       // Whatever failed above, the node lets go of everything: a connection left open would
       // reconnect for ever once its server is gone. drain() cannot finish while the server is
       // unreachable: close in any case.
       void this.#reminders?.stop();
-      void this.#renewal?.stop(false);
+      void this.parts.renewal?.stop(false);
       await settleWithin(this.#nc.drain(), o.drainTimeoutMs);
       if (!this.#nc.isClosed()) await this.#nc.close();
       await this.#prometheus?.close();
@@ -239,6 +229,7 @@ export class MeshNode {
    */
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.parts.routes.setMembers([...view.values()].map((a) => [a.node, a.capabilities] as const));
+    this.parts.claims.viewChanged(); // shards gained wait for their handover; then those lost are let go
     this.#rebalance();
     this.#events?.viewChanged((node) => view.has(node));
     // Shards this node now owns may hold reminders: read them at once.
@@ -257,10 +248,11 @@ export class MeshNode {
 
   /** Lets go of the local actors whose shards this node does not own in its current view. */
   #rebalance(): void {
-    if (this.#status.state !== "RUNNING") return;
+    if (this.#status.state === "STOPPED") return;
     const { routes, actors } = this.parts;
     try {
-      const moved = actors.rebalance((capability, shard) => routes.owner(capability, shard) === this.o.nodeId);
+      const reason = this.#status.state === "RUNNING" ? "rebalance" : "shutdown";
+      const moved = actors.rebalance((capability, shard) => routes.owner(capability, shard) === this.o.nodeId, reason);
       if (moved > 0) this.o.logger.info({ moved }, "mesh: rebalanced: actors whose shards moved are deactivated");
     } catch (err) {
       this.o.logger.error({ err: messageOf(err) }, "mesh: rebalancing failed");

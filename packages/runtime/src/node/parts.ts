@@ -5,12 +5,13 @@
 // through the router, which delivers to the actors. What the node's lifecycle
 // answers (the view changed, a rebalance soon, the reminders once open) comes
 // in as `NodeLinks`. Imports: every room.
-import { randomBytes } from "node:crypto";
 import { RoutingTable } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
-import { Membership, Requests } from "@mesh/transport";
+import { Membership, Requests, StoreRemovals } from "@mesh/transport";
+import type { NodeRecords } from "@mesh/transport";
 import type { NatsConnection } from "nats";
 import { Lease } from "../actors/lease.js";
+import { LeaseRenewal } from "../actors/lease-renewal.js";
 import { Supervisor } from "../actors/supervisor.js";
 import { Ingress } from "../calls/ingress.js";
 import { Replies } from "../calls/nats-reply.js";
@@ -24,6 +25,7 @@ import type { ResolvedOptions } from "../options.js";
 import type { StateStorage } from "../state/state-store.js";
 import type { Reminders } from "../timers/reminders.js";
 import { version } from "../version.js";
+import { ShardClaims } from "./shard-claims.js";
 
 /** The lifecycle of a node. */
 export type MeshState = "RUNNING" | "STOPPING" | "STOPPED";
@@ -57,6 +59,10 @@ export interface PartsInput {
   readonly store: StateStorage | undefined;
   /** The node's own reply inbox prefix. */
   readonly inbox: string;
+  /** Random per start of the process (the announcement's). */
+  readonly instance: string;
+  /** Where the JetStream quorum keeps the nodes' records (undefined: no JetStream; the lease is the heartbeats'). */
+  readonly records: NodeRecords | undefined;
   readonly status: NodeStatus;
   readonly links: NodeLinks;
 }
@@ -68,15 +74,19 @@ export interface NodeParts {
   readonly requests: Requests;
   readonly replies: Replies;
   readonly lease: Lease;
+  /** The lease's renewals in the nodes' records (undefined: no JetStream). */
+  readonly renewal: LeaseRenewal | undefined;
   readonly actors: Supervisor;
   readonly membership: Membership;
+  /** The handover of the shards this node gains (shard-claims.ts). */
+  readonly claims: ShardClaims;
   readonly router: Router;
   readonly inbox: NodeInbox;
   readonly service: NodeService;
 }
 
 /** Makes a node's parts, in dependency order. */
-export function makeParts({ o, nc, maxPayload, store, inbox, status, links }: PartsInput): NodeParts {
+export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, status, links }: PartsInput): NodeParts {
   const log = o.logger;
   const metrics = new NodeMetrics();
   const routes = new RoutingTable(o.shards, o.placement.fn);
@@ -85,17 +95,23 @@ export function makeParts({ o, nc, maxPayload, store, inbox, status, links }: Pa
 
   // Peers drop a node silent for nodeTimeoutMs; a heartbeat heard back keeps the lease for that, less one interval.
   const leaseMs = o.nodeTimeoutMs > o.heartbeatMs ? o.nodeTimeoutMs - o.heartbeatMs : o.nodeTimeoutMs / 2;
-  const lease = new Lease(
+  const lease: Lease = new Lease(
     leaseMs,
     {
-      revalidate: (timeoutMs) => membership.revalidate(timeoutMs), // cycle: membership is made below
-      dropAll: () => actors.dropAll(),
+      // Where the quorum keeps the records, it alone says whether peers removed this node. Cycles: both are made below.
+      revalidate: (timeoutMs): Promise<{ confirmed: boolean; replaced: boolean }> =>
+        renewal !== undefined ? renewal.revalidate() : membership.revalidate(timeoutMs),
+      dropAll: () => {
+        claims.reclaimAll(); // cycle: made below
+        return actors.dropAll();
+      },
       resume: () => actors.resume(),
       running: () => status.state === "RUNNING",
       log,
     },
     metrics,
   );
+  const renewal: LeaseRenewal | undefined = records === undefined ? undefined : new LeaseRenewal(records, lease, o.heartbeatMs);
   const actors: Supervisor = new Supervisor({
     nodeId: o.nodeId,
     actors: o.actors,
@@ -112,13 +128,14 @@ export function makeParts({ o, nc, maxPayload, store, inbox, status, links }: Pa
     maxPayload,
     // cycle: the router is made below
     handover: (act, letters) => router.handover(act, letters),
+    claimed: (capability, shard) => claims.ready(capability, shard),
     outbound: { call: (request, chain) => router.call(request, false, chain), cast: (request) => router.cast(request, false) },
   });
 
   const self: Announcement = {
     v: 1,
     node: o.nodeId,
-    instance: randomBytes(8).toString("hex"),
+    instance,
     capabilities: o.capabilities,
     actorTypes: actors.actorTypes(),
     shards: o.shards,
@@ -127,9 +144,29 @@ export function makeParts({ o, nc, maxPayload, store, inbox, status, links }: Pa
     heartbeatMs: o.heartbeatMs,
   };
   const timing = { heartbeatMs: o.heartbeatMs, nodeTimeoutMs: o.nodeTimeoutMs, discoveryQuietMs: o.discoveryQuietMs };
-  const membership: Membership = new Membership(nc, o.subjects, self, timing, log, links.viewChanged, inbox, (sentAt) =>
-    lease.heard(sentAt),
-  );
+  const membership: Membership = new Membership({
+    nc,
+    subjects: o.subjects,
+    self,
+    timing,
+    log,
+    onChange: links.viewChanged,
+    inboxPrefix: inbox,
+    onHeard: (sentAt) => lease.heard(sentAt),
+    removals: records === undefined ? undefined : new StoreRemovals(records),
+  });
+
+  const claims: ShardClaims = new ShardClaims({
+    nc,
+    subjects: o.subjects,
+    nodeId: o.nodeId,
+    inboxPrefix: inbox,
+    routes,
+    membership,
+    log,
+    released: (of, timeoutMs) => actors.released(of, timeoutMs),
+    running: () => status.state !== "STOPPED",
+  });
 
   const node = { nodeId: o.nodeId, shards: o.shards, callTimeoutMs: o.callTimeoutMs, maxPayload, log, routes, actors, metrics };
   const router: Router = new Router({
@@ -154,5 +191,5 @@ export function makeParts({ o, nc, maxPayload, store, inbox, status, links }: Pa
     shards: o.shards,
     strategy: o.placement.name,
   });
-  return { metrics, routes, requests, replies, lease, actors, membership, router, inbox: nodeInbox, service };
+  return { metrics, routes, requests, replies, lease, renewal, actors, membership, claims, router, inbox: nodeInbox, service };
 }

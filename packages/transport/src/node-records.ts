@@ -1,0 +1,156 @@
+// The nodes' records: where the JetStream quorum decides who is in the
+// cluster (docs/faults.md "A NATS cluster"). Each node keeps one record in the
+// replicated KV bucket `<prefix>_nodes` and renews it every heartbeat with a
+// compare-and-set on its own last revision. A peer removes a node only by
+// deleting that record with a compare-and-set on the revision it last saw,
+// after it saw no newer one for the node timeout. JetStream orders the two:
+// once a delete is stored, the node's next renewal fails (it learns it was
+// removed), and a renewal stored first makes the delete fail (the node is
+// alive, whether or not this peer can reach it). Silence on core NATS and "no
+// responders" prove nothing on a cluster: only the store's verdict removes.
+import { MeshError } from "@mesh/core";
+import { encodeJson, messageOf } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import type { JetStreamManager, KV, NatsConnection } from "nats";
+import { bucketName, classifyNatsError, isTransient, openBucket, readLatest } from "./jetstream.js";
+import type { BucketOptions } from "./jetstream.js";
+
+/** What a node's records are opened with. */
+export interface NodeRecordsOptions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly nodeId: string;
+  /** The node's instance (its announcement's): what its record holds. */
+  readonly instance: string;
+  readonly storage: BucketOptions;
+  readonly log: Logger;
+}
+
+/** What one renewal did: stored (the write was sent at `sentAt`), refused because a peer removed this node, or not known. */
+export type Renewal = { readonly kind: "renewed"; readonly sentAt: number } | { readonly kind: "removed" } | { readonly kind: "failed" };
+
+/** What the store says of a peer this node saw no renewal of: removed (its record is gone; the delete's revision when read), alive at a newer revision, or nothing (no quorum). */
+export type Verdict =
+  | { readonly kind: "removed"; readonly revision?: number }
+  | { readonly kind: "alive"; readonly revision: number }
+  | { readonly kind: "unknown" };
+
+export class NodeRecords {
+  /** The revision of this node's record the quorum last acknowledged; 0 before the first. */
+  #revision = 0;
+  #inFlight = false;
+  /** Since when this node's own renewals have been stored without a failure (performance.now()); undefined while they fail. */
+  #healthySince: number | undefined = performance.now();
+  readonly #jsm: JetStreamManager;
+
+  private constructor(
+    private readonly kv: KV,
+    jsm: JetStreamManager,
+    private readonly bucket: string,
+    private readonly o: NodeRecordsOptions,
+  ) {
+    this.#jsm = jsm;
+  }
+
+  /** Opens the nodes bucket (creating it when missing). Throws STORAGE_UNAVAILABLE, naming what the node's user needs. */
+  static async open(o: NodeRecordsOptions): Promise<NodeRecords> {
+    const bucket = bucketName(o.prefix, "nodes");
+    const kv = await openBucket(o.nc, "nodes", bucket, o.storage).catch((err: MeshError) => {
+      const why = `${err.message} (every node on a server with JetStream keeps its record there; its user needs the bucket: docs/security.md)`;
+      throw new MeshError(err.code, why, { cause: err });
+    });
+    return new NodeRecords(kv, await o.nc.jetstreamManager({ timeout: o.storage.timeoutMs }), bucket, o);
+  }
+
+  /**
+   * Since when this node's own writes have been stored without a failure, or
+   * undefined while they fail: a peer's silence in the store counts only from
+   * then (a store that did not answer anyone, such as a bucket electing its
+   * leader, removes nobody).
+   */
+  get healthySince(): number | undefined {
+    return this.#healthySince;
+  }
+
+  /** The revision of this node's record last stored (heartbeats carry it). */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /**
+   * Writes this node's record anew, whatever is there (a record an earlier
+   * process of this id left, or none: this node was removed). Resolves to
+   * when the write was sent, once the quorum acknowledged it; throws
+   * STORAGE_UNAVAILABLE otherwise. With `waitMs`, tries again for that long
+   * while the bucket's stream has no leader yet (a bucket just created).
+   */
+  async create(waitMs = 0): Promise<number> {
+    const until = performance.now() + waitMs;
+    for (;;) {
+      const sentAt = performance.now();
+      try {
+        this.#revision = await this.kv.put(this.o.nodeId, this.#value());
+        this.#healthySince ??= performance.now();
+        return sentAt;
+      } catch (err) {
+        if (performance.now() >= until || !isTransient(err)) throw this.#unavailable(err);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  #unavailable(err: unknown): MeshError {
+    const message = `node ${this.o.nodeId} could not store its record in "${this.bucket}": ${messageOf(err)}`;
+    return new MeshError("STORAGE_UNAVAILABLE", message, { cause: err });
+  }
+
+  /** Renews this node's record if nobody removed it since the last renewal. One write at a time: a slow store is not piled up on. */
+  async renew(): Promise<Renewal> {
+    if (this.#inFlight) return { kind: "failed" };
+    this.#inFlight = true;
+    const sentAt = performance.now();
+    try {
+      this.#revision = await this.kv.update(this.o.nodeId, this.#value(), this.#revision);
+      this.#healthySince ??= performance.now();
+      return { kind: "renewed", sentAt };
+    } catch (err) {
+      if (classifyNatsError(err) === "wrong-last-sequence") return { kind: "removed" };
+      this.#healthySince = undefined;
+      this.o.log.debug({ err: messageOf(err) }, "mesh: the node's record was not renewed");
+      return { kind: "failed" };
+    } finally {
+      this.#inFlight = false;
+    }
+  }
+
+  /**
+   * Removes `node` if its record is still at `revision` (no renewal stored
+   * since). When it moved on, the newest revision is read from the stream
+   * leader: a record deleted meanwhile (a graceful stop, another peer's
+   * verdict) is `removed` too.
+   */
+  async remove(node: string, revision: number): Promise<Verdict> {
+    try {
+      await this.kv.delete(node, { previousSeq: revision });
+      return { kind: "removed" };
+    } catch (err) {
+      if (classifyNatsError(err) !== "wrong-last-sequence") return { kind: "unknown" };
+    }
+    try {
+      const latest = await readLatest(this.#jsm, this.bucket, node);
+      if (latest === null) return { kind: "removed" };
+      return latest.value === undefined ? { kind: "removed", revision: latest.revision } : { kind: "alive", revision: latest.revision };
+    } catch {
+      return { kind: "unknown" };
+    }
+  }
+
+  /** A graceful stop: deletes this node's record (peers take its shards at once). */
+  async leave(): Promise<void> {
+    await this.kv.delete(this.o.nodeId, { previousSeq: this.#revision }).catch(() => {});
+  }
+
+  #value(): Uint8Array {
+    return encodeJson({ node: this.o.nodeId, instance: this.o.instance, at: Date.now() });
+  }
+}

@@ -1,0 +1,137 @@
+// A NATS cluster whose routes can be cut: three (or more) nats-servers, each
+// route from server i to server j through its own TCP proxy, so a test can
+// isolate one server from the others (a symmetric partition), cut two servers
+// apart while both still reach a third (a bridge), and heal. The servers
+// advertise no route address of their own, so they never connect around the
+// proxies. Clients connect to the servers directly: a node stays on its
+// server's side of a cut.
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { startNatsServer } from "@mesh/runtime/testing";
+import type { NatsServer, NatsServerOptions } from "@mesh/runtime/testing";
+import { connect } from "nats";
+import { TcpProxy } from "./proxy.js";
+
+export interface PartitionableCluster {
+  readonly servers: readonly NatsServer[];
+  readonly urls: readonly string[];
+  /** Cuts every route between server `i` and the others. */
+  isolate(i: number): Promise<void>;
+  /** Cuts the routes between servers `i` and `j` only. */
+  cut(i: number, j: number): Promise<void>;
+  /** Restores every route. */
+  heal(): Promise<void>;
+  /** The index of the server that leads stream `stream` now (undefined while none does). */
+  leaderOf(stream: string): Promise<number | undefined>;
+  /** True when a write to a three-replica KV bucket (made on first use) is acknowledged through every server. */
+  jetStreamWorks(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/** A TCP port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPartitionableCluster(size: number, options: NatsServerOptions = {}): Promise<PartitionableCluster> {
+  const routePorts = await Promise.all(Array.from({ length: size }, freePort));
+  // proxies[i][j]: server i's route to server j.
+  const proxies: TcpProxy[][] = [];
+  const servers: NatsServer[] = [];
+  const name = (i: number) => `part-${process.pid}-${i}`;
+  const all = () => proxies.flat();
+  try {
+    for (let i = 0; i < size; i++) {
+      proxies.push(await Promise.all(routePorts.map((port) => TcpProxy.start(`nats://127.0.0.1:${port}`))));
+    }
+    servers.push(
+      ...(await Promise.all(
+        routePorts.map((port, i) =>
+          startNatsServer({
+            ...options,
+            args: [
+              ...(options.args ?? []),
+              "--name",
+              name(i),
+              "--cluster_name",
+              `part-${process.pid}`,
+              "--cluster",
+              `nats://127.0.0.1:${port}`,
+              "--routes",
+              proxies[i]!.filter((_, j) => j !== i)
+                .map((p) => p.url)
+                .join(","),
+              // No gossip of the real route address: every route goes through its proxy.
+              "--cluster_advertise",
+              "127.0.0.1:1",
+            ],
+          }),
+        ),
+      )),
+    );
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all(all().map((p) => p.close()));
+    throw err;
+  }
+  const pair = (i: number, j: number) => [proxies[i]![j]!, proxies[j]![i]!];
+  const cut = new Set<TcpProxy>();
+  const cutPair = async (i: number, j: number) => {
+    for (const p of pair(i, j)) cut.add(p);
+    await Promise.all(pair(i, j).map((p) => p.cut()));
+  };
+  return {
+    servers,
+    urls: servers.map((s) => s.url),
+    isolate: async (i) => {
+      for (let j = 0; j < size; j++) if (j !== i) await cutPair(i, j);
+    },
+    cut: cutPair,
+    heal: async () => {
+      for (const p of cut) await p.restore();
+      cut.clear();
+    },
+    leaderOf: async (stream) => {
+      for (const server of servers) {
+        const nc = await connect({ servers: server.url, timeout: 1000 }).catch(() => undefined);
+        if (nc === undefined) continue;
+        try {
+          const info = await (await nc.jetstreamManager({ timeout: 1000 })).streams.info(stream);
+          const leader = info.cluster?.leader;
+          if (leader !== undefined) return servers.findIndex((_, i) => name(i) === leader);
+        } catch {
+          // this server does not know: ask the next
+        } finally {
+          await nc.close();
+        }
+      }
+      return undefined;
+    },
+    jetStreamWorks: async () => {
+      for (const server of servers) {
+        const nc = await connect({ servers: server.url, timeout: 1000 }).catch(() => undefined);
+        if (nc === undefined) return false;
+        try {
+          const kv = await nc.jetstream({ timeout: 1000 }).views.kv("probe", { replicas: size, history: 1, timeout: 1000 });
+          await kv.put("probe", "1");
+        } catch {
+          return false;
+        } finally {
+          await nc.close();
+        }
+      }
+      return true;
+    },
+    stop: async () => {
+      await Promise.all(servers.map((s) => s.stop()));
+      await Promise.all(all().map((p) => p.close()));
+    },
+  };
+}
