@@ -6,9 +6,11 @@ import type { Mesh } from "@mesh/runtime";
 import { Counter } from "./helpers/actors.js";
 import { eventually, holds, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
+import { killAllNodeProcesses, startNodeProcess } from "./helpers/processes.js";
 
 const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
+test.after.always(() => killAllNodeProcesses());
 
 // Heartbeats every minute: whatever a node knows right after start, it learned through discovery.
 const slowHeartbeat = { heartbeatMs: 60_000, nodeTimeoutMs: 120_000 };
@@ -27,6 +29,28 @@ test.serial("a node started after the others sees all of them as soon as start r
   );
   t.is(new Set(results.map((r) => r.pid.split("/")[0])).size, 4);
   await Promise.all([...first, late].map((n) => n.stop()));
+});
+
+test.serial("a member too busy to answer discovery at once is still known when start resolves: its record is fresh", async (t) => {
+  const options = { ...slowHeartbeat, prefix: "busy", capabilities: ["busy"] };
+  const busy = await startNodeProcess(nodeId("busy"), { ...options, servers: t.context.server.url });
+  // The member's event loop stands still from before the newcomer asks until 300 ms after: far past discoveryQuietMs (50 ms).
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  let resumed = false;
+  const resume = () => {
+    if (!resumed) process.kill(busy.pid, "SIGCONT");
+    resumed = true;
+  };
+  t.teardown(resume);
+  nc.subscribe("busy.cluster.discover", { callback: () => setTimeout(resume, 300) }); // the fault's length, not a synchronisation
+  await nc.flush();
+  process.kill(busy.pid, "SIGSTOP");
+  const late = await startNode(t, { ...options, nodeId: nodeId("busy-late") });
+  t.true(resumed);
+  t.deepEqual(late.nodesFor("busy"), [busy.nodeId, late.nodeId].sort());
+  await late.stop();
+  await busy.stop();
 });
 
 test.serial("a stopped node disappears from every view", async (t) => {

@@ -28,6 +28,14 @@ interface Round {
   done(): void;
 }
 
+/** What a round asks: announce to `expected`, or discover (none given), waiting for `recorded` too. */
+interface RoundAsk {
+  expected?: Set<string>;
+  maxMs?: number;
+  revalidation?: boolean;
+  recorded?: string[];
+}
+
 /** How many removed instances a node remembers (each answer to a re-validation names the asker's count). */
 const REMOVALS_KEPT = 10_000;
 
@@ -153,7 +161,9 @@ export class Membership {
     });
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
     this.onChange(this.view());
-    await this.#round(undefined);
+    // Where the quorum keeps records, discovery also waits for every node whose record is fresh:
+    // a member slow to answer (a busy event loop) is not taken for absent.
+    await this.#round({ recorded: await this.#store?.records.live(this.timing.nodeTimeoutMs) });
     // Heartbeat once now: members that missed discovery learn of us at once.
     this.#heartbeat();
     this.#timers.push(
@@ -172,12 +182,12 @@ export class Membership {
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
     this.onChange(this.view());
     const others = new Set([...this.#members.keys()].filter((n) => n !== this.#self.node));
-    await this.#round(others);
+    await this.#round({ expected: others });
   }
 
   /** Asks everyone again (after a reconnect): members answer and re-learn us. */
   async rediscover(): Promise<void> {
-    await this.#round(undefined);
+    await this.#round({});
   }
 
   /**
@@ -188,7 +198,7 @@ export class Membership {
    */
   async revalidate(timeoutMs: number): Promise<Revalidation> {
     const asked = [...this.#members.keys(), ...this.#removedSince].filter((n) => n !== this.#self.node);
-    const round = await this.#round(new Set(asked), timeoutMs, true);
+    const round = await this.#round({ expected: new Set(asked), maxMs: timeoutMs, revalidation: true });
     const confirmed = await settleWithin(this.nc.flush(), timeoutMs);
     if (confirmed) for (const n of asked) this.#removedSince.delete(n);
     return { confirmed, replaced: round.replaced || round.expected.size > 0 };
@@ -237,17 +247,17 @@ export class Membership {
   /**
    * Publishes our announcement on `discover` and collects the answers.
    * Announce (`expected` given): ends when each of those answered. Discovery
-   * (`expected` undefined): ends when every member named in any answer has
-   * answered and no new answer came for discoveryQuietMs. Never longer than
+   * (`expected` undefined): ends when every member named in any answer or
+   * `recorded` has answered and no new answer came for discoveryQuietMs. Never longer than
    * ROUND_MAX_MS.
    */
-  async #round(expected: Set<string> | undefined, maxMs = ROUND_MAX_MS, revalidation = false): Promise<Round> {
+  async #round({ expected, maxMs = ROUND_MAX_MS, revalidation = false, recorded = [] }: RoundAsk): Promise<Round> {
     const key = (this.#roundNo++).toString(36);
     let timer: ReturnType<typeof setTimeout> | undefined;
     let round!: Round;
     const finished = new Promise<void>((resolve) => {
       round = {
-        expected: expected ?? new Set(),
+        expected: expected ?? new Set(recorded),
         heard: new Set(),
         open: expected === undefined,
         answers: 0,

@@ -14,6 +14,7 @@ import type { Logger } from "@mesh/core";
 import type { JetStreamManager, KV, NatsConnection } from "nats";
 import { bucketName, classifyNatsError, isTransient, openBucket, readLatest } from "./jetstream.js";
 import type { BucketOptions } from "./jetstream.js";
+import { readAll } from "./kv-read.js";
 
 /** What a node's records are opened with. */
 export interface NodeRecordsOptions {
@@ -143,6 +144,25 @@ export class NodeRecords {
     } catch {
       return { kind: "unknown" };
     }
+  }
+
+  /**
+   * The other nodes whose record was renewed within the last `freshMs` (by
+   * the wall clock of the node that wrote it): whom discovery waits for. A
+   * hint, never a verdict: empty when the store does not answer.
+   */
+  async live(freshMs: number): Promise<string[]> {
+    const nodes: string[] = [];
+    const now = Date.now();
+    try {
+      await readAll(this.kv, ">", (e) => {
+        const record = e.json<{ at?: unknown }>();
+        if (e.key !== this.o.nodeId && typeof record.at === "number" && now - record.at <= freshMs) nodes.push(e.key);
+      });
+    } catch (err) {
+      this.o.log.debug({ err: messageOf(err) }, "mesh: could not read the nodes' records");
+    }
+    return nodes;
   }
 
   /** A graceful stop: deletes this node's record (peers take its shards at once). */
