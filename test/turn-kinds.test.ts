@@ -140,8 +140,11 @@ test.serial(
     const plain = Array.from({ length: 12 }, (_, i) => `m${i}`);
     const durable = Array.from({ length: 12 }, (_, i) => `d${i}`);
     for (const id of plain) await call(a, id, { tick: 2 });
-    for (const id of durable) await call(a, id, { remind: 100 }, DurableCrashy);
-    const held = [...plain.map((id) => call(a, id, { holdAt: id })), ...durable.map((id) => call(a, id, { holdAt: id }, DurableCrashy))];
+    // Each durable actor sets its reminder in the turn that then holds: it cannot fire before that turn, however slow the machine.
+    const held = [
+      ...plain.map((id) => call(a, id, { holdAt: id })),
+      ...durable.map((id) => call(a, id, { remind: 100, holdAt: id }, DurableCrashy)),
+    ];
     await eventually(() => waiting(a) >= plain.length * 3 + durable.length, "timer and reminder turns to queue behind the held turns");
     const casts = seen.casts.length;
     const calls = seen.calls.length;

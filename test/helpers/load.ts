@@ -28,7 +28,8 @@ export function continuousCalls(
   let running = true;
   const state = { calls: 0, succeeded: 0, lastFailureAt: 0, failures: new Map<string, number>(), pids: new Map<string, Set<string>>() };
   const worker = async (w: number) => {
-    for (let i = w; running; i += workers) {
+    // Ends with its caller too: a test that failed before stop() leaves no loop behind once its node is torn down.
+    for (let i = w; running && caller.state !== "STOPPED"; i += workers) {
       await new Promise((resolve) => setImmediate(resolve));
       const id = ids[i % ids.length]!;
       state.calls++;

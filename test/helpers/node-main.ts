@@ -16,7 +16,13 @@ process.on("uncaughtException", (err) => {
   process.exit(70);
 });
 
-const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions & { eventStream?: string };
+const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions & { eventStream?: string; logToStderr?: boolean };
+// logToStderr: every log line (info and above) on stderr, with the wall clock, for a test to print when it fails.
+if (options.logToStderr) {
+  const line = (level: string) => (fields: object, message: string) =>
+    process.stderr.write(`${new Date().toISOString()} ${level} ${message} ${JSON.stringify(fields)}\n`);
+  options.logger = { debug: () => {}, info: line("info"), warn: line("warn"), error: line("error") };
+}
 // With eventStream: the durable EventLedger of event-actors.ts reads that stream too.
 const events = options.eventStream === undefined ? [] : [eventActors(options.eventStream, { maxDeliveries: 1000 }).EventLedger];
 const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter, Alarm, Slow, Register, PlainRegister, ...events] });
