@@ -1,5 +1,6 @@
 // npm run bench: a raw nats.js request/reply baseline, then Mesh, against one
-// nats-server in the same run. Prints a table and writes bench/results/latest.json.
+// nats-server in the same run (the cluster section starts three of its own).
+// Prints a table and writes bench/results/latest.json.
 // A report, never a test: nothing here passes or fails.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -14,14 +15,15 @@ import { Echo, SharedEcho } from "./actors.js";
 import { load, median } from "./load.js";
 import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
+import { cluster } from "./cluster.js";
 import { reminders } from "./reminders.js";
 import { events } from "./events.js";
 import { tracing } from "./tracing.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,reminders,events,tracing runs only those sections (default: all). */
-const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,reminders,events,tracing").split(","));
+/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing runs only those sections (default: all). */
+const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing").split(","));
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -289,6 +291,13 @@ try {
     target("re-activations / raw KV get from the stream leader, 128", d.reactivation.perSecond / d.rawLeaderGet128.perSecond);
     target("re-activations / raw KV Direct Get, 128", d.reactivation.perSecond / d.rawGet128.perSecond);
     target("RSS growth, last tenth of pass-through (MiB)", d.rss.at(-1)!.rssMiB - d.rss.at(-2)!.rssMiB, "flat");
+  }
+  if (only.has("cluster")) {
+    const c = await cluster(n, record);
+    target("cluster: durable calls, 128 / raw KV CAS, 128", c.calls128.perSecond / c.rawCas128.perSecond);
+    target("cluster: re-activations / raw KV get from the stream leader, 128", c.reactivation.perSecond / c.rawLeaderGet128.perSecond);
+    target("cluster: re-activations / raw KV Direct Get, 128", c.reactivation.perSecond / c.rawGet128.perSecond);
+    target("cluster: re-activations / raw leader get then CAS, 128", c.reactivation.perSecond / c.rawConfirmed128.perSecond);
   }
   if (only.has("reminders")) {
     const r = await reminders(server.url, n(20_000));

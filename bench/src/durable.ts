@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
-import type { KV } from "nats";
+import type { JetStreamManager, KV, StoredMsg } from "nats";
 import { Mesh } from "@mesh/runtime";
 import { Tally } from "./actors.js";
 import { load } from "./load.js";
@@ -31,7 +31,7 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 export async function rawCas(kv: KV, keys: number, inFlight: number, total: number): Promise<Measured> {
   const value = new Uint8Array([0x81, 0xa1, 0x6e, 0x01]); // {n: 1}
   const revisions: number[] = [];
-  for (let k = 0; k < keys; k++) revisions[k] = await kv.put(`k${k}`, value);
+  await load(async (k) => void (revisions[k] = await kv.put(`k${k}`, value)), { inFlight: 128, total: keys, warmup: 0 });
   // Consecutive operations take consecutive keys, so no two in flight share one.
   return load(
     async (i) => {
@@ -40,6 +40,16 @@ export async function rawCas(kv: KV, keys: number, inFlight: number, total: numb
     },
     { inFlight, total },
   );
+}
+
+/** `key`'s newest message, from `bucket`'s stream leader (STREAM.MSG.GET, no Direct Get): what an activation's load is. */
+export function leaderGet(jsm: JetStreamManager, bucket: string, key: string): Promise<StoredMsg> {
+  return jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` });
+}
+
+/** leaderGet over keys k0…k<keys - 1>. */
+export function rawLeaderGet(jsm: JetStreamManager, bucket: string, keys: number, inFlight: number, total: number): Promise<Measured> {
+  return load((i) => leaderGet(jsm, bucket, `k${i % keys}`), { inFlight, total });
 }
 
 function spawnPeer(mode: string, url: string): Promise<ChildProcess> {
@@ -72,15 +82,10 @@ export async function durable(url: string, n: (count: number) => number, record:
       await load((i) => kv.get(`k${i % 1000}`), { inFlight: 128, total: n(50_000) }),
       "Direct Get: any replica answers",
     );
-    // What an activation's load is: the newest message of the key, from the stream leader (no Direct Get).
-    const jsm = await nc.jetstreamManager();
     const rawLeaderGet128 = record(
       "kv",
       "get from the stream leader, 1,000 keys, 128 in flight",
-      await load((i) => jsm.streams.getMessage("KV_bench_raw", { last_by_subj: `$KV.bench_raw.k${i % 1000}` }), {
-        inFlight: 128,
-        total: n(50_000),
-      }),
+      await rawLeaderGet(await nc.jetstreamManager(), "bench_raw", 1000, 128, n(50_000)),
     );
 
     console.log("\nMesh durable actors (every call changes the state: one commit before each reply)");
