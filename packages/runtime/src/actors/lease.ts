@@ -23,6 +23,7 @@
 // The check sits where a turn starts (turns.ts), on the clock read each turn
 // makes anyway, so a pause is seen even when the first thing a resumed process
 // does is read calls that waited in its socket.
+import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 
@@ -141,6 +142,19 @@ export class Lease {
       this.#revalidating = undefined;
       this.parts.resume();
     });
+  }
+
+  /**
+   * Resolves once the lease holds, re-validating it first when it does not
+   * (an activation that starts reads and writes the store only then).
+   * Rejects with STOPPED once the node is stopping.
+   */
+  async held(): Promise<void> {
+    while (!this.holds(performance.now())) {
+      this.lapse();
+      if (this.#revalidating === undefined) throw new MeshError("STOPPED", "the node is stopping: its lease is not re-validated");
+      await this.#revalidating;
+    }
   }
 
   /** Resolves once no re-validation is under way. */

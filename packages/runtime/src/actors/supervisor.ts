@@ -334,14 +334,16 @@ export class Supervisor {
     }
     act.lastTick = this.#passivation.tick;
     const claim = this.o.claimed(capability, to.shard);
-    if (claim !== undefined) {
-      // Its shard is being handed over: it starts once the claim is answered. If it left meanwhile (the shard moved on), it
-      // never started: no onDeactivate, and what waits goes to the owner (as for a replaced activation).
+    const starts = type.durable || typeof act.instance.onActivate === "function";
+    if (claim !== undefined || (starts && !this.o.lease.holdsNow())) {
+      // Nothing of it runs, and nothing of it is read or written, until its shard is handed over (a claim) and while the lease
+      // does not hold. If it left meanwhile (the shard moved on, or the lease was replaced), it never started: no onDeactivate,
+      // and what waits goes to the owner (as for a replaced activation).
       const started = () => {
         if (act.leaving || act.gone) return void (act.reason = "replaced");
         return type.durable ? this.#load(act).then(() => act.instance.onActivate?.()) : act.instance.onActivate?.();
       };
-      this.#starting(act, claim.then(started));
+      this.#starting(act, (claim ?? Promise.resolve()).then(() => this.o.lease.held()).then(started));
     } else if (type.durable) {
       this.#starting(
         act,
