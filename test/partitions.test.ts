@@ -2,10 +2,11 @@
 // nats-servers whose routes go through TCP proxies, an owner process and a
 // caller on each server (and only that server), the buckets at three
 // replicas. Through every caller, clients write and read durable and plain
-// registers while a fault is injected and healed: a server that leads no
-// stream cut off from the two others (its owner and caller with it), two
-// servers cut apart while both reach the third, an owner frozen, killed, or
-// joining. Then every durable key's history must be linearizable (nothing
+// registers while a fault is injected and healed: a server cut off from the
+// two others (its owner and caller with it), one that leads no stream and the
+// one leading the state stream, two servers cut apart while both reach the
+// third, the state stream's leader killed or paused, an owner frozen, killed,
+// or joining. Then every durable key's history must be linearizable (nothing
 // acknowledged lost, no stale read, on either side), every plain key must show
 // one live activation at a time, and the far side must serve every key again.
 import anyTest from "ava";
@@ -194,6 +195,43 @@ test.serial("two servers cut apart while both reach the third (a bridge), then h
   // Servers 0 and 1 cannot reach each other. NATS does not relay across a third server, and JetStream's raft (nats-server
   // 2.9) may keep no stream leader while the bridge lasts: no availability is asked for during the cut, only safety.
   await underLoad(t, { inject: () => cluster.cut(0, 1), heal: () => cluster.heal(), servedThrough: () => [], holdMs: 5000 });
+});
+
+test.serial("the server leading the state stream cut off from the other two, then healed: every history is linearizable", async (t) => {
+  const { cluster } = t.context;
+  // Its owner and caller go with it; JetStream elects a leader on the majority side first.
+  let cut = 0;
+  await underLoad(t, {
+    inject: async () => cluster.isolate((cut = await leaderOfStream(cluster, "KV_mesh_state"))),
+    heal: () => cluster.heal(),
+    servedThrough: () => others(cut),
+    holdMs: 4000,
+  });
+});
+
+test.serial("the server leading the state stream killed, then restarted: every history is linearizable", async (t) => {
+  const { cluster } = t.context;
+  // Its owner and caller lose their only server, and reconnect once it is back.
+  let killed = 0;
+  await underLoad(t, {
+    inject: async () => cluster.servers[(killed = await leaderOfStream(cluster, "KV_mesh_state"))]!.kill(),
+    heal: () => cluster.servers[killed]!.restart(),
+    servedThrough: () => others(killed),
+    holdMs: 4000,
+  });
+});
+
+test.serial("the server leading the state stream paused with SIGSTOP, then resumed: every history is linearizable", async (t) => {
+  const { cluster } = t.context;
+  let paused: number | undefined;
+  // A stopped server would not stop: resumed whatever happens.
+  t.teardown(() => void (paused !== undefined && process.kill(cluster.servers[paused]!.pid, "SIGCONT")));
+  await underLoad(t, {
+    inject: async () => void process.kill(cluster.servers[(paused = await leaderOfStream(cluster, "KV_mesh_state"))]!.pid, "SIGSTOP"),
+    heal: async () => void process.kill(cluster.servers[paused!]!.pid, "SIGCONT"),
+    servedThrough: () => others(paused!),
+    holdMs: 4000,
+  });
 });
 
 /** The index of the server leading `stream` now. */
