@@ -171,3 +171,43 @@ test.serial(
     t.true(onSurvivor.late <= timing.nodeTimeoutMs + 2000, `late ${onSurvivor.late} ms`);
   },
 );
+
+test.serial(
+  "a durable actor's reminder whose node is SIGKILLed after the turn committed runs no second turn on the next owner",
+  async (t) => {
+    t.timeout(120_000);
+    const options = { servers: t.context.server.url, prefix: "remkill", capabilities: ["a"], reminderScanMs: 500, ...timing };
+    const first = await startNodeProcess(nodeId("rk1"), options);
+    const caller = await startNode(t, { prefix: "remkill", nodeId: nodeId("rk-caller"), ...timing, callTimeoutMs: 5000 });
+    await eventually(() => caller.nodesFor("a").length === 1, "the caller to see the node");
+    // 2,000 reminders due over one second: when the node dies, some have run their turn and are not yet moved on.
+    const ids = Array.from({ length: 2000 }, (_, i) => `rk_${i}`);
+    const fired = async (id: string) =>
+      (await caller.call<{ name: string }[]>({ actor: "Alarm", id, capability: "a" })).result.filter((f) => f.name === "once").length;
+    const at = Date.now() + 5000;
+    for (let i = 0; i < ids.length; i += 250)
+      await Promise.all(
+        ids
+          .slice(i, i + 250)
+          .map((id, k) =>
+            caller.call({ actor: "Alarm", id, payload: { remind: { name: "once", at: at + ((i + k) % 1000) } }, capability: "a" }),
+          ),
+      );
+    // Killed while they fire: as soon as one due halfway through has run.
+    await eventually(async () => (await fired(ids[500]!)) > 0, "the reminders to be firing", 20_000);
+    await first.kill();
+    await startNodeProcess(nodeId("rk2"), options);
+    const all = async () => {
+      const counts: number[] = [];
+      for (let i = 0; i < ids.length; i += 250) counts.push(...(await Promise.all(ids.slice(i, i + 250).map(fired))));
+      return counts;
+    };
+    await eventually(async () => (await all()).every((n) => n >= 1), "every reminder to fire", 60_000);
+    const counts = await all();
+    t.deepEqual(
+      counts.map((n, i) => [ids[i], n]).filter(([, n]) => n !== 1),
+      [],
+      "each reminder's turn ran once",
+    );
+  },
+);

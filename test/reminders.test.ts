@@ -108,3 +108,75 @@ test.serial("10,000 reminders due in the same second all fire, and the node's No
   t.log(`fired ${mesh.metrics().remindersFired}; lateness histogram count ${late.count}, mean ${(late.sumMs / late.count).toFixed(0)} ms`);
   t.is(mesh.metrics().remindersFired, 10_000);
 });
+
+test.serial("under maxActors: 100, 1,000 reminders due at once all fire, once each, and live actors stay near the cap", async (t) => {
+  t.timeout(120_000);
+  const mesh = await startNode(t, { prefix: "rem6", nodeId: nodeId("rem6"), ...options, reminderScanMs: 5000, maxActors: 100 });
+  const ids = Array.from({ length: 1000 }, (_, i) => `capped_${i}`);
+  const at = Date.now() + 8000; // after every reminder is stored, even on a loaded machine
+  for (let i = 0; i < ids.length; i += 100)
+    await Promise.all(ids.slice(i, i + 100).map((id) => alarm(mesh, id, { remind: { name: "burst", at } })));
+  let peak = 0;
+  const watch = setInterval(() => (peak = Math.max(peak, mesh.actorCount)), 5);
+  t.teardown(() => clearInterval(watch));
+  await eventually(() => mesh.metrics().remindersFired >= ids.length, "all 1,000 to fire", 60_000);
+  clearInterval(watch);
+  await holds(() => mesh.metrics().remindersFired === ids.length, "each fires once", 500);
+  t.is(mesh.metrics().remindersFailed, 0);
+  // Half the cap at most runs reminder turns; each new activation evicts an idle one.
+  t.true(peak <= 100 + 50 + 1, `peak live actors ${peak}`);
+  t.log(`peak live actors while 1,000 fired: ${peak}`);
+  for (const id of ["capped_0", "capped_499", "capped_999"]) t.is(await count(mesh, id, "burst"), 1, id);
+});
+
+/** Stores `n` reminders due in an hour: a scan then reads them all (hundreds of milliseconds), holding none. */
+async function fill(mesh: Mesh, n: number): Promise<void> {
+  const at = Date.now() + 3_600_000;
+  for (let i = 0; i < n; i += 250)
+    await Promise.all(
+      Array.from({ length: Math.min(250, n - i) }, (_, k) => alarm(mesh, `filler_${i + k}`, { remind: { name: "later", at } })),
+    );
+}
+
+test.serial(
+  "a reminder set at once after Mesh.start fires on time: the start's scan, reading 5,000 others, does not drop it",
+  async (t) => {
+    t.timeout(60_000);
+    // The default scan period (30 s): a reminder the first scan dropped would wait for the next one.
+    const o = { prefix: "rem7", nodeId: nodeId("rem7"), actors: [Alarm], capabilities: ["a"] };
+    const before = await startNode(t, o);
+    await fill(before, 5000);
+    await before.stop();
+    const mesh = await startNode(t, o);
+    await alarm(mesh, "early", { remind: { name: "welcome", afterMs: 200 } });
+    await eventually(async () => (await count(mesh, "early", "welcome")) === 1, "the reminder to fire", 5000);
+    t.pass();
+  },
+);
+
+test.serial("reminders set while a node joins (every node scans 5,000 stored ones) fire on time", async (t) => {
+  t.timeout(60_000);
+  const o = { prefix: "rem8", actors: [Alarm], capabilities: ["a"] };
+  const a = await startNode(t, { ...o, nodeId: nodeId("rem8a") });
+  await fill(a, 5000);
+  const ids = Array.from({ length: 100 }, (_, i) => `join_${i}`);
+  const joining = startNode(t, { ...o, nodeId: nodeId("rem8b") });
+  await Promise.all(ids.map((id) => alarm(a, id, { remind: { name: "soon", afterMs: 300 } })));
+  const b = await joining;
+  const fired = () => a.metrics().remindersFired + b.metrics().remindersFired;
+  await eventually(() => fired() >= ids.length, "every reminder to fire", 10_000);
+  await holds(() => fired() === ids.length, "each once", 500);
+  t.pass();
+});
+
+test.serial("a reminder forgotten while scans run back to back does not come back", async (t) => {
+  t.timeout(60_000);
+  const mesh = await startNode(t, { prefix: "rem9", nodeId: nodeId("rem9"), ...options, reminderScanMs: 20 });
+  // Stored first, so each scan reads them first and then 5,000 others: a forget lands after the read, before the scan ends.
+  const ids = Array.from({ length: 50 }, (_, i) => `gone_${i}`);
+  for (const id of ids) await alarm(mesh, id, { remind: { name: "never", afterMs: 4000 } });
+  await fill(mesh, 5000);
+  await Promise.all(ids.map((id) => alarm(mesh, id, { forget: "never" })));
+  await holds(() => mesh.metrics().remindersFired === 0, "no forgotten reminder fires", 5000);
+  t.pass();
+});

@@ -7,10 +7,21 @@ import type { Activation } from "./activation.js";
 import type { Letter, ReminderTurn } from "./letter.js";
 import type { TurnKindName } from "./turn-kind.js";
 
-/** An event turn that found its event applied already. */
+/** An event or reminder turn that found what it brings applied already. */
 export const SKIPPED = Symbol("skipped");
 
-/** The stream sequence an actor applied per subscription: stored with a durable actor's state, in memory for a plain one. */
+/** Where an actor's applied map keeps the last occurrence of reminder `name` it applied (beside the subscriptions' sequences). */
+export const reminderApplied = (name: string) => `\u23f0${name}`;
+
+/** What a turn applies once: an event's sequence, a reminder's occurrence; undefined for the other kinds. */
+export function occurrenceOf(letter: Letter): { subscription: string; seq: number } | undefined {
+  if (letter.kind.name === "event") return letter.payload as StreamEvent;
+  if (letter.kind.name !== "reminder") return undefined;
+  const turn = letter.payload as ReminderTurn;
+  return { subscription: reminderApplied(turn.name), seq: turn.occurrence };
+}
+
+/** The stream sequence an actor applied per subscription, and the last occurrence of each reminder: stored with a durable actor's state, in memory for a plain one. */
 export function appliedOf(act: Activation): Map<string, number> {
   if (act.commits !== undefined) return act.commits.applied;
   return ((act.events ??= { applied: undefined, outbox: undefined }).applied ??= new Map());
@@ -27,7 +38,9 @@ const HANDLERS: { readonly [N in TurnKindName]: (act: Activation, letter: Letter
   cast: (act, letter) => (act.instance.handleCast ?? act.instance.handleCall).call(act.instance, letter.payload, act),
   timer: (act, letter) => act.instance.handleTimer!(letter.payload as string, act),
   reminder: (act, letter) => {
-    const { name, info } = letter.payload as ReminderTurn;
+    const { name, info, occurrence } = letter.payload as ReminderTurn;
+    // Applied already (the node that ran it died before the reminder moved on): nothing runs again.
+    if (occurrence <= (appliedOf(act).get(reminderApplied(name)) ?? 0)) return SKIPPED;
     if (typeof act.instance.handleReminder !== "function")
       throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
     return act.instance.handleReminder(name, info, act);

@@ -60,6 +60,8 @@ export const NO_REPLY: ReplyTo = { succeed() {}, fail() {}, bytes() {} };
 export interface ReminderTurn {
   readonly name: string;
   readonly info: ReminderInfo;
+  /** Which occurrence (the reminders room's number for it): a durable actor stores the last it applied with its state, and runs none twice. */
+  readonly occurrence: number;
 }
 
 /** Letters made in this process: the last one's id. */

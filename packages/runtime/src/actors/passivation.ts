@@ -17,6 +17,8 @@ export type EndActor = (act: Activation, reason: "idle" | "evicted") => void;
 
 /** The longest and shortest tick: idle actors leave between idleTimeoutMs and idleTimeoutMs + one tick. */
 const MAX_TICK_MS = 10_000;
+/** The most busy actors makeRoom passes over for one new actor. */
+const MAKE_ROOM_STEPS = 256;
 const MIN_TICK_MS = 10;
 
 /** True when an actor can leave without anyone waiting on it: no turn, no letter, no commit. */
@@ -60,19 +62,25 @@ export class Passivation {
    * Makes room for one more actor when `live` is at the cap: evicts an idle
    * actor not used since the hand last passed it (CLOCK, an approximation of
    * least recently used at O(1) amortized: each turn sets `act.used`, the
-   * hand clears it and moves the actor to the back of its table). Returns
-   * false when every live actor is busy; the cap is then exceeded until one
-   * is idle again.
+   * hand clears it and moves the actor to the back of its table). Looks at
+   * most MAKE_ROOM_STEPS busy actors per type; returns false when it found
+   * none idle, and the cap is then exceeded until the next new actor finds
+   * one, or the idle timeout ends some.
    */
   makeRoom(live: number): boolean {
     if (live < this.maxActors) return true;
     for (let n = 0; n < this.types.length; n++) {
       const type = this.types[(this.#hand + n) % this.types.length]!;
-      // Twice round: the first pass may only clear the marks.
+      // Twice round: the first pass may only clear the marks (each paid for by the turn that set it). Busy actors are
+      // passed over at most MAKE_ROOM_STEPS times: when none is idle (a burst of activations, each in its first turn), a
+      // new actor costs a bounded look, not one over every live actor.
       let steps = 2 * type.activations.size;
+      let busy = 0;
       for (const [id, act] of type.activations) {
         if (steps-- <= 0) break;
-        if (!act.used && isIdle(act)) {
+        const idle = isIdle(act);
+        if (!idle && ++busy > MAKE_ROOM_STEPS) break;
+        if (!act.used && idle) {
           this.#hand = (this.#hand + n + 1) % this.types.length;
           this.end(act, "evicted");
           return true;

@@ -148,14 +148,15 @@ export class Supervisor {
   }
 
   /**
-   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info); resolves
-   * once the turn (and a durable actor's commit) is done, rejects when it failed or took longer than `timeoutMs`.
+   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info), unless the
+   * actor applied `occurrence` already; resolves once the turn (and a durable actor's commit) is done, rejects when it
+   * failed or took longer than `timeoutMs`; to true when handleReminder ran, false when it had run before.
    */
-  reminderTurn(r: Reminder, shard: number, info: ReminderInfo, timeoutMs: number): Promise<void> {
+  reminderTurn(r: Reminder, shard: number, info: ReminderInfo, occurrence: number, timeoutMs: number): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const reply = { succeed: () => resolve(), fail: reject, bytes: () => resolve() };
+      const reply = { succeed: (_pid: string, ran: unknown) => resolve(ran === true), fail: reject, bytes: () => resolve(true) };
       const to = { capability: r.capability, actorType: r.actorType, id: r.id, shard };
-      this.deliver(to, Letter.reminder({ turn: { name: r.name, info }, timeoutMs, reply, metrics: this.#metrics }));
+      this.deliver(to, Letter.reminder({ turn: { name: r.name, info, occurrence }, timeoutMs, reply, metrics: this.#metrics }));
     });
   }
 

@@ -13,13 +13,13 @@ import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
 import type { OutMessage } from "../state/record.js";
-import type { ActorClass, CallResult, StreamEvent } from "../types.js";
+import type { ActorClass, CallResult } from "../types.js";
 import { tracing } from "../operations/tracing.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
 import { Letter, PromiseReply, replyAcross } from "./letter.js";
 import type { Lease } from "./lease.js";
-import { SKIPPED, appliedOf, callHandler, runHandler } from "./handlers.js";
+import { SKIPPED, appliedOf, callHandler, occurrenceOf, runHandler } from "./handlers.js";
 import { refusal } from "./overload.js";
 import type { Limits } from "./overload.js";
 import { TurnKinds } from "./turn-kind.js";
@@ -343,15 +343,14 @@ export class Turns {
   #turnEnded(act: Activation, letter: Letter, result: unknown): boolean {
     const commits = act.commits;
     const out = act.takeOutbox();
-    // An event's reply says whether it was applied now (true) or before (false), without a pid (the dispatcher has no use for it).
-    let applied: StreamEvent | undefined;
+    // What the turn applied once (an event, a reminder's occurrence) is stored with the state, or kept in memory.
+    // An event's or reminder's reply says whether it was applied now (true) or before (false); an event's has no pid (the
+    // dispatcher has no use for it).
+    const applied = result === SKIPPED ? undefined : occurrenceOf(letter);
     const event = letter.kind === TurnKinds.event;
     const pid = event ? "" : act.pid;
-    if (event) {
-      if (result !== SKIPPED) applied = letter.payload as StreamEvent;
-      result = applied !== undefined;
-      if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
-    }
+    if (event || letter.kind === TurnKinds.reminder) result = applied !== undefined;
+    if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
     if (commits === undefined) {
       if (out === undefined) {
         this.take(letter);

@@ -19,7 +19,7 @@ import { nodeStarted, nodeStopped } from "../operations/tracing.js";
 import { checkCapabilities } from "../options.js";
 import type { ResolvedOptions } from "../options.js";
 import type { StateStorage } from "../state/state-store.js";
-import { Reminders, reminderBucket } from "../timers/reminders.js";
+import { Reminders, reminderBucket, reminderTurns } from "../timers/reminders.js";
 import { makeParts } from "./parts.js";
 import type { MeshState, NodeParts, NodeStatus } from "./parts.js";
 
@@ -100,9 +100,15 @@ export class MeshNode {
       this.#reminders = await Reminders.open(
         this.#nc,
         reminderBucket(o.subjects.prefix),
-        { replicas: o.storage.replicas, timeoutMs: o.storage.timeoutMs, scanMs: o.reminderScanMs, shards: o.shards },
+        {
+          replicas: o.storage.replicas,
+          timeoutMs: o.storage.timeoutMs,
+          scanMs: o.reminderScanMs,
+          shards: o.shards,
+          maxTurns: reminderTurns(o.maxActors),
+        },
         actors.scheduler,
-        { owns, fire: (r, shard, info) => actors.reminderTurn(r, shard, info, o.callTimeoutMs) },
+        { owns, fire: (r, shard, info, occurrence) => actors.reminderTurn(r, shard, info, occurrence, o.callTimeoutMs) },
         () => membership.self.capabilities,
         metrics,
         o.logger,

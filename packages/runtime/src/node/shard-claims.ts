@@ -42,6 +42,8 @@ export interface ClaimParts {
   released(of: (capability: string, shard: number) => boolean, timeoutMs: number): Promise<Array<readonly [string, number]>>;
   /** False once the node stopped. */
   running(): boolean;
+  /** Shards were handed over to this node: what their old owners stored before they let go is there to read (reminders). */
+  handedOver(): void;
 }
 
 interface Pending {
@@ -193,10 +195,14 @@ export class ShardClaims {
       for (const node of expected) if (!members.has(node)) expected.delete(node);
     }
     if (expected.size > 0) return;
+    let settled = 0;
     for (const key of keys) {
       const state = this.#owned.get(key);
-      if (state !== undefined && state !== true && !refused.has(key)) this.#settle(key, state);
+      if (state === undefined || state === true || refused.has(key)) continue;
+      this.#settle(key, state);
+      settled++;
     }
+    if (settled > 0 && this.p.membership.others().length > 0) this.p.handedOver();
   }
 
   /** Another member claims shards: answered once each is released here, or refused (this node owns it in its view, or still holds it). */

@@ -36,20 +36,35 @@ export interface Reminder {
   /** 0: once. */
   every: number;
   failures: number;
+  /**
+   * The occurrence's number, once a failed try moved it on: the revision its
+   * entry had when it was first due (a fresh entry's own revision). Revisions
+   * only grow, so a later occurrence, or a reminder set again, is never taken
+   * for one a durable actor applied.
+   */
+  occurrence?: number;
 }
 
 /** What reminders need from their node. */
 export interface ReminderNode {
   /** Whether this node owns (capability, shard) in its current view. */
   owns(capability: string, shard: number): boolean;
-  /** Runs handleReminder as a turn of the actor (activating it); resolves once the turn (and its commit) is done. */
-  fire(reminder: Reminder, shard: number, info: ReminderInfo): Promise<void>;
+  /** Runs handleReminder as a turn of the actor (activating it), unless it applied `occurrence` already; resolves once the turn (and its commit) is done: true when it ran. */
+  fire(reminder: Reminder, shard: number, info: ReminderInfo, occurrence: number): Promise<boolean>;
 }
 
 const encoder = new Encoder();
 const decoder = new Decoder();
 /** Backoff after a failed turn: 1 s, 2 s, 4 s, … at most 60 s. */
 const backoffMs = (failures: number) => Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
+
+/** The most reminder turns under way at once on a node, whatever is due (fewer under a live-actor cap: half of it). */
+const REMINDER_TURNS = 128;
+
+/** How many reminder turns a node runs at once under `maxActors`: the rest wait for one to end, in due order. */
+export function reminderTurns(maxActors: number): number {
+  return Math.max(1, Math.min(REMINDER_TURNS, Math.floor(maxActors / 2)));
+}
 
 /** The KV key of a reminder: `<capability>.<shard>.<type token>.<id token>.<name token>`. */
 export function reminderKey(capability: string, shard: number, actorType: string, id: string, name: string): string {
@@ -76,7 +91,10 @@ export function reminderBucket(prefix: string): string {
 
 class Pending implements Scheduled {
   index = -1;
+  /** Taken off the schedule: its turn runs, or waits for one of the node's reminder turns (Reminders.due). */
   running = false;
+  /** The scan under way when set() held it (its read may not have seen the write): that scan does not let it go. */
+  heldIn = -1;
   constructor(
     readonly key: string,
     public reminder: Reminder,
@@ -88,7 +106,7 @@ class Pending implements Scheduled {
     return this.reminder.runAt;
   }
   fire(): void {
-    void this.owner.due(this);
+    this.owner.due(this);
   }
 }
 
@@ -100,6 +118,13 @@ export class Reminders {
   #stopped = false;
   /** The watch of a scan under way: stop() ends it (its consumer has timers of its own). */
   #watch: QueuedIterator<KvEntry> | undefined;
+  /** Scans so far: the number of the one under way, or of the last. */
+  #epoch = 0;
+  /** Keys forgotten here → the first scan that started after the delete landed (Infinity until it has). Scans before it skip them. */
+  readonly #forgotten = new Map<string, number>();
+  /** Reminder turns under way, and due reminders waiting for one (in due order). */
+  #turns = 0;
+  readonly #ready: Pending[] = [];
 
   private constructor(
     private readonly kv: KV,
@@ -108,6 +133,8 @@ export class Reminders {
     private readonly capabilities: () => readonly string[],
     private readonly shards: number,
     private readonly scanMs: number,
+    /** The most reminder turns under way at once on this node. */
+    private readonly maxTurns: number,
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
   ) {}
@@ -116,7 +143,7 @@ export class Reminders {
   static async open(
     nc: NatsConnection,
     bucket: string,
-    o: BucketOptions & { scanMs: number; shards: number },
+    o: BucketOptions & { scanMs: number; shards: number; maxTurns: number },
     scheduler: Scheduler,
     node: ReminderNode,
     capabilities: () => readonly string[],
@@ -130,6 +157,7 @@ export class Reminders {
       capabilities,
       o.shards,
       o.scanMs,
+      o.maxTurns,
       metrics,
       log,
     );
@@ -160,6 +188,7 @@ export class Reminders {
     const shard = shardFor(id, this.shards);
     const key = reminderKey(capability, shard, actorType, id, name);
     const reminder: Reminder = { capability, actorType, id, name, due, runAt: due, every, failures: 0 };
+    this.#forgotten.delete(key);
     let revision: number;
     try {
       revision = await this.kv.put(key, encoder.encode(reminder));
@@ -168,16 +197,21 @@ export class Reminders {
         cause: err,
       });
     }
-    this.#hold(key, reminder, revision, shard);
+    const p = this.#hold(key, reminder, revision, shard);
+    if (p !== undefined && this.#scanning !== undefined) p.heldIn = this.#epoch;
   }
 
   /** Deletes reminder `name` of an actor; resolves once stored. */
   async forget(capability: string, actorType: string, id: string, name: string): Promise<void> {
     const key = reminderKey(capability, shardFor(id, this.shards), actorType, id, name);
     this.#drop(key);
+    // A scan that read the key before the delete landed must not hold it again.
+    this.#forgotten.set(key, Infinity);
     try {
       await this.kv.delete(key);
+      if (this.#forgotten.get(key) === Infinity) this.#forgotten.set(key, this.#epoch + 1);
     } catch (err) {
+      this.#forgotten.delete(key);
       throw new MeshError("STORAGE_UNAVAILABLE", `cannot delete reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, {
         cause: err,
       });
@@ -218,10 +252,12 @@ export class Reminders {
     this.#watch?.stop();
     for (const p of this.#scheduled.values()) this.scheduler.remove(p);
     this.#scheduled.clear();
+    this.#ready.length = 0;
     return this.#scanning ?? Promise.resolve();
   }
 
   async #scanOnce(): Promise<void> {
+    const epoch = ++this.#epoch;
     const horizon = Date.now() + 2 * this.scanMs;
     const seen = new Set<string>();
     for (const capability of this.capabilities()) {
@@ -232,7 +268,7 @@ export class Reminders {
           `${capability}.>`,
           (e) => {
             const shard = Number(e.key.split(".")[1]);
-            if (!this.node.owns(capability, shard)) return;
+            if (!this.node.owns(capability, shard) || epoch < (this.#forgotten.get(e.key) ?? 0)) return;
             const reminder = decoder.decode(e.value) as Reminder;
             seen.add(e.key);
             if (reminder.runAt <= horizon) this.#hold(e.key, reminder, e.revision, shard);
@@ -251,21 +287,24 @@ export class Reminders {
       }
     }
     if (this.#stopped) return;
-    // Held but no longer ours (the shard moved) or no longer stored: let go.
+    // Held but no longer ours (the shard moved) or no longer stored: let go. What set() held during this scan stays.
     for (const [key, p] of this.#scheduled)
-      if (!p.running && (!seen.has(key) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
+      if (!p.running && ((!seen.has(key) && p.heldIn < epoch) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
+    for (const [key, first] of this.#forgotten) if (first <= epoch) this.#forgotten.delete(key);
   }
 
-  #hold(key: string, reminder: Reminder, revision: number, shard: number): void {
-    if (!this.node.owns(reminder.capability, shard)) return;
+  /** Schedules a reminder read at `revision`, unless it runs, or what is held is newer (set() while a scan read the key). */
+  #hold(key: string, reminder: Reminder, revision: number, shard: number): Pending | undefined {
+    if (!this.node.owns(reminder.capability, shard)) return undefined;
     let p = this.#scheduled.get(key);
-    if (p?.running) return;
+    if (p?.running || (p !== undefined && revision < p.revision)) return p;
     if (p === undefined) this.#scheduled.set(key, (p = new Pending(key, reminder, revision, shard, this)));
     else {
       p.reminder = reminder;
       p.revision = revision;
     }
     this.scheduler.add(p);
+    return p;
   }
 
   #drop(key: string): void {
@@ -275,23 +314,45 @@ export class Reminders {
     this.scheduler.remove(p);
   }
 
-  /** A reminder fell due: run its turn, then move it on (or retry it later). */
-  async due(p: Pending): Promise<void> {
+  /**
+   * A reminder fell due: its turn runs now if fewer than maxTurns run, else
+   * once one ends, in due order. A burst is worked through at the rate turns
+   * and commits allow, and their activations stay within the live-actor cap
+   * (each ends, or is evicted once idle, to make room for the next).
+   */
+  due(p: Pending): void {
+    if (this.#stopped || this.#scheduled.get(p.key) !== p) return;
+    p.running = true;
+    if (this.#turns >= this.maxTurns) return void this.#ready.push(p);
+    this.#turns++;
+    void this.#run(p).finally(() => {
+      this.#turns--;
+      for (let next = this.#ready.shift(); next !== undefined; next = this.#ready.shift()) {
+        next.running = false;
+        if (this.#scheduled.get(next.key) === next) return this.due(next);
+      }
+    });
+  }
+
+  /** Runs a due reminder's turn, then moves it on (or retries it later). */
+  async #run(p: Pending): Promise<void> {
     if (this.#stopped || this.#scheduled.get(p.key) !== p) return;
     if (!this.node.owns(p.reminder.capability, p.shard)) return this.#drop(p.key);
     const { reminder } = p;
+    const occurrence = reminder.occurrence ?? p.revision;
     const now = Date.now();
     const late = Math.max(0, now - reminder.due);
-    p.running = true;
     this.metrics.reminderLateness.observe(late);
     try {
-      await this.node.fire(reminder, p.shard, { due: reminder.due, late, failures: reminder.failures });
-      this.metrics.remindersFired++;
+      // False: the actor had applied this occurrence (its node died before the reminder moved on); it moves on now.
+      if (await this.node.fire(reminder, p.shard, { due: reminder.due, late, failures: reminder.failures }, occurrence))
+        this.metrics.remindersFired++;
       if (reminder.every > 0) {
-        // The next time after now, skipping the ones a long outage missed.
+        // The next time after now, skipping the ones a long outage missed: a new occurrence, numbered by its entry's revision.
         const steps = Math.max(1, Math.ceil((Date.now() - reminder.due) / reminder.every));
         const due = reminder.due + steps * reminder.every;
-        await this.#store(p, { ...reminder, due, runAt: due, failures: 0 });
+        const { occurrence: _done, ...next } = reminder;
+        await this.#store(p, { ...next, due, runAt: due, failures: 0 });
       } else {
         await this.#remove(p);
       }
@@ -302,7 +363,7 @@ export class Reminders {
         { actorType: reminder.actorType, id: reminder.id, name: reminder.name, failures, err: messageOf(err) },
         "mesh: a reminder's turn failed; it is retried",
       );
-      await this.#store(p, { ...reminder, runAt: Date.now() + backoffMs(failures), failures });
+      await this.#store(p, { ...reminder, runAt: Date.now() + backoffMs(failures), failures, occurrence });
     } finally {
       p.running = false;
     }
