@@ -59,7 +59,7 @@ const decoder = new Decoder();
 const backoffMs = (failures: number) => Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
 
 /** The most reminder turns under way at once on a node, whatever is due (fewer under a live-actor cap: half of it). */
-const REMINDER_TURNS = 128;
+const REMINDER_TURNS = 512;
 
 /** How many reminder turns a node runs at once under `maxActors`: the rest wait for one to end, in due order. */
 export function reminderTurns(maxActors: number): number {
