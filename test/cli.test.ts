@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { TestFn } from "ava";
 import anyTest from "ava";
 import { spawnGuarded } from "@mesh/runtime/testing";
-import { startNode, useNatsServer } from "./helpers/cluster.js";
+import { eventually, startNode, useNatsServer } from "./helpers/cluster.js";
 import { Alarm, DurableCounter } from "./helpers/actors.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
@@ -153,6 +153,20 @@ test.serial(
   },
 );
 
+test.serial("mesh reminders list counts the late ones (no node runs them) and names the oldest", async (t) => {
+  const url = t.context.server.url;
+  const node = await startNode(t as never, { prefix: "clilate", actors: [Alarm], capabilities: ["a"] });
+  await node.call({ actor: Alarm, id: "z", payload: { remind: { name: "ping", afterMs: 60_000 } }, capability: "a" });
+  await node.call({ actor: Alarm, id: "y", payload: { remind: { name: "ping", afterMs: 300 } }, capability: "a" });
+  await node.stop(); // nobody fires them now
+  let out = "";
+  await eventually(async () => {
+    out = (await mesh("reminders", "list", "-p", "clilate", "-s", url)).stdout;
+    return out.startsWith('2 stored, 1 due, 1 late by over 1 s, 0 being retried; the oldest late: Alarm "y" / ping, ');
+  }, "the reminder of y to show as late");
+  t.regex(out, /the oldest late: Alarm "y" \/ ping, \d+\.\d s late\n/);
+});
+
 test.serial("mesh reminders list prints the stored reminders, of every actor or of one", async (t) => {
   const url = t.context.server.url;
   const node = await startNode(t as never, { prefix: "clirem", actors: [Alarm], capabilities: ["a"] });
@@ -163,6 +177,7 @@ test.serial("mesh reminders list prints the stored reminders, of every actor or 
   t.is(all.code, 0, all.stderr);
   t.regex(all.stdout, new RegExp(`${new Date(at).toISOString()} +once +0  Alarm "a1" / expire`));
   t.regex(all.stdout, /60000 ms +0  Alarm "a2" \/ poll/);
+  t.regex(all.stdout, /^2 stored, 0 due, 0 late by over 1 s, 0 being retried\n/);
   const one = await mesh("reminders", "list", "--actor", "Alarm", "--id", "a2", "--json", "-p", "clirem", "-s", url);
   const lines = one.stdout
     .trim()
