@@ -108,7 +108,11 @@ export class MeshNode {
           maxTurns: reminderTurns(o.maxActors),
         },
         actors.scheduler,
-        { owns, fire: (r, shard, info, occurrence) => actors.reminderTurn(r, shard, info, occurrence, o.callTimeoutMs) },
+        {
+          owns,
+          held: () => lease.held(),
+          fire: (r, shard, info, occurrence) => actors.reminderTurn(r, shard, info, occurrence, o.callTimeoutMs),
+        },
         () => membership.self.capabilities,
         metrics,
         o.logger,

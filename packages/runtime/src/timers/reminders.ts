@@ -49,6 +49,8 @@ export interface Reminder {
 export interface ReminderNode {
   /** Whether this node owns (capability, shard) in its current view. */
   owns(capability: string, shard: number): boolean;
+  /** Resolves once the node's lease holds (re-validating it first when it lapsed); rejects once the node stops. */
+  held(): Promise<void>;
   /** Runs handleReminder as a turn of the actor (activating it), unless it applied `occurrence` already; resolves once the turn (and its commit) is done: true when it ran. */
   fire(reminder: Reminder, shard: number, info: ReminderInfo, occurrence: number): Promise<boolean>;
 }
@@ -336,6 +338,8 @@ export class Reminders {
 
   /** Runs a due reminder's turn, then moves it on (or retries it later). */
   async #run(p: Pending): Promise<void> {
+    // A node whose lease lapsed (cut off from the quorum) fires nothing, and counts no failure, until it holds again.
+    await this.node.held().catch(() => undefined);
     if (this.#stopped || this.#scheduled.get(p.key) !== p) return;
     if (!this.node.owns(p.reminder.capability, p.shard)) return this.#drop(p.key);
     const { reminder } = p;
