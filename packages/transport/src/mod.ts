@@ -4,6 +4,8 @@ export { Membership } from "./membership.js";
 export { claimNodeId } from "./node-id.js";
 export type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";
 export { readAll } from "./kv-read.js";
+export { KvPublisher } from "./kv-publisher.js";
+export type { KvWrite } from "./kv-publisher.js";
 export { NodeRecords } from "./node-records.js";
 export type { NodeRecordsOptions, Renewal, Verdict } from "./node-records.js";
 export { StoreRemovals } from "./store-removals.js";

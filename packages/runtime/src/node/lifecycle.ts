@@ -106,6 +106,7 @@ export class MeshNode {
           scanMs: o.reminderScanMs,
           shards: o.shards,
           maxTurns: reminderTurns(o.maxActors),
+          inboxPrefix: this.#input.inbox,
         },
         actors.scheduler,
         {

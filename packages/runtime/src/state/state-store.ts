@@ -3,17 +3,8 @@
 // written with compare-and-set on the key's revision.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import {
-  EXPECTED_LAST_SUBJECT_SEQUENCE,
-  NoResponders,
-  Requests,
-  bindBucket,
-  classifyNatsError,
-  openBucket,
-  readLatest,
-} from "@mesh/transport";
-import type { BucketOptions, PendingRequest } from "@mesh/transport";
-import { headers } from "nats";
+import { KvPublisher, bindBucket, classifyNatsError, openBucket, readLatest } from "@mesh/transport";
+import type { BucketOptions } from "@mesh/transport";
 import type { JetStreamManager, KV, NatsConnection } from "nats";
 
 /** Options of the state store (`storage` in `Mesh.start`). */
@@ -58,12 +49,6 @@ export interface StateStorage {
   done(key: string, writer: KeyWriter): void;
 }
 
-/** JetStream's answer to a publish: the stored sequence, or an error. */
-interface PubAck {
-  seq?: number;
-  error?: { code?: number; err_code?: number; description?: string };
-}
-
 /**
  * The bucket, opened (and created when missing) at node start. Every failure
  * is a MeshError: STATE_CONFLICT when the revision moved, PAYLOAD_TOO_LARGE
@@ -74,9 +59,8 @@ export class StateStore implements StateStorage {
   /** Keys this node is writing: a load of one waits for them, so a node always reads its own writes. */
   readonly #writers = new Map<string, KeyWriter>();
 
-  /** Writes go through one reply subscription with our own correlation ids (see #put). */
-  readonly #requests: Requests;
-  readonly #subject: string;
+  /** Writes, through one reply subscription with our own correlation ids (KvPublisher). */
+  readonly #writes: KvPublisher;
   private constructor(
     nc: NatsConnection,
     private readonly kv: KV,
@@ -85,13 +69,12 @@ export class StateStore implements StateStorage {
     readonly bucket: string,
     /** The largest value the server takes, less room for the message's headers. */
     readonly maxValueBytes: number,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
     /** The bucket has more than one replica: a load is confirmed by a write (see `load`). */
     private readonly replicated: boolean,
     inboxPrefix?: string,
   ) {
-    this.#requests = new Requests(nc, undefined, undefined, inboxPrefix);
-    this.#subject = `$KV.${bucket}.`;
+    this.#writes = new KvPublisher(nc, bucket, timeoutMs, inboxPrefix);
   }
 
   /** Opens `bucket`, creating it when missing (openBucket). Throws STORAGE_UNAVAILABLE with the reason. */
@@ -192,42 +175,7 @@ export class StateStore implements StateStorage {
 
   /** Publishes `bytes` (or, `deleted`, a delete marker) to `key` if it is still at `revision`; resolves with the new revision. */
   #publish(key: string, bytes: Uint8Array, revision: number, deleted: boolean): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const what = `cannot store the state of ${key}`;
-      const h = headers();
-      h.set(EXPECTED_LAST_SUBJECT_SEQUENCE, String(revision));
-      if (deleted) h.set("KV-Operation", "DEL");
-      const pending: PendingRequest = {
-        deadline: performance.now() + this.timeoutMs,
-        reply(data) {
-          let ack: PubAck;
-          try {
-            ack = JSON.parse(new TextDecoder().decode(data)) as PubAck;
-          } catch {
-            return reject(new MeshError("STORAGE_UNAVAILABLE", `${what}: JetStream's answer is not JSON`));
-          }
-          if (typeof ack.seq === "number" && ack.error === undefined) resolve(ack.seq);
-          else reject(storeError({ api_error: ack.error, message: ack.error?.description ?? "no sequence in JetStream's answer" }, what));
-        },
-        fail: (err) =>
-          reject(
-            storeError(
-              err instanceof NoResponders ? new Error(`no stream answers for bucket "${this.bucket}" (it was deleted?)`) : err,
-              what,
-            ),
-          ),
-        expire: () => reject(new MeshError("STORAGE_UNAVAILABLE", `${what}: no answer from JetStream within ${this.timeoutMs} ms`)),
-      };
-      if (this.#queued.length === 0) setImmediate(() => this.#flushWrites());
-      this.#queued.push([this.#subject + key, bytes, pending, h]);
-    });
-  }
-
-  #queued: [string, Uint8Array, PendingRequest, ReturnType<typeof headers>][] = [];
-  #flushWrites(): void {
-    const q = this.#queued;
-    this.#queued = [];
-    for (const [s, b, p, h] of q) this.#requests.request(s, b, p, h);
+    return this.#writes.publish(key, bytes, { revision, deleted }, (err) => storeError(err, `cannot store the state of ${key}`));
   }
 
   /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */

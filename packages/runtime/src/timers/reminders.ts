@@ -13,37 +13,20 @@
 // too. Delivery is at least once: a node that dies after the turn and before
 // the delete leaves the reminder to fire again on the next owner.
 import { Decoder, Encoder } from "@msgpack/msgpack";
-import { MeshError, keyToken, shardFor } from "@mesh/core";
+import { MeshError, shardFor } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { bindBucket, bucketName, openBucket, readAll } from "@mesh/transport";
+import { KvPublisher, bindBucket, openBucket, readAll } from "@mesh/transport";
 import type { BucketOptions } from "@mesh/transport";
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { ReminderInfo, RemindOptions } from "../types.js";
+import { backoffMs, dueOf, reminderKey } from "./reminder-entry.js";
+import type { Reminder } from "./reminder-entry.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
 
-/** A stored reminder. */
-export interface Reminder {
-  capability: string;
-  actorType: string;
-  id: string;
-  name: string;
-  /** When this occurrence is due (epoch ms). */
-  due: number;
-  /** When its next try runs: `due`, or later after failed tries. */
-  runAt: number;
-  /** 0: once. */
-  every: number;
-  failures: number;
-  /**
-   * The occurrence's number, once a failed try moved it on: the revision its
-   * entry had when it was first due (a fresh entry's own revision). Revisions
-   * only grow, so a later occurrence, or a reminder set again, is never taken
-   * for one a durable actor applied.
-   */
-  occurrence?: number;
-}
+export { reminderBucket, reminderKey, reminderTurns } from "./reminder-entry.js";
+export type { Reminder } from "./reminder-entry.js";
 
 /** What reminders need from their node. */
 export interface ReminderNode {
@@ -57,21 +40,11 @@ export interface ReminderNode {
 
 const encoder = new Encoder();
 const decoder = new Decoder();
-/** Backoff after a failed turn: 1 s, 2 s, 4 s, … at most 60 s. */
-const backoffMs = (failures: number) => Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
+/** A delete marker's (empty) value. */
+const NOTHING = new Uint8Array(0);
 
-/** The most reminder turns under way at once on a node, whatever is due (fewer under a live-actor cap: half of it). */
-const REMINDER_TURNS = 512;
-
-/** How many reminder turns a node runs at once under `maxActors`: the rest wait for one to end, in due order. */
-export function reminderTurns(maxActors: number): number {
-  return Math.max(1, Math.min(REMINDER_TURNS, Math.floor(maxActors / 2)));
-}
-
-/** The KV key of a reminder: `<capability>.<shard>.<type token>.<id token>.<name token>`. */
-export function reminderKey(capability: string, shard: number, actorType: string, id: string, name: string): string {
-  return `${capability}.${shard}.${keyToken(actorType)}.${keyToken(id)}.${keyToken(name)}`;
-}
+/** A failed write, as the reminder's caller sees it. */
+const unavailable = (what: string) => (err: unknown) => new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
 
 /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
 export function remindersOf(
@@ -84,11 +57,6 @@ export function remindersOf(
   if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function")
     throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
   return reminders;
-}
-
-/** The default reminders bucket of a cluster (the transport's bucketName): its prefix, dots as underscores, then `_reminders`. */
-export function reminderBucket(prefix: string): string {
-  return bucketName(prefix, "reminders");
 }
 
 class Pending implements Scheduled {
@@ -130,6 +98,8 @@ export class Reminders {
 
   private constructor(
     private readonly kv: KV,
+    /** Writes (put, compare-and-set, delete) through the node's own reply subscription. */
+    private readonly writes: KvPublisher,
     private readonly scheduler: Scheduler,
     private readonly node: ReminderNode,
     private readonly capabilities: () => readonly string[],
@@ -145,7 +115,7 @@ export class Reminders {
   static async open(
     nc: NatsConnection,
     bucket: string,
-    o: BucketOptions & { scanMs: number; shards: number; maxTurns: number },
+    o: BucketOptions & { scanMs: number; shards: number; maxTurns: number; inboxPrefix?: string },
     scheduler: Scheduler,
     node: ReminderNode,
     capabilities: () => readonly string[],
@@ -154,6 +124,7 @@ export class Reminders {
   ): Promise<Reminders> {
     const reminders = new Reminders(
       await openBucket(nc, "reminders", bucket, o),
+      new KvPublisher(nc, bucket, o.timeoutMs, o.inboxPrefix),
       scheduler,
       node,
       capabilities,
@@ -191,14 +162,12 @@ export class Reminders {
     const key = reminderKey(capability, shard, actorType, id, name);
     const reminder: Reminder = { capability, actorType, id, name, due, runAt: due, every, failures: 0 };
     this.#forgotten.delete(key);
-    let revision: number;
-    try {
-      revision = await this.kv.put(key, encoder.encode(reminder));
-    } catch (err) {
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot store reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, {
-        cause: err,
-      });
-    }
+    const revision = await this.writes.publish(
+      key,
+      encoder.encode(reminder),
+      {},
+      unavailable(`cannot store reminder "${name}" of ${actorType} ${id}`),
+    );
     const p = this.#hold(key, reminder, revision, shard);
     if (p !== undefined && this.#scanning !== undefined) p.heldIn = this.#epoch;
   }
@@ -210,13 +179,11 @@ export class Reminders {
     // A scan that read the key before the delete landed must not hold it again.
     this.#forgotten.set(key, Infinity);
     try {
-      await this.kv.delete(key);
+      await this.writes.publish(key, NOTHING, { deleted: true }, unavailable(`cannot delete reminder "${name}" of ${actorType} ${id}`));
       if (this.#forgotten.get(key) === Infinity) this.#forgotten.set(key, this.#epoch + 1);
     } catch (err) {
       this.#forgotten.delete(key);
-      throw new MeshError("STORAGE_UNAVAILABLE", `cannot delete reminder "${name}" of ${actorType} ${id}: ${messageOf(err)}`, {
-        cause: err,
-      });
+      throw err;
     }
   }
 
@@ -376,7 +343,7 @@ export class Reminders {
   /** Moves a reminder on, if nobody changed it meanwhile; keeps it scheduled when it falls within the horizon. */
   async #store(p: Pending, next: Reminder): Promise<void> {
     try {
-      p.revision = await this.kv.update(p.key, encoder.encode(next), p.revision);
+      p.revision = await this.writes.publish(p.key, encoder.encode(next), { revision: p.revision }, unavailable(`cannot move ${p.key} on`));
       p.reminder = next;
       if (next.runAt <= Date.now() + 2 * this.scanMs) this.scheduler.add(p);
       else this.#drop(p.key);
@@ -394,29 +361,11 @@ export class Reminders {
    */
   async #remove(p: Pending): Promise<void> {
     try {
-      await this.kv.delete(p.key, { previousSeq: p.revision });
+      await this.writes.publish(p.key, NOTHING, { revision: p.revision, deleted: true }, unavailable(`cannot delete ${p.key}`));
     } catch (err) {
       this.log.debug({ key: p.key, err: messageOf(err) }, "mesh: a fired reminder changed meanwhile");
     } finally {
       this.#drop(p.key);
     }
   }
-}
-
-function dueOf(o: RemindOptions): number {
-  if (typeof o !== "object" || o === null)
-    throw new MeshError("BAD_REQUEST", "remind needs options: { at } or { afterMs }, and optionally everyMs");
-  const at = o.at instanceof Date ? o.at.getTime() : o.at;
-  if (at !== undefined && o.afterMs !== undefined) throw new MeshError("BAD_REQUEST", "remind takes at or afterMs, not both");
-  if (at !== undefined) {
-    if (!Number.isFinite(at)) throw new MeshError("BAD_REQUEST", `remind's at must be a time, got ${String(o.at)}`);
-    return at;
-  }
-  if (o.afterMs !== undefined) {
-    if (!(Number.isFinite(o.afterMs) && o.afterMs >= 0))
-      throw new MeshError("BAD_REQUEST", `remind's afterMs must be a number of milliseconds >= 0, got ${String(o.afterMs)}`);
-    return Date.now() + o.afterMs;
-  }
-  if (o.everyMs !== undefined) return Date.now() + o.everyMs;
-  throw new MeshError("BAD_REQUEST", "remind needs { at } or { afterMs } (or { everyMs } alone)");
 }
