@@ -1,7 +1,7 @@
 // Topology changes under continuous calls: nothing fails, and only the moved shards' actors move.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import type { Mesh } from "@mesh/runtime";
+import type { Mesh, MeshError } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import { continuousCalls } from "./helpers/load.js";
 import type { ClusterContext } from "./helpers/cluster.js";
@@ -86,3 +86,48 @@ test.serial("capabilities removed at runtime move that node's actors away, and c
   t.is(IDS.filter((id) => after.get(id) !== before.get(id)).length, IDS.filter((id) => before.get(id)!.startsWith(`${b.nodeId}/`)).length);
   await Promise.all([a.stop(), b.stop()]);
 });
+
+/** The first activation of each id waits for the gate in onActivate, then fails; later ones start at once. */
+class FirstStartFails {
+  static started = new Set<string>();
+  static open: () => void = () => {};
+  static gate = new Promise<void>((resolve) => (FirstStartFails.open = resolve));
+  constructor(readonly id: string) {}
+  async onActivate(): Promise<void> {
+    if (FirstStartFails.started.has(this.id)) return;
+    FirstStartFails.started.add(this.id);
+    await FirstStartFails.gate;
+    throw new Error("first start fails");
+  }
+  handleCall(_p: unknown, ctx: { nodeId: string }): string {
+    return ctx.nodeId;
+  }
+}
+
+test.serial(
+  "an activation whose shard moves while it starts, and whose start then fails, hands its calls to the new owner, which gets the shard",
+  async (t) => {
+    const options = { prefix: "movestart", actors: [FirstStartFails] };
+    const a = await startNode(t, { ...options, nodeId: nodeId("msa"), capabilities: ["s"] });
+    const b = await startNode(t, { ...options, nodeId: nodeId("msb"), capabilities: ["elsewhere"] });
+    await eventually(() => a.nodesFor("elsewhere").length === 1, "a to see b");
+    const ids = Array.from({ length: 24 }, (_, i) => `ms_${i}`);
+    // Every first activation on a waits in onActivate while b takes capability s: some shards move to b meanwhile.
+    const calls = ids.map((id) =>
+      a.call<string>({ actor: FirstStartFails, id, capability: "s" }).then(
+        (r) => r.result,
+        (err: MeshError) => err.code,
+      ),
+    );
+    await eventually(() => a.actorCount === ids.length, "every first activation to be starting");
+    await b.registerCapabilities(["s"]);
+    await eventually(() => a.nodesFor("s").length === 2, "a to see b take s");
+    const movedTo = (id: string) => a.ownerNode(a.shardFor(id), "s") === b.nodeId;
+    t.true(ids.some(movedTo), "some ids move"); // 24 ids stay all on a with a chance of 2^-24
+    FirstStartFails.open();
+    const results = await Promise.all(calls);
+    ids.forEach((id, i) => t.is(results[i], movedTo(id) ? b.nodeId : "ACTIVATION_FAILED", id));
+    // b got the moved shards: a answered its claims once the failed activations had gone.
+    for (const id of ids.filter(movedTo)) t.is((await a.call<string>({ actor: FirstStartFails, id, capability: "s" })).result, b.nodeId);
+  },
+);

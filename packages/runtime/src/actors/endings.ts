@@ -114,8 +114,18 @@ export class Endings {
     this.p.checkIdle();
   }
 
-  /** The activation could not start (onActivate or its load failed): what waits fails with ACTIVATION_FAILED. */
+  /**
+   * The activation could not start (onActivate or its load failed): what
+   * waits fails with ACTIVATION_FAILED; or, if it was leaving meanwhile (its
+   * shard moved, the lease was replaced), goes to its owner now, as a leaving
+   * activation's letters do (and it is no longer ending: a claim on its shard
+   * is answered).
+   */
   failed(act: Activation, err: unknown): void {
+    if (act.leaving) {
+      activationFailed(act.pid, err, true, this.p.metrics, this.p.log);
+      return this.gone(act, false);
+    }
     act.ends();
     this.p.timers.end(act);
     this.p.table.remove(act);

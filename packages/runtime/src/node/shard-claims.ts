@@ -28,6 +28,8 @@ interface Claim extends Announcement {
 const ROUND_MS = 2_000;
 /** The pause before a claim round that was not answered by all, or refused, is tried again. */
 const RETRY_MS = 100;
+/** How long claims wait before that is logged, and how often it is logged again. */
+const STUCK_LOG_MS = 5_000;
 
 /** What claims work with. */
 export interface ClaimParts {
@@ -144,6 +146,20 @@ export class ShardClaims {
     this.#waiting--;
   }
 
+  /** When claims began to wait without an answer from all, and when that was last logged. */
+  #waitingSince: number | undefined;
+  #loggedAt = 0;
+
+  /** Claims still wait after a round: logged (at most every STUCK_LOG_MS, once they waited that long), naming who did not answer or refused. */
+  #stuck(shards: number, unanswered: string[], refusedBy: string[]): void {
+    const now = performance.now();
+    this.#waitingSince ??= now;
+    if (now - this.#waitingSince < STUCK_LOG_MS || now - this.#loggedAt < STUCK_LOG_MS) return;
+    this.#loggedAt = now;
+    const waitedMs = Math.round(now - this.#waitingSince);
+    this.p.log.warn({ shards, unanswered, refusedBy, waitedMs }, "mesh: shards gained still wait for their handover");
+  }
+
   /** One claim round at a time; another follows while shards wait. */
   #claimSoon(): void {
     if (this.#round !== undefined || this.#waiting === 0) return;
@@ -166,6 +182,7 @@ export class ShardClaims {
     }
     const expected = new Set(this.p.membership.others());
     const refused = new Set<string>();
+    const refusers = new Set<string>();
     if (expected.size > 0) {
       const inbox = createInbox(this.p.inboxPrefix); // one per round: a late answer to an earlier one counts for nothing
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -176,7 +193,10 @@ export class ShardClaims {
           callback: (_err, msg) => {
             try {
               const answer = msg.json<{ node: string; refused: Shards }>();
-              for (const [capability, shards] of Object.entries(answer.refused)) for (const s of shards) refused.add(`${capability}/${s}`);
+              for (const [capability, shards] of Object.entries(answer.refused)) {
+                for (const s of shards) refused.add(`${capability}/${s}`);
+                if (shards.length > 0) refusers.add(answer.node);
+              }
               expected.delete(answer.node);
             } catch {
               return; // not an answer
@@ -194,6 +214,7 @@ export class ShardClaims {
       const members = new Set(this.p.membership.others());
       for (const node of expected) if (!members.has(node)) expected.delete(node);
     }
+    if (expected.size > 0 || refusers.size > 0) this.#stuck(keys.length, [...expected], [...refusers]);
     if (expected.size > 0) return;
     let settled = 0;
     for (const key of keys) {
@@ -202,6 +223,7 @@ export class ShardClaims {
       this.#settle(key, state);
       settled++;
     }
+    if (this.#waiting === 0) this.#waitingSince = undefined;
     if (settled > 0 && this.p.membership.others().length > 0) this.p.handedOver();
   }
 
