@@ -120,6 +120,7 @@ async function underLoad(
       }),
   );
   try {
+    await eventually(() => t.context.cluster.jetStreamWorks(), "the probe bucket to take writes before the fault", 30_000);
     await eventually(() => durable.reads() + plain.reads() >= 300, "the load to run before the fault");
     const injected = performance.now();
     await fault.inject();

@@ -23,7 +23,7 @@ export interface PartitionableCluster {
   heal(): Promise<void>;
   /** The index of the server that leads stream `stream` now (undefined while none does). */
   leaderOf(stream: string): Promise<number | undefined>;
-  /** True when a write to a three-replica KV bucket (made on first use) is acknowledged through every server. */
+  /** True when a write to a three-replica KV bucket (made on first use: call it once before a fault) is acknowledged through every server. */
   jetStreamWorks(): Promise<boolean>;
   stop(): Promise<void>;
 }
@@ -81,6 +81,7 @@ export async function startPartitionableCluster(size: number, options: NatsServe
     await Promise.all(all().map((p) => p.close()));
     throw err;
   }
+  let probeMade = false;
   const pair = (i: number, j: number) => [proxies[i]![j]!, proxies[j]![i]!];
   const cut = new Set<TcpProxy>();
   const cutPair = async (i: number, j: number) => {
@@ -119,8 +120,11 @@ export async function startPartitionableCluster(size: number, options: NatsServe
         const nc = await connect({ servers: server.url, timeout: 1000 }).catch(() => undefined);
         if (nc === undefined) return false;
         try {
-          const kv = await nc.jetstream({ timeout: 1000 }).views.kv("probe", { replicas: size, history: 1, timeout: 1000 });
-          await kv.put("probe", "1");
+          const js = nc.jetstream({ timeout: 1000 });
+          // Made once (the meta leader creates streams); then a write needs only the bucket's own stream leader and quorum.
+          if (!probeMade) await js.views.kv("probe", { replicas: size, history: 1, timeout: 1000 });
+          probeMade = true;
+          await js.publish("$KV.probe.probe", "1", { timeout: 1000 });
         } catch {
           return false;
         } finally {
