@@ -116,6 +116,7 @@ test.serial("under maxActors: 100, 1,000 reminders due at once all fire, once ea
   const at = Date.now() + 8000; // after every reminder is stored, even on a loaded machine
   for (let i = 0; i < ids.length; i += 100)
     await Promise.all(ids.slice(i, i + 100).map((id) => alarm(mesh, id, { remind: { name: "burst", at } })));
+  t.is(mesh.metrics().remindersHeld, ids.length, "every reminder set is held: due within the horizon");
   let peak = 0;
   const watch = setInterval(() => (peak = Math.max(peak, mesh.actorCount)), 5);
   t.teardown(() => clearInterval(watch));
@@ -123,6 +124,7 @@ test.serial("under maxActors: 100, 1,000 reminders due at once all fire, once ea
   clearInterval(watch);
   await holds(() => mesh.metrics().remindersFired === ids.length, "each fires once", 500);
   t.is(mesh.metrics().remindersFailed, 0);
+  await eventually(() => mesh.metrics().remindersHeld === 0, "fired reminders to be let go");
   // Half the cap at most runs reminder turns; each new activation evicts an idle one.
   t.true(peak <= 100 + 50 + 1, `peak live actors ${peak}`);
   t.log(`peak live actors while 1,000 fired: ${peak}`);

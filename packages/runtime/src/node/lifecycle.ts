@@ -159,6 +159,7 @@ export class MeshNode {
       actors: actors.size,
       queues: actors.queues(),
       events: this.#events?.report(),
+      remindersHeld: this.#reminders?.size ?? 0,
     });
   }
 

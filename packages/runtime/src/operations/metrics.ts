@@ -48,6 +48,8 @@ export interface NodeView {
   /** What waits in the mailboxes (one walk over the live activations). */
   queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number };
   events?: SubscriptionReport[];
+  /** Reminders held in memory (0 without durable classes). */
+  remindersHeld: number;
 }
 
 /**
@@ -118,6 +120,13 @@ export const METRICS = {
   capabilities: live((v) => v.capabilities),
   /** Live activations on this node. */
   actors: live((v) => v.actors, { kind: "gauge", name: "mesh_actors", help: "Live actors on this node", values: (n) => n }),
+  /** Reminders this node holds in memory: of shards it owns, due within its horizon, or waiting for a turn. */
+  remindersHeld: live((v) => v.remindersHeld, {
+    kind: "gauge",
+    name: "mesh_reminders_held",
+    help: "Reminders this node holds: of its shards, due within its horizon or waiting for a turn",
+    values: (n) => n,
+  }),
   /** Calls run by this node's actors (from local and remote callers). */
   callsServed: counted("counter", "mesh_calls_served_total", "Calls run by this node's actors"),
   /** Casts run by this node's actors. */
