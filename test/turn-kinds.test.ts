@@ -139,13 +139,17 @@ test.serial(
     // Plain actors with a 2 ms timer, durable ones with a reminder due in 100 ms; every one held in a turn.
     const plain = Array.from({ length: 12 }, (_, i) => `m${i}`);
     const durable = Array.from({ length: 12 }, (_, i) => `d${i}`);
+    for (const id of [...plain, ...durable]) gates.delete(id);
     for (const id of plain) await call(a, id, { tick: 2 });
     // Each durable actor sets its reminder in the turn that then holds: it cannot fire before that turn, however slow the machine.
     const held = [
       ...plain.map((id) => call(a, id, { holdAt: id })),
       ...durable.map((id) => call(a, id, { remind: 100, holdAt: id }, DurableCrashy)),
     ];
-    await eventually(() => waiting(a) >= plain.length * 3 + durable.length, "timer and reminder turns to queue behind the held turns");
+    await eventually(
+      () => [...plain, ...durable].every((id) => gates.has(id)) && waiting(a) >= plain.length * 3 + durable.length,
+      "every turn to be held, and timer and reminder turns to queue behind them",
+    );
     const casts = seen.casts.length;
     const calls = seen.calls.length;
     await b.registerCapabilities(["k"]);

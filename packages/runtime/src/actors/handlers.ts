@@ -2,6 +2,8 @@
 // (turn-kind.ts): handleCall, handleCast, handleTimer, handleReminder or
 // handleEvent (an event the actor applied already runs nothing). Imports: the
 // actors room and the bottom floor.
+import { reminderLive } from "../timers/reminder-entry.js";
+import type { ReminderOutcome, ReminderRecord } from "../timers/reminders.js";
 import type { StreamEvent } from "../types.js";
 import type { Activation } from "./activation.js";
 import type { Letter, ReminderTurn } from "./letter.js";
@@ -10,15 +12,40 @@ import type { TurnKindName } from "./turn-kind.js";
 /** An event or reminder turn that found what it brings applied already. */
 export const SKIPPED = Symbol("skipped");
 
-/** Where an actor's applied map keeps the last occurrence of reminder `name` it applied (beside the subscriptions' sequences). */
+/** Where an actor's applied map keeps the ticket of reminder `name`'s live occurrence (beside the subscriptions' sequences). */
 export const reminderApplied = (name: string) => `\u23f0${name}`;
 
-/** What a turn applies once: an event's sequence, a reminder's occurrence; undefined for the other kinds. */
-export function occurrenceOf(letter: Letter): { subscription: string; seq: number } | undefined {
+/**
+ * What a turn applies once: an event's sequence; for a reminder that ran, the
+ * ticket its record names next (0: none), unless the turn set or forgot that
+ * reminder itself. Undefined for the other kinds.
+ */
+export function occurrenceOf(act: Activation, letter: Letter): { subscription: string; seq: number } | undefined {
   if (letter.kind.name === "event") return letter.payload as StreamEvent;
   if (letter.kind.name !== "reminder") return undefined;
   const turn = letter.payload as ReminderTurn;
-  return { subscription: reminderApplied(turn.name), seq: turn.occurrence };
+  const subscription = reminderApplied(turn.name);
+  if (!reminderLive(appliedOf(act).get(subscription), turn.ticket)) return undefined;
+  return { subscription, seq: turn.next };
+}
+
+/** A reminder turn's answer to the reminders room: whether it ran, and the ticket the record names after it (0: none). */
+export function reminderOutcome(act: Activation, letter: Letter, ran: boolean, applied: { seq: number } | undefined): ReminderOutcome {
+  const ticket = applied?.seq ?? appliedOf(act).get(reminderApplied((letter.payload as ReminderTurn).name));
+  return { ran, ticket: ticket !== undefined && ticket > 0 ? ticket : 0 };
+}
+
+/** Reminder `name` of a durable activation, and its record as the reminders room reads and changes it. */
+export function reminderOf(
+  act: Activation,
+  name: string,
+): { capability: string; actorType: string; id: string; name: string; record: ReminderRecord } {
+  const commits = act.commits!;
+  const record: ReminderRecord = {
+    ticket: (n) => commits.applied.get(reminderApplied(n)),
+    note: (n, ticket, then) => commits.note(reminderApplied(n), ticket, then),
+  };
+  return { capability: act.capability, actorType: act.actorType, id: act.id, name, record };
 }
 
 /** The stream sequence an actor applied per subscription, and the last occurrence of each reminder: stored with a durable actor's state, in memory for a plain one. */
@@ -38,9 +65,9 @@ const HANDLERS: { readonly [N in TurnKindName]: (act: Activation, letter: Letter
   cast: (act, letter) => (act.instance.handleCast ?? act.instance.handleCall).call(act.instance, letter.payload, act),
   timer: (act, letter) => act.instance.handleTimer!(letter.payload as string, act),
   reminder: (act, letter) => {
-    const { name, info, occurrence } = letter.payload as ReminderTurn;
-    // Applied already (the node that ran it died before the reminder moved on): nothing runs again.
-    if (occurrence <= (appliedOf(act).get(reminderApplied(name)) ?? 0)) return SKIPPED;
+    const { name, info, ticket } = letter.payload as ReminderTurn;
+    // Not the occurrence the record names (replaced, forgotten, or it ran and its node died before it moved on): nothing runs.
+    if (!reminderLive(appliedOf(act).get(reminderApplied(name)), ticket)) return SKIPPED;
     if (typeof act.instance.handleReminder !== "function")
       throw new Error(`${act.actorType} has no handleReminder method for reminder "${name}"`);
     return act.instance.handleReminder(name, info, act);

@@ -60,8 +60,10 @@ export const NO_REPLY: ReplyTo = { succeed() {}, fail() {}, bytes() {} };
 export interface ReminderTurn {
   readonly name: string;
   readonly info: ReminderInfo;
-  /** Which occurrence (the reminders room's number for it): a durable actor stores the last it applied with its state, and runs none twice. */
-  readonly occurrence: number;
+  /** The occurrence's ticket: it runs only if the actor's record names it (timers/reminders.ts). */
+  readonly ticket: number;
+  /** The ticket the record names once it ran: the next occurrence's, or 0 (none: a one-shot reminder). */
+  readonly next: number;
 }
 
 /** Letters made in this process: the last one's id. */

@@ -11,7 +11,7 @@ import { loadState } from "../state/group-commit.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
 import { remindersOf } from "../timers/reminders.js";
-import type { Reminder, Reminders } from "../timers/reminders.js";
+import type { Reminder, ReminderOutcome, Reminders } from "../timers/reminders.js";
 import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
@@ -28,6 +28,7 @@ import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
 import { commitSpan } from "./commit-spans.js";
+import { reminderOf } from "./handlers.js";
 
 /** How often `released` looks again. */
 const RELEASE_POLL_MS = 10;
@@ -94,9 +95,8 @@ export class Supervisor {
     clearTimer: (act, name) => this.#timers.clear(act, name),
     call: (act, request) => this.o.outbound.call(request, [...(act.chain ?? []), chainKey(act)]),
     cast: (_act, request) => this.o.outbound.cast(request), // casts never wait, so they carry no chain
-    remind: (act, name, options) =>
-      remindersOf(act, this.o.reminders(), "handleReminder").set(act.capability, act.actorType, act.id, name, options),
-    forget: (act, name) => remindersOf(act, this.o.reminders()).forget(act.capability, act.actorType, act.id, name),
+    remind: (act, name, options) => remindersOf(act, this.o.reminders(), "handleReminder").set({ ...reminderOf(act, name), options }),
+    forget: async (act, name) => remindersOf(act, this.o.reminders()).forget(reminderOf(act, name)),
     outgoing: (subject, data, headers) => outgoing(subject, data, headers, this.o.maxPayload),
   };
   #incarnation = 0;
@@ -148,15 +148,25 @@ export class Supervisor {
   }
 
   /**
-   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info), unless the
-   * actor applied `occurrence` already; resolves once the turn (and a durable actor's commit) is done, rejects when it
-   * failed or took longer than `timeoutMs`; to true when handleReminder ran, false when it had run before.
+   * Runs a due reminder's turn: activates the actor if needed and queues handleReminder(name, info), if the actor's
+   * record names `occurrence.ticket` (then it names `occurrence.next`); resolves once the turn (and its commit) is done,
+   * to whether it ran and the ticket the record names after it; rejects when it failed or took longer than `timeoutMs`.
    */
-  reminderTurn(r: Reminder, shard: number, info: ReminderInfo, occurrence: number, timeoutMs: number): Promise<boolean> {
+  reminderTurn(
+    r: Reminder,
+    shard: number,
+    info: ReminderInfo,
+    occurrence: { ticket: number; next: number },
+    timeoutMs: number,
+  ): Promise<ReminderOutcome> {
     return new Promise((resolve, reject) => {
-      const reply = { succeed: (_pid: string, ran: unknown) => resolve(ran === true), fail: reject, bytes: () => resolve(true) };
+      const reply = {
+        succeed: (_pid: string, outcome: unknown) => resolve(outcome as ReminderOutcome),
+        fail: reject,
+        bytes: () => reject(new MeshError("INTERNAL", "a reminder's turn answered with bytes")),
+      };
       const to = { capability: r.capability, actorType: r.actorType, id: r.id, shard };
-      this.deliver(to, Letter.reminder({ turn: { name: r.name, info, occurrence }, timeoutMs, reply, metrics: this.#metrics }));
+      this.deliver(to, Letter.reminder({ turn: { name: r.name, info, ...occurrence }, timeoutMs, reply, metrics: this.#metrics }));
     });
   }
 

@@ -19,7 +19,7 @@ import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
 import { Letter, PromiseReply, replyAcross } from "./letter.js";
 import type { Lease } from "./lease.js";
-import { SKIPPED, appliedOf, callHandler, occurrenceOf, runHandler } from "./handlers.js";
+import { SKIPPED, appliedOf, callHandler, occurrenceOf, reminderOutcome, runHandler } from "./handlers.js";
 import { refusal } from "./overload.js";
 import type { Limits } from "./overload.js";
 import { TurnKinds } from "./turn-kind.js";
@@ -344,12 +344,15 @@ export class Turns {
     const commits = act.commits;
     const out = act.takeOutbox();
     // What the turn applied once (an event, a reminder's occurrence) is stored with the state, or kept in memory.
-    // An event's or reminder's reply says whether it was applied now (true) or before (false); an event's has no pid (the
+    // An event's reply says whether it was applied now (true) or before (false), a reminder's also the ticket its record
+    // names after it (ReminderOutcome); an event's has no pid (the
     // dispatcher has no use for it).
-    const applied = result === SKIPPED ? undefined : occurrenceOf(letter);
+    const ran = result !== SKIPPED;
+    const applied = ran ? occurrenceOf(act, letter) : undefined;
     const event = letter.kind === TurnKinds.event;
     const pid = event ? "" : act.pid;
-    if (event || letter.kind === TurnKinds.reminder) result = applied !== undefined;
+    if (event) result = applied !== undefined;
+    else if (letter.kind === TurnKinds.reminder) result = reminderOutcome(act, letter, ran, applied);
     if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
     if (commits === undefined) {
       if (out === undefined) {

@@ -244,8 +244,8 @@ export class MeshNode {
     this.parts.claims.viewChanged(); // shards gained wait for their handover; then those lost are let go
     this.#rebalance();
     this.#events?.viewChanged((node) => view.has(node));
-    // Shards this node now owns may hold reminders: read them at once.
-    void this.#reminders?.scan();
+    // Shards this node now owns may hold reminders: read their pages at once.
+    void this.#reminders?.scan(true);
   }
 
   /** A rebalance on the next turn of the event loop (several requests share one). */

@@ -103,6 +103,8 @@ export class GroupCommit implements KeyWriter {
   #out: OutMessage[] = [];
   /** The record differs from the stored one besides the state: a write is due even if the state did not change. */
   #dirty = false;
+  /** What runs once the next commit landed (note()). */
+  #thens: (() => void)[] = [];
 
   constructor(
     private readonly store: StateStorage,
@@ -151,9 +153,9 @@ export class GroupCommit implements KeyWriter {
         `the state of ${this.key} is ${bytes.length} bytes encoded; the limit is ${this.store.maxValueBytes}`,
       );
     }
-    let changed = false;
+    let changed = this.#dirty;
     if (applied !== undefined) {
-      this.applied.set(applied.subscription, applied.seq);
+      this.#apply(applied);
       changed = true;
     }
     if (out !== undefined) {
@@ -173,7 +175,7 @@ export class GroupCommit implements KeyWriter {
   /** The turn called clearState(): the stored value is deleted (or, with applied sequences to keep, emptied), then `held` is released. */
   clear(held: Held, applied?: { subscription: string; seq: number }, out?: OutMessage[]): MeshError | undefined {
     if (this.#failed) return this.#failed;
-    if (applied !== undefined) this.applied.set(applied.subscription, applied.seq);
+    if (applied !== undefined) this.#apply(applied);
     if (out !== undefined) for (const m of out) this.#out.push(m);
     this.#latest = DELETE;
     this.#dirty = true;
@@ -192,6 +194,22 @@ export class GroupCommit implements KeyWriter {
     this.#unpublished = [];
     const state = this.#stored === DELETE ? undefined : this.#stored;
     this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, []), this.#revision);
+  }
+
+  /**
+   * Sets `name` in the applied map to `value` (0: removes it) from the next
+   * commit on (a reminder's ticket, timers/reminders.ts); `then` runs once that
+   * commit landed, never if it fails.
+   */
+  note(name: string, value: number, then?: () => void): void {
+    this.#apply({ subscription: name, seq: value });
+    this.#dirty = true;
+    if (then !== undefined) this.#thens.push(then);
+  }
+
+  #apply(applied: { subscription: string; seq: number }): void {
+    if (applied.seq === 0) this.applied.delete(applied.subscription);
+    else this.applied.set(applied.subscription, applied.seq);
   }
 
   /** Resolves once nothing is in flight or waiting. */
@@ -218,6 +236,8 @@ export class GroupCommit implements KeyWriter {
     const outbox = this.#out.length > 0 ? this.#unpublished.concat(this.publisher.name(this.#out)) : this.#unpublished;
     this.#out = [];
     this.#dirty = false;
+    const thens = this.#thens;
+    this.#thens = [];
     this.#inFlight = true;
     this.store.writing(this.key, this);
     const started = performance.now();
@@ -251,6 +271,7 @@ export class GroupCommit implements KeyWriter {
           span?.end(this.#revision);
           this.#inFlight = false;
           for (const h of covered) h.release();
+          for (const then of thens) then();
           if (this.#waiting.length > 0 || this.#dirty) this.#flush();
           else this.#settle();
         },

@@ -1,32 +1,47 @@
-// Durable reminders (ctx.remind): stored in JetStream KV, so they outlive the
-// activation, its node and every node; fired by whichever node owns the
-// actor's shard when they fall due (docs/timers.md, docs/PROTOCOL.md).
+// Durable reminders (ctx.remind): stored in JetStream KV pages by shard and
+// time slot (reminder-pages.ts), so they outlive the activation, its node and
+// every node; fired by whichever node owns the actor's shard when they fall
+// due (docs/timers.md, docs/PROTOCOL.md).
 //
-// A node keeps in memory only the reminders of the shards it owns that are
-// due within the horizon: it scans its capabilities' reminders at start,
-// every scanMs, and at once when the view changes (it may own new shards).
-// They wait on the node's one scheduler; a firing is a handleReminder turn in
-// the actor's mailbox. After the turn (and its commit) a one-shot reminder is
-// deleted and a repeating one moves to its next time, both with
-// compare-and-set, so a reminder that another node changed meanwhile is left
-// to it. A turn that fails is retried with backoff, and the backoff is stored
-// too. Delivery is at least once: a node that dies after the turn and before
-// the delete leaves the reminder to fire again on the next owner.
-import { Decoder, Encoder } from "@msgpack/msgpack";
+// Each occurrence has a ticket, and the actor's record names the ticket of
+// its reminder's live occurrence: set() and forget() change it with the
+// turn's commit, a reminder's turn moves it on with its own. An entry whose
+// ticket the record does not name runs nothing: a reminder replaced,
+// forgotten, or whose turn committed before its node died runs no second
+// turn, and its entry is removed.
+//
+// A node holds in memory only the reminders of the shards it owns that are
+// due within the horizon (twice scanMs): a scan reads the directories of the
+// slots from the capability's lowest one to the horizon's, and the pages of
+// its own shards they name; it sweeps its settled pages that are empty. It
+// scans at start, every scanMs, and when the view changes (then it reads the
+// pages of the shards it did not own at its last scan). Reminders wait on the
+// node's one scheduler; at most maxTurns run at once, the rest in due order.
 import { MeshError, shardFor } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { KvPublisher, bindBucket, openBucket, readAll } from "@mesh/transport";
+import { bindBucket, openBucket } from "@mesh/transport";
 import type { BucketOptions } from "@mesh/transport";
-import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
+import type { KV, NatsConnection } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { ReminderInfo, RemindOptions } from "../types.js";
-import { backoffMs, dueOf, reminderKey } from "./reminder-entry.js";
+import { FORGOTTEN, TICKET_MIN, backoffMs, dueOf, entryId, pageKey, slotOf } from "./reminder-entry.js";
 import type { Reminder } from "./reminder-entry.js";
+import { migrateLegacy, readStored } from "./reminder-legacy.js";
+import { ReminderPages } from "./reminder-pages.js";
+import { positionOf, scanCapability } from "./reminder-scan.js";
+import type { ScanHost } from "./reminder-scan.js";
+import type { PageChange, PageReads } from "./reminder-pages.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
 
-export { reminderBucket, reminderKey, reminderTurns } from "./reminder-entry.js";
+export { reminderBucket, reminderTurns } from "./reminder-entry.js";
 export type { Reminder } from "./reminder-entry.js";
+
+/** What a reminder's turn came to: whether handleReminder ran, and the ticket the actor's record names after it (0: none). */
+export interface ReminderOutcome {
+  ran: boolean;
+  ticket: number;
+}
 
 /** What reminders need from their node. */
 export interface ReminderNode {
@@ -34,17 +49,16 @@ export interface ReminderNode {
   owns(capability: string, shard: number): boolean;
   /** Resolves once the node's lease holds (re-validating it first when it lapsed); rejects once the node stops. */
   held(): Promise<void>;
-  /** Runs handleReminder as a turn of the actor (activating it), unless it applied `occurrence` already; resolves once the turn (and its commit) is done: true when it ran. */
-  fire(reminder: Reminder, shard: number, info: ReminderInfo, occurrence: number): Promise<boolean>;
+  /** Runs handleReminder as a turn of the actor (activating it), if its record names `ticket`, then names `next` (0: none); resolves once the turn (and its commit) is done. */
+  fire(reminder: Reminder, shard: number, info: ReminderInfo, occurrence: { ticket: number; next: number }): Promise<ReminderOutcome>;
 }
 
-const encoder = new Encoder();
-const decoder = new Decoder();
-/** A delete marker's (empty) value. */
-const NOTHING = new Uint8Array(0);
-
-/** A failed write, as the reminder's caller sees it. */
-const unavailable = (what: string) => (err: unknown) => new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
+/** A durable actor's record, as reminders use it: the ticket of each reminder's live occurrence. */
+export interface ReminderRecord {
+  ticket(name: string): number | undefined;
+  /** Names `ticket` (0: none) as the live occurrence of `name` from the next commit on; `then` runs once that commit landed. */
+  note(name: string, ticket: number, then?: () => void): void;
+}
 
 /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
 export function remindersOf(
@@ -68,10 +82,15 @@ class Pending implements Scheduled {
   constructor(
     readonly key: string,
     public reminder: Reminder,
-    public revision: number,
     readonly shard: number,
+    readonly slot: number,
+    readonly id: string,
+    /** The page's revision it was read at (or written with): an older read does not replace it. */
+    public revision: number,
     private readonly owner: Reminders,
   ) {}
+  /** What was stored at its place while its turn ran (the actor set it again): held once the turn is over. */
+  after: { reminder: Reminder; revision: number } | undefined;
   get due(): number {
     return this.reminder.runAt;
   }
@@ -84,22 +103,24 @@ export class Reminders {
   readonly #scheduled = new Map<string, Pending>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #scanning: Promise<void> | undefined;
-  #rescan = false;
+  /** A scan asked for during one: "full", or "moved" (only the pages of shards newly owned). */
+  #rescan: "full" | "moved" | undefined;
   #stopped = false;
-  /** The watch of a scan under way: stop() ends it (its consumer has timers of its own). */
-  #watch: QueuedIterator<KvEntry> | undefined;
   /** Scans so far: the number of the one under way, or of the last. */
   #epoch = 0;
-  /** Keys forgotten here → the first scan that started after the delete landed (Infinity until it has). Scans before it skip them. */
-  readonly #forgotten = new Map<string, number>();
+  /** (capability.shard) this node owned at its last scan: a scan for a view change does not read their pages again. */
+  #owned = new Set<string>();
+  /** Capabilities whose reminders in the layout before pages were moved into pages. */
+  readonly #migrated = new Set<string>();
+  /** What a scan reads through (reminder-scan.ts). */
+  readonly #scanHost: ScanHost;
   /** Reminder turns under way, and due reminders waiting for one (in due order). */
   #turns = 0;
   readonly #ready: Pending[] = [];
 
   private constructor(
     private readonly kv: KV,
-    /** Writes (put, compare-and-set, delete) through the node's own reply subscription. */
-    private readonly writes: KvPublisher,
+    private readonly pages: ReminderPages,
     private readonly scheduler: Scheduler,
     private readonly node: ReminderNode,
     private readonly capabilities: () => readonly string[],
@@ -109,7 +130,16 @@ export class Reminders {
     private readonly maxTurns: number,
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#scanHost = {
+      pages,
+      shards,
+      owns: (capability, shard) => node.owns(capability, shard),
+      ownedBefore: (mine) => this.#owned.has(mine),
+      hold: (reminder, shard, slot, id, revision) => void this.#hold(reminder, shard, slot, id, revision),
+      drop: (key) => this.#drop(key),
+    };
+  }
 
   /** Opens (creating when missing) the reminders bucket and starts the periodic scan. */
   static async open(
@@ -122,18 +152,10 @@ export class Reminders {
     metrics: NodeMetrics,
     log: Logger,
   ): Promise<Reminders> {
-    const reminders = new Reminders(
-      await openBucket(nc, "reminders", bucket, o),
-      new KvPublisher(nc, bucket, o.timeoutMs, o.inboxPrefix),
-      scheduler,
-      node,
-      capabilities,
-      o.shards,
-      o.scanMs,
-      o.maxTurns,
-      metrics,
-      log,
-    );
+    const kv = await openBucket(nc, "reminders", bucket, o);
+    const near = (slot: number) => slot <= slotOf(Date.now() + 2 * o.scanMs);
+    const pages = await ReminderPages.open(nc, bucket, { ...o, keep: near });
+    const reminders = new Reminders(kv, pages, scheduler, node, capabilities, o.shards, o.scanMs, o.maxTurns, metrics, log);
     reminders.#timer = setInterval(() => reminders.scan(), o.scanMs);
     reminders.#timer.unref();
     return reminders;
@@ -141,9 +163,7 @@ export class Reminders {
 
   /** Every reminder stored in `bucket`, for tools (`mesh reminders list`). Throws STORAGE_UNAVAILABLE when there is no such bucket or the read is cut short (the connection closed). */
   static async read(nc: NatsConnection, bucket: string, timeoutMs: number): Promise<Reminder[]> {
-    const all: Reminder[] = [];
-    await readAll(await bindBucket(nc, "reminders", bucket, timeoutMs), ">", (e) => all.push(decoder.decode(e.value) as Reminder));
-    return all;
+    return readStored(await bindBucket(nc, "reminders", bucket, timeoutMs));
   }
 
   /** How many reminders this node holds in memory (due within the horizon, of shards it owns). */
@@ -151,104 +171,111 @@ export class Reminders {
     return this.#scheduled.size;
   }
 
-  /** Stores reminder `name` of an actor (replacing one of that name). Throws BAD_REQUEST for bad options, STORAGE_UNAVAILABLE. */
-  async set(capability: string, actorType: string, id: string, name: string, options: RemindOptions): Promise<void> {
+  /** What this node's scans read so far (directories, pages, entries). */
+  get reads(): Readonly<PageReads> {
+    return this.pages.reads;
+  }
+
+  /**
+   * Stores reminder `name` of an actor (replacing one of that name) and names
+   * its ticket in the actor's record; the entry it replaces is removed once
+   * that commit landed. Throws BAD_REQUEST for bad options, STORAGE_UNAVAILABLE.
+   */
+  async set(o: {
+    capability: string;
+    actorType: string;
+    id: string;
+    name: string;
+    options: RemindOptions;
+    record: ReminderRecord;
+  }): Promise<void> {
+    const { capability, actorType, id, name, options, record } = o;
     if (typeof name !== "string" || name === "") throw new MeshError("BAD_REQUEST", "a reminder needs a non-empty string name");
-    const due = dueOf(options);
+    const due = Math.round(dueOf(options));
     const every = options.everyMs ?? 0;
     if (!(Number.isFinite(every) && every >= 0) || (every > 0 && every < 10))
       throw new MeshError("BAD_REQUEST", `everyMs must be at least 10 ms, got ${String(options.everyMs)}`);
     const shard = shardFor(id, this.shards);
-    const key = reminderKey(capability, shard, actorType, id, name);
-    const reminder: Reminder = { capability, actorType, id, name, due, runAt: due, every, failures: 0 };
-    this.#forgotten.delete(key);
-    const revision = await this.writes.publish(
-      key,
-      encoder.encode(reminder),
-      {},
-      unavailable(`cannot store reminder "${name}" of ${actorType} ${id}`),
-    );
-    const p = this.#hold(key, reminder, revision, shard);
+    const ticket = Math.max(due, Date.now());
+    const entry: Reminder = { capability, actorType, id, name, due, runAt: due, every: Math.round(every), failures: 0, ticket };
+    const eid = entryId(actorType, id, name);
+    const slot = slotOf(ticket);
+    const revision = await this.pages
+      .change(capability, shard, slot, eid, { kind: "put", entry })
+      .catch((err: unknown) => Promise.reject(stored(err, `cannot store reminder "${name}" of ${actorType} ${id}`)));
+    const p = this.#hold(entry, shard, slot, eid, revision);
     if (p !== undefined && this.#scanning !== undefined) p.heldIn = this.#epoch;
+    const previous = record.ticket(name);
+    const before = previous !== undefined && previous >= TICKET_MIN && slotOf(previous) !== slot ? slotOf(previous) : undefined;
+    if (before !== undefined) this.#drop(positionOf(capability, shard, before, eid));
+    record.note(
+      name,
+      ticket,
+      before === undefined ? undefined : () => this.#change(capability, shard, before, eid, { kind: "remove", ticket: previous! }),
+    );
   }
 
-  /** Deletes reminder `name` of an actor; resolves once stored. */
-  async forget(capability: string, actorType: string, id: string, name: string): Promise<void> {
-    const key = reminderKey(capability, shardFor(id, this.shards), actorType, id, name);
-    this.#drop(key);
-    // A scan that read the key before the delete landed must not hold it again.
-    this.#forgotten.set(key, Infinity);
-    try {
-      await this.writes.publish(key, NOTHING, { deleted: true }, unavailable(`cannot delete reminder "${name}" of ${actorType} ${id}`));
-      if (this.#forgotten.get(key) === Infinity) this.#forgotten.set(key, this.#epoch + 1);
-    } catch (err) {
-      this.#forgotten.delete(key);
-      throw err;
-    }
+  /** Forgets reminder `name` of an actor with the turn's commit (its entry is removed once that commit landed). */
+  forget(o: { capability: string; actorType: string; id: string; name: string; record: ReminderRecord }): void {
+    const { capability, actorType, id, name, record } = o;
+    const previous = record.ticket(name);
+    if (previous === undefined || previous < TICKET_MIN) return record.note(name, FORGOTTEN); // stops one stored before tickets
+    const shard = shardFor(id, this.shards);
+    const eid = entryId(actorType, id, name);
+    this.#drop(positionOf(capability, shard, slotOf(previous), eid));
+    record.note(name, 0, () => this.#change(capability, shard, slotOf(previous), eid, { kind: "remove", ticket: previous }));
   }
 
   /**
-   * Reads the reminders of this node's capabilities and holds those of its
-   * shards due within the horizon; lets go of those it no longer owns. Scans
-   * do not overlap: one asked for during a scan runs right after it.
+   * Reads the reminders of this node's shards due within the horizon and holds
+   * them; lets go of those it no longer owns or that are no longer stored.
+   * `moved`: after a view change, only the pages of shards it did not own at
+   * its last scan are read. Scans do not overlap: one asked for during a scan
+   * runs right after it.
    */
-  scan(): Promise<void> {
+  scan(moved = false): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     if (this.#scanning) {
-      this.#rescan = true;
+      this.#rescan = this.#rescan === "full" || !moved ? "full" : "moved";
       return this.#scanning;
     }
-    this.#scanning = this.#scanOnce()
+    this.#scanning = this.#scanOnce(moved)
       .catch((err: unknown) => this.log.warn({ err: messageOf(err) }, "mesh: reminder scan failed"))
       .finally(() => {
         this.#scanning = undefined;
-        if (this.#rescan) {
-          this.#rescan = false;
-          void this.scan();
-        }
+        const again = this.#rescan;
+        this.#rescan = undefined;
+        if (again !== undefined) void this.scan(again === "moved");
       });
     return this.#scanning;
   }
 
-  /**
-   * Stops scanning and firing at once. Resolves once a scan under way has let
-   * go of its watch: a caller that then closes the connection leaves nothing
-   * of it behind (a watch still being set up cannot be stopped before then).
-   */
+  /** Stops scanning and firing at once; resolves once a scan under way has ended. */
   stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
-    this.#watch?.stop();
     for (const p of this.#scheduled.values()) this.scheduler.remove(p);
     this.#scheduled.clear();
     this.#ready.length = 0;
     return this.#scanning ?? Promise.resolve();
   }
 
-  async #scanOnce(): Promise<void> {
+  async #scanOnce(moved: boolean): Promise<void> {
     const epoch = ++this.#epoch;
-    const horizon = Date.now() + 2 * this.scanMs;
+    const now = Date.now();
+    const horizon = now + 2 * this.scanMs;
+    /** Pages read in full: what they did not hold is let go. */
+    const read = new Set<string>();
     const seen = new Set<string>();
+    const owned = new Set<string>();
     for (const capability of this.capabilities()) {
+      if (this.#stopped) return;
       try {
-        if (this.#stopped) return;
-        await readAll(
-          this.kv,
-          `${capability}.>`,
-          (e) => {
-            const shard = Number(e.key.split(".")[1]);
-            if (!this.node.owns(capability, shard) || epoch < (this.#forgotten.get(e.key) ?? 0)) return;
-            const reminder = decoder.decode(e.value) as Reminder;
-            seen.add(e.key);
-            if (reminder.runAt <= horizon) this.#hold(e.key, reminder, e.revision, shard);
-            else this.#drop(e.key);
-          },
-          (w) => {
-            if (this.#stopped) return false; // set up after stop(): not read, stopped at once
-            this.#watch = w;
-            return true;
-          },
-        );
+        if (!this.#migrated.has(capability)) {
+          await migrateLegacy(this.kv, capability, this.shards, this.pages, this.log);
+          this.#migrated.add(capability);
+        }
+        await scanCapability(this.#scanHost, capability, { now, horizon, moved, read, seen, owned });
       } catch (err) {
         if (this.#stopped) return;
         this.log.warn({ capability, err: messageOf(err) }, "mesh: could not read reminders");
@@ -256,18 +283,29 @@ export class Reminders {
       }
     }
     if (this.#stopped) return;
-    // Held but no longer ours (the shard moved) or no longer stored: let go. What set() held during this scan stays.
+    this.#owned = owned;
+    this.pages.trim();
+    // Held but no longer ours (the shard moved), or its page was read without it: let go. What set() held during this scan stays.
     for (const [key, p] of this.#scheduled)
-      if (!p.running && ((!seen.has(key) && p.heldIn < epoch) || !this.node.owns(p.reminder.capability, p.shard))) this.#drop(key);
-    for (const [key, first] of this.#forgotten) if (first <= epoch) this.#forgotten.delete(key);
+      if (
+        !p.running &&
+        ((read.has(pageKey(p.reminder.capability, p.shard, p.slot)) && !seen.has(key) && p.heldIn < epoch) ||
+          !this.node.owns(p.reminder.capability, p.shard))
+      )
+        this.#drop(key);
   }
 
-  /** Schedules a reminder read at `revision`, unless it runs, or what is held is newer (set() while a scan read the key). */
-  #hold(key: string, reminder: Reminder, revision: number, shard: number): Pending | undefined {
+  /** Schedules a reminder read from (or written to) its page at `revision`, unless it runs, or what is held is newer. */
+  #hold(reminder: Reminder, shard: number, slot: number, id: string, revision: number): Pending | undefined {
     if (!this.node.owns(reminder.capability, shard)) return undefined;
+    const key = positionOf(reminder.capability, shard, slot, id);
     let p = this.#scheduled.get(key);
-    if (p?.running || (p !== undefined && revision < p.revision)) return p;
-    if (p === undefined) this.#scheduled.set(key, (p = new Pending(key, reminder, revision, shard, this)));
+    if (p?.running) {
+      if (revision > p.revision && reminder.ticket !== p.reminder.ticket) p.after = { reminder, revision };
+      return p;
+    }
+    if (p !== undefined && revision < p.revision) return p;
+    if (p === undefined) this.#scheduled.set(key, (p = new Pending(key, reminder, shard, slot, id, revision, this)));
     else {
       p.reminder = reminder;
       p.revision = revision;
@@ -281,6 +319,14 @@ export class Reminders {
     if (p === undefined) return;
     this.#scheduled.delete(key);
     this.scheduler.remove(p);
+  }
+
+  /** A page change whose failure is only logged: the entry it leaves runs nothing (its ticket is not the record's) and goes when it falls due. */
+  #change(capability: string, shard: number, slot: number, id: string, change: PageChange): Promise<number | undefined> {
+    return this.pages.change(capability, shard, slot, id, change).catch((err: unknown) => {
+      this.log.debug({ page: pageKey(capability, shard, slot), id, err: messageOf(err) }, "mesh: a reminders page was not changed");
+      return undefined;
+    });
   }
 
   /**
@@ -309,63 +355,64 @@ export class Reminders {
     await this.node.held().catch(() => undefined);
     if (this.#stopped || this.#scheduled.get(p.key) !== p) return;
     if (!this.node.owns(p.reminder.capability, p.shard)) return this.#drop(p.key);
-    const { reminder } = p;
-    const occurrence = reminder.occurrence ?? p.revision;
+    const r = p.reminder;
     const now = Date.now();
-    const late = Math.max(0, now - reminder.due);
+    const late = Math.max(0, now - r.due);
     this.metrics.reminderLateness.observe(late);
+    // The next occurrence of a repeating one: the first due time after now (skipping those a long outage missed); its ticket is its time.
+    const next = r.every > 0 ? r.due + Math.max(1, Math.ceil((now - r.due) / r.every)) * r.every : 0;
+    let outcome: ReminderOutcome;
     try {
-      // False: the actor had applied this occurrence (its node died before the reminder moved on); it moves on now.
-      if (await this.node.fire(reminder, p.shard, { due: reminder.due, late, failures: reminder.failures }, occurrence))
-        this.metrics.remindersFired++;
-      if (reminder.every > 0) {
-        // The next time after now, skipping the ones a long outage missed: a new occurrence, numbered by its entry's revision.
-        const steps = Math.max(1, Math.ceil((Date.now() - reminder.due) / reminder.every));
-        const due = reminder.due + steps * reminder.every;
-        const { occurrence: _done, ...next } = reminder;
-        await this.#store(p, { ...next, due, runAt: due, failures: 0 });
-      } else {
-        await this.#remove(p);
-      }
+      outcome = await this.node.fire(r, p.shard, { due: r.due, late, failures: r.failures }, { ticket: r.ticket, next });
     } catch (err) {
-      this.metrics.remindersFailed++;
-      const failures = reminder.failures + 1;
-      this.log.warn(
-        { actorType: reminder.actorType, id: reminder.id, name: reminder.name, failures, err: messageOf(err) },
-        "mesh: a reminder's turn failed; it is retried",
-      );
-      await this.#store(p, { ...reminder, runAt: Date.now() + backoffMs(failures), failures, occurrence });
-    } finally {
-      p.running = false;
+      return this.#retry(p, err);
+    }
+    if (outcome.ran) this.metrics.remindersFired++;
+    this.#drop(p.key);
+    if (p.after !== undefined) this.#hold(p.after.reminder, p.shard, p.slot, p.id, p.after.revision);
+    // The record names an occurrence of this reminder after this one (this turn's, or one whose node died before storing it): store it, then remove this one.
+    const then = outcome.ticket;
+    if (r.every > 0 && then > r.due && then !== r.ticket && (then - r.due) % r.every === 0) {
+      const following: Reminder = { ...r, due: then, runAt: then, failures: 0, ticket: then };
+      await this.#move(p, following, slotOf(then), "add");
+    } else {
+      await this.#change(r.capability, p.shard, p.slot, p.id, { kind: "remove", ticket: r.ticket });
     }
   }
 
-  /** Moves a reminder on, if nobody changed it meanwhile; keeps it scheduled when it falls within the horizon. */
-  async #store(p: Pending, next: Reminder): Promise<void> {
-    try {
-      p.revision = await this.writes.publish(p.key, encoder.encode(next), { revision: p.revision }, unavailable(`cannot move ${p.key} on`));
-      p.reminder = next;
-      if (next.runAt <= Date.now() + 2 * this.scanMs) this.scheduler.add(p);
-      else this.#drop(p.key);
-    } catch (err) {
-      // Changed or deleted meanwhile (set again, forgotten, another owner moved it): the next scan reads what is stored.
-      this.#drop(p.key);
-      this.log.debug({ key: p.key, err: messageOf(err) }, "mesh: a reminder changed meanwhile");
-    }
+  /** A turn failed (the actor could not be activated, the turn threw or took longer than callTimeoutMs): tried again after a backoff. */
+  async #retry(p: Pending, err: unknown): Promise<void> {
+    const r = p.reminder;
+    this.metrics.remindersFailed++;
+    const failures = r.failures + 1;
+    this.log.warn(
+      { actorType: r.actorType, id: r.id, name: r.name, failures, err: messageOf(err) },
+      "mesh: a reminder's turn failed; it is retried",
+    );
+    this.#drop(p.key);
+    const runAt = Date.now() + backoffMs(failures);
+    await this.#move(p, { ...r, runAt, failures }, slotOf(runAt), "put");
   }
 
   /**
-   * Deletes a one-shot reminder that fired. It stays held (and running) until
-   * the delete lands: a scan that reads it meanwhile must not schedule it again
-   * (a run beside 10,000 due reminders fired 286 of them twice that way).
+   * Stores `to` (of p's id) in the page of `slot`, then removes p's entry from
+   * its page, and holds `to` when it is near. Into p's own page it is one put
+   * (it replaces p's entry). A move that cannot be stored is still held here.
    */
-  async #remove(p: Pending): Promise<void> {
-    try {
-      await this.writes.publish(p.key, NOTHING, { revision: p.revision, deleted: true }, unavailable(`cannot delete ${p.key}`));
-    } catch (err) {
-      this.log.debug({ key: p.key, err: messageOf(err) }, "mesh: a fired reminder changed meanwhile");
-    } finally {
-      this.#drop(p.key);
+  async #move(p: Pending, to: Reminder, slot: number, kind: "add" | "put"): Promise<void> {
+    const { capability } = to;
+    let revision: number | undefined;
+    if (slot === p.slot) revision = await this.#change(capability, p.shard, slot, p.id, { kind: "put", entry: to });
+    else {
+      revision = await this.#change(capability, p.shard, slot, p.id, { kind, entry: to });
+      if (revision !== undefined) await this.#change(capability, p.shard, p.slot, p.id, { kind: "remove", ticket: p.reminder.ticket });
     }
+    if (!this.#stopped && to.runAt <= Date.now() + 2 * this.scanMs) this.#hold(to, p.shard, slot, p.id, revision ?? p.revision);
   }
+}
+
+/** A failed write, as the reminder's caller sees it. */
+function stored(err: unknown, what: string): MeshError {
+  if (err instanceof MeshError && err.code !== "STORAGE_UNAVAILABLE") return err;
+  return new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
 }
