@@ -11,10 +11,12 @@
 // written, so a page is never stored that no directory names.
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { KvPublisher, classifyNatsError, readLatest } from "@mesh/transport";
+import { KvPublisher, readLatest } from "@mesh/transport";
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { JetStreamManager, NatsConnection } from "nats";
-import { SETTLED_SLOTS, SLOT_MS, decodePage, dirKey, encodePage, hasShard, lowKey, pageKey, slotOf, withShard } from "./reminder-entry.js";
+import { SETTLED_SLOTS, SLOT_MS, decodePage, dirKey, encodePage, lowKey, pageKey, slotOf, withShard } from "./reminder-entry.js";
+import { CasKeys } from "./cas-keys.js";
+import type { Versioned } from "./cas-keys.js";
 import type { Reminder } from "./reminder-entry.js";
 
 /** A change to one entry of a page. */
@@ -36,34 +38,25 @@ const APPLY: { readonly [K in PageChange["kind"]]: (entries: Map<string, Reminde
 const apply = (entries: Map<string, Reminder>, id: string, c: PageChange): boolean =>
   (APPLY[c.kind] as (e: Map<string, Reminder>, id: string, c: PageChange) => boolean)(entries, id, c);
 
-/** A page as read or written: revision 0 when nothing is stored. */
-export interface Page {
-  entries: Map<string, Reminder>;
-  revision: number;
-}
+/** A page as read: revision 0 when nothing is stored. */
+export type Page = Versioned<Map<string, Reminder>>;
 
-interface Waiting {
+/** A change to one entry of a page. */
+interface EntryChange {
   id: string;
   change: PageChange;
-  /** With the page's revision that holds the change. */
-  done(revision: number): void;
-  failed(err: unknown): void;
 }
 
-/** The writes of one page: those waiting, and whether one is in flight. */
-interface PageQueue {
-  capability: string;
+/** A change to a directory: name `shard` or not. */
+interface BitChange {
   shard: number;
-  slot: number;
-  waiting: Waiting[];
+  on: boolean;
 }
 
 const encoder = new Encoder();
 const decoder = new Decoder();
 /** Directories cached (512 B each with 4,096 shards), besides those of the slots a node holds. */
 const DIRS_CACHED = 512;
-/** Compare-and-set tries of one write before it fails. */
-const TRIES = 8;
 
 /** What a node read: directories, pages and the entries in them (the scan's cost, counted). */
 export interface PageReads {
@@ -72,25 +65,88 @@ export interface PageReads {
   entries: number;
 }
 
+/** The slot a page's or directory's key ends with (`.p<slot>`, `.d<slot>`). */
+const slotIn = (key: string) => Number(key.slice(key.lastIndexOf(".") + 2));
+
 export class ReminderPages {
-  /** Pages of near slots (keep()), as last read or written. */
-  readonly #pages = new Map<string, Page>();
-  readonly #queues = new Map<string, PageQueue>();
-  readonly #dirs = new Map<string, { bits: Uint8Array; revision: number }>();
-  /** One change of a directory at a time, per key. */
-  readonly #dirTurns = new Map<string, Promise<unknown>>();
+  readonly #pages: CasKeys<Map<string, Reminder>, EntryChange>;
+  readonly #dirs: CasKeys<Uint8Array, BitChange>;
+  readonly #lows: CasKeys<number | undefined, number>;
   readonly reads: PageReads = { dirs: 0, pages: 0, entries: 0 };
 
   constructor(
     private readonly jsm: JetStreamManager,
     private readonly bucket: string,
-    private readonly writes: KvPublisher,
-    private readonly shards: number,
+    writes: KvPublisher,
+    shards: number,
     /** The largest page, in bytes (the server's max_payload, less room for headers). */
-    private readonly maxBytes: number,
+    maxBytes: number,
     /** Whether pages of `slot` stay cached (they are near). */
     private readonly keep: (slot: number) => boolean,
-  ) {}
+  ) {
+    const write = (key: string, bytes: Uint8Array, revision: number) => writes.publish(key, bytes, { revision }, (err) => err as Error);
+    this.#pages = new CasKeys(
+      {
+        read: (key) => this.#readPage(key),
+        apply: (entries, changes) => {
+          const next = new Map(entries);
+          let changed = false;
+          for (const { id, change } of changes) changed = apply(next, id, change) || changed;
+          return changed ? next : undefined;
+        },
+        encode: (entries, key) => {
+          const bytes = encodePage(entries);
+          if (bytes.length > maxBytes)
+            throw new MeshError(
+              "PAYLOAD_TOO_LARGE",
+              `too many reminders fall in the ${SLOT_MS / 1000} s of page ${key}: it would be ${bytes.length} bytes, the limit is ${maxBytes}`,
+            );
+          return bytes;
+        },
+        // A page is never stored that no directory names.
+        before: async (key, entries) => {
+          if (entries.size === 0) return;
+          const [capability, shard] = key.split(".");
+          await this.#dirs.change(dirKey(capability!, slotIn(key)), { shard: Number(shard), on: true });
+        },
+        write,
+        keep: (key) => keep(slotIn(key)),
+      },
+      "reminders page",
+    );
+    this.#dirs = new CasKeys(
+      {
+        read: async (key) => {
+          const stored = await this.#read(key);
+          return { value: stored.value ?? new Uint8Array(Math.ceil(shards / 8)), revision: stored.revision };
+        },
+        apply: (bits, changes) => {
+          const next = changes.reduce((b, c) => withShard(b, c.shard, c.on), bits);
+          return next.every((b, i) => b === bits[i]) ? undefined : next;
+        },
+        encode: (bits) => bits,
+        write,
+        keep: (key) => keep(slotIn(key)) || this.#dirs.cache.size <= DIRS_CACHED,
+      },
+      "reminders directory",
+    );
+    this.#lows = new CasKeys(
+      {
+        read: async (key) => {
+          const stored = await this.#read(key);
+          return { value: stored.value === undefined ? undefined : (decoder.decode(stored.value) as number), revision: stored.revision };
+        },
+        apply: (low, raises) => {
+          const to = Math.max(...raises);
+          return low === undefined || to > low ? to : undefined;
+        },
+        encode: (low) => encoder.encode(low),
+        write,
+        keep: () => false,
+      },
+      "reminders lowest slot",
+    );
+  }
 
   static async open(
     nc: NatsConnection,
@@ -110,29 +166,16 @@ export class ReminderPages {
 
   /** The lowest slot of `capability` that may have a directory; set to `initial` when none is stored. */
   async low(capability: string, initial: number): Promise<number> {
-    for (let tries = 1; ; tries++) {
-      const stored = await this.#read(lowKey(capability));
-      if (stored.value !== undefined) return decoder.decode(stored.value) as number;
-      try {
-        await this.#write(lowKey(capability), encoder.encode(initial), stored.revision);
-        return initial;
-      } catch (err) {
-        if (tries >= TRIES || classifyNatsError(err) !== "wrong-last-sequence") throw this.#failed(lowKey(capability), err);
-      }
-    }
+    const key = lowKey(capability);
+    const stored = await this.#lows.kind.read(key);
+    if (stored.value !== undefined) return stored.value;
+    await this.#lows.change(key, initial);
+    return (await this.#lows.kind.read(key)).value ?? initial;
   }
 
   /** Raises the lowest slot of `capability` to `slot` (never lowers it). */
   async raiseLow(capability: string, slot: number): Promise<void> {
-    for (let tries = 1; ; tries++) {
-      const stored = await this.#read(lowKey(capability));
-      if (stored.value !== undefined && (decoder.decode(stored.value) as number) >= slot) return;
-      try {
-        return void (await this.#write(lowKey(capability), encoder.encode(slot), stored.revision));
-      } catch (err) {
-        if (tries >= TRIES || classifyNatsError(err) !== "wrong-last-sequence") throw this.#failed(lowKey(capability), err);
-      }
-    }
+    await this.#lows.change(lowKey(capability), slot);
   }
 
   /** The shards that may have a page in (`capability`, `slot`), read from the store; undefined when it has no directory. */
@@ -141,17 +184,17 @@ export class ReminderPages {
     const stored = await this.#read(key);
     this.reads.dirs++;
     if (stored.value === undefined) return undefined;
-    this.#cacheDir(key, stored.value, stored.revision);
+    if (!this.#dirs.busy(key)) this.#dirs.cache.set(key, { value: stored.value, revision: stored.revision });
     return stored.value;
   }
 
   /** A page, read from the store. */
   async page(capability: string, shard: number, slot: number): Promise<Page> {
     const key = pageKey(capability, shard, slot);
-    const page = await this.#readPage(key, capability);
+    const page = await this.#readPage(key);
     this.reads.pages++;
-    this.reads.entries += page.entries.size;
-    if (this.keep(slot) && !this.#queues.has(key)) this.#pages.set(key, page);
+    this.reads.entries += page.value.size;
+    if (this.keep(slot) && !this.#pages.busy(key)) this.#pages.cache.set(key, page);
     return page;
   }
 
@@ -161,14 +204,7 @@ export class ReminderPages {
    * STORAGE_UNAVAILABLE (or PAYLOAD_TOO_LARGE: the page is full).
    */
   change(capability: string, shard: number, slot: number, id: string, change: PageChange): Promise<number> {
-    const key = pageKey(capability, shard, slot);
-    return new Promise((done, failed) => {
-      let q = this.#queues.get(key);
-      const first = q === undefined;
-      if (q === undefined) this.#queues.set(key, (q = { capability, shard, slot, waiting: [] }));
-      q.waiting.push({ id, change, done, failed });
-      if (first) void this.#drain(key, q);
-    });
+    return this.#pages.change(pageKey(capability, shard, slot), { id, change });
   }
 
   /**
@@ -178,10 +214,10 @@ export class ReminderPages {
    */
   async sweep(capability: string, shard: number, slot: number): Promise<boolean> {
     const key = pageKey(capability, shard, slot);
-    if ((await this.#readPage(key, capability)).entries.size > 0) return false;
-    await this.#purge(key);
-    this.#pages.delete(key);
-    await this.#dirChange(capability, slot, shard, false);
+    if ((await this.#readPage(key)).value.size > 0) return false;
+    await this.purgeKey(key);
+    this.#pages.cache.delete(key);
+    await this.#dirs.change(dirKey(capability, slot), { shard, on: false });
     return true;
   }
 
@@ -190,141 +226,50 @@ export class ReminderPages {
     const key = dirKey(capability, slot);
     const stored = await this.#read(key);
     if (stored.value !== undefined && stored.value.some((b) => b !== 0)) return false;
-    await this.#purge(key);
-    this.#dirs.delete(key);
+    await this.purgeKey(key);
+    this.#dirs.cache.delete(key);
     return true;
   }
 
-  /** Forgets cached pages of slots no longer near. */
+  /** Forgets cached pages and directories of slots no longer near. */
   trim(): void {
-    for (const key of this.#pages.keys())
-      if (!this.keep(Number(key.slice(key.lastIndexOf(".p") + 2))) && !this.#queues.has(key)) this.#pages.delete(key);
+    for (const keys of [this.#pages, this.#dirs] as const)
+      for (const key of keys.cache.keys()) if (!this.keep(slotIn(key)) && !keys.busy(key)) keys.cache.delete(key);
   }
 
-  async #drain(key: string, q: PageQueue): Promise<void> {
-    while (q.waiting.length > 0) {
-      const batch = q.waiting;
-      q.waiting = [];
-      try {
-        const revision = await this.#apply(key, q, batch);
-        for (const w of batch) w.done(revision);
-      } catch (err) {
-        for (const w of batch) w.failed(err);
-      }
-    }
-    this.#queues.delete(key);
-    if (!this.keep(q.slot)) this.#pages.delete(key);
-  }
-
-  async #apply(key: string, q: PageQueue, batch: readonly Waiting[]): Promise<number> {
-    for (let tries = 1; ; tries++) {
-      const page = this.#pages.get(key) ?? (await this.#readPage(key, q.capability));
-      const entries = new Map(page.entries);
-      let changed = false;
-      for (const w of batch) changed = apply(entries, w.id, w.change) || changed;
-      if (!changed) return page.revision;
-      if (entries.size > 0) await this.#dirChange(q.capability, q.slot, q.shard, true);
-      const bytes = encodePage(entries);
-      if (bytes.length > this.maxBytes)
-        throw new MeshError(
-          "PAYLOAD_TOO_LARGE",
-          `too many reminders of shard ${q.shard} of ${q.capability} fall in the ${SLOT_MS / 1000} s from ${new Date(q.slot * SLOT_MS).toISOString()}: their page would be ${bytes.length} bytes, the limit is ${this.maxBytes}`,
-        );
-      try {
-        const revision = await this.#write(key, bytes, page.revision);
-        this.#pages.set(key, { entries, revision });
-        return revision;
-      } catch (err) {
-        this.#pages.delete(key);
-        if (tries >= TRIES || classifyNatsError(err) !== "wrong-last-sequence") throw this.#failed(key, err);
-      }
-    }
-  }
-
-  /** Sets or clears `shard`'s bit in the directory of (`capability`, `slot`), one change of a directory at a time. */
-  #dirChange(capability: string, slot: number, shard: number, on: boolean): Promise<void> {
-    const key = dirKey(capability, slot);
-    const known = this.#dirs.get(key);
-    if (on && known !== undefined && hasShard(known.bits, shard)) return Promise.resolve();
-    const run = (this.#dirTurns.get(key) ?? Promise.resolve()).then(() => this.#dirChangeNow(key, shard, on));
-    const tail = run.catch(() => undefined);
-    this.#dirTurns.set(key, tail);
-    void tail.then(() => this.#dirTurns.get(key) === tail && this.#dirTurns.delete(key));
-    return run;
-  }
-
-  async #dirChangeNow(key: string, shard: number, on: boolean): Promise<void> {
-    for (let tries = 1; ; tries++) {
-      let dir = this.#dirs.get(key);
-      if (dir === undefined) {
-        const stored = await this.#read(key);
-        dir = { bits: stored.value ?? new Uint8Array(Math.ceil(this.shards / 8)), revision: stored.revision };
-      }
-      if (hasShard(dir.bits, shard) === on) return;
-      const bits = withShard(dir.bits, shard, on);
-      try {
-        this.#cacheDir(key, bits, await this.#write(key, bits, dir.revision));
-        return;
-      } catch (err) {
-        this.#dirs.delete(key);
-        if (tries >= TRIES || classifyNatsError(err) !== "wrong-last-sequence") throw this.#failed(key, err);
-      }
-    }
-  }
-
-  #cacheDir(key: string, bits: Uint8Array, revision: number): void {
-    this.#dirs.delete(key);
-    this.#dirs.set(key, { bits, revision });
-    if (this.#dirs.size > DIRS_CACHED) {
-      const slotOfKey = (k: string) => Number(k.slice(k.lastIndexOf(".d") + 2));
-      for (const k of this.#dirs.keys()) {
-        if (this.#dirs.size <= DIRS_CACHED) break;
-        if (!this.keep(slotOfKey(k))) this.#dirs.delete(k);
-      }
-    }
-  }
-
-  async #readPage(key: string, capability: string): Promise<Page> {
-    const stored = await this.#read(key);
-    if (stored.value === undefined || stored.value.length === 0) return { entries: new Map(), revision: stored.revision };
+  /** Removes every value of `key`, leaving no marker. */
+  async purgeKey(key: string): Promise<void> {
     try {
-      return { entries: decodePage(capability, stored.value), revision: stored.revision };
+      await this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}` });
+    } catch (err) {
+      throw failed(key, err);
+    }
+  }
+
+  async #readPage(key: string): Promise<Page> {
+    const stored = await this.#read(key);
+    if (stored.value === undefined || stored.value.length === 0) return { value: new Map(), revision: stored.revision };
+    try {
+      return { value: decodePage(key.slice(0, key.indexOf(".")), stored.value), revision: stored.revision };
     } catch (err) {
       throw new MeshError("STORAGE_UNAVAILABLE", `the reminders page ${key} is not one: ${messageOf(err)}`, { cause: err });
     }
   }
 
   /** The latest value of `key` (undefined: none or deleted) and its revision (0: nothing stored). */
-  async #read(key: string): Promise<{ value: Uint8Array | undefined; revision: number }> {
+  async #read(key: string): Promise<Versioned<Uint8Array | undefined>> {
     try {
       const e = await readLatest(this.jsm, this.bucket, key);
       return e === null ? { value: undefined, revision: 0 } : { value: e.value, revision: e.revision };
     } catch (err) {
-      throw this.#failed(key, err);
+      throw failed(key, err);
     }
   }
+}
 
-  #write(key: string, bytes: Uint8Array, revision: number): Promise<number> {
-    return this.writes.publish(key, bytes, { revision }, (err) => err as Error);
-  }
-
-  /** Removes every value of `key`, leaving no marker. */
-  purgeKey(key: string): Promise<void> {
-    return this.#purge(key);
-  }
-
-  async #purge(key: string): Promise<void> {
-    try {
-      await this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}` });
-    } catch (err) {
-      throw this.#failed(key, err);
-    }
-  }
-
-  #failed(key: string, err: unknown): MeshError {
-    if (err instanceof MeshError) return err;
-    return new MeshError("STORAGE_UNAVAILABLE", `reminders: cannot read or write ${key}: ${messageOf(err)}`, { cause: err });
-  }
+function failed(key: string, err: unknown): MeshError {
+  if (err instanceof MeshError) return err;
+  return new MeshError("STORAGE_UNAVAILABLE", `reminders: cannot read or write ${key}: ${messageOf(err)}`, { cause: err });
 }
 
 /** Whether `slot` is settled at `now`: no node writes in it any more. */

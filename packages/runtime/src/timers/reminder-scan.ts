@@ -76,11 +76,11 @@ export async function scanCapability(host: ScanHost, capability: string, s: Scan
 async function readPage(host: ScanHost, capability: string, shard: number, slot: number, s: Scan): Promise<void> {
   const page = await host.pages.page(capability, shard, slot);
   s.read.add(pageKey(capability, shard, slot));
-  for (const [id, r] of page.entries) {
+  for (const [id, r] of page.value) {
     const key = positionOf(capability, shard, slot, id);
     s.seen.add(key);
     if (r.runAt <= s.horizon) host.hold(r, shard, slot, id, page.revision);
     else host.drop(key);
   }
-  if (page.entries.size === 0 && settled(slot, s.now)) await host.pages.sweep(capability, shard, slot);
+  if (page.value.size === 0 && settled(slot, s.now)) await host.pages.sweep(capability, shard, slot);
 }
