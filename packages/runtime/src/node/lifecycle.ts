@@ -160,6 +160,7 @@ export class MeshNode {
       queues: actors.queues(),
       events: this.#events?.report(),
       remindersHeld: this.#reminders?.size ?? 0,
+      reminderScan: this.#reminders?.lastScan ?? { dirs: 0, pages: 0, entries: 0 },
     });
   }
 

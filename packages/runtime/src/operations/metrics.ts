@@ -50,6 +50,15 @@ export interface NodeView {
   events?: SubscriptionReport[];
   /** Reminders held in memory (0 without durable classes). */
   remindersHeld: number;
+  /** What the node's last reminder scan read (zeros before the first, or without durable classes). */
+  reminderScan: ReminderScanReads;
+}
+
+/** What one reminder scan read: the slots' directories, its own shards' pages they name, and the entries in those pages. */
+export interface ReminderScanReads {
+  dirs: number;
+  pages: number;
+  entries: number;
 }
 
 /**
@@ -126,6 +135,18 @@ export const METRICS = {
     name: "mesh_reminders_held",
     help: "Reminders this node holds: of its shards, due within its horizon or waiting for a turn",
     values: (n) => n,
+  }),
+  /** What this node's last reminder scan read: directories, pages (of its own shards only), entries (due within its horizon only). */
+  reminderScan: live((v) => v.reminderScan, {
+    kind: "gauge",
+    name: "mesh_reminder_scan_reads",
+    help: "What the node's last reminder scan read: directories, pages of its shards, entries due within its horizon",
+    label: "read",
+    values: (r) => [
+      ["dirs", r.dirs],
+      ["pages", r.pages],
+      ["entries", r.entries],
+    ],
   }),
   /** Calls run by this node's actors (from local and remote callers). */
   callsServed: counted("counter", "mesh_calls_served_total", "Calls run by this node's actors"),

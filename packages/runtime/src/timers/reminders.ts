@@ -171,10 +171,8 @@ export class Reminders {
     return this.#scheduled.size;
   }
 
-  /** What this node's scans read so far (directories, pages, entries). */
-  get reads(): Readonly<PageReads> {
-    return this.pages.reads;
-  }
+  /** What this node's last completed scan read. */
+  lastScan: PageReads = { dirs: 0, pages: 0, entries: 0 };
 
   /**
    * Stores reminder `name` of an actor (replacing one of that name) and names
@@ -262,6 +260,7 @@ export class Reminders {
 
   async #scanOnce(moved: boolean): Promise<void> {
     const epoch = ++this.#epoch;
+    const before = { ...this.pages.reads };
     const now = Date.now();
     const horizon = now + 2 * this.scanMs;
     /** Pages read in full: what they did not hold is let go. */
@@ -284,6 +283,8 @@ export class Reminders {
     }
     if (this.#stopped) return;
     this.#owned = owned;
+    const { dirs, pages, entries } = this.pages.reads;
+    this.lastScan = { dirs: dirs - before.dirs, pages: pages - before.pages, entries: entries - before.entries };
     this.pages.trim();
     // Held but no longer ours (the shard moved), or its page was read without it: let go. What set() held during this scan stays.
     for (const [key, p] of this.#scheduled)
