@@ -38,15 +38,18 @@ export class Beeper {
   static actorType = "Beeper";
   static durable = true;
   static lateness: number[] = [];
+  /** The due time of each firing, in the order they ran. */
+  static dues: number[] = [];
   static lastFiredAt = 0;
   state = { beeps: 0 };
   constructor(readonly id: string) {}
   async handleCall(p: { at: number }, ctx: { remind(name: string, o: { at: number }): Promise<void> }): Promise<void> {
     await ctx.remind("beep", { at: p.at });
   }
-  handleReminder(_name: string, info: { late: number }): void {
+  handleReminder(_name: string, info: { late: number; due: number }): void {
     this.state.beeps += 1;
     Beeper.lateness.push(info.late);
+    Beeper.dues.push(info.due);
     Beeper.lastFiredAt = Date.now();
   }
 }

@@ -300,10 +300,15 @@ try {
     target("cluster: re-activations / raw leader get then CAS, 128", c.reactivation.perSecond / c.rawConfirmed128.perSecond);
   }
   if (only.has("reminders")) {
-    const r = await reminders(server.url, n(20_000));
-    target("reminders fired/s (all due at once)", r.firedPerSecond);
+    const r = await reminders(server.url, n, record);
+    target("reminders: set on 2 nodes / raw KV CAS, 128", r.setPerSecond / r.rawCasPerSecond);
+    target(`reminders: ${r.count} due at once on 2 nodes, all fired within (s)`, r.allFiredSeconds, "<= 5");
     target("reminder lateness p50 (ms)", r.lateP50);
     target("reminder lateness p99 (ms)", r.lateP99);
+    target("reminders missed in an outage: all fired within (s)", r.missedSeconds);
+    target("calls during that catch-up: p99 / p99 after (ms)", r.callP99During / r.callP99After);
+    target("reminders stored, none due: CPU per node (% of a core)", r.idleCpuPercent, "< 1");
+    target("reminders stored, none due: RSS per node (MiB)", r.idleRssMiB);
   }
   if (only.has("events")) {
     const e = await events(server.url, n, record);

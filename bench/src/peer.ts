@@ -4,11 +4,12 @@
 //   mesh-owner-traced  the same under "benchT", with an OpenTelemetry SDK registered (tracing.ts)
 //   mesh-durable-owner  a Mesh node (prefix "remote") that hosts the durable Tally under "tally"
 //   mesh-events     a Mesh node (prefix argv[4]) hosting event class argv[5] (EvPlain, EvDurable, EvPublish)
+//   mesh-reminders  a Mesh node (prefix argv[4]) hosting Beeper and Echo under "beep"
 // Prints "ready" when it serves; exits on SIGTERM.
 import { connect } from "nats";
 import { Mesh } from "@mesh/runtime";
 import { trace } from "@opentelemetry/api";
-import { Echo, EvDurable, EvPlain, EvPublish, Tally } from "./actors.js";
+import { Beeper, Echo, EvDurable, EvPlain, EvPublish, Tally } from "./actors.js";
 import { tracerProvider } from "./tracing.js";
 
 const [mode, url] = process.argv.slice(2);
@@ -54,11 +55,32 @@ if (mode === "raw-responder") {
   handled = () => mesh.metrics().events.reduce((a, r) => a + r.handled, 0);
   dispatchers = () => mesh.metrics().events.reduce((a, r) => a + r.dispatchers.length, 0);
   stop = () => mesh.stop();
+} else if (mode === "mesh-reminders") {
+  // The second node of the reminders section: Beeper and Echo under the prefix given.
+  const mesh = await Mesh.start({
+    servers: url,
+    nodeId: `bench-reminders-${process.argv[4]}`,
+    prefix: process.argv[4],
+    actors: [Beeper, Echo],
+    capabilities: ["beep"],
+  });
+  stop = () => mesh.stop();
 } else {
   throw new Error(`unknown mode ${mode}`);
 }
 process.once("SIGTERM", () => void stop().then(() => process.exit(0)));
 // The bench asks for this process's CPU time (µs) to report CPU per call on each side.
-process.on("message", () => process.send?.({ ...process.cpuUsage(), handled: handled(), dispatchers: dispatchers() }));
+// (The reminders section also reads its RSS and what its Beepers saw.)
+process.on("message", () =>
+  process.send?.({
+    ...process.cpuUsage(),
+    handled: handled(),
+    dispatchers: dispatchers(),
+    rss: process.memoryUsage().rss,
+    lateness: Beeper.lateness,
+    dues: Beeper.dues,
+    lastFiredAt: Beeper.lastFiredAt,
+  }),
+);
 process.channel?.unref();
 process.stdout.write("ready\n");

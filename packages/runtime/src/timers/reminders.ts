@@ -24,7 +24,7 @@ import { bindBucket, openBucket } from "@mesh/transport";
 import type { BucketOptions } from "@mesh/transport";
 import type { KV, NatsConnection } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
-import type { ReminderInfo, RemindOptions } from "../types.js";
+import type { RemindOptions } from "../types.js";
 import { FORGOTTEN, TICKET_MIN, backoffMs, dueOf, entryId, pageKey, slotOf } from "./reminder-entry.js";
 import type { Reminder } from "./reminder-entry.js";
 import { migrateLegacy, readStored } from "./reminder-legacy.js";
@@ -33,45 +33,12 @@ import { positionOf, scanCapability } from "./reminder-scan.js";
 import type { ScanHost } from "./reminder-scan.js";
 import type { PageChange, PageReads } from "./reminder-pages.js";
 import type { Scheduled, Scheduler } from "./scheduler.js";
+import type { ReminderNode, ReminderOutcome, ReminderRecord } from "./reminder-node.js";
 
 export { reminderBucket, reminderTurns } from "./reminder-entry.js";
 export type { Reminder } from "./reminder-entry.js";
-
-/** What a reminder's turn came to: whether handleReminder ran, and the ticket the actor's record names after it (0: none). */
-export interface ReminderOutcome {
-  ran: boolean;
-  ticket: number;
-}
-
-/** What reminders need from their node. */
-export interface ReminderNode {
-  /** Whether this node owns (capability, shard) in its current view. */
-  owns(capability: string, shard: number): boolean;
-  /** Resolves once the node's lease holds (re-validating it first when it lapsed); rejects once the node stops. */
-  held(): Promise<void>;
-  /** Runs handleReminder as a turn of the actor (activating it), if its record names `ticket`, then names `next` (0: none); resolves once the turn (and its commit) is done. */
-  fire(reminder: Reminder, shard: number, info: ReminderInfo, occurrence: { ticket: number; next: number }): Promise<ReminderOutcome>;
-}
-
-/** A durable actor's record, as reminders use it: the ticket of each reminder's live occurrence. */
-export interface ReminderRecord {
-  ticket(name: string): number | undefined;
-  /** Names `ticket` (0: none) as the live occurrence of `name` from the next commit on; `then` runs once that commit landed. */
-  note(name: string, ticket: number, then?: () => void): void;
-}
-
-/** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */
-export function remindersOf(
-  act: { commits?: unknown; actorType: string; instance: object },
-  reminders: Reminders | undefined,
-  needs?: "handleReminder",
-): Reminders {
-  if (act.commits === undefined || reminders === undefined)
-    throw new MeshError("BAD_REQUEST", `reminders are for durable actors (static durable = true); ${act.actorType} is not durable`);
-  if (needs && typeof (act.instance as { handleReminder?: unknown }).handleReminder !== "function")
-    throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleReminder method`);
-  return reminders;
-}
+export { remindersOf } from "./reminder-node.js";
+export type { ReminderNode, ReminderOutcome, ReminderRecord } from "./reminder-node.js";
 
 class Pending implements Scheduled {
   index = -1;
@@ -114,6 +81,8 @@ export class Reminders {
   readonly #migrated = new Set<string>();
   /** What a scan reads through (reminder-scan.ts). */
   readonly #scanHost: ScanHost;
+  /** Reminders a scan found overdue (missed while no node owned their shard): scheduled together once it ends, so they run in due order. */
+  #overdue: Pending[] = [];
   /** Reminder turns under way, and due reminders waiting for one (in due order). */
   #turns = 0;
   readonly #ready: Pending[] = [];
@@ -136,7 +105,7 @@ export class Reminders {
       shards,
       owns: (capability, shard) => node.owns(capability, shard),
       ownedBefore: (mine) => this.#owned.has(mine),
-      hold: (reminder, shard, slot, id, revision) => void this.#hold(reminder, shard, slot, id, revision),
+      hold: (reminder, shard, slot, id, revision) => void this.#hold(reminder, shard, slot, id, revision, true),
       drop: (key) => this.#drop(key),
     };
   }
@@ -241,6 +210,7 @@ export class Reminders {
       .catch((err: unknown) => this.log.warn({ err: messageOf(err) }, "mesh: reminder scan failed"))
       .finally(() => {
         this.#scanning = undefined;
+        for (const p of this.#overdue.splice(0)) if (this.#scheduled.get(p.key) === p && !p.running) this.scheduler.add(p);
         const again = this.#rescan;
         this.#rescan = undefined;
         if (again !== undefined) void this.scan(again === "moved");
@@ -297,7 +267,7 @@ export class Reminders {
   }
 
   /** Schedules a reminder read from (or written to) its page at `revision`, unless it runs, or what is held is newer. */
-  #hold(reminder: Reminder, shard: number, slot: number, id: string, revision: number): Pending | undefined {
+  #hold(reminder: Reminder, shard: number, slot: number, id: string, revision: number, scanned = false): Pending | undefined {
     if (!this.node.owns(reminder.capability, shard)) return undefined;
     const key = positionOf(reminder.capability, shard, slot, id);
     let p = this.#scheduled.get(key);
@@ -311,7 +281,8 @@ export class Reminders {
       p.reminder = reminder;
       p.revision = revision;
     }
-    this.scheduler.add(p);
+    if (scanned && reminder.runAt <= Date.now()) this.#overdue.push(p);
+    else this.scheduler.add(p);
     return p;
   }
 
