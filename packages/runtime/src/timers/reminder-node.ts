@@ -3,8 +3,8 @@
 // and change it (ReminderRecord): the seam between the timers room and the
 // actors room.
 import { MeshError } from "@mesh/core";
-import type { Reminder } from "./reminder-entry.js";
 import type { ReminderInfo } from "../types.js";
+import type { Reminder } from "./reminder-entry.js";
 
 /** What a reminder's turn came to: whether handleReminder ran, and the ticket the actor's record names after it (0: none). */
 export interface ReminderOutcome {
