@@ -1,12 +1,17 @@
 // Reminders kept by shard and time slot (docs/PROTOCOL.md "Reminders"): what a
 // scan reads, an entry the actor's record does not name, and reminders stored
 // one per key before pages.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { decode, encode } from "@msgpack/msgpack";
 import { connect } from "nats";
 import type { KV, NatsConnection } from "nats";
-import type { Mesh } from "@mesh/runtime";
+import { Mesh } from "@mesh/runtime";
+import type { CallContext } from "@mesh/runtime";
+import { startNatsServer } from "@mesh/runtime/testing";
 import { eventually, holds, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { Alarm } from "./helpers/actors.js";
@@ -88,7 +93,7 @@ test.serial("an entry the actor's record does not name (replaced, forgotten) run
   // Both old entries are removed once the turns committed; put them back, as a node that died between its commit and the removal leaves them.
   const stale = async () =>
     [...(await pages(kv)).values()].some((p) =>
-      Object.entries(p).some(([id, e]) => /\.(r|f)$/.test(id) && (e[7] as number) < Date.now() + 60_000),
+      Object.entries(p).some(([id, e]) => /\.(r|f)\.\d+$/.test(id) && (e[7] as number) < Date.now() + 60_000),
     );
   await eventually(async () => !(await stale()), "the old entries to go");
   for (const [key, entries] of before) await kv.put(key, encode(entries));
@@ -132,3 +137,70 @@ test.serial("reminders stored one per key (the layout before pages) are moved in
   );
   await holds(() => mesh.metrics().remindersFired === 2, "each fired once", 1000);
 });
+
+/** A durable actor that may crash its turn after setting a reminder. */
+class Rash {
+  static actorType = "Rash";
+  static durable = true;
+  state = { fired: [] as number[] };
+  async handleCall(p: { at?: number; crash?: boolean } | undefined, ctx: CallContext): Promise<number[]> {
+    if (p?.at !== undefined) await ctx.remind("r", { at: p.at });
+    if (p?.crash) throw new Error("crash after remind, on purpose");
+    return this.state.fired;
+  }
+  handleReminder(_name: string, info: { due: number }): void {
+    this.state.fired.push(info.due);
+  }
+}
+
+test.serial("a turn that crashes after remind leaves its reminders as they were: the one it replaced fires, its own never", async (t) => {
+  t.timeout(30_000);
+  const mesh = await startNode(t, { prefix: "pcrash", nodeId: nodeId("pc"), actors: [Rash], capabilities: ["a"], reminderScanMs: 300 });
+  const call = (payload?: object) => mesh.call<number[]>({ actor: Rash, id: "x", payload, capability: "a" }).then((r) => r.result);
+  const kept = Date.now() + 1500;
+  await call({ at: kept });
+  const err = await t.throwsAsync(call({ at: Date.now() + 300, crash: true }));
+  t.is((err as { code?: string }).code, "ACTOR_CRASHED");
+  await eventually(async () => (await call()).length > 0, "the kept reminder to fire", 10_000);
+  await holds(() => mesh.metrics().remindersFired === 1, "nothing else fires", 500);
+  t.deepEqual(await call(), [kept]);
+});
+
+test.serial(
+  "a page past the server's max_payload refuses the reminder with PAYLOAD_TOO_LARGE; every reminder acknowledged fires",
+  async (t) => {
+    t.timeout(120_000);
+    // A server of its own whose max_payload is 64 KiB, and one shard: every reminder due at the same time shares one page.
+    const dir = mkdtempSync(join(tmpdir(), "mesh-pagefull-"));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, "nats.conf");
+    writeFileSync(config, "max_payload: 65536\njetstream { max_memory_store: 64MB, max_file_store: 256MB }\n");
+    const server = await startNatsServer({ config });
+    t.teardown(() => server.stop());
+    const mesh = await Mesh.start({
+      servers: server.url,
+      nodeId: nodeId("pf"),
+      actors: [Alarm],
+      capabilities: ["a"],
+      shards: 1,
+      reminderScanMs: 500,
+    });
+    t.teardown(() => mesh.stop());
+    const at = Date.now() + 15_000;
+    const outcomes = await Promise.all(
+      Array.from({ length: 1500 }, (_, i) =>
+        mesh.call({ actor: "Alarm", id: `pf_${i}`, payload: { remind: { name: "full", at } }, capability: "a", timeoutMs: 30_000 }).then(
+          () => "stored",
+          (err: { rootCode?: string; message: string }) => `${err.rootCode}: ${err.message}`,
+        ),
+      ),
+    );
+    const stored = outcomes.filter((o) => o === "stored").length;
+    const refused = outcomes.filter((o) => o !== "stored");
+    t.log(`${stored} stored, ${refused.length} refused: ${refused[0]}`);
+    t.true(stored > 0 && refused.length > 0);
+    for (const r of refused) t.regex(r, /^PAYLOAD_TOO_LARGE: .*too many reminders/);
+    await eventually(() => mesh.metrics().remindersFired >= stored, "every stored reminder to fire", 60_000);
+    await holds(() => mesh.metrics().remindersFired === stored, "none fires twice, none refused fires", 500);
+  },
+);

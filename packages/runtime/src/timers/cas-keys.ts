@@ -68,16 +68,26 @@ export class CasKeys<V, C> {
     while (batch.length > 0) {
       const next: Waiting<C>[] = [];
       this.#queues.set(key, next);
-      try {
-        const revision = await this.#write(key, batch);
-        for (const w of batch) w.done(revision);
-      } catch (err) {
-        for (const w of batch) w.failed(err);
-      }
+      await this.#writeOrSplit(key, batch);
       batch = next;
     }
     this.#queues.delete(key);
     if (!this.kind.keep(key)) this.cache.delete(key);
+  }
+
+  /** Writes a batch; one the value cannot hold (PAYLOAD_TOO_LARGE) is written in halves, so that what fits is stored. */
+  async #writeOrSplit(key: string, batch: readonly Waiting<C>[]): Promise<void> {
+    try {
+      const revision = await this.#write(key, batch);
+      for (const w of batch) w.done(revision);
+    } catch (err) {
+      if (batch.length > 1 && err instanceof MeshError && err.code === "PAYLOAD_TOO_LARGE") {
+        const half = Math.ceil(batch.length / 2);
+        await this.#writeOrSplit(key, batch.slice(0, half));
+        return this.#writeOrSplit(key, batch.slice(half));
+      }
+      for (const w of batch) w.failed(err);
+    }
   }
 
   async #write(key: string, batch: readonly Waiting<C>[]): Promise<number> {

@@ -69,15 +69,16 @@ export const dirKey = (capability: string, slot: number): string => `${capabilit
 /** The key of a capability's lowest slot: no directory below it is stored. */
 export const lowKey = (capability: string): string => `${capability}.low`;
 
-/** A reminder's name within its page. */
-export const entryId = (actorType: string, id: string, name: string): string => `${keyToken(actorType)}.${keyToken(id)}.${keyToken(name)}`;
+/** An occurrence's key within its page: `<type token>.<id token>.<name token>.<ticket>` (the one it replaces stays beside it until the turn that replaced it committed). */
+export const entryKey = (actorType: string, id: string, name: string, ticket: number): string =>
+  `${keyToken(actorType)}.${keyToken(id)}.${keyToken(name)}.${ticket}`;
 
 const encoder = new Encoder();
 const decoder = new Decoder();
 
 type Tuple = [actorType: string, id: string, name: string, due: number, runAt: number, every: number, failures: number, ticket: number];
 
-/** A page's value: msgpack of a map, entry id -> [actorType, id, name, due, runAt, every, failures, ticket]. */
+/** A page's value: msgpack of a map, entry key -> [actorType, id, name, due, runAt, every, failures, ticket]. */
 export function encodePage(entries: ReadonlyMap<string, Reminder>): Uint8Array {
   const o: { [id: string]: Tuple } = {};
   for (const [k, r] of entries) o[k] = [r.actorType, r.id, r.name, r.due, r.runAt, r.every, r.failures, r.ticket];

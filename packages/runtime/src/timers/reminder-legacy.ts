@@ -8,7 +8,7 @@ import type { Logger } from "@mesh/core";
 import { readAll } from "@mesh/transport";
 import { Decoder } from "@msgpack/msgpack";
 import type { KV } from "nats";
-import { LEGACY_TICKET, decodePage, entryId, legacyKeys, slotOf } from "./reminder-entry.js";
+import { LEGACY_TICKET, decodePage, entryKey, legacyKeys, slotOf } from "./reminder-entry.js";
 import type { Reminder } from "./reminder-entry.js";
 import type { ReminderPages } from "./reminder-pages.js";
 
@@ -25,7 +25,7 @@ export async function migrateLegacy(kv: KV, capability: string, shards: number, 
       const { actorType, id, name, due, runAt, every, failures } = old;
       const entry: Reminder = { capability, actorType, id, name, due, runAt, every, failures, ticket: LEGACY_TICKET };
       const slot = slotOf(Math.max(runAt, now));
-      await pages.change(capability, shardFor(id, shards), slot, entryId(actorType, id, name), { kind: "add", entry });
+      await pages.change(capability, shardFor(id, shards), slot, entryKey(actorType, id, name, LEGACY_TICKET), { kind: "add", entry });
       await pages.purgeKey(key);
     }),
   );

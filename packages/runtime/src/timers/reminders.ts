@@ -25,7 +25,7 @@ import type { BucketOptions } from "@mesh/transport";
 import type { KV, NatsConnection } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { RemindOptions } from "../types.js";
-import { FORGOTTEN, TICKET_MIN, backoffMs, dueOf, entryId, pageKey, slotOf } from "./reminder-entry.js";
+import { FORGOTTEN, TICKET_MIN, backoffMs, dueOf, entryKey, pageKey, slotOf } from "./reminder-entry.js";
 import type { Reminder } from "./reminder-entry.js";
 import { migrateLegacy, readStored } from "./reminder-legacy.js";
 import { ReminderPages } from "./reminder-pages.js";
@@ -165,20 +165,20 @@ export class Reminders {
     const shard = shardFor(id, this.shards);
     const ticket = Math.max(due, Date.now());
     const entry: Reminder = { capability, actorType, id, name, due, runAt: due, every: Math.round(every), failures: 0, ticket };
-    const eid = entryId(actorType, id, name);
+    const key = entryKey(actorType, id, name, ticket);
     const slot = slotOf(ticket);
     const revision = await this.pages
-      .change(capability, shard, slot, eid, { kind: "put", entry })
+      .change(capability, shard, slot, key, { kind: "put", entry })
       .catch((err: unknown) => Promise.reject(stored(err, `cannot store reminder "${name}" of ${actorType} ${id}`)));
-    const p = this.#hold(entry, shard, slot, eid, revision);
+    const p = this.#hold(entry, shard, slot, key, revision);
     if (p !== undefined && this.#scanning !== undefined) p.heldIn = this.#epoch;
+    // The occurrence it replaces stays, and runs nothing once the record names this one; it goes once that commit landed.
     const previous = record.ticket(name);
-    const before = previous !== undefined && previous >= TICKET_MIN && slotOf(previous) !== slot ? slotOf(previous) : undefined;
-    if (before !== undefined) this.#drop(positionOf(capability, shard, before, eid));
+    const replaced = previous !== undefined && previous >= TICKET_MIN && previous !== ticket;
     record.note(
       name,
       ticket,
-      before === undefined ? undefined : () => this.#change(capability, shard, before, eid, { kind: "remove", ticket: previous! }),
+      replaced ? () => this.#remove(capability, shard, entryKey(actorType, id, name, previous), previous) : undefined,
     );
   }
 
@@ -188,9 +188,13 @@ export class Reminders {
     const previous = record.ticket(name);
     if (previous === undefined || previous < TICKET_MIN) return record.note(name, FORGOTTEN); // stops one stored before tickets
     const shard = shardFor(id, this.shards);
-    const eid = entryId(actorType, id, name);
-    this.#drop(positionOf(capability, shard, slotOf(previous), eid));
-    record.note(name, 0, () => this.#change(capability, shard, slotOf(previous), eid, { kind: "remove", ticket: previous }));
+    record.note(name, 0, () => this.#remove(capability, shard, entryKey(actorType, id, name, previous), previous));
+  }
+
+  /** Lets go of an occurrence the record no longer names, here and in its page. */
+  #remove(capability: string, shard: number, key: string, ticket: number): void {
+    this.#drop(positionOf(capability, shard, slotOf(ticket), key));
+    void this.#change(capability, shard, slotOf(ticket), key, { kind: "remove", ticket });
   }
 
   /**
@@ -373,13 +377,14 @@ export class Reminders {
    */
   async #move(p: Pending, to: Reminder, slot: number, kind: "add" | "put"): Promise<void> {
     const { capability } = to;
+    const key = entryKey(to.actorType, to.id, to.name, to.ticket);
     let revision: number | undefined;
-    if (slot === p.slot) revision = await this.#change(capability, p.shard, slot, p.id, { kind: "put", entry: to });
+    if (slot === p.slot && key === p.id) revision = await this.#change(capability, p.shard, slot, key, { kind: "put", entry: to });
     else {
-      revision = await this.#change(capability, p.shard, slot, p.id, { kind, entry: to });
+      revision = await this.#change(capability, p.shard, slot, key, { kind, entry: to });
       if (revision !== undefined) await this.#change(capability, p.shard, p.slot, p.id, { kind: "remove", ticket: p.reminder.ticket });
     }
-    if (!this.#stopped && to.runAt <= Date.now() + 2 * this.scanMs) this.#hold(to, p.shard, slot, p.id, revision ?? p.revision);
+    if (!this.#stopped && to.runAt <= Date.now() + 2 * this.scanMs) this.#hold(to, p.shard, slot, key, revision ?? p.revision);
   }
 }
 
