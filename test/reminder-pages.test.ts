@@ -204,3 +204,36 @@ test.serial(
     await holds(() => mesh.metrics().remindersFired === stored, "none fires twice, none refused fires", 500);
   },
 );
+
+/** A durable actor that runs a list of reminder operations in one turn. */
+class Ops {
+  static actorType = "Ops";
+  static durable = true;
+  state = { fired: [] as number[] };
+  async handleCall(ops: ({ remind: number } | { forget: true })[] | undefined, ctx: CallContext): Promise<number[]> {
+    for (const op of ops ?? []) {
+      if ("remind" in op) await ctx.remind("r", { at: op.remind });
+      else await ctx.forget("r");
+    }
+    return this.state.fired;
+  }
+  handleReminder(_name: string, info: { due: number }): void {
+    this.state.fired.push(info.due);
+  }
+}
+
+test.serial("forget then remind at the same time, in one turn or in two whose commits overlap: the reminder fires once", async (t) => {
+  t.timeout(30_000);
+  const mesh = await startNode(t, { prefix: "preuse", nodeId: nodeId("pr"), actors: [Ops], capabilities: ["a"], reminderScanMs: 300 });
+  const call = (id: string, ops?: object[]) => mesh.call<number[]>({ actor: Ops, id, payload: ops, capability: "a" }).then((r) => r.result);
+  const at = Date.now() + 2000;
+  await call("one", [{ remind: at }]);
+  await call("one", [{ forget: true }, { remind: at }]);
+  await call("two", [{ remind: at }]);
+  // Two turns without waiting between them: the second sets the first's time again while the first's commit may be in flight.
+  await Promise.all([call("two", [{ remind: at + 5000 }]), call("two", [{ remind: at }])]);
+  await eventually(async () => (await call("one")).length === 1 && (await call("two")).length === 1, "both to fire", 10_000);
+  await holds(() => mesh.metrics().remindersFired === 2, "each once", 500);
+  t.deepEqual(await call("one"), [at]);
+  t.deepEqual(await call("two"), [at]);
+});

@@ -2,7 +2,8 @@
 // (turn-kind.ts): handleCall, handleCast, handleTimer, handleReminder or
 // handleEvent (an event the actor applied already runs nothing). Imports: the
 // actors room and the bottom floor.
-import { reminderLive } from "../timers/reminder-entry.js";
+import { MeshError } from "@mesh/core";
+import { FORGOTTEN, LEGACY_TICKET, reminderLive } from "../timers/reminder-entry.js";
 import type { ReminderOutcome, ReminderRecord } from "../timers/reminders.js";
 import type { StreamEvent } from "../types.js";
 import type { Activation } from "./activation.js";
@@ -25,25 +26,42 @@ export function occurrenceOf(act: Activation, letter: Letter): { subscription: s
   if (letter.kind.name !== "reminder") return undefined;
   const turn = letter.payload as ReminderTurn;
   const subscription = reminderApplied(turn.name);
-  if (!reminderLive(appliedOf(act).get(subscription), turn.ticket)) return undefined;
-  return { subscription, seq: turn.next };
+  // The turn set or forgot this reminder itself: what it noted stands.
+  if (!reminderLive(act.commits!.noted(subscription), turn.ticket)) return undefined;
+  // A reminder stored before tickets, once: it is FORGOTTEN, so that it does not run again.
+  return { subscription, seq: turn.next === 0 && turn.ticket === LEGACY_TICKET ? FORGOTTEN : turn.next };
 }
 
 /** A reminder turn's answer to the reminders room: whether it ran, and the ticket the record names after it (0: none). */
 export function reminderOutcome(act: Activation, letter: Letter, ran: boolean, applied: { seq: number } | undefined): ReminderOutcome {
-  const ticket = applied?.seq ?? appliedOf(act).get(reminderApplied((letter.payload as ReminderTurn).name));
+  const ticket = applied?.seq ?? act.commits!.noted(reminderApplied((letter.payload as ReminderTurn).name));
   return { ran, ticket: ticket !== undefined && ticket > 0 ? ticket : 0 };
 }
 
-/** Reminder `name` of a durable activation, and its record as the reminders room reads and changes it. */
+/** Per activation's commits and reminder name: the tickets whose removal waits for a commit (a new occurrence never takes one). */
+const removing = new WeakMap<object, Map<string, Set<number>>>();
+
+/**
+ * Reminder `name` of a durable activation, and its record as the reminders
+ * room reads and changes it. Throws BAD_REQUEST outside a turn (a remind
+ * after its turn ended would be stored with no commit to name it).
+ */
 export function reminderOf(
   act: Activation,
   name: string,
 ): { capability: string; actorType: string; id: string; name: string; record: ReminderRecord } {
   const commits = act.commits!;
+  if (!act.busy) throw new MeshError("BAD_REQUEST", `remind and forget are for a turn of ${act.pid}: await them in its handler`);
+  let byName = removing.get(commits);
+  if (byName === undefined) removing.set(commits, (byName = new Map()));
   const record: ReminderRecord = {
-    ticket: (n) => commits.applied.get(reminderApplied(n)),
+    ticket: (n) => commits.noted(reminderApplied(n)),
     note: (n, ticket, then) => commits.note(reminderApplied(n), ticket, then),
+    removing: (n) => {
+      let tickets = byName.get(n);
+      if (tickets === undefined) byName.set(n, (tickets = new Set()));
+      return tickets;
+    },
   };
   return { capability: act.capability, actorType: act.actorType, id: act.id, name, record };
 }

@@ -166,7 +166,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     log,
     released: (of, timeoutMs) => actors.released(of, timeoutMs),
     running: () => status.state !== "STOPPED",
-    handedOver: () => void links.reminders()?.scan(true),
+    handedOver: () => void links.reminders()?.scan(),
   });
 
   const node = { nodeId: o.nodeId, shards: o.shards, callTimeoutMs: o.callTimeoutMs, maxPayload, log, routes, actors, metrics };

@@ -105,6 +105,9 @@ export class GroupCommit implements KeyWriter {
   #dirty = false;
   /** What runs once the next commit landed (note()). */
   #thens: (() => void)[] = [];
+  /** The notes of the turn under way: the applied map takes them when it ends (afterTurn, clear), never if it crashes. */
+  readonly #staged = new Map<string, number>();
+  #stagedThens: (() => void)[] = [];
 
   constructor(
     private readonly store: StateStorage,
@@ -153,7 +156,7 @@ export class GroupCommit implements KeyWriter {
         `the state of ${this.key} is ${bytes.length} bytes encoded; the limit is ${this.store.maxValueBytes}`,
       );
     }
-    let changed = this.#dirty;
+    let changed = this.#merge() || this.#dirty;
     if (applied !== undefined) {
       this.#apply(applied);
       changed = true;
@@ -175,6 +178,7 @@ export class GroupCommit implements KeyWriter {
   /** The turn called clearState(): the stored value is deleted (or, with applied sequences to keep, emptied), then `held` is released. */
   clear(held: Held, applied?: { subscription: string; seq: number }, out?: OutMessage[]): MeshError | undefined {
     if (this.#failed) return this.#failed;
+    this.#merge();
     if (applied !== undefined) this.#apply(applied);
     if (out !== undefined) for (const m of out) this.#out.push(m);
     this.#latest = DELETE;
@@ -197,14 +201,32 @@ export class GroupCommit implements KeyWriter {
   }
 
   /**
-   * Sets `name` in the applied map to `value` (0: removes it) from the next
-   * commit on (a reminder's ticket, timers/reminders.ts); `then` runs once that
-   * commit landed, never if it fails.
+   * Sets `name` in the applied map to `value` (0: removes it) with the end of
+   * the turn under way, and from its commit on (a reminder's ticket,
+   * timers/reminders.ts); `then` runs once that commit landed. A turn that
+   * crashes leaves the map as it was, and `then` never runs.
    */
   note(name: string, value: number, then?: () => void): void {
-    this.#apply({ subscription: name, seq: value });
+    this.#staged.set(name, value);
+    if (then !== undefined) this.#stagedThens.push(then);
+  }
+
+  /** What `name` holds in the applied map, with the notes of the turn under way. */
+  noted(name: string): number | undefined {
+    const staged = this.#staged.get(name);
+    if (staged === undefined) return this.applied.get(name);
+    return staged === 0 ? undefined : staged;
+  }
+
+  /** The turn ended well: its notes go into the applied map, to be stored with the next commit. */
+  #merge(): boolean {
+    if (this.#staged.size === 0 && this.#stagedThens.length === 0) return false;
+    for (const [subscription, seq] of this.#staged) this.#apply({ subscription, seq });
+    this.#staged.clear();
+    this.#thens.push(...this.#stagedThens);
+    this.#stagedThens = [];
     this.#dirty = true;
-    if (then !== undefined) this.#thens.push(then);
+    return true;
   }
 
   #apply(applied: { subscription: string; seq: number }): void {

@@ -25,8 +25,10 @@ export interface ReminderNode {
 /** A durable actor's record, as reminders use it: the ticket of each reminder's live occurrence. */
 export interface ReminderRecord {
   ticket(name: string): number | undefined;
-  /** Names `ticket` (0: none) as the live occurrence of `name` from the next commit on; `then` runs once that commit landed. */
+  /** Names `ticket` (0: none) as the live occurrence of `name` from the end of the turn on; `then` runs once its commit landed. */
   note(name: string, ticket: number, then?: () => void): void;
+  /** The tickets of `name` whose removal waits for a commit: a new occurrence takes none of them. */
+  removing(name: string): Set<number>;
 }
 
 /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */

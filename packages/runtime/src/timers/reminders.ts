@@ -56,8 +56,6 @@ class Pending implements Scheduled {
     public revision: number,
     private readonly owner: Reminders,
   ) {}
-  /** What was stored at its place while its turn ran (the actor set it again): held once the turn is over. */
-  after: { reminder: Reminder; revision: number } | undefined;
   get due(): number {
     return this.reminder.runAt;
   }
@@ -163,38 +161,46 @@ export class Reminders {
     if (!(Number.isFinite(every) && every >= 0) || (every > 0 && every < 10))
       throw new MeshError("BAD_REQUEST", `everyMs must be at least 10 ms, got ${String(options.everyMs)}`);
     const shard = shardFor(id, this.shards);
-    const ticket = Math.max(due, Date.now());
+    // Its ticket: its time, or now if that is later; never one whose removal waits for a commit (that would remove this one).
+    const removing = record.removing(name);
+    let ticket = Math.max(due, Date.now());
+    while (removing.has(ticket)) ticket++;
     const entry: Reminder = { capability, actorType, id, name, due, runAt: due, every: Math.round(every), failures: 0, ticket };
     const key = entryKey(actorType, id, name, ticket);
     const slot = slotOf(ticket);
     const revision = await this.pages
       .change(capability, shard, slot, key, { kind: "put", entry })
       .catch((err: unknown) => Promise.reject(stored(err, `cannot store reminder "${name}" of ${actorType} ${id}`)));
-    const p = this.#hold(entry, shard, slot, key, revision);
-    if (p !== undefined && this.#scanning !== undefined) p.heldIn = this.#epoch;
+    this.#hold(entry, shard, slot, key, revision);
     // The occurrence it replaces stays, and runs nothing once the record names this one; it goes once that commit landed.
     const previous = record.ticket(name);
     const replaced = previous !== undefined && previous >= TICKET_MIN && previous !== ticket;
-    record.note(
-      name,
-      ticket,
-      replaced ? () => this.#remove(capability, shard, entryKey(actorType, id, name, previous), previous) : undefined,
-    );
+    record.note(name, ticket, replaced ? this.#removal(o, shard, previous) : undefined);
   }
 
   /** Forgets reminder `name` of an actor with the turn's commit (its entry is removed once that commit landed). */
   forget(o: { capability: string; actorType: string; id: string; name: string; record: ReminderRecord }): void {
-    const { capability, actorType, id, name, record } = o;
+    const { name, record } = o;
     const previous = record.ticket(name);
     if (previous === undefined || previous < TICKET_MIN) return record.note(name, FORGOTTEN); // stops one stored before tickets
-    const shard = shardFor(id, this.shards);
-    record.note(name, 0, () => this.#remove(capability, shard, entryKey(actorType, id, name, previous), previous));
+    record.note(name, 0, this.#removal(o, shardFor(o.id, this.shards), previous));
   }
 
-  /** Lets go of an occurrence the record no longer names, here and in its page. */
-  #remove(capability: string, shard: number, key: string, ticket: number): void {
-    this.#drop(positionOf(capability, shard, slotOf(ticket), key));
-    void this.#change(capability, shard, slotOf(ticket), key, { kind: "remove", ticket });
+  /** What lets go of occurrence `ticket` once the record no longer names it (here and in its page); until then, no new occurrence takes its ticket. */
+  #removal(
+    o: { capability: string; actorType: string; id: string; name: string; record: ReminderRecord },
+    shard: number,
+    ticket: number,
+  ): () => void {
+    const { capability, actorType, id, name, record } = o;
+    const removing = record.removing(name);
+    removing.add(ticket);
+    return () => {
+      removing.delete(ticket);
+      const key = entryKey(actorType, id, name, ticket);
+      this.#drop(positionOf(capability, shard, slotOf(ticket), key));
+      void this.#change(capability, shard, slotOf(ticket), key, { kind: "remove", ticket });
+    };
   }
 
   /**
@@ -275,11 +281,7 @@ export class Reminders {
     if (!this.node.owns(reminder.capability, shard)) return undefined;
     const key = positionOf(reminder.capability, shard, slot, id);
     let p = this.#scheduled.get(key);
-    if (p?.running) {
-      if (revision > p.revision && reminder.ticket !== p.reminder.ticket) p.after = { reminder, revision };
-      return p;
-    }
-    if (p !== undefined && revision < p.revision) return p;
+    if (p?.running || (p !== undefined && revision < p.revision)) return p;
     if (p === undefined) this.#scheduled.set(key, (p = new Pending(key, reminder, shard, slot, id, revision, this)));
     else {
       p.reminder = reminder;
@@ -287,6 +289,8 @@ export class Reminders {
     }
     if (scanned && reminder.runAt <= Date.now()) this.#overdue.push(p);
     else this.scheduler.add(p);
+    // Held while a scan reads (set, moved on): that scan may have read its page before the write, and does not let it go.
+    if (!scanned && this.#scanning !== undefined) p.heldIn = this.#epoch;
     return p;
   }
 
@@ -345,12 +349,11 @@ export class Reminders {
     }
     if (outcome.ran) this.metrics.remindersFired++;
     this.#drop(p.key);
-    if (p.after !== undefined) this.#hold(p.after.reminder, p.shard, p.slot, p.id, p.after.revision);
     // The record names an occurrence of this reminder after this one (this turn's, or one whose node died before storing it): store it, then remove this one.
     const then = outcome.ticket;
     if (r.every > 0 && then > r.due && then !== r.ticket && (then - r.due) % r.every === 0) {
       const following: Reminder = { ...r, due: then, runAt: then, failures: 0, ticket: then };
-      await this.#move(p, following, slotOf(then), "add");
+      await this.#move(p, following, slotOf(Math.max(then, Date.now())), "add");
     } else {
       await this.#change(r.capability, p.shard, p.slot, p.id, { kind: "remove", ticket: r.ticket });
     }
