@@ -308,6 +308,7 @@ try {
     target("reminders missed in an outage: all fired within (s)", r.missedSeconds);
     target("calls during that catch-up: p99 / p99 after (ms)", r.callP99During / r.callP99After);
     target("reminders stored, none due: CPU per node (% of a core)", r.idleCpuPercent, "< 1");
+    target("no reminders stored: CPU per node (% of a core)", r.idleCpuEmptyPercent);
     target("reminders stored, none due: RSS per node (MiB)", r.idleRssMiB);
   }
   if (only.has("events")) {

@@ -33,8 +33,13 @@ interface Waiting<C> {
   failed(err: unknown): void;
 }
 
-/** Compare-and-set tries of one write before it fails. */
-const TRIES = 8;
+/**
+ * Compare-and-set tries of one write before it fails. Each lost try means
+ * another writer's write landed (two nodes setting bits of one directory,
+ * 100,000 reminders set at once: more than 8 tries in a row were lost), and
+ * each new try carries the changes queued meanwhile.
+ */
+const TRIES = 100;
 
 export class CasKeys<V, C> {
   /** Values as last read or written. */

@@ -84,7 +84,10 @@ export class ReminderPages {
     /** Whether pages of `slot` stay cached (they are near). */
     private readonly keep: (slot: number) => boolean,
   ) {
-    const write = (key: string, bytes: Uint8Array, revision: number) => writes.publish(key, bytes, { revision }, (err) => err as Error);
+    // JetStream's refusal keeps its api_error (classifyNatsError reads it) in an Error that says what it was.
+    const refusal = (err: unknown) =>
+      err instanceof Error ? err : Object.assign(new Error((err as { message?: string }).message ?? String(err)), err);
+    const write = (key: string, bytes: Uint8Array, revision: number) => writes.publish(key, bytes, { revision }, refusal);
     this.#pages = new CasKeys(
       {
         read: (key) => this.#readPage(key),
