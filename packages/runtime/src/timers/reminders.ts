@@ -348,7 +348,7 @@ export class Reminders {
       return this.#retry(p, err);
     }
     if (outcome.ran) this.metrics.remindersFired++;
-    this.#drop(p.key);
+    // p stays held (running) until its page changed: a scan reading the page meanwhile does not hold it again.
     // The record names an occurrence of this reminder after this one (this turn's, or one whose node died before storing it): store it, then remove this one.
     const then = outcome.ticket;
     if (r.every > 0 && then > r.due && then !== r.ticket && (then - r.due) % r.every === 0) {
@@ -356,6 +356,7 @@ export class Reminders {
       await this.#move(p, following, slotOf(Math.max(then, Date.now())), "add");
     } else {
       await this.#change(r.capability, p.shard, p.slot, p.id, { kind: "remove", ticket: r.ticket });
+      this.#drop(p.key);
     }
   }
 
@@ -368,15 +369,16 @@ export class Reminders {
       { actorType: r.actorType, id: r.id, name: r.name, failures, err: messageOf(err) },
       "mesh: a reminder's turn failed; it is retried",
     );
-    this.#drop(p.key);
     const runAt = Date.now() + backoffMs(failures);
     await this.#move(p, { ...r, runAt, failures }, slotOf(runAt), "put");
   }
 
   /**
    * Stores `to` (of p's id) in the page of `slot`, then removes p's entry from
-   * its page, and holds `to` when it is near. Into p's own page it is one put
-   * (it replaces p's entry). A move that cannot be stored is still held here.
+   * its page; only then lets p go, and holds `to` when it is near (a scan that
+   * read p's page meanwhile found p held and running: it did not hold it
+   * again, to run a second try beside this one). Into p's own place it is one
+   * put. A move that cannot be stored is still held here.
    */
   async #move(p: Pending, to: Reminder, slot: number, kind: "add" | "put"): Promise<void> {
     const { capability } = to;
@@ -387,6 +389,7 @@ export class Reminders {
       revision = await this.#change(capability, p.shard, slot, key, { kind, entry: to });
       if (revision !== undefined) await this.#change(capability, p.shard, p.slot, p.id, { kind: "remove", ticket: p.reminder.ticket });
     }
+    this.#drop(p.key);
     if (!this.#stopped && to.runAt <= Date.now() + 2 * this.scanMs) this.#hold(to, p.shard, slot, key, revision ?? p.revision);
   }
 }
