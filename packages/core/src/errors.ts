@@ -13,6 +13,8 @@ export const ErrorCode = {
   ACTIVATION_FAILED: "ACTIVATION_FAILED",
   /** No reply within the call timeout. The call may or may not have run. */
   TIMEOUT: "TIMEOUT",
+  /** The actor's turn ran longer than its maxTurnMs: the activation was dropped, nothing of the turn was stored or published, and the next message starts a fresh activation. */
+  TURN_TIMEOUT: "TURN_TIMEOUT",
   /** The request is malformed: missing or invalid id, actor, capability, payload or envelope. */
   BAD_REQUEST: "BAD_REQUEST",
   /** The owner node could not be reached (it is gone) and no other owner was found. */

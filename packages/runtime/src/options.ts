@@ -42,6 +42,8 @@ export const DEFAULT_IDLE_TIMEOUT_MS = Infinity;
 export const DEFAULT_MAX_ACTORS = Infinity;
 /** `maxMailbox`. */
 export const DEFAULT_MAX_MAILBOX = 1000;
+/** `maxTurnMs`: 10 s. */
+export const DEFAULT_MAX_TURN_MS = 10_000;
 /** `maxQueuedLetters`. */
 export const DEFAULT_MAX_QUEUED_LETTERS = 100_000;
 /** `maxQueuedBytes`: 64 MiB. */
@@ -93,6 +95,8 @@ export interface MeshOptions {
   maxActors?: number;
   /** The most messages that may wait in one actor's mailbox, for classes that set no `static maxMailbox`; past it a message is refused with OVERLOADED. @default 1000 */
   maxMailbox?: number;
+  /** The longest a turn may run, for classes that set no `static maxTurnMs` (0: no limit); past it the turn fails with TURN_TIMEOUT and the activation is dropped (docs/behaviour.md). @default 10000 */
+  maxTurnMs?: number;
   /** The most messages that may wait in all this node's mailboxes together. @default 100000 */
   maxQueuedLetters?: number;
   /** The most bytes of messages from other nodes that may wait in this node's mailboxes together. @default 64 MiB */
@@ -125,6 +129,7 @@ export interface ResolvedOptions {
   idleTimeoutMs: number | undefined;
   maxActors: number;
   maxMailbox: number;
+  maxTurnMs: number;
   maxQueuedLetters: number;
   maxQueuedBytes: number;
   reminderScanMs: number;
@@ -148,6 +153,9 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
   const subjects = new Subjects(o.prefix ?? DEFAULT_PREFIX);
   const actors = (o.actors ?? []).map(checkActorClass);
   for (const cls of actors) if (cls.idleTimeoutMs !== undefined) checkIdleTimeout(cls.idleTimeoutMs, `${cls.name}.idleTimeoutMs`);
+  for (const [where, v] of [["maxTurnMs", o.maxTurnMs], ...actors.map((cls) => [`${cls.name}.maxTurnMs`, cls.maxTurnMs] as const)] as const)
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1))
+      throw new MeshError("BAD_REQUEST", `${where} must be a whole number of milliseconds (0: no limit), got ${String(v)}`);
   for (const name of ["maxActors", "maxMailbox", "maxQueuedLetters", "maxQueuedBytes"] as const) {
     const v = o[name];
     if (v !== undefined && !(Number.isInteger(v) && v > 0))
@@ -179,6 +187,7 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     idleTimeoutMs: o.idleTimeoutMs === undefined ? undefined : checkIdleTimeout(o.idleTimeoutMs, "idleTimeoutMs"),
     maxActors: o.maxActors ?? DEFAULT_MAX_ACTORS,
     maxMailbox: o.maxMailbox ?? DEFAULT_MAX_MAILBOX,
+    maxTurnMs: o.maxTurnMs ?? DEFAULT_MAX_TURN_MS,
     maxQueuedLetters: o.maxQueuedLetters ?? DEFAULT_MAX_QUEUED_LETTERS,
     maxQueuedBytes: o.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
     reminderScanMs: ms("reminderScanMs", o.reminderScanMs, DEFAULT_REMINDER_SCAN_MS),

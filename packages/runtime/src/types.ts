@@ -139,6 +139,8 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly shareValues?: boolean;
   /** The most messages that may wait in one actor's mailbox; past it a call or cast is refused with OVERLOADED (docs/behaviour.md). @default the node's maxMailbox (1000) */
   readonly maxMailbox?: number;
+  /** The longest a turn of this class may run (0: no limit); past it the turn fails with TURN_TIMEOUT and the activation is dropped (docs/behaviour.md). @default the node's maxTurnMs (10000) */
+  readonly maxTurnMs?: number;
   /** The JetStream streams whose events this class handles with handleEvent (docs/events.md). */
   readonly events?: EventSubscription | readonly EventSubscription[];
   readonly name: string;

@@ -8,7 +8,7 @@ import type { Expiring } from "@mesh/core/internal";
 import { tracing } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
 import type { NodeMetrics } from "../operations/metrics.js";
-import type { CallResult, ReminderInfo, ReplyTo, StreamEvent } from "../types.js";
+import type { ActorClass, CallResult, ReminderInfo, ReplyTo, StreamEvent } from "../types.js";
 import { TurnKinds } from "./turn-kind.js";
 import type { TurnKind } from "./turn-kind.js";
 
@@ -177,4 +177,14 @@ export function incomingAcross(shared: boolean, value: unknown, what: "payload" 
  */
 export function replyAcross(pid: string, result: unknown, shared: boolean): unknown {
   return shared ? checkAcross(result, "BAD_REPLY", `the reply of ${pid}`) : copyAcross(result, "BAD_REPLY", `the reply of ${pid}`);
+}
+
+/** True when the activation's class shares values with local callers (`static shareValues`): its replies are not copied. */
+export function sharesValues(act: { instance: object }): boolean {
+  return (act.instance.constructor as ActorClass).shareValues === true;
+}
+
+/** How an actor stands in a call chain (a letter's `chain`): its whole identity. */
+export function chainKey(act: { capability: string; actorType: string; id: string }): string {
+  return `${act.capability}/${act.actorType}/${act.id}`;
 }

@@ -12,6 +12,8 @@ import type { Letter } from "./letter.js";
 /** What may wait in mailboxes, and what waits now. */
 export interface Limits {
   readonly maxMailbox: number;
+  /** The longest a turn may run, for classes without `static maxTurnMs` (0: no limit; turn-deadline.ts). */
+  readonly maxTurnMs: number;
   readonly maxQueuedLetters: number;
   readonly maxQueuedBytes: number;
   readonly load: MailboxLoad;

@@ -20,10 +20,10 @@ import { reachableUnder } from "../capabilities.js";
 import type { Lease } from "./lease.js";
 import type { ContextHost, MailboxLoad } from "./activation.js";
 import { Passivation } from "./passivation.js";
-import { Turns, chainKey } from "./turns.js";
+import { Turns } from "./turns.js";
 import { Activation, isThenable } from "./activation.js";
 import { Endings } from "./endings.js";
-import { Letter, incomingAcross } from "./letter.js";
+import { Letter, chainKey, incomingAcross } from "./letter.js";
 import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
@@ -52,7 +52,7 @@ export interface SupervisorOptions {
   /** The node's reminders, once open (only with durable classes). */
   readonly reminders: () => Reminders | undefined;
   /** What may wait in mailboxes: OVERLOADED past it. */
-  readonly limits: { maxMailbox: number; maxQueuedLetters: number; maxQueuedBytes: number };
+  readonly limits: { maxMailbox: number; maxTurnMs: number; maxQueuedLetters: number; maxQueuedBytes: number };
   /** The node's ownership lease: turns start only while it holds (lease.ts). */
   readonly lease: Lease;
   /** Publishes what turns published (ctx.publish). */

@@ -17,10 +17,11 @@ import type { ActorClass, CallResult } from "../types.js";
 import { tracing } from "../operations/tracing.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
-import { Letter, PromiseReply, replyAcross } from "./letter.js";
+import { Letter, PromiseReply, chainKey, replyAcross, sharesValues } from "./letter.js";
 import type { Lease } from "./lease.js";
 import { SKIPPED, appliedOf, callHandler, occurrenceOf, reminderOutcome, runHandler } from "./handlers.js";
 import { refusal } from "./overload.js";
+import { TurnDeadlines } from "./turn-deadline.js";
 import type { Limits } from "./overload.js";
 import { TurnKinds } from "./turn-kind.js";
 import type { TurnKind } from "./turn-kind.js";
@@ -42,16 +43,6 @@ export interface TurnHost {
   publish(out: OutMessage[]): Promise<void>;
 }
 
-/** True when the activation's class shares values with local callers (`static shareValues`). */
-function sharesValues(act: Activation): boolean {
-  return (act.instance.constructor as ActorClass).shareValues === true;
-}
-
-/** How an actor stands in a call chain: its whole identity. */
-export function chainKey(act: { capability: string; actorType: string; id: string }): string {
-  return `${act.capability}/${act.actorType}/${act.id}`;
-}
-
 export class Turns {
   /** Calls whose callers wait, watched for their deadlines. */
   readonly #timeouts = new TimeoutMap<number, Letter>(10, new SlotTable());
@@ -61,6 +52,7 @@ export class Turns {
   readonly #held = new Set<Activation>();
   /** Handlers (and activations starting) whose promise has not settled. */
   #running = 0;
+  readonly #deadlines: TurnDeadlines;
 
   constructor(
     private readonly host: TurnHost,
@@ -68,7 +60,15 @@ export class Turns {
     private readonly log: Logger,
     private readonly lease: Lease,
     private readonly limits: Limits,
-  ) {}
+  ) {
+    // A turn past its deadline: no longer running; its caller gets TURN_TIMEOUT, and the activation goes as after a crash.
+    this.#deadlines = new TurnDeadlines(limits.maxTurnMs, {
+      metrics,
+      log,
+      host,
+      settle: (letter, err) => (this.#running--, this.settle(letter, err)),
+    });
+  }
 
   /** How many things keep the node busy besides waiting letters: running handlers and commits. */
   get busy(): number {
@@ -318,14 +318,17 @@ export class Turns {
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
     this.#running++;
     this.watched(letter);
+    const turn = this.#deadlines.start(act, letter, started);
     Promise.resolve(out).then(
       (result) => {
+        if (!this.#deadlines.end(turn)) return; // abandoned at its deadline: what it came to is ignored
         this.#served(letter.kind, started, count);
         this.#running--;
         if (this.#turnEnded(act, letter, result)) this.next(act);
         else this.host.checkIdle();
       },
       (err: unknown) => {
+        if (!this.#deadlines.end(turn)) return;
         this.#served(letter.kind, started, count);
         this.#running--;
         this.settle(letter, this.#crash(act, err));

@@ -152,6 +152,8 @@ export const METRICS = {
   callsServed: counted("counter", "mesh_calls_served_total", "Calls run by this node's actors"),
   /** Casts run by this node's actors. */
   castsServed: counted("counter", "mesh_casts_served_total", "Casts run by this node's actors"),
+  /** Turns that ran past their maxTurnMs: each dropped its activation. */
+  turnTimeouts: counted("counter", "mesh_turn_timeouts_total", "Turns that ran past their maxTurnMs (each dropped its activation)"),
   /** Actors activated on this node. */
   activations: counted("counter", "mesh_activations_total", "Actors activated on this node"),
   /** Activations that failed (constructor or onActivate threw). */
