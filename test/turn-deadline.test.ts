@@ -3,10 +3,12 @@
 // is stored, and the next message runs on a fresh activation.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import type { CallContext, Mesh } from "@mesh/runtime";
+import { connect } from "nats";
+import type { CallContext, Mesh, StreamEvent } from "@mesh/runtime";
 import { MeshError } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
+import { readStream, setUpStreams } from "./helpers/streams.js";
 
 const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
@@ -126,3 +128,39 @@ test.serial("maxTurnMs: 0 turns the deadline off; a bad maxTurnMs is refused at 
     t.regex(refused!.message, /maxTurnMs/);
   }
 });
+
+test.serial(
+  "a hung handleEvent ends at the deadline each time it is delivered: it is dead-lettered, and the events after it for that id are applied",
+  async (t) => {
+    t.timeout(90_000);
+    const stream = "HANGEV";
+    const nc = await connect({ servers: t.context.server.url });
+    t.teardown(() => nc.close());
+    await setUpStreams(nc, stream);
+    class HangEv {
+      static actorType = "HangEv";
+      static capability = "s";
+      static maxTurnMs = 300;
+      static events = { stream, subject: `${stream}.in.>`, key: { token: 2 }, deadLetter: `${stream}.dead`, maxDeliveries: 3 };
+      seen: number[] = [];
+      handleCall(): number[] {
+        return this.seen;
+      }
+      async handleEvent(e: StreamEvent): Promise<void> {
+        if (e.json<{ hang?: boolean }>().hang) await never();
+        this.seen.push(e.json<{ n: number }>().n);
+      }
+    }
+    const mesh = await startNode(t, { prefix: "tdev", nodeId: nodeId("tv"), actors: [HangEv], capabilities: ["s"] });
+    const js = nc.jetstream();
+    await js.publish(`${stream}.in.k1`, JSON.stringify({ hang: true }));
+    for (const n of [1, 2, 3]) await js.publish(`${stream}.in.k1`, JSON.stringify({ n }));
+    const seen = async () => (await mesh.call<number[]>({ actor: "HangEv", id: "k1", capability: "s" })).result;
+    await eventually(async () => (await seen()).length === 3, "the three events after the hung one to be applied", 60_000);
+    t.deepEqual(await seen(), [1, 2, 3]);
+    const dead = await readStream(nc, `${stream}_DEAD`, 1);
+    t.is(dead.length, 1, "only the hung event is dead-lettered");
+    t.deepEqual(dead[0]!.json, { hang: true });
+    t.true(mesh.metrics().turnTimeouts >= 3, `each delivery of the hung event ended at the deadline (${mesh.metrics().turnTimeouts})`);
+  },
+);
