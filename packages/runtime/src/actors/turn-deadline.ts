@@ -9,7 +9,7 @@
 // bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { TimeoutMap } from "@mesh/core/internal";
+import { SlotTable, TimeoutMap } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { ActorClass } from "../types.js";
 import type { Activation } from "./activation.js";
@@ -25,17 +25,26 @@ export interface DeadlineHost {
   settle(letter: Letter, err: MeshError): void;
 }
 
-/** A turn that went async, and when it must have ended. */
-interface RunningTurn {
-  readonly deadline: number;
-  expire(): void;
+/** A turn that went async, and when it must have ended (one object per turn, no closure). */
+class RunningTurn {
+  constructor(
+    readonly deadline: number,
+    private readonly act: Activation,
+    private readonly letter: Letter,
+    private readonly maxTurnMs: number,
+    private readonly owner: TurnDeadlines,
+  ) {}
+  expire(): void {
+    this.owner.expired(this.act, this.letter, this.maxTurnMs);
+  }
 }
 
 /** Each turn's deadline is checked this often: a turn ends between maxTurnMs and this much later. */
 const SWEEP_MS = 50;
 
 export class TurnDeadlines {
-  readonly #running = new TimeoutMap<number, RunningTurn>(SWEEP_MS);
+  /** By ticket: sequential numbers in a SlotTable (a Map with a fresh key per turn spent a third of an async local call in GC). */
+  readonly #running = new TimeoutMap<number, RunningTurn>(SWEEP_MS, new SlotTable());
   #turns = 0;
 
   constructor(
@@ -48,8 +57,8 @@ export class TurnDeadlines {
   start(act: Activation, letter: Letter, started: number): number {
     const ms = (act.instance.constructor as ActorClass).maxTurnMs ?? this.maxTurnMs;
     if (ms <= 0) return 0;
-    const turn = ++this.#turns;
-    this.#running.set(turn, { deadline: started + ms, expire: () => this.#expired(act, letter, ms) });
+    const turn = (this.#turns = (this.#turns + 1) >>> 0 || 1); // within the SlotTable's 32-bit ids; 0 is "no deadline"
+    this.#running.set(turn, new RunningTurn(started + ms, act, letter, ms, this));
     return turn;
   }
 
@@ -59,7 +68,7 @@ export class TurnDeadlines {
   }
 
   /** A turn ran past its deadline: its caller gets TURN_TIMEOUT, and the activation goes as after a crash. */
-  #expired(act: Activation, letter: Letter, maxTurnMs: number): void {
+  expired(act: Activation, letter: Letter, maxTurnMs: number): void {
     const { metrics, log, host } = this.node;
     metrics.turnTimeouts++;
     metrics.error("TURN_TIMEOUT");
