@@ -35,7 +35,7 @@ interface Traits<N extends string> {
   /** A full mailbox (or node limit) may refuse it with OVERLOADED; the node's own turns are never refused. */
   readonly refusable: boolean;
   /** The counter a served turn of this kind adds to. */
-  readonly served: "callsServed" | "castsServed";
+  readonly served: "callsServed" | "castsServed" | "timersServed" | "remindersServed" | "eventsServed";
   readonly onMove: OnMove;
   readonly onCrash: OnCrash;
 }
@@ -44,14 +44,13 @@ interface Traits<N extends string> {
 export const TurnKinds = {
   call: { name: "call", caller: true, refusable: true, served: "callsServed", onMove: { to: "owner", wire: Kind.CALL }, onCrash: "fresh" },
   cast: { name: "cast", caller: false, refusable: true, served: "castsServed", onMove: { to: "owner", wire: Kind.CAST }, onCrash: "fresh" },
-  // Counted with casts (mesh_casts_served_total), as before the kinds were one union.
-  timer: { name: "timer", caller: false, refusable: false, served: "castsServed", onMove: { to: "nobody" }, onCrash: "ends" },
-  reminder: { name: "reminder", caller: true, refusable: false, served: "callsServed", onMove: { to: "here-or-sender" }, onCrash: "fresh" },
+  timer: { name: "timer", caller: false, refusable: false, served: "timersServed", onMove: { to: "nobody" }, onCrash: "ends" },
+  reminder: { name: "reminder", caller: true, refusable: false, served: "remindersServed", onMove: { to: "here-or-sender" }, onCrash: "fresh" },
   event: {
     name: "event",
     caller: true,
     refusable: false,
-    served: "callsServed",
+    served: "eventsServed",
     onMove: { to: "owner", wire: Kind.EVENT },
     onCrash: "fresh",
   },

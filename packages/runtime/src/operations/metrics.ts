@@ -152,6 +152,12 @@ export const METRICS = {
   callsServed: counted("counter", "mesh_calls_served_total", "Calls run by this node's actors"),
   /** Casts run by this node's actors. */
   castsServed: counted("counter", "mesh_casts_served_total", "Casts run by this node's actors"),
+  /** Timer turns run by this node's actors. */
+  timersServed: counted("counter", "mesh_timers_served_total", "Timer turns run by this node's actors"),
+  /** Reminder turns run by this node's actors (those that found their occurrence applied before included). */
+  remindersServed: counted("counter", "mesh_reminders_served_total", "Reminder turns run by this node's actors"),
+  /** Stream event turns run by this node's actors (those that found their event applied before included). */
+  eventsServed: counted("counter", "mesh_events_served_total", "Stream event turns run by this node's actors"),
   /** Turns that ran past their maxTurnMs: each dropped its activation. */
   turnTimeouts: counted("counter", "mesh_turn_timeouts_total", "Turns that ran past their maxTurnMs (each dropped its activation)"),
   /** Actors activated on this node. */
