@@ -45,7 +45,14 @@ export const TurnKinds = {
   call: { name: "call", caller: true, refusable: true, served: "callsServed", onMove: { to: "owner", wire: Kind.CALL }, onCrash: "fresh" },
   cast: { name: "cast", caller: false, refusable: true, served: "castsServed", onMove: { to: "owner", wire: Kind.CAST }, onCrash: "fresh" },
   timer: { name: "timer", caller: false, refusable: false, served: "timersServed", onMove: { to: "nobody" }, onCrash: "ends" },
-  reminder: { name: "reminder", caller: true, refusable: false, served: "remindersServed", onMove: { to: "here-or-sender" }, onCrash: "fresh" },
+  reminder: {
+    name: "reminder",
+    caller: true,
+    refusable: false,
+    served: "remindersServed",
+    onMove: { to: "here-or-sender" },
+    onCrash: "fresh",
+  },
   event: {
     name: "event",
     caller: true,
