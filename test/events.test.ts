@@ -310,3 +310,20 @@ test.serial('onDeadLetter "stop" holds the key after its dead letter, while othe
   t.deepEqual(await seen("k0"), [], "k0 stopped at its dead letter");
   t.is(node.metrics().events[0]!.dispatchers[0]!.floor, 0, "the floor stays below the stopped event");
 });
+
+test.serial("a subscription to a stream that does not exist fails Mesh.start, naming it and the streams that exist", async (t) => {
+  await setUpStreams(t.context.nc, "REAL");
+  class Misnamed {
+    static capability = "ev";
+    static events = { stream: "real", key: { token: 2 } };
+    handleCall() {}
+    handleEvent() {}
+  }
+  const err = await t.throwsAsync(Mesh.start({ servers: t.context.server.url, prefix: "evmiss", actors: [Misnamed] }), {
+    instanceOf: MeshError,
+  });
+  t.is(err?.code, "BAD_REQUEST");
+  t.regex(err!.message, /stream "real" \(subscribed by ev\.Misnamed\.\w+\) does not exist/);
+  t.regex(err!.message, /the streams are: .*REAL/);
+  t.notRegex(err!.message, /KV_/);
+});

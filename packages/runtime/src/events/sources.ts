@@ -11,6 +11,7 @@ import { bucketName, openBucket } from "@mesh/transport";
 import type { BucketOptions } from "@mesh/transport";
 import type { KV, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
+import { checkStreams } from "./stream-check.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { DispatcherParts, SubscriptionCounts } from "./dispatcher.js";
 import type { ResolvedSubscription } from "./subscription.js";
@@ -58,10 +59,12 @@ export class EventSources {
     const floorsBucket = bucketName(p.prefix, "events");
     const floors: KV = await openBucket(p.nc, "events", floorsBucket, p.storage);
     const js = p.nc.jetstream({ timeout: p.storage.timeoutMs });
+    const jsm = await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs });
+    await checkStreams(subs, jsm);
     sources.#parts = {
       nc: p.nc,
       js,
-      jsm: await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs }),
+      jsm,
       floors,
       floorsBucket,
       log: p.log,
