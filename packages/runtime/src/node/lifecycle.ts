@@ -79,6 +79,7 @@ export class MeshNode {
       nodeStarted(); // looks for a tracer provider (operations/tracing.ts)
     } catch (err) {
       await node.#prometheus?.close();
+      await node.#reminders?.stop(); // its periodic scan would go on against a closed connection
       throw err;
     }
     return node;
