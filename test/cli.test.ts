@@ -1,5 +1,5 @@
 // The `mesh` command, run as a real binary against a real nats-server.
-import { execFile } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { TestFn } from "ava";
@@ -187,4 +187,35 @@ test.serial("mesh reminders list prints the stored reminders, of every actor or 
     lines.map((r) => [r.id, r.name, r.every]),
     [["a2", "poll", 60_000]],
   );
+});
+
+test.serial("mesh node stops on SIGTERM however it was started: npm run mesh, npx mesh; nothing is left running", async (t) => {
+  t.timeout(60_000);
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const watcher = await startNode(t, { nodeId: `cli-watch-${process.pid}` });
+  for (const [how, command, args] of [
+    ["npm run mesh", "npm", ["run", "--silent", "mesh", "--", "node"]],
+    ["npx mesh", "npx", ["--no-install", "mesh", "node"]],
+  ] as const) {
+    const id = `cli-sig-${how.replace(/\W/g, "")}-${process.pid}`;
+    const child = spawn(command, [...args, "--actors", FIXTURE, "--capabilities", "sig", "--node-id", id, "-s", t.context.server.url], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    // Whatever happens, nothing of it stays: the node process is found by its node id.
+    t.teardown(() => {
+      child.kill("SIGKILL");
+      spawnSync("pkill", ["-KILL", "-f", id]);
+    });
+    // As an operator would: once it says it serves.
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => d.toString().includes("serving") && resolve());
+      child.once("exit", (code) => reject(new Error(`${how} exited with ${code}`)));
+    });
+    await eventually(() => watcher.nodesFor("sig").length === 1, `${how}: the node to join`);
+    child.kill("SIGTERM");
+    await eventually(() => watcher.nodesFor("sig").length === 0, `${how}: the node to leave after SIGTERM`, 10_000);
+    await eventually(() => spawnSync("pgrep", ["-f", id]).status === 1, `${how}: no process of the node left`, 10_000);
+    t.pass(how);
+  }
 });

@@ -33,7 +33,7 @@ Commands:
 Run "mesh <command> --help" for a command's options.`,
   node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
 
-Runs a node until SIGINT or SIGTERM, then stops it gracefully.
+Runs a node until SIGINT or SIGTERM (or until the process that started it is gone), then stops it gracefully.
   --actors <module>       a JavaScript module; every exported class with a handleCall method is an actor type
   --capabilities <list>   capabilities to register, comma-separated
   --node-id <id>          this node's id (default: <host>-<pid>-<random>)

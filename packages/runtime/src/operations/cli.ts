@@ -95,7 +95,10 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
-/** Runs a node until SIGINT or SIGTERM. It stays in the entry: a module that fails to load is reported "imported from …/cli.js". */
+/** The process that started this one, read as this module loads: a parent gone before the node serves is seen too. */
+const parent = process.ppid;
+
+/** Runs a node until SIGINT or SIGTERM, or until its parent process is gone. It stays in the entry: a module that fails to load is reported "imported from …/cli.js". */
 async function runNode(
   server: string,
   auth: Partial<ConnectionOptions>,
@@ -125,14 +128,22 @@ async function runNode(
     ...(nodeId ? { nodeId } : {}),
   });
   // The signal handlers go in before the line that says the node serves: a signal sent on seeing it is handled.
+  // Orphaned counts as a signal: `npx mesh node` runs it under a shell, and a SIGTERM to npx ends npx and the
+  // shell but does not reach this process, whose parent then changes (`npm run mesh` execs it: the signal arrives).
+  let orphanWatch: ReturnType<typeof setInterval> | undefined;
   const signalled = new Promise<void>((done) => {
     process.once("SIGINT", done);
     process.once("SIGTERM", done);
+    const orphaned = () => process.ppid !== parent && done();
+    orphanWatch = setInterval(orphaned, 500);
+    orphanWatch.unref();
+    orphaned();
   });
   process.stdout.write(
     `mesh: node ${mesh.nodeId} serving ${actors.map((a) => a.actorType ?? a.name).join(", ")}; capabilities: ${capabilities || "none"}\n`,
   );
   await signalled;
+  clearInterval(orphanWatch);
   await mesh.stop();
   process.stdout.write(`mesh: node ${mesh.nodeId} stopped\n`);
   return 0;
