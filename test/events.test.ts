@@ -327,3 +327,27 @@ test.serial("a subscription to a stream that does not exist fails Mesh.start, na
   t.regex(err!.message, /the streams are: .*REAL/);
   t.notRegex(err!.message, /KV_/);
 });
+
+test.serial("a dispatcher that cannot read its stream (deleted after start) shows in mesh_events_dispatcher_errors", async (t) => {
+  const stream = "GONE";
+  await setUpStreams(t.context.nc, stream);
+  class Reader {
+    static capability = "ev";
+    static events = { stream, key: { token: 2 } };
+    handleCall() {}
+    handleEvent() {}
+  }
+  const node = await startNode(t, { nodeId: nodeId("gone"), prefix: "evgone", actors: [Reader], capabilities: ["ev"], metricsPort: 0 });
+  const scrape = async () => (await fetch(node.metricsUrl!)).text();
+  await eventually(
+    async () => /mesh_events_dispatcher_errors\{[^}]*subscription="ev\.Reader\.[^"]+"[^}]*\} 0/.test(await scrape()),
+    "the series at 0",
+  );
+  await (await t.context.nc.jetstreamManager()).streams.delete(stream);
+  await eventually(
+    async () => /mesh_events_dispatcher_errors\{[^}]*\} 1/.test(await scrape()),
+    "the series to count the dispatcher in error",
+    20_000,
+  );
+  t.pass();
+});

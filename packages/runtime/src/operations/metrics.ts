@@ -246,6 +246,12 @@ export const METRICS = {
       "Stream events not yet handled by the dispatchers on this node (read and in flight, or not yet read)",
       (r) => r.dispatchers.reduce((a, d) => a + d.lag, 0),
     ),
+    perSubscription(
+      "gauge",
+      "mesh_events_dispatcher_errors",
+      "Dispatchers on this node that cannot read their stream now (their error is in mesh events)",
+      (r) => r.dispatchers.filter((d) => d.error !== undefined).length,
+    ),
   ),
   /** Failures this node's actors gave callers, by code. */
   errors: countedBy(
