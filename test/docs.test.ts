@@ -1,7 +1,28 @@
-// The docs say what the code does: every error code, the hash vectors and the envelope example.
+// The docs say what the code does: every error code, the hash vectors and the envelope example,
+// and every TypeScript snippet of README.md and docs/*.md typechecks against the built packages.
+//
+// The snippets' convention (issue 33), the one these tests hold the docs to:
+// - Every ```ts or ```typescript block is checked: one module per block, named `<doc>#<n>.ts` (n counts
+//   the file's TypeScript blocks from 1), each on its own. Nothing carries over from the blocks before it
+//   and no hidden prelude is added: a block imports what it uses, as a reader's file would, and says what
+//   it assumes with a short `declare` line (`declare const mesh: Mesh;`). Top-level await is allowed.
+// - `./cart.js` is README.md's durable Cart (the block of "A durable actor" that exports `class Cart`),
+//   as README.md tells the reader to save it: the docs' running example, imported, never copied.
+// - Compiler options: test/tsconfig.json's (strict, NodeNext, ESM, the repo's lib and @types/node), with
+//   modules resolved from test/ as the test workspace resolves them, except noUnusedLocals: a snippet may
+//   bind a value only to show it (`const { pid, result } = …`).
+// - Packages the docs show but the repo does not install (UNINSTALLED) are typed `any`; everything else,
+//   @mesh/* first, must resolve.
+// - Opt-out, for a block that is deliberately not checkable: ```ts nocheck <why>. Renderers (GitHub,
+//   CommonMark) take the first word of the info string as the language, so it still highlights as ts; the
+//   reason stays in the Markdown source next to the block. A nocheck block that typechecks fails the test
+//   (drop the marker), as does one without a reason.
+// One ts.Program holds every snippet; a failure names the doc, its line, the snippet, its first line past the
+// imports, and the TS diagnostic.
 import { readFileSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import test from "ava";
+import ts from "typescript";
 import { ErrorCode, shardFor, stateBucket, stateKey, xxh32 } from "@mesh/core";
 import { Kind, encodeRequest, encodeResult, writeBatch } from "@mesh/core/internal";
 
@@ -164,3 +185,152 @@ test("security.md names every subject the shipped nats-secure.conf grants, and e
     t.true(config.includes(`$${variable}`) && security.includes(variable), variable);
   }
 });
+
+/** A ```ts block of a doc. */
+interface Snippet {
+  /** The doc, from the repository root: "README.md", "docs/timers.md". */
+  doc: string;
+  /** Its place among the doc's TypeScript blocks, from 1. */
+  n: number;
+  /** The doc's line of the block's first code line, from 1. */
+  line: number;
+  code: string;
+  /** The reason after `nocheck`, for an opted-out block; undefined for a checked one. */
+  nocheck: string | undefined;
+  /** Its virtual file: `<repo>/test/docs-snippets/<doc>#<n>.ts`. */
+  file: string;
+}
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const snippetDir = `${root}test/docs-snippets/`;
+/** Third-party packages a doc shows that the repository does not depend on: typed `any` when they do not resolve. */
+const UNINSTALLED = ["@opentelemetry/sdk-node", "@opentelemetry/exporter-trace-otlp-http"];
+
+/** The fenced ```ts / ```typescript blocks of one Markdown file (indented fences too, as in list items). */
+function snippetsOf(doc: string): Snippet[] {
+  const lines = readFileSync(root + doc, "utf8").split("\n");
+  const snippets: Snippet[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(\s*)(`{3,}|~{3,})(.*)$/.exec(lines[i]!);
+    if (!open) continue;
+    const [, indent = "", fence = "", info = ""] = open;
+    const close = new RegExp(`^\\s*${fence[0]}{${fence.length},}\\s*$`);
+    let end = i + 1;
+    while (end < lines.length && !close.test(lines[end]!)) end++;
+    const [lang = "", ...rest] = info.trim().split(/\s+/);
+    if (lang === "ts" || lang === "typescript") {
+      const n = snippets.filter((s) => s.doc === doc).length + 1;
+      const code = lines
+        .slice(i + 1, end)
+        .map((l) => l.replace(new RegExp(`^ {0,${indent.length}}`), ""))
+        .join("\n");
+      const nocheck = rest[0] === "nocheck" ? rest.slice(1).join(" ") : undefined;
+      snippets.push({ doc, n, line: i + 2, code, nocheck, file: `${snippetDir}${doc}#${n}.ts` });
+    }
+    i = end;
+  }
+  return snippets;
+}
+
+const docs = [
+  "README.md",
+  ...readdirSync(`${root}docs`)
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
+const snippets = docs.flatMap(snippetsOf);
+/** The snippet's first line of its own: not blank, an import or a declaration of what it assumes. */
+const firstLine = (s: Snippet) => s.code.split("\n").find((l) => !/^\s*(import\b|declare\b|$)/.test(l)) ?? "";
+const where = (s: Snippet) => {
+  const first = firstLine(s).trim();
+  return `${s.doc} snippet ${s.n} (line ${s.line}: ${first.length > 72 ? `${first.slice(0, 71)}…` : first})`;
+};
+
+/** Typechecks every snippet in one program; the diagnostics of each snippet, and those of no snippet. */
+function typecheck(): { bySnippet: Map<Snippet, string[]>; others: string[]; ms: number } {
+  const started = performance.now();
+  const configFile = `${root}test/tsconfig.json`;
+  const unreadable = (d: ts.Diagnostic) => {
+    throw new Error(`${configFile}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+  };
+  const config = ts.getParsedCommandLineOfConfigFile(configFile, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: unreadable })!;
+  const options: ts.CompilerOptions = {
+    ...config.options,
+    noEmit: true,
+    noUnusedLocals: false,
+    moduleDetection: ts.ModuleDetectionKind.Force,
+    declaration: false,
+    declarationMap: false,
+    sourceMap: false,
+  };
+  const host = ts.createCompilerHost(options);
+  const virtual = new Map(snippets.map((s) => [s.file, s.code]));
+  const cart = snippets.find((s) => s.doc === "README.md" && /^export class Cart\b/m.test(s.code));
+  const cartFiles = new Set(snippets.map((s) => `${s.file.slice(0, s.file.lastIndexOf("/"))}/cart.ts`));
+  if (cart) for (const file of cartFiles) virtual.set(file, cart.code);
+  const untyped = UNINSTALLED.filter((m) => !ts.resolveModuleName(m, snippets[0]!.file, options, host).resolvedModule);
+  const ambient = `${snippetDir}uninstalled.d.ts`;
+  virtual.set(ambient, untyped.map((m) => `declare module "${m}";`).join("\n"));
+  const { getSourceFile, fileExists, readFile, directoryExists } = host;
+  host.getSourceFile = (name, language, ...rest) => {
+    const text = virtual.get(name);
+    return text === undefined ? getSourceFile.call(host, name, language, ...rest) : ts.createSourceFile(name, text, language);
+  };
+  host.fileExists = (name) => virtual.has(name) || fileExists.call(host, name);
+  host.readFile = (name) => virtual.get(name) ?? readFile.call(host, name);
+  // Relative imports are only looked up in directories that exist.
+  host.directoryExists = (dir) => [...virtual.keys()].some((f) => f.startsWith(`${dir}/`)) || (directoryExists?.call(host, dir) ?? true);
+
+  const program = ts.createProgram({ rootNames: [...snippets.map((s) => s.file), ambient], options, host });
+  const byFile = new Map(snippets.map((s) => [s.file, s]));
+  const bySnippet = new Map<Snippet, string[]>(snippets.map((s) => [s, []]));
+  const others = config.errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+  if (!cart) others.push("README.md has no snippet that exports class Cart (the module ./cart.js of the other snippets)");
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const text = `TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
+    const snippet = d.file && byFile.get(d.file.fileName);
+    if (snippet && d.start !== undefined) {
+      const { line } = d.file!.getLineAndCharacterOfPosition(d.start);
+      bySnippet.get(snippet)!.push(`${snippet.doc}:${snippet.line + line}: ${text}`);
+    } else if (!cartFiles.has(d.file?.fileName ?? "")) {
+      // cart.ts is README.md's Cart snippet again: its errors are reported there.
+      others.push(d.file ? `${d.file.fileName}: ${text}` : text);
+    }
+  }
+  return { bySnippet, others, ms: performance.now() - started };
+}
+
+let checked: ReturnType<typeof typecheck> | undefined;
+const diagnostics = () => (checked ??= typecheck());
+
+test("the docs' TypeScript snippets are all found, in one program with no error outside them", (t) => {
+  // Every fence line that opens a ts block, counted apart from the extractor.
+  const fences = docs.flatMap(
+    (doc) => readFileSync(root + doc, "utf8").match(/^[ \t]*(`{3,}|~{3,})[ \t]*(ts|typescript)([ \t].*)?$/gm) ?? [],
+  );
+  t.is(snippets.length, fences.length);
+  t.true(snippets.length >= 10, `only ${snippets.length} snippets found`);
+  const { others, ms } = diagnostics();
+  t.deepEqual(others, []);
+  const shown = new Set(snippets.flatMap((s) => [...s.code.matchAll(/from "([^"]+)"/g)].map((m) => m[1])));
+  for (const m of UNINSTALLED) t.true(shown.has(m), `${m} is in UNINSTALLED but no snippet imports it`);
+  t.log(
+    `${snippets.length} snippets, ${snippets.filter((s) => s.nocheck !== undefined).length} nocheck, typechecked in ${Math.round(ms)} ms`,
+  );
+});
+
+for (const s of snippets) {
+  if (s.nocheck === undefined) {
+    test(`${where(s)} typechecks`, (t) => {
+      const errors = diagnostics().bySnippet.get(s)!;
+      if (errors.length === 0) t.pass();
+      else t.fail(`${where(s)} does not typecheck:\n${errors.join("\n")}`);
+    });
+  } else {
+    test(`${where(s)} is nocheck, with a reason, and does not typecheck`, (t) => {
+      t.not(s.nocheck, "", `${where(s)}: a nocheck block says why after the marker (\`\`\`ts nocheck <why>)`);
+      t.not(diagnostics().bySnippet.get(s)!.length, 0, `${where(s)} typechecks: drop its nocheck`);
+    });
+  }
+}
