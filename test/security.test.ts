@@ -224,7 +224,7 @@ test.serial(
 );
 
 test.serial(
-  "a client cannot act as a node: its heartbeat, leave, call on a node subject, write or read of a node's lease record and subscription to mesh.> are refused, and no view changes",
+  "a client cannot act as a node or an operator: its heartbeat, leave, call on a node subject, reset, forget, write or read of a node's lease record and subscription to mesh.> are refused, and no view changes",
   async (t) => {
     const { client: clientCreds, node: creds, server } = t.context.secure;
     const real = await node(t, { nats: creds, nodeId: nodeId("real"), actors: [Counter], capabilities: ["counter"] });
@@ -236,6 +236,9 @@ test.serial(
     nc.publish("mesh.cluster.discover", JSON.stringify(impostor()), { reply: "_INBOX.x" });
     nc.publish("mesh.cluster.leave", JSON.stringify({ v: 1, node: real.nodeId, instance: "guess" }));
     nc.publish(`mesh.node.${real.nodeId}`, new Uint8Array([0x99, 1, 0]));
+    const target = JSON.stringify({ capability: "counter", actorType: "Counter", id: "after" });
+    nc.publish("mesh.cluster.reset", target);
+    nc.publish("mesh.cluster.forget", target);
     nc.publish(`$KV.mesh_nodes.${real.nodeId}`, JSON.stringify({ node: real.nodeId, at: Date.now() }));
     nc.publish("$JS.API.STREAM.MSG.GET.KV_mesh_nodes", JSON.stringify({ last_by_subj: `$KV.mesh_nodes.${real.nodeId}` }), {
       reply: "_INBOX.x",
@@ -243,7 +246,7 @@ test.serial(
     const subErrors: string[] = [];
     const sub = nc.subscribe("mesh.>", { callback: (err) => err && subErrors.push(err.message) });
     await nc.flush();
-    await eventually(() => violations.length >= 7 && sub.isClosed(), "the server to refuse all seven");
+    await eventually(() => violations.length >= 9 && sub.isClosed(), "the server to refuse all nine");
     t.true(
       violations.every((v) => v === "PERMISSIONS_VIOLATION"),
       JSON.stringify(violations),
@@ -424,8 +427,17 @@ test.serial(
     t.is(listed.code, 0, listed.stderr);
     const deleted = await mesh(as(operator), "state", "delete", "acct", "DurableCounter", "kept");
     t.regex(deleted.stdout, new RegExp(`its live activation on ${durable.nodeId} ended`), deleted.stderr);
-    // A client may not read state.
+    await durable.call({ actor: DurableCounter, id: "kept", capability: "acct" });
+    const reset = await mesh(as(operator), "actor", "reset", "acct", "DurableCounter", "kept");
+    t.regex(reset.stdout, new RegExp(`its live activation on ${durable.nodeId} ended`), reset.stderr);
+    // A client may not read state, nor reset an actor.
     const refused = await mesh(as(clientCreds), "state", "get", "acct", "DurableCounter", "kept");
     t.not(refused.code, 0);
+    const live = durable.actorCount;
+    await durable.call({ actor: DurableCounter, id: "kept", capability: "acct" });
+    const notReset = await mesh(as(clientCreds), "actor", "reset", "acct", "DurableCounter", "kept");
+    t.not(notReset.code, 0, notReset.stdout);
+    t.regex(notReset.stderr, /Permissions Violation for Publish to "mesh.cluster.reset"/);
+    t.is(durable.actorCount, live + 1, "the client's reset dropped nothing");
   },
 );

@@ -1,6 +1,9 @@
 // A turn's deadline (maxTurnMs): a handler that never returns ends at the
 // deadline with TURN_TIMEOUT, its activation is dropped, nothing of the turn
-// is stored, and the next message runs on a fresh activation.
+// is stored, and the next message runs on a fresh activation. A TIMEOUT says
+// what its actor was busy with; `mesh actor reset` drops a hung activation.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
@@ -128,6 +131,55 @@ test.serial("maxTurnMs: 0 turns the deadline off; a bad maxTurnMs is refused at 
     t.regex(refused!.message, /maxTurnMs/);
   }
 });
+
+/** Runs the mesh CLI; resolves with its exit code and output. */
+function meshCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test.serial(
+  "a TIMEOUT whose actor is busy says so, locally and from another node; mesh actor reset drops the hung turn, and the next call runs on a fresh activation",
+  async (t) => {
+    class NoLimit extends Stuck {
+      static override actorType = "NoLimit";
+      static override maxTurnMs = 0;
+    }
+    const opts = { ...options, actors: [NoLimit], prefix: "tdreset" };
+    const a = await startNode(t, { ...opts, nodeId: nodeId("ra") });
+    const b = await startNode(t, { ...opts, nodeId: nodeId("rb"), capabilities: [] });
+    await eventually(() => b.nodesFor("s").length === 1, "b to see a");
+    const first = (await a.call<string>({ actor: "NoLimit", id: "r", capability: "s" })).result;
+    const hung = a.call({ actor: "NoLimit", id: "r", payload: { hang: true }, capability: "s", timeoutMs: 60_000 });
+    for (const [caller, where] of [
+      [a, "local"],
+      [b, "remote"],
+    ] as const) {
+      const err = await t.throwsAsync(caller.call({ actor: "NoLimit", id: "r", capability: "s", timeoutMs: 2000 }), {
+        instanceOf: MeshError,
+      });
+      t.is(err?.code, "TIMEOUT", where);
+      t.regex(err!.message, /NoLimit.* was busy: its call turn had run for \d+ ms \(no maxTurnMs\), with \d+ messages? waiting/, where);
+    }
+    const reset = await meshCli("actor", "reset", "s", "NoLimit", "r", "--prefix", "tdreset", "-s", t.context.server.url);
+    t.is(reset.code, 0, reset.stderr);
+    t.regex(reset.stdout, new RegExp(`reset NoLimit "r": its live activation on ${a.nodeId} ended \\(2 nodes answered\\)`));
+    const dropped = await t.throwsAsync(hung, { instanceOf: MeshError });
+    t.is(dropped?.code, "ACTOR_CRASHED");
+    t.regex(dropped!.message, /reset by an operator \(mesh actor reset\) in its call turn/);
+    t.not((await b.call<string>({ actor: "NoLimit", id: "r", capability: "s" })).result, first, "a fresh activation");
+    const idle = await meshCli("actor", "reset", "s", "NoLimit", "r", "--prefix", "tdreset", "-s", t.context.server.url);
+    t.regex(idle.stdout, /its live activation on .* ended/, "an idle activation is reset too");
+    const none = await meshCli("actor", "reset", "s", "NoLimit", "nobody", "--prefix", "tdreset", "-s", t.context.server.url);
+    t.regex(none.stdout, /no node had it live \(2 nodes answered\)/);
+    const bad = await meshCli("actor", "reset", "s", "NoLimit", "--prefix", "tdreset", "-s", t.context.server.url);
+    t.is(bad.code, 2, "a missing id is a usage error");
+  },
+);
 
 test.serial(
   "a hung handleEvent ends at the deadline each time it is delivered: it is dead-lettered, and the events after it for that id are applied",

@@ -9,6 +9,7 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.cluster.leave         a node's goodbye on a graceful stop
  *   <prefix>.cluster.claim         a node claims the shards it gained: every member answers once it released them
  *   <prefix>.cluster.forget        an operator deleted an actor's stored state: its live activation ends
+ *   <prefix>.cluster.reset         an operator resets an actor: its live activation is dropped, even mid-turn
  *   <prefix>.call.<capability>     ingress: any NATS client calls an actor (JSON or msgpack), queue group
  *   <prefix>.cast.<capability>     ingress: the same for casts
  *   <prefix>.status.<nodeId>       a node's metrics as JSON (an endpoint of its NATS service)
@@ -20,6 +21,7 @@ export class Subjects {
   readonly leave: string;
   readonly claim: string;
   readonly forget: string;
+  readonly reset: string;
   /** Ingress subscriptions: every capability, and more tokens so that bad ones get an answer. */
   readonly ingressCalls: string;
   readonly ingressCasts: string;
@@ -37,6 +39,7 @@ export class Subjects {
     this.leave = `${prefix}.cluster.leave`;
     this.claim = `${prefix}.cluster.claim`;
     this.forget = `${prefix}.cluster.forget`;
+    this.reset = `${prefix}.cluster.reset`;
     this.#node = `${prefix}.node.`;
     this.ingressCalls = `${prefix}.call.>`;
     this.ingressCasts = `${prefix}.cast.>`;

@@ -39,6 +39,8 @@ export interface ContextHost {
   cast(act: Activation, request: MeshRequest): Promise<void>;
   remind(act: Activation, name: string, options: RemindOptions): Promise<void>;
   forget(act: Activation, name: string): Promise<void>;
+  /** What the activation is busy with, for a caller whose deadline passed (a TIMEOUT's message). */
+  busyNote(act: Activation): string;
   /** Checks a message a turn publishes (ctx.publish). Throws BAD_REQUEST. */
   outgoing(subject: string, data: unknown, headers: Record<string, string> | undefined): OutMessage;
 }
@@ -235,6 +237,11 @@ export class Activation implements CallContext {
 
   forget(name: string): Promise<void> {
     return this.host.forget(this, name);
+  }
+
+  /** What it is busy with, for a caller whose deadline passed (Letter.waitsOn). */
+  busyNote(): string {
+    return this.host.busyNote(this);
   }
 
   setTimer(name: string, ms: number, options?: TimerOptions): void {

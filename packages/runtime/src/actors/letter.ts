@@ -76,6 +76,8 @@ export class Letter implements Expiring {
   settled = false;
   /** Its size on the wire, for a message from another node or the ingress (0 from this process). */
   bytes = 0;
+  /** The activation it waits on, once watched: a TIMEOUT says what that one was busy with. */
+  waitsOn: { busyNote(): string } | undefined = undefined;
   /** The span its turn's span goes under (the caller's, or the remote hop's), while tracing is on. */
   readonly trace: Context | undefined = tracing.on ? tracing.parent : undefined;
 
@@ -145,7 +147,7 @@ export class Letter implements Expiring {
   /** The caller's deadline passed: it gets TIMEOUT, and the letter will not run. */
   expire(): void {
     if (!this.settled) this.metrics?.error("TIMEOUT");
-    this.fail(new MeshError("TIMEOUT", `no reply within ${this.timeoutMs} ms`));
+    this.fail(new MeshError("TIMEOUT", `no reply within ${this.timeoutMs} ms${this.waitsOn ? `: ${this.waitsOn.busyNote()}` : ""}`));
   }
 
   succeed(pid: string, result: unknown, shared?: boolean): void {

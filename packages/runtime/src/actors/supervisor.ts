@@ -98,6 +98,7 @@ export class Supervisor {
     remind: (act, name, options) => remindersOf(act, this.o.reminders(), "handleReminder").set({ ...reminderOf(act, name), options }),
     forget: async (act, name) => remindersOf(act, this.o.reminders()).forget(reminderOf(act, name)),
     outgoing: (subject, data, headers) => outgoing(subject, data, headers, this.o.maxPayload),
+    busyNote: (act) => this.#turns.deadlines.busyNote(act),
   };
   #incarnation = 0;
   #idle: (() => void) | undefined;
@@ -283,13 +284,13 @@ export class Supervisor {
   }
 
   /**
-   * An operator deleted the stored state of (`capability`, `actorType`, `id`):
-   * its live activation, if any, ends before its next turn ("cleared"), and
-   * the next message starts from the initial state. True when one was live.
+   * An operator ends the live activation of (`capability`, `actorType`, `id`), if any (true when one was live):
+   * "forget" (its stored state was deleted) ends it before its next turn ("cleared"); "reset" also abandons the
+   * turn it is in, as after a crash. The next message starts a fresh activation.
    */
-  forget(capability: string, actorType: string, id: string): boolean {
+  end(capability: string, actorType: string, id: string, how: "forget" | "reset"): boolean {
     const act = this.#table.get(capability, actorType, id);
-    if (act !== undefined) this.#endings.leave(act, "cleared");
+    if (act !== undefined && !(how === "reset" && this.#turns.deadlines.reset(act))) this.#endings.leave(act, "cleared");
     return act !== undefined;
   }
 

@@ -5,8 +5,10 @@
 // what waits in the mailbox goes to a fresh activation, whose durable state
 // is read again from the store; whatever the handler does later is ignored.
 // One sweep for the node (a TimeoutMap), not a timer per turn: a turn that
-// ends in time costs a set and a take. Imports: the actors room and the
-// bottom floor.
+// ends in time costs a set and a take. Every async turn is kept, with no
+// deadline when maxTurnMs is 0: a TIMEOUT says what its actor was doing
+// (busyNote), and an operator's reset (`mesh actor reset`) abandons the turn
+// the same way. Imports: the actors room and the bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { SlotTable, TimeoutMap } from "@mesh/core/internal";
@@ -27,15 +29,20 @@ export interface DeadlineHost {
 
 /** A turn that went async, and when it must have ended (one object per turn, no closure). */
 class RunningTurn {
+  readonly deadline: number;
   constructor(
-    readonly deadline: number,
-    private readonly act: Activation,
-    private readonly letter: Letter,
-    private readonly maxTurnMs: number,
+    readonly ticket: number,
+    readonly started: number,
+    readonly act: Activation,
+    readonly letter: Letter,
+    /** 0: no deadline. */
+    readonly maxTurnMs: number,
     private readonly owner: TurnDeadlines,
-  ) {}
+  ) {
+    this.deadline = maxTurnMs > 0 ? started + maxTurnMs : Infinity;
+  }
   expire(): void {
-    this.owner.expired(this.act, this.letter, this.maxTurnMs);
+    this.owner.abandon(this, "TURN_TIMEOUT");
   }
 }
 
@@ -53,32 +60,60 @@ export class TurnDeadlines {
     private readonly node: DeadlineHost,
   ) {}
 
-  /** A turn's handler returned a promise at `started` (performance.now()): returns its ticket (0: it has no deadline). */
+  /** A turn's handler returned a promise at `started` (performance.now()): returns its ticket. */
   start(act: Activation, letter: Letter, started: number): number {
+    const turn = (this.#turns = (this.#turns + 1) >>> 0 || 1); // within the SlotTable's 32-bit ids
     const ms = (act.instance.constructor as ActorClass).maxTurnMs ?? this.maxTurnMs;
-    if (ms <= 0) return 0;
-    const turn = (this.#turns = (this.#turns + 1) >>> 0 || 1); // within the SlotTable's 32-bit ids; 0 is "no deadline"
-    this.#running.set(turn, new RunningTurn(started + ms, act, letter, ms, this));
+    this.#running.set(turn, new RunningTurn(turn, started, act, letter, Math.max(0, ms), this));
     return turn;
   }
 
-  /** The turn's promise settled: false when its deadline passed first (what it came to is ignored). */
+  /** The turn's promise settled: false when it was abandoned first (what it came to is ignored). */
   end(turn: number): boolean {
-    return turn === 0 || this.#running.take(turn) !== undefined;
+    return this.#running.take(turn) !== undefined;
   }
 
-  /** A turn ran past its deadline: its caller gets TURN_TIMEOUT, and the activation goes as after a crash. */
-  expired(act: Activation, letter: Letter, maxTurnMs: number): void {
+  /** What `act` is busy with, for a caller that waited too long: its running turn, its start, or its commit. */
+  busyNote(act: Activation): string {
+    const turn = this.#runningOf(act);
+    const queued = act.waiting > 0 ? `, with ${act.waiting} message${act.waiting === 1 ? "" : "s"} waiting` : "";
+    if (turn === undefined)
+      return `${act.pid} was busy ${act.phase === "starting" ? "starting (onActivate, or loading its state)" : "(storing its state, or waiting for the node's lease)"}${queued}`;
+    const limit = turn.maxTurnMs > 0 ? `maxTurnMs ${turn.maxTurnMs}` : "no maxTurnMs";
+    return `${act.pid} was busy: its ${turn.letter.kind.name} turn had run for ${Math.round(performance.now() - turn.started)} ms (${limit})${queued}`;
+  }
+
+  /** An operator reset `act` (`mesh actor reset`): its running turn, if it has one, is abandoned. True when it had one. */
+  reset(act: Activation): boolean {
+    const turn = this.#runningOf(act);
+    if (turn !== undefined) this.abandon(turn, "reset");
+    return turn !== undefined;
+  }
+
+  #runningOf(act: Activation): RunningTurn | undefined {
+    for (const turn of this.#running.values()) if (turn.act === act) return turn;
+    return undefined;
+  }
+
+  /** A turn ran past its deadline, or was reset: its caller is told, and the activation goes as after a crash. */
+  abandon(turn: RunningTurn, why: "TURN_TIMEOUT" | "reset"): void {
+    const { act, letter, maxTurnMs } = turn;
     const { metrics, log, host } = this.node;
-    metrics.turnTimeouts++;
-    metrics.error("TURN_TIMEOUT");
-    log.warn({ pid: act.pid, maxTurnMs }, "mesh: a turn ran too long; its activation was dropped");
+    this.#running.take(turn.ticket);
+    if (why === "TURN_TIMEOUT") {
+      metrics.turnTimeouts++;
+      metrics.error("TURN_TIMEOUT");
+      log.warn({ pid: act.pid, maxTurnMs }, "mesh: a turn ran too long; its activation was dropped");
+    } else log.warn({ pid: act.pid }, "mesh: an operator reset an activation in its turn; it was dropped");
+    const dropped = "the activation was dropped, nothing of the turn was stored, and the next message starts a fresh one";
     this.node.settle(
       letter,
-      new MeshError(
-        "TURN_TIMEOUT",
-        `${act.pid}'s ${letter.kind.name} turn ran over ${maxTurnMs} ms (maxTurnMs): the activation was dropped, nothing of the turn was stored, and the next message starts a fresh one`,
-      ),
+      why === "TURN_TIMEOUT"
+        ? new MeshError("TURN_TIMEOUT", `${act.pid}'s ${letter.kind.name} turn ran over ${maxTurnMs} ms (maxTurnMs): ${dropped}`)
+        : new MeshError(
+            "ACTOR_CRASHED",
+            `${act.pid} was reset by an operator (mesh actor reset) in its ${letter.kind.name} turn: ${dropped}`,
+          ),
     );
     host.crashed(act);
     host.checkIdle();

@@ -1,12 +1,11 @@
 // Turns: how an activation's mailbox runs. One letter at a time: a letter runs
 // now if the actor is free, else waits in order; a handler that returns a
-// promise keeps the turn until it settles; a durable actor's reply waits for
-// the commit that stores its state; a call of the actor's own call chain
-// fails with CALL_CYCLE (or runs at once for a reentrant class); a throwing
-// handler crashes the actor. Which activation a letter goes to, and what
-// happens to an activation that crashed or leaves, is the lifecycle's
-// (supervisor.ts): it answers through TurnHost. Imports: the actors room and
-// the bottom floor.
+// promise keeps the turn until it settles (or its deadline); a durable
+// actor's reply waits for the commit that stores its state; a call of its own
+// call chain fails with CALL_CYCLE (or runs at once for a reentrant class); a
+// throwing handler crashes it. Which activation a letter goes to, and what
+// happens to one that crashed or leaves, is the lifecycle's (supervisor.ts,
+// through TurnHost). Imports: the actors room and the bottom floor.
 import { MeshError } from "@mesh/core";
 import { SlotTable, TimeoutMap, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
@@ -52,7 +51,8 @@ export class Turns {
   readonly #held = new Set<Activation>();
   /** Handlers (and activations starting) whose promise has not settled. */
   #running = 0;
-  readonly #deadlines: TurnDeadlines;
+  /** Running turns: their deadlines, what a busy actor is doing, an operator's reset. */
+  readonly deadlines: TurnDeadlines;
 
   constructor(
     private readonly host: TurnHost,
@@ -61,8 +61,7 @@ export class Turns {
     private readonly lease: Lease,
     private readonly limits: Limits,
   ) {
-    // A turn past its deadline: no longer running; its caller gets TURN_TIMEOUT, and the activation goes as after a crash.
-    this.#deadlines = new TurnDeadlines(limits.maxTurnMs, {
+    this.deadlines = new TurnDeadlines(limits.maxTurnMs, {
       metrics,
       log,
       host,
@@ -117,12 +116,9 @@ export class Turns {
     }
     return new Promise((resolve, reject) => {
       const reply = new PromiseReply(resolve, reject);
-      this.post(
-        act,
-        this.watched(
-          Letter.call({ payload, initArg, deadline: performance.now() + timeoutMs, timeoutMs, reply, metrics: this.metrics, chain }),
-        ),
-      );
+      const deadline = performance.now() + timeoutMs;
+      const letter = Letter.call({ payload, initArg, deadline, timeoutMs, reply, metrics: this.metrics, chain });
+      this.post(act, this.watched(letter, act));
     });
   }
 
@@ -132,7 +128,7 @@ export class Turns {
    * refusal when it would wait past a limit (its caller, if any, has it too).
    */
   deliver(act: Activation, letter: Letter): MeshError | undefined {
-    if (act.busy) this.watched(letter);
+    if (act.busy) this.watched(letter, act);
     return this.post(act, letter);
   }
 
@@ -156,8 +152,9 @@ export class Turns {
     );
   }
 
-  /** Watches a letter whose caller waits for its deadline until it is settled. */
-  watched(letter: Letter): Letter {
+  /** Watches a letter whose caller waits for its deadline until it is settled (on `act`: its TIMEOUT says what `act` was busy with). */
+  watched(letter: Letter, act?: Activation): Letter {
+    letter.waitsOn = act;
     if (letter.kind.caller) this.#timeouts.set(letter.id, letter);
     return letter;
   }
@@ -219,7 +216,7 @@ export class Turns {
    */
   #hold(act: Activation, letter: Letter): void {
     act.runs();
-    act.requeue(this.watched(letter));
+    act.requeue(this.watched(letter, act));
     this.#held.add(act);
     this.lease.lapse();
   }
@@ -317,18 +314,18 @@ export class Turns {
 
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
     this.#running++;
-    this.watched(letter);
-    const turn = this.#deadlines.start(act, letter, started);
+    this.watched(letter, act);
+    const turn = this.deadlines.start(act, letter, started);
     Promise.resolve(out).then(
       (result) => {
-        if (!this.#deadlines.end(turn)) return; // abandoned at its deadline: what it came to is ignored
+        if (!this.deadlines.end(turn)) return; // abandoned at its deadline: what it came to is ignored
         this.#served(letter.kind, started, count);
         this.#running--;
         if (this.#turnEnded(act, letter, result)) this.next(act);
         else this.host.checkIdle();
       },
       (err: unknown) => {
-        if (!this.#deadlines.end(turn)) return;
+        if (!this.deadlines.end(turn)) return;
         this.#served(letter.kind, started, count);
         this.#running--;
         this.settle(letter, this.#crash(act, err));

@@ -1,4 +1,4 @@
-// A node's lifecycle: it starts serving (its subject, the forget subject,
+// A node's lifecycle: it starts serving (its subject, the operator's subjects,
 // Prometheus, the NATS service, reminders, event dispatchers, then
 // membership and the lease), follows the cluster view (rebalancing its
 // actors) and its connection, changes its capabilities one at a time, and
@@ -50,6 +50,7 @@ export class MeshNode {
   #changes: Promise<void> = Promise.resolve();
   #nodeSub: Subscription | undefined;
   #forgetSub: Subscription | undefined;
+  #resetSub: Subscription | undefined;
   #reminders: Reminders | undefined;
   #events: EventSources | undefined;
   #stopping: Promise<void> | undefined;
@@ -89,9 +90,9 @@ export class MeshNode {
     const { o } = this;
     const { actors, inbox, replies, metrics, service, routes, router, membership, lease } = this.parts;
     this.#nodeSub = this.#nc.subscribe(o.subjects.node(o.nodeId), { callback: (_err, msg) => inbox.serve(msg) });
-    this.#forgetSub = this.#nc.subscribe(o.subjects.forget, {
-      callback: (_err, msg) => serveForget(msg, actors, replies, o.nodeId, o.logger),
-    });
+    const operator = { replies, nodeId: o.nodeId, log: o.logger };
+    this.#forgetSub = this.#nc.subscribe(o.subjects.forget, { callback: (_err, msg) => serveForget(msg, "forget", actors, operator) });
+    this.#resetSub = this.#nc.subscribe(o.subjects.reset, { callback: (_err, msg) => serveForget(msg, "reset", actors, operator) });
     if (o.metricsPort !== undefined) {
       this.#prometheus = await PrometheusEndpoint.start(metrics, () => this.metrics(), o.metricsHost, o.metricsPort);
     }
@@ -214,6 +215,7 @@ export class MeshNode {
       // No reminders watch may still be setting up when the connection drains (its heartbeat timer would outlive the node).
       await settleWithin(this.#reminders?.stop() ?? Promise.resolve(), left());
       this.#forgetSub?.unsubscribe();
+      this.#resetSub?.unsubscribe();
       // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
       await actors.idle(left());
       while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));

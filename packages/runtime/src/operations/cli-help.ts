@@ -27,6 +27,7 @@ Commands:
   call     call an actor and print its reply
   cast     send a message to an actor
   state    print or delete a durable actor's stored state
+  actor    reset one actor: drop its live activation, even in a turn that hangs
   reminders list the stored reminders of durable actors
   events   show every event subscription: its dispatchers, lag, retries and dead letters
 
@@ -88,6 +89,17 @@ stored). delete removes it; a live activation of the actor ends before its
 next turn, and the next message starts from the class's initial state.
   --bucket <name>      the state bucket (default: <prefix>_state)
   --wait <ms>          delete: how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
+  actor: `Usage: mesh actor reset <capability> <actorType> <id>
+
+Drops the live activation of one actor, on whichever node holds it (operator
+role). A turn it is in is abandoned as at its deadline (maxTurnMs): its caller
+gets ACTOR_CRASHED, nothing of the turn is stored or published, and the
+messages waiting for it, and the next ones, go to a fresh activation (a durable
+actor reads its state again). An idle activation ends as after mesh state
+delete. Prints the node that held it, or that no node had it live.
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
 
 ${COMMON}`,
 };

@@ -1,5 +1,6 @@
 // `mesh state get` and `mesh state delete`: a durable actor's stored state, read
-// as JSON or deleted (with every node told to end its live activation, forget.ts).
+// as JSON or deleted (with every node told to end its live activation, forget.ts);
+// `mesh actor reset`: every node told to drop it, even mid-turn.
 import { stateKey } from "@mesh/core";
 import { RequestStrategy } from "nats";
 import type { NatsConnection } from "nats";
@@ -26,22 +27,35 @@ export async function getState(nc: NatsConnection, bucket: string, { capability,
 export async function deleteState(nc: NatsConnection, bucket: string, prefix: string, actor: Forget, waitMs: number): Promise<number> {
   const { capability, actorType, id } = actor;
   await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).delete(stateKey(capability, actorType, id));
+  const live = await endActor(nc, new Subjects(prefix).forget, actor, waitMs);
+  process.stdout.write(`deleted the state of ${actorType} ${JSON.stringify(id)}; ${live}\n`);
+  return 0;
+}
+
+/** `mesh actor reset`: every node drops its live activation of the actor, even in a turn. */
+export async function resetActor(nc: NatsConnection, prefix: string, actor: Forget, waitMs: number): Promise<number> {
+  const live = await endActor(nc, new Subjects(prefix).reset, actor, waitMs);
+  process.stdout.write(`reset ${actor.actorType} ${JSON.stringify(actor.id)}: ${live}\n`);
+  return 0;
+}
+
+/** Asks every node, on `subject`, to end its live activation of `actor`; says which did, and how many answered. */
+async function endActor(nc: NatsConnection, subject: string, actor: Forget, waitMs: number): Promise<string> {
   const ended: string[] = [];
   let nodes = 0;
-  const replies = await nc.requestMany(new Subjects(prefix).forget, encodeForget(actor), {
-    strategy: RequestStrategy.Timer,
-    maxWait: waitMs,
-  });
+  let refused: string | undefined; // the server refused the publish (no permission): no node got it
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === "error") refused ??= String(s.data);
+  })();
+  const replies = await nc.requestMany(subject, encodeForget(actor), { strategy: RequestStrategy.Timer, maxWait: waitMs });
   for await (const reply of replies) {
     const answer = JSON.parse(new TextDecoder().decode(reply.data)) as { node?: string; ended?: boolean };
     nodes++;
     if (answer.ended && answer.node) ended.push(answer.node);
   }
+  if (refused !== undefined) throw new Error(`the server refused ${subject}: ${refused}`);
   const live = ended.length > 0 ? `its live activation on ${ended.join(", ")} ended` : "no node had it live";
-  process.stdout.write(
-    `deleted the state of ${actorType} ${JSON.stringify(id)}; ${live} (${nodes} node${nodes === 1 ? "" : "s"} answered)\n`,
-  );
-  return 0;
+  return `${live} (${nodes} node${nodes === 1 ? "" : "s"} answered)`;
 }
 
 /** msgpack values JSON has no form for: bytes as base64, big integers as strings. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `mesh` command: run a node, look at the cluster, call an actor. This entry
 // reads the command line, runs `mesh node` itself and hands every other command
-// to its own file (cli-status.ts, cli-call.ts, cli-state.ts, cli-reminders.ts;
+// to its own file (cli-status.ts, cli-call.ts, cli-state.ts (also `mesh actor`), cli-reminders.ts;
 // `mesh events` is eventsReport in cluster-stats.ts).
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
@@ -17,7 +17,7 @@ import { UsageError, connected, json, natsAuth, number, options } from "./cli-ar
 import { request } from "./cli-call.js";
 import { HELP } from "./cli-help.js";
 import { listReminders } from "./cli-reminders.js";
-import { deleteState, getState } from "./cli-state.js";
+import { deleteState, getState, resetActor } from "./cli-state.js";
 import { status } from "./cli-status.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -80,6 +80,13 @@ async function main(argv: string[]): Promise<number> {
     case "reminders": {
       if (positionals[0] !== "list") throw new UsageError(`mesh reminders needs list; run "mesh reminders --help"`);
       return withConnection((nc) => listReminders(nc, reminderBucket(values.prefix), values.actor, values.id, values.json));
+    }
+    case "actor": {
+      const [verb, capability, actorType, id] = positionals;
+      if (verb !== "reset" || !capability || !actorType || id === undefined)
+        throw new UsageError(`mesh actor needs reset <capability> <actorType> <id>; run "mesh actor --help"`);
+      const actor = { capability: checkToken(capability, "capability"), actorType, id };
+      return withConnection((nc) => resetActor(nc, values.prefix, actor, number(values.wait, "--wait")));
     }
     case "state": {
       const [verb, capability, actorType, id] = positionals;
