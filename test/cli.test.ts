@@ -91,7 +91,7 @@ test.serial("mesh node stops gracefully on SIGTERM", async (t) => {
 });
 
 test("every command has --help", async (t) => {
-  for (const command of [[], ["node"], ["status"], ["call"], ["cast"], ["state"], ["reminders"]]) {
+  for (const command of [[], ["node"], ["status"], ["call"], ["cast"], ["state"], ["reminders"], ["events"], ["actor"]]) {
     const { code, stdout } = await mesh(...command, "--help");
     t.is(code, 0);
     t.regex(stdout, /Usage: mesh/);

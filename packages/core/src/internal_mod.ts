@@ -15,6 +15,7 @@ export type { WireReply, WireRequest } from "./envelope.js";
 export { decodeAnnouncement, decodeLeave, encodeJson } from "./announcement.js";
 export type { Leave } from "./announcement.js";
 export { TimeoutMap } from "./timeout-map.js";
+export { loudError } from "./logger.js";
 export { SlotTable } from "./slot-table.js";
 export type { EntryStore } from "./slot-table.js";
 export type { Expiring } from "./timeout-map.js";

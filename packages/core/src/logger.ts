@@ -13,3 +13,13 @@ const nothing = (): void => {};
 
 /** The default: Mesh is quiet unless you hand it a logger. */
 export const quietLogger: Logger = { debug: nothing, info: nothing, warn: nothing, error: nothing };
+
+/**
+ * A mistake that must not go unseen (a stream that is not there, dead letters
+ * no stream keeps): logged at error level, and written to stderr when the
+ * logger is the quiet default (`mesh node` shows it).
+ */
+export function loudError(log: Logger, fields: object, message: string): void {
+  if (log === quietLogger) console.error(`${message} ${JSON.stringify(fields)}`);
+  else log.error(fields, message);
+}

@@ -173,8 +173,13 @@ export type EventKey =
 
 /** A class's subscription to a JetStream stream (`static events`, docs/events.md). */
 export interface EventSubscription {
-  /** The stream, which must exist. */
+  /** The stream, which must exist when the node starts (unless `waitForStream`). */
   stream: string;
+  /**
+   * The stream may be created after the node starts: a missing one does not fail `Mesh.start`; it is logged at
+   * error level once (to stderr with no logger), and the dispatchers begin once it exists. @default false
+   */
+  waitForStream?: boolean;
   /** Only its messages on this subject (wildcards allowed). @default every message of the stream */
   subject?: string;
   /** Where each event's actor id comes from. */
@@ -189,7 +194,10 @@ export interface EventSubscription {
   maxDeliveries?: number;
   /** The first retry's delay; it doubles with each delivery, up to 10 s. @default 100 */
   backoffMs?: number;
-  /** Where dead letters go (a subject a stream may capture). @default "<prefix>.events.dead.<actorType>" */
+  /**
+   * Where dead letters go: a subject some stream must capture (checked at start). By default Mesh's own stream
+   * `<prefix>_dead_letters` keeps them (created when missing). @default "<prefix>.events.dead.<actorType>"
+   */
   deadLetter?: string;
   /** After a dead letter, the key goes on with its next event ("skip") or stops until the dispatcher restarts ("stop"). @default "skip" */
   onDeadLetter?: "skip" | "stop";

@@ -22,6 +22,11 @@ export function bucketName(prefix: string, kind: BucketKind): string {
   return `${prefix.replaceAll(".", "_")}_${kind}`;
 }
 
+/** The stream Mesh keeps dead letters in when a subscription names no `deadLetter` of its own: "mesh" -> "mesh_dead_letters". */
+export function deadLetterStream(prefix: string): string {
+  return `${prefix.replaceAll(".", "_")}_dead_letters`;
+}
+
 /** Copies of each value of a bucket created without `replicas`: 3 when the server is part of a NATS cluster, else 1. */
 export const DEFAULT_REPLICAS = { cluster: 3, single: 1 } as const;
 
@@ -82,6 +87,11 @@ export function classifyNatsError(err: unknown): NatsErrorKind {
   return "other";
 }
 
+/** The replicas of what Mesh creates in JetStream: `given`, else DEFAULT_REPLICAS for the server `nc` is connected to. */
+export function replicasFor(nc: NatsConnection, given: number | undefined): number {
+  return given ?? (nc.info?.cluster ? DEFAULT_REPLICAS.cluster : DEFAULT_REPLICAS.single);
+}
+
 /**
  * Opens KV bucket `bucket`, creating it when missing (history 1, file
  * storage; `replicas` DEFAULT_REPLICAS unless given). Where the server has
@@ -90,7 +100,7 @@ export function classifyNatsError(err: unknown): NatsErrorKind {
  */
 export async function openBucket(nc: NatsConnection, what: BucketKind, bucket: string, options: BucketOptions): Promise<KV> {
   const timeout = options.timeoutMs;
-  const replicas = options.replicas ?? (nc.info?.cluster ? DEFAULT_REPLICAS.cluster : DEFAULT_REPLICAS.single);
+  const replicas = replicasFor(nc, options.replicas);
   const readyBy = performance.now() + JETSTREAM_READY_MS;
   try {
     for (let attempt = 1; ; attempt++) {

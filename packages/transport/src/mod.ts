@@ -24,9 +24,11 @@ export {
   bindBucket,
   bucketName,
   classifyNatsError,
+  deadLetterStream,
   isTransient,
   JETSTREAM_READY_MS,
   openBucket,
   readLatest,
+  replicasFor,
 } from "./jetstream.js";
 export type { BucketKind, BucketOptions, LatestEntry, NatsErrorKind } from "./jetstream.js";

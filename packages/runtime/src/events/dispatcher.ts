@@ -6,7 +6,7 @@
 // (docs/events.md "How events are dispatched"). Imports: the events room and
 // the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { loudError, messageOf } from "@mesh/core/internal";
 import { classifyNatsError, readLatest } from "@mesh/transport";
 import type { Logger } from "@mesh/core";
 import type { JetStreamClient, JetStreamManager, KV, MsgHdrs, NatsConnection } from "nats";
@@ -352,18 +352,17 @@ export class Dispatcher implements Outcomes {
         .slice(0, 1000),
     );
     const msgID = `${this.sub.id}:${event.seq}`;
-    for (;;) {
+    for (let tries = 0; ; tries++) {
       try {
         await this.p.js.publish(this.sub.deadLetter, event.data, { msgID, headers: h });
         break;
       } catch (e) {
-        // No stream keeps dead letters: they go out on the subject, for whoever listens.
-        if (classifyNatsError(e) === "no-responders") {
-          this.p.nc.publish(this.sub.deadLetter, event.data, { headers: h });
-          break;
-        }
         if (!this.#running) return;
-        this.p.log.warn({ subscription: this.sub.id, err: messageOf(e) }, "mesh: cannot publish a dead letter; retrying");
+        const where = { subscription: this.sub.id, subject: this.sub.deadLetter, err: messageOf(e) };
+        // No stream keeps it (the stream was deleted since the start): an error, said loudly once; the id waits.
+        if (classifyNatsError(e) === "no-responders" && tries === 0)
+          loudError(this.p.log, where, "mesh: no stream keeps this dead letter; retrying every second, and its id waits");
+        else this.p.log.warn(where, "mesh: cannot publish a dead letter; retrying");
         await new Promise((r) => setTimeout(r, 1000));
       }
     }

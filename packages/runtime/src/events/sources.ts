@@ -7,11 +7,12 @@
 import { shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
-import { bucketName, openBucket } from "@mesh/transport";
+import { bucketName, openBucket, replicasFor } from "@mesh/transport";
 import type { BucketOptions } from "@mesh/transport";
 import type { KV, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
 import { checkStreams } from "./stream-check.js";
+import { keepDeadLetters } from "./dead-letters.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { DispatcherParts, SubscriptionCounts } from "./dispatcher.js";
 import type { ResolvedSubscription } from "./subscription.js";
@@ -60,7 +61,8 @@ export class EventSources {
     const floors: KV = await openBucket(p.nc, "events", floorsBucket, p.storage);
     const js = p.nc.jetstream({ timeout: p.storage.timeoutMs });
     const jsm = await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs });
-    await checkStreams(subs, jsm);
+    await checkStreams(subs, jsm, p.log);
+    await keepDeadLetters(subs, { jsm, prefix: p.prefix, replicas: replicasFor(p.nc, p.storage.replicas), log: p.log });
     sources.#parts = {
       nc: p.nc,
       js,

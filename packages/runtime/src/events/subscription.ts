@@ -16,6 +16,8 @@ export interface ResolvedSubscription {
   readonly capability: string;
   readonly actorType: string;
   readonly stream: string;
+  /** The stream may be created after the node starts (a missing one is logged, not refused). */
+  readonly waitForStream: boolean;
   readonly subject: string | undefined;
   readonly start: "all" | "new";
   readonly maxDeliveries: number;
@@ -68,6 +70,8 @@ function resolve(cls: ActorClass, s: EventSubscription, prefix: string): Resolve
       throw bad(cls, `${what} must be an integer from 1 to ${max}, got ${String(v)}`);
     return v as number;
   };
+  if (s.waitForStream !== undefined && typeof s.waitForStream !== "boolean")
+    throw bad(cls, `waitForStream must be true or false, got ${JSON.stringify(s.waitForStream)}`);
   if (s.start !== undefined && s.start !== "all" && s.start !== "new")
     throw bad(cls, `start must be "all" or "new", got ${JSON.stringify(s.start)}`);
   if (s.onDeadLetter !== undefined && s.onDeadLetter !== "skip" && s.onDeadLetter !== "stop")
@@ -80,6 +84,7 @@ function resolve(cls: ActorClass, s: EventSubscription, prefix: string): Resolve
     capability,
     actorType,
     stream: s.stream,
+    waitForStream: s.waitForStream === true,
     subject: s.subject,
     start: s.start ?? "all",
     maxDeliveries: count("maxDeliveries", s.maxDeliveries, 5, 1000),

@@ -1,0 +1,82 @@
+// Where dead letters are kept (docs/events.md "Dead letters"). A dead letter
+// no stream keeps is published to nobody and lost, so at start every
+// subscription's dead-letter subject must be captured by a stream: Mesh
+// creates its own, `<prefix>_dead_letters` (`<prefix>.events.dead.>`), for the
+// default subjects when no stream captures them, and a subscription whose own
+// `deadLetter` no stream captures fails Mesh.start. Where the node may not
+// look streams up, it says so loudly and the dispatchers find out when they
+// publish one. Imports: the events room and the bottom floor.
+import { MeshError } from "@mesh/core";
+import type { Logger } from "@mesh/core";
+import { loudError, messageOf } from "@mesh/core/internal";
+import { classifyNatsError, deadLetterStream } from "@mesh/transport";
+import { RetentionPolicy, StorageType } from "nats";
+import type { JetStreamManager } from "nats";
+import type { ResolvedSubscription } from "./subscription.js";
+
+/**
+ * How long Mesh's own dead-letter stream keeps a dead letter, and how many it keeps at most, the oldest going first
+ * (an operator may change both). A byte limit would reserve that much of JetStream's storage.
+ */
+export const DEAD_LETTER_RETENTION = { maxAgeDays: 30, maxMessages: 1_000_000 } as const;
+
+/** The subject default dead letters of `prefix` go under. */
+export const deadLetterSubjects = (prefix: string) => `${prefix}.events.dead.>`;
+
+/** Makes sure a stream keeps each subscription's dead letters; throws BAD_REQUEST for a `deadLetter` no stream captures. */
+export async function keepDeadLetters(
+  subs: readonly ResolvedSubscription[],
+  p: { jsm: JetStreamManager; prefix: string; replicas: number; log: Logger },
+): Promise<void> {
+  const defaults = `${p.prefix}.events.dead.`;
+  for (const subject of new Set(subs.map((s) => s.deadLetter))) {
+    const keeper = await streamOf(p.jsm, subject);
+    if (keeper.kind === "kept") continue;
+    const of = subs.filter((s) => s.deadLetter === subject).map((s) => s.id);
+    if (keeper.kind === "unknown") {
+      loudError(
+        p.log,
+        { subject, subscriptions: of, err: keeper.why },
+        "mesh: cannot tell which stream keeps these dead letters (the node may not list streams); a dead letter no stream keeps waits, and its id with it",
+      );
+    } else if (subject.startsWith(defaults)) {
+      await createDeadLetterStream(p);
+    } else {
+      throw new MeshError(
+        "BAD_REQUEST",
+        `dead letters of ${of.join(", ")} go to "${subject}", which no stream keeps: create a stream that captures it, or leave deadLetter unset (Mesh keeps them in ${deadLetterStream(p.prefix)})`,
+      );
+    }
+  }
+}
+
+type Keeper = { kind: "kept" } | { kind: "none" } | { kind: "unknown"; why: string };
+
+async function streamOf(jsm: JetStreamManager, subject: string): Promise<Keeper> {
+  try {
+    await jsm.streams.find(subject);
+    return { kind: "kept" };
+  } catch (err) {
+    return /no stream matches subject/i.test(messageOf(err)) ? { kind: "none" } : { kind: "unknown", why: messageOf(err) };
+  }
+}
+
+/** Creates `<prefix>_dead_letters`; another node that created it first is fine. */
+async function createDeadLetterStream(p: { jsm: JetStreamManager; prefix: string; replicas: number; log: Logger }): Promise<void> {
+  const name = deadLetterStream(p.prefix);
+  try {
+    await p.jsm.streams.add({
+      name,
+      subjects: [deadLetterSubjects(p.prefix)],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      num_replicas: p.replicas,
+      max_age: DEAD_LETTER_RETENTION.maxAgeDays * 24 * 3600 * 1e9,
+      max_msgs: DEAD_LETTER_RETENTION.maxMessages,
+    });
+    p.log.info({ stream: name }, "mesh: created the dead-letter stream");
+  } catch (err) {
+    if (classifyNatsError(err) === "stream-exists") return;
+    throw new MeshError("STORAGE_UNAVAILABLE", `cannot create the dead-letter stream ${name}: ${messageOf(err)}`);
+  }
+}
