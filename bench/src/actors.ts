@@ -100,3 +100,11 @@ export class EvPublish {
     ctx.publish(`evb.out.${ctx.id}`, event.data);
   }
 }
+
+/** An async handler (deadline.ts): each of its turns is kept by the node's turn bookkeeping (maxTurnMs, busy notes, resets). */
+export class DeadlineEcho {
+  static actorType = "DeadlineEcho";
+  async handleCall(p: number): Promise<number> {
+    return p + 1;
+  }
+}

@@ -19,11 +19,12 @@ import { cluster } from "./cluster.js";
 import { reminders } from "./reminders.js";
 import { events } from "./events.js";
 import { tracing } from "./tracing.js";
+import { deadline } from "./deadline.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing runs only those sections (default: all). */
-const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing").split(","));
+/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline runs only those sections (default: all). */
+const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline").split(","));
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -329,6 +330,11 @@ try {
     target("remote calls, tracing off (no SDK), 128 in flight (/s)", tr.remoteOff.perSecond);
     target("local calls, SDK always on / off", tr.localOn.perSecond / tr.localOff.perSecond);
     target("remote calls, SDK always on / off", tr.remoteOn.perSecond / tr.remoteOff.perSecond);
+  }
+  if (only.has("deadline")) {
+    const dl = await deadline(server.url, n, quick ? 3 : 7);
+    record("deadline", "async local calls, 128 in flight", dl.calls);
+    target("turn bookkeeping / async local call CPU", dl.bookkeepingNs / dl.callNs, "<= 0.02");
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {

@@ -48,11 +48,6 @@ export class TimeoutMap<K, V extends Expiring> {
     return this.#entries.get(key);
   }
 
-  /** The entries not yet expired or taken. */
-  *values(): IterableIterator<V> {
-    for (const [, value] of this.#entries) yield value;
-  }
-
   /** Removes and returns the entry, or undefined when it expired or never was. */
   take(key: K): V | undefined {
     const value = this.#entries.get(key);

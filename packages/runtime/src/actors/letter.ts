@@ -76,8 +76,14 @@ export class Letter implements Expiring {
   settled = false;
   /** Its size on the wire, for a message from another node or the ingress (0 from this process). */
   bytes = 0;
-  /** The activation it waits on, once watched: a TIMEOUT says what that one was busy with. */
+  /** The activation it waits on, once watched (its own, while its turn runs): a TIMEOUT says what that one was busy with. */
   waitsOn: { busyNote(): string } | undefined = undefined;
+  /**
+   * When its turn went async, while it runs (turn-deadline.ts): whole milliseconds of `performance.now()` as an
+   * int32, which wraps (ages are taken `| 0`): a small integer is kept in the letter, where a fraction would be a
+   * number allocated with each letter.
+   */
+  turnStarted = 0;
   /** The span its turn's span goes under (the caller's, or the remote hop's), while tracing is on. */
   readonly trace: Context | undefined = tracing.on ? tracing.parent : undefined;
 

@@ -4,14 +4,14 @@
 // TURN_TIMEOUT; nothing of the turn is stored or published (it never ended);
 // what waits in the mailbox goes to a fresh activation, whose durable state
 // is read again from the store; whatever the handler does later is ignored.
-// One sweep for the node (a TimeoutMap), not a timer per turn: a turn that
-// ends in time costs a set and a take. Every async turn is kept, with no
+// One sweep for the node, not a timer per turn: a turn that ends in time
+// costs a set and a delete. Every async turn is kept, with no
 // deadline when maxTurnMs is 0: a TIMEOUT says what its actor was doing
 // (busyNote), and an operator's reset (`mesh actor reset`) abandons the turn
 // the same way. Imports: the actors room and the bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { SlotTable, TimeoutMap } from "@mesh/core/internal";
+import { SlotTable } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { ActorClass } from "../types.js";
 import type { Activation } from "./activation.js";
@@ -27,32 +27,20 @@ export interface DeadlineHost {
   settle(letter: Letter, err: MeshError): void;
 }
 
-/** A turn that went async, and when it must have ended (one object per turn, no closure). */
-class RunningTurn {
-  readonly deadline: number;
-  constructor(
-    readonly ticket: number,
-    readonly started: number,
-    readonly act: Activation,
-    readonly letter: Letter,
-    /** 0: no deadline. */
-    readonly maxTurnMs: number,
-    private readonly owner: TurnDeadlines,
-  ) {
-    this.deadline = maxTurnMs > 0 ? started + maxTurnMs : Infinity;
-  }
-  expire(): void {
-    this.owner.abandon(this, "TURN_TIMEOUT");
-  }
-}
+/** How long `letter`'s turn has run at `now`, in whole milliseconds (int32 arithmetic: right across the wrap). */
+const ageOf = (letter: Letter, now: number) => ((now | 0) - letter.turnStarted) | 0;
 
 /** Each turn's deadline is checked this often: a turn ends between maxTurnMs and this much later. */
 const SWEEP_MS = 50;
 
 export class TurnDeadlines {
-  /** By ticket: sequential numbers in a SlotTable (a Map with a fresh key per turn spent a third of an async local call in GC). */
-  readonly #running = new TimeoutMap<number, RunningTurn>(SWEEP_MS, new SlotTable());
-  #turns = 0;
+  /**
+   * The letters whose turns went async, by letter id: a turn costs a set and a delete in a SlotTable and nothing
+   * else (no object per turn, no look-up of its class's maxTurnMs: the sweep reads that). A Map with a fresh key
+   * per turn spent a third of an async local call in GC; an object per turn cost 5-8 % of its CPU (bench).
+   */
+  readonly #running = new SlotTable<Letter>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     /** For classes without `static maxTurnMs` (0: no limit). */
@@ -60,46 +48,72 @@ export class TurnDeadlines {
     private readonly node: DeadlineHost,
   ) {}
 
-  /** A turn's handler returned a promise at `started` (performance.now()): returns its ticket. */
-  start(act: Activation, letter: Letter, started: number): number {
-    const turn = (this.#turns = (this.#turns + 1) >>> 0 || 1); // within the SlotTable's 32-bit ids
-    const ms = (act.instance.constructor as ActorClass).maxTurnMs ?? this.maxTurnMs;
-    this.#running.set(turn, new RunningTurn(turn, started, act, letter, Math.max(0, ms), this));
-    return turn;
+  /** The turn of `letter` went async at `started` (performance.now()); `letter.waitsOn` is its activation (Turns.watched). */
+  start(letter: Letter, started: number): void {
+    letter.turnStarted = started | 0;
+    this.#running.set(letter.id, letter);
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
+      this.#sweeper.unref();
+    }
   }
 
   /** The turn's promise settled: false when it was abandoned first (what it came to is ignored). */
-  end(turn: number): boolean {
-    return this.#running.take(turn) !== undefined;
+  end(letter: Letter): boolean {
+    return this.#running.delete(letter.id);
   }
 
   /** What `act` is busy with, for a caller that waited too long: its running turn, its start, or its commit. */
   busyNote(act: Activation): string {
-    const turn = this.#runningOf(act);
+    const letter = this.#runningOf(act);
     const queued = act.waiting > 0 ? `, with ${act.waiting} message${act.waiting === 1 ? "" : "s"} waiting` : "";
-    if (turn === undefined)
+    if (letter === undefined)
       return `${act.pid} was busy ${act.phase === "starting" ? "starting (onActivate, or loading its state)" : "(storing its state, or waiting for the node's lease)"}${queued}`;
-    const limit = turn.maxTurnMs > 0 ? `maxTurnMs ${turn.maxTurnMs}` : "no maxTurnMs";
-    return `${act.pid} was busy: its ${turn.letter.kind.name} turn had run for ${Math.round(performance.now() - turn.started)} ms (${limit})${queued}`;
+    const ms = this.#limitOf(act);
+    const limit = ms > 0 ? `maxTurnMs ${ms}` : "no maxTurnMs";
+    return `${act.pid} was busy: its ${letter.kind.name} turn had run for ${ageOf(letter, performance.now())} ms (${limit})${queued}`;
   }
 
   /** An operator reset `act` (`mesh actor reset`): its running turn, if it has one, is abandoned. True when it had one. */
   reset(act: Activation): boolean {
-    const turn = this.#runningOf(act);
-    if (turn !== undefined) this.abandon(turn, "reset");
-    return turn !== undefined;
+    const letter = this.#runningOf(act);
+    if (letter !== undefined) this.#abandon(act, letter, "reset");
+    return letter !== undefined;
   }
 
-  #runningOf(act: Activation): RunningTurn | undefined {
-    for (const turn of this.#running.values()) if (turn.act === act) return turn;
+  #limitOf(act: Activation): number {
+    return Math.max(0, (act.instance.constructor as ActorClass).maxTurnMs ?? this.maxTurnMs);
+  }
+
+  /** The activation whose turn a running letter is (Turns.watched set it). */
+  #actOf(letter: Letter): Activation {
+    return letter.waitsOn as Activation;
+  }
+
+  #runningOf(act: Activation): Letter | undefined {
+    for (const [, letter] of this.#running) if (this.#actOf(letter) === act) return letter;
     return undefined;
   }
 
+  /** Abandons every turn past its deadline; stops while no turn runs async. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const [, letter] of [...this.#running]) {
+      const act = this.#actOf(letter);
+      const ms = this.#limitOf(act);
+      if (ms > 0 && ageOf(letter, now) >= ms && this.#running.get(letter.id) === letter) this.#abandon(act, letter, "TURN_TIMEOUT");
+    }
+    if (this.#running.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
   /** A turn ran past its deadline, or was reset: its caller is told, and the activation goes as after a crash. */
-  abandon(turn: RunningTurn, why: "TURN_TIMEOUT" | "reset"): void {
-    const { act, letter, maxTurnMs } = turn;
+  #abandon(act: Activation, letter: Letter, why: "TURN_TIMEOUT" | "reset"): void {
     const { metrics, log, host } = this.node;
-    this.#running.take(turn.ticket);
+    this.#running.delete(letter.id);
+    const maxTurnMs = this.#limitOf(act);
     if (why === "TURN_TIMEOUT") {
       metrics.turnTimeouts++;
       metrics.error("TURN_TIMEOUT");

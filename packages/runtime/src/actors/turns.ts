@@ -315,17 +315,17 @@ export class Turns {
   #await(act: Activation, letter: Letter, out: PromiseLike<unknown>, started: number, count = true): void {
     this.#running++;
     this.watched(letter, act);
-    const turn = this.deadlines.start(act, letter, started);
+    this.deadlines.start(letter, started); // after watched(), which tells the letter its activation
     Promise.resolve(out).then(
       (result) => {
-        if (!this.deadlines.end(turn)) return; // abandoned at its deadline: what it came to is ignored
+        if (!this.deadlines.end(letter)) return; // abandoned at its deadline: what it came to is ignored
         this.#served(letter.kind, started, count);
         this.#running--;
         if (this.#turnEnded(act, letter, result)) this.next(act);
         else this.host.checkIdle();
       },
       (err: unknown) => {
-        if (!this.deadlines.end(turn)) return;
+        if (!this.deadlines.end(letter)) return;
         this.#served(letter.kind, started, count);
         this.#running--;
         this.settle(letter, this.#crash(act, err));
