@@ -3,6 +3,8 @@
 // and resumed, while events flow into durable actors. Every event is applied
 // exactly once and in stream order per key, and every message a committed turn
 // published is in the output stream exactly once.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { TestFn, ExecutionContext } from "ava";
 import { connect } from "nats";
@@ -66,7 +68,27 @@ test.serial("SIGKILLed nodes under a stream of events: each applied once, in ord
 
   await checkApplied(t, nc, caller, stream, sent);
   for (const [name, node] of nodes) t.false(/UNHANDLED|UNCAUGHT/.test(node.stderr), `${name}: ${node.stderr}`);
+
+  // mesh events counts what is stored: every event once, however many nodes died; and right after one more SIGKILL.
+  const stored = async () => {
+    const cli = await meshCli("events", "--json", "-p", "evf", "-s", t.context.server.url);
+    const [sub] = (JSON.parse(cli.stdout) as { subscriptions: { stored?: { applied: number; deadLetters: number } }[] }).subscriptions;
+    return sub?.stored;
+  };
+  await eventually(async () => (await stored())?.applied === EVENTS, "the stored floor to pass every event", 15_000);
+  await nodes.get(names[0]!)!.kill();
+  t.deepEqual(await stored(), { applied: EVENTS, deadLetters: 0, floors: [{ partition: 0, floor: EVENTS }] });
 });
+
+/** Runs the mesh CLI; resolves with its exit code and output. */
+function meshCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 /** Every key applied its events once, in stream order, and the output stream holds one message per event. */
 async function checkApplied(

@@ -175,17 +175,20 @@ test.serial(
           handled: number;
           deadLetters: number;
           dispatchers: { floor: number; lag: number; error?: string }[];
+          stored?: { applied: number; deadLetters: number; floors: { partition: number; floor: number }[] };
         }[];
       }
     ).subscriptions;
     t.is(subs.length, 1);
     t.like(subs[0], { subscription: "order.order.ORDERS", stream: "ORDERS", handled: events, deadLetters: 1 });
+    t.like(subs[0], { stored: { applied: events, deadLetters: 1, floors: [{ partition: 0, floor: events + 1 }] } });
     t.deepEqual(
       subs[0]!.dispatchers.map((d) => [d.floor, d.lag, d.error]),
       [[events + 1, 0, undefined]],
     );
     const table = await meshCli(server.url, operator, "events");
-    t.regex(table.stdout, new RegExp(`order\\.order\\.ORDERS\\s+ORDERS\\s+0\\s+${events}\\s+0\\s+\\d+\\s+1\\s`), table.stdout);
+    // LAG, APPLIED and DEAD (stored), then HANDLED, REPEATED, RETRIED (the live nodes').
+    t.regex(table.stdout, new RegExp(`order\\.order\\.ORDERS\\s+ORDERS\\s+0\\s+${events}\\s+1\\s+${events}\\s+0\\s+\\d+\\s`), table.stdout);
     // A client may not ask the nodes ($SRV is the operator's).
     const refused = await meshCli(server.url, client, "events", "--json");
     t.not(refused.code, 0, refused.stdout);

@@ -21,8 +21,6 @@ import { SpanReply, carry, serveSpan } from "./call-spans.js";
 
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
 const MAX_HOPS = 3;
-/** A call from another node times out here this much (at most a tenth of its budget) before its caller does. */
-const REPLY_MARGIN_MS = 100;
 
 /** What the node inbox works with besides: the router for forwards, and where replies go. */
 export interface NodeInboxParts extends NodeParts {
@@ -133,8 +131,7 @@ export class NodeInbox {
     }
     if (req.kind === Kind.CALL && reply !== undefined) {
       const timeoutMs = req.timeoutMs || this.p.callTimeoutMs;
-      // A little before the caller's: its TIMEOUT, saying what the actor was busy with, reaches the caller before it gives up.
-      const deadline = performance.now() + timeoutMs - Math.min(REPLY_MARGIN_MS, timeoutMs / 10);
+      const deadline = performance.now() + timeoutMs;
       const { payload, initArg, chain } = req;
       this.p.actors.deliver(to, Letter.call({ payload, initArg, deadline, timeoutMs, reply, metrics: this.p.metrics, chain, bytes: size }));
       return;

@@ -5,6 +5,9 @@ import type { PendingRequest } from "@mesh/transport";
 import type { Histogram } from "../operations/metrics.js";
 import type { ReplyTo } from "../types.js";
 
+/** How long past a call's time its caller waits for the owner's own TIMEOUT, at most (and a fifth of the time). */
+export const REPLY_GRACE_MS = 100;
+
 /** A request with its shard and the owner it is routed to. */
 export interface Routed extends WireRequest {
   shard: number;
@@ -30,14 +33,22 @@ export class RemoteCall implements PendingRequest, ReplyTo {
   pauses = 0;
   sentIn: unknown = undefined;
   readonly #sentAt = performance.now();
+  /**
+   * When this node gives up: a little after the call's own time (`budgetEnd`), which the owner is given as its
+   * budget, so that the owner's TIMEOUT, which says what the actor was busy with, arrives first.
+   */
+  readonly deadline: number;
 
   constructor(
     readonly request: Routed,
-    readonly deadline: number,
+    /** When the call's time is up (`performance.now()`): what is left of it goes to the owner. */
+    readonly budgetEnd: number,
     readonly sink: ReplyTo,
     private readonly rerouter: Rerouter,
     private readonly latency?: Histogram,
-  ) {}
+  ) {
+    this.deadline = budgetEnd + Math.min(REPLY_GRACE_MS, Math.max(0, budgetEnd - this.#sentAt) / 5);
+  }
 
   /** The owner's reply envelope arrived. */
   reply(data: Uint8Array): void {

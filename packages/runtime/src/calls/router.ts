@@ -207,7 +207,7 @@ export class Router {
   /** Sends a remote call to its owner, with what is left of its time. */
   send(call: RemoteCall): void {
     const r = call.request;
-    r.timeoutMs = Math.max(1, Math.round(call.deadline - performance.now()));
+    r.timeoutMs = Math.max(1, Math.round(call.budgetEnd - performance.now()));
     let bytes: Uint8Array;
     try {
       bytes = this.encode(r);
@@ -241,7 +241,7 @@ export class Router {
       return this.#dispatch(call);
     }
     const pause = Math.min(UNREACHABLE_PAUSE_MS.max, UNREACHABLE_PAUSE_MS.first * 2 ** call.pauses++);
-    if (owner !== unreachable || performance.now() + pause >= call.deadline) {
+    if (owner !== unreachable || performance.now() + pause >= call.budgetEnd) {
       return call.sink.fail(
         new MeshError(
           "NODE_UNAVAILABLE",
@@ -262,7 +262,7 @@ export class Router {
     try {
       if (r.kind === Kind.EVENT) {
         const event = MeshEvent.from(r.payload, r.capability, r.actorType); // a forwarded one came from the network
-        const timeoutMs = call.deadline - performance.now();
+        const timeoutMs = call.budgetEnd - performance.now();
         return void this.p.actors.deliver(r, Letter.event({ event, timeoutMs, reply: call, metrics: this.p.metrics }));
       }
       payload = this.p.actors.incoming(r.actorType, r.payload, "payload");
@@ -273,8 +273,8 @@ export class Router {
     const letter = Letter.call({
       payload,
       initArg,
-      deadline: call.deadline,
-      timeoutMs: call.deadline - performance.now(),
+      deadline: call.budgetEnd,
+      timeoutMs: call.budgetEnd - performance.now(),
       reply: call,
       metrics: this.p.metrics,
       chain: r.chain,

@@ -10,6 +10,8 @@ import type { ReplyTo } from "../types.js";
 /** An event read and not yet done. Nothing of its message is kept: a message's data is a view of the whole buffer it was read in. */
 export class PendingEvent {
   done = false;
+  /** Its outcome, once done, as the stored totals count it: another partition's (not counted), applied, or dead-lettered. */
+  outcome: "other" | "applied" | "dead" = "applied";
   /** Deliveries that count towards maxDeliveries. */
   deliveries = 0;
   /** Failed deliveries, counted or not: the next retry's delay doubles with each. */

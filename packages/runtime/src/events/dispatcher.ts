@@ -17,6 +17,8 @@ import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
 import { headersOf } from "./outbox.js";
 import { StreamReader } from "./stream-reader.js";
+import { decodeFloor, encodeFloor } from "./floor-record.js";
+import type { Passed } from "./floor-record.js";
 import type { Outcomes } from "./delivery.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
@@ -68,6 +70,11 @@ const FLOOR_EVERY_MS = 200;
 export class Dispatcher implements Outcomes {
   /** The sequence below which (and at which) every event is done. */
   floor = 0;
+  /**
+   * The partition's events the floor passed, of every node that ran it: stored with the floor, so they survive
+   * the node (an event done above the stored floor is done again by the next owner, and counted once, then).
+   */
+  passed: Passed = { applied: 0, dead: 0 };
   #storedFloor = -1;
   /** Messages the stream holds past the last one read. */
   #pending = 0;
@@ -219,7 +226,7 @@ export class Dispatcher implements Outcomes {
     // From the stream leader: a replica behind the last floor stored would send events applied already again.
     const entry = await readLatest(this.p.jsm, this.p.floorsBucket, this.key);
     if (entry?.value !== undefined) {
-      this.floor = (JSON.parse(new TextDecoder().decode(entry.value)) as { seq: number }).seq;
+      ({ floor: this.floor, passed: this.passed } = decodeFloor(entry.value));
     } else if (this.sub.start === "new") {
       this.floor = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
       await this.#storeFloor();
@@ -242,7 +249,7 @@ export class Dispatcher implements Outcomes {
   async #storeFloor(): Promise<void> {
     const floor = this.floor;
     if (floor === this.#storedFloor) return;
-    await this.p.floors.put(this.key, JSON.stringify({ seq: floor }));
+    await this.p.floors.put(this.key, encodeFloor(floor, this.passed));
     this.#storedFloor = Math.max(this.#storedFloor, floor);
   }
 
@@ -264,8 +271,10 @@ export class Dispatcher implements Outcomes {
     this.#read.push(event);
     this.inFlight++;
     // Another partition's id (an event without one is partition 0's to dead-letter).
-    if (this.sub.partitions > 1 && (id === undefined ? 0 : shardFor(id, this.sub.partitions)) !== this.partition)
+    if (this.sub.partitions > 1 && (id === undefined ? 0 : shardFor(id, this.sub.partitions)) !== this.partition) {
+      event.outcome = "other";
       return this.#finish(event);
+    }
     if (id === undefined) return void this.#deadLetter(event, bad!);
     const queue = this.#keys.get(id);
     if (queue !== undefined) return void queue.push(event);
@@ -367,6 +376,7 @@ export class Dispatcher implements Outcomes {
       }
     }
     this.counts.deadLetters++;
+    event.outcome = "dead";
     this.p.log.warn({ subscription: this.sub.id, seq: event.seq, id: event.id, err: messageOf(err) }, "mesh: event dead-lettered");
     if (this.sub.onDeadLetter === "stop" && event.id !== undefined) return void this.#stopped.add(event.id);
     this.#finish(event);
@@ -385,7 +395,11 @@ export class Dispatcher implements Outcomes {
       }
     }
     const read = this.#read;
-    while (this.#head < read.length && read[this.#head]!.done) this.floor = read[this.#head++]!.seq;
+    while (this.#head < read.length && read[this.#head]!.done) {
+      const passed = read[this.#head++]!;
+      this.floor = passed.seq;
+      if (passed.outcome !== "other") this.passed[passed.outcome]++;
+    }
     if (this.#head > 1024 && this.#head * 2 > read.length) {
       this.#read = read.slice(this.#head);
       this.#head = 0;

@@ -22,6 +22,8 @@ import type { WireEvent } from "./event.js";
 export interface SubscriptionReport extends SubscriptionCounts {
   subscription: string;
   stream: string;
+  /** Its dispatchers, one per partition, wherever they run (their records in the progress bucket: `<subscription>.<partition>`). */
+  partitions: number;
   /** The partitions whose dispatcher runs on this node, with where each stands. */
   dispatchers: { partition: number; floor: number; lag: number; inFlight: number; error?: string }[];
 }
@@ -118,6 +120,7 @@ export class EventSources {
     return this.subs.map((sub) => ({
       subscription: sub.id,
       stream: sub.stream,
+      partitions: sub.partitions,
       ...this.#counts.get(sub.id)!,
       dispatchers: [...this.#running.values()]
         .filter((d) => d.sub === sub)

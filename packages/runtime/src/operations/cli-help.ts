@@ -42,8 +42,10 @@ Runs a node until SIGINT or SIGTERM (or until the process that started it is gon
 ${COMMON}`,
   status: `Usage: mesh status [--json]
 
-Prints every node of the cluster: its capabilities, live actors, calls served,
-and how many shards of each capability it owns.
+Prints every node of the cluster that hosts a capability: its capabilities,
+live actors, calls served, and how many shards of each capability it owns;
+then the callers, processes that run Mesh and host nothing (in --json:
+"nodes" and "callers").
   --json               the same as JSON, for scripts
   --wait <ms>          how long to wait for nodes to answer (default: 500)
 

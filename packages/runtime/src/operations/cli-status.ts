@@ -1,5 +1,6 @@
 // `mesh status`: every node of the cluster, its capabilities, live actors, calls
-// served, mailboxes, and the shards of each capability it owns.
+// served, mailboxes, and the shards of each capability it owns; apart, the
+// callers: processes that run Mesh but host no capability (producers, tools).
 import { RoutingTable, resolveStrategy } from "@mesh/core";
 import type { NatsConnection } from "nats";
 import { clusterStats } from "./cluster-stats.js";
@@ -27,7 +28,13 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   const routes =
     strategy === "rendezvous" || strategy === "modulo" ? new RoutingTable(shardCount, resolveStrategy(strategy).fn) : undefined;
   routes?.setMembers(infos.map((i) => [i.metadata!.node!, splitList(i.metadata?.capabilities)] as const));
+  const hosts = (i: (typeof infos)[number]) => splitList(i.metadata?.capabilities).length > 0;
+  const callers = infos
+    .filter((i) => !hosts(i))
+    .map((i) => ({ node: i.metadata!.node!, version: i.version }))
+    .sort((a, b) => (a.node < b.node ? -1 : 1));
   const nodes: NodeStatus[] = infos
+    .filter(hosts)
     .map((i) => {
       const node = i.metadata!.node!;
       const m = stats.get(node);
@@ -50,15 +57,17 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
     })
     .sort((a, b) => (a.node < b.node ? -1 : 1));
   if (asJson) {
-    process.stdout.write(`${JSON.stringify({ prefix, shards: shardCount, strategy, nodes }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ prefix, shards: shardCount, strategy, nodes, callers }, null, 2)}\n`);
     return 0;
   }
-  if (nodes.length === 0) {
+  if (infos.length === 0) {
     process.stdout.write(`no Mesh node answered on prefix "${prefix}"\n`);
     return 1;
   }
   const width = Math.max(4, ...nodes.map((n) => n.node.length));
-  process.stdout.write(`${nodes.length} node${nodes.length === 1 ? "" : "s"}, prefix "${prefix}", ${shardCount} shards, ${strategy}\n\n`);
+  const plural = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  const calling = callers.length > 0 ? `, ${plural(callers.length, "caller")} (hosting nothing)` : "";
+  process.stdout.write(`${plural(nodes.length, "node")}${calling}, prefix "${prefix}", ${shardCount} shards, ${strategy}\n\n`);
   process.stdout.write(
     `${"NODE".padEnd(width)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  ${"QUEUED".padStart(7)}  ${"DEEPEST".padStart(7)}  ${"REFUSED".padStart(7)}  CAPABILITIES\n`,
   );
@@ -66,6 +75,7 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
     const cells = [n.actors, n.callsServed, n.queued, n.deepestMailbox, n.overloaded].map((v, i) => String(v).padStart(i === 1 ? 9 : 7));
     process.stdout.write(`${n.node.padEnd(width)}  ${cells.join("  ")}  ${n.capabilities.join(", ") || "-"}\n`);
   }
+  if (callers.length > 0) process.stdout.write(`\ncallers: ${callers.map((c) => c.node).join(", ")}\n`);
   const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
   for (const c of all) {
     process.stdout.write(`\nshards of "${c}"\n`);

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `mesh` command: run a node, look at the cluster, call an actor. This entry
 // reads the command line, runs `mesh node` itself and hands every other command
-// to its own file (cli-status.ts, cli-call.ts, cli-state.ts (also `mesh actor`), cli-reminders.ts;
-// `mesh events` is eventsReport in cluster-stats.ts).
+// to its own file (cli-status.ts, cli-call.ts, cli-state.ts (also `mesh actor`),
+// cli-reminders.ts, cli-events.ts).
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
@@ -12,7 +12,7 @@ import { bucketName, inboxPrefixFromEnv } from "@mesh/transport";
 import { Mesh } from "../mesh.js";
 import { reminderBucket } from "../timers/reminders.js";
 import type { ActorClass } from "../types.js";
-import { eventsReport } from "./cluster-stats.js";
+import { eventsReport } from "./cli-events.js";
 import { UsageError, connected, json, natsAuth, number, options } from "./cli-arguments.js";
 import { request } from "./cli-call.js";
 import { HELP } from "./cli-help.js";
