@@ -4,6 +4,7 @@ import type { Leave } from "@mesh/core/internal";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { settleWithin } from "./connection.js";
+import { isGone } from "./node-id.js";
 import type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";
 import type { StoreRemovals } from "./store-removals.js";
 import type { Subjects } from "./subjects.js";
@@ -275,8 +276,14 @@ export class Membership {
         return round;
       }
       await this.nc.flush();
+      const probed = new Set<string>();
       for (let answers = -1; !this.#stopped && (answers !== round.answers || round.expected.size > 0); ) {
         answers = round.answers;
+        for (const node of round.expected) {
+          if (probed.has(node)) continue;
+          probed.add(node);
+          void this.#unlessGone(round, node, maxMs);
+        }
         const pause = new Promise<"quiet">((resolve) => setTimeout(resolve, this.timing.discoveryQuietMs, "quiet"));
         if ((await Promise.race([pause, finished])) !== "quiet") return round;
       }
@@ -287,6 +294,12 @@ export class Membership {
       this.#rounds.delete(key);
     }
     return round;
+  }
+
+  /** A member discovery waits for that no process serves (it died; its record and the views lag): not waited for. */
+  async #unlessGone(round: Round, node: string, timeoutMs: number): Promise<void> {
+    if (!(await isGone(this.nc, this.subjects, node, timeoutMs)) || !round.expected.delete(node)) return;
+    this.log.info({ node }, "mesh: discovery does not wait for a member no process serves (it is gone)");
   }
 
   #upsert({ members: _members, removals: _removals, beat: _beat, ...a }: Announcement & { beat?: unknown }): void {

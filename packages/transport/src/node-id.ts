@@ -1,4 +1,6 @@
-// Claiming a node id: no two live nodes may serve one (the presence probe, docs/PROTOCOL.md).
+// The presence probe (docs/PROTOCOL.md): an empty request on a node's subject.
+// Claiming a node id (no two live nodes may serve one), and telling a member
+// that died from one that is slow (discovery need not wait for the first).
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
@@ -28,4 +30,17 @@ export async function claimNodeId(nc: NatsConnection, subjects: Subjects, nodeId
     "CONNECTION_FAILED",
     `another live node already uses the node id "${nodeId}" (it answered on ${subjects.node(nodeId)}); give every node its own nodeId`,
   );
+}
+
+/**
+ * True when no process serves `nodeId`'s subject (the server answers "no responders" at once): it is gone,
+ * whatever its record or the views say. False when anything answers, or nothing within `timeoutMs`.
+ */
+export async function isGone(nc: NatsConnection, subjects: Subjects, nodeId: string, timeoutMs: number): Promise<boolean> {
+  try {
+    await nc.request(subjects.node(nodeId), new Uint8Array(0), { timeout: timeoutMs });
+    return false;
+  } catch (err) {
+    return classifyNatsError(err) === "no-responders";
+  }
 }

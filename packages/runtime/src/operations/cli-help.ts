@@ -75,9 +75,11 @@ ${COMMON}`,
   events: `Usage: mesh events [--json]
 
 Prints every stream subscription of the cluster's classes (docs/events.md):
-its stream, its lag (events not yet handled), events handled, repeated (an
-actor had applied them already), retried and dead-lettered, and the node
-and floor of each dispatcher.
+its stream, its lag (events not yet handled); the events applied and
+dead-lettered, stored with the floors (the whole cluster's, surviving any
+node); the events handled, repeated (an actor had applied them already) and
+retried by the live nodes since they started; and the node and floor of each
+dispatcher.
   --json               the same as JSON, for scripts
   --wait <ms>          how long to wait for nodes to answer (default: 500)
 
