@@ -182,6 +182,15 @@ test.serial("a subject filter the stream cannot serve fails Mesh.start; one that
       ),
     );
   }
+  // A stream that sources another keeps messages on the other's subjects too: no filter is refused.
+  await jsm.streams.add({ name: "SOURCING", subjects: ["local.>"], sources: [{ name: "FILTERED" }] });
+  const sourcing = await startNode(t, {
+    nodeId: nodeId("src"),
+    prefix: "cfgfilter",
+    actors: [reader("SOURCING", { subject: "orders.>" })],
+    capabilities: ["cfg"],
+  });
+  await sourcing.stop();
   for (const subject of ["orders.>", "orders.eu.*", "*.eu.placed", "returns.a.b", ">"]) {
     const node = await startNode(t, {
       nodeId: nodeId("filter"),
@@ -193,3 +202,18 @@ test.serial("a subject filter the stream cannot serve fails Mesh.start; one that
   }
   t.pass();
 });
+
+test.serial(
+  "when another stream holds some of the default dead-letter subjects, Mesh.start says so instead of starting with dead letters nothing keeps",
+  async (t) => {
+    const jsm = await t.context.nc.jetstreamManager();
+    await jsm.streams.add({ name: "CONFIN", subjects: ["confin.>"] });
+    await jsm.streams.add({ name: "THEIRS", subjects: ["cfgconf.events.dead.Other"] });
+    const err = await t.throwsAsync(
+      Mesh.start({ servers: t.context.server.url, prefix: "cfgconf", actors: [reader("CONFIN")], capabilities: ["cfg"] }),
+      { instanceOf: MeshError },
+    );
+    t.is(err?.code, "BAD_REQUEST");
+    t.regex(err!.message, /go to "cfgconf\.events\.dead\.Reader", which no stream keeps, and cfgconf_dead_letters .* could not be created/);
+  },
+);

@@ -18,6 +18,8 @@ interface Round {
   /** Whom we still wait for: the known members (announce), or the members that answers named (discovery). */
   readonly expected: Set<string>;
   readonly heard: Set<string>;
+  /** Discovery: members given the presence probe; one no process serves is not waited for, even when answers name it. */
+  readonly probed: Set<string>;
   /** Discovery: each answer names its members, and we wait for those too. */
   readonly open: boolean;
   /** Answers so far. */
@@ -155,7 +157,7 @@ export class Membership {
       }
       round.expected.delete(a.node);
       if (round.open) {
-        for (const m of a.members ?? []) if (m !== this.#self.node && !round.heard.has(m)) round.expected.add(m);
+        for (const m of a.members ?? []) if (m !== this.#self.node && !round.heard.has(m) && !round.probed.has(m)) round.expected.add(m);
       } else if (round.expected.size === 0) {
         round.done();
       }
@@ -260,6 +262,7 @@ export class Membership {
       round = {
         expected: expected ?? new Set(recorded),
         heard: new Set(),
+        probed: new Set(),
         open: expected === undefined,
         answers: 0,
         revalidation,
@@ -276,14 +279,9 @@ export class Membership {
         return round;
       }
       await this.nc.flush();
-      const probed = new Set<string>();
       for (let answers = -1; !this.#stopped && (answers !== round.answers || round.expected.size > 0); ) {
         answers = round.answers;
-        for (const node of round.expected) {
-          if (probed.has(node)) continue;
-          probed.add(node);
-          void this.#unlessGone(round, node, maxMs);
-        }
+        for (const node of round.expected) void this.#unlessGone(round, node, maxMs);
         const pause = new Promise<"quiet">((resolve) => setTimeout(resolve, this.timing.discoveryQuietMs, "quiet"));
         if ((await Promise.race([pause, finished])) !== "quiet") return round;
       }
@@ -298,7 +296,10 @@ export class Membership {
 
   /** A member discovery waits for that no process serves (it died; its record and the views lag): not waited for. */
   async #unlessGone(round: Round, node: string, timeoutMs: number): Promise<void> {
-    if (!(await isGone(this.nc, this.subjects, node, timeoutMs)) || !round.expected.delete(node)) return;
+    if (round.probed.has(node)) return;
+    round.probed.add(node);
+    if (!(await isGone(this.nc, this.subjects, node, timeoutMs)) || round.heard.has(node)) return;
+    round.expected.delete(node);
     this.log.info({ node }, "mesh: discovery does not wait for a member no process serves (it is gone)");
   }
 

@@ -66,6 +66,11 @@ export interface ReminderTurn {
   readonly next: number;
 }
 
+/** What a letter whose turn ended waits on (its state's commit, its messages): a TIMEOUT says so. */
+export function afterTurn(pid: string, what: string): { busyNote(): string } {
+  return { busyNote: () => `${pid}'s turn had ended; it was still ${what}` };
+}
+
 /** Letters made in this process: the last one's id. */
 let lettersMade = 0;
 

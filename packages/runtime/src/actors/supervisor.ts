@@ -284,13 +284,13 @@ export class Supervisor {
   }
 
   /**
-   * An operator ends the live activation of (`capability`, `actorType`, `id`), if any (true when one was live):
-   * "forget" (its stored state was deleted) ends it before its next turn ("cleared"); "reset" also abandons the
-   * turn it is in, as after a crash. The next message starts a fresh activation.
+   * An operator ends the live activation of (`capability`, `actorType`, `id`), if any (true when one was): "forget"
+   * (its state was deleted) before its next turn ("cleared"); "reset" also abandons its turn, leaving or not.
    */
   end(capability: string, actorType: string, id: string, how: "forget" | "reset"): boolean {
-    const act = this.#table.get(capability, actorType, id);
-    if (act !== undefined && !(how === "reset" && this.#turns.deadlines.reset(act))) this.#endings.leave(act, "cleared");
+    const same = (a: Activation) => a.capability === capability && a.actorType === actorType && a.id === id;
+    const act = this.#table.get(capability, actorType, id) ?? (how === "reset" ? [...this.#endings.ending].find(same) : undefined);
+    if (act !== undefined && !(how === "reset" && this.#turns.deadlines.reset(act)) && !act.leaving) this.#endings.leave(act, "cleared");
     return act !== undefined;
   }
 
@@ -311,6 +311,7 @@ export class Supervisor {
     this.#passivation.stop();
     this.scheduler.stop();
     await this.#endings.shutdown(timeoutMs);
+    this.#turns.deadlines.stop();
   }
 
   /**

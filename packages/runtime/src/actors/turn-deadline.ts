@@ -40,6 +40,10 @@ export class TurnDeadlines {
    * per turn spent a third of an async local call in GC; an object per turn cost 5-8 % of its CPU (bench).
    */
   readonly #running = new SlotTable<Letter>();
+  /** Letters still running when a letter of the same id (ids wrap at 2^32) went async: a turn with no deadline, for hours. */
+  readonly #wrapped = new Set<Letter>();
+  /** Which letter each activation runs, built when a TIMEOUT asks and kept until the next microtask (many expire at once). */
+  #byAct: Map<Activation, Letter> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -51,6 +55,8 @@ export class TurnDeadlines {
   /** The turn of `letter` went async at `started` (performance.now()); `letter.waitsOn` is its activation (Turns.watched). */
   start(letter: Letter, started: number): void {
     letter.turnStarted = started | 0;
+    const held = this.#running.get(letter.id);
+    if (held !== undefined) this.#wrapped.add(held);
     this.#running.set(letter.id, letter);
     if (this.#sweeper === undefined) {
       this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
@@ -60,7 +66,15 @@ export class TurnDeadlines {
 
   /** The turn's promise settled: false when it was abandoned first (what it came to is ignored). */
   end(letter: Letter): boolean {
-    return this.#running.delete(letter.id);
+    return this.#running.get(letter.id) === letter ? this.#running.delete(letter.id) : this.#wrapped.delete(letter);
+  }
+
+  /** The node stops: no sweep runs any more, and whatever still runs is let go. */
+  stop(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#running.clear();
+    this.#wrapped.clear();
   }
 
   /** What `act` is busy with, for a caller that waited too long: its running turn, its start, or its commit. */
@@ -90,18 +104,32 @@ export class TurnDeadlines {
     return letter.waitsOn as Activation;
   }
 
+  #runs(letter: Letter): boolean {
+    return this.#running.get(letter.id) === letter || this.#wrapped.has(letter);
+  }
+
+  /** Every running letter. */
+  *#all(): Generator<Letter> {
+    for (const [, letter] of this.#running) yield letter;
+    yield* this.#wrapped;
+  }
+
   #runningOf(act: Activation): Letter | undefined {
-    for (const [, letter] of this.#running) if (this.#actOf(letter) === act) return letter;
-    return undefined;
+    if (this.#byAct === undefined) {
+      const byAct = (this.#byAct = new Map());
+      for (const letter of this.#all()) byAct.set(this.#actOf(letter), letter);
+      queueMicrotask(() => (this.#byAct = undefined));
+    }
+    return this.#byAct.get(act);
   }
 
   /** Abandons every turn past its deadline; stops while no turn runs async. */
   #sweep(): void {
     const now = performance.now();
-    for (const [, letter] of [...this.#running]) {
+    for (const letter of [...this.#all()]) {
       const act = this.#actOf(letter);
       const ms = this.#limitOf(act);
-      if (ms > 0 && ageOf(letter, now) >= ms && this.#running.get(letter.id) === letter) this.#abandon(act, letter, "TURN_TIMEOUT");
+      if (ms > 0 && ageOf(letter, now) >= ms && this.#runs(letter)) this.#abandon(act, letter, "TURN_TIMEOUT");
     }
     if (this.#running.size === 0) {
       clearInterval(this.#sweeper);
@@ -112,13 +140,18 @@ export class TurnDeadlines {
   /** A turn ran past its deadline, or was reset: its caller is told, and the activation goes as after a crash. */
   #abandon(act: Activation, letter: Letter, why: "TURN_TIMEOUT" | "reset"): void {
     const { metrics, log, host } = this.node;
-    this.#running.delete(letter.id);
+    this.end(letter);
+    this.#byAct?.delete(act);
     const maxTurnMs = this.#limitOf(act);
     if (why === "TURN_TIMEOUT") {
       metrics.turnTimeouts++;
       metrics.error("TURN_TIMEOUT");
       log.warn({ pid: act.pid, maxTurnMs }, "mesh: a turn ran too long; its activation was dropped");
-    } else log.warn({ pid: act.pid }, "mesh: an operator reset an activation in its turn; it was dropped");
+    } else {
+      metrics.crashes++;
+      metrics.error("ACTOR_CRASHED");
+      log.warn({ pid: act.pid }, "mesh: an operator reset an activation in its turn; it was dropped");
+    }
     const dropped = "the activation was dropped, nothing of the turn was stored, and the next message starts a fresh one";
     this.node.settle(
       letter,

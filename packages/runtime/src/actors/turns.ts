@@ -16,7 +16,7 @@ import type { ActorClass, CallResult } from "../types.js";
 import { tracing } from "../operations/tracing.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
-import { Letter, PromiseReply, chainKey, replyAcross, sharesValues } from "./letter.js";
+import { Letter, PromiseReply, afterTurn, chainKey, replyAcross, sharesValues } from "./letter.js";
 import type { Lease } from "./lease.js";
 import { SKIPPED, appliedOf, callHandler, occurrenceOf, reminderOutcome, runHandler } from "./handlers.js";
 import { refusal } from "./overload.js";
@@ -152,9 +152,9 @@ export class Turns {
     );
   }
 
-  /** Watches a letter whose caller waits for its deadline until it is settled (on `act`: its TIMEOUT says what `act` was busy with). */
-  watched(letter: Letter, act?: Activation): Letter {
-    letter.waitsOn = act;
+  /** Watches a letter whose caller waits for its deadline until it is settled (its TIMEOUT says what `on` was busy with). */
+  watched(letter: Letter, on?: Letter["waitsOn"]): Letter {
+    letter.waitsOn = on;
     if (letter.kind.caller) this.#timeouts.set(letter.id, letter);
     return letter;
   }
@@ -361,7 +361,7 @@ export class Turns {
         return true;
       }
       // A plain actor's messages go after its turn; its reply once JetStream has them.
-      this.watched(letter);
+      this.watched(letter, afterTurn(act.pid, "publishing its messages"));
       this.#running++;
       this.host.publish(out).then(
         () => void (this.#running--, this.take(letter), letter.succeed(pid, result, sharesValues(act)), this.host.checkIdle()),
@@ -392,7 +392,7 @@ export class Turns {
       return false;
     }
     if (commits.busy) {
-      this.watched(letter);
+      this.watched(letter, afterTurn(act.pid, "storing its state"));
       this.#committing.add(commits);
     }
     if (clearing && !act.gone) this.host.cleared(act);

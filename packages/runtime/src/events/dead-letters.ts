@@ -41,6 +41,12 @@ export async function keepDeadLetters(
       );
     } else if (subject.startsWith(defaults)) {
       await createDeadLetterStream(p);
+      // Another stream may hold some of the default subjects (or the name): then ours could not be made.
+      if ((await streamOf(p.jsm, subject)).kind === "none")
+        throw new MeshError(
+          "BAD_REQUEST",
+          `dead letters of ${of.join(", ")} go to "${subject}", which no stream keeps, and ${deadLetterStream(p.prefix)} (subjects ${deadLetterSubjects(p.prefix)}) could not be created: another stream holds that name or some of those subjects; make it capture "${subject}", or give the subscription a deadLetter of its own`,
+        );
     } else {
       throw new MeshError(
         "BAD_REQUEST",

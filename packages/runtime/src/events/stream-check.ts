@@ -18,7 +18,10 @@ export async function checkStreams(subs: readonly ResolvedSubscription[], jsm: J
   for (const stream of new Set(subs.map((s) => s.stream))) {
     let subjects: readonly string[] | undefined;
     try {
-      subjects = (await jsm.streams.info(stream)).config.subjects;
+      const { config } = await jsm.streams.info(stream);
+      // Sourced or transformed messages keep (or get) subjects outside `subjects`: then any filter may match.
+      const elsewhere = config.mirror !== undefined || (config.sources?.length ?? 0) > 0 || "subject_transform" in config;
+      subjects = elsewhere ? undefined : config.subjects;
     } catch (err) {
       const missing =
         (err as { api_error?: { err_code?: number } }).api_error?.err_code === STREAM_NOT_FOUND || /stream not found/i.test(messageOf(err));
@@ -33,7 +36,7 @@ export async function checkStreams(subs: readonly ResolvedSubscription[], jsm: J
       else throw new MeshError("BAD_REQUEST", `${missingNote}. Create it before the nodes start, or set waitForStream`);
       continue;
     }
-    // A stream with subjects of its own (not a mirror or sources only) holds nothing of a filter that none of them overlaps.
+    // A stream that keeps only what is published to its subjects holds nothing of a filter that none of them overlaps.
     for (const sub of subs)
       if (sub.stream === stream && sub.subject !== undefined && subjects !== undefined && subjects.length > 0)
         if (!subjects.some((s) => overlap(s, sub.subject!)))
