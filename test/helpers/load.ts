@@ -11,6 +11,8 @@ export interface Load {
   readonly lastFailureAt: number;
   /** pids that answered, by id: the activations seen. */
   readonly pids: Map<string, Set<string>>;
+  /** Calls that succeeded, by id. */
+  readonly answered: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -26,7 +28,14 @@ export function continuousCalls(
   { actor = "Counter", workers = 16, timeoutMs }: { actor?: string; workers?: number; timeoutMs?: number } = {},
 ): Load {
   let running = true;
-  const state = { calls: 0, succeeded: 0, lastFailureAt: 0, failures: new Map<string, number>(), pids: new Map<string, Set<string>>() };
+  const state = {
+    calls: 0,
+    succeeded: 0,
+    lastFailureAt: 0,
+    failures: new Map<string, number>(),
+    pids: new Map<string, Set<string>>(),
+    answered: new Map<string, number>(),
+  };
   const worker = async (w: number) => {
     // Ends with its caller too: a test that failed before stop() leaves no loop behind once its node is torn down.
     for (let i = w; running && caller.state !== "STOPPED"; i += workers) {
@@ -36,6 +45,7 @@ export function continuousCalls(
       try {
         const { pid } = await caller.call({ actor, id, capability, ...(timeoutMs ? { timeoutMs } : {}) });
         state.succeeded++;
+        state.answered.set(id, (state.answered.get(id) ?? 0) + 1);
         let seen = state.pids.get(id);
         if (!seen) state.pids.set(id, (seen = new Set()));
         seen.add(pid);
@@ -59,6 +69,7 @@ export function continuousCalls(
     },
     failures: state.failures,
     pids: state.pids,
+    answered: state.answered,
     stop: async () => {
       running = false;
       await done;

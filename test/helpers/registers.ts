@@ -68,7 +68,9 @@ export function recorder(keys: readonly string[]) {
  * One plain key's history: no operation served by activation B lies wholly
  * between two served by activation A (A served before and after B: two live
  * instances), and each activation's operations, with the writes whose
- * outcome is unknown, form a linearizable register from 0.
+ * outcome is unknown, form a linearizable register from 0, or, for one that
+ * moved with its state (live migration), from a value the activations before
+ * it held at their end (one of the last values their operations saw).
  */
 export function checkIncarnations(id: string, history: readonly ServedOp[]): string[] {
   const bad: string[] = [];
@@ -80,7 +82,10 @@ export function checkIncarnations(id: string, history: readonly ServedOp[]): str
     const lastCall = Math.max(...ops.map((op) => op.call));
     const inside = history.find((op) => op.pid !== undefined && op.pid !== pid && op.call > firstRet && op.ret < lastCall);
     if (inside !== undefined) bad.push(`${id}: ${inside.pid} served between two operations of ${pid}: ${JSON.stringify(inside)}`);
-    const verdict = checkRegister([...ops, ...unknown], 0);
+    const before = history.filter((op) => op.pid !== undefined && op.pid !== pid && op.call < firstRet).sort((x, y) => x.call - y.call);
+    const moved = [...new Set(before.slice(-16).map((op) => JSON.stringify(op.value)))].map((v) => JSON.parse(v) as unknown);
+    let verdict = checkRegister([...ops, ...unknown], 0);
+    for (const initial of moved) if (!verdict.ok) verdict = checkRegister([...ops, ...unknown], initial);
     if (!verdict.ok)
       bad.push(`${id} (${pid}): ${verdict.linearized} of ${ops.length} ordered, stuck at ${JSON.stringify(verdict.stuckAt)}`);
   }

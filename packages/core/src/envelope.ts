@@ -32,7 +32,8 @@ import { decodeValue } from "./value-reader.js";
 /** The envelope layout version; the first element of every envelope. */
 export const WIRE_VERSION = 1;
 
-export const Kind = { CALL: 0, CAST: 1, EVENT: 2 } as const;
+/** What a request is: a call, a cast, a stream event, or an activation handed to its new owner (live migration). */
+export const Kind = { CALL: 0, CAST: 1, EVENT: 2, MIGRATE: 3 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
 /** A call or cast on its way to the owner node. */
@@ -99,7 +100,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
     const timeoutMs = r.uint();
     const hops = r.uint();
     if (
-      (kind === Kind.CALL || kind === Kind.CAST || kind === Kind.EVENT) &&
+      (kind === Kind.CALL || kind === Kind.CAST || kind === Kind.EVENT || kind === Kind.MIGRATE) &&
       capability !== undefined &&
       actorType &&
       id !== undefined &&
@@ -117,7 +118,8 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
   const e = decode(bytes, "request");
   if (e.length < 9 || e.length > 12) throw bad("request", `expected an array of 9 to 12 elements, got ${e.length}`);
   const [, kind, capability, actorType, id, timeoutMs, hops, initArg, payload, chain, trace, traceState] = e;
-  if (kind !== Kind.CALL && kind !== Kind.CAST && kind !== Kind.EVENT) throw bad("request", `unknown kind ${String(kind)}`);
+  if (kind !== Kind.CALL && kind !== Kind.CAST && kind !== Kind.EVENT && kind !== Kind.MIGRATE)
+    throw bad("request", `unknown kind ${String(kind)}`);
   if (typeof capability !== "string") throw bad("request", "capability must be a string");
   if (typeof actorType !== "string" || actorType === "") throw bad("request", "actor type must be a non-empty string");
   if (typeof id !== "string") throw bad("request", "id must be a string");

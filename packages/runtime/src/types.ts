@@ -109,6 +109,13 @@ export interface Actor {
   onActivate?(): unknown;
   /** Runs once when the activation ends without a crash (see DeactivateReason). Changes it makes to a durable `state` are not stored. */
   onDeactivate?(reason: DeactivateReason): unknown;
+  /**
+   * What of a plain actor moves to its new owner when its shard moves or its node stops (live migration): a value of
+   * the value model. @default the instance's own enumerable fields (not `#private` ones)
+   */
+  dehydrate?(): unknown;
+  /** Takes what dehydrate() returned, on the new owner, instead of onActivate. @default the fields are assigned to the new instance */
+  rehydrate?(data: any): unknown;
 }
 
 /** An actor class: constructed by Mesh with the id and, on first activation, the caller's initArg. */
@@ -143,6 +150,8 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly maxTurnMs?: number;
   /** The JetStream streams whose events this class handles with handleEvent (docs/events.md). */
   readonly events?: EventSubscription | readonly EventSubscription[];
+  /** False: a plain actor of this class starts afresh on its new owner instead of moving with its state (a class holding sockets, say). @default true */
+  readonly migrate?: boolean;
   readonly name: string;
 }
 

@@ -39,6 +39,8 @@ export interface EndingsParts {
   handover(act: Activation, letters: Letter[]): void;
   /** Puts a letter into the mailbox of a fresh activation of the same actor here. */
   fresh(act: Activation, letter: Letter): void;
+  /** The activation leaves for its new owner: true when it went there with its state (live migration, migration.ts). */
+  migrated(act: Activation): boolean;
   /** Something that kept the node busy ended. */
   checkIdle(): void;
 }
@@ -77,6 +79,9 @@ export class Endings {
    * it was replaced or `deactivate` is false (it crashed while leaving).
    */
   gone(act: Activation, deactivate = true): void {
+    const reason = act.reason ?? "rebalance";
+    // Before its timers end and its letters go: what moves is sent ahead of them. A moved activation does not deactivate.
+    const moved = deactivate && (reason === "rebalance" || reason === "shutdown") && this.p.migrated(act);
     act.ends();
     this.p.timers.end(act);
     this.ending.add(act);
@@ -90,8 +95,7 @@ export class Endings {
     };
     if (act.commits?.busy) void act.commits.idle().then(handOn);
     else handOn();
-    const reason = act.reason ?? "rebalance";
-    if (deactivate && reason !== "replaced") void this.#deactivate(act, reason, this.p.deactivateTimeoutMs);
+    if (deactivate && !moved && reason !== "replaced") void this.#deactivate(act, reason, this.p.deactivateTimeoutMs);
   }
 
   /**

@@ -7,7 +7,6 @@ import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
-import { loadState } from "../state/group-commit.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
 import { remindersOf } from "../timers/reminders.js";
@@ -17,6 +16,7 @@ import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
 import type { ActorClass, CallResult, MeshRequest, ReminderInfo } from "../types.js";
 import { reachableUnder } from "../capabilities.js";
+import type { GroupCommit } from "../state/group-commit.js";
 import type { Lease } from "./lease.js";
 import type { ContextHost, MailboxLoad } from "./activation.js";
 import { Passivation } from "./passivation.js";
@@ -27,8 +27,10 @@ import { Letter, chainKey, incomingAcross } from "./letter.js";
 import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
-import { commitSpan } from "./commit-spans.js";
+import { loadDurable } from "./durable-load.js";
+import type { DurableParts } from "./durable-load.js";
 import { reminderOf } from "./handlers.js";
+import { Migrations, NOT_MOVED } from "./migration.js";
 
 /** How often `released` looks again. */
 const RELEASE_POLL_MS = 10;
@@ -68,6 +70,8 @@ export interface SupervisorOptions {
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
     cast(request: MeshRequest): Promise<void>;
+    /** Sends what moves of an activation to the actor's owner now (live migration); false when that is this node or none. */
+    migrate(to: Address, moved: unknown[]): boolean;
   };
 }
 
@@ -84,6 +88,9 @@ export class Supervisor {
   readonly #passivation: Passivation;
   readonly #turns: Turns;
   readonly #endings: Endings;
+  readonly #migrations: Migrations;
+  /** What loading durable actors works with (none without a store). */
+  readonly #durable: DurableParts | undefined;
   /** The node's one clock for timers (and reminders). */
   readonly scheduler = new Scheduler();
   readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#timer(act, name));
@@ -135,6 +142,10 @@ export class Supervisor {
       o.lease,
       { ...o.limits, load: this.load },
     );
+    const crashed = (act: Activation) => this.#endings.crashed(act);
+    const committed = (commits: GroupCommit) => this.#turns.committed(commits);
+    this.#durable = o.store && { store: o.store, publisher: o.publisher, metrics: o.metrics, log: o.log, crashed, committed };
+    this.#migrations = new Migrations(this.#timers, o.metrics, o.log, (act, moved) => o.outbound.migrate(act, moved));
     this.#endings = new Endings({
       table: this.#table,
       timers: this.#timers,
@@ -144,6 +155,7 @@ export class Supervisor {
       deactivateTimeoutMs: o.deactivateTimeoutMs,
       handover: o.handover,
       fresh: (act, letter) => this.#fresh(act, letter),
+      migrated: (act) => this.#migrations.moved(act),
       checkIdle: () => this.#checkIdle(),
     });
   }
@@ -176,11 +188,7 @@ export class Supervisor {
     return this.#endings.rebalance(() => false, "replaced");
   }
 
-  /**
-   * Resolves once no activation of a shard `of` names is live or ending here,
-   * or after `timeoutMs`, to the shards still held then (a shard claim,
-   * node/shard-claims.ts).
-   */
+  /** Resolves once no activation of a shard `of` names is live or ending here, or after `timeoutMs`, to the shards still held (claims). */
   async released(of: (capability: string, shard: number) => boolean, timeoutMs: number): Promise<Array<readonly [string, number]>> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
@@ -224,9 +232,8 @@ export class Supervisor {
   }
 
   /**
-   * Calls the actor at `to` for a caller in this process, activating it first if needed; each side gets
-   * its own copy of the values. Rejects with BAD_REQUEST, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED,
-   * BAD_REPLY, OVERLOADED or TIMEOUT (after `timeoutMs`).
+   * Calls the actor at `to` for a caller here, activating it if needed; each side gets its own copy of the values. Rejects
+   * with BAD_REQUEST, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED, BAD_REPLY, OVERLOADED or TIMEOUT.
    */
   call(to: Address, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
     try {
@@ -261,6 +268,14 @@ export class Supervisor {
   cast(to: Address, payload: unknown, initArg: unknown, bytes = 0): void {
     const refused = this.deliver(to, Letter.cast({ payload, initArg, bytes }));
     if (refused !== undefined) throw refused;
+  }
+
+  /** What an activation's old owner handed over for the actor at `to` (live migration): it starts from it here. */
+  adopt(to: Address, moved: unknown): void {
+    const live = this.#table.get(to.capability, to.actorType, to.id);
+    if (!this.#migrations.arrived(to.capability, to.actorType, to.id, moved, live) || live !== undefined) return;
+    const act = this.#activation(to, undefined);
+    if (!(act instanceof MeshError)) this.#migrations.startedAlready(act);
   }
 
   /** A timer of `act` fired: its turn goes into the mailbox, unless the activation is gone. */
@@ -354,8 +369,11 @@ export class Supervisor {
       // and what waits goes to the owner (as for a replaced activation).
       const started = () => {
         if (act.leaving || act.gone) return void (act.reason = "replaced");
-        return type.durable ? this.#load(act).then(() => act.instance.onActivate?.()) : act.instance.onActivate?.();
+        if (type.durable) return this.#load(act).then(() => act.instance.onActivate?.());
+        const resumed = this.#migrations.resume(act); // what its old owner handed over, if anything did
+        return resumed === NOT_MOVED ? act.instance.onActivate?.() : resumed;
       };
+      this.#migrations.waits(act);
       this.#starting(act, (claim ?? Promise.resolve()).then(() => this.o.lease.held()).then(started));
     } else if (type.durable) {
       this.#starting(
@@ -383,27 +401,8 @@ export class Supervisor {
   }
 
   /** Reads a durable actor's stored state into its instance and sets up its commits. */
-  async #load(act: Activation): Promise<void> {
-    const m = this.#metrics;
-    act.commits = await loadState(
-      this.o.store!,
-      act.capability,
-      act.actorType,
-      act.id,
-      act.instance,
-      {
-        committed: (ms) => void (m.stateCommits++, m.commitLatency.observe(ms)),
-        failed: (err) => {
-          if (err.code === "STATE_CONFLICT") m.stateConflicts++;
-          this.#log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
-          this.#endings.crashed(act);
-        },
-        settled: () => this.#turns.committed(act.commits!),
-        span: commitSpan,
-      },
-      this.o.publisher,
-    );
-    m.stateLoads++;
+  #load(act: Activation): Promise<void> {
+    return loadDurable(act, this.#durable!);
   }
 
   #busyCount(): number {

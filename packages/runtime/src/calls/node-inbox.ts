@@ -116,6 +116,7 @@ export class NodeInbox {
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.p.nodeId) this.p.rebalanceSoon();
     const to: Address = { capability: req.capability, actorType: req.actorType, id: req.id, shard };
+    if (req.kind === Kind.MIGRATE) return this.p.actors.adopt(to, req.payload);
     if (req.kind === Kind.EVENT) {
       if (reply === undefined)
         return this.p.log.warn({ actorType: req.actorType, id: req.id }, "mesh: refused an event without a reply subject");

@@ -11,6 +11,7 @@ import type { WireRequest } from "@mesh/core/internal";
 import type { Requests, Subjects } from "@mesh/transport";
 import type { Activation } from "../actors/activation.js";
 import { Letter, PromiseReply } from "../actors/letter.js";
+import type { Address } from "../actors/letter.js";
 import type { Supervisor } from "../actors/supervisor.js";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { MeshEvent } from "../events/event.js";
@@ -194,6 +195,32 @@ export class Router {
     this.p.metrics.forwards++;
     if (onMove.wire === Kind.CAST) this.publish(owner, this.encode(r));
     else this.send(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
+  }
+
+  /** What moves of an activation, to the actor's owner now (live migration); false when that is this node or none, or it cannot go. */
+  migrate(to: Address, moved: unknown[]): boolean {
+    const owner = this.p.routes.owner(to.capability, to.shard);
+    if (owner === undefined || owner === this.p.nodeId) return false;
+    const { capability, actorType, id, shard } = to;
+    const r: Routed = {
+      kind: Kind.MIGRATE,
+      capability,
+      actorType,
+      id,
+      payload: moved,
+      initArg: undefined,
+      timeoutMs: 0,
+      hops: 0,
+      shard,
+      owner,
+    };
+    try {
+      this.publish(owner, this.encode(r));
+      return true;
+    } catch (err) {
+      this.p.log.warn({ actorType, id, err: messageOf(err) }, "mesh: an activation's state could not be sent to its new owner");
+      return false;
+    }
   }
 
   /** Checks a request and finds its owner. Throws BAD_REQUEST, NO_NODES or STOPPED. */

@@ -129,7 +129,11 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     // cycle: the router is made below
     handover: (act, letters) => router.handover(act, letters),
     claimed: (capability, shard) => claims.ready(capability, shard),
-    outbound: { call: (request, chain) => router.call(request, false, chain), cast: (request) => router.cast(request, false) },
+    outbound: {
+      call: (request, chain) => router.call(request, false, chain),
+      cast: (request) => router.cast(request, false),
+      migrate: (to, moved) => router.migrate(to, moved),
+    },
   });
 
   const self: Announcement = {

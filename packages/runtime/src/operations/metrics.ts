@@ -160,6 +160,13 @@ export const METRICS = {
   eventsServed: counted("counter", "mesh_events_served_total", "Stream event turns run by this node's actors"),
   /** Turns that ran past their maxTurnMs: each dropped its activation. */
   turnTimeouts: counted("counter", "mesh_turn_timeouts_total", "Turns that ran past their maxTurnMs (each dropped its activation)"),
+  migrationsOut: counted("counter", "mesh_migrations_out_total", "Activations handed to their new owner with their state (live migration)"),
+  migrationsIn: counted("counter", "mesh_migrations_in_total", "Activations that started here from the state their old owner handed over"),
+  migrationsRefused: counted(
+    "counter",
+    "mesh_migrations_refused_total",
+    "Activations whose state could not move (outside the value model, a hook that threw, or it arrived too late): they started afresh",
+  ),
   /** Actors activated on this node. */
   activations: counted("counter", "mesh_activations_total", "Actors activated on this node"),
   /** Activations that failed (constructor or onActivate threw). */

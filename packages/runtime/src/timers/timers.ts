@@ -48,8 +48,12 @@ export class Timers<O extends TimerOwner> {
       );
     if (typeof (act.instance as { handleTimer?: unknown }).handleTimer !== "function")
       throw new MeshError("BAD_REQUEST", `${act.actorType} has no handleTimer method to run timer "${name}"`);
+    this.#arm(act, name, Date.now() + ms, options.every ? ms : undefined);
+  }
+
+  #arm(act: O, name: string, due: number, everyMs: number | undefined): void {
     this.clear(act, name);
-    const timer = new ActorTimer(act, name, Date.now() + ms, options.every ? ms : undefined, this);
+    const timer = new ActorTimer(act, name, due, everyMs, this);
     (act.timers ??= new Map()).set(name, timer);
     this.scheduler.add(timer);
   }
@@ -61,6 +65,17 @@ export class Timers<O extends TimerOwner> {
     act.timers!.delete(name);
     this.scheduler.remove(timer);
     return true;
+  }
+
+  /** What an activation that moves takes with it (live migration): each timer's name, time left and interval (0: once). */
+  carried(act: O): [name: string, leftMs: number, everyMs: number][] {
+    const now = Date.now();
+    return [...(act.timers ?? [])].map(([name, t]) => [name, Math.max(1, t.due - now), (t as ActorTimer<O>).everyMs ?? 0]);
+  }
+
+  /** The timers an activation brought from its old owner, set again with the time they had left. */
+  resume(act: O, carried: readonly [string, number, number][]): void {
+    for (const [name, leftMs, everyMs] of carried) this.#arm(act, name, Date.now() + leftMs, everyMs > 0 ? everyMs : undefined);
   }
 
   /** The activation ends: all its timers go. */

@@ -1,0 +1,46 @@
+// A durable activation's start: its stored state read into its instance and
+// its commits set up (state/group-commit.ts), counted in the node's metrics.
+// Imports: the actors room, state, operations/metrics and the bottom floor.
+import type { Logger } from "@mesh/core";
+import type { NodeMetrics } from "../operations/metrics.js";
+import { loadState } from "../state/group-commit.js";
+import type { GroupCommit, OutboxPublisher } from "../state/group-commit.js";
+import type { StateStorage } from "../state/state-store.js";
+import type { Activation } from "./activation.js";
+import { commitSpan } from "./commit-spans.js";
+
+/** What loading a durable actor works with: the store, where its messages go, and what a failed or settled commit tells. */
+export interface DurableParts {
+  readonly store: StateStorage;
+  readonly publisher: OutboxPublisher;
+  readonly metrics: NodeMetrics;
+  readonly log: Logger;
+  /** A commit failed: the activation is dropped. */
+  crashed(act: Activation): void;
+  /** A group commit has nothing in flight any more. */
+  committed(commits: GroupCommit): void;
+}
+
+/** Reads a durable actor's stored state into its instance and sets up its commits. */
+export async function loadDurable(act: Activation, p: DurableParts): Promise<void> {
+  const m = p.metrics;
+  act.commits = await loadState(
+    p.store,
+    act.capability,
+    act.actorType,
+    act.id,
+    act.instance,
+    {
+      committed: (ms) => void (m.stateCommits++, m.commitLatency.observe(ms)),
+      failed: (err) => {
+        if (err.code === "STATE_CONFLICT") m.stateConflicts++;
+        p.log.warn({ pid: act.pid, err: err.message }, "mesh: a commit failed; the activation is dropped");
+        p.crashed(act);
+      },
+      settled: () => p.committed(act.commits!),
+      span: commitSpan,
+    },
+    p.publisher,
+  );
+  m.stateLoads++;
+}

@@ -1,0 +1,133 @@
+// Live migration (docs/behaviour.md "Deploys"): a plain activation that
+// leaves because its shard moved or its node stops is handed to its new owner
+// with what its instance holds (its own fields, or what dehydrate() returns)
+// and its timers' time left, as a MIGRATE request on the owner's node subject,
+// before the letters that waited for it. The new owner holds the shard's
+// actors until the old owner released the shard (node/shard-claims.ts), so
+// what moved is there when the activation starts: it starts from it
+// (rehydrate(data), or the fields assigned) instead of onActivate, and the
+// old one's onDeactivate does not run. An activation whose state cannot move
+// (outside the value model, a dehydrate that throws) starts afresh there,
+// counted and logged once per class. Imports: the actors room, the timers
+// room and the bottom floor.
+import { checkAcross, messageOf } from "@mesh/core/internal";
+import type { Logger } from "@mesh/core";
+import type { NodeMetrics } from "../operations/metrics.js";
+import type { Timers } from "../timers/timers.js";
+import type { ActorClass } from "../types.js";
+import type { Activation } from "./activation.js";
+
+/** What moves, on the wire: [data, timers as [name, time left in ms, interval in ms (0: once)]]. */
+type Moved = [data: unknown, timers: [string, number, number][]];
+
+/** Returned by resume() when nothing moved for the activation: it starts as usual. */
+export const NOT_MOVED = Symbol("not moved");
+
+const key = (capability: string, actorType: string, id: string) => `${capability}\u0000${actorType}\u0000${id}`;
+
+export class Migrations {
+  /** What arrived for activations that wait for their shard's handover, by actor. */
+  readonly #arrived = new Map<string, Moved>();
+  /** Activations created while their shard's handover was pending: only these may take what moves. */
+  readonly #waiting = new WeakSet<Activation>();
+  /** Classes whose state could not move, logged once each. */
+  readonly #logged = new Set<string>();
+
+  constructor(
+    private readonly timers: Timers<Activation>,
+    private readonly metrics: NodeMetrics,
+    private readonly log: Logger,
+    /** Sends what moves to the actor's owner now; false when there is none but this node, or it cannot go. */
+    private readonly send: (act: Activation, moved: unknown[]) => boolean,
+  ) {}
+
+  /** `act` leaves (its shard moved, or the node stops): true when it moved to its new owner with its state. */
+  moved(act: Activation): boolean {
+    const moved = this.packed(act);
+    if (moved === undefined || !this.send(act, moved)) return false;
+    this.metrics.migrationsOut++;
+    return true;
+  }
+
+  /**
+   * What of `act` moves to its new owner, or undefined when nothing does (a durable class, `static migrate = false`,
+   * or state that cannot move: counted, and logged once per class).
+   */
+  private packed(act: Activation): Moved | undefined {
+    const cls = act.instance.constructor as ActorClass;
+    if (cls.durable === true || cls.migrate === false) return undefined;
+    try {
+      const instance = act.instance as { dehydrate?: () => unknown };
+      const data = typeof instance.dehydrate === "function" ? instance.dehydrate() : { ...act.instance };
+      checkAcross(data, "BAD_STATE", "the state that moves");
+      return [data, this.timers.carried(act)];
+    } catch (err) {
+      this.#cannotMove(act, err);
+      return undefined;
+    }
+  }
+
+  /** The activation was created while its shard's handover was pending: what moves for it may arrive. */
+  waits(act: Activation): void {
+    this.#waiting.add(act);
+  }
+
+  /**
+   * What moved for an actor arrived. True when `live` (its activation here, if any) may take it: none yet, or one
+   * still waiting for its shard's handover; else it is refused (counted), and the activation goes on as it is.
+   */
+  arrived(capability: string, actorType: string, id: string, payload: unknown, live: Activation | undefined): boolean {
+    if ((live !== undefined && !this.#waiting.has(live)) || !isMoved(payload)) {
+      this.metrics.migrationsRefused++;
+      return false;
+    }
+    this.#arrived.set(key(capability, actorType, id), payload);
+    return true;
+  }
+
+  /** An activation made for what arrived started at once (its shard was not waiting for a handover here): it takes it now. */
+  startedAlready(act: Activation): void {
+    if (this.#waiting.has(act)) return;
+    try {
+      void Promise.resolve(this.resume(act)).catch((err: unknown) => this.#cannotMove(act, err));
+    } catch (err) {
+      this.#cannotMove(act, err);
+    }
+  }
+
+  /** The activation starts: from what moved for it, if anything did (what rehydrate returns), else NOT_MOVED. */
+  resume(act: Activation): unknown {
+    this.#waiting.delete(act);
+    const k = key(act.capability, act.actorType, act.id);
+    const moved = this.#arrived.get(k);
+    if (moved === undefined) return NOT_MOVED;
+    this.#arrived.delete(k);
+    const [data, timers] = moved;
+    const instance = act.instance as { rehydrate?: (data: unknown) => unknown };
+    const out = typeof instance.rehydrate === "function" ? instance.rehydrate(data) : Object.assign(act.instance, data);
+    this.timers.resume(act, timers);
+    this.metrics.migrationsIn++;
+    return typeof instance.rehydrate === "function" ? out : undefined;
+  }
+
+  #cannotMove(act: Activation, err: unknown): void {
+    this.metrics.migrationsRefused++;
+    if (this.#logged.has(act.actorType)) return;
+    this.#logged.add(act.actorType);
+    this.log.warn(
+      { actorType: act.actorType, err: messageOf(err) },
+      "mesh: an actor's state cannot move to its new owner; it starts afresh there (logged once per class)",
+    );
+  }
+}
+
+function isMoved(payload: unknown): payload is Moved {
+  return (
+    Array.isArray(payload) &&
+    payload.length === 2 &&
+    Array.isArray(payload[1]) &&
+    (payload[1] as unknown[]).every(
+      (t) => Array.isArray(t) && typeof t[0] === "string" && typeof t[1] === "number" && typeof t[2] === "number",
+    )
+  );
+}
