@@ -244,6 +244,10 @@ test("bad options are BAD_REQUEST before anything connects", async (t) => {
   const url = t.context.server.url;
   const bad: [object, RegExp][] = [
     [{ nodeId: "a.b" }, /nodeId must be/],
+    [{ appVersion: "" }, /appVersion must be 1-64 printable/],
+    [{ appVersion: "x".repeat(65) }, /appVersion must be 1-64 printable/],
+    [{ appVersion: "1.0\n" }, /appVersion must be 1-64 printable/],
+    [{ appVersion: 2 }, /appVersion must be 1-64 printable/],
     [{ shards: 0 }, /shards must be/],
     [{ callTimeoutMs: -1 }, /callTimeoutMs must be/],
     [{ callTimeoutMs: Infinity }, /callTimeoutMs must be/],

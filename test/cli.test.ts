@@ -57,21 +57,33 @@ test.serial("mesh node serves the actor classes a module exports; mesh call and 
 
 test.serial("mesh status shows every node, its capabilities, actors, calls and shards, as text and as JSON", async (t) => {
   const { server } = t.context;
-  await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter", "--node-id", "cli-b");
-  await startNode(t, { nodeId: "cli-caller" }); // a producer: it calls, and hosts nothing
+  await meshNode(t, "--actors", FIXTURE, "--capabilities", "counter", "--node-id", "cli-b", "--app-version", "1.4.0");
+  await startNode(t, { nodeId: "cli-caller", appVersion: "2.1.0" }); // a producer: it calls, and hosts nothing
   const json = await mesh("status", "--json", "--wait", "2000", "-s", server.url);
   t.is(json.code, 0, json.stderr);
   const report = JSON.parse(json.stdout) as {
-    nodes: { node: string; capabilities: string[]; actors: number; callsServed: number; shards: Record<string, number> }[];
-    callers: { node: string }[];
+    nodes: {
+      node: string;
+      appVersion: string;
+      capabilities: string[];
+      actors: number;
+      callsServed: number;
+      shards: Record<string, number>;
+    }[];
+    callers: { node: string; appVersion: string }[];
   };
   t.deepEqual(
     report.nodes.map((n) => n.node),
     ["cli-a", "cli-b"],
   );
   t.deepEqual(
-    report.callers.map((n) => n.node),
-    ["cli-caller"],
+    report.callers.map((n) => [n.node, n.appVersion]),
+    [["cli-caller", "2.1.0"]],
+  );
+  t.deepEqual(
+    report.nodes.map((n) => n.appVersion),
+    ["unversioned", "1.4.0"],
+    "each node's app version (mesh node --app-version)",
   );
   const [a, b] = report.nodes as [(typeof report.nodes)[0], (typeof report.nodes)[0]];
   t.deepEqual(a.capabilities, ["counter", "echo"]);
@@ -82,9 +94,9 @@ test.serial("mesh status shows every node, its capabilities, actors, calls and s
   const text = await mesh("status", "--wait", "2000", "-s", server.url);
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /2 nodes, 1 caller \(hosting nothing\), prefix "mesh", 4096 shards, rendezvous/);
-  t.regex(text.stdout, /\ncallers: cli-caller\n/);
+  t.regex(text.stdout, /\ncallers: cli-caller \(2\.1\.0\)\n/);
   t.notRegex(text.stdout, /^cli-caller /m, "a caller is not in the nodes' table");
-  t.regex(text.stdout, /cli-a(\s+\d+){5}\s+counter, echo/);
+  t.regex(text.stdout, /cli-a\s+unversioned(\s+\d+){5}\s+counter, echo/);
   t.regex(text.stdout, /shards of "counter"\n {2}cli-a\s+█+\s+\d+ \(\d+\.\d %\)\n {2}cli-b/);
 });
 

@@ -21,6 +21,8 @@ export interface Announcement {
   strategy: string;
   /** The announcing package version, for operators. */
   version: string;
+  /** The version of the application the node runs (`appVersion`); absent from nodes of older Mesh versions. */
+  app?: string;
   /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
@@ -82,6 +84,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (!Number.isInteger(a.shards)) fail("shards");
   if (typeof a.strategy !== "string") fail("strategy");
   if (typeof a.version !== "string") fail("version");
+  if (a.app !== undefined && typeof a.app !== "string") fail("app");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");

@@ -61,6 +61,8 @@ export interface MeshOptions {
   capabilities?: readonly string[];
   /** This node's id, unique in the cluster: 1-128 of A-Z a-z 0-9 _ -. @default "<host>-<pid>-<random>" */
   nodeId?: string;
+  /** The version of your application this node runs (1-64 printable characters): announced to the cluster and shown by `mesh status`. @default "unversioned" */
+  appVersion?: string;
   /** Subject prefix; clusters with different prefixes never meet. @default "mesh" */
   prefix?: string;
   /** Shard count; must be the same on every node. @default 4096 */
@@ -111,6 +113,7 @@ export interface ResolvedOptions {
   actors: readonly ActorClass[];
   capabilities: string[];
   nodeId: string;
+  appVersion: string;
   subjects: Subjects;
   shards: number;
   placement: Placement;
@@ -166,6 +169,7 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     actors,
     capabilities: checkCapabilities(o.capabilities ?? []),
     nodeId: checkToken(o.nodeId ?? defaultNodeId(), "nodeId"),
+    appVersion: appVersion(o.appVersion),
     subjects,
     shards,
     placement: resolveStrategy(o.strategy),
@@ -256,4 +260,14 @@ function defaultNodeId(): string {
       .replace(/[^A-Za-z0-9_-]/g, "-")
       .slice(0, 64) || "node";
   return `${host}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}
+
+/** The default `appVersion`. */
+export const DEFAULT_APP_VERSION = "unversioned";
+
+function appVersion(v: unknown): string {
+  if (v === undefined) return DEFAULT_APP_VERSION;
+  if (typeof v !== "string" || !/^[\x21-\x7e][\x20-\x7e]{0,63}$/.test(v))
+    throw new MeshError("BAD_REQUEST", `appVersion must be 1-64 printable ASCII characters, got ${JSON.stringify(v)}`);
+  return v;
 }

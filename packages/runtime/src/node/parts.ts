@@ -145,6 +145,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     shards: o.shards,
     strategy: o.placement.name,
     version,
+    app: o.appVersion,
     heartbeatMs: o.heartbeatMs,
   };
   const timing = { heartbeatMs: o.heartbeatMs, nodeTimeoutMs: o.nodeTimeoutMs, discoveryQuietMs: o.discoveryQuietMs };
@@ -195,6 +196,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
   const service = new NodeService(nc, o.subjects, ingress, o.nodeId, version, links.snapshot, {
     shards: o.shards,
     strategy: o.placement.name,
+    appVersion: o.appVersion,
   });
   return { metrics, routes, requests, replies, lease, renewal, actors, membership, claims, router, inbox: nodeInbox, service };
 }

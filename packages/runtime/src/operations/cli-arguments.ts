@@ -15,6 +15,7 @@ export const options = {
   actors: { type: "string" },
   capabilities: { type: "string", default: "" },
   "node-id": { type: "string" },
+  "app-version": { type: "string" },
   json: { type: "boolean", default: false },
   wait: { type: "string", default: "500" },
   init: { type: "string" },

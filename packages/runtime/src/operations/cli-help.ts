@@ -32,12 +32,13 @@ Commands:
   events   show every event subscription: its dispatchers, lag, retries and dead letters
 
 Run "mesh <command> --help" for a command's options.`,
-  node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id]
+  node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id] [--app-version v]
 
 Runs a node until SIGINT or SIGTERM (or until the process that started it is gone), then stops it gracefully.
   --actors <module>       a JavaScript module; every exported class with a handleCall method is an actor type
   --capabilities <list>   capabilities to register, comma-separated
   --node-id <id>          this node's id (default: <host>-<pid>-<random>)
+  --app-version <v>       the version of your application it runs, shown by mesh status (default: unversioned)
 
 ${COMMON}`,
   status: `Usage: mesh status [--json]

@@ -7,7 +7,9 @@ import { clusterStats } from "./cluster-stats.js";
 
 interface NodeStatus {
   node: string;
+  /** The Mesh package's version, and the application's (`appVersion`). */
   version: string;
+  appVersion: string;
   capabilities: string[];
   actors: number;
   callsServed: number;
@@ -31,7 +33,7 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   const hosts = (i: (typeof infos)[number]) => splitList(i.metadata?.capabilities).length > 0;
   const callers = infos
     .filter((i) => !hosts(i))
-    .map((i) => ({ node: i.metadata!.node!, version: i.version }))
+    .map((i) => ({ node: i.metadata!.node!, version: i.version, appVersion: i.metadata?.app_version ?? "unknown" }))
     .sort((a, b) => (a.node < b.node ? -1 : 1));
   const nodes: NodeStatus[] = infos
     .filter(hosts)
@@ -44,6 +46,7 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
       return {
         node,
         version: i.version,
+        appVersion: i.metadata?.app_version ?? "unknown",
         capabilities,
         actors: m?.actors ?? 0,
         callsServed: m?.callsServed ?? 0,
@@ -65,17 +68,20 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
     return 1;
   }
   const width = Math.max(4, ...nodes.map((n) => n.node.length));
+  const appWidth = Math.max(3, ...nodes.map((n) => n.appVersion.length));
   const plural = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
   const calling = callers.length > 0 ? `, ${plural(callers.length, "caller")} (hosting nothing)` : "";
   process.stdout.write(`${plural(nodes.length, "node")}${calling}, prefix "${prefix}", ${shardCount} shards, ${strategy}\n\n`);
   process.stdout.write(
-    `${"NODE".padEnd(width)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  ${"QUEUED".padStart(7)}  ${"DEEPEST".padStart(7)}  ${"REFUSED".padStart(7)}  CAPABILITIES\n`,
+    `${"NODE".padEnd(width)}  ${"APP".padEnd(appWidth)}  ${"ACTORS".padStart(7)}  ${"CALLS".padStart(9)}  ${"QUEUED".padStart(7)}  ${"DEEPEST".padStart(7)}  ${"REFUSED".padStart(7)}  CAPABILITIES\n`,
   );
   for (const n of nodes) {
     const cells = [n.actors, n.callsServed, n.queued, n.deepestMailbox, n.overloaded].map((v, i) => String(v).padStart(i === 1 ? 9 : 7));
-    process.stdout.write(`${n.node.padEnd(width)}  ${cells.join("  ")}  ${n.capabilities.join(", ") || "-"}\n`);
+    process.stdout.write(
+      `${n.node.padEnd(width)}  ${n.appVersion.padEnd(appWidth)}  ${cells.join("  ")}  ${n.capabilities.join(", ") || "-"}\n`,
+    );
   }
-  if (callers.length > 0) process.stdout.write(`\ncallers: ${callers.map((c) => c.node).join(", ")}\n`);
+  if (callers.length > 0) process.stdout.write(`\ncallers: ${callers.map((c) => `${c.node} (${c.appVersion})`).join(", ")}\n`);
   const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
   for (const c of all) {
     process.stdout.write(`\nshards of "${c}"\n`);

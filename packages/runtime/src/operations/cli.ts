@@ -49,14 +49,10 @@ async function main(argv: string[]): Promise<number> {
     connected(server, toolInbox ? { ...auth, inboxPrefix: toolInbox } : auth, run);
   switch (command) {
     case "node":
-      return runNode(
-        server,
-        inboxPrefix ? { ...auth, inboxPrefix } : auth,
-        values.prefix,
-        values.actors,
-        values.capabilities,
-        values["node-id"],
-      );
+      return runNode(server, inboxPrefix ? { ...auth, inboxPrefix } : auth, values.prefix, values.actors, values.capabilities, {
+        nodeId: values["node-id"],
+        appVersion: values["app-version"],
+      });
     case "status":
       return withConnection((nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
     case "events":
@@ -112,7 +108,7 @@ async function runNode(
   prefix: string,
   actorsModule: string | undefined,
   capabilities: string,
-  nodeId: string | undefined,
+  ids: { nodeId: string | undefined; appVersion: string | undefined },
 ): Promise<number> {
   if (!actorsModule) throw new UsageError(`mesh node needs --actors <module.js>; run "mesh node --help"`);
   let exports: Record<string, unknown>;
@@ -132,7 +128,8 @@ async function runNode(
     actors,
     capabilities: capabilities.split(",").filter(Boolean),
     nats: auth,
-    ...(nodeId ? { nodeId } : {}),
+    ...(ids.nodeId ? { nodeId: ids.nodeId } : {}),
+    ...(ids.appVersion ? { appVersion: ids.appVersion } : {}),
   });
   // The signal handlers go in before the line that says the node serves: a signal sent on seeing it is handled.
   // Orphaned counts as a signal: `npx mesh node` runs it under a shell, and a SIGTERM to npx ends npx and the

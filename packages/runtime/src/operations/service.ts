@@ -25,12 +25,12 @@ export class NodeService {
     private readonly nodeId: string,
     private readonly version: string,
     private readonly metrics: () => MetricsSnapshot,
-    private readonly placement: { shards: number; strategy: string },
+    private readonly placement: { shards: number; strategy: string; appVersion: string },
   ) {}
 
   /** (Re)registers the service for these capabilities and actor types. */
   async register(capabilities: readonly string[], actorTypes: readonly string[]): Promise<void> {
-    const { shards, strategy } = this.placement;
+    const { shards, strategy, appVersion } = this.placement;
     await this.stop();
     const statsHandler = () => Promise.resolve(this.metrics());
     const service = await this.nc.services.add({
@@ -44,6 +44,7 @@ export class NodeService {
         actor_types: actorTypes.join(","),
         shards: String(shards),
         strategy,
+        app_version: appVersion,
       },
       queue: this.subjects.ingressQueue,
       statsHandler,
