@@ -57,9 +57,9 @@ test.beforeEach(async (t) => {
 });
 
 test.afterEach.always(async (t) => {
-  await Promise.all(t.context.callers.map((n) => n.stop()));
+  await Promise.all((t.context.callers ?? []).map((n) => n.stop()));
   await killAllNodeProcesses();
-  await t.context.cluster.stop();
+  await t.context.cluster?.stop();
 });
 
 /**

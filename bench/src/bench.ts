@@ -20,11 +20,14 @@ import { reminders } from "./reminders.js";
 import { events } from "./events.js";
 import { tracing } from "./tracing.js";
 import { deadline } from "./deadline.js";
+import { migration } from "./migration.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline runs only those sections (default: all). */
-const only = new Set((process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline").split(","));
+/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration runs only those sections (default: all). */
+const only = new Set(
+  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration").split(","),
+);
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
 const rows: { section: string; name: string; m: Measured; note?: string }[] = [];
@@ -335,6 +338,12 @@ try {
     const dl = await deadline(server.url, n, quick ? 3 : 7);
     record("deadline", "async local calls, 128 in flight", dl.calls);
     target("turn bookkeeping / async local call CPU", dl.bookkeepingNs / dl.callNs, "<= 0.02");
+  }
+  if (only.has("migration")) {
+    const mg = await migration(server.url, n, quick ? 1 : 3);
+    target(`stop handing over ${mg.actors} idle actors, moving (ms)`, mg.moving);
+    target(`stop handing over ${mg.actors} idle actors, opting out (ms)`, mg.staying);
+    target("bytes per moved idle actor", mg.bytesEach);
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {

@@ -5,9 +5,7 @@
 // advertise no route address of their own, so they never connect around the
 // proxies. Clients connect to the servers directly: a node stays on its
 // server's side of a cut.
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
-import { startNatsServer } from "@mesh/runtime/testing";
+import { freePort, onFreePorts, startNatsServer } from "@mesh/runtime/testing";
 import type { NatsServer, NatsServerOptions } from "@mesh/runtime/testing";
 import { connect } from "nats";
 import { TcpProxy } from "./proxy.js";
@@ -28,19 +26,11 @@ export interface PartitionableCluster {
   stop(): Promise<void>;
 }
 
-/** A TCP port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
+export function startPartitionableCluster(size: number, options: NatsServerOptions = {}): Promise<PartitionableCluster> {
+  return onFreePorts(() => startCluster(size, options));
 }
 
-export async function startPartitionableCluster(size: number, options: NatsServerOptions = {}): Promise<PartitionableCluster> {
+async function startCluster(size: number, options: NatsServerOptions): Promise<PartitionableCluster> {
   const routePorts = await Promise.all(Array.from({ length: size }, freePort));
   // proxies[i][j]: server i's route to server j.
   const proxies: TcpProxy[][] = [];

@@ -1,8 +1,10 @@
 // @mesh/runtime/testing: helpers for your own tests.
 export {
   SECURE_CONFIG,
+  freePort,
   hasNatsServer,
   natsServerBinary,
+  onFreePorts,
   spawnGuarded,
   startNatsCluster,
   startNatsServer,

@@ -151,7 +151,11 @@ export async function startSecureNatsServer(options: NatsServerOptions = {}): Pr
  * on its own free client and route port. Clients given every URL fail over
  * from one to another when a server dies.
  */
-export async function startNatsCluster(size: number, options: NatsServerOptions = {}): Promise<NatsCluster> {
+export function startNatsCluster(size: number, options: NatsServerOptions = {}): Promise<NatsCluster> {
+  return onFreePorts(() => startCluster(size, options));
+}
+
+async function startCluster(size: number, options: NatsServerOptions): Promise<NatsCluster> {
   const bin = natsServerBinary();
   // Route ports are chosen up front so that every server can list every route
   // (a server ignores the route to itself): JetStream in a cluster requires it.
@@ -183,8 +187,23 @@ export async function startNatsCluster(size: number, options: NatsServerOptions 
   }
 }
 
-/** A TCP port that was free a moment ago. */
-function freePort(): Promise<number> {
+/**
+ * Runs `start`, which binds ports that were free a moment ago, again (up to
+ * three times in all) when another process took one of them in between:
+ * the server then exits with "address already in use".
+ */
+export async function onFreePorts<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+/** A TCP port that was free a moment ago (another process may take it before you bind it: see onFreePorts). */
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
     probe.once("error", reject);
