@@ -1,6 +1,8 @@
 // Live migration (docs/behaviour.md "Live migration"): a plain activation whose
 // shard moves, or whose node stops, goes to its new owner with its state and
 // its timers, instead of starting afresh there.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { ExecutionContext, TestFn } from "ava";
 import type { CallContext, Logger, Mesh } from "@mesh/runtime";
@@ -104,8 +106,23 @@ test.serial(
     t.is(Kept.activated, 0, "no onActivate for a moved actor");
     t.deepEqual(Kept.deactivated, [], "no onDeactivate for a moved actor");
     t.is(b.metrics().migrationsIn, onA.length);
+    const status = await meshCli("status", "--json", "-p", "migstop", "-s", t.context.server.url);
+    const report = JSON.parse(status.stdout) as { nodes: { node: string; migrations: { in: number; out: number; refused: number } }[] };
+    t.deepEqual(
+      report.nodes.find((n) => n.node === b.nodeId)?.migrations,
+      { in: onA.length, out: 0, refused: 0 },
+      "mesh status shows them",
+    );
   },
 );
+
+/** Runs the mesh CLI; resolves with its output. */
+function meshCli(...args: string[]): Promise<{ code: number; stdout: string }> {
+  const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
+  return new Promise((resolve) =>
+    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout })),
+  );
+}
 
 test.serial(
   "static migrate = false starts afresh on the new owner, deactivated on the old one; state that cannot move starts afresh, counted and logged once per class",

@@ -19,6 +19,8 @@ interface NodeStatus {
   queued: number;
   deepestMailbox: number;
   overloaded: number;
+  /** Activations that moved here and away with their state, and those that could not (live migration). */
+  migrations: { in: number; out: number; refused: number };
   /** capability -> shards owned */
   shards: Record<string, number>;
 }
@@ -55,6 +57,7 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
         queued: m?.queuedLetters ?? 0,
         deepestMailbox: m?.deepestMailbox ?? 0,
         overloaded: Object.values(m?.overloaded ?? {}).reduce((a, b) => a + b, 0),
+        migrations: { in: m?.migrationsIn ?? 0, out: m?.migrationsOut ?? 0, refused: m?.migrationsRefused ?? 0 },
         shards,
       };
     })
@@ -81,6 +84,10 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
       `${n.node.padEnd(width)}  ${n.appVersion.padEnd(appWidth)}  ${cells.join("  ")}  ${n.capabilities.join(", ") || "-"}\n`,
     );
   }
+  const moved = nodes.filter((n) => n.migrations.in + n.migrations.out + n.migrations.refused > 0);
+  if (moved.length > 0) process.stdout.write("\nmigrations (in / out / refused):\n");
+  for (const n of moved)
+    process.stdout.write(`  ${n.node.padEnd(width)}  ${n.migrations.in} / ${n.migrations.out} / ${n.migrations.refused}\n`);
   if (callers.length > 0) process.stdout.write(`\ncallers: ${callers.map((c) => `${c.node} (${c.appVersion})`).join(", ")}\n`);
   const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
   for (const c of all) {

@@ -1,13 +1,12 @@
 // @mesh/runtime/testing: helpers for your own tests.
 export {
   SECURE_CONFIG,
-  freePort,
   hasNatsServer,
   natsServerBinary,
-  onFreePorts,
   spawnGuarded,
   startNatsCluster,
   startNatsServer,
   startSecureNatsServer,
 } from "./nats-server.js";
+export { freePort, onFreePorts } from "./ports.js";
 export type { Credentials, NatsCluster, NatsServer, NatsServerOptions, SecureNatsServer } from "./nats-server.js";

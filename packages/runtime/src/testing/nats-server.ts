@@ -3,10 +3,9 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
+import { freePort, onFreePorts } from "./ports.js";
 
 /** Options of `startNatsServer` (and of `startSecureNatsServer` and `startNatsCluster`). */
 export interface NatsServerOptions {
@@ -185,33 +184,6 @@ async function startCluster(size: number, options: NatsServerOptions): Promise<N
     await Promise.all(servers.map((s) => s.stop()));
     throw err;
   }
-}
-
-/**
- * Runs `start`, which binds ports that were free a moment ago, again (up to
- * three times in all) when another process took one of them in between:
- * the server then exits with "address already in use".
- */
-export async function onFreePorts<T>(start: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err;
-    }
-  }
-}
-
-/** A TCP port that was free a moment ago (another process may take it before you bind it: see onFreePorts). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolvePort(port));
-    });
-  });
 }
 
 // The guard: runs the command in the background, stops it on SIGTERM, and also
