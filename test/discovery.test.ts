@@ -122,6 +122,18 @@ test.serial("nodes with another shard count or strategy are refused, and say so 
   t.deepEqual(b.nodesFor("r"), [b.nodeId]);
   t.deepEqual(c.nodesFor("r"), [c.nodeId]);
   t.true(errors.some((m) => m.includes("refused a node whose shard count or placement strategy differs")));
+  // A node of a wire protocol this one does not speak (a future Mesh, say): refused, and said once, naming both.
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  const future = { v: 1, node: "future", instance: "f", capabilities: ["r"], actorTypes: [], shards: 4096, strategy: "rendezvous" };
+  for (let i = 0; i < 3; i++)
+    nc.publish("refuse.cluster.heartbeat", JSON.stringify({ ...future, version: "9.0.0", heartbeatMs: 1000, protocol: 9 }));
+  const old = { ...future, node: "older", version: "0.1.0", heartbeatMs: 1000 }; // no protocol: 1, which this node still speaks
+  nc.publish("refuse.cluster.heartbeat", JSON.stringify(old));
+  await eventually(() => b.nodesFor("r").includes("older"), "a node of the previous protocol to be taken");
+  t.false(b.nodesFor("r").includes("future"));
+  t.true(a.nodesFor("r").every((n) => n !== "future"));
+  t.is(errors.filter((m) => m.includes("speaks wire protocol 9; this node speaks 2 and 1")).length, 1, errors.join("\n"));
 });
 
 test.serial(

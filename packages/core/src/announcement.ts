@@ -23,6 +23,8 @@ export interface Announcement {
   version: string;
   /** The version of the application the node runs (`appVersion`); absent from nodes of older Mesh versions. */
   app?: string;
+  /** The wire protocol the node speaks (PROTOCOL); absent: 1, a Mesh before live migration. */
+  protocol?: number;
   /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
@@ -40,6 +42,29 @@ export interface Announcement {
    * record at a revision they saw unchanged for the node timeout.
    */
   rev?: number;
+}
+
+/**
+ * The wire protocol this Mesh speaks: 2 added live migration (request kind 3)
+ * and the announcement's `app` and `protocol`. A node takes members that speak
+ * it or the one before; it refuses the others (docs/PROTOCOL.md).
+ */
+export const PROTOCOL = 2;
+
+/** Why a member cannot be in `self`'s view (its protocol, shard count or strategy differ), with the figures; undefined when it can. */
+export function incompatible(a: Announcement, self: Announcement): { message: string; fields: object } | undefined {
+  const protocol = a.protocol ?? 1;
+  if (protocol !== PROTOCOL && protocol !== PROTOCOL - 1)
+    return {
+      message: `mesh: refused a node that speaks wire protocol ${protocol}; this node speaks ${PROTOCOL} and ${PROTOCOL - 1}`,
+      fields: { node: a.node, protocol, ours: [PROTOCOL, PROTOCOL - 1] },
+    };
+  if (a.shards !== self.shards || a.strategy !== self.strategy)
+    return {
+      message: "mesh: refused a node whose shard count or placement strategy differs from ours",
+      fields: { node: a.node, shards: a.shards, strategy: a.strategy, ours: { shards: self.shards, strategy: self.strategy } },
+    };
+  return undefined;
 }
 
 /** A graceful goodbye. */
@@ -85,6 +110,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof a.strategy !== "string") fail("strategy");
   if (typeof a.version !== "string") fail("version");
   if (a.app !== undefined && typeof a.app !== "string") fail("app");
+  if (a.protocol !== undefined && !(Number.isInteger(a.protocol) && (a.protocol as number) > 0)) fail("protocol");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");

@@ -12,7 +12,7 @@ export {
   replyError,
 } from "./envelope.js";
 export type { WireReply, WireRequest } from "./envelope.js";
-export { decodeAnnouncement, decodeLeave, encodeJson } from "./announcement.js";
+export { PROTOCOL, decodeAnnouncement, decodeLeave, encodeJson, incompatible } from "./announcement.js";
 export type { Leave } from "./announcement.js";
 export { TimeoutMap } from "./timeout-map.js";
 export { loudError } from "./logger.js";

@@ -1,4 +1,4 @@
-import { decodeAnnouncement, decodeLeave, encodeJson, messageOf } from "@mesh/core/internal";
+import { decodeAnnouncement, decodeLeave, encodeJson, incompatible, messageOf } from "@mesh/core/internal";
 import type { Announcement, Logger } from "@mesh/core";
 import type { Leave } from "@mesh/core/internal";
 import { createInbox } from "nats";
@@ -311,15 +311,11 @@ export class Membership {
       }
       return;
     }
-    if (a.shards !== this.#self.shards || a.strategy !== this.#self.strategy) {
+    const refusal = incompatible(a, this.#self);
+    if (refusal !== undefined) {
       const key = `${a.node}/${a.instance}`;
-      if (!this.#refused.has(key)) {
-        this.#refused.add(key);
-        this.log.error(
-          { node: a.node, shards: a.shards, strategy: a.strategy, ours: { shards: this.#self.shards, strategy: this.#self.strategy } },
-          "mesh: refused a node whose shard count or placement strategy differs from ours",
-        );
-      }
+      if (!this.#refused.has(key)) this.log.error(refusal.fields, refusal.message);
+      this.#refused.add(key);
       return;
     }
     const now = performance.now();

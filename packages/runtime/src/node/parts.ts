@@ -7,6 +7,7 @@
 // in as `NodeLinks`. Imports: every room.
 import { RoutingTable } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
+import { PROTOCOL } from "@mesh/core/internal";
 import { Membership, Requests, StoreRemovals } from "@mesh/transport";
 import type { NodeRecords } from "@mesh/transport";
 import type { NatsConnection } from "nats";
@@ -146,6 +147,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     strategy: o.placement.name,
     version,
     app: o.appVersion,
+    protocol: PROTOCOL,
     heartbeatMs: o.heartbeatMs,
   };
   const timing = { heartbeatMs: o.heartbeatMs, nodeTimeoutMs: o.nodeTimeoutMs, discoveryQuietMs: o.discoveryQuietMs };
