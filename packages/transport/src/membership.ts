@@ -109,6 +109,11 @@ export class Membership {
     return new Map([...this.#members].map(([id, m]) => [id, m.announcement]));
   }
 
+  /** The announcement of member `node`, if it is in the view. */
+  member(node: string): Announcement | undefined {
+    return this.#members.get(node)?.announcement;
+  }
+
   /** Joins: listens, discovers every live member, and starts heart-beating. */
   async start(): Promise<void> {
     const on = (subject: string, handle: (msg: Msg) => void) =>
@@ -176,10 +181,7 @@ export class Membership {
     for (const t of this.#timers) t.unref();
   }
 
-  /**
-   * Replaces this node's announcement (e.g. new capabilities) and tells every
-   * member; resolves once each known member acknowledged it, or after 2 s.
-   */
+  /** Replaces this node's announcement (e.g. new capabilities) and tells every member; resolves once each acknowledged it, or after 2 s. */
   async announce(change: Partial<Announcement>): Promise<void> {
     this.#self = { ...this.#self, ...change };
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });

@@ -49,6 +49,8 @@ export interface RouterParts extends NodeParts {
   readonly hosting: LocalHosting;
   /** A node's subject had no responders: membership decides whether that removes it (Membership.markGone). */
   markGone(node: string): Promise<void>;
+  /** The wire protocol member `node` announced (1 when it announced none, or is not in the view). */
+  protocolOf(node: string): number;
   /** Throws STOPPED unless the node takes a new request now (`acceptWhileStopping`: one it already took, from the ingress). */
   admit(acceptWhileStopping: boolean): void;
 }
@@ -200,7 +202,8 @@ export class Router {
   /** What moves of an activation, to the actor's owner now (live migration); false when that is this node or none, or it cannot go. */
   migrate(to: Address, moved: unknown[]): boolean {
     const owner = this.p.routes.owner(to.capability, to.shard);
-    if (owner === undefined || owner === this.p.nodeId) return false;
+    // A node of protocol 1 would refuse kind 3 as malformed: the actor starts afresh there.
+    if (owner === undefined || owner === this.p.nodeId || this.p.protocolOf(owner) < 2) return false;
     const { capability, actorType, id, shard } = to;
     const r: Routed = {
       kind: Kind.MIGRATE,

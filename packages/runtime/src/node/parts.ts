@@ -183,6 +183,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     subjects: o.subjects,
     hosting: { hosts: (actorType) => actors.hosts(actorType), capabilities: () => membership.self.capabilities },
     markGone: (id) => membership.markGone(id),
+    protocolOf: (id) => membership.member(id)?.protocol ?? 1,
     admit: (acceptWhileStopping) => {
       if (status.state === "STOPPED" || (status.state === "STOPPING" && !acceptWhileStopping)) links.refuse();
     },
