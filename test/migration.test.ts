@@ -65,10 +65,18 @@ class Shaped extends Kept {
   }
 }
 
+/** Its rehydrate throws: it starts as usual on the new owner (onActivate), and its calls do not fail. */
+class BadRehydrate extends Kept {
+  static override actorType = "BadRehydrate";
+  rehydrate(): void {
+    throw new Error("cannot take this shape");
+  }
+}
+
 const IDS = Array.from({ length: 60 }, (_, i) => `m${i}`);
 
 async function cluster(t: ExecutionContext<ClusterContext>, prefix: string, logger?: Logger): Promise<[Mesh, Mesh, Mesh]> {
-  const options = { prefix, actors: [Kept, Stays, Unmovable, Shaped], capabilities: ["mig"], ...(logger ? { logger } : {}) };
+  const options = { prefix, actors: [Kept, Stays, Unmovable, Shaped, BadRehydrate], capabilities: ["mig"], ...(logger ? { logger } : {}) };
   const nodes = [await startNode(t, { ...options, nodeId: nodeId("ma") }), await startNode(t, { ...options, nodeId: nodeId("mb") })];
   const caller = await startNode(t, { prefix, nodeId: nodeId("mcaller") });
   await eventually(() => caller.nodesFor("mig").length === 2 && nodes.every((n) => n.nodesFor("mig").length === 2), "two nodes");
@@ -131,7 +139,8 @@ test.serial(
     const logger = { debug() {}, info() {}, error() {}, warn: (f: object, m: string) => void warned.push(`${m} ${JSON.stringify(f)}`) };
     const [a, b, caller] = await cluster(t, "migopt", logger);
     const onA = IDS.filter((id) => a.ownerNode(a.shardFor(id), "mig") === a.nodeId);
-    for (const actor of ["Stays", "Unmovable", "Shaped"]) for (const id of onA) for (let i = 0; i < 2; i++) await call(caller, actor, id);
+    for (const actor of ["Stays", "Unmovable", "Shaped", "BadRehydrate"])
+      for (const id of onA) for (let i = 0; i < 2; i++) await call(caller, actor, id);
     Kept.deactivated = [];
     await a.stop();
     for (const id of onA) {
@@ -139,10 +148,16 @@ test.serial(
       t.is((await call(caller, "Unmovable", id)).n, 1, `Unmovable ${id} started afresh`);
       const shaped = await call(caller, "Shaped", id);
       t.deepEqual([shaped.n, shaped.rehydrated], [3, true], `Shaped ${id} moved through dehydrate and rehydrate`);
+      t.is((await call(caller, "BadRehydrate", id)).n, 1, `BadRehydrate ${id}: started as usual, its call answered`);
     }
     t.is(Kept.deactivated.filter((d) => d.endsWith(":shutdown")).length, 2 * onA.length, "Stays and Unmovable were deactivated");
     t.is(a.metrics().migrationsRefused, onA.length, "each Unmovable counted");
     t.is(warned.filter((w) => w.includes("cannot move") && w.includes("Unmovable")).length, 1, warned.join("\n"));
     t.is(b.metrics().migrationsIn, onA.length, "only the Shaped ones arrived");
+    t.is(b.metrics().migrationsRefused, onA.length, "each BadRehydrate counted on the new owner");
+    t.true(
+      warned.some((w) => w.includes("cannot move") && w.includes("BadRehydrate")),
+      warned.join("\n"),
+    );
   },
 );

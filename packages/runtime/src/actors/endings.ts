@@ -13,7 +13,9 @@
 // | failed                | onActivate or a durable load failed               | no                | fails: ACTIVATION_FAILED           |
 // | shutdown              | the node stops: its shards handed over first      | yes, after a turn | its owner now; at the end: STOPPED |
 //
-// A letter goes on with its kind (turn-kind.ts says what each kind does on a
+// A plain activation that leaves for a rebalance or a shutdown goes to its
+// new owner with its state (migration.ts) instead, ahead of its letters, and
+// runs no onDeactivate. A letter goes on with its kind (turn-kind.ts says what each kind does on a
 // move and after a crash). Imports: the actors room, timers, the bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";

@@ -15,6 +15,7 @@ import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { Timers } from "../timers/timers.js";
 import type { ActorClass } from "../types.js";
+import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
 
 /** What moves, on the wire: [data, timers as [name, time left in ms, interval in ms (0: once)]]. */
@@ -23,11 +24,9 @@ type Moved = [data: unknown, timers: [string, number, number][]];
 /** Returned by resume() when nothing moved for the activation: it starts as usual. */
 export const NOT_MOVED = Symbol("not moved");
 
-const key = (capability: string, actorType: string, id: string) => `${capability}\u0000${actorType}\u0000${id}`;
-
 export class Migrations {
-  /** What arrived for activations that wait for their shard's handover, by actor. */
-  readonly #arrived = new Map<string, Moved>();
+  /** What arrived for an activation (made for it, or waiting for its shard's handover): gone with it if it never starts. */
+  readonly #arrived = new WeakMap<Activation, Moved>();
   /** Activations created while their shard's handover was pending: only these may take what moves. */
   readonly #waiting = new WeakSet<Activation>();
   /** Classes whose state could not move, logged once each. */
@@ -73,41 +72,46 @@ export class Migrations {
   }
 
   /**
-   * What moved for an actor arrived. True when `live` (its activation here, if any) may take it: none yet, or one
-   * still waiting for its shard's handover; else it is refused (counted), and the activation goes on as it is.
+   * True when what moved for an actor may go into its activation here: `live`, still waiting for its shard's
+   * handover, or, with none, one made now that will wait for it (`handover`), of a plain class that moves. Else it
+   * is refused (counted): it came too late (the actor started here already), or the class does not take it.
    */
-  arrived(capability: string, actorType: string, id: string, payload: unknown, live: Activation | undefined): boolean {
-    if ((live !== undefined && !this.#waiting.has(live)) || !isMoved(payload)) {
-      this.metrics.migrationsRefused++;
-      return false;
-    }
-    this.#arrived.set(key(capability, actorType, id), payload);
-    return true;
+  accepts(to: { live: Activation | undefined; handover: boolean; cls: ActorClass | undefined }, payload: unknown): payload is Moved {
+    const { live, handover, cls } = to;
+    const waits = live === undefined ? handover : this.#waiting.has(live);
+    const ok = waits && cls !== undefined && cls.durable !== true && cls.migrate !== false && isMoved(payload);
+    if (!ok) this.metrics.migrationsRefused++;
+    return ok;
   }
 
-  /** An activation made for what arrived started at once (its shard was not waiting for a handover here): it takes it now. */
-  startedAlready(act: Activation): void {
-    if (this.#waiting.has(act)) return;
-    try {
-      void Promise.resolve(this.resume(act)).catch((err: unknown) => this.#cannotMove(act, err));
-    } catch (err) {
-      this.#cannotMove(act, err);
-    }
+  /** What moved goes into `act`, which waits for its shard's handover: it takes it when it starts. */
+  arrived(act: Activation, moved: Moved): void {
+    if (this.#waiting.has(act)) this.#arrived.set(act, moved);
+    else this.metrics.migrationsRefused++; // it started at once after all (the lease held, no claim): nothing to take it
   }
 
-  /** The activation starts: from what moved for it, if anything did (what rehydrate returns), else NOT_MOVED. */
+  /**
+   * The activation starts: from what moved for it, if anything did (what rehydrate returns; a rejection is logged and
+   * the activation goes on from where rehydrate left it), else NOT_MOVED. State that cannot be taken (a rehydrate or
+   * an assignment that throws) is counted and logged, and the activation starts as usual (NOT_MOVED).
+   */
   resume(act: Activation): unknown {
     this.#waiting.delete(act);
-    const k = key(act.capability, act.actorType, act.id);
-    const moved = this.#arrived.get(k);
+    const moved = this.#arrived.get(act);
     if (moved === undefined) return NOT_MOVED;
-    this.#arrived.delete(k);
+    this.#arrived.delete(act);
     const [data, timers] = moved;
     const instance = act.instance as { rehydrate?: (data: unknown) => unknown };
-    const out = typeof instance.rehydrate === "function" ? instance.rehydrate(data) : Object.assign(act.instance, data);
+    let out: unknown;
+    try {
+      out = typeof instance.rehydrate === "function" ? instance.rehydrate(data) : void Object.assign(act.instance, data);
+    } catch (err) {
+      this.#cannotMove(act, err);
+      return NOT_MOVED;
+    }
     this.timers.resume(act, timers);
     this.metrics.migrationsIn++;
-    return typeof instance.rehydrate === "function" ? out : undefined;
+    return isThenable(out) ? Promise.resolve(out).catch((err: unknown) => this.#cannotMove(act, err)) : out;
   }
 
   #cannotMove(act: Activation, err: unknown): void {

@@ -273,9 +273,10 @@ export class Supervisor {
   /** What an activation's old owner handed over for the actor at `to` (live migration): it starts from it here. */
   adopt(to: Address, moved: unknown): void {
     const live = this.#table.get(to.capability, to.actorType, to.id);
-    if (!this.#migrations.arrived(to.capability, to.actorType, to.id, moved, live) || live !== undefined) return;
-    const act = this.#activation(to, undefined);
-    if (!(act instanceof MeshError)) this.#migrations.startedAlready(act);
+    const handover = live === undefined && this.o.claimed(to.capability, to.shard) !== undefined; // it would wait for it
+    if (!this.#migrations.accepts({ live, handover, cls: this.#table.type(to.actorType)?.cls }, moved)) return;
+    const act = live ?? this.#activation(to, undefined);
+    if (!(act instanceof MeshError)) this.#migrations.arrived(act, moved);
   }
 
   /** A timer of `act` fired: its turn goes into the mailbox, unless the activation is gone. */

@@ -73,9 +73,12 @@ export class Timers<O extends TimerOwner> {
     return [...(act.timers ?? [])].map(([name, t]) => [name, Math.max(1, t.due - now), (t as ActorTimer<O>).everyMs ?? 0]);
   }
 
-  /** The timers an activation brought from its old owner, set again with the time they had left. */
+  /** The timers an activation brought from its old owner, set again with the time they had left (none for a class without handleTimer). */
   resume(act: O, carried: readonly [string, number, number][]): void {
-    for (const [name, leftMs, everyMs] of carried) this.#arm(act, name, Date.now() + leftMs, everyMs > 0 ? everyMs : undefined);
+    if (typeof (act.instance as { handleTimer?: unknown }).handleTimer !== "function") return;
+    for (const [name, leftMs, everyMs] of carried)
+      if (name !== "" && isTimeout(leftMs) && (everyMs === 0 || isTimeout(everyMs)))
+        this.#arm(act, name, Date.now() + leftMs, everyMs > 0 ? everyMs : undefined);
   }
 
   /** The activation ends: all its timers go. */
