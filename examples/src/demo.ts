@@ -221,7 +221,7 @@ async function orders(url: string, admin: NatsConnection, client: Mesh, killNode
   console.log(`  shipments in SHIPMENTS: ${shipments.messages}, for ${shipments.orders} orders; ${paid} orders were paid`);
   if (!done || exact !== expected.size || shipments.orders !== paid || shipments.messages !== paid)
     throw new Error("the orders do not add up (above)");
-  console.log(`  mesh events (${victim}'s counts died with it):`);
+  console.log(`  mesh events (APPLIED is stored, ${victim}'s share included; the starred counts of ${victim} died with it):`);
   await cli(url, "events");
 }
 
