@@ -191,12 +191,18 @@ export class ReminderPages {
     return stored.value;
   }
 
-  /** A page, read from the store. */
+  /**
+   * A page, read from the store; or, when this node wrote a newer revision
+   * while the read was under way, that one (a scan must not hold again an
+   * entry that a retry has just moved on).
+   */
   async page(capability: string, shard: number, slot: number): Promise<Page> {
     const key = pageKey(capability, shard, slot);
     const page = await this.#readPage(key);
     this.reads.pages++;
     this.reads.entries += page.value.size;
+    const known = this.#pages.cache.get(key);
+    if (known !== undefined && known.revision > page.revision) return known;
     if (this.keep(slot) && !this.#pages.busy(key)) this.#pages.cache.set(key, page);
     return page;
   }
