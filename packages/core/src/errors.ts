@@ -29,6 +29,8 @@ export const ErrorCode = {
   STORAGE_UNAVAILABLE: "STORAGE_UNAVAILABLE",
   /** A durable actor's state cannot be stored: msgpack cannot encode it (a function, a cycle, a Map…); the turn was not stored and the activation was dropped. */
   BAD_STATE: "BAD_STATE",
+  /** A durable actor's state was stored by newer code (a `stateVersion` above this node's class's): this node does not read it, and nothing was activated. It runs where code of that version runs (docs/state.md "State versions"). */
+  STATE_TOO_NEW: "STATE_TOO_NEW",
   /** An actor's call would wait on itself: the target's turn already waits on this call (A calls B, B calls A). The message names the chain. */
   CALL_CYCLE: "CALL_CYCLE",
   /** The node could not connect to NATS (no server answered at the URLs tried, or the server refused the credentials), or another live node already uses its nodeId. The message names the URLs or the node id. */

@@ -152,6 +152,15 @@ export interface ActorClass<A extends Actor = Actor> {
   readonly events?: EventSubscription | readonly EventSubscription[];
   /** False: a plain actor of this class starts afresh on its new owner instead of moving with its state (a class holding sockets, say). @default true */
   readonly migrate?: boolean;
+  /**
+   * Durable classes: the version of the shape of `state` this code reads and
+   * writes, stored with it. A state stored by an older version is passed
+   * through `migrateState` as it is loaded; one stored by a newer version is
+   * never read (STATE_TOO_NEW). A positive integer (docs/state.md "State versions"). @default 1
+   */
+  readonly stateVersion?: number;
+  /** Durable classes with a `stateVersion` above 1: turns a state stored by version `fromVersion` (1 for one stored before any) into this version's. May be async; a throw fails the activation with BAD_STATE. */
+  migrateState?(stored: any, fromVersion: number): unknown;
   readonly name: string;
 }
 

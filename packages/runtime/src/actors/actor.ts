@@ -25,7 +25,23 @@ export function checkActorClass(cls: unknown): ActorClass {
       `${(cls as ActorClass).name}.capabilities must be a non-empty list of capability names (1-128 of A-Z a-z 0-9 _ -), got ${JSON.stringify(bound)}`,
     );
   }
+  checkStateVersion(cls as ActorClass);
   return cls as ActorClass;
+}
+
+/** Throws BAD_REQUEST unless the class's stateVersion (if any) is a positive integer of a durable class, with a migrateState above 1. */
+function checkStateVersion(cls: ActorClass): void {
+  const { stateVersion, migrateState } = cls;
+  if (stateVersion === undefined) return;
+  const problem =
+    !Number.isSafeInteger(stateVersion) || stateVersion < 1
+      ? `must be a positive integer, got ${describe(stateVersion)}`
+      : cls.durable !== true
+        ? "is for durable classes (static durable = true)"
+        : stateVersion > 1 && typeof migrateState !== "function"
+          ? "is above 1: the class needs a static migrateState(stored, fromVersion) for the states older versions stored"
+          : undefined;
+  if (problem !== undefined) throw new MeshError("BAD_REQUEST", `${cls.name}.stateVersion ${problem}`);
 }
 
 /** WRONG_CAPABILITY: `actorType` is bound to `allowed` and was asked for under `capability`. */

@@ -6,6 +6,9 @@ import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
 import type { GroupCommit, OutboxPublisher } from "../state/group-commit.js";
 import type { StateStorage } from "../state/state-store.js";
+import { UNVERSIONED } from "../state/state-version.js";
+import type { StateVersioning } from "../state/state-version.js";
+import type { ActorClass } from "../types.js";
 import type { Activation } from "./activation.js";
 import { commitSpan } from "./commit-spans.js";
 
@@ -24,13 +27,14 @@ export interface DurableParts {
 /** Reads a durable actor's stored state into its instance and sets up its commits. */
 export async function loadDurable(act: Activation, p: DurableParts): Promise<void> {
   const m = p.metrics;
-  act.commits = await loadState(
-    p.store,
-    act.capability,
-    act.actorType,
-    act.id,
-    act.instance,
-    {
+  const cls = act.instance.constructor as ActorClass;
+  act.commits = await loadState(act.instance, {
+    store: p.store,
+    capability: act.capability,
+    actorType: act.actorType,
+    id: act.id,
+    versioning: versioningOf(cls),
+    events: {
       committed: (ms) => void (m.stateCommits++, m.commitLatency.observe(ms)),
       failed: (err) => {
         if (err.code === "STATE_CONFLICT") m.stateConflicts++;
@@ -40,7 +44,13 @@ export async function loadDurable(act: Activation, p: DurableParts): Promise<voi
       settled: () => p.committed(act.commits!),
       span: commitSpan,
     },
-    p.publisher,
-  );
+    publisher: p.publisher,
+  });
   m.stateLoads++;
+}
+
+/** A class's state versions: its `static stateVersion` and `static migrateState`. */
+function versioningOf(cls: ActorClass): StateVersioning {
+  if (cls.stateVersion === undefined) return UNVERSIONED;
+  return { version: cls.stateVersion, migrate: cls.migrateState?.bind(cls) };
 }

@@ -19,6 +19,7 @@ export async function getState(nc: NatsConnection, bucket: string, { capability,
     return 1;
   }
   const record = readRecord(stored.bytes, key);
+  if (record.version > 1) process.stderr.write(`mesh: stored at state version ${record.version}\n`);
   process.stdout.write(`${JSON.stringify(record.state === undefined ? null : decodeState(record.state, key), jsonValue)}\n`);
   return 0;
 }

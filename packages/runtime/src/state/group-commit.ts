@@ -9,6 +9,8 @@ import { decodeValue, encodeValue, messageOf } from "@mesh/core/internal";
 import type { KeyWriter, StateStorage, Stored } from "./state-store.js";
 import { decodeRecord, encodeRecord } from "./record.js";
 import type { OutMessage, StoredRecord } from "./record.js";
+import { checkReadable, upgrade } from "./state-version.js";
+import type { StateVersioning } from "./state-version.js";
 
 /** A turn's outcome, held until its commit lands. */
 export interface Held {
@@ -120,11 +122,14 @@ export class GroupCommit implements KeyWriter {
     private readonly events: CommitEvents,
     private readonly publisher: OutboxPublisher,
     record: StoredRecord,
+    /** The state version its writes carry: the class's. A record of another one is written again by the first commit, even if its state did not change. */
+    private readonly version: number,
   ) {
     this.#revision = stored.revision;
     this.#stored = this.#latest = baseline;
     this.applied = record.applied;
     this.#unpublished = record.outbox;
+    this.#dirty = stored.bytes !== undefined && record.version !== version;
   }
 
   /** A commit is in flight or turns wait for one. */
@@ -197,7 +202,7 @@ export class GroupCommit implements KeyWriter {
     await this.publisher.publish(this.#unpublished);
     this.#unpublished = [];
     const state = this.#stored === DELETE ? undefined : this.#stored;
-    this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, []), this.#revision);
+    this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, [], this.version), this.#revision);
   }
 
   /**
@@ -274,7 +279,11 @@ export class GroupCommit implements KeyWriter {
     const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
     const write = bare
       ? this.store.delete(this.key, this.#revision).then(() => 0)
-      : this.store.write(this.key, encodeRecord(target === DELETE ? undefined : target, this.applied, outbox), this.#revision);
+      : this.store.write(
+          this.key,
+          encodeRecord(target === DELETE ? undefined : target, this.applied, outbox, this.version),
+          this.#revision,
+        );
     write
       .then((revision) => {
         this.#revision = revision;
@@ -318,28 +327,34 @@ export class GroupCommit implements KeyWriter {
   }
 }
 
+/** Where a durable activation's state is, and what its commits tell. */
+export interface StateSource {
+  readonly store: StateStorage;
+  readonly capability: string;
+  readonly actorType: string;
+  readonly id: string;
+  /** The class's state versions (state-version.ts). */
+  readonly versioning: StateVersioning;
+  readonly events: CommitEvents;
+  readonly publisher: OutboxPublisher;
+}
+
 /**
  * Reads the stored state of (`capability`, `actorType`, `id`) into `instance.state` (when
- * one is stored; else the instance keeps its initial state) and returns the
- * group commit that stores it from now on. Throws STORAGE_UNAVAILABLE, or
- * BAD_STATE for a stored value that is not msgpack.
+ * one is stored; else the instance keeps its initial state), migrated to the
+ * class's state version, and returns the group commit that stores it from
+ * now on. Throws STORAGE_UNAVAILABLE, STATE_TOO_NEW (stored by newer code),
+ * or BAD_STATE (a stored value that is not msgpack, a migrateState that threw).
  */
-export async function loadState(
-  store: StateStorage,
-  capability: string,
-  actorType: string,
-  id: string,
-  instance: object,
-  events: CommitEvents,
-  publisher: OutboxPublisher,
-): Promise<GroupCommit> {
-  const key = stateKey(capability, actorType, id);
-  const stored = await store.load(key);
+export async function loadState(instance: object, s: StateSource): Promise<GroupCommit> {
+  const key = stateKey(s.capability, s.actorType, s.id);
+  const stored = await s.store.load(key);
   const record = readRecord(stored.bytes, key);
+  checkReadable(record.version, s.versioning, key, s.actorType);
   const holder = instance as { state?: unknown };
   let baseline: Uint8Array | undefined;
   if (record.state !== undefined) {
-    holder.state = decodeState(record.state, key);
+    holder.state = await upgrade(decodeState(record.state, key), record.version, s.versioning, key, s.actorType);
     baseline = record.state;
   } else {
     try {
@@ -348,14 +363,14 @@ export async function loadState(
       // an initial state that cannot be encoded fails the first turn that ends, with BAD_STATE
     }
   }
-  const commits = new GroupCommit(store, key, actorType, stored, baseline, events, publisher, record);
+  const commits = new GroupCommit(s.store, key, s.actorType, stored, baseline, s.events, s.publisher, record, s.versioning.version);
   await commits.recover();
   return commits;
 }
 
 /** The record stored under `key` (none: the initial state). Throws BAD_STATE for one that is not a record. */
 export function readRecord(bytes: Uint8Array | undefined, key: string): StoredRecord {
-  if (bytes === undefined) return { state: undefined, applied: new Map(), outbox: [] };
+  if (bytes === undefined) return { state: undefined, applied: new Map(), outbox: [], version: 1 };
   try {
     return decodeRecord(bytes);
   } catch (err) {
