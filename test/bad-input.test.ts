@@ -248,6 +248,8 @@ test("bad options are BAD_REQUEST before anything connects", async (t) => {
     [{ appVersion: "x".repeat(65) }, /appVersion must be 1-64 printable/],
     [{ appVersion: "1.0\n" }, /appVersion must be 1-64 printable/],
     [{ appVersion: 2 }, /appVersion must be 1-64 printable/],
+    [{ standbyMs: -1 }, /standbyMs must be/],
+    [{ standbyMs: Number.NaN }, /standbyMs must be/],
     [{ shards: 0 }, /shards must be/],
     [{ callTimeoutMs: -1 }, /callTimeoutMs must be/],
     [{ callTimeoutMs: Infinity }, /callTimeoutMs must be/],

@@ -45,10 +45,10 @@ test("a custom strategy is used as given, and one that names a stranger is refus
 test("the routing table lists nodes per capability and all capabilities, sorted and de-duplicated", (t) => {
   const routes = new RoutingTable(4096, rendezvous);
   routes.setMembers([
-    ["c", ["game", "chat", "payment"]],
-    ["a", ["game"]],
-    ["b", ["chat"]],
-    ["d", []],
+    { node: "c", capabilities: ["game", "chat", "payment"] },
+    { node: "a", capabilities: ["game"] },
+    { node: "b", capabilities: ["chat"] },
+    { node: "d", capabilities: [] },
   ]);
   t.deepEqual(routes.nodesFor("game"), ["a", "c"]);
   t.deepEqual(routes.nodesFor("chat"), ["b", "c"]);
@@ -57,7 +57,7 @@ test("the routing table lists nodes per capability and all capabilities, sorted 
   t.deepEqual(routes.allCapabilities(), ["chat", "game", "payment"]);
   t.is(routes.owner("nothing", 1), undefined);
   for (let s = 0; s < 4096; s += 97) t.true(["a", "c"].includes(routes.owner("game", s)!));
-  routes.setMembers([["a", ["game"]]]);
+  routes.setMembers([{ node: "a", capabilities: ["game"] }]);
   t.deepEqual(routes.allCapabilities(), ["game"]);
   t.is(routes.owner("game", 7), "a");
 });

@@ -25,6 +25,12 @@ export interface Announcement {
   app?: string;
   /** The wire protocol the node speaks (PROTOCOL); absent: 1, a Mesh before live migration. */
   protocol?: number;
+  /** The key placement ranks the node under (placement-keys.ts); absent: its node id. Protocol 3. */
+  key?: string;
+  /** True: the node owns no shard until a leaving member names it heir (it joined a cluster running older code). Protocol 3. */
+  standby?: boolean;
+  /** Only from a leaving node (no capabilities): the standby that takes its key. Protocol 3. */
+  heir?: string;
   /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
@@ -46,10 +52,11 @@ export interface Announcement {
 
 /**
  * The wire protocol this Mesh speaks: 2 added live migration (request kind 3)
- * and the announcement's `app` and `protocol`. A node takes members that speak
+ * and the announcement's `app` and `protocol`; 3 added placement keys (the
+ * announcement's `key`, `standby` and `heir`). A node takes members that speak
  * it or the one before; it refuses the others (docs/PROTOCOL.md).
  */
-export const PROTOCOL = 2;
+export const PROTOCOL = 3;
 
 /** Why a member cannot be in `self`'s view (its protocol, shard count or strategy differ), with the figures; undefined when it can. */
 export function incompatible(a: Announcement, self: Announcement): { message: string; fields: object } | undefined {
@@ -65,6 +72,18 @@ export function incompatible(a: Announcement, self: Announcement): { message: st
       fields: { node: a.node, shards: a.shards, strategy: a.strategy, ours: { shards: self.shards, strategy: self.strategy } },
     };
   return undefined;
+}
+
+/** Whether two announcements of one instance route alike: the same capabilities, actor types and placement (else the view changes). */
+export function sameMembership(a: Announcement, b: Announcement): boolean {
+  const same = (x: readonly string[], y: readonly string[]) => x.join(",") === y.join(",");
+  return (
+    same(a.capabilities, b.capabilities) &&
+    same(a.actorTypes, b.actorTypes) &&
+    a.key === b.key &&
+    a.standby === b.standby &&
+    a.heir === b.heir
+  );
 }
 
 /** A graceful goodbye. */
@@ -111,6 +130,9 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof a.version !== "string") fail("version");
   if (a.app !== undefined && typeof a.app !== "string") fail("app");
   if (a.protocol !== undefined && !(Number.isInteger(a.protocol) && (a.protocol as number) > 0)) fail("protocol");
+  if (a.key !== undefined && !isToken(a.key)) fail("key");
+  if (a.standby !== undefined && typeof a.standby !== "boolean") fail("standby");
+  if (a.heir !== undefined && !isToken(a.heir)) fail("heir");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");

@@ -4,6 +4,8 @@ export { DEFAULT_SHARDS, shardFor, xxh32, xxh32Bytes } from "./hash.js";
 export { modulo, rendezvous, resolveStrategy } from "./placement.js";
 export type { Placement, PlacementFn, Strategy } from "./placement.js";
 export { OwnerTable, RoutingTable } from "./owner-table.js";
+export { compareVersions } from "./placement-keys.js";
+export type { PlacedMember } from "./placement-keys.js";
 export { MAX_ID_LENGTH, isToken } from "./tokens.js";
 export type { Announcement } from "./announcement.js";
 export { quietLogger } from "./logger.js";

@@ -1,5 +1,7 @@
 import { MeshError } from "./errors.js";
 import type { PlacementFn } from "./placement.js";
+import { keyHolders, placementKeys } from "./placement-keys.js";
+import type { KeyHolders, PlacedMember } from "./placement-keys.js";
 
 /**
  * The owner of every shard of one capability, computed once per membership
@@ -7,14 +9,18 @@ import type { PlacementFn } from "./placement.js";
  */
 export class OwnerTable {
   readonly #owners: Uint16Array;
+  /** The node that holds each of `nodes` (placement-keys.ts): the key's own node, unless a node inherited it. */
+  readonly holders: readonly string[];
 
-  /** `nodes` must be sorted, unique and non-empty (at most 65,535). */
+  /** `nodes`: the placement keys, sorted, unique and non-empty (at most 65,535); `holders`, when given, the node of each. */
   constructor(
     readonly capability: string,
     readonly nodes: readonly string[],
     shards: number,
     placement: PlacementFn,
+    holders?: readonly string[],
   ) {
+    this.holders = holders ?? nodes;
     const index = new Map(nodes.map((node, i) => [node, i]));
     this.#owners = new Uint16Array(shards);
     for (let shard = 0; shard < shards; shard++) {
@@ -32,13 +38,13 @@ export class OwnerTable {
 
   /** The node that owns `shard`. */
   owner(shard: number): string {
-    return this.nodes[this.#owners[shard]!]!;
+    return this.holders[this.#owners[shard]!]!;
   }
 
   /** How many shards each node owns. */
   shardCounts(): Map<string, number> {
-    const counts = new Map<string, number>(this.nodes.map((n) => [n, 0]));
-    for (const i of this.#owners) counts.set(this.nodes[i]!, counts.get(this.nodes[i]!)! + 1);
+    const counts = new Map<string, number>(this.holders.map((n) => [n, 0]));
+    for (const i of this.#owners) counts.set(this.holders[i]!, counts.get(this.holders[i]!)! + 1);
     return counts;
   }
 }
@@ -49,6 +55,7 @@ export class OwnerTable {
  */
 export class RoutingTable {
   #capabilities = new Map<string, readonly string[]>();
+  #domains = new Map<string, KeyHolders>();
   #tables = new Map<string, OwnerTable>();
   #all: readonly string[] = [];
 
@@ -57,24 +64,33 @@ export class RoutingTable {
     readonly placement: PlacementFn,
   ) {}
 
-  /** Replaces the membership: node id → the capabilities it registered. */
-  setMembers(members: Iterable<readonly [string, readonly string[]]>): void {
+  /** Replaces the membership: each member's id, the capabilities it registered, and its placement key, standby and heir (placement-keys.ts). */
+  setMembers(members: Iterable<PlacedMember>): void {
+    const list = [...members];
     const byCapability = new Map<string, string[]>();
-    for (const [node, capabilities] of members) {
+    for (const { node, capabilities } of list) {
       for (const capability of capabilities) {
         let nodes = byCapability.get(capability);
         if (!nodes) byCapability.set(capability, (nodes = []));
         nodes.push(node);
       }
     }
+    const keys = placementKeys(list);
     const next = new Map<string, readonly string[]>();
-    for (const [capability, nodes] of byCapability) next.set(capability, [...new Set(nodes)].sort());
-    // Keep the owner tables whose node list did not change.
+    const domains = new Map<string, KeyHolders>();
+    for (const [capability, nodes] of byCapability) {
+      next.set(capability, [...new Set(nodes)].sort());
+      domains.set(capability, keyHolders(capability, list, keys));
+    }
+    // Keep the owner tables whose keys and holders did not change.
     const tables = new Map<string, OwnerTable>();
     for (const [capability, table] of this.#tables) {
-      if (sameList(table.nodes, next.get(capability))) tables.set(capability, table);
+      const domain = domains.get(capability);
+      if (domain !== undefined && sameList(table.nodes, domain.keys) && sameList(table.holders, domain.holders))
+        tables.set(capability, table);
     }
     this.#capabilities = next;
+    this.#domains = domains;
     this.#tables = tables;
     this.#all = [...next.keys()].sort();
   }
@@ -93,9 +109,9 @@ export class RoutingTable {
   table(capability: string): OwnerTable | undefined {
     let table = this.#tables.get(capability);
     if (table === undefined) {
-      const nodes = this.#capabilities.get(capability);
-      if (nodes === undefined) return undefined;
-      table = new OwnerTable(capability, nodes, this.shards, this.placement);
+      const domain = this.#domains.get(capability);
+      if (domain === undefined) return undefined;
+      table = new OwnerTable(capability, domain.keys, this.shards, this.placement, domain.holders);
       this.#tables.set(capability, table);
     }
     return table;

@@ -44,6 +44,8 @@ export const DEFAULT_MAX_ACTORS = Infinity;
 export const DEFAULT_MAX_MAILBOX = 1000;
 /** `maxTurnMs`: 10 s. */
 export const DEFAULT_MAX_TURN_MS = 10_000;
+/** `standbyMs`: 30 s. */
+export const DEFAULT_STANDBY_MS = 30_000;
 /** `maxQueuedLetters`. */
 export const DEFAULT_MAX_QUEUED_LETTERS = 100_000;
 /** `maxQueuedBytes`: 64 MiB. */
@@ -63,6 +65,12 @@ export interface MeshOptions {
   nodeId?: string;
   /** The version of your application this node runs (1-64 printable characters): announced to the cluster and shown by `mesh status`. @default "unversioned" */
   appVersion?: string;
+  /**
+   * A node whose appVersion is newer than a member's joins as a standby: it
+   * owns no shard until a leaving member hands it its shards, or for at most
+   * this long (0: never a standby). docs/deploying.md. @default 30000
+   */
+  standbyMs?: number;
   /** Subject prefix; clusters with different prefixes never meet. @default "mesh" */
   prefix?: string;
   /** Shard count; must be the same on every node. @default 4096 */
@@ -114,6 +122,7 @@ export interface ResolvedOptions {
   capabilities: string[];
   nodeId: string;
   appVersion: string;
+  standbyMs: number;
   subjects: Subjects;
   shards: number;
   placement: Placement;
@@ -170,6 +179,7 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     capabilities: checkCapabilities(o.capabilities ?? []),
     nodeId: checkToken(o.nodeId ?? defaultNodeId(), "nodeId"),
     appVersion: appVersion(o.appVersion),
+    standbyMs: o.standbyMs === 0 ? 0 : ms("standbyMs", o.standbyMs, DEFAULT_STANDBY_MS),
     subjects,
     shards,
     placement: resolveStrategy(o.strategy),

@@ -1,4 +1,4 @@
-import { decodeAnnouncement, decodeLeave, encodeJson, incompatible, messageOf } from "@mesh/core/internal";
+import { decodeAnnouncement, decodeLeave, encodeJson, incompatible, messageOf, sameMembership } from "@mesh/core/internal";
 import type { Announcement, Logger } from "@mesh/core";
 import type { Leave } from "@mesh/core/internal";
 import { createInbox } from "nats";
@@ -410,8 +410,4 @@ export class Membership {
       return false;
     }
   }
-}
-
-function sameMembership(a: Announcement, b: Announcement): boolean {
-  return a.capabilities.join(",") === b.capabilities.join(",") && a.actorTypes.join(",") === b.actorTypes.join(",");
 }

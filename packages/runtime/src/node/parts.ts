@@ -26,6 +26,7 @@ import type { ResolvedOptions } from "../options.js";
 import type { StateStorage } from "../state/state-store.js";
 import type { Reminders } from "../timers/reminders.js";
 import { version } from "../version.js";
+import { Standby } from "./standby.js";
 import { ShardClaims } from "./shard-claims.js";
 
 /** The lifecycle of a node. */
@@ -149,6 +150,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     app: o.appVersion,
     protocol: PROTOCOL,
     heartbeatMs: o.heartbeatMs,
+    ...(Standby.first(o.appVersion, o.standbyMs) ? { standby: true } : {}),
   };
   const timing = { heartbeatMs: o.heartbeatMs, nodeTimeoutMs: o.nodeTimeoutMs, discoveryQuietMs: o.discoveryQuietMs };
   const membership: Membership = new Membership({

@@ -16,6 +16,7 @@ export const options = {
   capabilities: { type: "string", default: "" },
   "node-id": { type: "string" },
   "app-version": { type: "string" },
+  "standby-ms": { type: "string" },
   json: { type: "boolean", default: false },
   wait: { type: "string", default: "500" },
   init: { type: "string" },

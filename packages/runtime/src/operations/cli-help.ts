@@ -32,13 +32,15 @@ Commands:
   events   show every event subscription: its dispatchers, lag, retries and dead letters
 
 Run "mesh <command> --help" for a command's options.`,
-  node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id] [--app-version v]
+  node: `Usage: mesh node --actors <module.js> [--capabilities a,b] [--node-id id] [--app-version v] [--standby-ms ms]
 
 Runs a node until SIGINT or SIGTERM (or until the process that started it is gone), then stops it gracefully.
   --actors <module>       a JavaScript module; every exported class with a handleCall method is an actor type
   --capabilities <list>   capabilities to register, comma-separated
   --node-id <id>          this node's id (default: <host>-<pid>-<random>)
   --app-version <v>       the version of your application it runs, shown by mesh status (default: unversioned)
+  --standby-ms <ms>       joining a cluster running older versions, own nothing until a leaving node hands
+                          over its shards, for at most this long (default: 30000; 0: never wait)
 
 ${COMMON}`,
   status: `Usage: mesh status [--json]

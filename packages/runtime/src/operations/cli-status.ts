@@ -31,7 +31,13 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   const strategy = infos[0]?.metadata?.strategy ?? "rendezvous";
   const routes =
     strategy === "rendezvous" || strategy === "modulo" ? new RoutingTable(shardCount, resolveStrategy(strategy).fn) : undefined;
-  routes?.setMembers(infos.map((i) => [i.metadata!.node!, splitList(i.metadata?.capabilities)] as const));
+  routes?.setMembers(
+    infos.map((i) => ({
+      node: i.metadata!.node!,
+      capabilities: splitList(i.metadata?.capabilities),
+      ...stats.get(i.metadata!.node!)?.placement,
+    })),
+  );
   const hosts = (i: (typeof infos)[number]) => splitList(i.metadata?.capabilities).length > 0;
   const callers = infos
     .filter((i) => !hosts(i))

@@ -52,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       return runNode(server, inboxPrefix ? { ...auth, inboxPrefix } : auth, values.prefix, values.actors, values.capabilities, {
         nodeId: values["node-id"],
         appVersion: values["app-version"],
+        standbyMs: values["standby-ms"] === undefined ? undefined : Number(values["standby-ms"]),
       });
     case "status":
       return withConnection((nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
@@ -108,7 +109,7 @@ async function runNode(
   prefix: string,
   actorsModule: string | undefined,
   capabilities: string,
-  ids: { nodeId: string | undefined; appVersion: string | undefined },
+  ids: { nodeId: string | undefined; appVersion: string | undefined; standbyMs: number | undefined },
 ): Promise<number> {
   if (!actorsModule) throw new UsageError(`mesh node needs --actors <module.js>; run "mesh node --help"`);
   let exports: Record<string, unknown>;
@@ -130,6 +131,7 @@ async function runNode(
     nats: auth,
     ...(ids.nodeId ? { nodeId: ids.nodeId } : {}),
     ...(ids.appVersion ? { appVersion: ids.appVersion } : {}),
+    ...(ids.standbyMs === undefined ? {} : { standbyMs: ids.standbyMs }),
   });
   // The signal handlers go in before the line that says the node serves: a signal sent on seeing it is handled.
   // Orphaned counts as a signal: `npx mesh node` runs it under a shell, and a SIGTERM to npx ends npx and the

@@ -43,6 +43,8 @@ export interface HistogramSnapshot {
 export interface NodeView {
   node: string;
   capabilities: string[];
+  /** Where placement ranks the node: its key (its id, unless it took a leaving member's) and whether it is a standby (docs/deploying.md). */
+  placement: { key: string; standby: boolean };
   /** Live activations. */
   actors: number;
   /** What waits in the mailboxes (one walk over the live activations). */
@@ -127,6 +129,8 @@ function perSubscription(
 export const METRICS = {
   node: live((v) => v.node),
   capabilities: live((v) => v.capabilities),
+  /** Where placement ranks this node: its placement key and whether it is a standby (docs/deploying.md). */
+  placement: live((v) => v.placement),
   /** Live activations on this node. */
   actors: live((v) => v.actors, { kind: "gauge", name: "mesh_actors", help: "Live actors on this node", values: (n) => n }),
   /** Reminders this node holds in memory: of shards it owns, due within its horizon, or waiting for a turn. */
