@@ -146,7 +146,6 @@ test.serial("no responders on a batch re-routes every call in it to the next own
       shards: 4096,
       strategy: "rendezvous",
       version: "0",
-      protocol: 3,
       heartbeatMs: 60_000,
     }),
   );

@@ -67,7 +67,6 @@ test.serial("a node that vanished without leaving is skipped at once: its calls 
     shards: 4096,
     strategy: "rendezvous",
     version: "0",
-    protocol: 3,
     heartbeatMs: 60_000,
   };
   nc.publish("ghost.cluster.heartbeat", JSON.stringify(ghost));
@@ -94,7 +93,6 @@ test.serial("with no other owner left, a vanished node's calls fail with NO_NODE
     shards: 4096,
     strategy: "rendezvous",
     version: "0",
-    protocol: 3,
     heartbeatMs: 60_000,
   };
   nc.publish("void.cluster.heartbeat", JSON.stringify(ghost));

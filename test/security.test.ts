@@ -68,7 +68,6 @@ const impostor = () => ({
   shards: 4096,
   strategy: "rendezvous",
   version: "0",
-  protocol: 3,
   heartbeatMs: 60_000,
 });
 

@@ -117,3 +117,33 @@ test.serial("with a member of the protocol before placement keys in the view, a 
   await holds(() => !v2.metrics().placement.standby, "it stays keyed", 400);
   t.true(owners(v1, "mixed").includes(v2.nodeId));
 });
+
+test.serial("a node started with the id of a node whose key another took over places under a key of its own", async (t) => {
+  const id = nodeId("reused");
+  const first = await startNode(t, {
+    nodeId: id,
+    prefix: "reuse",
+    appVersion: "1",
+    shards: SHARDS,
+    actors: [Counter],
+    capabilities: ["reuse"],
+  });
+  const heir = await start(t, "reuse", "2");
+  t.true(heir.metrics().placement.standby);
+  await first.stop();
+  await eventually(() => heir.metrics().placement.key === id, "the heir to take the stopped node's key");
+  // The same id again, as an in-place deploy with fixed ids does: its own key would be the heir's.
+  const again = await startNode(t, {
+    nodeId: id,
+    prefix: "reuse",
+    appVersion: "2",
+    shards: SHARDS,
+    actors: [Counter],
+    capabilities: ["reuse"],
+  });
+  const { key, standby } = again.metrics().placement;
+  t.false(standby);
+  t.not(key, id);
+  await eventually(() => owners(heir, "reuse").includes(id), "the new node to own shards under its own key");
+  t.true(owners(again, "reuse").includes(heir.nodeId), "and the heir keeps the key it took");
+});

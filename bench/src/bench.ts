@@ -21,12 +21,13 @@ import { events } from "./events.js";
 import { tracing } from "./tracing.js";
 import { deadline } from "./deadline.js";
 import { migration } from "./migration.js";
+import { roll } from "./roll.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration runs only those sections (default: all). */
+/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll runs only those sections (default: all). */
 const only = new Set(
-  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration").split(","),
+  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll").split(","),
 );
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
@@ -344,6 +345,11 @@ try {
     target(`stop handing over ${mg.actors} idle actors, moving (ms)`, mg.moving);
     target(`stop handing over ${mg.actors} idle actors, opting out (ms)`, mg.staying);
     target("bytes per moved idle actor", mg.bytesEach);
+  }
+  if (only.has("roll")) {
+    const rl = await roll(server.url, quick ? 1 : 3);
+    target("calls/s during a roll / steady", rl.rolling / rl.steady);
+    target("calls failed during the rolls", rl.failed, "0");
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {

@@ -18,6 +18,7 @@ const node = (name: string, app: string, more: Partial<PlacedMember> = {}): Plac
   node: name,
   capabilities: [CAP],
   app,
+  keys: true,
   ...more,
 });
 
@@ -64,8 +65,17 @@ test("the heir is a standby no other leaver named, covering the leaver's capabil
     node("s4", "3", { standby: true }),
   ];
   t.is(heirFor(leaver, members), "s3");
-  t.is(heirFor(leaver, [...members, { node: "b", capabilities: [], heir: "s3" }]), "s4");
+  t.is(heirFor(leaver, [...members, { node: "b", capabilities: [], heir: "s3", keys: true }]), "s4");
   t.is(heirFor(leaver, [leaver, node("b", "1")]), undefined);
+  t.is(heirFor({ ...leaver, capabilities: [] }, members), undefined, "a node that hosts nothing names no heir");
+  t.is(heirFor(leaver, [...members, { node: "old", capabilities: [CAP] }]), undefined, "nor one beside a Mesh before placement keys");
+});
+
+test("while a member does not know placement keys, every member places under its node id: keys, standbys and heirs are ignored", (t) => {
+  const before = { node: "old", capabilities: [CAP] }; // a Mesh before placement keys: no `keys`
+  const members = [before, node("a", "1"), node("d", "2", { standby: true }), node("e", "2", { key: "a-gone" })];
+  t.deepEqual(owners(members), owners(members.map((m) => ({ node: m.node, capabilities: m.capabilities, keys: true }))));
+  t.true(owners(members).includes("d"), "the standby owns shards, as the older member sees it");
 });
 
 /** Moves per shard over a roll of `steps`, each a view; and whether a shard ever went from newer code to older. */

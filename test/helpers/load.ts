@@ -25,7 +25,12 @@ export function continuousCalls(
   caller: Mesh,
   capability: string,
   ids: readonly string[],
-  { actor = "Counter", workers = 16, timeoutMs }: { actor?: string; workers?: number; timeoutMs?: number } = {},
+  {
+    actor = "Counter",
+    workers = 16,
+    timeoutMs,
+    onResult,
+  }: { actor?: string; workers?: number; timeoutMs?: number; onResult?: (id: string, result: unknown) => void } = {},
 ): Load {
   let running = true;
   const state = {
@@ -43,7 +48,8 @@ export function continuousCalls(
       const id = ids[i % ids.length]!;
       state.calls++;
       try {
-        const { pid } = await caller.call({ actor, id, capability, ...(timeoutMs ? { timeoutMs } : {}) });
+        const { pid, result } = await caller.call({ actor, id, capability, ...(timeoutMs ? { timeoutMs } : {}) });
+        onResult?.(id, result);
         state.succeeded++;
         state.answered.set(id, (state.answered.get(id) ?? 0) + 1);
         let seen = state.pids.get(id);

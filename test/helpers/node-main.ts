@@ -6,6 +6,7 @@ import type { MeshOptions } from "@mesh/runtime";
 import { Alarm, Counter, DurableCounter, Slow } from "./actors.js";
 import { eventActors } from "./event-actors.js";
 import { PlainRegister, Register } from "./registers.js";
+import { Ticker, VCounterV1, VCounterV2 } from "./versioned-actors.js";
 
 process.on("unhandledRejection", (err) => {
   process.stderr.write(`UNHANDLED REJECTION: ${String(err)}\n`);
@@ -16,7 +17,7 @@ process.on("uncaughtException", (err) => {
   process.exit(70);
 });
 
-const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions & { eventStream?: string; logToStderr?: boolean };
+const options = JSON.parse(process.env.MESH_NODE ?? "{}") as MeshOptions & { eventStream?: string; logToStderr?: boolean; release?: 1 | 2 };
 // logToStderr: every log line (info and above) on stderr, with the wall clock, for a test to print when it fails.
 if (options.logToStderr) {
   const line = (level: string) => (fields: object, message: string) =>
@@ -25,7 +26,12 @@ if (options.logToStderr) {
 }
 // With eventStream: the durable EventLedger of event-actors.ts reads that stream too.
 const events = options.eventStream === undefined ? [] : [eventActors(options.eventStream, { maxDeliveries: 1000 }).EventLedger];
-const mesh = await Mesh.start({ ...options, actors: [Counter, DurableCounter, Alarm, Slow, Register, PlainRegister, ...events] });
+// With release: the classes of that release of versioned-actors.ts too.
+const release = options.release === undefined ? [] : [options.release === 2 ? VCounterV2 : VCounterV1, Ticker];
+const mesh = await Mesh.start({
+  ...options,
+  actors: [Counter, DurableCounter, Alarm, Slow, Register, PlainRegister, ...events, ...release],
+});
 // The handler goes in before "ready": a SIGTERM sent on seeing it stops the node gracefully.
 process.once("SIGTERM", () => {
   void mesh.stop().then(() => process.exit(process.exitCode ?? 0));

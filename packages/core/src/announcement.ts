@@ -25,11 +25,13 @@ export interface Announcement {
   app?: string;
   /** The wire protocol the node speaks (PROTOCOL); absent: 1, a Mesh before live migration. */
   protocol?: number;
-  /** The key placement ranks the node under (placement-keys.ts); absent: its node id. Protocol 3. */
+  /** True: the node places by placement keys (placement-keys.ts). Absent: a Mesh before them; while one is in the view, every node places by node id. */
+  keys?: boolean;
+  /** The key placement ranks the node under; absent: its node id. */
   key?: string;
-  /** True: the node owns no shard until a leaving member names it heir (it joined a cluster running older code). Protocol 3. */
+  /** True: the node owns no shard until a leaving member names it heir (it joined a cluster running older code). */
   standby?: boolean;
-  /** Only from a leaving node (no capabilities): the standby that takes its key. Protocol 3. */
+  /** Only from a leaving node (no capabilities): the standby that takes its key. */
   heir?: string;
   /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
@@ -52,11 +54,12 @@ export interface Announcement {
 
 /**
  * The wire protocol this Mesh speaks: 2 added live migration (request kind 3)
- * and the announcement's `app` and `protocol`; 3 added placement keys (the
- * announcement's `key`, `standby` and `heir`). A node takes members that speak
- * it or the one before; it refuses the others (docs/PROTOCOL.md).
+ * and the announcement's `app` and `protocol`. A node takes members that speak
+ * it or the one before; it refuses the others (docs/PROTOCOL.md). Placement
+ * keys came within protocol 2, as optional fields an older node ignores
+ * (`keys` says a node knows them).
  */
-export const PROTOCOL = 3;
+export const PROTOCOL = 2;
 
 /** Why a member cannot be in `self`'s view (its protocol, shard count or strategy differ), with the figures; undefined when it can. */
 export function incompatible(a: Announcement, self: Announcement): { message: string; fields: object } | undefined {
@@ -130,6 +133,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (typeof a.version !== "string") fail("version");
   if (a.app !== undefined && typeof a.app !== "string") fail("app");
   if (a.protocol !== undefined && !(Number.isInteger(a.protocol) && (a.protocol as number) > 0)) fail("protocol");
+  if (a.keys !== undefined && typeof a.keys !== "boolean") fail("keys");
   if (a.key !== undefined && !isToken(a.key)) fail("key");
   if (a.standby !== undefined && typeof a.standby !== "boolean") fail("standby");
   if (a.heir !== undefined && !isToken(a.heir)) fail("heir");

@@ -7,7 +7,8 @@
 import type { Announcement } from "./announcement.js";
 
 /** What placement reads of a member's announcement. */
-export type PlacedMember = Pick<Announcement, "node" | "capabilities"> & Partial<Pick<Announcement, "key" | "standby" | "heir" | "app">>;
+export type PlacedMember = Pick<Announcement, "node" | "capabilities"> &
+  Partial<Pick<Announcement, "keys" | "key" | "standby" | "heir" | "app">>;
 
 /** The application version of a member that sets none. */
 export const UNVERSIONED = "unversioned";
@@ -32,9 +33,18 @@ export function compareVersions(a: string | undefined, b: string | undefined): n
   return Math.sign(px.length - py.length);
 }
 
-/** The key each member places under (undefined: a standby no leaver named); a leaver's own key stays with it until it leaves. */
+/**
+ * The key each member places under (undefined: a standby no leaver named); a
+ * leaver's own key stays with it until it leaves. While a member does not know
+ * placement keys (a Mesh before them), every member places under its node id,
+ * as that member does.
+ */
 export function placementKeys(members: readonly PlacedMember[]): Map<string, string | undefined> {
   const keys = new Map<string, string | undefined>();
+  if (members.some((m) => m.keys !== true)) {
+    for (const m of members) keys.set(m.node, m.node);
+    return keys;
+  }
   const inherited = new Map<string, string>();
   // A leaving member (no capabilities) that names a standby heir: the heir places under the leaver's key.
   for (const m of [...members].sort((a, b) => (a.node < b.node ? -1 : 1)))
@@ -74,13 +84,16 @@ export function keyHolders(
 
 /**
  * The standby a leaving member hands its key to: of the standbys no other
- * leaver named, those that registered all of its capabilities first, then
- * the newest code, then the first id. Undefined when there is none.
+ * leaver named that share a capability with it, those that registered all of
+ * its capabilities first, then the newest code, then the first id. Undefined
+ * when there is none (or the leaver hosts nothing).
  */
 export function heirFor(leaver: PlacedMember, members: readonly PlacedMember[]): string | undefined {
+  if (leaver.capabilities.length === 0 || members.some((m) => m.keys !== true)) return undefined;
   const named = new Set(members.filter((m) => m.node !== leaver.node && m.capabilities.length === 0).map((m) => m.heir));
   const covers = (m: PlacedMember) => leaver.capabilities.every((c) => m.capabilities.includes(c));
-  const standbys = members.filter((m) => m.standby === true && m.node !== leaver.node && !named.has(m.node));
+  const shares = (m: PlacedMember) => m.capabilities.some((c) => leaver.capabilities.includes(c));
+  const standbys = members.filter((m) => m.standby === true && m.node !== leaver.node && !named.has(m.node) && shares(m));
   standbys.sort(
     (a, b) => Number(covers(b)) - Number(covers(a)) || compareVersions(b.app, a.app) || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0),
   );

@@ -49,7 +49,8 @@ export interface DispatcherParts {
 }
 
 /** Errors that say nothing about the event: its delivery is retried without counting. */
-const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADED", "STORAGE_UNAVAILABLE", "STATE_CONFLICT"]);
+// prettier-ignore
+const TRANSIENT = new Set(["NO_NODES", "NODE_UNAVAILABLE", "STOPPED", "OVERLOADED", "STORAGE_UNAVAILABLE", "STATE_CONFLICT", "STATE_TOO_NEW"]);
 
 /**
  * Events read and not done, at most: twice maxInFlight, and no fewer than

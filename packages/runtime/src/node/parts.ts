@@ -150,6 +150,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     app: o.appVersion,
     protocol: PROTOCOL,
     heartbeatMs: o.heartbeatMs,
+    keys: true,
     ...(Standby.first(o.appVersion, o.standbyMs) ? { standby: true } : {}),
   };
   const timing = { heartbeatMs: o.heartbeatMs, nodeTimeoutMs: o.nodeTimeoutMs, discoveryQuietMs: o.discoveryQuietMs };

@@ -1,10 +1,11 @@
 // Placement during a roll (docs/deploying.md "Placement during a roll"). A
 // node of newer code that joins a cluster where a member runs older code
-// (every member speaking protocol 3) is a standby: it owns no shard. A member
+// (every member knowing placement keys) is a standby: it owns no shard. A member
 // that leaves names a standby its heir (core placement-keys.ts), which takes
 // the leaver's placement key, and so exactly the leaver's shards, once and
 // to newer code. A standby takes its own key instead when no member of older
-// code is left, when a member of protocol 2 joins, or after standbyMs.
+// code is left, when a member of a Mesh before placement keys joins, or after
+// standbyMs. A node whose id a member already places under takes another key.
 // Imports: the bottom floor.
 import { compareVersions } from "@mesh/core";
 import type { Announcement, Logger } from "@mesh/core";
@@ -17,13 +18,11 @@ export interface StandbyHost {
   announce(change: Partial<Announcement>): Promise<void>;
 }
 
-/** The protocol that knows placement keys: a member of an older one would place a standby as any node. */
-const KEYS_PROTOCOL = 3;
-
 export class Standby {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #started = false;
   #changing = false;
+  #stopped = false;
 
   constructor(
     private readonly host: StandbyHost,
@@ -36,36 +35,66 @@ export class Standby {
     return app !== UNVERSIONED && standbyMs > 0;
   }
 
-  /** Discovery is over: a standby stays one only while it may inherit (else it takes its own key before start resolves), and for at most standbyMs. */
+  /**
+   * Discovery is over. A node whose id another member already places under
+   * (it inherited it: a node id used again) takes a key of its own. A
+   * standby named heir meanwhile takes the leaver's key; one that may
+   * inherit nothing takes its own at once (before start resolves); the others
+   * wait at most standbyMs.
+   */
   async started(): Promise<void> {
     this.#started = true;
-    if (!this.host.self.standby) return;
-    const why = this.#ownWhy();
-    if (why !== undefined) return this.host.announce({ standby: false });
+    const self = this.host.self;
+    if (self.standby !== true) {
+      if (this.#ownKey() !== self.node) await this.host.announce({ key: this.#ownKey() });
+      return;
+    }
+    const leaver = this.#namedBy();
+    if (leaver !== undefined) return this.#take(leaver.key ?? leaver.node, `heir of ${leaver.node}`);
+    if (this.#ownWhy() !== undefined) return this.host.announce(this.#own());
     this.log.info(
       { standbyMs: this.standbyMs },
       "mesh: joined as a standby: a member runs older code; this node takes a leaving member's shards",
     );
-    this.#timer = setTimeout(() => this.#own("no member left within standbyMs"), this.standbyMs);
+    this.#timer = setTimeout(() => this.#take(undefined, "no member left within standbyMs"), this.standbyMs);
     this.#timer.unref();
   }
 
   /** The view changed: a standby named heir takes the leaver's key; one that can inherit nothing takes its own. */
   viewChanged(): void {
-    const self = this.host.self;
-    if (!this.#started || self.standby !== true || this.#changing) return;
-    const members = [...this.host.view().values()];
-    const leaver = members.filter((m) => m.capabilities.length === 0 && m.heir === self.node).sort((a, b) => (a.node < b.node ? -1 : 1))[0];
+    if (!this.#started || this.#stopped || this.host.self.standby !== true || this.#changing) return;
+    const leaver = this.#namedBy();
     if (leaver !== undefined) return this.#take(leaver.key ?? leaver.node, `heir of ${leaver.node}`);
     const why = this.#ownWhy();
-    if (why !== undefined) this.#own(why);
+    if (why !== undefined) this.#take(undefined, why);
+  }
+
+  /** The heir this node names as it leaves: none while it is a standby itself (it holds no key), or hosts nothing. */
+  heir(): string | undefined {
+    const self = this.host.self;
+    if (self.standby === true) return undefined;
+    return heirFor(self, [...this.host.view().values()]);
+  }
+
+  /** The node stops: no more changes. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  /** The leaving member that names this standby its heir (of several, the first id). */
+  #namedBy(): Announcement | undefined {
+    const self = this.host.self;
+    return [...this.host.view().values()]
+      .filter((m) => m.capabilities.length === 0 && m.heir === self.node)
+      .sort((a, b) => (a.node < b.node ? -1 : 1))[0];
   }
 
   /** Why this standby can inherit nothing (and takes its own key), or undefined while it may. */
   #ownWhy(): string | undefined {
     const self = this.host.self;
     const members = [...this.host.view().values()];
-    if (members.some((m) => (m.protocol ?? 1) < KEYS_PROTOCOL)) return "a member speaks a protocol before placement keys";
+    if (members.some((m) => m.keys !== true)) return "a member of a Mesh before placement keys is in the view";
     const older = members.some(
       (m) =>
         m.node !== self.node &&
@@ -76,28 +105,28 @@ export class Standby {
     return older ? undefined : "no member runs older code";
   }
 
-  /** The heir this node names as it leaves: none while it is a standby itself (it holds no key). */
-  heir(): string | undefined {
+  /** Its node id, unless another member places under it (it inherited the id of a node that left): then its instance. */
+  #ownKey(): string {
     const self = this.host.self;
-    if (self.standby === true) return undefined;
-    return heirFor(self, [...this.host.view().values()]);
+    const taken = [...this.host.view().values()].some((m) => m.node !== self.node && m.standby !== true && (m.key ?? m.node) === self.node);
+    return taken ? self.instance : self.node;
   }
 
-  stop(): void {
-    clearTimeout(this.#timer);
+  /** What a standby announces to place under its own key. */
+  #own(): Partial<Announcement> {
+    const key = this.#ownKey();
+    return key === this.host.self.node ? { standby: false } : { standby: false, key };
   }
 
-  #own(why: string): void {
-    this.#take(undefined, why);
-  }
-
-  /** Leaves standby under `key` (undefined: its own id); deferred, as it runs inside a view change. */
+  /** Leaves standby under `key` (undefined: its own); deferred, as it may run inside a view change. */
   #take(key: string | undefined, why: string): void {
     this.#changing = true;
     clearTimeout(this.#timer);
     queueMicrotask(() => {
-      this.log.info({ key: key ?? this.host.self.node, why }, "mesh: standby over: this node owns shards now");
-      void this.host.announce(key === undefined ? { standby: false } : { standby: false, key }).finally(() => (this.#changing = false));
+      if (this.#stopped) return;
+      const change = key === undefined ? this.#own() : { standby: false, key };
+      this.log.info({ key: change.key ?? this.host.self.node, why }, "mesh: standby over: this node owns shards now");
+      void this.host.announce(change).finally(() => (this.#changing = false));
     });
   }
 }

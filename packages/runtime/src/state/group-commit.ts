@@ -105,6 +105,8 @@ export class GroupCommit implements KeyWriter {
   #out: OutMessage[] = [];
   /** The record differs from the stored one besides the state: a write is due even if the state did not change. */
   #dirty = false;
+  /** The state version of the stored state's shape: the record's until a commit stores this activation's. */
+  #storedVersion: number;
   /** What runs once the next commit landed (note()). */
   #thens: (() => void)[] = [];
   /** The notes of the turn under way: the applied map takes them when it ends (afterTurn, clear), never if it crashes. */
@@ -130,6 +132,7 @@ export class GroupCommit implements KeyWriter {
     this.applied = record.applied;
     this.#unpublished = record.outbox;
     this.#dirty = stored.bytes !== undefined && record.version !== version;
+    this.#storedVersion = record.version;
   }
 
   /** A commit is in flight or turns wait for one. */
@@ -202,7 +205,7 @@ export class GroupCommit implements KeyWriter {
     await this.publisher.publish(this.#unpublished);
     this.#unpublished = [];
     const state = this.#stored === DELETE ? undefined : this.#stored;
-    this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, [], this.version), this.#revision);
+    this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, [], this.#storedVersion), this.#revision);
   }
 
   /**
@@ -288,6 +291,7 @@ export class GroupCommit implements KeyWriter {
       .then((revision) => {
         this.#revision = revision;
         this.#stored = target;
+        this.#storedVersion = this.version;
         this.#unpublished = outbox;
         this.events.committed(performance.now() - started);
         if (outbox.length === 0) return;

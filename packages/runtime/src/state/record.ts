@@ -53,6 +53,7 @@ export function encodeRecord(
   outbox: readonly OutMessage[],
   version = 1,
 ): Uint8Array {
+  if (state === undefined) version = 1; // no state: nothing of its shape to keep from older code
   if (version === 1 && applied.size === 0 && outbox.length === 0 && state !== undefined) return state;
   // Written in one reused buffer (a new msgpack Encoder per commit allocated 2 KiB: bench, events into durable actors).
   const w = writer.reset();
