@@ -5,7 +5,7 @@ import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
 import type { GroupCommit, OutboxPublisher } from "../state/group-commit.js";
-import type { StateStorage } from "../state/state-store.js";
+import type { StateStorage, Stored } from "../state/state-store.js";
 import { UNVERSIONED } from "../state/state-version.js";
 import type { StateVersioning } from "../state/state-version.js";
 import type { ActorClass } from "../types.js";
@@ -22,12 +22,15 @@ export interface DurableParts {
   crashed(act: Activation): void;
   /** A group commit has nothing in flight any more. */
   committed(commits: GroupCommit): void;
+  /** What the actor's old owner handed over of its stored record (live migration), if anything: read instead of the store. */
+  moved(act: Activation): Stored | undefined;
 }
 
 /** Reads a durable actor's stored state into its instance and sets up its commits. */
 export async function loadDurable(act: Activation, p: DurableParts): Promise<void> {
   const m = p.metrics;
   const cls = act.instance.constructor as ActorClass;
+  const moved = p.moved(act);
   act.commits = await loadState(act.instance, {
     store: p.store,
     capability: act.capability,
@@ -45,8 +48,9 @@ export async function loadDurable(act: Activation, p: DurableParts): Promise<voi
       span: commitSpan,
     },
     publisher: p.publisher,
+    moved,
   });
-  m.stateLoads++;
+  if (moved === undefined) m.stateLoads++;
 }
 
 /** A class's state versions: its `static stateVersion` and `static migrateState`. */

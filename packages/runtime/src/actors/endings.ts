@@ -41,8 +41,11 @@ export interface EndingsParts {
   handover(act: Activation, letters: Letter[]): void;
   /** Puts a letter into the mailbox of a fresh activation of the same actor here. */
   fresh(act: Activation, letter: Letter): void;
-  /** The activation leaves for its new owner: true when it went there with its state (live migration, migration.ts). */
-  migrated(act: Activation): boolean;
+  /**
+   * The activation leaves for its new owner: true when it went there with its state (live migration, migration.ts).
+   * `when`: as it leaves (plain actors), or once its commits landed (durable ones: their stored record).
+   */
+  migrated(act: Activation, when: "leaving" | "committed"): boolean;
   /** Something that kept the node busy ended. */
   checkIdle(): void;
 }
@@ -83,12 +86,14 @@ export class Endings {
   gone(act: Activation, deactivate = true): void {
     const reason = act.reason ?? "rebalance";
     // Before its timers end and its letters go: what moves is sent ahead of them. A moved activation does not deactivate.
-    const moved = deactivate && (reason === "rebalance" || reason === "shutdown") && this.p.migrated(act);
+    const toOwner = deactivate && (reason === "rebalance" || reason === "shutdown");
+    const moved = toOwner && this.p.migrated(act, "leaving");
     act.ends();
     this.p.timers.end(act);
     this.ending.add(act);
     const letters = act.drain();
     const handOn = () => {
+      if (toOwner) this.p.migrated(act, "committed"); // a durable actor's record, ahead of its letters
       this.ending.delete(act);
       const waiting = letters.filter((l) => !l.settled);
       for (const letter of waiting) this.p.turns.take(letter);

@@ -8,18 +8,26 @@
 // (rehydrate(data), or the fields assigned) instead of onActivate, and the
 // old one's onDeactivate does not run. An activation whose state cannot move
 // (outside the value model, a dehydrate that throws) starts afresh there,
-// counted and logged once per class. Imports: the actors room, the timers
-// room and the bottom floor.
+// counted and logged once per class. A durable activation hands over its
+// stored record and revision once its commits have landed, so that its new
+// owner does not read the store; its fields do not move (onDeactivate and
+// onActivate run as on any move), and its commits stay fenced by that
+// revision. Imports: the actors room, the timers room, state and the bottom
+// floor.
 import { checkAcross, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
+import type { Stored } from "../state/state-store.js";
 import type { Timers } from "../timers/timers.js";
 import type { ActorClass } from "../types.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
 
-/** What moves, on the wire: [data, timers as [name, time left in ms, interval in ms (0: once)]]. */
-type Moved = [data: unknown, timers: [string, number, number][]];
+/** What moves of a plain actor, on the wire: [data, timers as [name, time left in ms, interval in ms (0: once)]]. */
+type PlainMoved = [data: unknown, timers: [string, number, number][]];
+/** What moves of a durable actor: its stored record (nil: nothing stored) and its revision. */
+type DurableMoved = [record: Uint8Array | null, revision: number];
+type Moved = PlainMoved | DurableMoved;
 
 /** Returned by resume() when nothing moved for the activation: it starts as usual. */
 export const NOT_MOVED = Symbol("not moved");
@@ -40,12 +48,24 @@ export class Migrations {
     private readonly send: (act: Activation, moved: unknown[]) => boolean,
   ) {}
 
-  /** `act` leaves (its shard moved, or the node stops): true when it moved to its new owner with its state. */
-  moved(act: Activation): boolean {
-    const moved = this.packed(act);
+  /**
+   * `act` leaves (its shard moved, or the node stops): true when it moved to its new owner with its state. A plain
+   * actor moves as it leaves; a durable one once its commits have landed (`when`), if its record is known here.
+   */
+  moved(act: Activation, when: "leaving" | "committed"): boolean {
+    const durable = (act.instance.constructor as ActorClass).durable === true;
+    if (durable !== (when === "committed")) return false;
+    const moved = durable ? this.#record(act) : this.packed(act);
     if (moved === undefined || !this.send(act, moved)) return false;
     this.metrics.migrationsOut++;
     return true;
+  }
+
+  /** A durable actor's stored record and revision, when its commits know them (and its class moves). */
+  #record(act: Activation): DurableMoved | undefined {
+    if ((act.instance.constructor as ActorClass).migrate === false) return undefined;
+    const stored = act.commits?.snapshot();
+    return stored === undefined ? undefined : [stored.bytes ?? null, stored.revision];
   }
 
   /**
@@ -79,7 +99,7 @@ export class Migrations {
   accepts(to: { live: Activation | undefined; handover: boolean; cls: ActorClass | undefined }, payload: unknown): payload is Moved {
     const { live, handover, cls } = to;
     const waits = live === undefined ? handover : this.#waiting.has(live);
-    const ok = waits && cls !== undefined && cls.durable !== true && cls.migrate !== false && isMoved(payload);
+    const ok = waits && cls !== undefined && cls.migrate !== false && (cls.durable === true ? isDurableMoved(payload) : isMoved(payload));
     if (!ok) this.metrics.migrationsRefused++;
     return ok;
   }
@@ -98,7 +118,7 @@ export class Migrations {
   resume(act: Activation): unknown {
     this.#waiting.delete(act);
     const moved = this.#arrived.get(act);
-    if (moved === undefined) return NOT_MOVED;
+    if (moved === undefined || !isMoved(moved)) return NOT_MOVED;
     this.#arrived.delete(act);
     const [data, timers] = moved;
     const instance = act.instance as { rehydrate?: (data: unknown) => unknown };
@@ -114,6 +134,16 @@ export class Migrations {
     return isThenable(out) ? Promise.resolve(out).catch((err: unknown) => this.#cannotMove(act, err)) : out;
   }
 
+  /** The durable activation starts: the record its old owner handed over, if one did (read instead of the store). */
+  stored(act: Activation): Stored | undefined {
+    this.#waiting.delete(act);
+    const moved = this.#arrived.get(act);
+    if (moved === undefined || !isDurableMoved(moved)) return undefined;
+    this.#arrived.delete(act);
+    this.metrics.migrationsIn++;
+    return { bytes: moved[0] ?? undefined, revision: moved[1] };
+  }
+
   #cannotMove(act: Activation, err: unknown): void {
     this.metrics.migrationsRefused++;
     if (this.#logged.has(act.actorType)) return;
@@ -125,7 +155,17 @@ export class Migrations {
   }
 }
 
-function isMoved(payload: unknown): payload is Moved {
+function isDurableMoved(payload: unknown): payload is DurableMoved {
+  return (
+    Array.isArray(payload) &&
+    payload.length === 2 &&
+    (payload[0] === null || payload[0] instanceof Uint8Array) &&
+    Number.isSafeInteger(payload[1]) &&
+    (payload[1] as number) >= 0
+  );
+}
+
+function isMoved(payload: unknown): payload is PlainMoved {
   return (
     Array.isArray(payload) &&
     payload.length === 2 &&

@@ -144,7 +144,8 @@ export class Supervisor {
     );
     const crashed = (act: Activation) => this.#endings.crashed(act);
     const committed = (commits: GroupCommit) => this.#turns.committed(commits);
-    this.#durable = o.store && { store: o.store, publisher: o.publisher, metrics: o.metrics, log: o.log, crashed, committed };
+    const moved = (act: Activation) => this.#migrations.stored(act);
+    this.#durable = o.store && { store: o.store, publisher: o.publisher, metrics: o.metrics, log: o.log, crashed, committed, moved };
     this.#migrations = new Migrations(this.#timers, o.metrics, o.log, (act, moved) => o.outbound.migrate(act, moved));
     this.#endings = new Endings({
       table: this.#table,
@@ -155,7 +156,7 @@ export class Supervisor {
       deactivateTimeoutMs: o.deactivateTimeoutMs,
       handover: o.handover,
       fresh: (act, letter) => this.#fresh(act, letter),
-      migrated: (act) => this.#migrations.moved(act),
+      migrated: (act, when) => this.#migrations.moved(act, when),
       checkIdle: () => this.#checkIdle(),
     });
   }

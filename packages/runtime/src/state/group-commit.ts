@@ -135,6 +135,19 @@ export class GroupCommit implements KeyWriter {
     this.#storedVersion = record.version;
   }
 
+  /**
+   * What the store holds of this actor, as a load would read it, when that is
+   * known here: nothing in flight or waiting, nothing left to publish, no
+   * failure. Undefined otherwise.
+   */
+  snapshot(): Stored | undefined {
+    if (this.busy || this.#dirty || this.#failed !== undefined || this.#unpublished.length > 0) return undefined;
+    if (this.#revision === 0) return { bytes: undefined, revision: 0 };
+    const state = this.#stored === DELETE ? undefined : this.#stored;
+    const bare = state === undefined && this.applied.size === 0;
+    return { bytes: bare ? undefined : encodeRecord(state, this.applied, [], this.#storedVersion).slice(), revision: this.#revision };
+  }
+
   /** A commit is in flight or turns wait for one. */
   get busy(): boolean {
     return this.#inFlight || this.#waiting.length > 0;
@@ -341,6 +354,8 @@ export interface StateSource {
   readonly versioning: StateVersioning;
   readonly events: CommitEvents;
   readonly publisher: OutboxPublisher;
+  /** The stored record and its revision as the actor's old owner handed them over (live migration): not read from the store. */
+  readonly moved?: Stored;
 }
 
 /**
@@ -352,7 +367,7 @@ export interface StateSource {
  */
 export async function loadState(instance: object, s: StateSource): Promise<GroupCommit> {
   const key = stateKey(s.capability, s.actorType, s.id);
-  const stored = await s.store.load(key);
+  const stored = s.moved ?? (await s.store.load(key));
   const record = readRecord(stored.bytes, key);
   checkReadable(record.version, s.versioning, key, s.actorType);
   const holder = instance as { state?: unknown };

@@ -1,0 +1,72 @@
+// Durable actors on the move (docs/deploying.md): a stopping node hands each
+// durable activation's stored record and revision to its new owner once its
+// commits have landed, so the new owner does not read the store; its commits
+// stay fenced by that revision.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import { connect } from "nats";
+import { encode } from "@msgpack/msgpack";
+import { MeshError, stateKey } from "@mesh/core";
+import type { Mesh } from "@mesh/runtime";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+import { DurableCounter } from "./helpers/actors.js";
+
+const test = anyTest as TestFn<ClusterContext>;
+useNatsServer(test);
+
+const SHARDS = 256;
+const options = (prefix: string) => ({ prefix, shards: SHARDS, actors: [DurableCounter], capabilities: ["dm"] });
+const count = (mesh: Mesh, id: string, payload: object = {}) =>
+  mesh.call<{ count: number }>({ actor: DurableCounter, id, payload, capability: "dm" }).then((r) => r.result.count);
+
+test.serial(
+  "a stopping node hands its durable actors' records over: the new owner reads none from the store, and no count is lost",
+  async (t) => {
+    const a = await startNode(t, { nodeId: nodeId("dma"), ...options("dm1") });
+    const b = await startNode(t, { nodeId: nodeId("dmb"), ...options("dm1") });
+    await eventually(() => a.nodesFor("dm").length === 2 && b.nodesFor("dm").length === 2, "the nodes to meet");
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 300; i++) if (a.ownerNode(a.shardFor(`d${i}`), "dm") === a.nodeId) ids.push(`d${i}`);
+    for (const id of ids) for (let k = 0; k < 3; k++) await count(a, id);
+    // One actor's last turn only read its state: it moves too. One cleared its state: its activation ended then, and
+    // nothing of it is live to move; its next activation reads the store (which holds a delete).
+    await count(a, ids[1]!, { get: true });
+    await count(a, ids[0]!, { clear: true });
+    const loadsBefore = b.metrics().stateLoads;
+    await a.stop();
+    // Each starts on the new owner once the shard is handed over (counted then).
+    await eventually(() => b.metrics().migrationsIn === ids.length - 1, "every live durable activation to arrive");
+    const counts = await Promise.all(ids.map((id) => count(b, id)));
+    t.is(counts[0], 1, "the cleared one starts from its initial state");
+    t.deepEqual(
+      counts.slice(1),
+      ids.slice(1).map(() => 4),
+      "each counts on from its stored 3",
+    );
+    t.is(b.metrics().stateLoads - loadsBefore, 1, "only the cleared one's record was read from the store");
+    t.is(a.metrics().migrationsOut, ids.length - 1);
+  },
+);
+
+test.serial(
+  "a handed-over durable actor stays fenced: a write to the store it did not see makes its next commit a STATE_CONFLICT",
+  async (t) => {
+    const a = await startNode(t, { nodeId: nodeId("dfa"), ...options("dm2") });
+    const b = await startNode(t, { nodeId: nodeId("dfb"), ...options("dm2") });
+    await eventually(() => a.nodesFor("dm").length === 2, "the nodes to meet");
+    let id = "f0";
+    for (let i = 0; a.ownerNode(a.shardFor(id), "dm") !== a.nodeId; i++) id = `f${i}`;
+    await count(a, id);
+    await a.stop();
+    await eventually(() => b.metrics().migrationsIn === 1, "the activation to arrive");
+    // Another writer (a foreign client) stores 100 behind the new owner's back.
+    const nc = await connect({ servers: t.context.server.url });
+    t.teardown(() => nc.close());
+    const kv = await nc.jetstream().views.kv("dm2_state", { bindOnly: true });
+    await kv.put(stateKey("dm", "DurableCounter", id), encode({ count: 100 }));
+    const err = await t.throwsAsync(count(b, id), { instanceOf: MeshError });
+    t.is(err?.code, "STATE_CONFLICT");
+    t.is(await count(b, id), 101, "the next activation reads the store again");
+  },
+);
