@@ -211,3 +211,21 @@ test.serial("a versioned record keeps what the record holds besides the state: a
   );
   t.is((await storedRecord(t.context.server.url, "sv5", "a")).version, 2);
 });
+
+test.serial("older code that meets a newer record gives the shard up to a node of newer code, where the call is served", async (t) => {
+  const v2 = await startNode(t, { nodeId: nodeId("sv6-new"), prefix: "sv6", appVersion: "2", actors: [CartV2], capabilities: [CAP] });
+  const ids = Array.from({ length: 60 }, (_, i) => `c${i}`);
+  for (const id of ids) await cart(v2, id, 1);
+  // Older code joins (as in a rollback, or after a node of newer code died): it takes its share of the shards.
+  const v1 = await startNode(t, { nodeId: nodeId("sv6-old"), prefix: "sv6", appVersion: "1", actors: [CartV1], capabilities: [CAP] });
+  await eventually(() => v2.nodesFor(CAP).length === 2, "the nodes to meet");
+  const moved = ids.filter((id) => v1.ownerNode(v1.shardFor(id), CAP) === v1.nodeId);
+  t.true(moved.length > 0, "some of the stored carts now belong to the older node");
+  // Each such call goes to the older node, which does not read the record: it gives the shard up, and the newer node serves it.
+  for (const id of moved) t.deepEqual(await cart(v1, id, 1), { cents: 200, adds: 2, from: 2, code: "v2" }, id);
+  for (const id of moved) t.is(v1.ownerNode(v1.shardFor(id), CAP), v2.nodeId, `${id}'s shard went to the newer node`);
+  await eventually(() => moved.every((id) => v2.ownerNode(v2.shardFor(id), CAP) === v2.nodeId), "the newer node to own them too");
+  t.is(v1.metrics().placement.standby, false);
+  const owned = Array.from({ length: 4096 }, (_, shard) => v1.ownerNode(shard, CAP)).filter((o) => o === v1.nodeId).length;
+  t.true(owned > 1000, `the older node keeps its other shards (${owned} of 4096)`);
+});

@@ -130,3 +130,17 @@ for (const n of [3, 5]) {
     t.log(`moves per shard: ${withKeys.moves.toFixed(2)} with standbys, ${without.moves.toFixed(2)} without`);
   });
 }
+
+test("a shard a holder yields goes to the next key whose holder does not; when all yield, to the first choice; without keys, yields are ignored", (t) => {
+  const plain = owners([node("a", "1"), node("b", "2"), node("c", "2")]);
+  const s = plain.indexOf("a");
+  const yielding = owners([node("a", "1", { yields: [`${CAP}/${s}`] }), node("b", "2"), node("c", "2")]);
+  t.not(yielding[s], "a");
+  for (let i = 0; i < SHARDS; i++) if (i !== s) t.is(yielding[i], plain[i], `shard ${i} stays`);
+  const all = [node("a", "1"), node("b", "2"), node("c", "2")].map((m) => ({ ...m, yields: [`${CAP}/${s}`] }));
+  t.is(owners(all)[s], "a");
+  t.is(
+    owners([{ node: "old", capabilities: [CAP] }, node("a", "1", { yields: [`${CAP}/${s}`] }), node("b", "2")])[s],
+    owners([{ node: "old", capabilities: [CAP] }, node("a", "1"), node("b", "2")])[s],
+  );
+});

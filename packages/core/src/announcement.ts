@@ -33,6 +33,8 @@ export interface Announcement {
   standby?: boolean;
   /** Only from a leaving node (no capabilities): the standby that takes its key. */
   heir?: string;
+  /** Shards (`<capability>/<shard>`) the node gives up: it met state stored by newer code there (STATE_TOO_NEW); they go to the next key. */
+  yields?: string[];
   /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
@@ -83,6 +85,7 @@ export function sameMembership(a: Announcement, b: Announcement): boolean {
   return (
     same(a.capabilities, b.capabilities) &&
     same(a.actorTypes, b.actorTypes) &&
+    same(a.yields ?? [], b.yields ?? []) &&
     a.key === b.key &&
     a.standby === b.standby &&
     a.heir === b.heir
@@ -137,6 +140,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (a.key !== undefined && !isToken(a.key)) fail("key");
   if (a.standby !== undefined && typeof a.standby !== "boolean") fail("standby");
   if (a.heir !== undefined && !isToken(a.heir)) fail("heir");
+  if (a.yields !== undefined && !(isStringArray(a.yields) && a.yields.every((y) => /^[^/]+\/\d+$/.test(y)))) fail("yields");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");

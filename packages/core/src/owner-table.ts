@@ -11,6 +11,8 @@ export class OwnerTable {
   readonly #owners: Uint16Array;
   /** The node that holds each of `nodes` (placement-keys.ts): the key's own node, unless a node inherited it. */
   readonly holders: readonly string[];
+  /** The yields it was made with, as one string (RoutingTable keeps a table while they do not change). */
+  yields = "";
 
   /** `nodes`: the placement keys, sorted, unique and non-empty (at most 65,535); `holders`, when given, the node of each. */
   constructor(
@@ -19,12 +21,19 @@ export class OwnerTable {
     shards: number,
     placement: PlacementFn,
     holders?: readonly string[],
+    /** holder → shards it yields: such a shard goes to the next key whose holder does not (to the first choice when all do). */
+    yields?: ReadonlyMap<string, ReadonlySet<number>>,
   ) {
     this.holders = holders ?? nodes;
     const index = new Map(nodes.map((node, i) => [node, i]));
     this.#owners = new Uint16Array(shards);
+    const yielded = (key: string, shard: number) => yields?.get(this.holders[index.get(key) ?? -1] ?? "")?.has(shard) === true;
     for (let shard = 0; shard < shards; shard++) {
-      const owner = placement(shard, capability, nodes);
+      let owner = placement(shard, capability, nodes);
+      if (yields !== undefined && yields.size > 0 && yielded(owner, shard)) {
+        const rest = nodes.filter((k) => !yielded(k, shard));
+        if (rest.length > 0) owner = placement(shard, capability, rest);
+      }
       const i = index.get(owner);
       if (i === undefined) {
         throw new MeshError(
@@ -82,12 +91,12 @@ export class RoutingTable {
       next.set(capability, [...new Set(nodes)].sort());
       domains.set(capability, keyHolders(capability, list, keys));
     }
-    // Keep the owner tables whose keys and holders did not change.
+    // Keep the owner tables whose keys, holders and yields did not change.
     const tables = new Map<string, OwnerTable>();
     for (const [capability, table] of this.#tables) {
       const domain = domains.get(capability);
-      if (domain !== undefined && sameList(table.nodes, domain.keys) && sameList(table.holders, domain.holders))
-        tables.set(capability, table);
+      const same = domain !== undefined && sameList(table.nodes, domain.keys) && sameList(table.holders, domain.holders);
+      if (same && table.yields === yieldsOf(domain)) tables.set(capability, table);
     }
     this.#capabilities = next;
     this.#domains = domains;
@@ -111,7 +120,8 @@ export class RoutingTable {
     if (table === undefined) {
       const domain = this.#domains.get(capability);
       if (domain === undefined) return undefined;
-      table = new OwnerTable(capability, domain.keys, this.shards, this.placement, domain.holders);
+      table = new OwnerTable(capability, domain.keys, this.shards, this.placement, domain.holders, domain.yields);
+      table.yields = yieldsOf(domain);
       this.#tables.set(capability, table);
     }
     return table;
@@ -122,6 +132,10 @@ export class RoutingTable {
     return this.table(capability)?.owner(shard);
   }
 }
+
+/** A domain's yields as one string, to tell whether a table still applies. */
+const yieldsOf = (domain: KeyHolders) =>
+  [...domain.yields].map(([holder, shards]) => `${holder}:${[...shards].sort((a, b) => a - b).join(",")}`).join(";");
 
 function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
   if (b === undefined || a.length !== b.length) return false;

@@ -8,7 +8,7 @@ import type { Announcement } from "./announcement.js";
 
 /** What placement reads of a member's announcement. */
 export type PlacedMember = Pick<Announcement, "node" | "capabilities"> &
-  Partial<Pick<Announcement, "keys" | "key" | "standby" | "heir" | "app">>;
+  Partial<Pick<Announcement, "keys" | "key" | "standby" | "heir" | "app" | "yields">>;
 
 /** The application version of a member that sets none. */
 export const UNVERSIONED = "unversioned";
@@ -53,10 +53,12 @@ export function placementKeys(members: readonly PlacedMember[]): Map<string, str
   return keys;
 }
 
-/** One capability's placement domain: its keys, sorted, and the member that holds each. */
+/** One capability's placement domain: its keys, sorted, the member that holds each, and the shards each holder gives up. */
 export interface KeyHolders {
   readonly keys: readonly string[];
   readonly holders: readonly string[];
+  /** holder → the shards of this capability it yields (announcement `yields`; none while a member does not know keys). */
+  readonly yields: ReadonlyMap<string, ReadonlySet<number>>;
 }
 
 /**
@@ -79,7 +81,14 @@ export function keyHolders(
       best.set(key, m);
   }
   const sorted = [...best.keys()].sort();
-  return { keys: sorted, holders: sorted.map((k) => best.get(k)!.node) };
+  const yields = new Map<string, Set<number>>();
+  const prefix = `${capability}/`;
+  if (members.every((m) => m.keys === true))
+    for (const m of best.values()) {
+      const mine = (m.yields ?? []).filter((y) => y.startsWith(prefix)).map((y) => Number(y.slice(prefix.length)));
+      if (mine.length > 0) yields.set(m.node, new Set(mine));
+    }
+  return { keys: sorted, holders: sorted.map((k) => best.get(k)!.node), yields };
 }
 
 /**

@@ -1,6 +1,7 @@
 // A durable activation's start: its stored state read into its instance and
 // its commits set up (state/group-commit.ts), counted in the node's metrics.
 // Imports: the actors room, state, operations/metrics and the bottom floor.
+import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { loadState } from "../state/group-commit.js";
@@ -24,6 +25,25 @@ export interface DurableParts {
   committed(commits: GroupCommit): void;
   /** What the actor's old owner handed over of its stored record (live migration), if anything: read instead of the store. */
   moved(act: Activation): Stored | undefined;
+  /** An actor's state was stored by newer code: true when the node gave its shard up to such a node (the activation leaves). */
+  yieldShard(capability: string, shard: number): boolean;
+}
+
+/**
+ * Starts a durable activation: its state, then onActivate. When the state was
+ * stored by newer code and the node gives the shard up to a node of newer
+ * code, it starts nothing: it leaves as replaced, and what waits for it goes
+ * to that node.
+ */
+export async function startDurable(act: Activation, p: DurableParts): Promise<void> {
+  try {
+    await loadDurable(act, p);
+  } catch (err) {
+    if (!(err instanceof MeshError && err.code === "STATE_TOO_NEW" && p.yieldShard(act.capability, act.shard) && act.leaving)) throw err;
+    act.reason = "replaced";
+    return;
+  }
+  await act.instance.onActivate?.();
 }
 
 /** Reads a durable actor's stored state into its instance and sets up its commits. */

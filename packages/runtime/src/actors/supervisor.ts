@@ -27,7 +27,7 @@ import { Letter, chainKey, incomingAcross } from "./letter.js";
 import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { activationFailed, wrongCapability } from "./actor.js";
-import { loadDurable } from "./durable-load.js";
+import { startDurable } from "./durable-load.js";
 import type { DurableParts } from "./durable-load.js";
 import { reminderOf } from "./handlers.js";
 import { Migrations, NOT_MOVED } from "./migration.js";
@@ -66,6 +66,8 @@ export interface SupervisorOptions {
    * resolves once it may (the shard's handover, node/shard-claims.ts).
    */
   readonly claimed: (capability: string, shard: number) => Promise<void> | undefined;
+  /** A durable activation met state that newer code stored: true when the node gave its shard up to such a node (node/standby.ts). */
+  readonly yieldShard: (capability: string, shard: number) => boolean;
   /** Where handlers' own calls and casts go (ctx.call, ctx.cast): routed by the node like any other, with a call chain. */
   readonly outbound: {
     call<R>(request: MeshRequest, chain: readonly string[]): Promise<CallResult<R>>;
@@ -145,7 +147,7 @@ export class Supervisor {
     const crashed = (act: Activation) => this.#endings.crashed(act);
     const committed = (commits: GroupCommit) => this.#turns.committed(commits);
     const moved = (act: Activation) => this.#migrations.stored(act);
-    this.#durable = o.store && { store: o.store, publisher: o.publisher, metrics: o.metrics, log: o.log, crashed, committed, moved };
+    this.#durable = o.store && { ...o, store: o.store, crashed, committed, moved }; // the store, publisher, metrics, log, yieldShard
     this.#migrations = new Migrations(this.#timers, o.metrics, o.log, (act, moved) => o.outbound.migrate(act, moved));
     this.#endings = new Endings({
       table: this.#table,
@@ -371,17 +373,14 @@ export class Supervisor {
       // and what waits goes to the owner (as for a replaced activation).
       const started = () => {
         if (act.leaving || act.gone) return void (act.reason = "replaced");
-        if (type.durable) return this.#load(act).then(() => act.instance.onActivate?.());
+        if (type.durable) return this.#load(act);
         const resumed = this.#migrations.resume(act); // what its old owner handed over, if anything did
         return resumed === NOT_MOVED ? act.instance.onActivate?.() : resumed;
       };
       this.#migrations.waits(act);
       this.#starting(act, (claim ?? Promise.resolve()).then(() => this.o.lease.held()).then(started));
     } else if (type.durable) {
-      this.#starting(
-        act,
-        this.#load(act).then(() => act.instance.onActivate?.()),
-      );
+      this.#starting(act, this.#load(act));
     } else if (typeof act.instance.onActivate === "function") {
       let out: unknown;
       try {
@@ -404,7 +403,7 @@ export class Supervisor {
 
   /** Reads a durable actor's stored state into its instance and sets up its commits. */
   #load(act: Activation): Promise<void> {
-    return loadDurable(act, this.#durable!);
+    return startDurable(act, this.#durable!);
   }
 
   #busyCount(): number {

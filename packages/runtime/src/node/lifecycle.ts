@@ -21,7 +21,6 @@ import type { ResolvedOptions } from "../options.js";
 import type { StateStorage } from "../state/state-store.js";
 import { Reminders, reminderBucket, reminderTurns } from "../timers/reminders.js";
 import { makeParts } from "./parts.js";
-import { Standby } from "./standby.js";
 import type { MeshState, NodeParts, NodeStatus } from "./parts.js";
 
 /** What a node is started with: its options, its connection and what Mesh.start found out. */
@@ -55,7 +54,6 @@ export class MeshNode {
   #reminders: Reminders | undefined;
   #events: EventSources | undefined;
   #stopping: Promise<void> | undefined;
-  #standby: Standby | undefined;
 
   private constructor(input: NodeInput) {
     this.o = input.o;
@@ -142,9 +140,8 @@ export class MeshNode {
     await this.#nc.flush();
     const joined = performance.now();
     this.parts.claims.start(); // answers others' claims from now: they may claim shards as soon as they know this node
-    this.#standby = new Standby(membership, o.standbyMs, o.logger);
     await membership.start();
-    await this.#standby.started();
+    await this.parts.placement.started();
     this.parts.claims.begin();
     lease.start(joined);
     void this.#reminders?.scan();
@@ -217,8 +214,8 @@ export class MeshNode {
       // activations leave after their turn (onDeactivate("shutdown")), what waits is handed on, and each claim is
       // answered once its shard is released (shard-claims.ts). What still arrives here is forwarded.
       // A standby of newer code, if one waits, takes this node's placement key: exactly its shards (standby.ts).
-      const heir = this.#standby?.heir();
-      this.#standby?.stop();
+      const heir = this.parts.placement.heir();
+      this.parts.placement.stop();
       await settleWithin(membership.announce({ capabilities: [], ...(heir === undefined ? {} : { heir }) }), left());
       // No reminders watch may still be setting up when the connection drains (its heartbeat timer would outlive the node).
       await settleWithin(this.#reminders?.stop() ?? Promise.resolve(), left());
@@ -255,7 +252,7 @@ export class MeshNode {
     this.parts.routes.setMembers(view.values());
     this.parts.claims.viewChanged(); // shards gained wait for their handover; then those lost are let go
     this.#rebalance();
-    this.#standby?.viewChanged();
+    this.parts.placement.viewChanged();
     this.#events?.viewChanged((node) => view.has(node));
     // Shards this node now owns may hold reminders: read their pages at once.
     void this.#reminders?.scan(true);

@@ -80,6 +80,8 @@ export interface NodeParts {
   readonly renewal: LeaseRenewal | undefined;
   readonly actors: Supervisor;
   readonly membership: Membership;
+  /** This node's place in placement: standby, heir, its key, the shards it gives up (standby.ts). */
+  readonly placement: Standby;
   /** The handover of the shards this node gains (shard-claims.ts). */
   readonly claims: ShardClaims;
   readonly router: Router;
@@ -131,6 +133,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     // cycle: the router is made below
     handover: (act, letters) => router.handover(act, letters),
     claimed: (capability, shard) => claims.ready(capability, shard),
+    yieldShard: (capability, shard) => placement.yieldShard(capability, shard), // cycle: made below
     outbound: {
       call: (request, chain) => router.call(request, false, chain),
       cast: (request) => router.cast(request, false),
@@ -165,6 +168,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     onHeard: (sentAt) => lease.heard(sentAt),
     removals: records === undefined ? undefined : new StoreRemovals(records),
   });
+  const placement = new Standby(membership, o.standbyMs, log);
 
   const claims: ShardClaims = new ShardClaims({
     nc,
@@ -204,5 +208,5 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     strategy: o.placement.name,
     appVersion: o.appVersion,
   });
-  return { metrics, routes, requests, replies, lease, renewal, actors, membership, claims, router, inbox: nodeInbox, service };
+  return { metrics, routes, requests, replies, lease, renewal, actors, membership, placement, claims, router, inbox: nodeInbox, service };
 }

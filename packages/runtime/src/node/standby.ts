@@ -23,6 +23,8 @@ export class Standby {
   #started = false;
   #changing = false;
   #stopped = false;
+  /** Shards given up (`<capability>/<shard>`). */
+  readonly #yields = new Set<string>();
 
   constructor(
     private readonly host: StandbyHost,
@@ -74,6 +76,29 @@ export class Standby {
     const self = this.host.self;
     if (self.standby === true) return undefined;
     return heirFor(self, [...this.host.view().values()]);
+  }
+
+  /**
+   * An activation here met state that newer code stored (STATE_TOO_NEW): when
+   * a member of newer code that places under a key shares the capability,
+   * this node gives the shard up (announced at once, so its owner changes
+   * before this returns) and returns true; else false.
+   */
+  yieldShard(capability: string, shard: number): boolean {
+    const self = this.host.self;
+    const members = [...this.host.view().values()];
+    if (this.#stopped || members.some((m) => m.keys !== true)) return false;
+    const newer = members.some(
+      (m) => m.node !== self.node && m.standby !== true && m.capabilities.includes(capability) && compareVersions(m.app, self.app) > 0,
+    );
+    if (!newer) return false;
+    const entry = `${capability}/${shard}`;
+    if (!this.#yields.has(entry)) {
+      this.#yields.add(entry);
+      this.log.info({ capability, shard }, "mesh: gave up a shard whose state newer code stored; a node of newer code takes it");
+      void this.host.announce({ yields: [...this.#yields].sort() });
+    }
+    return true;
   }
 
   /** The node stops: no more changes. */
