@@ -45,7 +45,7 @@ test.serial(
 
     const d = await start(t, "heir", "1.10.0");
     await eventually(() => a.nodesFor("heir").includes(d.nodeId) && b.nodesFor("heir").includes(d.nodeId), "the v2 node to be known");
-    t.deepEqual(d.metrics().placement, { key: d.nodeId, standby: true });
+    t.deepEqual(d.metrics().placement, { yields: [], key: d.nodeId, standby: true });
     for (const view of [a, b, d]) t.deepEqual(owners(view, "heir"), before, `${view.nodeId} places nothing on the standby`);
     t.is(d.actorCount, 0);
 
@@ -71,7 +71,7 @@ test.serial("a standby takes its own key when no member of older code shares its
   t.true(waiting.metrics().placement.standby);
   await old.registerCapabilities([]); // the older node stops hosting "own", naming no heir
   await eventually(() => !waiting.metrics().placement.standby, "the standby to take its own key");
-  t.deepEqual(waiting.metrics().placement, { key: waiting.nodeId, standby: false });
+  t.deepEqual(waiting.metrics().placement, { yields: [], key: waiting.nodeId, standby: false });
   t.true(owners(old, "own").every((o) => o === waiting.nodeId));
 
   const older = await start(t, "timed", "1");
@@ -88,7 +88,11 @@ test.serial("a standby takes its own key when no member of older code shares its
     actors: [Counter],
     capabilities: ["timed"],
   });
-  t.deepEqual(unversioned.metrics().placement, { key: unversioned.nodeId, standby: false }, "a node without appVersion is never a standby");
+  t.deepEqual(
+    unversioned.metrics().placement,
+    { yields: [], key: unversioned.nodeId, standby: false },
+    "a node without appVersion is never a standby",
+  );
 });
 
 test.serial("with a member of the protocol before placement keys in the view, a newer node takes its own key", async (t) => {

@@ -21,17 +21,22 @@ export class OwnerTable {
     shards: number,
     placement: PlacementFn,
     holders?: readonly string[],
-    /** holder → shards it yields: such a shard goes to the next key whose holder does not (to the first choice when all do). */
-    yields?: ReadonlyMap<string, ReadonlySet<number>>,
+    /**
+     * holder → shards it yields: such a shard goes to the keys held by newer code than that holder, else to the next key
+     * whose holder does not yield it (the first choice when all do).
+     */
+    yields?: KeyHolders["yields"],
   ) {
     this.holders = holders ?? nodes;
     const index = new Map(nodes.map((node, i) => [node, i]));
     this.#owners = new Uint16Array(shards);
-    const yielded = (key: string, shard: number) => yields?.get(this.holders[index.get(key) ?? -1] ?? "")?.has(shard) === true;
+    const yielding = (key: string) => yields?.get(this.holders[index.get(key) ?? -1] ?? "");
     for (let shard = 0; shard < shards; shard++) {
       let owner = placement(shard, capability, nodes);
-      if (yields !== undefined && yields.size > 0 && yielded(owner, shard)) {
-        const rest = nodes.filter((k) => !yielded(k, shard));
+      const gives = yields !== undefined && yields.size > 0 ? yielding(owner) : undefined;
+      if (gives?.shards.has(shard) === true) {
+        const newer = gives.newer.filter((k) => yielding(k)?.shards.has(shard) !== true);
+        const rest = newer.length > 0 ? newer : nodes.filter((k) => yielding(k)?.shards.has(shard) !== true);
         if (rest.length > 0) owner = placement(shard, capability, rest);
       }
       const i = index.get(owner);
@@ -135,7 +140,7 @@ export class RoutingTable {
 
 /** A domain's yields as one string, to tell whether a table still applies. */
 const yieldsOf = (domain: KeyHolders) =>
-  [...domain.yields].map(([holder, shards]) => `${holder}:${[...shards].sort((a, b) => a - b).join(",")}`).join(";");
+  [...domain.yields].map(([holder, y]) => `${holder}:${[...y.shards].sort((a, b) => a - b).join(",")}>${y.newer.join(",")}`).join(";");
 
 function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
   if (b === undefined || a.length !== b.length) return false;

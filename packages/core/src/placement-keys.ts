@@ -57,8 +57,11 @@ export function placementKeys(members: readonly PlacedMember[]): Map<string, str
 export interface KeyHolders {
   readonly keys: readonly string[];
   readonly holders: readonly string[];
-  /** holder → the shards of this capability it yields (announcement `yields`; none while a member does not know keys). */
-  readonly yields: ReadonlyMap<string, ReadonlySet<number>>;
+  /**
+   * holder → the shards of this capability it yields (announcement `yields`; none while a member does not know keys),
+   * and the keys held by newer code than it, where those shards go first.
+   */
+  readonly yields: ReadonlyMap<string, { readonly shards: ReadonlySet<number>; readonly newer: readonly string[] }>;
 }
 
 /**
@@ -81,12 +84,13 @@ export function keyHolders(
       best.set(key, m);
   }
   const sorted = [...best.keys()].sort();
-  const yields = new Map<string, Set<number>>();
+  const yields = new Map<string, { shards: Set<number>; newer: string[] }>();
   const prefix = `${capability}/`;
   if (members.every((m) => m.keys === true))
     for (const m of best.values()) {
       const mine = (m.yields ?? []).filter((y) => y.startsWith(prefix)).map((y) => Number(y.slice(prefix.length)));
-      if (mine.length > 0) yields.set(m.node, new Set(mine));
+      const newer = sorted.filter((k) => compareVersions(best.get(k)!.app, m.app) > 0);
+      if (mine.length > 0) yields.set(m.node, { shards: new Set(mine), newer });
     }
   return { keys: sorted, holders: sorted.map((k) => best.get(k)!.node), yields };
 }

@@ -22,12 +22,18 @@ import type { Timers } from "../timers/timers.js";
 import type { ActorClass } from "../types.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
+import type { Address } from "./letter.js";
 
 /** What moves of a plain actor, on the wire: [data, timers as [name, time left in ms, interval in ms (0: once)]]. */
 type PlainMoved = [data: unknown, timers: [string, number, number][]];
 /** What moves of a durable actor: its stored record (nil: nothing stored) and its revision. */
 type DurableMoved = [record: Uint8Array | null, revision: number];
 type Moved = PlainMoved | DurableMoved;
+
+/** How long, and how many bytes in all, durable records wait for their actors' next message (then the store is read). */
+const PARKED_MS = 60_000;
+const PARKED_BYTES = 64 * 1024 * 1024;
+const parkedKey = (capability: string, actorType: string, id: string) => `${capability}\u0000${actorType}\u0000${id}`;
 
 /** Returned by resume() when nothing moved for the activation: it starts as usual. */
 export const NOT_MOVED = Symbol("not moved");
@@ -39,12 +45,18 @@ export class Migrations {
   readonly #waiting = new WeakSet<Activation>();
   /** Classes whose state could not move, logged once each. */
   readonly #logged = new Set<string>();
+  /**
+   * Durable records that arrived for actors with no activation here: kept, oldest first, until the actor's next
+   * message activates it (with that message's initArg), for at most PARKED_MS and PARKED_BYTES in all.
+   */
+  readonly #parked = new Map<string, { moved: DurableMoved; capability: string; shard: number; at: number }>();
+  #parkedBytes = 0;
 
   constructor(
     private readonly timers: Timers<Activation>,
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
-    /** Sends what moves to the actor's owner now; false when there is none but this node, or it cannot go. */
+    /** Sends what moves to the actor's owner now; false when there is none but this node, or it cannot go (the lease lapsed: another node may have served the actor meanwhile). */
     private readonly send: (act: Activation, moved: unknown[]) => boolean,
   ) {}
 
@@ -134,14 +146,50 @@ export class Migrations {
     return isThenable(out) ? Promise.resolve(out).catch((err: unknown) => this.#cannotMove(act, err)) : out;
   }
 
+  /** A durable record for an actor with no activation here: parked (true) until its next message; false for other payloads. */
+  parks(to: Address, moved: Moved): boolean {
+    if (!isDurableMoved(moved)) return false;
+    this.#expire();
+    const key = parkedKey(to.capability, to.actorType, to.id);
+    this.#unparkKey(key);
+    this.#parked.set(key, { moved, capability: to.capability, shard: to.shard, at: performance.now() });
+    this.#parkedBytes += moved[0]?.length ?? 0;
+    for (const [k] of this.#parked) if (this.#parkedBytes > PARKED_BYTES) this.#unparkKey(k);
+    return true;
+  }
+
+  /** Drops the records parked for shards this node does not own (any more). */
+  unpark(owns: (capability: string, shard: number) => boolean): void {
+    for (const [key, p] of this.#parked) if (!owns(p.capability, p.shard)) this.#unparkKey(key);
+  }
+
   /** The durable activation starts: the record its old owner handed over, if one did (read instead of the store). */
   stored(act: Activation): Stored | undefined {
     this.#waiting.delete(act);
-    const moved = this.#arrived.get(act);
-    if (moved === undefined || !isDurableMoved(moved)) return undefined;
+    this.#expire();
+    const key = parkedKey(act.capability, act.actorType, act.id);
+    const moved = this.#arrived.get(act) ?? this.#parked.get(key)?.moved;
     this.#arrived.delete(act);
+    this.#unparkKey(key);
+    if (moved === undefined || !isDurableMoved(moved)) return undefined;
     this.metrics.migrationsIn++;
     return { bytes: moved[0] ?? undefined, revision: moved[1] };
+  }
+
+  #unparkKey(key: string): void {
+    const p = this.#parked.get(key);
+    if (p === undefined) return;
+    this.#parked.delete(key);
+    this.#parkedBytes -= p.moved[0]?.length ?? 0;
+  }
+
+  /** Drops the parked records older than PARKED_MS (the map is in arrival order). */
+  #expire(): void {
+    const now = performance.now();
+    for (const [key, p] of this.#parked) {
+      if (now - p.at < PARKED_MS) break;
+      this.#unparkKey(key);
+    }
   }
 
   #cannotMove(act: Activation, err: unknown): void {

@@ -148,7 +148,7 @@ export class Supervisor {
     const committed = (commits: GroupCommit) => this.#turns.committed(commits);
     const moved = (act: Activation) => this.#migrations.stored(act);
     this.#durable = o.store && { ...o, store: o.store, crashed, committed, moved }; // the store, publisher, metrics, log, yieldShard
-    this.#migrations = new Migrations(this.#timers, o.metrics, o.log, (act, moved) => o.outbound.migrate(act, moved));
+    this.#migrations = new Migrations(this.#timers, o.metrics, o.log, (act, moved) => o.lease.holdsNow() && o.outbound.migrate(act, moved));
     this.#endings = new Endings({
       table: this.#table,
       timers: this.#timers,
@@ -278,6 +278,7 @@ export class Supervisor {
     const live = this.#table.get(to.capability, to.actorType, to.id);
     const handover = live === undefined && this.o.claimed(to.capability, to.shard) !== undefined; // it would wait for it
     if (!this.#migrations.accepts({ live, handover, cls: this.#table.type(to.actorType)?.cls }, moved)) return;
+    if (live === undefined && this.#migrations.parks(to, moved)) return; // a durable record waits for the actor's next message
     const act = live ?? this.#activation(to, undefined);
     if (!(act instanceof MeshError)) this.#migrations.arrived(act, moved);
   }
@@ -299,6 +300,7 @@ export class Supervisor {
    * (for `reason`: "shutdown" when the node stops and hands its shards over).
    */
   rebalance(owns: (capability: string, shard: number) => boolean, reason: "rebalance" | "shutdown" = "rebalance"): number {
+    this.#migrations.unpark(owns); // records parked for shards no longer owned here
     return this.#endings.rebalance(owns, reason);
   }
 
@@ -373,14 +375,14 @@ export class Supervisor {
       // and what waits goes to the owner (as for a replaced activation).
       const started = () => {
         if (act.leaving || act.gone) return void (act.reason = "replaced");
-        if (type.durable) return this.#load(act);
+        if (type.durable) return startDurable(act, this.#durable!); // its state, then onActivate
         const resumed = this.#migrations.resume(act); // what its old owner handed over, if anything did
         return resumed === NOT_MOVED ? act.instance.onActivate?.() : resumed;
       };
       this.#migrations.waits(act);
       this.#starting(act, (claim ?? Promise.resolve()).then(() => this.o.lease.held()).then(started));
     } else if (type.durable) {
-      this.#starting(act, this.#load(act));
+      this.#starting(act, startDurable(act, this.#durable!));
     } else if (typeof act.instance.onActivate === "function") {
       let out: unknown;
       try {
@@ -399,11 +401,6 @@ export class Supervisor {
   /** The activation starts while `starting` runs; letters that arrive meanwhile wait. If it fails, they fail too. */
   #starting(act: Activation, starting: Promise<unknown>): void {
     this.#turns.start(act, starting, (err) => this.#endings.failed(act, err));
-  }
-
-  /** Reads a durable actor's stored state into its instance and sets up its commits. */
-  #load(act: Activation): Promise<void> {
-    return startDurable(act, this.#durable!);
   }
 
   #busyCount(): number {

@@ -159,7 +159,11 @@ export class MeshNode {
     return metrics.snapshot({
       node: this.o.nodeId,
       capabilities: membership.self.capabilities,
-      placement: { key: membership.self.key ?? this.o.nodeId, standby: membership.self.standby === true },
+      placement: {
+        key: membership.self.key ?? this.o.nodeId,
+        standby: membership.self.standby === true,
+        yields: membership.self.yields ?? [],
+      },
       actors: actors.size,
       queues: actors.queues(),
       events: this.#events?.report(),

@@ -31,12 +31,13 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   const strategy = infos[0]?.metadata?.strategy ?? "rendezvous";
   const routes =
     strategy === "rendezvous" || strategy === "modulo" ? new RoutingTable(shardCount, resolveStrategy(strategy).fn) : undefined;
+  // Each node's placement as its metrics report it (a node of a Mesh before placement keys reports none: every node by its id).
   routes?.setMembers(
-    infos.map((i) => ({
-      node: i.metadata!.node!,
-      capabilities: splitList(i.metadata?.capabilities),
-      ...stats.get(i.metadata!.node!)?.placement,
-    })),
+    infos.map((i) => {
+      const placement = stats.get(i.metadata!.node!)?.placement;
+      const member = { node: i.metadata!.node!, capabilities: splitList(i.metadata?.capabilities), app: i.metadata?.app_version };
+      return placement === undefined ? member : { ...member, ...placement, keys: true };
+    }),
   );
   const hosts = (i: (typeof infos)[number]) => splitList(i.metadata?.capabilities).length > 0;
   const callers = infos

@@ -43,8 +43,8 @@ export interface HistogramSnapshot {
 export interface NodeView {
   node: string;
   capabilities: string[];
-  /** Where placement ranks the node: its key (its id, unless it took a leaving member's) and whether it is a standby (docs/deploying.md). */
-  placement: { key: string; standby: boolean };
+  /** Where placement ranks the node: its key (its id, unless it took a leaving member's), whether it is a standby, the shards it gave up (docs/deploying.md). */
+  placement: { key: string; standby: boolean; yields: string[] };
   /** Live activations. */
   actors: number;
   /** What waits in the mailboxes (one walk over the live activations). */

@@ -107,6 +107,8 @@ export class GroupCommit implements KeyWriter {
   #dirty = false;
   /** The state version of the stored state's shape: the record's until a commit stores this activation's. */
   #storedVersion: number;
+  /** The state the store holds (undefined: none; #stored may then be the initial state's encoding). */
+  #storedState: Uint8Array | undefined;
   /** What runs once the next commit landed (note()). */
   #thens: (() => void)[] = [];
   /** The notes of the turn under way: the applied map takes them when it ends (afterTurn, clear), never if it crashes. */
@@ -133,6 +135,7 @@ export class GroupCommit implements KeyWriter {
     this.#unpublished = record.outbox;
     this.#dirty = stored.bytes !== undefined && record.version !== version;
     this.#storedVersion = record.version;
+    this.#storedState = record.state;
   }
 
   /**
@@ -143,7 +146,7 @@ export class GroupCommit implements KeyWriter {
   snapshot(): Stored | undefined {
     if (this.busy || this.#dirty || this.#failed !== undefined || this.#unpublished.length > 0) return undefined;
     if (this.#revision === 0) return { bytes: undefined, revision: 0 };
-    const state = this.#stored === DELETE ? undefined : this.#stored;
+    const state = this.#storedState;
     const bare = state === undefined && this.applied.size === 0;
     return { bytes: bare ? undefined : encodeRecord(state, this.applied, [], this.#storedVersion).slice(), revision: this.#revision };
   }
@@ -217,8 +220,11 @@ export class GroupCommit implements KeyWriter {
     if (this.#unpublished.length === 0) return;
     await this.publisher.publish(this.#unpublished);
     this.#unpublished = [];
-    const state = this.#stored === DELETE ? undefined : this.#stored;
-    this.#revision = await this.store.write(this.key, encodeRecord(state, this.applied, [], this.#storedVersion), this.#revision);
+    this.#revision = await this.store.write(
+      this.key,
+      encodeRecord(this.#storedState, this.applied, [], this.#storedVersion),
+      this.#revision,
+    );
   }
 
   /**
@@ -304,6 +310,7 @@ export class GroupCommit implements KeyWriter {
       .then((revision) => {
         this.#revision = revision;
         this.#stored = target;
+        this.#storedState = target === DELETE ? undefined : target;
         this.#storedVersion = this.version;
         this.#unpublished = outbox;
         this.events.committed(performance.now() - started);
