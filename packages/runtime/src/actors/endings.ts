@@ -107,7 +107,9 @@ export class Endings {
 
   /**
    * An activation cannot go on (a handler threw, or its state could not be
-   * stored): no onDeactivate. What waits goes to its new owner if it was
+   * stored): no onDeactivate. It counts as ending while an earlier commit of
+   * it is in flight, so that no other node claims its shard and reads the
+   * store before that commit lands. What waits goes to its new owner if it was
    * leaving; else each letter, by its kind, into a fresh activation here or
    * nowhere (a timer ended with the activation that set it).
    */
@@ -117,6 +119,14 @@ export class Endings {
     act.ends();
     this.p.timers.end(act);
     this.p.table.remove(act);
+    // A commit of an earlier turn still in flight: the shard is not released (a claim waits) until it landed.
+    if (act.commits?.busy) {
+      this.ending.add(act);
+      void act.commits.idle().then(() => {
+        this.ending.delete(act);
+        this.p.checkIdle();
+      });
+    }
     for (const letter of act.drain()) {
       if (letter.settled) continue;
       this.p.turns.take(letter);
