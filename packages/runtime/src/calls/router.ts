@@ -51,6 +51,8 @@ export interface RouterParts extends NodeParts {
   markGone(node: string): Promise<void>;
   /** The wire protocol member `node` announced (1 when it announced none, or is not in the view). */
   protocolOf(node: string): number;
+  /** Whether `node` takes durable records handed over (it announced placement keys: a Mesh since durable hand-overs). */
+  takesRecords(node: string): boolean;
   /** Throws STOPPED unless the node takes a new request now (`acceptWhileStopping`: one it already took, from the ingress). */
   admit(acceptWhileStopping: boolean): void;
 }
@@ -204,6 +206,7 @@ export class Router {
     const owner = this.p.routes.owner(to.capability, to.shard);
     // A node of protocol 1 would refuse kind 3 as malformed: the actor starts afresh there.
     if (owner === undefined || owner === this.p.nodeId || this.p.protocolOf(owner) < 2) return false;
+    if (typeof moved[1] === "number" && !this.p.takesRecords(owner)) return false; // a durable record: it would drop it
     const { capability, actorType, id, shard } = to;
     const r: Routed = {
       kind: Kind.MIGRATE,

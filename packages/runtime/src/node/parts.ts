@@ -191,6 +191,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     hosting: { hosts: (actorType) => actors.hosts(actorType), capabilities: () => membership.self.capabilities },
     markGone: (id) => membership.markGone(id),
     protocolOf: (id) => membership.member(id)?.protocol ?? 1,
+    takesRecords: (id) => membership.member(id)?.keys === true,
     admit: (acceptWhileStopping) => {
       if (status.state === "STOPPED" || (status.state === "STOPPING" && !acceptWhileStopping)) links.refuse();
     },
