@@ -345,6 +345,7 @@ try {
     target(`stop handing over ${mg.actors} idle actors, moving (ms)`, mg.moving);
     target(`stop handing over ${mg.actors} idle actors, opting out (ms)`, mg.staying);
     target("bytes per moved idle actor", mg.bytesEach);
+    target("moved durable actors' first calls, records / reads", mg.durableHanded / mg.durableRead);
   }
   if (only.has("roll")) {
     const rl = await roll(server.url, quick ? 1 : 3);

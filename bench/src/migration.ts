@@ -29,7 +29,25 @@ class IdleStays extends Idle {
   static migrate = false;
 }
 
+/** A durable counter: on a move its old owner hands its stored record over, or (Reads) its new owner reads the store. */
+class Stored {
+  static actorType = "Stored";
+  static durable = true;
+  state = { n: 0 };
+  handleCall(p: number): number {
+    return (this.state.n += p);
+  }
+}
+
+class Reads extends Stored {
+  static override actorType = "Reads";
+  static migrate = false;
+}
+
 export interface MigrationFigures {
+  /** Median ms for the first calls to 10,000 durable actors moved on a stop: from handed-over records, and reading the store. */
+  durableHanded: number;
+  durableRead: number;
   /** Median stop time, ms, with the actors moving and with them opting out. */
   moving: number;
   staying: number;
@@ -57,6 +75,33 @@ async function stopTimed(url: string, cls: typeof Idle, count: number, round: nu
     await a.stop();
     const ms = performance.now() - started;
     return { ms, moved: b.metrics().migrationsIn };
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+}
+
+/** Stops a node holding `count` durable actors, then times the first call to each on the node that took them (128 in flight). */
+async function firstCalls(url: string, cls: typeof Stored, count: number, round: number): Promise<number> {
+  const prefix = `benchdmig${round}${cls.actorType}`;
+  const options = { servers: url, prefix, actors: [cls], capabilities: ["dur"] };
+  const b = await Mesh.start({ ...options, nodeId: `bench-dmig-b-${round}` });
+  const a = await Mesh.start({ ...options, nodeId: `bench-dmig-a-${round}` });
+  try {
+    while (a.nodesFor("dur").length < 2) await new Promise((r) => setTimeout(r, 20));
+    const ids: string[] = [];
+    for (let i = 0; ids.length < count; i++) if (a.ownerNode(a.shardFor(`d${i}`), "dur") === a.nodeId) ids.push(`d${i}`);
+    for (let i = 0; i < ids.length; i += 512)
+      await Promise.all(ids.slice(i, i + 512).map((id) => a.call({ actor: cls, id, payload: 1, capability: "dur" })));
+    await a.stop();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 128 }, async () => {
+        while (next < ids.length) await b.call({ actor: cls, id: ids[next++]!, payload: 1, capability: "dur" });
+      }),
+    );
+    return performance.now() - started;
   } finally {
     await a.stop();
     await b.stop();
@@ -97,5 +142,14 @@ export async function migration(url: string, n: (count: number) => number, round
   console.log(
     `  ${moved.toLocaleString("en-US")} arrived on the other node; ${bytesEach} bytes each, ${((bytesEach * actors) / 1024).toFixed(0)} KiB in all`,
   );
-  return { moving: mid(moving), staying: mid(staying), actors, bytesEach, moved };
+  const handed: number[] = [];
+  const read: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const cls of r % 2 === 0 ? [Stored, Reads] : [Reads, Stored])
+      (cls === Stored ? handed : read).push(await firstCalls(url, cls, actors, r));
+  }
+  console.log(
+    `  first calls to ${actors.toLocaleString("en-US")} durable actors moved on a stop: from handed-over records ${handed.map((x) => Math.round(x)).join(", ")} ms; reading the store ${read.map((x) => Math.round(x)).join(", ")} ms`,
+  );
+  return { moving: mid(moving), staying: mid(staying), actors, bytesEach, moved, durableHanded: mid(handed), durableRead: mid(read) };
 }
