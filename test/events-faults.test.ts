@@ -3,13 +3,12 @@
 // and resumed, while events flow into durable actors. Every event is applied
 // exactly once and in stream order per key, and every message a committed turn
 // published is in the output stream exactly once.
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { TestFn, ExecutionContext } from "ava";
 import { connect } from "nats";
 import type { MeshOptions } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { meshCli } from "./helpers/cli.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import type { LedgerState } from "./helpers/event-actors.js";
 import { killAllNodeProcesses, startNodeProcess } from "./helpers/processes.js";
@@ -79,16 +78,6 @@ test.serial("SIGKILLed nodes under a stream of events: each applied once, in ord
   await nodes.get(names[0]!)!.kill();
   t.deepEqual(await stored(), { applied: EVENTS, deadLetters: 0, floors: [{ partition: 0, floor: EVENTS }] });
 });
-
-/** Runs the mesh CLI; resolves with its exit code and output. */
-function meshCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /**
  * Two node processes reading `stream` (prefix `prefix`), a caller, and what the tests do with them:

@@ -1,12 +1,11 @@
 // Live migration (docs/behaviour.md "Live migration"): a plain activation whose
 // shard moves, or whose node stops, goes to its new owner with its state and
 // its timers, instead of starting afresh there.
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { ExecutionContext, TestFn } from "ava";
 import type { CallContext, Logger, Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { meshCli } from "./helpers/cli.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
 const test = anyTest as TestFn<ClusterContext>;
@@ -123,14 +122,6 @@ test.serial(
     );
   },
 );
-
-/** Runs the mesh CLI; resolves with its output. */
-function meshCli(...args: string[]): Promise<{ code: number; stdout: string }> {
-  const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
-  return new Promise((resolve) =>
-    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout })),
-  );
-}
 
 test.serial(
   "static migrate = false starts afresh on the new owner, deactivated on the old one; state that cannot move starts afresh, counted and logged once per class",

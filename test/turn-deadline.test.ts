@@ -2,14 +2,13 @@
 // deadline with TURN_TIMEOUT, its activation is dropped, nothing of the turn
 // is stored, and the next message runs on a fresh activation. A TIMEOUT says
 // what its actor was busy with; `mesh actor reset` drops a hung activation.
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
 import type { CallContext, Mesh, StreamEvent } from "@mesh/runtime";
 import { MeshError } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import { meshCli } from "./helpers/cli.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { readStream, setUpStreams } from "./helpers/streams.js";
 
@@ -131,16 +130,6 @@ test.serial("maxTurnMs: 0 turns the deadline off; a bad maxTurnMs is refused at 
     t.regex(refused!.message, /maxTurnMs/);
   }
 });
-
-/** Runs the mesh CLI; resolves with its exit code and output. */
-function meshCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const cli = fileURLToPath(new URL("../../packages/runtime/lib/operations/cli.js", import.meta.url));
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 test.serial(
   "a TIMEOUT whose actor is busy says so, locally and from another node; mesh actor reset drops the hung turn, and the next call runs on a fresh activation",
