@@ -52,6 +52,8 @@ export const DEFAULT_MAX_QUEUED_LETTERS = 100_000;
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 /** `reminderScanMs`. */
 export const DEFAULT_REMINDER_SCAN_MS = 30_000;
+/** `maxOutboundBytes`: 256 KiB. */
+export const DEFAULT_MAX_OUTBOUND_BYTES = 256 * 1024;
 
 /** Options of `Mesh.start`. Every field is optional. */
 export interface MeshOptions {
@@ -113,6 +115,13 @@ export interface MeshOptions {
   maxQueuedBytes?: number;
   /** How often a node reads the reminders of the shards it owns (it also does at once when the view changes); it holds those due within twice this. @default 30000 */
   reminderScanMs?: number;
+  /**
+   * The most bytes of calls, casts and events this node may have sent to one
+   * other node that it has not read yet (each message also counts 128 bytes);
+   * past it a send waits for room, then fails with OVERLOADED unsent
+   * (docs/behaviour.md "Flow control"). Infinity: no limit. @default 256 KiB
+   */
+  maxOutboundBytes?: number;
 }
 
 /** Options after defaults and validation. */
@@ -145,6 +154,7 @@ export interface ResolvedOptions {
   maxQueuedLetters: number;
   maxQueuedBytes: number;
   reminderScanMs: number;
+  maxOutboundBytes: number;
 }
 
 /** Applies defaults and checks every option; throws BAD_REQUEST naming the first bad one. */
@@ -205,7 +215,15 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     maxQueuedLetters: o.maxQueuedLetters ?? DEFAULT_MAX_QUEUED_LETTERS,
     maxQueuedBytes: o.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
     reminderScanMs: ms("reminderScanMs", o.reminderScanMs, DEFAULT_REMINDER_SCAN_MS),
+    maxOutboundBytes: checkOutbound(o.maxOutboundBytes),
   };
+}
+
+/** `maxOutboundBytes`: a whole number of bytes, at least 1 KiB, or Infinity. */
+function checkOutbound(v: number | undefined): number {
+  if (v === undefined) return DEFAULT_MAX_OUTBOUND_BYTES;
+  if (v === Infinity || (Number.isInteger(v) && v >= 1024)) return v;
+  throw new MeshError("BAD_REQUEST", `maxOutboundBytes must be a whole number of bytes, at least 1024, or Infinity; got ${String(v)}`);
 }
 
 /**

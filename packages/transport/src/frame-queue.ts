@@ -24,6 +24,8 @@ export class FrameQueue {
     /** The most bytes one batch may have. */
     private readonly maxBytes: number,
     private readonly send: SendGroup,
+    /** Called after each flush, when everything queued has been sent. */
+    private readonly flushed?: () => void,
   ) {}
 
   /** Queues a frame for `key` (a subject, or a caller's reply prefix); it leaves at the end of this tick. */
@@ -32,6 +34,11 @@ export class FrameQueue {
     if (q === undefined) this.#queues.set(key, (q = { ids: [], envelopes: [] }));
     q.ids.push(id);
     q.envelopes.push(envelope);
+    this.schedule();
+  }
+
+  /** Makes sure a flush comes at the end of this tick (one may have nothing to send but its `flushed` call). */
+  schedule(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.#flush);
@@ -41,7 +48,11 @@ export class FrameQueue {
   /** Sends everything queued now, in groups under the limit. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#queues.size === 0) return;
+    if (this.#queues.size > 0) this.#sendAll();
+    this.flushed?.();
+  }
+
+  #sendAll(): void {
     const queues = this.#queues;
     this.#queues = new Map();
     for (const [key, q] of queues) {

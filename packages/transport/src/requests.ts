@@ -4,6 +4,8 @@ import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "nats";
 import { FrameQueue } from "./frame-queue.js";
+import { Backlog, FRAME_COST, PROBE_TOKEN } from "./backlog.js";
+import type { ActorName, OutboundReport } from "./backlog.js";
 
 /** The request met NATS "no responders": nobody subscribes to the subject, so it was never delivered. */
 export class NoResponders extends Error {
@@ -45,6 +47,16 @@ class SentBatch implements Expiring {
 
 /** The reply-subject token of a batch starts with this; a call's token is its id in base 36 (lower case). */
 const BATCH_TOKEN = "B";
+/** The reply-subject token of a message of casts alone: where the owner sends overload notices (PROTOCOL.md). */
+const NOTICE_TOKEN = "_o";
+const EMPTY = new Uint8Array(0);
+
+/** Flow control of what this node sends (backlog.ts): the limit per node it sends to, and how long a cast waits for room. */
+export interface OutboundLimits {
+  /** Bytes sent to one node and not yet read by it (each message also counts FRAME_COST); Infinity: no limit, nothing counted. */
+  readonly maxBytes: number;
+  readonly castWaitMs: number;
+}
 
 /**
  * Request/reply over one reply subscription (`<inbox>.*`) with our own
@@ -66,6 +78,10 @@ export class Requests {
   /** By batch number (the token's). */
   readonly #batches = new TimeoutMap<number, SentBatch>(10, new SlotTable());
   readonly #outbound: FrameQueue;
+  readonly #backlog: Backlog | undefined;
+  readonly #castReply: string;
+  /** An owner's overload notice arrived (on `<inbox>._o`). */
+  onNotice: ((data: Uint8Array) => void) | undefined;
   #next = 0;
   #nextBatch = 0;
 
@@ -76,18 +92,43 @@ export class Requests {
     maxPayload: number = nc.info?.max_payload ?? 1024 * 1024,
     /** Where replies come: `<inboxPrefix>.<random>.<token>`. @default "_INBOX" */
     inboxPrefix?: string,
+    /** Flow control; none: nothing is counted and nothing waits. */
+    limits?: OutboundLimits,
   ) {
     this.#nc = nc;
     this.#inbox = `${createInbox(inboxPrefix)}.`;
+    this.#castReply = this.#inbox + NOTICE_TOKEN;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#onReply(msg) });
-    this.#outbound = new FrameQueue(maxPayload, (subject, ids, envelopes, start, end) =>
-      this.#sendGroup(subject, ids, envelopes, start, end),
+    const flushed = () => this.#backlog?.flushed();
+    this.#outbound = new FrameQueue(
+      maxPayload,
+      (subject, ids, envelopes, start, end) => this.#sendGroup(subject, ids, envelopes, start, end),
+      flushed,
     );
+    this.#backlog =
+      limits === undefined || limits.maxBytes === Infinity
+        ? undefined
+        : new Backlog(
+            limits.maxBytes,
+            limits.castWaitMs,
+            (subject, token) => this.#publish(subject, EMPTY, this.#inbox + token, []),
+            () => this.#outbound.schedule(),
+          );
   }
 
-  /** In-flight requests. */
+  /** In-flight requests, and sends waiting for room. */
   get size(): number {
-    return this.#pending.size;
+    return this.#pending.size + (this.#backlog?.waiting ?? 0);
+  }
+
+  /** What flow control counts now; undefined without a limit. */
+  outbound(): OutboundReport | undefined {
+    return this.#backlog?.report();
+  }
+
+  /** The connection was re-established: nothing sent before is outstanding any more (nats.js dropped what it had not written). */
+  reconnected(): void {
+    this.#backlog?.reset();
   }
 
   /**
@@ -96,16 +137,52 @@ export class Requests {
    * once: `reply`, `fail` (no responders, or a publish NATS refused), or
    * `expire` once its deadline passed.
    */
-  call(subject: string, envelope: Uint8Array, pending: PendingRequest): void {
+  call(subject: string, envelope: Uint8Array, pending: PendingRequest, actor: ActorName): void {
+    const b = this.#backlog;
+    const cost = envelope.length + FRAME_COST;
+    if (b === undefined || b.admit(subject, cost)) return this.#sendCall(subject, envelope, pending);
+    // No room on the way to that node: it waits for room until its deadline (backlog.ts), then fails with OVERLOADED.
+    b.wait(subject, "call", actor, cost, pending.deadline, {
+      go: () => this.#sendCall(subject, envelope, pending),
+      refuse: (err) => pending.fail(err),
+    });
+  }
+
+  #sendCall(subject: string, envelope: Uint8Array, pending: PendingRequest): void {
     const id = this.#id();
     this.#pending.set(id, pending);
     this.#outbound.add(subject, id, envelope);
   }
 
-  /** Sends a cast envelope to `subject` at the end of this tick, batched likewise. Throws NODE_UNAVAILABLE when the connection is closed. */
-  cast(subject: string, envelope: Uint8Array): void {
-    if (this.#nc.isClosed()) throw new MeshError("NODE_UNAVAILABLE", `cannot publish to ${subject}: the connection is closed`);
+  /**
+   * Sends a cast envelope to `subject` at the end of this tick, batched
+   * likewise. Returns undefined when it went, or, when the way to that node
+   * is full (backlog.ts), a promise that resolves once it went and rejects
+   * with OVERLOADED when no room came within the cast's wait. Throws
+   * NODE_UNAVAILABLE when the connection is closed.
+   */
+  cast(subject: string, envelope: Uint8Array, actor: ActorName): Promise<void> | undefined {
+    this.#checkOpen(subject);
+    const b = this.#backlog;
+    const cost = envelope.length + FRAME_COST;
+    if (b === undefined || b.admit(subject, cost)) return void this.#outbound.add(subject, 0, envelope);
+    return new Promise((resolve, reject) =>
+      b.wait(subject, "cast", actor, cost, performance.now() + b.castWaitMs, {
+        go: () => resolve(this.#outbound.add(subject, 0, envelope)),
+        refuse: reject,
+      }),
+    );
+  }
+
+  /** A cast that goes now whatever the backlog (a forward, a hand-over, a migration); it is counted. Throws NODE_UNAVAILABLE when the connection is closed. */
+  castNow(subject: string, envelope: Uint8Array): void {
+    this.#checkOpen(subject);
+    this.#backlog?.force(subject, envelope.length + FRAME_COST);
     this.#outbound.add(subject, 0, envelope);
+  }
+
+  #checkOpen(subject: string): void {
+    if (this.#nc.isClosed()) throw new MeshError("NODE_UNAVAILABLE", `cannot publish to ${subject}: the connection is closed`);
   }
 
   /** Sends `data` to `subject` now, as one plain request (for JetStream, which knows no batches). */
@@ -117,6 +194,7 @@ export class Requests {
 
   /** Fails every pending request with `err` and stops listening. */
   close(err: Error): void {
+    this.#backlog?.close(err instanceof MeshError ? err : new MeshError("STOPPED", err.message));
     this.#outbound.flush();
     for (const pending of this.#pending.clear()) pending.fail(err);
     this.#batches.clear();
@@ -133,7 +211,7 @@ export class Requests {
   #sendGroup(subject: string, ids: number[], envelopes: Uint8Array[], start: number, end: number): void {
     if (end - start === 1) {
       const id = ids[start]!;
-      this.#publish(subject, envelopes[start]!, id === 0 ? undefined : this.#inbox + id.toString(36), id === 0 ? [] : [id]);
+      this.#publish(subject, envelopes[start]!, id === 0 ? this.#castReply : this.#inbox + id.toString(36), id === 0 ? [] : [id]);
       return;
     }
     const calls: number[] = [];
@@ -147,7 +225,7 @@ export class Requests {
       pendings.push(pending);
       deadline = Math.max(deadline, pending.deadline);
     }
-    let reply: string | undefined;
+    let reply = this.#castReply;
     if (calls.length > 0) {
       this.#nextBatch = (this.#nextBatch + 1) >>> 0;
       const batch = new SentBatch(this.#nextBatch, calls, deadline);
@@ -158,9 +236,9 @@ export class Requests {
     this.#publish(subject, writeBatch(ids, envelopes, start, end), reply, calls);
   }
 
-  #publish(subject: string, data: Uint8Array, reply: string | undefined, calls: number[], headers?: MsgHdrs): void {
+  #publish(subject: string, data: Uint8Array, reply: string, calls: number[], headers?: MsgHdrs): void {
     try {
-      this.#nc.publish(subject, data, reply === undefined ? undefined : headers === undefined ? { reply } : { reply, headers });
+      this.#nc.publish(subject, data, headers === undefined ? { reply } : { reply, headers });
     } catch (err) {
       const failure = publishError(err, subject);
       if (calls.length === 0) this.log.warn({ subject, err: failure.message }, "mesh: casts not sent");
@@ -178,6 +256,11 @@ export class Requests {
       }
       const token = msg.subject.slice(this.#inbox.length);
       const noResponders = data.length === 0 && msg.headers?.code === 503;
+      if (token.startsWith("_")) {
+        if (token === NOTICE_TOKEN) this.onNotice?.(data);
+        else if (token.startsWith(PROBE_TOKEN)) this.#backlog?.answered(token, noResponders);
+        return;
+      }
       if (token.startsWith(BATCH_TOKEN)) {
         // On a batch's subject: no responders (nothing was delivered), or one
         // plain envelope that answers every call of the batch still waiting

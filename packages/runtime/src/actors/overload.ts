@@ -22,8 +22,18 @@ export interface Limits {
 /** Why a message was refused with OVERLOADED: the actor's mailbox, or the node's letters or bytes. */
 export type Overload = "mailbox" | "letters" | "bytes";
 
+/** OVERLOADED from a mailbox limit: which limit it met (a node's letters or bytes refuse every actor of the node). */
+export class Refusal extends MeshError {
+  constructor(
+    readonly why: Overload,
+    message: string,
+  ) {
+    super("OVERLOADED", message);
+  }
+}
+
 /** The refusal of a letter that would wait past a limit (counted), or undefined when it may wait. */
-export function refusal(act: Activation, letter: Letter, limits: Limits, metrics: NodeMetrics): MeshError | undefined {
+export function refusal(act: Activation, letter: Letter, limits: Limits, metrics: NodeMetrics): Refusal | undefined {
   const { load, ...max } = limits;
   const mailbox = (act.instance.constructor as ActorClass).maxMailbox ?? max.maxMailbox;
   let why: Overload;
@@ -40,5 +50,5 @@ export function refusal(act: Activation, letter: Letter, limits: Limits, metrics
   } else return undefined;
   metrics.overloaded[why]++;
   metrics.error("OVERLOADED");
-  return new MeshError("OVERLOADED", `${what}: the ${letter.kind.name} was refused before it was queued and did not run; retry later`);
+  return new Refusal(why, `${what}: the ${letter.kind.name} was refused before it was queued and did not run; retry later`);
 }

@@ -12,12 +12,15 @@ import type { Address } from "../actors/letter.js";
 import { MeshEvent } from "../events/event.js";
 import type { ReplyTo } from "../types.js";
 import { endSpan, tracing, within } from "../operations/tracing.js";
+import { Refusal } from "../actors/overload.js";
 import { FrameReply, NatsReply } from "./nats-reply.js";
 import type { Replies } from "./nats-reply.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Routed } from "./remote-call.js";
 import type { NodeParts, Router } from "./router.js";
 import { SpanReply, carry, serveSpan } from "./call-spans.js";
+import { noticeSubject } from "./overload-notices.js";
+import type { OverloadNotices } from "./overload-notices.js";
 
 /** How many times a call may be forwarded between nodes whose views disagree, before a node serves it anyway. */
 const MAX_HOPS = 3;
@@ -26,6 +29,8 @@ const MAX_HOPS = 3;
 export interface NodeInboxParts extends NodeParts {
   readonly router: Router;
   readonly replies: Replies;
+  /** Tells the senders of refused casts (overload notices). */
+  readonly notices: OverloadNotices;
   /** RUNNING, STOPPING or STOPPED: while stopping, what arrives for shards that went over is forwarded to their owner. */
   state(): "RUNNING" | "STOPPING" | "STOPPED";
   /** Checks ownership again soon: an activation served here without owning its shard must not outlive the message. */
@@ -33,6 +38,9 @@ export interface NodeInboxParts extends NodeParts {
 }
 
 export class NodeInbox {
+  /** The reply subject of the message being served: a refused cast's sender is told on its `_o` subject. */
+  #replyOf: string | undefined;
+
   constructor(private readonly p: NodeInboxParts) {}
 
   /**
@@ -42,15 +50,27 @@ export class NodeInbox {
    */
   serve(msg: Msg): void {
     if (msg.data.length === 0) {
-      // A presence probe: a starting node asks whether this node id is taken.
+      // A presence probe: a starting node asks whether this node id is taken, or a sender whether
+      // this node has read what it sent before (flow control): everything before it was handled.
       if (msg.reply) this.p.replies.respond(msg, msg.data);
       return;
     }
+    this.#replyOf = msg.reply || undefined;
+    try {
+      this.#serveMessage(msg);
+    } finally {
+      this.#replyOf = undefined;
+    }
+  }
+
+  #serveMessage(msg: Msg): void {
+    // A message of casts alone has reply subject `<inbox>._o`: there are no calls to answer.
+    const calls = msg.reply !== undefined && msg.reply !== "" && !msg.reply.endsWith("._o");
     if (!isBatch(msg.data)) {
-      this.#serveOne(msg.data, msg.reply ? new NatsReply(msg, this.p.replies) : undefined);
+      this.#serveOne(msg.data, calls ? new NatsReply(msg, this.p.replies) : undefined);
       return;
     }
-    const caller = msg.reply ? this.p.replies.caller(msg.reply) : undefined;
+    const caller = calls ? this.p.replies.caller(msg.reply!) : undefined;
     try {
       readBatch(msg.data, (id, envelope) =>
         this.#serveOne(envelope, id !== 0 && caller !== undefined ? new FrameReply(caller, id, this.p.replies) : undefined),
@@ -140,6 +160,8 @@ export class NodeInbox {
     try {
       this.p.actors.cast(to, req.payload, req.initArg, size);
     } catch (err) {
+      if (err instanceof Refusal && this.#replyOf !== undefined)
+        this.p.notices.refused(noticeSubject(this.#replyOf), to, err.why !== "mailbox");
       // A refused cast is counted (metrics: overloaded); a line for each would flood the log.
       if (!(err instanceof MeshError && err.code === "OVERLOADED"))
         this.p.log.warn({ actorType: req.actorType, id: req.id, err: messageOf(err) }, "mesh: cast failed");

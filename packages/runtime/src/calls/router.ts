@@ -23,12 +23,16 @@ import type { Rerouter, Routed } from "./remote-call.js";
 import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
 import { callSpan, carry, routedUnder } from "./call-spans.js";
+import type { RefusedCasts } from "./refused-casts.js";
 
 /** How many times a call that met "no responders" is re-routed to another owner before NODE_UNAVAILABLE. */
 const MAX_REROUTES = 3;
 
 /** How long a call whose owner stays in the view but is unreachable waits before it is sent again: doubling from `first`, at most `max`. */
 const UNREACHABLE_PAUSE_MS = { first: 25, max: 250 } as const;
+
+/** What a cast that went at once returns (one promise for all). */
+const SENT: Promise<void> = Promise.resolve();
 
 /** The node's parts that routing and serving calls both work with. */
 export interface NodeParts {
@@ -47,6 +51,8 @@ export interface RouterParts extends NodeParts {
   readonly requests: Requests;
   readonly subjects: Subjects;
   readonly hosting: LocalHosting;
+  /** Actors whose owners said they refuse casts now (overload notices). */
+  readonly refusedCasts: RefusedCasts;
   /** A node's subject had no responders: membership decides whether that removes it (Membership.markGone). */
   markGone(node: string): Promise<void>;
   /** The wire protocol member `node` announced (1 when it announced none, or is not in the view). */
@@ -147,8 +153,13 @@ export class Router {
     );
   }
 
-  async #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
-    this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping));
+  /** OVERLOADED goes through RefusedCasts.refuse: a loop that awaits refused casts must not starve its node. */
+  #cast(request: MeshRequest, acceptWhileStopping: boolean): Promise<void> {
+    try {
+      return this.#castTo(this.#route(request, Kind.CAST, acceptWhileStopping)) ?? SENT;
+    } catch (err) {
+      return err instanceof MeshError && err.code === "OVERLOADED" ? this.p.refusedCasts.refuse(err) : Promise.reject(err as Error);
+    }
   }
 
   /** Sends the letters waiting for an actor that moved on, each as its kind says (turn-kind.ts). */
@@ -247,7 +258,7 @@ export class Router {
     } catch (err) {
       return call.sink.fail(err as Error);
     }
-    this.p.requests.call(this.p.subjects.node(r.owner), bytes, call);
+    this.p.requests.call(this.p.subjects.node(r.owner), bytes, call, r);
   }
 
   /**
@@ -315,9 +326,18 @@ export class Router {
     this.p.actors.deliver(r, letter);
   }
 
-  /** A cast whose owner is known: into the mailbox here if this node owns it, else published. */
-  #castTo(r: Routed): void {
-    if (r.owner !== this.p.nodeId) return this.publish(r.owner, this.encode(r));
+  /**
+   * A cast whose owner is known: into the mailbox here if this node owns it,
+   * else sent, unless its owner said it refuses casts (overload notices); a
+   * promise when it waits for room on the way (flow control).
+   */
+  #castTo(r: Routed): Promise<void> | undefined {
+    if (r.owner !== this.p.nodeId) {
+      const refused = this.p.refusedCasts.check(r.owner, r);
+      if (refused !== undefined) throw refused;
+      const waiting = this.p.requests.cast(this.p.subjects.node(r.owner), this.encode(r), r);
+      return waiting?.catch((err: MeshError) => this.p.refusedCasts.refuse(err));
+    }
     this.p.actors.cast(
       r,
       this.p.actors.incoming(r.actorType, r.payload, "payload"),
@@ -329,8 +349,12 @@ export class Router {
     return encodeWithin(r, this.p.maxPayload);
   }
 
-  /** A cast to another node: batched with the other frames for that node in this tick. Throws NODE_UNAVAILABLE when the connection is closed. */
+  /**
+   * A cast to another node that never waits (a forward, a hand-over, a
+   * migration): batched with the other frames for that node in this tick.
+   * Throws NODE_UNAVAILABLE when the connection is closed.
+   */
   publish(node: string, bytes: Uint8Array): void {
-    this.p.requests.cast(this.p.subjects.node(node), bytes);
+    this.p.requests.castNow(this.p.subjects.node(node), bytes);
   }
 }

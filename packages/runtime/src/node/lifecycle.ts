@@ -13,6 +13,7 @@ import type { NatsConnection, Subscription } from "nats";
 import { EventSources } from "../events/sources.js";
 import type { ResolvedSubscription } from "../events/subscription.js";
 import { serveForget } from "../operations/forget.js";
+import { NO_OUTBOUND } from "../operations/metrics.js";
 import type { MetricsSnapshot } from "../operations/metrics.js";
 import { PrometheusEndpoint } from "../operations/prometheus.js";
 import { nodeStarted, nodeStopped } from "../operations/tracing.js";
@@ -155,7 +156,7 @@ export class MeshNode {
 
   /** This node's counters and latency histograms (docs/observability.md). */
   metrics(): MetricsSnapshot {
-    const { metrics, membership, actors } = this.parts;
+    const { metrics, membership, actors, requests } = this.parts;
     return metrics.snapshot({
       node: this.o.nodeId,
       capabilities: membership.self.capabilities,
@@ -166,6 +167,7 @@ export class MeshNode {
       },
       actors: actors.size,
       queues: actors.queues(),
+      outbound: requests.outbound() ?? NO_OUTBOUND,
       events: this.#events?.report(),
       remindersHeld: this.#reminders?.size ?? 0,
       reminderScan: this.#reminders?.lastScan ?? { dirs: 0, pages: 0, entries: 0 },
@@ -293,6 +295,7 @@ export class MeshNode {
   async #watchConnection(): Promise<void> {
     for await (const status of this.#nc.status()) {
       if (status.type === "disconnect" && this.#status.state === "RUNNING") this.parts.lease.lapse();
+      if (status.type === "reconnect") this.parts.requests.reconnected();
       if (status.type === "reconnect" && this.#status.state === "RUNNING") {
         this.o.logger.info({ server: status.data }, "mesh: reconnected to NATS");
         this.#events?.reconnected();

@@ -17,6 +17,8 @@ import { Supervisor } from "../actors/supervisor.js";
 import { Ingress } from "../calls/ingress.js";
 import { Replies } from "../calls/nats-reply.js";
 import { NodeInbox } from "../calls/node-inbox.js";
+import { OverloadNotices } from "../calls/overload-notices.js";
+import { RefusedCasts } from "../calls/refused-casts.js";
 import { Router } from "../calls/router.js";
 import { Publisher } from "../events/outbox.js";
 import { NodeMetrics } from "../operations/metrics.js";
@@ -94,7 +96,10 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
   const log = o.logger;
   const metrics = new NodeMetrics();
   const routes = new RoutingTable(o.shards, o.placement.fn);
-  const requests = new Requests(nc, log, maxPayload, inbox);
+  // Flow control: a cast waits for room on the way to its owner as long as a call may take.
+  const requests = new Requests(nc, log, maxPayload, inbox, { maxBytes: o.maxOutboundBytes, castWaitMs: o.callTimeoutMs });
+  const refusedCasts = new RefusedCasts(metrics, log);
+  requests.onNotice = refusedCasts.notice;
   const replies = new Replies(nc, maxPayload, log);
 
   // Peers drop a node silent for nodeTimeoutMs; a heartbeat heard back keeps the lease for that, less one interval.
@@ -187,6 +192,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
   const router: Router = new Router({
     ...node,
     requests,
+    refusedCasts,
     subjects: o.subjects,
     hosting: { hosts: (actorType) => actors.hosts(actorType), capabilities: () => membership.self.capabilities },
     markGone: (id) => membership.markGone(id),
@@ -196,7 +202,8 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
       if (status.state === "STOPPED" || (status.state === "STOPPING" && !acceptWhileStopping)) links.refuse();
     },
   });
-  const nodeInbox = new NodeInbox({ ...node, router, replies, state: () => status.state, rebalanceSoon: links.rebalanceSoon });
+  const notices = new OverloadNotices(nc, o.nodeId, metrics, log);
+  const nodeInbox = new NodeInbox({ ...node, router, replies, notices, state: () => status.state, rebalanceSoon: links.rebalanceSoon });
   const ingress = new Ingress(
     { call: (r) => router.call(r, true), cast: (r) => router.cast(r, true) },
     o.subjects,

@@ -4,7 +4,11 @@
 // the Prometheus endpoint (prometheus.ts) are all made from it; adding a metric
 // is a row here and the line that counts it (and its line in docs/observability.md).
 import type { ErrorCode } from "@mesh/core";
+import type { OutboundReport } from "@mesh/transport";
 import type { SubscriptionReport } from "../events/sources.js";
+
+/** The outbound report of a node without flow control (`maxOutboundBytes: Infinity`). */
+export const NO_OUTBOUND: OutboundReport = { bytes: 0, waiting: 0, waits: { call: 0, cast: 0 }, refused: { call: 0, cast: 0 }, nodes: [] };
 
 /** Upper bounds of the latency buckets, in milliseconds. */
 export const LATENCY_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000] as const;
@@ -49,6 +53,8 @@ export interface NodeView {
   actors: number;
   /** What waits in the mailboxes (one walk over the live activations). */
   queues: { queuedLetters: number; queuedBytes: number; deepestMailbox: number };
+  /** Flow control: what this node sent that other nodes have not read, and what waits for room. */
+  outbound: OutboundReport;
   events?: SubscriptionReport[];
   /** Reminders held in memory (0 without durable classes). */
   remindersHeld: number;
@@ -231,6 +237,48 @@ export const METRICS = {
     help: "The most messages waiting in one mailbox on this node",
     values: (n) => n,
   }),
+  /**
+   * Flow control (docs/behaviour.md "Flow control"): bytes sent to other nodes and not yet read by
+   * them, sends waiting for room, sends that waited and that were refused (never sent) by kind, and
+   * the nodes with anything outstanding.
+   */
+  outbound: live(
+    (v) => v.outbound,
+    { kind: "gauge", name: "mesh_outbound_bytes", help: "Bytes sent to other nodes and not yet read by them", values: (o) => o.bytes },
+    {
+      kind: "gauge",
+      name: "mesh_outbound_waiting",
+      help: "Calls and casts waiting for room on the way to other nodes",
+      values: (o) => o.waiting,
+    },
+    {
+      kind: "counter",
+      name: "mesh_outbound_waits_total",
+      help: "Calls and casts that waited for room on the way to another node",
+      label: "kind",
+      values: (o) => Object.entries(o.waits),
+    },
+    {
+      kind: "counter",
+      name: "mesh_outbound_refused_total",
+      help: "Calls and casts refused with OVERLOADED before they were sent: no room on the way to their node",
+      label: "kind",
+      values: (o) => Object.entries(o.refused),
+    },
+  ),
+  /** Casts refused at once, unsent, because their owner said it refuses them now (overload notices). */
+  castsRefusedAtSender: counted(
+    "counter",
+    "mesh_casts_refused_at_sender_total",
+    "Casts refused unsent: their owner said it refuses them now",
+  ),
+  /** Overload notices this node sent to the senders of casts it refused, and received from owners. */
+  overloadNotices: countedBy(
+    "direction",
+    () => ({ sent: 0, received: 0 }),
+    "mesh_overload_notices_total",
+    "Overload notices sent to senders of refused casts, and received from owners",
+  ),
   /** Reminder turns that ran and succeeded on this node. */
   remindersFired: counted("counter", "mesh_reminders_fired_total", "Reminder turns that ran and succeeded"),
   /** Reminder turns that failed (retried with backoff). */

@@ -1,0 +1,277 @@
+// The bounded outbound backlog (docs/behaviour.md "Flow control"): per node
+// this node sends to, the bytes of calls, casts and events it sent that that
+// node has not read yet. They are counted end to end, with the presence probe
+// every node answers (PROTOCOL.md): an empty request on the node's subject,
+// sent after the frames it follows, which the node answers once it has read
+// them. Past the limit a send waits for room (fair-queue.ts) until its
+// deadline, then fails with OVERLOADED, never sent.
+import { MeshError, SlotTable, TimeoutMap } from "@mesh/core/internal";
+import type { Expiring } from "@mesh/core/internal";
+import { FairQueue } from "./fair-queue.js";
+import type { Queued } from "./fair-queue.js";
+
+/** What each message counts besides its own bytes: what reading it costs the node (so 256 KiB is about 1,600 small calls). */
+export const FRAME_COST = 128;
+/** A probe unanswered this long counts as lost: another goes. */
+const PROBE_LOST_MS = 2000;
+/** While anything is outstanding and no probe is in flight, one goes this often. */
+const IDLE_PROBE_MS = 1000;
+/** How often the windows are looked at for lost and idle probes, while any has something outstanding. */
+const LOOK_MS = 250;
+/** Waiting calls may hold this many times the limit; casts twice the limit (once, when one to their actor waits already). */
+const CALLS_WAITING = 16;
+
+/** The reply-subject token of a probe starts with this: `_a<window>_<mark>`, both base 36. */
+export const PROBE_TOKEN = "_a";
+
+/** The names of one actor: turns are taken per actor. */
+export interface ActorName {
+  readonly actorType: string;
+  readonly id: string;
+}
+
+/** What a waiting send does when its turn comes, or when it cannot wait. */
+export interface WaitingSend {
+  /** Room: send it now (it is counted already). */
+  go(): void;
+  /** OVERLOADED: it was not sent. */
+  refuse(err: MeshError): void;
+}
+
+/** What flow control did, for metrics. */
+export interface OutboundReport {
+  /** Bytes (costs) sent and not yet read, over all nodes. */
+  bytes: number;
+  /** Sends waiting for room now. */
+  waiting: number;
+  /** Sends that waited for room, by kind. */
+  waits: { call: number; cast: number };
+  /** Sends refused with OVERLOADED by the backlog (no room within their time, or too many waiting), by kind; never sent. */
+  refused: { call: number; cast: number };
+  /** Per node with anything outstanding or waiting: its subject, bytes and waiting sends. */
+  nodes: { subject: string; bytes: number; waiting: number }[];
+}
+
+class Waiting implements Queued, Expiring {
+  constructor(
+    readonly id: number,
+    readonly window: Window,
+    readonly kind: "call" | "cast",
+    readonly actor: string,
+    readonly cost: number,
+    readonly deadline: number,
+    readonly send: WaitingSend,
+    readonly backlog: Backlog,
+  ) {}
+  expire(): void {
+    this.backlog.expired(this);
+  }
+}
+
+/** One node's window: cumulative costs sent and read (as its answered probes say). */
+class Window {
+  sent = 0;
+  read = 0;
+  /** The mark of the latest probe sent, and when. */
+  probed = 0;
+  probedAt = 0;
+  readonly queue = new FairQueue<Waiting>();
+  constructor(
+    readonly n: number,
+    readonly subject: string,
+  ) {}
+  get outstanding(): number {
+    return this.sent - this.read;
+  }
+  /** A probe with a mark past what was read is unanswered. */
+  get probing(): boolean {
+    return this.probed > this.read;
+  }
+}
+
+export class Backlog {
+  readonly #bySubject = new Map<string, Window>();
+  readonly #byNumber = new Map<number, Window>();
+  readonly #timeouts = new TimeoutMap<number, Waiting>(10, new SlotTable());
+  /** Windows a probe goes to at the next flush. */
+  readonly #toProbe = new Set<Window>();
+  readonly #waits = { call: 0, cast: 0 };
+  readonly #refused = { call: 0, cast: 0 };
+  #nextWindow = 0;
+  #nextWaiting = 0;
+  #waiting = 0;
+  #look: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    /** The limit per node, in bytes (costs). */
+    readonly maxBytes: number,
+    /** How long a cast waits for room. */
+    readonly castWaitMs: number,
+    /** Sends a probe: an empty request on `subject` with reply token `token`, after the frames queued now (a flush follows). */
+    private readonly probe: (subject: string, token: string) => void,
+    /** Asks for a flush of the frame queue at the end of this tick (probes leave after it: `flushed`). */
+    private readonly scheduleFlush: () => void,
+  ) {}
+
+  /** Sends waiting for room. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** Counts a send of `cost` bytes to `subject` and returns true when it may go now; false: it must `wait`. */
+  admit(subject: string, cost: number): boolean {
+    const w = this.#bySubject.get(subject) ?? this.#open(subject);
+    if (w.queue.size > 0 || (w.outstanding + cost > this.maxBytes && w.outstanding > 0)) return false;
+    this.#count(w, cost);
+    return true;
+  }
+
+  /** Counts a send that never waits (a migration, a forward): it goes now, and takes room from those that wait. */
+  force(subject: string, cost: number): void {
+    this.#count(this.#bySubject.get(subject) ?? this.#open(subject), cost);
+  }
+
+  /** Queues a send that found no room, until `deadline` (`performance.now()` time); refuses it at once when too many wait. */
+  wait(subject: string, kind: "call" | "cast", actor: ActorName, cost: number, deadline: number, send: WaitingSend): void {
+    const w = this.#bySubject.get(subject) ?? this.#open(subject);
+    const key = `${actor.actorType}/${actor.id}`;
+    const full =
+      kind === "call"
+        ? w.queue.bytes.call >= CALLS_WAITING * this.maxBytes
+        : w.queue.bytes.cast >= 2 * this.maxBytes || (w.queue.bytes.cast >= this.maxBytes && w.queue.castWaits(key));
+    if (full) {
+      this.#refused[kind]++;
+      const what = `${kind === "call" ? "calls" : "casts"} wait already for room on the way to ${subject}`;
+      return send.refuse(
+        new MeshError("OVERLOADED", `too many ${what} (it holds ${w.outstanding} bytes unread): the ${kind} was not sent`),
+      );
+    }
+    const waiting = new Waiting(++this.#nextWaiting >>> 0, w, kind, key, cost, deadline, send, this);
+    w.queue.push(waiting);
+    this.#timeouts.set(waiting.id, waiting);
+    this.#waits[kind]++;
+    this.#waiting++;
+    if (!w.probing) this.#probeSoon(w);
+    this.#lookOften();
+  }
+
+  /** A waiting send's time ran out: OVERLOADED, not sent. */
+  expired(waiting: Waiting): void {
+    if (!waiting.window.queue.take(waiting)) return;
+    this.#waiting--;
+    this.#refused[waiting.kind]++;
+    waiting.send.refuse(
+      new MeshError(
+        "OVERLOADED",
+        `no room on the way to ${waiting.window.subject} within the ${waiting.kind}'s time (${waiting.window.outstanding} bytes sent there are unread): the ${waiting.kind} was not sent`,
+      ),
+    );
+  }
+
+  /** The frame queue flushed: the probes asked for leave now, after its frames. */
+  flushed(): void {
+    if (this.#toProbe.size === 0) return;
+    const now = performance.now();
+    for (const w of this.#toProbe) {
+      w.probed = w.sent;
+      w.probedAt = now;
+      this.probe(w.subject, `${PROBE_TOKEN}${w.n.toString(36)}_${w.sent.toString(36)}`);
+    }
+    this.#toProbe.clear();
+  }
+
+  /** A probe's answer (its reply token), or its "no responders" (`gone`: the node left, so nothing outstanding will be read). */
+  answered(token: string, gone: boolean): void {
+    const [n, mark] = token
+      .slice(PROBE_TOKEN.length)
+      .split("_")
+      .map((s) => parseInt(s, 36));
+    const w = this.#byNumber.get(n!);
+    if (w === undefined || !(mark! >= 0)) return;
+    w.read = Math.max(w.read, gone ? w.sent : Math.min(mark!, w.sent));
+    this.#drain(w);
+  }
+
+  /** The connection was re-established: what nats.js had not written is gone, so nothing is outstanding. */
+  reset(): void {
+    for (const w of [...this.#byNumber.values()]) {
+      w.read = w.sent;
+      this.#drain(w);
+    }
+  }
+
+  /** Refuses every waiting send with `err`, and stops. */
+  close(err: MeshError): void {
+    for (const w of this.#byNumber.values()) for (const waiting of w.queue.clear()) waiting.send.refuse(err);
+    this.#timeouts.clear();
+    this.#waiting = 0;
+    clearInterval(this.#look);
+    this.#look = undefined;
+  }
+
+  report(): OutboundReport {
+    const nodes: OutboundReport["nodes"] = [];
+    let bytes = 0;
+    for (const w of this.#byNumber.values()) {
+      bytes += w.outstanding;
+      if (w.outstanding > 0 || w.queue.size > 0) nodes.push({ subject: w.subject, bytes: w.outstanding, waiting: w.queue.size });
+    }
+    return { bytes, waiting: this.#waiting, waits: { ...this.#waits }, refused: { ...this.#refused }, nodes };
+  }
+
+  #open(subject: string): Window {
+    const w = new Window((this.#nextWindow = (this.#nextWindow + 1) >>> 0), subject);
+    this.#bySubject.set(subject, w);
+    this.#byNumber.set(w.n, w);
+    return w;
+  }
+
+  #count(w: Window, cost: number): void {
+    w.sent += cost;
+    if (w.sent - w.probed >= this.maxBytes / 4) this.#probeSoon(w);
+    else if (w.outstanding === cost) this.#lookOften(); // the first bytes outstanding: an idle probe will follow
+  }
+
+  #probeSoon(w: Window): void {
+    this.#toProbe.add(w);
+    this.scheduleFlush();
+  }
+
+  /** Sends what waits for `w` while there is room; a window with nothing outstanding or waiting goes. */
+  #drain(w: Window): void {
+    for (let next = w.queue.peek(); next !== undefined; next = w.queue.peek()) {
+      if (w.outstanding > 0 && w.outstanding + next.cost > this.maxBytes) break;
+      w.queue.take(next);
+      this.#timeouts.take(next.id);
+      this.#waiting--;
+      this.#count(w, next.cost);
+      next.send.go();
+    }
+    if (w.queue.size > 0 && !w.probing) this.#probeSoon(w);
+    if (w.outstanding === 0 && w.queue.size === 0 && !this.#toProbe.has(w)) {
+      this.#bySubject.delete(w.subject);
+      this.#byNumber.delete(w.n);
+    }
+  }
+
+  /** Looks for lost and idle probes while anything is outstanding. */
+  #lookOften(): void {
+    if (this.#look !== undefined) return;
+    this.#look = setInterval(() => this.#lookAround(), LOOK_MS);
+    this.#look.unref();
+  }
+
+  #lookAround(): void {
+    const now = performance.now();
+    let busy = false;
+    for (const w of this.#byNumber.values()) {
+      if (w.outstanding === 0 && w.queue.size === 0) continue;
+      busy = true;
+      if (w.probing ? now - w.probedAt > PROBE_LOST_MS : now - w.probedAt >= IDLE_PROBE_MS) this.#probeSoon(w);
+    }
+    if (!busy) {
+      clearInterval(this.#look);
+      this.#look = undefined;
+    }
+  }
+}
