@@ -3,8 +3,13 @@ import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { MeshOptions } from "@mesh/runtime";
 import { spawnGuarded } from "@mesh/runtime/testing";
+import type { FloodOptions, FloodResult } from "./flood-main.js";
 
 const MAIN = fileURLToPath(new URL("./node-main.js", import.meta.url));
+const FLOOD_MAIN = {
+  node: fileURLToPath(new URL("./flood-main.js", import.meta.url)),
+  foreign: fileURLToPath(new URL("./foreign-flood-main.js", import.meta.url)),
+};
 
 /** A node process: its id, and how it ended. */
 export class NodeProcess {
@@ -65,7 +70,29 @@ export async function startNodeProcess(nodeId: string, options: MeshOptions): Pr
   return node;
 }
 
+/** Flooding processes still running. */
+const floods = new Set<ChildProcess>();
+
+/** Runs a flooding process to its end, a node (flood-main.ts) or a foreign client (foreign-flood-main.ts): what it saw. */
+export function runFloodProcess(options: FloodOptions, flooder: "node" | "foreign" = "node"): Promise<FloodResult> {
+  const child = spawnGuarded(process.execPath, [FLOOD_MAIN[flooder]], { env: { ...process.env, MESH_FLOOD: JSON.stringify(options) } });
+  floods.add(child);
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
+  return new Promise((resolve, reject) =>
+    child.once("exit", (code) => {
+      floods.delete(child);
+      const line = /^result (.*)$/m.exec(out);
+      if (line) resolve(JSON.parse(line[1]!) as FloodResult);
+      else reject(new Error(`the flooder exited (${code}) without a result: ${err}`));
+    }),
+  );
+}
+
 /** Kills every node process still running: for `test.after.always`. */
 export async function killAllNodeProcesses(): Promise<void> {
+  for (const child of floods) child.kill("SIGKILL");
   await Promise.all([...all].map((n) => n.kill()));
 }
