@@ -153,3 +153,59 @@ for (const kind of ["cast", "call"] as const) {
     },
   );
 }
+
+test.serial(
+  "a frozen owner (SIGSTOP): once maxOutboundBytes are unread, a cast and a call wait for room and fail with OVERLOADED unsent; past what may wait, a cast is refused at once; resumed, the owner answers again",
+  async (t) => {
+    const prefix = "flowfrozen";
+    const owner = await startNodeProcess(nodeId("owner"), { servers: t.context.server.url, prefix, capabilities: ["slow"] });
+    const sender = await startNode(t, { prefix, nodeId: nodeId("sender"), maxOutboundBytes: 4096, callTimeoutMs: 1000 });
+    await eventually(() => sender.nodesFor("slow").length === 1, "the sender to see the owner");
+    await sender.call({ actor: "Counter", id: "warm", capability: "slow" });
+    const outbound = () => sender.metrics().outbound;
+    process.kill(owner.pid, "SIGSTOP");
+    try {
+      // Casts of 500 bytes to "filled" until one finds no room: it waits.
+      const filler = { actor: "Counter", id: "filled", capability: "slow", payload: { pad: "x".repeat(500) } };
+      const admitted: Promise<void>[] = [];
+      for (let i = 0; outbound().waiting === 0; i++) {
+        t.true(i < 100, "a send waits once 4 KiB are unread");
+        admitted.push(sender.cast(filler));
+      }
+      const firstWaiting = admitted.pop()!; // the one that found no room
+      t.true(outbound().bytes <= 4096);
+      // What waits goes to "waited", with an initArg that would show if any of it ran.
+      const waited = { actor: "Counter", id: "waited", capability: "slow", initArg: { start: 1000 }, payload: { pad: "x".repeat(500) } };
+      const waiting = sender.cast(waited);
+      const call = sender.call({ actor: "Counter", id: "called", capability: "slow", timeoutMs: 800 });
+      // Casts to the same actor may wait up to 4 KiB: past it, the next is refused at once, unsent.
+      const refusedBefore = outbound().refused.cast;
+      const more: Promise<unknown>[] = [];
+      for (let i = 0; outbound().refused.cast === refusedBefore; i++) {
+        t.true(i < 100, "casts past what may wait are refused");
+        more.push(sender.cast(waited).catch((err: unknown) => t.is((err as MeshError).code, "OVERLOADED")));
+      }
+      const castErr = await t.throwsAsync(waiting, { instanceOf: MeshError });
+      t.is(castErr?.code, "OVERLOADED");
+      t.regex(castErr!.message, /not sent/);
+      const callErr = await t.throwsAsync(call, { instanceOf: MeshError });
+      t.is(callErr?.code, "OVERLOADED", "a call that found no room before its deadline is OVERLOADED, not TIMEOUT: it was never sent");
+      t.is((await t.throwsAsync(firstWaiting, { instanceOf: MeshError }))?.code, "OVERLOADED");
+      await Promise.allSettled(more);
+      await Promise.all(admitted); // they went: the server holds them for the frozen owner
+    } finally {
+      process.kill(owner.pid, "SIGCONT");
+    }
+    // Resumed: the owner reads what was sent, answers the probes, and the way is open again.
+    await eventually(
+      async () => (await sender.call({ actor: "Counter", id: "warm", capability: "slow" }).catch(() => undefined)) !== undefined,
+      "the owner to answer again",
+    );
+    await eventually(() => outbound().bytes === 0 && outbound().waiting === 0, "nothing outstanding");
+    const { result } = await sender.call<{ ok: number }>({ actor: "Counter", id: "waited", capability: "slow" });
+    t.is(result.ok, 1, "none of the casts that waited and were refused ran");
+    const called = await sender.call<{ ok: number }>({ actor: "Counter", id: "called", capability: "slow" });
+    t.is(called.result.ok, 1, "the call refused unsent never ran");
+    await owner.stop();
+  },
+);
