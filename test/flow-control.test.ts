@@ -13,6 +13,7 @@ import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.
 import type { ClusterContext } from "./helpers/cluster.js";
 import { jsonRequest } from "./helpers/foreign.js";
 import type { FloodResult } from "./helpers/flood-main.js";
+import { meshCli } from "./helpers/cli.js";
 import { killAllNodeProcesses, runFloodProcess, startNodeProcess } from "./helpers/processes.js";
 import type { NodeProcess } from "./helpers/processes.js";
 
@@ -206,6 +207,14 @@ test.serial(
     t.is(result.ok, 1, "none of the casts that waited and were refused ran");
     const called = await sender.call<{ ok: number }>({ actor: "Counter", id: "called", capability: "slow" });
     t.is(called.result.ok, 1, "the call refused unsent never ran");
+    // mesh status shows what flow control did: the sender (a caller, hosting nothing) waited and refused.
+    const url = t.context.server.url;
+    const json = await meshCli("status", "--json", "--wait", "2000", "--server", url, "--prefix", prefix);
+    const callers = (JSON.parse(json.stdout) as { callers: { node: string; flow: { waited: number; refused: number } }[] }).callers;
+    const flow = callers.find((c) => c.node === sender.nodeId)?.flow;
+    t.true(flow !== undefined && flow.waited > 0 && flow.refused > 0, JSON.stringify(flow));
+    const text = await meshCli("status", "--wait", "2000", "--server", url, "--prefix", prefix);
+    t.regex(text.stdout, new RegExp(`flow control[^]*${sender.nodeId}`));
     await owner.stop();
   },
 );

@@ -48,7 +48,9 @@ ${COMMON}`,
 Prints every node of the cluster that hosts a capability: its capabilities,
 live actors, calls served, and how many shards of each capability it owns;
 then the callers, processes that run Mesh and host nothing (in --json:
-"nodes" and "callers").
+"nodes" and "callers"); and, for each node or caller with any, what flow
+control did: bytes sent and unread, sends waiting, waited and refused unsent,
+casts refused at the sender, overload notices (in --json: "flow").
   --json               the same as JSON, for scripts
   --wait <ms>          how long to wait for nodes to answer (default: 500)
 

@@ -4,6 +4,32 @@
 import { RoutingTable, resolveStrategy } from "@mesh/core";
 import type { NatsConnection } from "nats";
 import { clusterStats } from "./cluster-stats.js";
+import type { MetricsSnapshot } from "./metrics.js";
+
+/** Flow control at a node or caller (docs/behaviour.md "Flow control"). */
+interface Flow {
+  /** Bytes it sent to other nodes that they have not read, and its sends waiting for room now. */
+  unreadBytes: number;
+  waiting: number;
+  /** Sends that waited for room, and that were refused unsent (no room in time, too many waiting). */
+  waited: number;
+  refused: number;
+  /** Casts it refused unsent because their owner said it refuses them (overload notices). */
+  refusedAtSender: number;
+  notices: { sent: number; received: number };
+}
+
+function flowOf(m: Partial<MetricsSnapshot> | undefined): Flow {
+  const o = m?.outbound;
+  return {
+    unreadBytes: o?.bytes ?? 0,
+    waiting: o?.waiting ?? 0,
+    waited: (o?.waits.call ?? 0) + (o?.waits.cast ?? 0),
+    refused: (o?.refused.call ?? 0) + (o?.refused.cast ?? 0),
+    refusedAtSender: m?.castsRefusedAtSender ?? 0,
+    notices: { sent: m?.overloadNotices?.sent ?? 0, received: m?.overloadNotices?.received ?? 0 },
+  };
+}
 
 interface NodeStatus {
   node: string;
@@ -23,6 +49,7 @@ interface NodeStatus {
   migrations: { in: number; out: number; refused: number };
   /** capability -> shards owned */
   shards: Record<string, number>;
+  flow: Flow;
 }
 
 export async function status(nc: NatsConnection, prefix: string, asJson: boolean, waitMs: number): Promise<number> {
@@ -42,7 +69,12 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   const hosts = (i: (typeof infos)[number]) => splitList(i.metadata?.capabilities).length > 0;
   const callers = infos
     .filter((i) => !hosts(i))
-    .map((i) => ({ node: i.metadata!.node!, version: i.version, appVersion: i.metadata?.app_version ?? "unknown" }))
+    .map((i) => ({
+      node: i.metadata!.node!,
+      version: i.version,
+      appVersion: i.metadata?.app_version ?? "unknown",
+      flow: flowOf(stats.get(i.metadata!.node!)),
+    }))
     .sort((a, b) => (a.node < b.node ? -1 : 1));
   const nodes: NodeStatus[] = infos
     .filter(hosts)
@@ -66,6 +98,7 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
         overloaded: Object.values(m?.overloaded ?? {}).reduce((a, b) => a + b, 0),
         migrations: { in: m?.migrationsIn ?? 0, out: m?.migrationsOut ?? 0, refused: m?.migrationsRefused ?? 0 },
         shards,
+        flow: flowOf(m),
       };
     })
     .sort((a, b) => (a.node < b.node ? -1 : 1));
@@ -95,6 +128,20 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   if (moved.length > 0) process.stdout.write("\nmigrations (in / out / refused):\n");
   for (const n of moved)
     process.stdout.write(`  ${n.node.padEnd(width)}  ${n.migrations.in} / ${n.migrations.out} / ${n.migrations.refused}\n`);
+  const flowing = [...nodes, ...callers].filter((n) => Object.values(n.flow).some((v) => (typeof v === "number" ? v : v.sent + v.received) > 0));
+  if (flowing.length > 0) {
+    const w = Math.max(width, ...flowing.map((n) => n.node.length));
+    process.stdout.write(
+      `\nflow control (UNREAD: bytes sent to other nodes, not yet read; REFUSED: unsent, no room in time; AT-SENDER: casts refused unsent after an overload notice)\n`,
+    );
+    process.stdout.write(
+      `  ${"NODE".padEnd(w)}  ${["UNREAD", "WAITING", "WAITED", "REFUSED", "AT-SENDER"].map((h) => h.padStart(9)).join("  ")}  NOTICES SENT / RECEIVED\n`,
+    );
+    for (const { node, flow: f } of flowing) {
+      const cells = [f.unreadBytes, f.waiting, f.waited, f.refused, f.refusedAtSender].map((v) => String(v).padStart(9));
+      process.stdout.write(`  ${node.padEnd(w)}  ${cells.join("  ")}  ${f.notices.sent} / ${f.notices.received}\n`);
+    }
+  }
   if (callers.length > 0) process.stdout.write(`\ncallers: ${callers.map((c) => `${c.node} (${c.appVersion})`).join(", ")}\n`);
   const all = [...new Set(nodes.flatMap((n) => n.capabilities))].sort();
   for (const c of all) {
