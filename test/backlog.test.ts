@@ -56,7 +56,11 @@ function backlog(maxBytes: number, castWaitMs = 5000) {
     maxBytes,
     castWaitMs,
     (subject, token) => probes.push({ subject, token }),
-    () => queueMicrotask(() => b.flushed()),
+    () =>
+      queueMicrotask(() => {
+        b.flushing();
+        b.flushed();
+      }),
   );
   const sent: string[] = [];
   const refused: MeshError[] = [];
@@ -98,10 +102,10 @@ test("a send whose time runs out while it waits is refused with OVERLOADED and n
   wait("cast", "a", 600);
   wait("cast", "a", 600);
   wait("cast", "a", 100);
-  t.is(refused.length, 2, "a third cast to the same actor past the limit is refused at once");
+  await eventually(() => refused.length === 2, "a third cast to the same actor past the limit to be refused (on the loop's next turn)");
   wait("cast", "b", 800);
   wait("cast", "c", 100);
-  t.is(refused.length, 3, "past twice the limit, any cast is refused at once");
+  await eventually(() => refused.length === 3, "past twice the limit, any cast to be refused");
   t.deepEqual(b.report().refused, { call: 1, cast: 2 });
   b.close(new MeshError("STOPPED", "stopped"));
   t.is(refused.length, 6);

@@ -40,6 +40,8 @@ while (mesh.nodesFor("slow").length === 0) {
 }
 // Warm-up: calls and casts at an ordinary pace, so that the flood meets compiled code.
 for (let i = 0; i < 2000; i++) await mesh.call({ actor: "Counter", id: `warm_${i % 50}`, capability: "slow" });
+// A burst past maxOutboundBytes: a running system has been through the waits before.
+await Promise.all(Array.from({ length: 5000 }, (_, i) => mesh.call({ actor: "Counter", id: `warm_${i % 50}`, capability: "slow" })));
 await Promise.all(Array.from({ length: 200 }, (_, i) => mesh.cast({ actor: "Counter", id: `warm_${i % 50}`, capability: "slow" })));
 
 const mib = () => process.memoryUsage.rss() / 1024 / 1024;

@@ -82,7 +82,8 @@ export function runFloodProcess(options: FloodOptions, flooder: "node" | "foreig
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
   return new Promise((resolve, reject) =>
-    child.once("exit", (code) => {
+    // "close", not "exit": by then everything it wrote has been read.
+    child.once("close", (code) => {
       floods.delete(child);
       const line = /^result (.*)$/m.exec(out);
       if (line) resolve(JSON.parse(line[1]!) as FloodResult);

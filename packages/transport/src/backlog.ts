@@ -94,7 +94,9 @@ export class Backlog {
   readonly #byNumber = new Map<number, Window>();
   readonly #timeouts = new TimeoutMap<number, Waiting>(10, new SlotTable());
   /** Windows a probe goes to at the next flush. */
-  readonly #toProbe = new Set<Window>();
+  #toProbe = new Set<Window>();
+  /** The windows probed in the flush under way, each with its mark: what it had sent when the flush began. */
+  readonly #probing = new Map<Window, number>();
   readonly #waits = { call: 0, cast: 0 };
   readonly #refused = { call: 0, cast: 0 };
   #nextWindow = 0;
@@ -155,29 +157,42 @@ export class Backlog {
     this.#lookOften();
   }
 
-  /** A waiting send's time ran out: OVERLOADED, not sent. */
+  /** A waiting send's time ran out: OVERLOADED, not sent; what waits behind it may fit now. */
   expired(waiting: Waiting): void {
-    if (!waiting.window.queue.take(waiting)) return;
+    const w = waiting.window;
+    if (!w.queue.take(waiting)) return;
     this.#waiting--;
     this.#refused[waiting.kind]++;
     waiting.send.refuse(
       new MeshError(
         "OVERLOADED",
-        `no room on the way to ${waiting.window.subject} within the ${waiting.kind}'s time (${waiting.window.outstanding} bytes sent there are unread): the ${waiting.kind} was not sent`,
+        `no room on the way to ${w.subject} within the ${waiting.kind}'s time (${w.outstanding} bytes sent there are unread): the ${waiting.kind} was not sent`,
       ),
     );
+    this.#drain(w);
   }
 
-  /** The frame queue flushed: the probes asked for leave now, after its frames. */
-  flushed(): void {
+  /**
+   * A flush of the frame queue begins: the probes asked for so far will
+   * follow its frames, so each is marked with what its window has sent now
+   * (a send counted while the flush runs leaves in the next one).
+   */
+  flushing(): void {
     if (this.#toProbe.size === 0) return;
+    for (const w of this.#toProbe) this.#probing.set(w, w.sent);
+    this.#toProbe = new Set();
+  }
+
+  /** The flush ended: its probes leave now, after its frames. */
+  flushed(): void {
+    if (this.#probing.size === 0) return;
     const now = performance.now();
-    for (const w of this.#toProbe) {
-      w.probed = w.sent;
+    for (const [w, mark] of this.#probing) {
+      w.probed = Math.max(w.probed, mark);
       w.probedAt = now;
-      this.probe(w.subject, `${PROBE_TOKEN}${w.n.toString(36)}_${w.sent.toString(36)}`);
+      this.probe(w.subject, `${PROBE_TOKEN}${w.n.toString(36)}_${mark.toString(36)}`);
     }
-    this.#toProbe.clear();
+    this.#probing.clear();
   }
 
   /** A probe's answer (its reply token), or its "no responders" (`gone`: the node left, so nothing outstanding will be read). */
@@ -202,11 +217,18 @@ export class Backlog {
 
   /** Refuses every waiting send with `err`, and stops. */
   close(err: MeshError): void {
-    for (const w of this.#byNumber.values()) for (const waiting of w.queue.clear()) waiting.send.refuse(err);
     this.#timeouts.clear();
     this.#waiting = 0;
     clearInterval(this.#look);
     this.#look = undefined;
+    for (const w of this.#byNumber.values())
+      for (const waiting of w.queue.clear()) {
+        try {
+          waiting.send.refuse(err);
+        } catch {
+          // one sink that throws must not leave the others waiting
+        }
+      }
   }
 
   report(): OutboundReport {
@@ -229,7 +251,7 @@ export class Backlog {
   #count(w: Window, cost: number): void {
     w.sent += cost;
     if (w.sent - w.probed >= this.maxBytes / 4) this.#probeSoon(w);
-    else if (w.outstanding === cost) this.#lookOften(); // the first bytes outstanding: an idle probe will follow
+    this.#lookOften(); // an idle probe follows while anything is outstanding, and a lost one is sent again
   }
 
   #probeSoon(w: Window): void {
@@ -248,7 +270,7 @@ export class Backlog {
       next.send.go();
     }
     if (w.queue.size > 0 && !w.probing) this.#probeSoon(w);
-    if (w.outstanding === 0 && w.queue.size === 0 && !this.#toProbe.has(w)) {
+    if (w.outstanding === 0 && w.queue.size === 0 && !this.#toProbe.has(w) && !this.#probing.has(w)) {
       this.#bySubject.delete(w.subject);
       this.#byNumber.delete(w.n);
     }

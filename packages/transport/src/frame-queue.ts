@@ -24,8 +24,8 @@ export class FrameQueue {
     /** The most bytes one batch may have. */
     private readonly maxBytes: number,
     private readonly send: SendGroup,
-    /** Called after each flush, when everything queued has been sent. */
-    private readonly flushed?: () => void,
+    /** Told at the start of each flush (before anything is sent) and at its end (once everything queued then was sent). */
+    private readonly hooks?: { readonly flushing: () => void; readonly flushed: () => void },
   ) {}
 
   /** Queues a frame for `key` (a subject, or a caller's reply prefix); it leaves at the end of this tick. */
@@ -37,7 +37,7 @@ export class FrameQueue {
     this.schedule();
   }
 
-  /** Makes sure a flush comes at the end of this tick (one may have nothing to send but its `flushed` call). */
+  /** Makes sure a flush comes at the end of this tick (one may have nothing to send but its hooks). */
   schedule(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -48,8 +48,9 @@ export class FrameQueue {
   /** Sends everything queued now, in groups under the limit. */
   flush(): void {
     this.#scheduled = false;
+    this.hooks?.flushing();
     if (this.#queues.size > 0) this.#sendAll();
-    this.flushed?.();
+    this.hooks?.flushed();
   }
 
   #sendAll(): void {

@@ -20,6 +20,10 @@ export interface PendingRequest extends Expiring {
   fail(err: Error): void;
   /** The batch it went in: Requests' own, kept here so that its reply finds it without a look-up (declare it for a stable shape). */
   sentIn?: unknown;
+  /** Until when it may wait for room on the way (flow control); `deadline` when not given. */
+  readonly waitUntil?: number;
+  /** Its envelope again, once it waited for room: the time left is less than when it was first encoded. */
+  envelopeNow?(): Uint8Array;
 }
 
 /**
@@ -99,11 +103,10 @@ export class Requests {
     this.#inbox = `${createInbox(inboxPrefix)}.`;
     this.#castReply = this.#inbox + NOTICE_TOKEN;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#onReply(msg) });
-    const flushed = () => this.#backlog?.flushed();
     this.#outbound = new FrameQueue(
       maxPayload,
       (subject, ids, envelopes, start, end) => this.#sendGroup(subject, ids, envelopes, start, end),
-      flushed,
+      { flushing: () => this.#backlog?.flushing(), flushed: () => this.#backlog?.flushed() },
     );
     this.#backlog =
       limits === undefined || limits.maxBytes === Infinity
@@ -137,13 +140,22 @@ export class Requests {
    * once: `reply`, `fail` (no responders, or a publish NATS refused), or
    * `expire` once its deadline passed.
    */
-  call(subject: string, envelope: Uint8Array, pending: PendingRequest, actor: ActorName): void {
+  call(subject: string, envelope: Uint8Array, pending: PendingRequest, actor: ActorName | undefined): void {
     const b = this.#backlog;
     const cost = envelope.length + FRAME_COST;
-    if (b === undefined || b.admit(subject, cost)) return this.#sendCall(subject, envelope, pending);
-    // No room on the way to that node: it waits for room until its deadline (backlog.ts), then fails with OVERLOADED.
-    b.wait(subject, "call", actor, cost, pending.deadline, {
-      go: () => this.#sendCall(subject, envelope, pending),
+    if (b !== undefined && actor === undefined) b.force(subject, cost); // a forward, a hand-over: never waits
+    if (b === undefined || actor === undefined || b.admit(subject, cost)) return this.#sendCall(subject, envelope, pending);
+    // No room on the way to that node: it waits for room until it is due (backlog.ts), then fails with OVERLOADED.
+    b.wait(subject, "call", actor, cost, pending.waitUntil ?? pending.deadline, {
+      go: () => {
+        let now: Uint8Array;
+        try {
+          now = pending.envelopeNow?.() ?? envelope;
+        } catch (err) {
+          return pending.fail(err as Error);
+        }
+        this.#sendCall(subject, now, pending);
+      },
       refuse: (err) => pending.fail(err),
     });
   }
@@ -257,8 +269,10 @@ export class Requests {
       const token = msg.subject.slice(this.#inbox.length);
       const noResponders = data.length === 0 && msg.headers?.code === 503;
       if (token.startsWith("_")) {
-        if (token === NOTICE_TOKEN) this.onNotice?.(data);
-        else if (token.startsWith(PROBE_TOKEN)) this.#backlog?.answered(token, noResponders);
+        // "No responders" to casts (their node is gone) comes back on `_o` too: nothing to read.
+        if (token === NOTICE_TOKEN) {
+          if (!noResponders) this.onNotice?.(data);
+        } else if (token.startsWith(PROBE_TOKEN)) this.#backlog?.answered(token, noResponders);
         return;
       }
       if (token.startsWith(BATCH_TOKEN)) {

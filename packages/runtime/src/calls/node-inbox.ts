@@ -78,7 +78,7 @@ export class NodeInbox {
     } catch (err) {
       // The framing is checked before any frame runs: none of this batch's calls ran, and this answers them all.
       this.p.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused a message on the node subject (a malformed batch)");
-      if (msg.reply) this.p.replies.respond(msg, encodeError(err));
+      if (calls) this.p.replies.respond(msg, encodeError(err));
     }
   }
 
@@ -175,7 +175,7 @@ export class NodeInbox {
     this.p.log.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
     if (r.kind !== Kind.CAST && reply !== undefined) {
       const deadline = performance.now() + (r.timeoutMs || this.p.callTimeoutMs);
-      this.p.router.send(new RemoteCall(r, deadline, reply, this.p.router.rerouter));
+      this.p.router.send(new RemoteCall(r, deadline, reply, this.p.router.rerouter), true);
       return;
     }
     try {

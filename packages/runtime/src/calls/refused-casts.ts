@@ -8,8 +8,11 @@ import { messageOf } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { decodeNotice } from "./overload-notices.js";
 
-/** The most actors a sender remembers refusing casts (the oldest are forgotten first). */
+/** The most actors a sender remembers refusing casts (the oldest are forgotten first), and the most nodes. */
 const REFUSED_MAX = 10_000;
+const NODES_MAX = 1000;
+/** The longest hold a notice may ask for (Mesh asks for NOTICE_HOLD_MS). */
+const HOLD_MAX_MS = 5000;
 /**
  * Refusals within one turn of the event loop before the next waits for the
  * loop's next turn: a refusal settles in a microtask, so without this
@@ -41,8 +44,12 @@ export class RefusedCasts {
     try {
       const n = decodeNotice(data);
       this.metrics.overloadNotices.received++;
-      const until = performance.now() + n.holdMs;
-      if (n.nodeWide) this.#nodes.set(n.owner, until);
+      const until = performance.now() + Math.min(n.holdMs, HOLD_MAX_MS);
+      if (n.nodeWide) {
+        this.#nodes.delete(n.owner);
+        this.#nodes.set(n.owner, until);
+        if (this.#nodes.size > NODES_MAX) this.#nodes.delete(this.#nodes.keys().next().value!);
+      }
       for (const [capability, actorType, id] of n.actors) {
         const key = `${capability}/${actorType}/${id}`;
         this.#actors.delete(key);
@@ -50,7 +57,8 @@ export class RefusedCasts {
         if (this.#actors.size > REFUSED_MAX) this.#actors.delete(this.#actors.keys().next().value!);
       }
     } catch (err) {
-      this.log.warn({ err: messageOf(err) }, "mesh: ignored a malformed overload notice");
+      // Not a warning: a node of an older Mesh may answer casts on `_o` (with an error envelope).
+      this.log.debug({ err: messageOf(err) }, "mesh: ignored a message on the overload notice subject that is not a notice");
     }
   };
 

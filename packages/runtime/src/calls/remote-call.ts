@@ -17,6 +17,8 @@ export interface Routed extends WireRequest {
 /** What a remote call needs from its node when the owner turns out to be gone. */
 export interface Rerouter {
   reroute(call: RemoteCall): void;
+  /** The call's envelope with the time it has left now. */
+  encodeNow(call: RemoteCall): Uint8Array;
 }
 
 /**
@@ -48,6 +50,16 @@ export class RemoteCall implements PendingRequest, ReplyTo {
     private readonly latency?: Histogram,
   ) {
     this.deadline = budgetEnd + Math.min(REPLY_GRACE_MS, Math.max(0, budgetEnd - this.#sentAt) / 5);
+  }
+
+  /** It waits for room on the way (flow control) until its own time is up, not the grace after it. */
+  get waitUntil(): number {
+    return this.budgetEnd;
+  }
+
+  /** It waited for room: its envelope with what is left of its time. */
+  envelopeNow(): Uint8Array {
+    return this.rerouter.encodeNow(this);
   }
 
   /** The owner's reply envelope arrived. */

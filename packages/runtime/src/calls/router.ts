@@ -64,7 +64,7 @@ export interface RouterParts extends NodeParts {
 }
 
 export class Router {
-  readonly rerouter: Rerouter = { reroute: (call) => this.#reroute(call) };
+  readonly rerouter: Rerouter = { reroute: (call) => this.#reroute(call), encodeNow: (call) => this.#encodeNow(call) };
 
   constructor(private readonly p: RouterParts) {}
 
@@ -209,7 +209,7 @@ export class Router {
     if (letter.trace !== undefined) carry(r, letter.trace);
     this.p.metrics.forwards++;
     if (onMove.wire === Kind.CAST) this.publish(owner, this.encode(r));
-    else this.send(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter));
+    else this.send(new RemoteCall(r, letter.deadline, letter.reply, this.rerouter), true);
   }
 
   /** What moves of an activation, to the actor's owner now (live migration); false when that is this node or none, or it cannot go. */
@@ -248,17 +248,25 @@ export class Router {
     return r;
   }
 
-  /** Sends a remote call to its owner, with what is left of its time. */
-  send(call: RemoteCall): void {
+  /**
+   * Sends a remote call to its owner, with what is left of its time. `now`:
+   * a forward or a hand-over, which never waits for room (flow control), so
+   * that it keeps its place among the letters of its actor.
+   */
+  send(call: RemoteCall, now = false): void {
     const r = call.request;
-    r.timeoutMs = Math.max(1, Math.round(call.budgetEnd - performance.now()));
     let bytes: Uint8Array;
     try {
-      bytes = this.encode(r);
+      bytes = this.#encodeNow(call);
     } catch (err) {
       return call.sink.fail(err as Error);
     }
-    this.p.requests.call(this.p.subjects.node(r.owner), bytes, call, r);
+    this.p.requests.call(this.p.subjects.node(r.owner), bytes, call, now ? undefined : r);
+  }
+
+  #encodeNow(call: RemoteCall): Uint8Array {
+    call.request.timeoutMs = Math.max(1, Math.round(call.budgetEnd - performance.now()));
+    return this.encode(call.request);
   }
 
   /**

@@ -128,7 +128,9 @@ export async function status(nc: NatsConnection, prefix: string, asJson: boolean
   if (moved.length > 0) process.stdout.write("\nmigrations (in / out / refused):\n");
   for (const n of moved)
     process.stdout.write(`  ${n.node.padEnd(width)}  ${n.migrations.in} / ${n.migrations.out} / ${n.migrations.refused}\n`);
-  const flowing = [...nodes, ...callers].filter((n) => Object.values(n.flow).some((v) => (typeof v === "number" ? v : v.sent + v.received) > 0));
+  const flowing = [...nodes, ...callers].filter((n) =>
+    Object.values(n.flow).some((v) => (typeof v === "number" ? v : v.sent + v.received) > 0),
+  );
   if (flowing.length > 0) {
     const w = Math.max(width, ...flowing.map((n) => n.node.length));
     process.stdout.write(
