@@ -108,3 +108,14 @@ export class DeadlineEcho {
     return p + 1;
   }
 }
+
+/** 5 ms per message, calls and casts alike (flood.ts): a cast flood fills its mailbox, as with test/helpers/actors.ts Slow. */
+export class Slow {
+  static actorType = "Slow";
+  async handleCall(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  async handleCast(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

@@ -22,12 +22,13 @@ import { tracing } from "./tracing.js";
 import { deadline } from "./deadline.js";
 import { migration } from "./migration.js";
 import { roll } from "./roll.js";
+import { flood } from "./flood.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll runs only those sections (default: all). */
+/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood runs only those sections (default: all). */
 const only = new Set(
-  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll").split(","),
+  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood").split(","),
 );
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
@@ -40,10 +41,10 @@ function record(section: string, name: string, m: Measured, note?: string): Meas
   return m;
 }
 
-async function peer(mode: string, url: string): Promise<ChildProcess> {
+async function peer(mode: string, url: string, ...args: string[]): Promise<ChildProcess> {
   // BENCH_CPU_PROF=<dir>: the peer writes a V8 CPU profile there (run the bench itself with --cpu-prof for the other side).
   const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, here("./peer.js"), mode, url], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+  const child = spawn(process.execPath, [...prof, here("./peer.js"), mode, url, ...args], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve());
     child.once("exit", (code) => reject(new Error(`${mode} exited with ${code}`)));
@@ -351,6 +352,17 @@ try {
     const rl = await roll(server.url, quick ? 1 : 3);
     target("calls/s during a roll / steady", rl.rolling / rl.steady);
     target("calls failed during the rolls", rl.failed, "0");
+  }
+  if (only.has("flood")) {
+    const peers = { start: (mode: string, ...args: string[]) => peer(mode, server.url, ...args), stop: stopPeer, cpuPerCall };
+    const fl = await flood(server.url, quick, peers, record);
+    target("flood: third process's call p50, flooded / unloaded", fl.flooded.p50! / fl.unloaded.p50!);
+    target("flood: third process's call p99, flooded / unloaded", fl.flooded.p99! / fl.unloaded.p99!);
+    target("flood: the flooder's own call p99 (ms)", fl.flooder.calls.p99! / 1000);
+    target("flood: the flooder's RSS growth (MiB)", fl.flooder.rss.peakMiB - fl.flooder.rss.beforeMiB);
+    target("flood: casts refused at the sender / tried", fl.flooder.refusedAtSender / fl.flooder.attempted);
+    target("maxOutboundBytes default / Infinity: calls/s", fl.callsRatio);
+    target("maxOutboundBytes default / Infinity: caller CPU", fl.cpuRatio);
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {

@@ -56,3 +56,26 @@ export function median(ms: Measured[]): Measured {
   if (m.p50 !== undefined) for (const p of ["p50", "p95", "p99"] as const) m[p] = mid(ms, (x) => x[p]!)[p];
   return m;
 }
+
+/** Runs `op(i)` one at a time until `done()`: every call's duration in ms (failed ones too), and how many failed. */
+export async function sequential(
+  op: (i: number) => Promise<unknown>,
+  done: () => boolean,
+): Promise<{ ms: number[]; failed: number; seconds: number }> {
+  const ms: number[] = [];
+  let failed = 0;
+  const started = performance.now();
+  for (let i = 0; !done(); i++) {
+    const t = performance.now();
+    await op(i).catch(() => failed++);
+    ms.push(performance.now() - t);
+  }
+  return { ms, failed, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Measured, with latency percentiles as `load` gives them, from durations in ms over `seconds`. */
+export function measured(ms: readonly number[], seconds: number): Measured {
+  const samples = Float64Array.from(ms).sort();
+  const at = (q: number) => Math.round((samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0) * 1000);
+  return { ops: samples.length, seconds, perSecond: samples.length / seconds, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+}

@@ -5,11 +5,12 @@
 //   mesh-durable-owner  a Mesh node (prefix "remote") that hosts the durable Tally under "tally"
 //   mesh-events     a Mesh node (prefix argv[4]) hosting event class argv[5] (EvPlain, EvDurable, EvPublish)
 //   mesh-reminders  a Mesh node (prefix argv[4]) hosting Beeper and Echo under "beep"
+//   mesh-flood-owner  a Mesh node (prefix argv[4]) hosting Slow and Echo under "flood" (flood.ts)
 // Prints "ready" when it serves; exits on SIGTERM.
 import { connect } from "nats";
 import { Mesh } from "@mesh/runtime";
 import { trace } from "@opentelemetry/api";
-import { Beeper, Echo, EvDurable, EvPlain, EvPublish, Tally } from "./actors.js";
+import { Beeper, Echo, EvDurable, EvPlain, EvPublish, Slow, Tally } from "./actors.js";
 import { tracerProvider } from "./tracing.js";
 
 const [mode, url] = process.argv.slice(2);
@@ -63,6 +64,16 @@ if (mode === "raw-responder") {
     prefix: process.argv[4],
     actors: [Beeper, Echo],
     capabilities: ["beep"],
+  });
+  stop = () => mesh.stop();
+} else if (mode === "mesh-flood-owner") {
+  // The owner the flood section floods: Slow/hot takes the casts, Echo the calls beside them.
+  const mesh = await Mesh.start({
+    servers: url,
+    nodeId: "bench-flood-owner",
+    prefix: process.argv[4],
+    actors: [Slow, Echo],
+    capabilities: ["flood"],
   });
   stop = () => mesh.stop();
 } else {
