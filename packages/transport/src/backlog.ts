@@ -100,6 +100,7 @@ export class Backlog {
   readonly #waits = { call: 0, cast: 0 };
   readonly #refused = { call: 0, cast: 0 };
   #nextWindow = 0;
+  #last: Window | undefined;
   #nextWaiting = 0;
   #waiting = 0;
   #look: ReturnType<typeof setInterval> | undefined;
@@ -122,7 +123,7 @@ export class Backlog {
 
   /** Counts a send of `cost` bytes to `subject` and returns true when it may go now; false: it must `wait`. */
   admit(subject: string, cost: number): boolean {
-    const w = this.#bySubject.get(subject) ?? this.#open(subject);
+    const w = this.#window(subject);
     if (w.queue.size > 0 || (w.outstanding + cost > this.maxBytes && w.outstanding > 0)) return false;
     this.#count(w, cost);
     return true;
@@ -130,12 +131,12 @@ export class Backlog {
 
   /** Counts a send that never waits (a migration, a forward): it goes now, and takes room from those that wait. */
   force(subject: string, cost: number): void {
-    this.#count(this.#bySubject.get(subject) ?? this.#open(subject), cost);
+    this.#count(this.#window(subject), cost);
   }
 
   /** Queues a send that found no room, until `deadline` (`performance.now()` time); refuses it at once when too many wait. */
   wait(subject: string, kind: "call" | "cast", actor: ActorName, cost: number, deadline: number, send: WaitingSend): void {
-    const w = this.#bySubject.get(subject) ?? this.#open(subject);
+    const w = this.#window(subject);
     const key = `${actor.actorType}/${actor.id}`;
     const full =
       kind === "call"
@@ -241,11 +242,17 @@ export class Backlog {
     return { bytes, waiting: this.#waiting, waits: { ...this.#waits }, refused: { ...this.#refused }, nodes };
   }
 
-  #open(subject: string): Window {
-    const w = new Window((this.#nextWindow = (this.#nextWindow + 1) >>> 0), subject);
-    this.#bySubject.set(subject, w);
-    this.#byNumber.set(w.n, w);
-    return w;
+  /** The window of `subject`: the last one used when it is the same (most sends go where the one before went), else looked up or opened. */
+  #window(subject: string): Window {
+    const last = this.#last;
+    if (last !== undefined && last.subject === subject) return last;
+    let w = this.#bySubject.get(subject);
+    if (w === undefined) {
+      w = new Window((this.#nextWindow = (this.#nextWindow + 1) >>> 0), subject);
+      this.#bySubject.set(subject, w);
+      this.#byNumber.set(w.n, w);
+    }
+    return (this.#last = w);
   }
 
   #count(w: Window, cost: number): void {
@@ -273,6 +280,7 @@ export class Backlog {
     if (w.outstanding === 0 && w.queue.size === 0 && !this.#toProbe.has(w) && !this.#probing.has(w)) {
       this.#bySubject.delete(w.subject);
       this.#byNumber.delete(w.n);
+      if (this.#last === w) this.#last = undefined;
     }
   }
 

@@ -28,6 +28,8 @@ export class Subjects {
   /** The queue group of the ingress subscriptions. */
   readonly ingressQueue: string;
   readonly #node: string;
+  /** Node subjects made so far: the same string each time, whose hash is computed once (Map keys on the hot path). */
+  readonly #nodes = new Map<string, string>();
 
   /** `prefix` is one or more tokens joined by dots; throws BAD_REQUEST otherwise. */
   constructor(readonly prefix = "mesh") {
@@ -63,6 +65,13 @@ export class Subjects {
 
   /** The subject of node `nodeId` (a valid token, checked by the caller). */
   node(nodeId: string): string {
-    return this.#node + nodeId;
+    let subject = this.#nodes.get(nodeId);
+    if (subject === undefined) {
+      subject = this.#node + nodeId;
+      // Bounded by the nodes ever seen; a churning cluster starts over past 10,000.
+      if (this.#nodes.size >= 10_000) this.#nodes.clear();
+      this.#nodes.set(nodeId, subject);
+    }
+    return subject;
   }
 }
