@@ -81,45 +81,32 @@ function checkFlood(t: T, flood: FloodResult, third: Probes, rssBoundMiB: number
   t.true(growth < rssBoundMiB, `the flooder grew by ${growth.toFixed(0)} MiB (bound ${rssBoundMiB})`);
 }
 
+/** A flood from a node in another process, with the third process calling other actors of the owner meanwhile; checked by checkFlood. */
+async function nodeFlood(t: T, mode: "casts" | "calls", inFlight: number, rssBoundMiB: number): Promise<FloodResult> {
+  const { owner, third, prefix } = await setUp(t, mode);
+  const flood = runFloodProcess({ servers: t.context.server.url, prefix, nodeId: nodeId("flooder"), mode, inFlight, durationMs: FLOOD_MS });
+  const probes = probeUntil((i) => third.call({ actor: "Counter", id: `third_${i % 100}`, capability: "slow", timeoutMs: 1000 }), flood);
+  const [f, p] = await Promise.all([flood, probes]);
+  checkFlood(t, f, p, rssBoundMiB);
+  await owner.stop();
+  return f;
+}
+
 test.serial(
   "a cast flood at a slow actor: the flooder's casts fail with OVERLOADED within a second, its memory stays bounded, and calls from it and from a third process are answered",
   async (t) => {
-    const { owner, third, prefix } = await setUp(t, "casts");
-    const flood = runFloodProcess({
-      servers: t.context.server.url,
-      prefix,
-      nodeId: nodeId("flooder"),
-      mode: "casts",
-      inFlight: 256,
-      durationMs: FLOOD_MS,
-    });
-    const probes = probeUntil((i) => third.call({ actor: "Counter", id: `third_${i % 100}`, capability: "slow", timeoutMs: 1000 }), flood);
-    const [f, p] = await Promise.all([flood, probes]);
     // What waits is bounded by maxOutboundBytes (256 KiB), plus the casts waiting for room (2x that).
-    checkFlood(t, f, p, 64);
+    const f = await nodeFlood(t, "casts", 256, 64);
     t.true(f.castsRefusedAtSender > 0, "once told, the flooder refused casts itself, unsent");
     t.true(f.noticesReceived > 0, "the owner told the flooder");
-    await owner.stop();
   },
 );
 
 test.serial(
   "a flood of 10,000 calls in flight: OVERLOADED within a second, memory bounded, calls from the flooder and a third process answered",
   async (t) => {
-    const { owner, third, prefix } = await setUp(t, "calls");
-    const flood = runFloodProcess({
-      servers: t.context.server.url,
-      prefix,
-      nodeId: nodeId("flooder"),
-      mode: "calls",
-      inFlight: 10_000,
-      durationMs: FLOOD_MS,
-    });
-    const probes = probeUntil((i) => third.call({ actor: "Counter", id: `third_${i % 100}`, capability: "slow", timeoutMs: 1000 }), flood);
-    const [f, p] = await Promise.all([flood, probes]);
     // The 10,000 calls themselves (their promises, envelopes and records) are most of it; it does not grow with the flood's length.
-    checkFlood(t, f, p, 256);
-    await owner.stop();
+    await nodeFlood(t, "calls", 10_000, 256);
   },
 );
 
