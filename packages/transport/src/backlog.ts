@@ -145,9 +145,10 @@ export class Backlog {
     if (full) {
       this.#refused[kind]++;
       const what = `${kind === "call" ? "calls" : "casts"} wait already for room on the way to ${subject}`;
-      return send.refuse(
-        new MeshError("OVERLOADED", `too many ${what} (it holds ${w.outstanding} bytes unread): the ${kind} was not sent`),
-      );
+      const err = new MeshError("OVERLOADED", `too many ${what} (it holds ${w.outstanding} bytes unread): the ${kind} was not sent`);
+      // On the loop's next turn: a loop that awaits refused sends must not keep this node from reading the probes' answers.
+      setImmediate(() => send.refuse(err));
+      return;
     }
     const waiting = new Waiting(++this.#nextWaiting >>> 0, w, kind, key, cost, deadline, send, this);
     w.queue.push(waiting);
