@@ -16,6 +16,22 @@ const nc = await connect({ servers: o.servers });
 const subject = `${o.prefix}.${o.mode === "casts" ? "cast" : "call"}.slow`;
 // A call admitted to the full mailbox waits up to 1,000 x 5 ms: its timeout is past that.
 const body = new TextEncoder().encode(JSON.stringify({ actor: "Slow", id: "hot", payload: { ms: 5 }, timeoutMs: 10_000 }));
+// Warm-up: requests at an ordinary pace, through the ingress of every node, so that the flood meets compiled code.
+const warm = (body: object) => new TextEncoder().encode(JSON.stringify(body));
+await Promise.all(
+  Array.from({ length: 50 }, async (_, i) => {
+    for (let k = 0; k < 40; k++) {
+      await nc.request(`${o.prefix}.call.slow`, warm({ actor: "Counter", id: `warm_${i}` }), { timeout: 5000 });
+      await nc.request(
+        `${o.prefix}.${o.mode === "casts" ? "cast" : "call"}.slow`,
+        warm({ actor: "Slow", id: `warm_${i}`, payload: { ms: 0 } }),
+        {
+          timeout: 5000,
+        },
+      );
+    }
+  }),
+);
 const result = { sent: 0, overloaded: 0, failures: {} as Record<string, number>, firstOverloadedMs: -1 };
 const start = performance.now();
 await Promise.all(
