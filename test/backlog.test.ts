@@ -76,8 +76,8 @@ const tick = () => new Promise<void>((resolve) => queueMicrotask(resolve));
 
 test("past the limit a send waits; the probe that follows the sends frees what the node read, and waiting sends go in order", async (t) => {
   const { b, probes, sent, wait } = backlog(1000);
-  t.true(b.admit("n1", 600));
-  t.false(b.admit("n1", 600), "no room: 600 of 1000 are unread");
+  t.truthy(b.admit("n1", 600));
+  t.is(b.admit("n1", 600), undefined, "no room: 600 of 1000 are unread");
   wait("cast", "x", 600);
   wait("call", "y", 300);
   t.is(b.waiting, 2);
@@ -88,12 +88,12 @@ test("past the limit a send waits; the probe that follows the sends frees what t
   t.deepEqual(sent, ["call:y", "cast:x"], "the call first");
   t.is(b.waiting, 0);
   t.is(b.report().bytes, 900);
-  t.false(b.admit("n1", 200), "a probe's answer frees only what was sent before it");
+  t.is(b.admit("n1", 200), undefined, "a probe's answer frees only what was sent before it");
 });
 
 test("a send whose time runs out while it waits is refused with OVERLOADED and never sent; so is one past what may wait", async (t) => {
   const { b, sent, refused, wait } = backlog(1000);
-  t.true(b.admit("n1", 1000));
+  t.truthy(b.admit("n1", 1000));
   wait("call", "late", 100, performance.now() + 30);
   await eventually(() => refused.length === 1, "the waiting call to be refused");
   t.is(refused[0]!.code, "OVERLOADED");
@@ -118,11 +118,11 @@ test("a send whose time runs out while it waits is refused with OVERLOADED and n
 
 test("a reconnect, or a node that answers 'no responders', frees everything outstanding", async (t) => {
   const { b, probes, sent, wait } = backlog(1000);
-  t.true(b.admit("n1", 1000));
+  t.truthy(b.admit("n1", 1000));
   wait("cast", "a", 500);
   b.reset();
   t.deepEqual(sent, ["cast:a"]);
-  t.true(b.admit("n1", 400));
+  t.truthy(b.admit("n1", 400));
   wait("cast", "b", 500);
   await tick();
   b.answered(probes.at(-1)!.token, true);
@@ -131,7 +131,7 @@ test("a reconnect, or a node that answers 'no responders', frees everything outs
 
 test("a lost probe is sent again", async (t) => {
   const { b, probes, wait } = backlog(1000);
-  t.true(b.admit("n1", 1000));
+  t.truthy(b.admit("n1", 1000));
   wait("cast", "a", 500);
   await tick();
   t.is(probes.length, 1);
@@ -139,5 +139,19 @@ test("a lost probe is sent again", async (t) => {
   t.is(b.waiting, 1);
   b.answered(probes[1]!.token, false);
   t.is(b.waiting, 0);
+  b.close(new MeshError("STOPPED", "stopped"));
+});
+
+test("an answered call confirms what was read up to it, as a probe's answer would: what waits goes, and no probe is needed", async (t) => {
+  const { b, probes, sent, wait } = backlog(1000);
+  const window = b.admit("n1", 600)!;
+  const mark = b.mark(window);
+  t.is(b.admit("n1", 600), undefined);
+  wait("cast", "a", 600);
+  b.confirmed(window, mark);
+  t.deepEqual(sent, ["cast:a"]);
+  t.is(b.report().bytes, 600);
+  await tick();
+  t.is(probes.length, 1, "the probe asked for when the cast began to wait; none since");
   b.close(new MeshError("STOPPED", "stopped"));
 });

@@ -30,10 +30,13 @@ export interface ActorName {
   readonly id: string;
 }
 
+/** A node's window (opaque outside this file): a call keeps the one it was counted in, for `confirmed`. */
+export type FlowWindow = object;
+
 /** What a waiting send does when its turn comes, or when it cannot wait. */
 export interface WaitingSend {
-  /** Room: send it now (it is counted already). */
-  go(): void;
+  /** Room: send it now (it is counted already, in `window`). */
+  go(window: FlowWindow): void;
   /** OVERLOADED: it was not sent. */
   refuse(err: MeshError): void;
 }
@@ -75,6 +78,8 @@ class Window {
   /** The mark of the latest probe sent, and when. */
   probed = 0;
   probedAt = 0;
+  /** `read` when the windows were last looked at: a window whose calls are answered needs no idle probe. */
+  readLooked = 0;
   readonly queue = new FairQueue<Waiting>();
   constructor(
     readonly n: number,
@@ -121,17 +126,32 @@ export class Backlog {
     return this.#waiting;
   }
 
-  /** Counts a send of `cost` bytes to `subject` and returns true when it may go now; false: it must `wait`. */
-  admit(subject: string, cost: number): boolean {
+  /** Counts a send of `cost` bytes to `subject` and returns its window when it may go now; undefined: it must `wait`. */
+  admit(subject: string, cost: number): FlowWindow | undefined {
     const w = this.#window(subject);
-    if (w.queue.size > 0 || (w.outstanding + cost > this.maxBytes && w.outstanding > 0)) return false;
+    if (w.queue.size > 0 || (w.outstanding + cost > this.maxBytes && w.outstanding > 0)) return undefined;
     this.#count(w, cost);
-    return true;
+    return w;
   }
 
   /** Counts a send that never waits (a migration, a forward): it goes now, and takes room from those that wait. */
-  force(subject: string, cost: number): void {
-    this.#count(this.#window(subject), cost);
+  force(subject: string, cost: number): FlowWindow {
+    const w = this.#window(subject);
+    this.#count(w, cost);
+    return w;
+  }
+
+  /** What `window` had sent when a call went: its reply says the node read everything up to it, as a probe's answer would. */
+  mark(window: FlowWindow): number {
+    return (window as Window).sent;
+  }
+
+  /** A call counted in `window` at `mark` was answered: everything sent there before it was read. */
+  confirmed(window: FlowWindow, mark: number): void {
+    const w = window as Window;
+    if (mark <= w.read) return;
+    w.read = mark;
+    if (w.queue.size > 0) this.#drain(w);
   }
 
   /** Queues a send that found no room, until `deadline` (`performance.now()` time); refuses it at once when too many wait. */
@@ -258,7 +278,8 @@ export class Backlog {
 
   #count(w: Window, cost: number): void {
     w.sent += cost;
-    if (w.sent - w.probed >= this.maxBytes / 4) this.#probeSoon(w);
+    // Answered calls confirm what was read too: a probe goes only when a quarter of the limit is neither.
+    if (w.sent - (w.probed > w.read ? w.probed : w.read) >= this.maxBytes / 4) this.#probeSoon(w);
     this.#lookOften(); // an idle probe follows while anything is outstanding, and a lost one is sent again
   }
 
@@ -275,7 +296,7 @@ export class Backlog {
       this.#timeouts.take(next.id);
       this.#waiting--;
       this.#count(w, next.cost);
-      next.send.go();
+      next.send.go(w);
     }
     if (w.queue.size > 0 && !w.probing) this.#probeSoon(w);
     if (w.outstanding === 0 && w.queue.size === 0 && !this.#toProbe.has(w) && !this.#probing.has(w)) {
@@ -298,7 +319,9 @@ export class Backlog {
     for (const w of this.#byNumber.values()) {
       if (w.outstanding === 0 && w.queue.size === 0) continue;
       busy = true;
-      if (w.probing ? now - w.probedAt > PROBE_LOST_MS : now - w.probedAt >= IDLE_PROBE_MS) this.#probeSoon(w);
+      const idle = w.read === w.readLooked && now - w.probedAt >= IDLE_PROBE_MS; // nothing answered since the last look
+      if (w.probing ? now - w.probedAt > PROBE_LOST_MS : idle) this.#probeSoon(w);
+      w.readLooked = w.read;
     }
     if (!busy) {
       clearInterval(this.#look);

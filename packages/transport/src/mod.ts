@@ -12,7 +12,7 @@ export { StoreRemovals } from "./store-removals.js";
 export { NoResponders, Requests, publishError } from "./requests.js";
 export type { OutboundLimits, PendingRequest } from "./requests.js";
 export { Backlog, FRAME_COST } from "./backlog.js";
-export type { ActorName, OutboundReport, WaitingSend } from "./backlog.js";
+export type { ActorName, FlowWindow, OutboundReport, WaitingSend } from "./backlog.js";
 export { FairQueue } from "./fair-queue.js";
 export type { Queued } from "./fair-queue.js";
 export { Subjects } from "./subjects.js";

@@ -5,7 +5,7 @@ import { createInbox } from "nats";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "nats";
 import { FrameQueue } from "./frame-queue.js";
 import { Backlog, FRAME_COST, PROBE_TOKEN } from "./backlog.js";
-import type { ActorName, OutboundReport } from "./backlog.js";
+import type { ActorName, FlowWindow, OutboundReport } from "./backlog.js";
 
 /** The request met NATS "no responders": nobody subscribes to the subject, so it was never delivered. */
 export class NoResponders extends Error {
@@ -24,6 +24,9 @@ export interface PendingRequest extends Expiring {
   readonly waitUntil?: number;
   /** Its envelope again, once it waited for room: the time left is less than when it was first encoded. */
   envelopeNow?(): Uint8Array;
+  /** Where flow control counted it, and what that window had sent with it: Requests' own (declare them for a stable shape). */
+  window?: FlowWindow;
+  mark?: number;
 }
 
 /**
@@ -142,25 +145,31 @@ export class Requests {
    */
   call(subject: string, envelope: Uint8Array, pending: PendingRequest, actor: ActorName | undefined): void {
     const b = this.#backlog;
+    if (b === undefined) return this.#sendCall(subject, envelope, pending, undefined);
     const cost = envelope.length + FRAME_COST;
-    if (b !== undefined && actor === undefined) b.force(subject, cost); // a forward, a hand-over: never waits
-    if (b === undefined || actor === undefined || b.admit(subject, cost)) return this.#sendCall(subject, envelope, pending);
+    // A forward, a hand-over (no actor) never waits.
+    const window = actor === undefined ? b.force(subject, cost) : b.admit(subject, cost);
+    if (window !== undefined) return this.#sendCall(subject, envelope, pending, window);
     // No room on the way to that node: it waits for room until it is due (backlog.ts), then fails with OVERLOADED.
-    b.wait(subject, "call", actor, cost, pending.waitUntil ?? pending.deadline, {
-      go: () => {
+    b.wait(subject, "call", actor!, cost, pending.waitUntil ?? pending.deadline, {
+      go: (w) => {
         let now: Uint8Array;
         try {
           now = pending.envelopeNow?.() ?? envelope;
         } catch (err) {
           return pending.fail(err as Error);
         }
-        this.#sendCall(subject, now, pending);
+        this.#sendCall(subject, now, pending, w);
       },
       refuse: (err) => pending.fail(err),
     });
   }
 
-  #sendCall(subject: string, envelope: Uint8Array, pending: PendingRequest): void {
+  #sendCall(subject: string, envelope: Uint8Array, pending: PendingRequest, window: FlowWindow | undefined): void {
+    if (window !== undefined) {
+      pending.window = window;
+      pending.mark = this.#backlog!.mark(window);
+    }
     const id = this.#id();
     this.#pending.set(id, pending);
     this.#outbound.add(subject, id, envelope);
@@ -177,7 +186,7 @@ export class Requests {
     this.#checkOpen(subject);
     const b = this.#backlog;
     const cost = envelope.length + FRAME_COST;
-    if (b === undefined || b.admit(subject, cost)) return void this.#outbound.add(subject, 0, envelope);
+    if (b === undefined || b.admit(subject, cost) !== undefined) return void this.#outbound.add(subject, 0, envelope);
     return new Promise((resolve, reject) =>
       b.wait(subject, "cast", actor, cost, performance.now() + b.castWaitMs, {
         go: () => resolve(this.#outbound.add(subject, 0, envelope)),
@@ -297,6 +306,7 @@ export class Requests {
   /** The request `id`, no longer pending; its batch goes once all of the batch's calls have their replies. */
   #taken(id: number): PendingRequest | undefined {
     const pending = this.#pending.take(id);
+    if (pending?.window !== undefined) this.#backlog?.confirmed(pending.window, pending.mark!);
     const batch = pending?.sentIn as SentBatch | undefined;
     if (batch !== undefined && --batch.left === 0) this.#batches.take(batch.n);
     return pending;

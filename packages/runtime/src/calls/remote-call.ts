@@ -1,7 +1,7 @@
 import { MeshError } from "@mesh/core";
 import type { WireRequest } from "@mesh/core/internal";
 import { NoResponders } from "@mesh/transport";
-import type { PendingRequest } from "@mesh/transport";
+import type { FlowWindow, PendingRequest } from "@mesh/transport";
 import type { Histogram } from "../operations/metrics.js";
 import type { ReplyTo } from "../types.js";
 
@@ -34,6 +34,8 @@ export class RemoteCall implements PendingRequest, ReplyTo {
   /** Times it waited for an owner that stayed in the view but was unreachable. */
   pauses = 0;
   sentIn: unknown = undefined;
+  window: FlowWindow | undefined = undefined;
+  mark = 0;
   readonly #sentAt = performance.now();
   /**
    * When this node gives up: a little after the call's own time (`budgetEnd`), which the owner is given as its
