@@ -441,3 +441,29 @@ test.serial(
     t.is(durable.actorCount, live + 1, "the client's reset dropped nothing");
   },
 );
+
+test.serial(
+  "the admin API on a node's status subject answers the operator role, and no other: a client's and a payments connection's questions are refused",
+  async (t) => {
+    const { client: clientCreds, payments: paymentsCreds, operator, node: creds } = t.context.secure;
+    const real = await node(t, { nats: creds, nodeId: nodeId("admin"), actors: [Counter], capabilities: ["counter"] });
+    const question = JSON.stringify({ q: "node" });
+    const { nc: ops } = await client(t, operator);
+    const answer = JSON.parse(
+      new TextDecoder().decode((await ops.request(`mesh.status.${real.nodeId}`, question, { timeout: 5000 })).data),
+    ) as {
+      ok: boolean;
+      answer: { node: string };
+    };
+    t.like(answer, { ok: true, answer: { node: real.nodeId } });
+    for (const creds of [clientCreds, paymentsCreds]) {
+      const { nc, violations } = await client(t, creds);
+      const refused = await nc.request(`mesh.status.${real.nodeId}`, question, { timeout: 1000 }).then(
+        () => false,
+        () => true,
+      );
+      t.true(refused, `${creds.user} got no answer`);
+      await eventually(() => violations.includes("PERMISSIONS_VIOLATION"), `the server to refuse ${creds.user}'s question`);
+    }
+  },
+);

@@ -26,6 +26,7 @@ import { Endings } from "./endings.js";
 import { Letter, chainKey, incomingAcross } from "./letter.js";
 import type { Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
+import { ActorViews } from "./actor-view.js";
 import { activationFailed, wrongCapability } from "./actor.js";
 import { startDurable } from "./durable-load.js";
 import type { DurableParts } from "./durable-load.js";
@@ -87,6 +88,8 @@ export class Supervisor {
   /** What waits in this node's mailboxes. */
   readonly load: MailboxLoad = { letters: 0, bytes: 0 };
   readonly #table: ActorTable;
+  /** What the admin API shows of the actors (actor-view.ts). */
+  readonly views: ActorViews;
   readonly #passivation: Passivation;
   readonly #turns: Turns;
   readonly #endings: Endings;
@@ -119,6 +122,7 @@ export class Supervisor {
     this.#log = o.log;
     this.#metrics = o.metrics;
     this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
+    this.views = new ActorViews(this.#table, (act) => this.#turns.deadlines.turnOf(act));
     if (o.store === undefined && this.#table.types.some((t) => t.durable))
       throw new MeshError("INTERNAL", "durable actor types need a state store");
     this.#passivation = new Passivation(

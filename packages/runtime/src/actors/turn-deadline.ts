@@ -88,6 +88,12 @@ export class TurnDeadlines {
     return `${act.pid} was busy: its ${letter.kind.name} turn had run for ${ageOf(letter, performance.now())} ms (${limit})${queued}`;
   }
 
+  /** The turn `act` runs now, if one went async: its kind and how long it has run (the admin API's actor view). */
+  turnOf(act: Activation): { kind: string; ageMs: number } | undefined {
+    const letter = this.#runningOf(act);
+    return letter === undefined ? undefined : { kind: letter.kind.name, ageMs: ageOf(letter, performance.now()) };
+  }
+
   /** An operator reset `act` (`mesh actor reset`): its running turn, if it has one, is abandoned. True when it had one. */
   reset(act: Activation): boolean {
     const letter = this.#runningOf(act);

@@ -75,11 +75,10 @@ export class Turns {
   }
 
   /**
-   * A call from this process to a live activation. An idle plain actor runs
-   * it now, with no letter and no timer (the fast path of local calls); a
-   * synchronous handler called in-process is counted but not timed: two
-   * clock reads cost a third of local-call throughput (bench: 5.1 M/s
-   * untimed, 3.3 M/s timed). The caller gets its own copy of the reply.
+   * A call from this process to a live activation. An idle plain actor runs it now, with no letter and
+   * no timer (the fast path of local calls); a synchronous handler called in-process is counted but not
+   * timed: two clock reads cost a third of local-call throughput (bench: 5.1 M/s untimed, 3.3 M/s
+   * timed). The caller gets its own copy of the reply.
    */
   call(act: Activation, payload: unknown, initArg: unknown, timeoutMs: number, chain: readonly string[] | undefined): Promise<CallResult> {
     if (!act.busy && act.commits === undefined && this.lease.holdsNow()) {
@@ -87,6 +86,7 @@ export class Turns {
       act.lastTick = this.host.tick;
       act.chain = chain;
       this.metrics.callsServed++;
+      this.metrics.hot.turn(act, -1);
       let out: unknown;
       try {
         out = tracing.on ? tracedTurn(act, "call", tracing.parent, callHandler, payload) : act.instance.handleCall(payload, act);
@@ -300,7 +300,7 @@ export class Turns {
     try {
       out = tracing.on ? tracedLetter(act, letter, runHandler) : runHandler(act, letter);
     } catch (err) {
-      this.#served(letter.kind, started);
+      this.#served(act, letter.kind, started);
       this.settle(letter, this.#crash(act, err));
       return false;
     }
@@ -308,7 +308,7 @@ export class Turns {
       this.#await(act, letter, out, started);
       return false;
     }
-    this.#served(letter.kind, started);
+    this.#served(act, letter.kind, started);
     return this.#turnEnded(act, letter, out);
   }
 
@@ -319,14 +319,14 @@ export class Turns {
     Promise.resolve(out).then(
       (result) => {
         if (!this.deadlines.end(letter)) return; // abandoned at its deadline: what it came to is ignored
-        this.#served(letter.kind, started, count);
+        this.#served(act, letter.kind, started, count);
         this.#running--;
         if (this.#turnEnded(act, letter, result)) this.next(act);
         else this.host.checkIdle();
       },
       (err: unknown) => {
         if (!this.deadlines.end(letter)) return;
-        this.#served(letter.kind, started, count);
+        this.#served(act, letter.kind, started, count);
         this.#running--;
         this.settle(letter, this.#crash(act, err));
         this.host.checkIdle();
@@ -400,14 +400,17 @@ export class Turns {
   }
 
   /** Counts a message an actor handled, and how long it took. */
-  #served(kind: TurnKind, started: number, count = true): void {
+  #served(act: Activation, kind: TurnKind, started: number, count = true): void {
     if (count) this.metrics[kind.served]++;
-    this.metrics.handlerLatency.observe(performance.now() - started);
+    const ms = performance.now() - started;
+    this.metrics.handlerLatency.observe(ms);
+    this.metrics.hot.turn(act, ms);
   }
 
   /** A handler threw: the activation crashed, and the caller gets ACTOR_CRASHED. */
   #crash(act: Activation, err: unknown): MeshError {
     this.metrics.crashes++;
+    this.metrics.hot.failed(act);
     this.metrics.error("ACTOR_CRASHED");
     this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
     this.host.crashed(act);

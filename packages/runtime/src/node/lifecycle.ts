@@ -14,6 +14,7 @@ import { EventSources } from "../events/sources.js";
 import type { ResolvedSubscription } from "../events/subscription.js";
 import { serveForget } from "../operations/forget.js";
 import { NO_OUTBOUND } from "../operations/metrics.js";
+import { Admin } from "../operations/admin.js";
 import type { MetricsSnapshot } from "../operations/metrics.js";
 import { PrometheusEndpoint } from "../operations/prometheus.js";
 import { nodeStarted, nodeStopped } from "../operations/tracing.js";
@@ -21,6 +22,7 @@ import { checkCapabilities } from "../options.js";
 import type { ResolvedOptions } from "../options.js";
 import type { StateStorage } from "../state/state-store.js";
 import { Reminders, reminderBucket, reminderTurns } from "../timers/reminders.js";
+import { adminSources } from "./admin-sources.js";
 import { makeParts } from "./parts.js";
 import type { MeshState, NodeParts, NodeStatus } from "./parts.js";
 
@@ -55,6 +57,7 @@ export class MeshNode {
   #reminders: Reminders | undefined;
   #events: EventSources | undefined;
   #stopping: Promise<void> | undefined;
+  #admin: Admin | undefined;
 
   private constructor(input: NodeInput) {
     this.o = input.o;
@@ -68,6 +71,7 @@ export class MeshNode {
         rebalanceSoon: () => this.#rebalanceSoon(),
         reminders: () => this.#reminders,
         snapshot: () => this.metrics(),
+        admin: (data) => this.#adminAnswer(data),
         refuse: () => this.checkRunning(),
       },
     });
@@ -174,6 +178,20 @@ export class MeshNode {
     });
   }
 
+  /** The answer to a request on the status subject (the admin API, made at its first question). */
+  #adminAnswer(data: Uint8Array): string {
+    this.#admin ??= new Admin(
+      adminSources({
+        o: this.o,
+        parts: this.parts,
+        events: () => this.#events,
+        reminders: () => this.#reminders,
+        metrics: () => this.metrics(),
+      }),
+    );
+    return this.#admin.answer(data);
+  }
+
   /** Where Prometheus can scrape this node (`metricsPort` set), else undefined. */
   get metricsUrl(): string | undefined {
     return this.#prometheus?.url;
@@ -214,6 +232,7 @@ export class MeshNode {
       // Dispatchers send no more events; those in flight finish, and their floors are stored.
       await this.#events?.stop(o.drainTimeoutMs);
       await service.stop(); // ingress requests it already took are still answered
+      this.#admin?.stop();
       const deadline = performance.now() + o.drainTimeoutMs;
       const left = () => Math.max(0, deadline - performance.now());
       // The shards go over first: with no capability left, members route elsewhere and claim them; this node's

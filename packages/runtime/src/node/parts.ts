@@ -47,8 +47,10 @@ export interface NodeLinks {
   rebalanceSoon(): void;
   /** The node's reminders, once open (only with durable classes). */
   reminders(): Reminders | undefined;
-  /** This node's metrics snapshot, events included (for the NATS service's status and STATS). */
+  /** This node's metrics snapshot, events included (for the NATS service's STATS). */
   snapshot(): MetricsSnapshot;
+  /** The answer to a request on the node's status subject: its metrics, or an admin question's (operations/admin.ts). */
+  admin(data: Uint8Array): string;
   /** Throws STOPPED: the node does not take this request now. */
   refuse(): void;
 }
@@ -211,7 +213,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     log,
     metrics,
   );
-  const service = new NodeService(nc, o.subjects, ingress, o.nodeId, version, links.snapshot, {
+  const service = new NodeService(nc, o.subjects, ingress, o.nodeId, version, links.snapshot, links.admin, {
     shards: o.shards,
     strategy: o.placement.name,
     appVersion: o.appVersion,

@@ -6,6 +6,7 @@
 import type { ErrorCode } from "@mesh/core";
 import type { OutboundReport } from "@mesh/transport";
 import type { SubscriptionReport } from "../events/sources.js";
+import { HotActors } from "./hot-actors.js";
 
 /** The outbound report of a node without flow control (`maxOutboundBytes: Infinity`). */
 export const NO_OUTBOUND: OutboundReport = { bytes: 0, waiting: 0, waits: { call: 0, cast: 0 }, refused: { call: 0, cast: 0 }, nodes: [] };
@@ -358,6 +359,9 @@ export interface NodeMetrics extends Counts {}
 /** The counters of one node: a plain field per counted metric of the table (incrementing one costs nothing measurable). */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class NodeMetrics {
+  /** The hottest actors of the last minute, sampled (the admin API's `top`; not a metric of the table). */
+  readonly hot = new HotActors();
+
   constructor() {
     // Defined, not assigned by a computed key: V8 keeps an object with more than a dozen keyed-in fields
     // as a dictionary, which made each increment about ten times slower.

@@ -10,7 +10,7 @@ export const SERVICE_NAME = "mesh";
 
 /**
  * One node's service. Endpoints: `status` (`<prefix>.status.<nodeId>`, answers
- * the node's metrics as JSON), and while the node hosts a capability, `call`
+ * the node's metrics as JSON, or an admin question: admin.ts), and while the node hosts a capability, `call`
  * and `cast`, the ingress, in the queue group `<prefix>-ingress`. Each
  * endpoint's STATS data is the node's metrics. The service is re-registered
  * when the capabilities change, so INFO shows them.
@@ -25,6 +25,8 @@ export class NodeService {
     private readonly nodeId: string,
     private readonly version: string,
     private readonly metrics: () => MetricsSnapshot,
+    /** Answers a request on the status subject: the metrics, or an admin question (admin.ts). */
+    private readonly admin: (data: Uint8Array) => string,
     private readonly placement: { shards: number; strategy: string; appVersion: string },
   ) {}
 
@@ -52,7 +54,7 @@ export class NodeService {
     service.addEndpoint("status", {
       subject: this.subjects.status(this.nodeId),
       queue: "",
-      handler: (_err, msg) => msg.respond(JSON.stringify(this.metrics())),
+      handler: (_err, msg) => msg.respond(this.admin(msg.data)),
     });
     if (capabilities.length > 0) {
       service.addEndpoint("call", { subject: this.subjects.ingressCalls, handler: (_err, msg) => this.ingress.handle(msg, false) });

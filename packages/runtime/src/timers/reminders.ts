@@ -138,6 +138,11 @@ export class Reminders {
     return this.#scheduled.size;
   }
 
+  /** The reminders this node holds (the admin API's `reminders` picks those due soon). */
+  held(): Reminder[] {
+    return [...this.#scheduled.values()].map((p) => p.reminder);
+  }
+
   /** What this node's last completed scan read. */
   lastScan: PageReads = { dirs: 0, pages: 0, entries: 0 };
 

@@ -1,0 +1,125 @@
+// The hottest actors of a node over the last minute (docs/observability.md
+// "Admin API"): sampled, in bounded memory. One turn in SAMPLE is recorded,
+// with its duration when the turn was timed, into the current 10-second slot;
+// six slots make the minute. A slot holds at most MAX_PER_SLOT actors: once
+// full, actors not in it yet wait for the next slot (the hot ones are in it
+// early). Crashes are counted every time. Nothing is read until someone asks.
+
+/** One turn in this many is recorded (and counts for this many). */
+const SAMPLE = 16;
+const SLOT_MS = 10_000;
+const SLOTS = 6;
+const MAX_PER_SLOT = 1000;
+/** Durations kept per actor per slot, for its p99. */
+const MAX_SAMPLES = 64;
+
+/** The names of an actor (an activation has them). */
+export interface HotKey {
+  readonly capability: string;
+  readonly actorType: string;
+  readonly id: string;
+}
+
+/** One actor over the last minute. */
+export interface HotActor {
+  capability: string;
+  actorType: string;
+  id: string;
+  /** Turns per second (sampled: a multiple of SAMPLE over the window). */
+  perSecond: number;
+  /** Handlers that threw. */
+  errors: number;
+  /** The 99th percentile of its sampled timed turns, in ms (undefined: none timed). */
+  p99Ms: number | undefined;
+}
+
+export type HotOrder = "calls" | "errors" | "p99";
+
+class Entry {
+  turns = 0;
+  errors = 0;
+  readonly ms: number[] = [];
+  constructor(readonly who: HotKey) {}
+}
+
+interface Slot {
+  readonly start: number;
+  readonly actors: Map<HotKey, Entry>;
+}
+
+export class HotActors {
+  #slots: Slot[] = [];
+  #count = 0;
+
+  /** A turn of `who` ended; `ms` its duration, or -1 when it was not timed. */
+  turn(who: HotKey, ms: number): void {
+    if (++this.#count % SAMPLE !== 0) return;
+    const e = this.#entry(who);
+    if (e === undefined) return;
+    e.turns += SAMPLE;
+    if (ms >= 0) {
+      if (e.ms.length < MAX_SAMPLES) e.ms.push(ms);
+      else e.ms[this.#count % MAX_SAMPLES] = ms;
+    }
+  }
+
+  /** A handler of `who` threw. */
+  failed(who: HotKey): void {
+    const e = this.#entry(who);
+    if (e !== undefined) e.errors++;
+  }
+
+  /** The top `n` actors of the last minute by `order`. */
+  top(n: number, order: HotOrder): HotActor[] {
+    const now = performance.now();
+    const live = this.#slots.filter((s) => now - s.start < SLOT_MS * SLOTS);
+    if (live.length === 0) return [];
+    const seconds = Math.max(1, (now - Math.min(...live.map((s) => s.start))) / 1000);
+    const merged = new Map<string, { who: HotKey; turns: number; errors: number; ms: number[] }>();
+    for (const slot of live)
+      for (const e of slot.actors.values()) {
+        const key = `${e.who.capability}\u0000${e.who.actorType}\u0000${e.who.id}`;
+        let m = merged.get(key);
+        if (m === undefined) merged.set(key, (m = { who: e.who, turns: 0, errors: 0, ms: [] }));
+        m.turns += e.turns;
+        m.errors += e.errors;
+        m.ms.push(...e.ms);
+      }
+    const rows: HotActor[] = [...merged.values()].map((m) => ({
+      capability: m.who.capability,
+      actorType: m.who.actorType,
+      id: m.who.id,
+      perSecond: m.turns / seconds,
+      errors: m.errors,
+      p99Ms: percentile(m.ms, 0.99),
+    }));
+    const key: Record<HotOrder, (r: HotActor) => number> = {
+      calls: (r) => r.perSecond,
+      errors: (r) => r.errors,
+      p99: (r) => r.p99Ms ?? -1,
+    };
+    return rows.sort((a, b) => key[order](b) - key[order](a)).slice(0, n);
+  }
+
+  #entry(who: HotKey): Entry | undefined {
+    const now = performance.now();
+    let slot = this.#slots.at(-1);
+    if (slot === undefined || now - slot.start >= SLOT_MS) {
+      slot = { start: now, actors: new Map() };
+      this.#slots.push(slot);
+      if (this.#slots.length > SLOTS) this.#slots = this.#slots.slice(-SLOTS);
+    }
+    let e = slot.actors.get(who);
+    if (e === undefined) {
+      if (slot.actors.size >= MAX_PER_SLOT) return undefined;
+      slot.actors.set(who, (e = new Entry(who)));
+    }
+    return e;
+  }
+}
+
+function percentile(values: number[], p: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
