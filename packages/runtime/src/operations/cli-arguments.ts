@@ -28,6 +28,9 @@ export const options = {
   "inbox-prefix": { type: "string" },
   actor: { type: "string" },
   id: { type: "string" },
+  interval: { type: "string", default: "1000" },
+  count: { type: "string" },
+  hot: { type: "string", default: "10" },
 } as const;
 
 export function json(text: string, what: string): unknown {

@@ -24,6 +24,7 @@ Usage: mesh <command> [options]
 Commands:
   node     run a node hosting the actor classes a module exports
   status   show every node: capabilities, live actors, calls served, shards owned
+  top      a live view: nodes, live actors per type, the hottest actors
   call     call an actor and print its reply
   cast     send a message to an actor
   state    print or delete a durable actor's stored state
@@ -41,6 +42,20 @@ Runs a node until SIGINT or SIGTERM (or until the process that started it is gon
   --app-version <v>       the version of your application it runs, shown by mesh status (default: unversioned)
   --standby-ms <ms>       joining a cluster running older versions, own nothing until a leaving node hands
                           over its shards, for at most this long (default: 30000; 0: never wait)
+
+${COMMON}`,
+  top: `Usage: mesh top [--interval ms] [--count n] [--hot n] [--json]
+
+A live view of the cluster over each node's admin API, redrawn in place:
+every node that hosts a capability (its app version, live actors, calls per
+second, messages waiting, errors, RSS, event-loop delay p99; "!" when its
+lease lapsed), live actors per type, and the hottest actors of the last
+minute (calls per second, errors, p99), sampled one turn in 16. Ctrl-C quits.
+  --interval <ms>      time between views (default: 1000)
+  --count <n>          draw n views, then exit (default: until interrupted)
+  --hot <n>            how many hot actors to show (default: 10)
+  --json               one view as JSON, for scripts
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
 
 ${COMMON}`,
   status: `Usage: mesh status [--json]

@@ -19,6 +19,7 @@ import { HELP } from "./cli-help.js";
 import { listReminders } from "./cli-reminders.js";
 import { deleteState, getState, resetActor } from "./cli-state.js";
 import { status } from "./cli-status.js";
+import { top } from "./cli-top.js";
 
 async function main(argv: string[]): Promise<number> {
   const [command = "", ...rest] = argv;
@@ -56,6 +57,16 @@ async function main(argv: string[]): Promise<number> {
       });
     case "status":
       return withConnection((nc) => status(nc, values.prefix, values.json, number(values.wait, "--wait")));
+    case "top":
+      return withConnection((nc) =>
+        top(nc, values.prefix, {
+          json: values.json,
+          intervalMs: number(values.interval, "--interval"),
+          count: values.count === undefined ? undefined : number(values.count, "--count"),
+          waitMs: number(values.wait, "--wait"),
+          hot: number(values.hot, "--hot"),
+        }),
+      );
     case "events":
       return withConnection((nc) => eventsReport(nc, values.prefix, values.json, number(values.wait, "--wait")));
     case "call":

@@ -53,7 +53,7 @@ export class HotActors {
 
   /** A turn of `who` ended; `ms` its duration, or -1 when it was not timed. */
   turn(who: HotKey, ms: number): void {
-    if (++this.#count % SAMPLE !== 0) return;
+    if ((++this.#count & (SAMPLE - 1)) !== 0) return; // SAMPLE is a power of two
     const e = this.#entry(who);
     if (e === undefined) return;
     e.turns += SAMPLE;
