@@ -60,6 +60,13 @@ test.serial(
       JSON.stringify(tops),
     );
     t.like(await ask(t, prefix, a.nodeId, { q: "top", by: "p99" }), { ok: true });
+    const rates = await Promise.all(
+      [a, b].map(async (m) => (await ask(t, prefix, m.nodeId, { q: "rates" })).answer as Record<string, { perSecond: number }>),
+    );
+    t.true(
+      rates.some((r) => (r.Counter?.perSecond ?? 0) > 0),
+      JSON.stringify(rates),
+    );
 
     // A blocked actor: a 3 s turn and two calls waiting behind it.
     const where = await a.call<{ calls: number }>({ actor: Slow, id: "blocked", capability: "c", payload: { ms: 0 } });

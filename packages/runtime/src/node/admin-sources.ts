@@ -31,6 +31,7 @@ export function adminSources(n: AdminNode): AdminSources {
     }),
     types: () => actors.views.byType(),
     top: (count, order) => metrics.hot.top(count, order),
+    rates: () => metrics.hot.rates(),
     actor: (actorType, id) => actors.views.of(actorType, id),
     subscriptions: () => n.events()?.report() ?? [],
     reminders: (withinMs, count) => {

@@ -10,7 +10,7 @@ import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { ActorView } from "../actors/actor-view.js";
 import type { SubscriptionReport } from "../events/sources.js";
-import type { HotActor, HotOrder } from "./hot-actors.js";
+import type { HotActor, HotOrder, TypeRate } from "./hot-actors.js";
 import type { MetricsSnapshot } from "./metrics.js";
 
 /** What the node tells the admin API, read when a question comes. */
@@ -18,6 +18,7 @@ export interface AdminSources {
   node(): { node: string; version: string; appVersion: string; capabilities: string[]; actorTypes: string[]; lease: { held: boolean } };
   types(): Record<string, number>;
   top(n: number, order: HotOrder): HotActor[];
+  rates(): Record<string, TypeRate>;
   actor(actorType: string, id: string): ActorView[];
   subscriptions(): SubscriptionReport[];
   reminders(
@@ -34,6 +35,7 @@ const QUESTIONS = {
   node: (s, _q, a) => ({ ...s.node(), ...a.load() }),
   types: (s) => s.types(),
   top: (s, q) => s.top(count(q.n, 10, 100), order(q.by)),
+  rates: (s) => s.rates(),
   actor: (s, q) => s.actor(text(q.actor, "actor"), text(q.id, "id")),
   subscriptions: (s) => s.subscriptions(),
   reminders: (s, q) => s.reminders(count(q.withinMs, 60_000, 24 * 3600_000), count(q.n, 100, 1000)),

@@ -35,16 +35,37 @@ export interface HotActor {
 
 export type HotOrder = "calls" | "errors" | "p99";
 
-class Entry {
+/** Sampled turns, crashes and durations: of one actor, or of one actor type. */
+class Tally {
   turns = 0;
   errors = 0;
   readonly ms: number[] = [];
-  constructor(readonly who: HotKey) {}
+  add(ms: number, at: number): void {
+    this.turns += SAMPLE;
+    if (ms < 0) return;
+    if (this.ms.length < MAX_SAMPLES) this.ms.push(ms);
+    else this.ms[at % MAX_SAMPLES] = ms;
+  }
+}
+
+class Entry extends Tally {
+  constructor(readonly who: HotKey) {
+    super();
+  }
 }
 
 interface Slot {
   readonly start: number;
   readonly actors: Map<HotKey, Entry>;
+  /** By actor type: every sampled turn counts here, also of actors the slot had no room for. */
+  readonly types: Map<string, Tally>;
+}
+
+/** One actor type over the last minute. */
+export interface TypeRate {
+  perSecond: number;
+  errors: number;
+  p99Ms: number | undefined;
 }
 
 export class HotActors {
@@ -54,27 +75,44 @@ export class HotActors {
   /** A turn of `who` ended; `ms` its duration, or -1 when it was not timed. */
   turn(who: HotKey, ms: number): void {
     if ((++this.#count & (SAMPLE - 1)) !== 0) return; // SAMPLE is a power of two
-    const e = this.#entry(who);
-    if (e === undefined) return;
-    e.turns += SAMPLE;
-    if (ms >= 0) {
-      if (e.ms.length < MAX_SAMPLES) e.ms.push(ms);
-      else e.ms[this.#count % MAX_SAMPLES] = ms;
-    }
+    this.#typeOf(who).add(ms, this.#count);
+    this.#entry(who)?.add(ms, this.#count);
   }
 
   /** A handler of `who` threw. */
   failed(who: HotKey): void {
+    this.#typeOf(who).errors++;
     const e = this.#entry(who);
     if (e !== undefined) e.errors++;
   }
 
-  /** The top `n` actors of the last minute by `order`. */
-  top(n: number, order: HotOrder): HotActor[] {
+  /** Per actor type, over the last minute: turns per second, crashes, p99. */
+  rates(): Record<string, TypeRate> {
+    const { live, seconds } = this.#window();
+    const merged = new Map<string, Tally>();
+    for (const slot of live)
+      for (const [type, t] of slot.types) {
+        let m = merged.get(type);
+        if (m === undefined) merged.set(type, (m = new Tally()));
+        m.turns += t.turns;
+        m.errors += t.errors;
+        m.ms.push(...t.ms);
+      }
+    return Object.fromEntries(
+      [...merged].map(([type, m]) => [type, { perSecond: m.turns / seconds, errors: m.errors, p99Ms: percentile(m.ms, 0.99) }]),
+    );
+  }
+
+  /** The slots of the last minute, and the seconds they cover. */
+  #window(): { live: Slot[]; seconds: number } {
     const now = performance.now();
     const live = this.#slots.filter((s) => now - s.start < SLOT_MS * SLOTS);
-    if (live.length === 0) return [];
-    const seconds = Math.max(1, (now - Math.min(...live.map((s) => s.start))) / 1000);
+    return { live, seconds: live.length === 0 ? 1 : Math.max(1, (now - Math.min(...live.map((s) => s.start))) / 1000) };
+  }
+
+  /** The top `n` actors of the last minute by `order`. */
+  top(n: number, order: HotOrder): HotActor[] {
+    const { live, seconds } = this.#window();
     const merged = new Map<string, { who: HotKey; turns: number; errors: number; ms: number[] }>();
     for (const slot of live)
       for (const e of slot.actors.values()) {
@@ -101,14 +139,26 @@ export class HotActors {
     return rows.sort((a, b) => key[order](b) - key[order](a)).slice(0, n);
   }
 
-  #entry(who: HotKey): Entry | undefined {
+  #slot(): Slot {
     const now = performance.now();
     let slot = this.#slots.at(-1);
     if (slot === undefined || now - slot.start >= SLOT_MS) {
-      slot = { start: now, actors: new Map() };
+      slot = { start: now, actors: new Map(), types: new Map() };
       this.#slots.push(slot);
       if (this.#slots.length > SLOTS) this.#slots = this.#slots.slice(-SLOTS);
     }
+    return slot;
+  }
+
+  #typeOf(who: HotKey): Tally {
+    const types = this.#slot().types;
+    let t = types.get(who.actorType);
+    if (t === undefined) types.set(who.actorType, (t = new Tally()));
+    return t;
+  }
+
+  #entry(who: HotKey): Entry | undefined {
+    const slot = this.#slot();
     let e = slot.actors.get(who);
     if (e === undefined) {
       if (slot.actors.size >= MAX_PER_SLOT) return undefined;
