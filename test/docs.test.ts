@@ -82,6 +82,7 @@ test("every code-like name in the docs is an error code the code raises, or a kn
     "PUT",
     "TEAM_A",
     "TEAM_B",
+    "CHROME_BIN",
   ]);
   const named = new Set(files.flatMap((text) => [...text.matchAll(/`([A-Z][A-Z0-9_]{2,})`/g)].map((m) => m[1]!)));
   for (const name of named)

@@ -23,6 +23,8 @@ export interface NodeView {
   errors: number;
   types: Record<string, number>;
   top: HotActor[];
+  /** The counts of its handler latency histogram (metrics `handlerLatency`, buckets LATENCY_BUCKETS_MS and +Inf). */
+  latency: number[];
 }
 
 /** A cluster at one moment: its nodes, live activations per type over all of them, and the hottest actors over all. */
@@ -82,6 +84,7 @@ export async function readCluster(nc: NatsConnection, prefix: string, waitMs: nu
             errors: Object.values(m.errors ?? {}).reduce((a, b) => a + (b ?? 0), 0),
             types,
             top,
+            latency: m.handlerLatency?.counts ?? [],
           };
         } catch {
           silent.push(node);

@@ -31,6 +31,8 @@ export const options = {
   interval: { type: "string", default: "1000" },
   count: { type: "string" },
   hot: { type: "string", default: "10" },
+  port: { type: "string", default: "8080" },
+  host: { type: "string", default: "127.0.0.1" },
 } as const;
 
 export function json(text: string, what: string): unknown {

@@ -25,6 +25,7 @@ Commands:
   node     run a node hosting the actor classes a module exports
   status   show every node: capabilities, live actors, calls served, shards owned
   top      a live view: nodes, live actors per type, the hottest actors
+  console  a web page of the cluster, served by this command
   call     call an actor and print its reply
   cast     send a message to an actor
   state    print or delete a durable actor's stored state
@@ -55,6 +56,21 @@ minute (calls per second, errors, p99), sampled one turn in 16. Ctrl-C quits.
   --count <n>          draw n views, then exit (default: until interrupted)
   --hot <n>            how many hot actors to show (default: 10)
   --json               one view as JSON, for scripts
+  --wait <ms>          how long to wait for nodes to answer (default: 500)
+
+${COMMON}`,
+  console: `Usage: mesh console [--port n] [--host h]
+
+Serves a web page of the cluster from this process (nothing else to run or
+build; nothing is fetched from the internet): the nodes, the shard ownership of
+each capability as a picture, live charts of calls/s, errors and latency per
+node and per actor type, the hottest actors, a search for one actor (its live
+view on every node and its stored state as JSON), event lag and the reminders
+due next. It refreshes every second, over each node's admin API. Stops on
+Ctrl-C or SIGTERM.
+  --port <n>           the port to listen on (default: 8080; 0: a free one, printed)
+  --host <h>           the address to listen on (default: 127.0.0.1, this machine only)
+  --bucket <name>      the state bucket, for stored states (default: <prefix>_state)
   --wait <ms>          how long to wait for nodes to answer (default: 500)
 
 ${COMMON}`,

@@ -11,17 +11,30 @@ import { decodeState, readRecord } from "../state/group-commit.js";
 import { encodeForget } from "./forget.js";
 import type { Forget } from "./forget.js";
 
-export async function getState(nc: NatsConnection, bucket: string, { capability, actorType, id }: Forget): Promise<number> {
-  const key = stateKey(capability, actorType, id);
-  const stored = await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).load(key);
-  if (stored.bytes === undefined) {
-    process.stderr.write(`mesh: no state stored for ${actorType} ${JSON.stringify(id)} (key ${key} in bucket ${bucket})\n`);
+export async function getState(nc: NatsConnection, bucket: string, actor: Forget): Promise<number> {
+  const stored = await readState(nc, bucket, actor);
+  if (!stored.found) {
+    process.stderr.write(
+      `mesh: no state stored for ${actor.actorType} ${JSON.stringify(actor.id)} (key ${stored.key} in bucket ${bucket})\n`,
+    );
     return 1;
   }
-  const record = readRecord(stored.bytes, key);
-  if (record.version > 1) process.stderr.write(`mesh: stored at state version ${record.version}\n`);
-  process.stdout.write(`${JSON.stringify(record.state === undefined ? null : decodeState(record.state, key), jsonValue)}\n`);
+  if (stored.version > 1) process.stderr.write(`mesh: stored at state version ${stored.version}\n`);
+  process.stdout.write(`${JSON.stringify(stored.state, jsonValue)}\n`);
   return 0;
+}
+
+/** A durable actor's stored state (`found` false: none stored), its state version, and its key in the bucket. */
+export async function readState(
+  nc: NatsConnection,
+  bucket: string,
+  { capability, actorType, id }: Forget,
+): Promise<{ found: boolean; key: string; version: number; state: unknown }> {
+  const key = stateKey(capability, actorType, id);
+  const stored = await (await StateStore.bind(nc, bucket, DEFAULT_STORAGE_TIMEOUT_MS)).load(key);
+  if (stored.bytes === undefined) return { found: false, key, version: 0, state: null };
+  const record = readRecord(stored.bytes, key);
+  return { found: true, key, version: record.version, state: record.state === undefined ? null : decodeState(record.state, key) };
 }
 
 /** Deletes the stored state, then asks every node to end its live activation of the actor, and waits for their answers. */
@@ -59,8 +72,8 @@ async function endActor(nc: NatsConnection, subject: string, actor: Forget, wait
   return `${live} (${nodes} node${nodes === 1 ? "" : "s"} answered)`;
 }
 
-/** msgpack values JSON has no form for: bytes as base64, big integers as strings. */
-function jsonValue(_key: string, value: unknown): unknown {
+/** msgpack values JSON has no form for: bytes as base64, big integers as strings (a JSON.stringify replacer). */
+export function jsonValue(_key: string, value: unknown): unknown {
   if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString("base64") };
   if (typeof value === "bigint") return value.toString();
   return value;

@@ -20,6 +20,7 @@ import { listReminders } from "./cli-reminders.js";
 import { deleteState, getState, resetActor } from "./cli-state.js";
 import { status } from "./cli-status.js";
 import { top } from "./cli-top.js";
+import { serveConsole } from "./cli-console.js";
 
 async function main(argv: string[]): Promise<number> {
   const [command = "", ...rest] = argv;
@@ -67,6 +68,15 @@ async function main(argv: string[]): Promise<number> {
           hot: number(values.hot, "--hot"),
         }),
       );
+    case "console": {
+      const port = Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new UsageError(`--port must be a port number (0: any free one), got ${values.port}`);
+      const bucket = values.bucket ?? bucketName(values.prefix, "state");
+      return withConnection((nc) =>
+        serveConsole(nc, values.prefix, { port, host: values.host, waitMs: number(values.wait, "--wait"), bucket }),
+      );
+    }
     case "events":
       return withConnection((nc) => eventsReport(nc, values.prefix, values.json, number(values.wait, "--wait")));
     case "call":
