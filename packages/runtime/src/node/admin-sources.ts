@@ -21,6 +21,7 @@ export interface AdminNode {
 export function adminSources(n: AdminNode): AdminSources {
   const { membership, actors, metrics, routes, lease } = n.parts;
   return {
+    nodeId: n.o.nodeId,
     node: () => ({
       node: n.o.nodeId,
       version,

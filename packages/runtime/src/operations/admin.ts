@@ -15,6 +15,7 @@ import type { MetricsSnapshot } from "./metrics.js";
 
 /** What the node tells the admin API, read when a question comes. */
 export interface AdminSources {
+  readonly nodeId: string;
   node(): { node: string; version: string; appVersion: string; capabilities: string[]; actorTypes: string[]; lease: { held: boolean } };
   types(): Record<string, number>;
   top(n: number, order: HotOrder): HotActor[];
@@ -67,7 +68,7 @@ export class Admin {
       if (typeof name !== "string" || !Object.hasOwn(QUESTIONS, name))
         throw new MeshError("BAD_REQUEST", `"q" must be one of ${Object.keys(QUESTIONS).join(", ")}`);
       const value = QUESTIONS[name as AdminQuestion](this.sources, q as Record<string, unknown>, this);
-      return JSON.stringify({ ok: true, node: this.sources.node().node, q: name, answer: value });
+      return JSON.stringify({ ok: true, node: this.sources.nodeId, q: name, answer: value });
     } catch (err) {
       const code = err instanceof MeshError ? err.code : "INTERNAL";
       return JSON.stringify({ ok: false, error: { code, message: messageOf(err) } });
