@@ -23,12 +23,13 @@ import { deadline } from "./deadline.js";
 import { migration } from "./migration.js";
 import { roll } from "./roll.js";
 import { flood } from "./flood.js";
+import { admin } from "./admin.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood runs only those sections (default: all). */
+/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood,admin runs only those sections (default: all). */
 const only = new Set(
-  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood").split(","),
+  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood,admin").split(","),
 );
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
@@ -353,8 +354,9 @@ try {
     target("calls/s during a roll / steady", rl.rolling / rl.steady);
     target("calls failed during the rolls", rl.failed, "0");
   }
+  /** The remote section's helpers, for the flood and admin sections. */
+  const peers = { start: (mode: string, ...args: string[]) => peer(mode, server.url, ...args), stop: stopPeer, cpuPerCall };
   if (only.has("flood")) {
-    const peers = { start: (mode: string, ...args: string[]) => peer(mode, server.url, ...args), stop: stopPeer, cpuPerCall };
     const fl = await flood(server.url, quick, peers, record);
     target("flood: third process's call p50, flooded / unloaded", fl.flooded.p50! / fl.unloaded.p50!);
     target("flood: third process's call p99, flooded / unloaded", fl.flooded.p99! / fl.unloaded.p99!);
@@ -363,6 +365,15 @@ try {
     target("flood: casts refused at the sender / tried", fl.flooder.refusedAtSender / fl.flooder.attempted);
     target("maxOutboundBytes default / Infinity: calls/s", fl.callsRatio);
     target("maxOutboundBytes default / Infinity: caller CPU", fl.cpuRatio);
+  }
+  if (only.has("admin")) {
+    const ad = await admin(server.url, quick, peers, record);
+    target("admin: calls/s, console refresh every second / none", ad.callsRatio, ">= 0.98");
+    target("admin: owner CPU per call, polled / unpolled", ad.ownerCpuRatio);
+    target("admin: caller CPU per call, polled / unpolled", ad.callerCpuRatio);
+    target("admin: one console refresh under load (ms)", ad.refreshMs);
+    target("admin: its questions after the discovery waits (ms)", ad.questionsMs);
+    target("admin: owner CPU per refresh, no calls (ms)", ad.ownerCpuPerRefresh / 1000);
   }
   console.log("\nSummary");
   for (const [k, v] of Object.entries(summary)) {
