@@ -16,10 +16,13 @@ export interface AdminNode {
   events(): EventSources | undefined;
   reminders(): Reminders | undefined;
   metrics(): MetricsSnapshot;
+  /** When the node started (epoch ms). */
+  readonly startedAt: number;
 }
 
 export function adminSources(n: AdminNode): AdminSources {
   const { membership, actors, metrics, routes, lease } = n.parts;
+
   return {
     nodeId: n.o.nodeId,
     node: () => ({
@@ -29,6 +32,7 @@ export function adminSources(n: AdminNode): AdminSources {
       capabilities: [...membership.self.capabilities],
       actorTypes: actors.actorTypes(),
       lease: { held: lease.holdsNow() },
+      uptimeMs: Date.now() - n.startedAt,
     }),
     types: () => actors.views.byType(),
     top: (count, order) => metrics.hot.top(count, order),
@@ -37,8 +41,9 @@ export function adminSources(n: AdminNode): AdminSources {
     subscriptions: () => n.events()?.report() ?? [],
     reminders: (withinMs, count) => {
       const until = Date.now() + withinMs;
-      return (n.reminders()?.held() ?? [])
-        .filter((r) => r.runAt <= until)
+      const due = [];
+      for (const r of n.reminders()?.held() ?? []) if (r.runAt <= until) due.push(r); // no copy of what is not due
+      return due
         .sort((a, b) => a.runAt - b.runAt)
         .slice(0, count)
         .map(({ capability, actorType, id, name, runAt, failures }) => ({ capability, actorType, id, name, runAt, failures }));

@@ -58,6 +58,7 @@ export class MeshNode {
   #events: EventSources | undefined;
   #stopping: Promise<void> | undefined;
   #admin: Admin | undefined;
+  readonly #startedAt = Date.now();
 
   private constructor(input: NodeInput) {
     this.o = input.o;
@@ -187,6 +188,7 @@ export class MeshNode {
         events: () => this.#events,
         reminders: () => this.#reminders,
         metrics: () => this.metrics(),
+        startedAt: this.#startedAt,
       }),
     );
     return this.#admin.answer(data);

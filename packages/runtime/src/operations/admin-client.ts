@@ -1,11 +1,12 @@
 // What `mesh top` and `mesh console` read of a running cluster: every node
-// that hosts a capability (from the NATS service API, cluster-stats.ts), and
+// that hosts a capability (from the NATS service API's INFO), and
 // each one's answers to the admin API (admin.ts): its metrics, the node, its
 // activations per type, its hottest actors. One view per refresh.
-import type { NatsConnection } from "nats";
+import { RequestStrategy } from "nats";
+import type { NatsConnection, ServiceInfo } from "nats";
 import type { HotActor } from "./hot-actors.js";
 import type { MetricsSnapshot } from "./metrics.js";
-import { clusterStats } from "./cluster-stats.js";
+import { SERVICE_NAME } from "./service.js";
 
 /** One node in a cluster view. */
 export interface NodeView {
@@ -49,16 +50,22 @@ export async function askNode<T>(nc: NatsConnection, prefix: string, node: strin
 
 /** Reads the cluster under `prefix`: nodes that answer within `waitMs`, and the top `hotN` actors. */
 export async function readCluster(nc: NatsConnection, prefix: string, waitMs: number, hotN: number): Promise<ClusterView> {
-  const { infos, stats } = await clusterStats(nc, prefix, waitMs);
+  // The nodes, from the NATS service API: one wait for every node to answer INFO (not STATS too: the metrics come below).
+  const infos: ServiceInfo[] = [];
+  const client = nc.services.client({ strategy: RequestStrategy.Timer, maxWait: waitMs });
+  for await (const i of await client.info(SERVICE_NAME)) if ((i as ServiceInfo).metadata?.prefix === prefix) infos.push(i as ServiceInfo);
   const hosting = infos.filter((i) => (i.metadata?.capabilities ?? "") !== "");
   const silent: string[] = [];
   const nodes = (
     await Promise.all(
       hosting.map(async (i): Promise<NodeView | undefined> => {
         const node = i.metadata!.node!;
-        const m: Partial<MetricsSnapshot> = stats.get(node) ?? {};
         try {
-          const [about, types, top] = await Promise.all([
+          // The metrics from the node itself (an empty request on its status subject): a STATS answer that missed
+          // the wait would read as counters at 0, and the next calls/s as the node's whole life.
+          const metrics = nc.request(`${prefix}.status.${node}`, undefined, { timeout: waitMs });
+          const [m, about, types, top] = await Promise.all([
+            metrics.then((r) => JSON.parse(new TextDecoder().decode(r.data)) as MetricsSnapshot),
             askNode<{ lease: { held: boolean }; uptimeMs: number; memory: { rss: number }; eventLoopDelayMs: { p99: number } }>(
               nc,
               prefix,
@@ -78,13 +85,13 @@ export async function readCluster(nc: NatsConnection, prefix: string, waitMs: nu
             uptimeMs: about.uptimeMs,
             rssBytes: about.memory.rss,
             eventLoopP99Ms: about.eventLoopDelayMs.p99,
-            actors: m.actors ?? 0,
-            callsServed: m.callsServed ?? 0,
-            queued: m.queuedLetters ?? 0,
-            errors: Object.values(m.errors ?? {}).reduce((a, b) => a + (b ?? 0), 0),
+            actors: m.actors,
+            callsServed: m.callsServed,
+            queued: m.queuedLetters,
+            errors: Object.values(m.errors).reduce((a, b) => a + (b ?? 0), 0),
             types,
             top,
-            latency: m.handlerLatency?.counts ?? [],
+            latency: m.handlerLatency.counts,
           };
         } catch {
           silent.push(node);

@@ -16,7 +16,15 @@ import type { MetricsSnapshot } from "./metrics.js";
 /** What the node tells the admin API, read when a question comes. */
 export interface AdminSources {
   readonly nodeId: string;
-  node(): { node: string; version: string; appVersion: string; capabilities: string[]; actorTypes: string[]; lease: { held: boolean } };
+  node(): {
+    node: string;
+    version: string;
+    appVersion: string;
+    capabilities: string[];
+    actorTypes: string[];
+    lease: { held: boolean };
+    uptimeMs: number;
+  };
   types(): Record<string, number>;
   top(n: number, order: HotOrder): HotActor[];
   rates(): Record<string, TypeRate>;
@@ -37,7 +45,7 @@ const QUESTIONS = {
   types: (s) => s.types(),
   top: (s, q) => s.top(count(q.n, 10, 100), order(q.by)),
   rates: (s) => s.rates(),
-  actor: (s, q) => s.actor(text(q.actor, "actor"), text(q.id, "id")),
+  actor: (s, q) => s.actor(text(q.actor, "actor"), id(q.id)),
   subscriptions: (s) => s.subscriptions(),
   reminders: (s, q) => s.reminders(count(q.withinMs, 60_000, 24 * 3600_000), count(q.n, 100, 1000)),
   shards: (s, q) => s.shards(text(q.capability, "capability")) ?? null,
@@ -45,10 +53,8 @@ const QUESTIONS = {
 
 export type AdminQuestion = keyof typeof QUESTIONS;
 
-const started = Date.now();
-
 export class Admin {
-  /** The event loop's delay, measured from the first `node` question on (a histogram sampled every 20 ms). */
+  /** The event loop's delay since the previous `node` question (a histogram sampled every 20 ms, from the first one on). */
   #delay: IntervalHistogram | undefined;
 
   constructor(private readonly sources: AdminSources) {}
@@ -85,11 +91,12 @@ export class Admin {
     const ms = (ns: number) => (Number.isFinite(ns) ? ns / 1e6 : 0);
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
+    const delay = { p50: ms(d.percentile(50)), p99: ms(d.percentile(99)), max: ms(d.max) };
+    d.reset();
     return {
-      uptimeMs: Date.now() - started,
       cpu: { userMs: cpu.user / 1000, systemMs: cpu.system / 1000 },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
-      eventLoopDelayMs: { p50: ms(d.percentile(50)), p99: ms(d.percentile(99)), max: ms(d.max) },
+      eventLoopDelayMs: delay,
     };
   }
 
@@ -107,6 +114,12 @@ function count(v: unknown, fallback: number, max: number): number {
 
 function text(v: unknown, what: string): string {
   if (typeof v !== "string" || v === "") throw new MeshError("BAD_REQUEST", `"${what}" must be a non-empty string`);
+  return v;
+}
+
+/** An actor id: any string, the empty one too (as the ingress takes it). */
+function id(v: unknown): string {
+  if (typeof v !== "string") throw new MeshError("BAD_REQUEST", `"id" must be a string`);
   return v;
 }
 

@@ -26,21 +26,27 @@ export interface ConsoleOptions {
 /** Serves the console until SIGINT or SIGTERM. */
 export async function serveConsole(nc: NatsConnection, prefix: string, o: ConsoleOptions): Promise<number> {
   const api = new ConsoleApi(nc, prefix, o);
-  const server = createServer((req, res) => void api.handle(req, res));
+  const server = createServer((req, res) => void api.handle(req, res).catch(() => res.destroy()));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.host, () => resolve());
   });
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : o.port;
+  api.port = port;
   process.stdout.write(`mesh console: http://${o.host}:${port}/ (prefix "${prefix}"; Ctrl-C to stop)\n`);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  // Until Ctrl-C or SIGTERM, or until the NATS connection is gone for good (the tool does not reconnect).
+  const closed = await Promise.race([
+    new Promise<false>((resolve) => {
+      process.once("SIGINT", () => resolve(false));
+      process.once("SIGTERM", () => resolve(false));
+    }),
+    nc.closed().then(() => true),
+  ]);
+  if (closed) process.stderr.write("mesh console: the NATS connection closed; stopping\n");
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
-  return 0;
+  return closed ? 1 : 0;
 }
 
 /** What one node adds to the cluster view on the page: rates since the previous read. */
@@ -50,8 +56,14 @@ interface NodeRates {
   p99Ms: number | null;
 }
 
+/** Readings closer together than this share one read (two tabs, a reload): rates need time between readings. */
+const MIN_READ_MS = 500;
+
 class ConsoleApi {
+  /** The port it listens on: a request must name this host and port (no page elsewhere can reach it by DNS rebinding). */
+  port = 0;
   #previous: ClusterView | undefined;
+  #reading: { at: number; answer: Promise<object> } | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -60,11 +72,13 @@ class ConsoleApi {
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://console");
     try {
+      const url = new URL(req.url ?? "/", "http://console");
+      const hosts = [`127.0.0.1:${this.port}`, `localhost:${this.port}`, `${this.o.host}:${this.port}`, `[::1]:${this.port}`];
+      if (!hosts.includes(req.headers.host ?? "")) return send(res, 421, "text/plain", "this console answers only to its own address");
       if (req.method !== "GET") return send(res, 405, "text/plain", "GET only");
       if (url.pathname === "/") return send(res, 200, "text/html; charset=utf-8", CONSOLE_PAGE);
-      if (url.pathname === "/api/cluster") return send(res, 200, "application/json", JSON.stringify(await this.cluster()));
+      if (url.pathname === "/api/cluster") return send(res, 200, "application/json", JSON.stringify(await this.#shared()));
       if (url.pathname === "/api/actor")
         return send(res, 200, "application/json", JSON.stringify(await this.actor(url.searchParams), jsonValue));
       return send(res, 404, "text/plain", "not found");
@@ -77,6 +91,13 @@ class ConsoleApi {
         JSON.stringify({ error: { code, message: messageOf(err) } }),
       );
     }
+  }
+
+  /** One read for every request within MIN_READ_MS of it (and the one under way). */
+  #shared(): Promise<object> {
+    const now = Date.now();
+    if (this.#reading === undefined || now - this.#reading.at >= MIN_READ_MS) this.#reading = { at: now, answer: this.cluster() };
+    return this.#reading.answer;
   }
 
   /** The cluster now, with each node's rates since the previous read, shard maps, type rates, event lag and reminders. */
@@ -172,12 +193,21 @@ function histogramP99(counts: number[]): number | null {
   let seen = 0;
   for (let i = 0; i < counts.length; i++) {
     seen += counts[i]!;
-    if (seen >= 0.99 * total) return LATENCY_BUCKETS_MS[i] ?? LATENCY_BUCKETS_MS.at(-1)! * 2;
+    if (seen >= 0.99 * total) return LATENCY_BUCKETS_MS[i] ?? null; // null: past the last bound (10 s)
   }
   return null;
 }
 
+/** The page runs its own inline script and style, talks to this server only, and is framed nowhere. */
+const SECURITY_HEADERS = {
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "X-Frame-Options": "DENY",
+  "X-Content-Type-Options": "nosniff",
+  "Cache-Control": "no-store",
+};
+
 function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" });
+  res.writeHead(status, { "Content-Type": type, ...SECURITY_HEADERS });
   res.end(body);
 }

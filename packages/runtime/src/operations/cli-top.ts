@@ -85,9 +85,10 @@ export function render(view: ClusterView, previous: ClusterView | undefined, int
   return lines.map((l) => fit(l, WIDTH)).join("\n");
 }
 
-/** `text` cut to `width` characters, with an ellipsis when cut. */
+/** `text` with its control characters shown as "?" (an actor id may hold any: none reaches the terminal), cut to `width` with an ellipsis. */
 function fit(text: string, width: number): string {
-  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+  return safe.length <= width ? safe : `${safe.slice(0, width - 1)}…`;
 }
 
 function num(n: number): string {

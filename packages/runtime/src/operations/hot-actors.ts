@@ -1,5 +1,5 @@
 // The hottest actors of a node over the last minute (docs/observability.md
-// "Admin API"): sampled, in bounded memory. One turn in SAMPLE is recorded,
+// "Admin API"): sampled, in bounded memory. One turn in SAMPLE, at random, is recorded,
 // with its duration when the turn was timed, into the current 10-second slot;
 // six slots make the minute. A slot holds at most MAX_PER_SLOT actors: once
 // full, actors not in it yet wait for the next slot (the hot ones are in it
@@ -42,11 +42,12 @@ class Tally {
   turns = 0;
   errors = 0;
   readonly ms: number[] = [];
-  add(ms: number, at: number): void {
+  add(ms: number): void {
     this.turns += SAMPLE;
     if (ms < 0) return;
+    // The first MAX_SAMPLES, then each replaces a slot in turn: the p99 follows the slot's latest turns.
     if (this.ms.length < MAX_SAMPLES) this.ms.push(ms);
-    else this.ms[at % MAX_SAMPLES] = ms;
+    else this.ms[(this.turns / SAMPLE) % MAX_SAMPLES] = ms;
   }
 }
 
@@ -75,13 +76,19 @@ export interface TypeRate {
 
 export class HotActors {
   #slots: Slot[] = [];
-  #count = 0;
+  #random = 0x9e3779b9 | 0;
 
   /** A turn of `who` ended; `ms` its duration, or -1 when it was not timed. */
   turn(who: HotKey, ms: number): void {
-    if ((++this.#count & (SAMPLE - 1)) !== 0) return; // SAMPLE is a power of two
-    this.#typeOf(who).add(ms, this.#count);
-    this.#entry(who)?.add(ms, this.#count);
+    // One turn in SAMPLE, at random (xorshift32): a counter would alias with callers that alternate actors.
+    let x = this.#random;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#random = x;
+    if ((x & (SAMPLE - 1)) !== 0) return; // SAMPLE is a power of two
+    this.#typeOf(who).add(ms);
+    this.#entry(who)?.add(ms);
   }
 
   /** A handler of `who` threw. */

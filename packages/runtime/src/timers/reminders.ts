@@ -139,8 +139,8 @@ export class Reminders {
   }
 
   /** The reminders this node holds (the admin API's `reminders` picks those due soon). */
-  held(): Reminder[] {
-    return [...this.#scheduled.values()].map((p) => p.reminder);
+  *held(): Generator<Reminder> {
+    for (const p of this.#scheduled.values()) yield p.reminder;
   }
 
   /** What this node's last completed scan read. */
