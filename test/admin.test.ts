@@ -143,3 +143,30 @@ test.serial("the admin API lists the reminders a node holds that are due soon, s
     ["sooner"],
   );
 });
+
+test("the hot-actor sampler counts about every turn, whatever the order callers take (no aliasing), and keeps at most 1,000 actors a slot", async (t) => {
+  type Hot = {
+    skip: number;
+    turn(who: object, ms: number): void;
+    top(n: number, by: string): { id: string; perSecond: number }[];
+    rates(): Record<string, { perSecond: number }>;
+  };
+  const { HotActors } = (await import(new URL("../../packages/runtime/lib/operations/hot-actors.js", import.meta.url).href)) as {
+    HotActors: new () => Hot;
+  };
+  const hot = new HotActors();
+  const actor = (id: string) => ({ pid: `n/A/${id}#1`, capability: "c", actorType: "A", id });
+  const [a, b] = [actor("a"), actor("b")];
+  const started = performance.now();
+  for (let i = 0; i < 32_000; i++) {
+    const who = i % 2 === 0 ? a : b; // alternating callers: a fixed period of 16 would see only one of them
+    if (--hot.skip <= 0) hot.turn(who, 0.1);
+  }
+  for (let i = 0; i < 5000; i++) if (--hot.skip <= 0) hot.turn(actor(`cold${i}`), -1);
+  const seconds = Math.max(1, (performance.now() - started) / 1000);
+  const rows = hot.top(2, "calls");
+  t.deepEqual(rows.map((r) => r.id).sort(), ["a", "b"]);
+  for (const r of rows) t.true(Math.abs(r.perSecond * seconds - 16_000) < 2_000, `${r.id}: ${r.perSecond * seconds} of 16,000 turns`);
+  t.true(Math.abs(hot.rates().A!.perSecond * seconds - 37_000) < 1_000, JSON.stringify(hot.rates()));
+  t.true(hot.top(5000, "calls").length <= 1000, "at most 1,000 actors a slot");
+});

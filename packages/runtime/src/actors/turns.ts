@@ -49,10 +49,9 @@ export class Turns {
   readonly #committing = new Set<GroupCommit>();
   /** Activations whose next turn waits for the lease (lease.ts). */
   readonly #held = new Set<Activation>();
-  /** Handlers (and activations starting) whose promise has not settled. */
-  #running = 0;
-  /** Running turns: their deadlines, what a busy actor is doing, an operator's reset. */
-  readonly deadlines: TurnDeadlines;
+  #running = 0; // handlers (and activations starting) whose promise has not settled
+  readonly #hot: NodeMetrics["hot"]; // the hottest actors' sampler, one load away on the fast path
+  readonly deadlines: TurnDeadlines; // running turns: their deadlines, what a busy actor is doing, an operator's reset
 
   constructor(
     private readonly host: TurnHost,
@@ -61,6 +60,7 @@ export class Turns {
     private readonly lease: Lease,
     private readonly limits: Limits,
   ) {
+    this.#hot = metrics.hot;
     this.deadlines = new TurnDeadlines(limits.maxTurnMs, {
       metrics,
       log,
@@ -85,7 +85,7 @@ export class Turns {
       act.lastTick = this.host.tick;
       act.chain = chain;
       this.metrics.callsServed++;
-      this.metrics.hot.turn(act, -1);
+      if (--this.#hot.skip <= 0) this.#hot.turn(act, -1);
       let out: unknown;
       try {
         out = tracing.on ? tracedTurn(act, "call", tracing.parent, callHandler, payload) : act.instance.handleCall(payload, act);
@@ -404,13 +404,13 @@ export class Turns {
     this.metrics.handlerLatency.observe(ms);
     if (!count) return; // the fast path of local calls counted it already
     this.metrics[kind.served]++;
-    this.metrics.hot.turn(act, ms);
+    if (--this.#hot.skip <= 0) this.#hot.turn(act, ms);
   }
 
   /** A handler threw: the activation crashed, and the caller gets ACTOR_CRASHED. */
   #crash(act: Activation, err: unknown): MeshError {
     this.metrics.crashes++;
-    this.metrics.hot.failed(act);
+    this.#hot.failed(act);
     this.metrics.error("ACTOR_CRASHED");
     this.log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: actor crashed");
     this.host.crashed(act);
