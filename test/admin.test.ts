@@ -52,7 +52,7 @@ test.serial(
     t.is(ta!.Counter! + tb!.Counter!, 31, "31 Counters live across the two nodes");
     t.is(ta!.Slow! + tb!.Slow!, 5);
 
-    // The hot actor is at the top of its owner's list (sampled: 1 turn in 16, so about 200 of its 3,200).
+    // The hot actor is at the top of its owner's list (sampled: 1 turn in 32, so about 100 of its 3,200).
     const tops = await Promise.all([a, b].map((m) => ask(t, prefix, m.nodeId, { q: "top", n: 5 })));
     const first = tops.map((r) => (r.answer as { id: string; perSecond: number }[])[0]).filter((x) => x !== undefined);
     t.true(

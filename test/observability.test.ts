@@ -43,6 +43,22 @@ test.serial("mesh.metrics() counts calls, activations, crashes and errors, with 
   t.true(caller.metrics().remoteCallLatency.count >= 7);
 });
 
+test.serial(
+  "local calls (the in-process fast path, counted by a sampled countdown) are counted exactly, however often metrics are read",
+  async (t) => {
+    const { owner } = t.context;
+    const ids = ["local_a", "local_b", "local_c"];
+    for (const id of ids) await owner.call({ actor: Counter, id, capability: "obs" }); // live: the next calls take the fast path
+    const before = owner.metrics().callsServed;
+    let done = 0;
+    for (const n of [1, 5, 17, 40, 3]) {
+      for (let i = 0; i < n; i++) await owner.call({ actor: Counter, id: ids[i % ids.length]!, capability: "obs" });
+      done += n;
+      t.is(owner.metrics().callsServed - before, done);
+    }
+  },
+);
+
 test.serial("with metricsPort, Prometheus text is served at /metrics", async (t) => {
   const { owner } = t.context;
   await owner.call({ actor: Counter, id: "prom", capability: "obs" });

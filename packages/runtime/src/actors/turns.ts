@@ -84,8 +84,7 @@ export class Turns {
       act.runs();
       act.lastTick = this.host.tick;
       act.chain = chain;
-      this.metrics.callsServed++;
-      if (--this.#hot.skip <= 0) this.#hot.turn(act, -1);
+      if (--this.metrics.untimedCalls <= 0) this.metrics.sampleCall(act); // counts callsServed too
       let out: unknown;
       try {
         out = tracing.on ? tracedTurn(act, "call", tracing.parent, callHandler, payload) : act.instance.handleCall(payload, act);

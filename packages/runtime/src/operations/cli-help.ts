@@ -51,7 +51,7 @@ A live view of the cluster over each node's admin API, redrawn in place:
 every node that hosts a capability (its app version, live actors, calls per
 second, messages waiting, errors, RSS, event-loop delay p99; "!" when its
 lease lapsed), live actors per type, and the hottest actors of the last
-minute (calls per second, errors, p99), sampled one turn in 16. Ctrl-C quits.
+minute (calls per second, errors, p99), sampled one turn in 32. Ctrl-C quits.
   --interval <ms>      time between views (default: 1000)
   --count <n>          draw n views, then exit (default: until interrupted)
   --hot <n>            how many hot actors to show (default: 10)

@@ -77,7 +77,7 @@ export function render(view: ClusterView, previous: ClusterView | undefined, int
   lines.push(
     `${"HOTTEST ACTORS, LAST MINUTE".padEnd(36)} ${"NODE".padEnd(18)} ${"CALLS/S".padStart(8)} ${"ERR".padStart(5)} ${"P99 ms".padStart(7)}`,
   );
-  if (view.hot.length === 0) lines.push("(none yet: turns are sampled, one in 16)");
+  if (view.hot.length === 0) lines.push("(none yet: turns are sampled, one in 32)");
   for (const a of view.hot)
     lines.push(
       `${fit(`${a.actorType}/${a.id}`, 36).padEnd(36)} ${fit(a.node, 18).padEnd(18)} ${num(a.perSecond).padStart(8)} ${num(a.errors).padStart(5)} ${(a.p99Ms === undefined || a.p99Ms === null ? "-" : a.p99Ms.toFixed(2)).padStart(7)}`,

@@ -6,7 +6,7 @@
 import type { ErrorCode } from "@mesh/core";
 import type { OutboundReport } from "@mesh/transport";
 import type { SubscriptionReport } from "../events/sources.js";
-import { HotActors } from "./hot-actors.js";
+import { HotActors, type HotKey } from "./hot-actors.js";
 
 /** The outbound report of a node without flow control (`maxOutboundBytes: Infinity`). */
 export const NO_OUTBOUND: OutboundReport = { bytes: 0, waiting: 0, waits: { call: 0, cast: 0 }, refused: { call: 0, cast: 0 }, nodes: [] };
@@ -361,6 +361,21 @@ export interface NodeMetrics extends Counts {}
 export class NodeMetrics {
   /** The hottest actors of the last minute, sampled (the admin API's `top`; not a metric of the table). */
   readonly hot = new HotActors();
+  /**
+   * The fast path of local calls (Turns.call) counts down here instead of counting `callsServed`:
+   * `if (--m.untimedCalls <= 0) m.sampleCall(act)`. One decrement per call, as one increment was
+   * before the sampler (which, as a second counter there, cost local calls about 4 %).
+   */
+  untimedCalls = 1;
+  #untimedWeight = 1;
+
+  /** The untimed call that ran `untimedCalls` out: counted with those before it, and recorded for the hottest actors. */
+  sampleCall(who: HotKey): void {
+    const weight = this.#untimedWeight;
+    this.callsServed += weight;
+    this.untimedCalls = this.#untimedWeight = this.hot.gap();
+    this.hot.record(who, -1, weight);
+  }
 
   constructor() {
     // Defined, not assigned by a computed key: V8 keeps an object with more than a dozen keyed-in fields
@@ -376,6 +391,9 @@ export class NodeMetrics {
 
   /** Every metric now: the counted ones copied, the others read from `view`. */
   snapshot(view: NodeView): MetricsSnapshot {
+    // The untimed calls not yet sampled are counted now; the gap to the next sample stays as it was.
+    this.callsServed += this.#untimedWeight - this.untimedCalls;
+    this.#untimedWeight = this.untimedCalls;
     const fields = this as unknown as Record<string, never>;
     return Object.fromEntries(
       METRIC_ROWS.map(([name, metric]) => [name, metric.read(metric.start ? fields[name]! : (view as never))]),
