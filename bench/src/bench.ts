@@ -24,12 +24,15 @@ import { migration } from "./migration.js";
 import { roll } from "./roll.js";
 import { flood } from "./flood.js";
 import { admin } from "./admin.js";
+import { speed } from "./speed.js";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const quick = process.env.BENCH_QUICK === "1"; // smaller counts, for a smoke run
-/** BENCH_ONLY=remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood,admin runs only those sections (default: all). */
+/** BENCH_ONLY=speed,remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood,admin runs only those sections (default: all). */
 const only = new Set(
-  (process.env.BENCH_ONLY ?? "remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood,admin").split(","),
+  (
+    process.env.BENCH_ONLY ?? "speed,remote,local,memory,durable,cluster,reminders,events,tracing,deadline,migration,roll,flood,admin"
+  ).split(","),
 );
 const n = (count: number) => (quick ? Math.ceil(count / 10) : count);
 const payload = new TextEncoder().encode(JSON.stringify({ action: "ping", n: 1 }));
@@ -267,6 +270,12 @@ try {
   };
   let mem: Awaited<ReturnType<typeof memory>> | undefined;
   let d: Awaited<ReturnType<typeof durable>> | undefined;
+  if (only.has("speed"))
+    for (const f of await speed(server.url, quick)) {
+      target(`speed: ${f.name}`, f.value, f.goal);
+      if (f.base !== undefined)
+        target(`speed: ${f.name}, this / base (median pair)`, f.pairs!.sort((a, b) => a - b)[f.pairs!.length >> 1]!);
+    }
   if (only.has("remote")) {
     const { raw: r, mesh: m, cpu } = await requestReply(server.url);
     target("CPU per remote call at 128 in flight, caller (µs)", cpu["128 in flight"]!.caller);
