@@ -1,4 +1,4 @@
-import { MeshError } from "@mesh/core";
+import { MeshError, shardFor } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { GroupCommit } from "../state/group-commit.js";
@@ -31,6 +31,8 @@ export interface MailboxLoad {
 export interface ContextHost {
   /** The node's id (one field for all its activations). */
   nodeId: string;
+  /** The cluster's shard count. */
+  shards: number;
   /** The node's mailbox load, which every mailbox keeps up to date. */
   readonly load: MailboxLoad;
   setTimer(act: Activation, name: string, ms: number, options?: TimerOptions): void;
@@ -82,47 +84,115 @@ const PHASE = 7;
 const USED = 8;
 const CLEARING = 16;
 
+/** What the activations of one actor type under one capability on one node share (the actor table's slot is one). */
+export interface Place {
+  readonly capability: string;
+  readonly actorType: string;
+  readonly host: ContextHost;
+}
+
+/** The fields of an activation that most never use, kept apart (bench: bytes per idle actor). */
+class Rare {
+  reason: Ending | undefined = undefined;
+  commits: GroupCommit | undefined = undefined;
+  timers: Map<string, Scheduled> | undefined = undefined;
+  chain: readonly string[] | undefined = undefined;
+  events: ActorEvents | undefined = undefined;
+  queue: Letter[] | undefined = undefined;
+}
+
 /**
  * One live actor instance: its pid, its mailbox, and its phase (starting,
  * idle, running, leaving, gone). While it starts or runs a turn, letters that
  * arrive wait in the mailbox, in order. It is also the CallContext handlers
- * receive, so an idle actor costs one object besides its own.
+ * receive, so an idle actor costs one object besides its own: 80 bytes, from
+ * 152 when it kept its place, shard and rare fields itself (its methods are
+ * not `#` ones: those give each instance a brand field).
  */
 export class Activation implements CallContext {
-  /** Why it leaves (set once it leaves the actor table); what its onDeactivate is told. */
-  reason: Ending | undefined;
-  /** Durable actors: the commits of its state (set once the state is loaded). */
-  commits: GroupCommit | undefined;
   /** The passivation tick of its last turn (see also `used`). */
   lastTick = 0;
   /** The phase and the marks in one field (bench: bytes per idle actor). */
   #flags = USED;
-  /** Its timers by name; undefined while it never set one. */
-  timers: Map<string, Scheduled> | undefined;
-  /** The call chain of the turn it runs: the actors waiting on it (for ctx.call). */
-  chain: readonly string[] | undefined;
-  /** Stream events it applied and what its turn publishes; undefined until it handles an event or publishes (most actors). */
-  events: ActorEvents | undefined;
-  /** Waiting letters; undefined while none ever waited (most actors). */
-  #queue: Letter[] | undefined;
+  /** What few activations have (a reason to leave, commits, timers, events, waiting letters, a call chain); undefined until one does. */
+  #rare: Rare | undefined;
   readonly pid: string;
 
   constructor(
     readonly instance: Actor,
-    readonly capability: string,
-    readonly actorType: string,
+    /** Its capability, type and node: one object for all the activations of a type under a capability. */
+    readonly place: Place,
     readonly id: string,
-    readonly shard: number,
     incarnation: number,
-    private readonly host: ContextHost,
   ) {
     // join() builds one flat string; a template literal would keep a tree of string pieces alive.
-    this.pid = [host.nodeId, "/", actorType, "/", id, "#", incarnation].join("");
+    this.pid = [place.host.nodeId, "/", place.actorType, "/", id, "#", incarnation].join("");
   }
 
   /** The node it lives on. */
   get nodeId(): string {
-    return this.host.nodeId;
+    return this.place.host.nodeId;
+  }
+
+  get capability(): string {
+    return this.place.capability;
+  }
+
+  /** Its shard, from its id: computed when asked (moves and hand-overs), not kept (bench: bytes per idle actor). */
+  get shard(): number {
+    return shardFor(this.id, this.place.host.shards);
+  }
+
+  get actorType(): string {
+    return this.place.actorType;
+  }
+
+  private get host(): ContextHost {
+    return this.place.host;
+  }
+
+  /** Why it leaves (set once it leaves the actor table); what its onDeactivate is told. */
+  get reason(): Ending | undefined {
+    return this.#rare?.reason;
+  }
+  set reason(reason: Ending | undefined) {
+    this.more().reason = reason;
+  }
+
+  /** Durable actors: the commits of its state (set once the state is loaded). */
+  get commits(): GroupCommit | undefined {
+    return this.#rare?.commits;
+  }
+  set commits(commits: GroupCommit | undefined) {
+    this.more().commits = commits;
+  }
+
+  /** Its timers by name; undefined while it never set one. */
+  get timers(): Map<string, Scheduled> | undefined {
+    return this.#rare?.timers;
+  }
+  set timers(timers: Map<string, Scheduled> | undefined) {
+    this.more().timers = timers;
+  }
+
+  /** The call chain of the turn it runs: the actors waiting on it (for ctx.call). Set on every turn, mostly to undefined. */
+  get chain(): readonly string[] | undefined {
+    return this.#rare?.chain;
+  }
+  set chain(chain: readonly string[] | undefined) {
+    if (chain !== undefined || this.#rare !== undefined) this.more().chain = chain;
+  }
+
+  /** Stream events it applied and what its turn publishes; undefined until it handles an event or publishes (most actors). */
+  get events(): ActorEvents | undefined {
+    return this.#rare?.events;
+  }
+  set events(events: ActorEvents | undefined) {
+    this.more().events = events;
+  }
+
+  private more(): Rare {
+    return (this.#rare ??= new Rare());
   }
 
   /** Where it is in its life. */
@@ -148,7 +218,7 @@ export class Activation implements CallContext {
 
   /** idle → starting: onActivate or a durable load runs before any turn. */
   starts(): void {
-    this.#to(STARTING, 1 << IDLE);
+    this.moveTo(STARTING, 1 << IDLE);
   }
 
   /**
@@ -158,14 +228,14 @@ export class Activation implements CallContext {
    */
   runs(): void {
     const now = this.#flags & PHASE;
-    if (now > RUNNING) this.#refuse(now, RUNNING); // IDLE, STARTING and RUNNING are 0, 1 and 2
+    if (now > RUNNING) this.refuse(now, RUNNING); // IDLE, STARTING and RUNNING are 0, 1 and 2
     this.#flags = (this.#flags & ~PHASE) | RUNNING | USED;
   }
 
   /** starting or running → idle: nothing waits. */
   rests(): void {
     const now = this.#flags & PHASE;
-    if (now !== RUNNING && now !== STARTING) this.#refuse(now, IDLE);
+    if (now !== RUNNING && now !== STARTING) this.refuse(now, IDLE);
     this.#flags &= ~PHASE; // IDLE is 0
   }
 
@@ -179,7 +249,7 @@ export class Activation implements CallContext {
     if (this.reason !== "replaced") this.reason = reason;
     const phase = this.#flags & PHASE;
     if (phase === GONE || phase === LEAVING) return phase === LEAVING;
-    this.#to(LEAVING, (1 << IDLE) | (1 << STARTING) | (1 << RUNNING));
+    this.moveTo(LEAVING, (1 << IDLE) | (1 << STARTING) | (1 << RUNNING));
     return phase !== IDLE;
   }
 
@@ -188,13 +258,13 @@ export class Activation implements CallContext {
     this.#flags = (this.#flags & ~PHASE) | GONE;
   }
 
-  #to(phase: number, from: number): void {
+  private moveTo(phase: number, from: number): void {
     const now = this.#flags & PHASE;
-    if ((from & (1 << now)) === 0) this.#refuse(now, phase);
+    if ((from & (1 << now)) === 0) this.refuse(now, phase);
     this.#flags = (this.#flags & ~PHASE) | phase;
   }
 
-  #refuse(now: number, phase: number): never {
+  private refuse(now: number, phase: number): never {
     throw new MeshError("INTERNAL", `${this.pid}: no transition from ${PHASES[now]} to ${PHASES[phase]}`);
   }
 
@@ -289,36 +359,36 @@ export class Activation implements CallContext {
 
   /** How many letters wait. */
   get waiting(): number {
-    return this.#queue?.length ?? 0;
+    return this.#rare?.queue?.length ?? 0;
   }
 
   enqueue(letter: Letter): void {
-    (this.#queue ??= []).push(letter);
-    this.#count(letter, 1);
+    (this.more().queue ??= []).push(letter);
+    this.count(letter, 1);
   }
 
   /** Puts a letter back at the head of the mailbox (its turn waits for the lease). */
   requeue(letter: Letter): void {
-    (this.#queue ??= []).unshift(letter);
-    this.#count(letter, 1);
+    (this.more().queue ??= []).unshift(letter);
+    this.count(letter, 1);
   }
 
   /** The next waiting letter, if any. */
   dequeue(): Letter | undefined {
-    const letter = this.#queue?.shift();
-    if (letter !== undefined) this.#count(letter, -1);
+    const letter = this.#rare?.queue?.shift();
+    if (letter !== undefined) this.count(letter, -1);
     return letter;
   }
 
   /** Removes and returns every waiting letter. */
   drain(): Letter[] {
-    const all = this.#queue ?? [];
-    this.#queue = undefined;
-    for (const letter of all) this.#count(letter, -1);
+    const all = this.#rare?.queue ?? [];
+    if (this.#rare !== undefined) this.#rare.queue = undefined;
+    for (const letter of all) this.count(letter, -1);
     return all;
   }
 
-  #count(letter: Letter, sign: 1 | -1): void {
+  private count(letter: Letter, sign: 1 | -1): void {
     const load = this.host.load;
     load.letters += sign;
     load.bytes += sign * letter.bytes;

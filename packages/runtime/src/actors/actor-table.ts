@@ -9,7 +9,7 @@ import { idleTimeoutOf } from "../options.js";
 import type { ActorClass } from "../types.js";
 import { boundCapabilities } from "../capabilities.js";
 import { actorTypeOf } from "./actor.js";
-import type { Activation } from "./activation.js";
+import type { Activation, ContextHost, Place } from "./activation.js";
 import type { SweptType } from "./passivation.js";
 
 /** One hosted actor type. */
@@ -29,10 +29,8 @@ export interface HostedType {
   readonly shares: boolean;
 }
 
-/** The live activations of one type under one capability, by id. */
-export interface Slot extends SweptType {
-  readonly capability: string;
-}
+/** The live activations of one type under one capability, by id; also the place they share (activation.ts). */
+export interface Slot extends SweptType, Place {}
 
 export class ActorTable {
   readonly #types = new Map<string, HostedType>();
@@ -41,7 +39,11 @@ export class ActorTable {
   #live = 0;
 
   /** Throws BAD_REQUEST when two classes share an actor type. */
-  constructor(actors: readonly ActorClass[], nodeIdleTimeoutMs: number | undefined) {
+  constructor(
+    actors: readonly ActorClass[],
+    nodeIdleTimeoutMs: number | undefined,
+    private readonly host: ContextHost,
+  ) {
     for (const cls of actors) {
       const name = actorTypeOf(cls);
       if (this.#types.has(name)) throw new MeshError("BAD_REQUEST", `two actor classes share the actor type "${name}"`);
@@ -83,7 +85,7 @@ export class ActorTable {
   slot(type: HostedType, capability: string): Slot {
     let slot = type.slots.get(capability);
     if (slot === undefined) {
-      slot = { capability, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
+      slot = { capability, actorType: type.name, host: this.host, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
       type.slots.set(capability, slot);
       this.slots.push(slot);
     }

@@ -39,6 +39,8 @@ const RELEASE_POLL_MS = 10;
 /** How a node's actors are hosted. */
 export interface SupervisorOptions {
   readonly nodeId: string;
+  /** The cluster's shard count: an activation's shard is its id's (shardFor). */
+  readonly shards: number;
   readonly actors: readonly ActorClass[];
   readonly log: Logger;
   readonly metrics: NodeMetrics;
@@ -102,6 +104,7 @@ export class Supervisor {
   /** What handlers reach through their ctx: one object for every activation of the node. */
   readonly #host: ContextHost = {
     nodeId: "", // the constructor's
+    shards: 0, // the constructor's
     load: this.load,
     setTimer: (act, name, ms, options) => this.#timers.set(act, name, ms, options),
     clearTimer: (act, name) => this.#timers.clear(act, name),
@@ -119,9 +122,10 @@ export class Supervisor {
 
   constructor(private readonly o: SupervisorOptions) {
     this.nodeId = this.#host.nodeId = o.nodeId;
+    this.#host.shards = o.shards;
     this.#log = o.log;
     this.#metrics = o.metrics;
-    this.#table = new ActorTable(o.actors, o.idleTimeoutMs);
+    this.#table = new ActorTable(o.actors, o.idleTimeoutMs, this.#host);
     this.views = new ActorViews(this.#table, (act) => this.#turns.deadlines.turnOf(act));
     if (o.store === undefined && this.#table.types.some((t) => t.durable))
       throw new MeshError("INTERNAL", "durable actor types need a state store");
@@ -366,7 +370,7 @@ export class Supervisor {
     const incarnation = ++this.#incarnation;
     let act: Activation;
     try {
-      act = new Activation(new type.cls(id, initArg), capability, actorType, id, to.shard, incarnation, this.#host);
+      act = new Activation(new type.cls(id, initArg), slot, id, incarnation);
     } catch (err) {
       return activationFailed(`${this.nodeId}/${actorType}/${id}#${incarnation}`, err, false, this.#metrics, this.#log);
     }

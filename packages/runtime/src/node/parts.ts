@@ -125,6 +125,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
   const renewal: LeaseRenewal | undefined = records === undefined ? undefined : new LeaseRenewal(records, lease, o.heartbeatMs);
   const actors: Supervisor = new Supervisor({
     nodeId: o.nodeId,
+    shards: o.shards,
     actors: o.actors,
     log,
     metrics,
