@@ -10,6 +10,7 @@
 //   remote                        calls/s at 128 in flight and sequential p50, each against raw nats.js
 //   owner <prefix>                a Mesh node hosting the plain actor under "speed" (remote's other process)
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { connect, createInbox } from "nats";
 import type { NatsConnection } from "nats";
@@ -139,10 +140,18 @@ async function p50(op: (i: number) => Promise<unknown>, total: number): Promise<
   return median(ms) * 1000;
 }
 
+/** The CPU seconds process `pid` has used (Linux /proc; 10 ms ticks). */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function remote(): Promise<Record<string, number>> {
   const prefix = `remote${process.pid}`;
   // The owner runs this same file in its own process; the raw responder runs here, on its own connection.
-  const owner = spawn(process.execPath, [fileURLToPath(import.meta.url), root, url, "owner", prefix], {
+  // BENCH_CPU_PROF=<dir>: the owner writes a V8 CPU profile there (run this file with --cpu-prof for the caller's).
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const owner = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), root, url, "owner", prefix], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   await new Promise<void>((resolve, reject) => {
@@ -165,9 +174,17 @@ async function remote(): Promise<Record<string, number>> {
   await drive(meshCall, Math.max(total, 20_000)); // every actor live
   const at128: number[] = [];
   const seq: number[] = [];
+  const cpu = { caller: [] as number[], owner: [] as number[] };
+  const perSecond: number[] = [];
   for (let k = 0; k < 3; k++) {
     const raw = await drive(rawCall, total);
-    at128.push((await drive(meshCall, total)) / raw);
+    const [c0, o0] = [process.cpuUsage(), cpuOf(owner.pid!)];
+    const calls = await drive(meshCall, total);
+    at128.push(calls / raw);
+    perSecond.push(calls);
+    const c = process.cpuUsage(c0);
+    cpu.caller.push((c.user + c.system) / total);
+    cpu.owner.push(((cpuOf(owner.pid!) - o0) * 1e6) / total);
     const rawP50 = await p50(rawCall, quick ? 1000 : 5000);
     seq.push((await p50(meshCall, quick ? 1000 : 5000)) / rawP50);
   }
@@ -175,7 +192,13 @@ async function remote(): Promise<Record<string, number>> {
   await nc.close();
   owner.kill("SIGTERM");
   rawResponder.kill("SIGTERM");
-  return { ratio128: median(at128), p50: median(seq) };
+  return {
+    ratio128: median(at128),
+    p50: median(seq),
+    callerCpuUs: median(cpu.caller),
+    ownerCpuUs: median(cpu.owner),
+    perSecond: median(perSecond),
+  };
 }
 
 async function serve(run: () => Promise<() => Promise<void>>): Promise<void> {

@@ -73,20 +73,26 @@ export class HeadWriter {
    */
   str(s: string, illFormed?: () => never): void {
     const n = s.length;
-    if (n < 32) {
-      // Short ASCII (ids, capabilities, actor types, most keys): write the code units directly.
-      this.room(1 + n);
+    if (n < 0x100) {
+      // ASCII up to 255 characters (ids, capabilities, actor types, most keys, pids): the code units
+      // written directly (a 36-character pid: no encodeInto and no subarray for it).
+      const head = n < 32 ? 1 : 2;
+      this.room(head + n);
       const b = this.buf;
       const start = this.pos;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
         if (c > 0x7f) break;
-        b[start + 1 + i] = c;
+        b[start + head + i] = c;
       }
       if (i === n) {
-        b[start] = 0xa0 | n;
-        this.pos = start + 1 + n;
+        if (head === 1) b[start] = 0xa0 | n;
+        else {
+          b[start] = 0xd9;
+          b[start + 1] = n;
+        }
+        this.pos = start + head + n;
         return;
       }
     }

@@ -3,14 +3,12 @@
 // with the activation "starting" meanwhile). How activations end is
 // endings.ts (one way per reason); running the turns themselves is turns.ts.
 // Imports: the actors room, state and timers, and the bottom floor.
-import { MeshError } from "@mesh/core";
+import { MeshError, type Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
-import { remindersOf } from "../timers/reminders.js";
-import type { Reminder, ReminderOutcome, Reminders } from "../timers/reminders.js";
+import { remindersOf, type Reminder, type ReminderOutcome, type Reminders } from "../timers/reminders.js";
 import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
@@ -18,18 +16,15 @@ import type { ActorClass, CallResult, MeshRequest, ReminderInfo } from "../types
 import { reachableUnder } from "../capabilities.js";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Lease } from "./lease.js";
-import type { ContextHost, MailboxLoad } from "./activation.js";
 import { Passivation } from "./passivation.js";
 import { Turns } from "./turns.js";
-import { Activation, isThenable } from "./activation.js";
+import { Activation, isThenable, type ContextHost, type MailboxLoad } from "./activation.js";
 import { Endings } from "./endings.js";
-import { Letter, chainKey, incomingAcross } from "./letter.js";
-import type { Address } from "./letter.js";
+import { Letter, chainKey, incomingAcross, type Address } from "./letter.js";
 import { ActorTable } from "./actor-table.js";
 import { ActorViews } from "./actor-view.js";
 import { activationFailed, wrongCapability } from "./actor.js";
-import { startDurable } from "./durable-load.js";
-import type { DurableParts } from "./durable-load.js";
+import { startDurable, type DurableParts } from "./durable-load.js";
 import { reminderOf } from "./handlers.js";
 import { Migrations, NOT_MOVED } from "./migration.js";
 

@@ -40,6 +40,8 @@ export interface NodeInboxParts extends NodeParts {
 export class NodeInbox {
   /** The reply subject of the message being served: a refused cast's sender is told on its `_o` subject. */
   #replyOf: string | undefined;
+  /** When the message being served arrived (`performance.now()`): its calls' deadlines count from it (one clock read a batch). */
+  #arrived = 0;
 
   constructor(private readonly p: NodeInboxParts) {}
 
@@ -56,6 +58,7 @@ export class NodeInbox {
       return;
     }
     this.#replyOf = msg.reply || undefined;
+    this.#arrived = performance.now();
     try {
       this.#serveMessage(msg);
     } finally {
@@ -152,7 +155,7 @@ export class NodeInbox {
     }
     if (req.kind === Kind.CALL && reply !== undefined) {
       const timeoutMs = req.timeoutMs || this.p.callTimeoutMs;
-      const deadline = performance.now() + timeoutMs;
+      const deadline = this.#arrived + timeoutMs;
       const { payload, initArg, chain } = req;
       this.p.actors.deliver(to, Letter.call({ payload, initArg, deadline, timeoutMs, reply, metrics: this.p.metrics, chain, bytes: size }));
       return;

@@ -36,7 +36,7 @@ export class RemoteCall implements PendingRequest, ReplyTo {
   sentIn: unknown = undefined;
   window: FlowWindow | undefined = undefined;
   mark = 0;
-  readonly #sentAt = performance.now();
+  readonly #sentAt: number;
   /**
    * When this node gives up: a little after the call's own time (`budgetEnd`), which the owner is given as its
    * budget, so that the owner's TIMEOUT, which says what the actor was busy with, arrives first.
@@ -50,7 +50,10 @@ export class RemoteCall implements PendingRequest, ReplyTo {
     readonly sink: ReplyTo,
     private readonly rerouter: Rerouter,
     private readonly latency?: Histogram,
+    /** When it was sent (`performance.now()`), if the caller read the clock already. */
+    sentAt = performance.now(),
   ) {
+    this.#sentAt = sentAt;
     this.deadline = budgetEnd + Math.min(REPLY_GRACE_MS, Math.max(0, budgetEnd - this.#sentAt) / 5);
   }
 

@@ -83,18 +83,13 @@ export class Router {
       if (r.owner === this.p.nodeId) {
         return this.p.actors.call(r, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
       }
-      const deadline = performance.now() + r.timeoutMs;
-      return new Promise((resolve, reject) =>
-        this.send(
-          new RemoteCall(
-            r,
-            deadline,
-            new PromiseReply(resolve as (r: CallResult) => void, reject),
-            this.rerouter,
-            this.p.metrics.remoteCallLatency,
-          ),
-        ),
-      );
+      // One clock read: the call's start, its deadline and its latency's start; it is sent with all its time.
+      const now = performance.now();
+      const bytes = this.encode(r);
+      return new Promise((resolve, reject) => {
+        const reply = new PromiseReply(resolve as (r: CallResult) => void, reject);
+        this.#sendBytes(new RemoteCall(r, now + r.timeoutMs, reply, this.rerouter, this.p.metrics.remoteCallLatency, now), bytes, false);
+      });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -254,14 +249,17 @@ export class Router {
    * that it keeps its place among the letters of its actor.
    */
   send(call: RemoteCall, now = false): void {
-    const r = call.request;
     let bytes: Uint8Array;
     try {
       bytes = this.#encodeNow(call);
     } catch (err) {
       return call.sink.fail(err as Error);
     }
-    this.p.requests.call(this.p.subjects.node(r.owner), bytes, call, now ? undefined : r);
+    this.#sendBytes(call, bytes, now);
+  }
+
+  #sendBytes(call: RemoteCall, bytes: Uint8Array, now: boolean): void {
+    this.p.requests.call(this.p.subjects.node(call.request.owner), bytes, call, now ? undefined : call.request);
   }
 
   #encodeNow(call: RemoteCall): Uint8Array {
