@@ -94,8 +94,8 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
   const r = reader.reset(bytes);
   if (r.byte() === 0x99 && r.byte() === WIRE_VERSION) {
     const kind = r.byte();
-    const capability = r.str();
-    const actorType = r.str();
+    const capability = r.name();
+    const actorType = r.name();
     const id = r.str();
     const timeoutMs = r.uint();
     const hops = r.uint();

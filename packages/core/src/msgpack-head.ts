@@ -157,6 +157,14 @@ export class HeadWriter {
 
 const text = new TextDecoder("utf-8", { fatal: true });
 
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Names a reader remembers (`name`): a power of two. */
+const NAMES = 8;
+
 /** Reads msgpack values from the start of a buffer; undefined means "not the expected form". */
 export class HeadReader {
   buf: Uint8Array = new Uint8Array(0);
@@ -197,6 +205,36 @@ export class HeadReader {
     }
     return undefined;
   }
+
+  /**
+   * A name that comes again and again (a capability, an actor type): a short ASCII fixstr is matched against
+   * the last few read, and the same string is returned (no string built; its hash is cached for the maps it
+   * keys). Anything else as `str`.
+   */
+  name(): string | undefined {
+    const b = this.buf;
+    const t = b[this.pos];
+    if (t !== undefined && (t & 0xe0) === 0xa0) {
+      const len = t & 0x1f;
+      const start = this.pos + 1;
+      if (start + len <= b.length)
+        for (const known of this.#names) {
+          if (known.length !== len) continue;
+          let i = 0;
+          while (i < len && known.charCodeAt(i) === b[start + i]) i++;
+          if (i === len) {
+            this.pos = start + len;
+            return known;
+          }
+        }
+    }
+    const s = this.str();
+    if (s !== undefined && s.length < 32 && isAscii(s)) this.#names[this.#nextName++ & (NAMES - 1)] = s; // its bytes are its code units
+    return s;
+  }
+
+  readonly #names: string[] = [];
+  #nextName = 0;
 
   /** A string in any msgpack str form. */
   str(): string | undefined {
