@@ -7,7 +7,7 @@
 import { MeshError } from "@mesh/core";
 import { idleTimeoutOf } from "../options.js";
 import type { ActorClass } from "../types.js";
-import { boundCapabilities } from "../capabilities.js";
+import { boundCapabilities, reachableUnder } from "../capabilities.js";
 import { actorTypeOf } from "./actor.js";
 import type { Activation, ContextHost, Place } from "./activation.js";
 import type { SweptType } from "./passivation.js";
@@ -30,7 +30,9 @@ export interface HostedType {
 }
 
 /** The live activations of one type under one capability, by id; also the place they share (activation.ts). */
-export interface Slot extends SweptType, Place {}
+export interface Slot extends SweptType, Place {
+  readonly type: HostedType;
+}
 
 export class ActorTable {
   readonly #types = new Map<string, HostedType>();
@@ -81,11 +83,25 @@ export class ActorTable {
     return this.#types.get(actorType);
   }
 
+  /**
+   * The activations of `actorType` under `capability` (made on first use), if this node hosts that type and it
+   * may be reached so. The slot asked last comes back with no lookup: most letters go where the last one went.
+   */
+  slotOf(actorType: string, capability: string): Slot | undefined {
+    const last = this.#last;
+    if (last !== undefined && last.actorType === actorType && last.capability === capability) return last;
+    const type = this.#types.get(actorType);
+    if (type === undefined || !reachableUnder(capability, type.capabilities)) return undefined;
+    return (this.#last = this.slot(type, capability));
+  }
+
+  #last: Slot | undefined;
+
   /** The activations of `type` under `capability`, made on first use. */
   slot(type: HostedType, capability: string): Slot {
     let slot = type.slots.get(capability);
     if (slot === undefined) {
-      slot = { capability, actorType: type.name, host: this.host, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
+      slot = { type, capability, actorType: type.name, host: this.host, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
       type.slots.set(capability, slot);
       this.slots.push(slot);
     }

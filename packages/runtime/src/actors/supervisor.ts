@@ -13,7 +13,6 @@ import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
 import type { Publisher } from "../events/outbox.js";
 import type { ActorClass, CallResult, MeshRequest, ReminderInfo } from "../types.js";
-import { reachableUnder } from "../capabilities.js";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Lease } from "./lease.js";
 import { Passivation } from "./passivation.js";
@@ -345,21 +344,11 @@ export class Supervisor {
    */
   #activation(to: Address, initArg: unknown): Activation | MeshError {
     const { capability, actorType, id } = to;
-    const type = this.#table.type(actorType);
-    if (type === undefined) {
-      this.#metrics.error("UNKNOWN_ACTOR_TYPE");
-      return new MeshError(
-        "UNKNOWN_ACTOR_TYPE",
-        `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${this.actorTypes().join(", ") || "none"})`,
-      );
-    }
-    if (!reachableUnder(capability, type.capabilities)) {
-      this.#metrics.error("WRONG_CAPABILITY");
-      return wrongCapability(actorType, capability, type.capabilities!);
-    }
-    const slot = this.#table.slot(type, capability);
+    const slot = this.#table.slotOf(actorType, capability);
+    if (slot === undefined) return this.#unreachable(actorType, capability);
     const live = slot.activations.get(id);
     if (live !== undefined) return live;
+    const type = slot.type;
 
     this.#passivation.makeRoom(this.#table.size);
     const incarnation = ++this.#incarnation;
@@ -399,6 +388,15 @@ export class Supervisor {
     this.#table.add(slot, act);
     this.#metrics.activations++;
     return act;
+  }
+
+  /** UNKNOWN_ACTOR_TYPE or WRONG_CAPABILITY, counted: why a letter for (`actorType`, `capability`) has no slot here. */
+  #unreachable(actorType: string, capability: string): MeshError {
+    const type = this.#table.type(actorType);
+    this.#metrics.error(type === undefined ? "UNKNOWN_ACTOR_TYPE" : "WRONG_CAPABILITY");
+    if (type !== undefined) return wrongCapability(actorType, capability, type.capabilities!);
+    const hosted = this.actorTypes().join(", ") || "none";
+    return new MeshError("UNKNOWN_ACTOR_TYPE", `node ${this.nodeId} does not host actor type "${actorType}" (it hosts: ${hosted})`);
   }
 
   /** The activation starts while `starting` runs; letters that arrive meanwhile wait. If it fails, they fail too. */
