@@ -241,9 +241,11 @@ export class Supervisor {
    * with BAD_REQUEST, UNKNOWN_ACTOR_TYPE, ACTIVATION_FAILED, ACTOR_CRASHED, BAD_REPLY, OVERLOADED or TIMEOUT.
    */
   call(to: Address, payload: unknown, initArg: unknown, timeoutMs: number, chain?: readonly string[]): Promise<CallResult> {
+    // The slot's type, when reachable (the table's last slot: no lookup), says whether the class shares values.
+    const shares = (this.#table.slotOf(to.actorType, to.capability)?.type ?? this.#table.type(to.actorType))?.shares === true;
     try {
-      payload = this.incoming(to.actorType, payload, "payload");
-      initArg = this.incoming(to.actorType, initArg, "initArg");
+      payload = incomingAcross(shares, payload, "payload");
+      initArg = incomingAcross(shares, initArg, "initArg");
     } catch (err) {
       return Promise.reject(err);
     }
