@@ -7,12 +7,13 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { connect, createInbox } from "nats";
+import { connect } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
 import { startNatsServer } from "@mesh/runtime/testing";
 import { Echo, SharedEcho } from "./actors.js";
 import { load, median } from "./load.js";
+import { ownInbox } from "./raw.js";
 import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
 import { cluster } from "./cluster.js";
@@ -84,27 +85,6 @@ function stopPeer(child: ChildProcess): Promise<void> {
     child.once("exit", () => resolve());
     child.kill("SIGTERM");
   });
-}
-
-/** Request/reply the fastest way nats.js allows: one reply subscription, our own correlation ids. */
-function ownInbox(nc: NatsConnection): (subject: string, data: Uint8Array) => Promise<Uint8Array> {
-  const inbox = `${createInbox()}.`;
-  const pending = new Map<string, (data: Uint8Array) => void>();
-  nc.subscribe(`${inbox}*`, {
-    callback: (_err, msg) => {
-      const id = msg.subject.slice(inbox.length);
-      const resolve = pending.get(id);
-      pending.delete(id);
-      resolve?.(msg.data);
-    },
-  });
-  let next = 0;
-  return (subject, data) =>
-    new Promise((resolve) => {
-      const id = (next++).toString(36);
-      pending.set(id, resolve);
-      nc.publish(subject, data, { reply: inbox + id });
-    });
 }
 
 /**

@@ -12,8 +12,8 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { connect, createInbox } from "nats";
-import type { NatsConnection } from "nats";
+import { connect } from "nats";
+import { ownInbox } from "./raw.js";
 
 interface MeshLike {
   call(request: { actor: unknown; id: string; payload?: unknown; capability: string }): Promise<{ result: unknown }>;
@@ -106,27 +106,6 @@ async function memory(count: number): Promise<Record<string, number>> {
   if (mesh.actorCount !== count + 1) throw new Error(`expected ${count + 1} actors, found ${mesh.actorCount}`);
   await mesh.stop();
   return { bytesPerActor: bytes };
-}
-
-/** Raw request/reply the fastest way nats.js allows: one reply subscription, our own correlation ids. */
-function ownInbox(nc: NatsConnection): (subject: string, data: Uint8Array) => Promise<Uint8Array> {
-  const inbox = `${createInbox()}.`;
-  const pending = new Map<string, (data: Uint8Array) => void>();
-  nc.subscribe(`${inbox}*`, {
-    callback: (_err, msg) => {
-      const id = msg.subject.slice(inbox.length);
-      const resolve = pending.get(id);
-      pending.delete(id);
-      resolve?.(msg.data);
-    },
-  });
-  let next = 0;
-  return (subject, data) =>
-    new Promise((resolve) => {
-      const id = (next++).toString(36);
-      pending.set(id, resolve);
-      nc.publish(subject, data, { reply: inbox + id });
-    });
 }
 
 /** The sequential p50 of `op`, in µs. */
