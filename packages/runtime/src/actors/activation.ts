@@ -121,7 +121,7 @@ export class Activation implements CallContext {
   constructor(
     readonly instance: Actor,
     /** Its capability, type and node: one object for all the activations of a type under a capability. */
-    readonly place: Place,
+    private readonly place: Place,
     readonly id: string,
     incarnation: number,
   ) {
