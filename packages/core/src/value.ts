@@ -68,9 +68,10 @@ function refused(err: unknown, code: Refusal, what: string): MeshError {
 
 /** A copy of `value` as the value model carries it. Throws ValueError. Primitives come back as they are. */
 export function copyValue(value: unknown): unknown {
-  inherited = inheritsEnumerable();
   try {
-    return typeof value !== "object" || value === null ? primitive(value) : copyObject(value, 0);
+    if (typeof value !== "object" || value === null) return primitive(value);
+    inherited = inheritsEnumerable();
+    return copyObject(value, 0);
   } catch (err) {
     throw err instanceof ValueError ? err.placed() : err;
   }
@@ -78,10 +79,12 @@ export function copyValue(value: unknown): unknown {
 
 /** Throws ValueError when `value` is outside the value model. */
 export function checkValue(value: unknown): void {
-  inherited = inheritsEnumerable();
   try {
     if (typeof value !== "object" || value === null) primitive(value);
-    else checkObject(value, 0);
+    else {
+      inherited = inheritsEnumerable();
+      checkObject(value, 0);
+    }
   } catch (err) {
     throw err instanceof ValueError ? err.placed() : err;
   }
