@@ -77,6 +77,35 @@ test.serial("calls and casts issued in one tick to another node travel as one NA
 });
 
 test.serial(
+  "with 128 calls or more in flight to a node, a caller sends them in two halves, and the owner answers each on its own",
+  async (t) => {
+    const { caller, owner } = await pair(t, "halves");
+    const toOwner = await spy(t.context.server.url, `halves.node.${owner.nodeId}`);
+    const replies = await spy(t.context.server.url, `halves.inbox.${caller.nodeId}.>`);
+    t.teardown(() => toOwner.nc.close());
+    t.teardown(() => replies.nc.close());
+    const ids = Array.from({ length: 256 }, (_, i) => `h_${i}`);
+    const results = await Promise.all(
+      ids.map((id) => caller.call<{ payload: string }>({ actor: Echo, id, payload: `to ${id}`, capability: "b" })),
+    );
+    results.forEach(({ result }, i) => t.is(result.payload, `to ${ids[i]}`));
+    await toOwner.nc.flush();
+    t.deepEqual(
+      toOwner.messages.map((m) => m.frames),
+      [128, 128],
+      "two messages of 128 calls",
+    );
+    // The owner read both together, served the first and sent its replies before it served the second (message-ticks.ts).
+    await eventually(() => replies.messages.length >= 2, "the spy to see the replies");
+    t.deepEqual(
+      replies.messages.map((m) => m.frames),
+      [128, 128],
+      "one message of replies for each",
+    );
+  },
+);
+
+test.serial(
   "many concurrent calls mixed with casts to many actors on another node: every answer right, per-actor order kept",
   async (t) => {
     const { caller } = await pair(t, "mix");

@@ -3,7 +3,9 @@
 // tick's work is done (a microtask, queued before nats.js's own flush of its
 // socket buffer, so the batch goes out in the same write); never a timer, so
 // a lone frame waits for nothing. Groups are split so that no batch passes
-// the payload limit.
+// the payload limit, nor the most frames its sender wants in one message (a
+// caller sends what it has in flight in two halves, so that the owner serves
+// one while the other is on its way back; message-ticks.ts keeps them apart).
 import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES } from "@mesh/core/internal";
 
 /** Frames queued for one destination. */
@@ -15,6 +17,16 @@ interface Queue {
 /** Sends one group: frames `start..end` of a destination's queue, which fit in one message. */
 export type SendGroup = (key: string, ids: number[], envelopes: Uint8Array[], start: number, end: number) => void;
 
+/** What a frame queue's owner is told, and asked, as it flushes. */
+export interface FlushOptions {
+  /** Told at the start of each flush (before anything is sent). */
+  readonly flushing?: () => void;
+  /** Told at the end of each flush, once everything queued then was sent. */
+  readonly flushed?: () => void;
+  /** Asked at each flush: the most frames one message may carry (none: only the byte limit splits). */
+  readonly frames?: () => number;
+}
+
 export class FrameQueue {
   #queues = new Map<string, Queue>();
   #scheduled = false;
@@ -24,8 +36,7 @@ export class FrameQueue {
     /** The most bytes one batch may have. */
     private readonly maxBytes: number,
     private readonly send: SendGroup,
-    /** Told at the start of each flush (before anything is sent) and at its end (once everything queued then was sent). */
-    private readonly hooks?: { readonly flushing: () => void; readonly flushed: () => void },
+    private readonly options: FlushOptions = {},
   ) {}
 
   /** Queues a frame for `key` (a subject, or a caller's reply prefix); it leaves at the end of this tick. */
@@ -48,12 +59,12 @@ export class FrameQueue {
   /** Sends everything queued now, in groups under the limit. */
   flush(): void {
     this.#scheduled = false;
-    this.hooks?.flushing();
-    if (this.#queues.size > 0) this.#sendAll();
-    this.hooks?.flushed();
+    this.options.flushing?.();
+    if (this.#queues.size > 0) this.#sendAll(this.options.frames?.() ?? Infinity);
+    this.options.flushed?.();
   }
 
-  #sendAll(): void {
+  #sendAll(frames: number): void {
     const queues = this.#queues;
     this.#queues = new Map();
     for (const [key, q] of queues) {
@@ -61,7 +72,7 @@ export class FrameQueue {
       let size = BATCH_HEAD_BYTES;
       for (let i = 0; i < q.envelopes.length; i++) {
         const frame = FRAME_HEAD_BYTES + q.envelopes[i]!.length;
-        if (i > start && size + frame > this.maxBytes) {
+        if (i > start && (size + frame > this.maxBytes || i - start === frames)) {
           this.send(key, q.ids, q.envelopes, start, i);
           start = i;
           size = BATCH_HEAD_BYTES;

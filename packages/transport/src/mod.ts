@@ -17,7 +17,8 @@ export { FairQueue } from "./fair-queue.js";
 export type { Queued } from "./fair-queue.js";
 export { Subjects } from "./subjects.js";
 export { FrameQueue } from "./frame-queue.js";
-export type { SendGroup } from "./frame-queue.js";
+export type { FlushOptions, SendGroup } from "./frame-queue.js";
+export { MessageTicks } from "./message-ticks.js";
 export {
   BUCKET_KINDS,
   DEFAULT_REPLICAS,

@@ -6,6 +6,7 @@
 import { MeshError, shardFor } from "@mesh/core";
 import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
+import { MessageTicks } from "@mesh/transport";
 import type { Msg } from "nats";
 import { Letter } from "../actors/letter.js";
 import type { Address } from "../actors/letter.js";
@@ -45,12 +46,25 @@ export class NodeInbox {
 
   constructor(private readonly p: NodeInboxParts) {}
 
+  /** Messages read together are served a tick apart: the replies to the first leave before the next is served. */
+  readonly #ticks = new MessageTicks<Msg>((msg) => this.#serveNow(msg));
+
+  /** Takes a message on this node's subject: served now, or a tick after those read with it (message-ticks.ts). */
+  serve(msg: Msg): void {
+    this.#ticks.take(msg);
+  }
+
+  /** Resolves once every message taken was served (the node subject was drained). */
+  idle(): Promise<void> {
+    return this.#ticks.idle();
+  }
+
   /**
-   * Handles a message on this node's subject: a plain envelope, or a batch
+   * Serves a message on this node's subject: a plain envelope, or a batch
    * whose frames are handled one by one (a malformed frame fails only itself).
    * Never throws: an exception would stop nats.js's reader.
    */
-  serve(msg: Msg): void {
+  #serveNow(msg: Msg): void {
     if (msg.data.length === 0) {
       // A presence probe: a starting node asks whether this node id is taken, or a sender whether
       // this node has read what it sent before (flow control): everything before it was handled.

@@ -253,7 +253,12 @@ export class MeshNode {
       while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await actors.deactivateAll(o.drainTimeoutMs);
       await membership.stop(); // leave: nothing of this node's shards is held here any more
-      if (this.#nodeSub) await settleWithin(this.#nodeSub.drain(), left());
+      // Drained: every message the server had sent was read, and the inbox serves those read together a tick apart.
+      if (this.#nodeSub)
+        await settleWithin(
+          this.#nodeSub.drain().then(() => this.parts.inbox.idle()),
+          left(),
+        );
       claims.stop();
       await settleWithin(this.parts.renewal?.stop(true) ?? Promise.resolve(), o.drainTimeoutMs); // the record goes last: turns ran under it
       requests.close(new MeshError("STOPPED", `node ${o.nodeId} stopped before the reply came`));
