@@ -15,8 +15,8 @@ export class NoResponders extends Error {
 
 /** A request waiting for its reply. */
 export interface PendingRequest extends Expiring {
-  /** The reply arrived. */
-  reply(data: Uint8Array): void;
+  /** The reply arrived, in a message read at `at` (`performance.now()`, one clock read a message). */
+  reply(data: Uint8Array, at: number): void;
   /** NoResponders (never delivered), or the publish failed (PAYLOAD_TOO_LARGE, NODE_UNAVAILABLE). */
   fail(err: Error): void;
   /** The batch it went in: Requests' own, kept here so that its reply finds it without a look-up (declare it for a stable shape). */
@@ -285,8 +285,9 @@ export class Requests {
     // An exception must not escape into nats.js: it would stop the connection's reader.
     try {
       const data = msg.data;
+      const at = performance.now();
       if (isBatch(data)) {
-        readBatch(data, (id, envelope) => this.#reply(this.#taken(id), envelope));
+        readBatch(data, (id, envelope) => this.#reply(this.#taken(id), envelope, at));
         return;
       }
       const token = msg.subject.slice(this.#inbox.length);
@@ -305,13 +306,13 @@ export class Requests {
         for (const id of this.#batches.take(parseInt(token.slice(BATCH_TOKEN.length), 36))?.ids ?? []) {
           const pending = this.#pending.take(id);
           if (noResponders) pending?.fail(new NoResponders(`no responders on ${msg.subject}`));
-          else this.#reply(pending, data);
+          else this.#reply(pending, data, at);
         }
         return;
       }
       const pending = this.#taken(parseInt(token, 36));
       if (noResponders) pending?.fail(new NoResponders(`no responders on ${msg.subject}`));
-      else this.#reply(pending, data);
+      else this.#reply(pending, data, at);
     } catch (err) {
       this.log.error({ subject: msg.subject, err: (err as Error).message }, "mesh: a reply message could not be read");
     }
@@ -327,9 +328,9 @@ export class Requests {
   }
 
   /** Hands a reply to its request; none when it came late (the caller timed out already). */
-  #reply(pending: PendingRequest | undefined, data: Uint8Array): void {
+  #reply(pending: PendingRequest | undefined, data: Uint8Array, at: number): void {
     try {
-      pending?.reply(data);
+      pending?.reply(data, at);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, "mesh: a reply could not be handled");
     }

@@ -67,9 +67,9 @@ export class RemoteCall implements PendingRequest, ReplyTo {
     return this.rerouter.encodeNow(this);
   }
 
-  /** The owner's reply envelope arrived. */
-  reply(data: Uint8Array): void {
-    this.latency?.observe(performance.now() - this.#sentAt);
+  /** The owner's reply envelope arrived, in a message read at `at`. */
+  reply(data: Uint8Array, at: number): void {
+    this.latency?.observe(at - this.#sentAt);
     this.sink.bytes(data);
   }
 
