@@ -30,6 +30,8 @@ export class Subjects {
   readonly #node: string;
   /** Node subjects made so far: the same string each time, whose hash is computed once (Map keys on the hot path). */
   readonly #nodes = new Map<string, string>();
+  #lastNode = "";
+  #lastSubject = "";
 
   /** `prefix` is one or more tokens joined by dots; throws BAD_REQUEST otherwise. */
   constructor(readonly prefix = "mesh") {
@@ -65,6 +67,7 @@ export class Subjects {
 
   /** The subject of node `nodeId` (a valid token, checked by the caller). */
   node(nodeId: string): string {
+    if (nodeId === this.#lastNode) return this.#lastSubject; // the node asked last: most calls go where the one before went
     let subject = this.#nodes.get(nodeId);
     if (subject === undefined) {
       subject = this.#node + nodeId;
@@ -72,6 +75,8 @@ export class Subjects {
       if (this.#nodes.size >= 10_000) this.#nodes.clear();
       this.#nodes.set(nodeId, subject);
     }
+    this.#lastNode = nodeId;
+    this.#lastSubject = subject;
     return subject;
   }
 }
