@@ -3,7 +3,7 @@
 // tick's work is done (a microtask, queued before nats.js's own flush of its
 // socket buffer, so the batch goes out in the same write); never a timer, so
 // a lone frame waits for nothing. Groups are split so that no batch passes
-// the payload limit, nor the most frames its sender wants in one message (a
+// the payload limit, nor the most calls its sender wants in one message (a
 // caller sends what it has in flight in two halves, so that the owner serves
 // one while the other is on its way back; message-ticks.ts keeps them apart).
 import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES } from "@mesh/core/internal";
@@ -23,8 +23,8 @@ export interface FlushOptions {
   readonly flushing?: () => void;
   /** Told at the end of each flush, once everything queued then was sent. */
   readonly flushed?: () => void;
-  /** Asked at each flush: the most frames one message may carry (none: only the byte limit splits). */
-  readonly frames?: () => number;
+  /** Asked at each flush: the most calls (frames with an id) one message may carry; casts never split a group (none: only the byte limit splits). */
+  readonly calls?: () => number;
 }
 
 export class FrameQueue {
@@ -60,24 +60,28 @@ export class FrameQueue {
   flush(): void {
     this.#scheduled = false;
     this.options.flushing?.();
-    if (this.#queues.size > 0) this.#sendAll(this.options.frames?.() ?? Infinity);
+    if (this.#queues.size > 0) this.#sendAll(this.options.calls?.() ?? Infinity);
     this.options.flushed?.();
   }
 
-  #sendAll(frames: number): void {
+  #sendAll(calls: number): void {
     const queues = this.#queues;
     this.#queues = new Map();
     for (const [key, q] of queues) {
       let start = 0;
       let size = BATCH_HEAD_BYTES;
+      let inGroup = 0; // calls in the group: casts (id 0) have no reply to overlap, and never split a group
       for (let i = 0; i < q.envelopes.length; i++) {
         const frame = FRAME_HEAD_BYTES + q.envelopes[i]!.length;
-        if (i > start && (size + frame > this.maxBytes || i - start === frames)) {
+        const call = q.ids[i] !== 0;
+        if (i > start && (size + frame > this.maxBytes || (call && inGroup === calls))) {
           this.send(key, q.ids, q.envelopes, start, i);
           start = i;
           size = BATCH_HEAD_BYTES;
+          inGroup = 0;
         }
         size += frame;
+        if (call) inGroup++;
       }
       this.send(key, q.ids, q.envelopes, start, q.envelopes.length);
     }

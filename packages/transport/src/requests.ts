@@ -60,8 +60,8 @@ const NOTICE_TOKEN = "_o";
 const EMPTY = new Uint8Array(0);
 /**
  * From this many calls in flight, a caller sends them in two halves (frame-queue.ts): a tick's batch for one
- * node is split into messages of at most half the calls in flight, and the owner serves one half while the
- * other is on its way (message-ticks.ts). Measured at 64 in flight, halves of 32 gained nothing (README, "What
+ * node is split into messages of at most half the calls in flight (casts ride along, uncounted), and the
+ * owner serves one half while the other is on its way (message-ticks.ts). Measured at 64 in flight, halves of 32 gained nothing (README, "What
  * the speed section shows").
  */
 const HALVES_FROM = 128;
@@ -122,7 +122,7 @@ export class Requests {
       {
         flushing: () => this.#backlog?.flushing(),
         flushed: () => this.#backlog?.flushed(),
-        frames: () => (this.#pending.size >= HALVES_FROM ? Math.ceil(this.#pending.size / 2) : Infinity),
+        calls: () => (this.#pending.size >= HALVES_FROM ? Math.ceil(this.#pending.size / 2) : Infinity),
       },
     );
     this.#backlog =
