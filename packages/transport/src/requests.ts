@@ -15,7 +15,7 @@ export class NoResponders extends Error {
 
 /** A request waiting for its reply. */
 export interface PendingRequest extends Expiring {
-  /** The reply arrived, in a message read at `at` (`performance.now()`, one clock read a message). */
+  /** The reply arrived, in a message handled at `at` (`performance.now()`, one clock read a message). */
   reply(data: Uint8Array, at: number): void;
   /** NoResponders (never delivered), or the publish failed (PAYLOAD_TOO_LARGE, NODE_UNAVAILABLE). */
   fail(err: Error): void;
@@ -94,7 +94,10 @@ export class Requests {
   readonly #batches = new TimeoutMap<number, SentBatch>(10, new SlotTable());
   readonly #outbound: FrameQueue;
   /** Reply messages read together are handled a tick apart: the calls the first one's callers send next leave first. */
-  readonly #replies = new MessageTicks<Msg>((msg) => this.#onReply(msg));
+  readonly #replies = new MessageTicks<Msg>(
+    (msg) => this.#onReply(msg),
+    (err) => this.log.error({ err: (err as Error).message }, "mesh: a reply message could not be read"),
+  );
   readonly #backlog: Backlog | undefined;
   readonly #castReply: string;
   /** An owner's overload notice arrived (on `<inbox>._o`). */
@@ -115,7 +118,12 @@ export class Requests {
     this.#nc = nc;
     this.#inbox = `${createInbox(inboxPrefix)}.`;
     this.#castReply = this.#inbox + NOTICE_TOKEN;
-    this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (_err, msg) => this.#replies.take(msg) });
+    this.#sub = nc.subscribe(`${this.#inbox}*`, {
+      callback: (err, msg) => {
+        if (err) this.log.warn({ err: err.message }, "mesh: the reply subscription failed");
+        else this.#replies.take(msg);
+      },
+    });
     this.#outbound = new FrameQueue(
       maxPayload,
       (subject, ids, envelopes, start, end) => this.#sendGroup(subject, ids, envelopes, start, end),

@@ -47,7 +47,10 @@ export class NodeInbox {
   constructor(private readonly p: NodeInboxParts) {}
 
   /** Messages read together are served a tick apart: the replies to the first leave before the next is served. */
-  readonly #ticks = new MessageTicks<Msg>((msg) => this.#serveNow(msg));
+  readonly #ticks = new MessageTicks<Msg>(
+    (msg) => this.#serveNow(msg),
+    (err) => this.p.log.error({ err: messageOf(err) }, "mesh: failed to serve a message on the node subject"),
+  );
 
   /** Takes a message on this node's subject: served now, or a tick after those read with it (message-ticks.ts). */
   serve(msg: Msg): void {

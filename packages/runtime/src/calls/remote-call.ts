@@ -67,7 +67,7 @@ export class RemoteCall implements PendingRequest, ReplyTo {
     return this.rerouter.encodeNow(this);
   }
 
-  /** The owner's reply envelope arrived, in a message read at `at`. */
+  /** The owner's reply envelope arrived, in a message handled at `at`. */
   reply(data: Uint8Array, at: number): void {
     this.latency?.observe(at - this.#sentAt);
     this.sink.bytes(data);

@@ -95,7 +95,12 @@ export class MeshNode {
   async #start(): Promise<void> {
     const { o } = this;
     const { actors, inbox, replies, metrics, service, routes, router, membership, lease } = this.parts;
-    this.#nodeSub = this.#nc.subscribe(o.subjects.node(o.nodeId), { callback: (_err, msg) => inbox.serve(msg) });
+    this.#nodeSub = this.#nc.subscribe(o.subjects.node(o.nodeId), {
+      callback: (err, msg) => {
+        if (err) o.logger.warn({ err: err.message }, "mesh: the node subject's subscription failed");
+        else inbox.serve(msg);
+      },
+    });
     const operator = { replies, nodeId: o.nodeId, log: o.logger };
     this.#forgetSub = this.#nc.subscribe(o.subjects.forget, { callback: (_err, msg) => serveForget(msg, "forget", actors, operator) });
     this.#resetSub = this.#nc.subscribe(o.subjects.reset, { callback: (_err, msg) => serveForget(msg, "reset", actors, operator) });

@@ -189,6 +189,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     released: (of, timeoutMs) => actors.released(of, timeoutMs),
     running: () => status.state !== "STOPPED",
     handedOver: () => void links.reminders()?.scan(),
+    inboxServed: () => nodeInbox.idle(), // made below
   });
 
   const node = { nodeId: o.nodeId, shards: o.shards, callTimeoutMs: o.callTimeoutMs, maxPayload, log, routes, actors, metrics };

@@ -46,6 +46,12 @@ export interface ClaimParts {
   running(): boolean;
   /** Shards were handed over to this node: what their old owners stored before they let go is there to read (reminders). */
   handedOver(): void;
+  /**
+   * Resolves once the messages on this node's subject read so far were served. An old owner sends its hand-overs
+   * (migrations, records) there before it answers a claim, and the node subject may serve a message a tick after
+   * it was read (message-ticks.ts): a claim settles only once they were.
+   */
+  inboxServed(): Promise<void>;
 }
 
 interface Pending {
@@ -216,6 +222,7 @@ export class ShardClaims {
     }
     if (expected.size > 0 || refusers.size > 0) this.#stuck(keys.length, [...expected], [...refusers]);
     if (expected.size > 0) return;
+    await this.p.inboxServed();
     let settled = 0;
     for (const key of keys) {
       const state = this.#owned.get(key);
