@@ -72,6 +72,15 @@ class Mapper {
   }
 }
 
+/** Replies with its own pid, as its handler sees it. */
+class Named {
+  static actorType = "named";
+  static capabilities = ["v"];
+  handleCall(_: unknown, ctx: CallContext): string {
+    return ctx.pid;
+  }
+}
+
 /** Calls the next hop and lets any failure escape its handler (it crashes). */
 class Hop {
   static actorType = "hop";
@@ -87,7 +96,7 @@ useNatsServer(test, async (t) => {
   t.context.owner = await startNode(t as never, {
     prefix: "val",
     nodeId: nodeId("owner"),
-    actors: [Mirror, Keeper, Vault, Sharer, Mapper, Hop],
+    actors: [Mirror, Keeper, Vault, Sharer, Mapper, Named, Hop],
     capabilities: ["v", "left"],
   });
   t.context.other = await startNode(t as never, { prefix: "val", nodeId: nodeId("other"), actors: [Hop], capabilities: ["right"] });
@@ -260,6 +269,17 @@ test("a reply the value model refuses is BAD_REPLY with the same message in both
     errors[0]!,
     /^the reply of .*\/mapper\/same-id#n cannot be encoded: a Map \(use a plain object or an array of pairs\) at m is not carried across an actor boundary$/,
   );
+});
+
+test("an actor's pid is one string from its first call on: every reply carries the one its handler sees, locally and remotely", async (t) => {
+  for (const [side, node] of sides(t)) {
+    const id = fresh("named");
+    const replies = [];
+    for (let i = 0; i < 4; i++) replies.push(await node.call({ actor: Named, id }));
+    for (const reply of replies) t.is(reply.pid, reply.result, side);
+    t.is(new Set(replies.map((r) => r.pid)).size, 1, side);
+    t.regex(replies[0]!.pid, new RegExp(`^${t.context.owner.nodeId}/named/${id}#\\d+$`), side);
+  }
 });
 
 test("a class that shares values (static shareValues) skips the copies but not the check", async (t) => {

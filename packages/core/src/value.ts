@@ -48,7 +48,7 @@ export function copyAcross(value: unknown, code: Refusal, what: string): unknown
   try {
     return copyValue(value);
   } catch (err) {
-    throw refused(err, code, what);
+    throw valueRefused(err, code, what);
   }
 }
 
@@ -57,12 +57,13 @@ export function checkAcross<T>(value: T, code: Refusal, what: string): T {
   try {
     checkValue(value);
   } catch (err) {
-    throw refused(err, code, what);
+    throw valueRefused(err, code, what);
   }
   return value;
 }
 
-function refused(err: unknown, code: Refusal, what: string): MeshError {
+/** The error of copyAcross and checkAcross: `what` (say, "the payload") cannot be encoded, with the reason `err` gives. */
+export function valueRefused(err: unknown, code: Refusal, what: string): MeshError {
   return new MeshError(code, `${what} cannot be encoded: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 

@@ -3,7 +3,7 @@
 // this process. A letter keeps its kind, its caller, its deadline and its call
 // chain wherever it goes. Imports: the actors room, the bottom floor.
 import { MeshError } from "@mesh/core";
-import { checkAcross, copyAcross, decodeReply, replyError } from "@mesh/core/internal";
+import { checkAcross, checkValue, copyAcross, copyValue, decodeReply, replyError, valueRefused } from "@mesh/core/internal";
 import type { Expiring } from "@mesh/core/internal";
 import { tracing } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
@@ -186,10 +186,17 @@ export function incomingAcross(shared: boolean, value: unknown, what: "payload" 
 
 /**
  * What a caller in this process receives as a reply: its own copy, or, for a
- * class that shares values, the value itself once checked. Throws BAD_REPLY.
+ * class that shares values, the value itself once checked. Throws BAD_REPLY,
+ * which names `from`'s pid (asked for only then: an activation may build it on asking).
  */
-export function replyAcross(pid: string, result: unknown, shared: boolean): unknown {
-  return shared ? checkAcross(result, "BAD_REPLY", `the reply of ${pid}`) : copyAcross(result, "BAD_REPLY", `the reply of ${pid}`);
+export function replyAcross(from: string | { readonly pid: string }, result: unknown, shared: boolean): unknown {
+  try {
+    if (!shared) return copyValue(result);
+    checkValue(result);
+    return result;
+  } catch (err) {
+    throw valueRefused(err, "BAD_REPLY", `the reply of ${typeof from === "string" ? from : from.pid}`);
+  }
 }
 
 /** True when the activation's class shares values with local callers (`static shareValues`): its replies are not copied. */

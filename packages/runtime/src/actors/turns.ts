@@ -95,7 +95,7 @@ export class Turns {
       if (!isThenable(out) && act.events?.outbox === undefined) {
         this.next(act);
         try {
-          return Promise.resolve({ pid: act.pid, result: replyAcross(act.pid, out, sharesValues(act)) });
+          return Promise.resolve({ pid: act.pid, result: replyAcross(act, out, sharesValues(act)) });
         } catch (err) {
           return Promise.reject(err);
         }
