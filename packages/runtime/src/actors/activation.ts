@@ -1,6 +1,4 @@
 import { MeshError, shardFor } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
-import type { Logger } from "@mesh/core";
 import type { GroupCommit } from "../state/group-commit.js";
 import type { Scheduled } from "../timers/scheduler.js";
 import { tracing, within } from "../operations/tracing.js";
@@ -83,8 +81,7 @@ const PHASE = 7;
 /** Marks beside the phase: a turn ran since the eviction hand passed; the current turn cleared the state; the pid was built. */
 const USED = 8;
 const CLEARING = 16;
-/** The pid was built once: the next time it is built, it is kept. */
-const PID_BUILT = 32;
+const PID_BUILT = 32; // the pid was built once: the next one built is kept
 
 /** What the activations of one actor type under one capability on one node share (the actor table's slot is one). */
 export interface Place {
@@ -118,8 +115,7 @@ export class Activation implements CallContext {
   #flags = USED;
   /** What few activations have (a reason to leave, commits, timers, events, waiting letters, a call chain); undefined until one does. */
   #rare: Rare | undefined;
-  /** The pid once kept (see `pid`), else the incarnation. */
-  #pid: string | number;
+  #pid: string | number; // the pid once kept (see pid), else the incarnation
 
   constructor(
     readonly instance: Actor,
@@ -356,22 +352,6 @@ export class Activation implements CallContext {
     if (this.commits === undefined)
       throw new MeshError("BAD_REQUEST", `clearState() is for durable actors (static durable = true); ${this.actorType} is not durable`);
     this.clearing = true;
-  }
-
-  /** Runs the instance's onDeactivate, if it has one, for at most `timeoutMs`; a failure is logged, never thrown. */
-  async deactivate(reason: DeactivateReason, timeoutMs: number, log: Logger): Promise<void> {
-    if (typeof this.instance.onDeactivate !== "function") return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        this.instance.onDeactivate(reason),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`onDeactivate took over ${timeoutMs} ms`)), timeoutMs))),
-      ]);
-    } catch (err) {
-      log.warn({ pid: this.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** How many letters wait. */

@@ -19,6 +19,7 @@
 // move and after a crash). Imports: the actors room, timers, the bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
+import { messageOf } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { Timers } from "../timers/timers.js";
 import type { DeactivateReason } from "../types.js";
@@ -172,6 +173,22 @@ export class Endings {
     act.ends();
     if (reason === "idle") this.p.metrics.passivations++;
     else if (reason === "evicted") this.p.metrics.evictions++;
-    await act.deactivate(reason, timeoutMs, this.p.log);
+    await deactivate(act, reason, timeoutMs, this.p.log);
+  }
+}
+
+/** Runs the instance's onDeactivate, if it has one, for at most `timeoutMs`; a failure is logged, never thrown. */
+async function deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number, log: Logger): Promise<void> {
+  if (typeof act.instance.onDeactivate !== "function") return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      act.instance.onDeactivate(reason),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`onDeactivate took over ${timeoutMs} ms`)), timeoutMs))),
+    ]);
+  } catch (err) {
+    log.warn({ pid: act.pid, err: messageOf(err) }, "mesh: onDeactivate failed");
+  } finally {
+    clearTimeout(timer);
   }
 }
