@@ -135,11 +135,10 @@ export class Activation implements CallContext {
   get pid(): string {
     const kept = this.#pid;
     if (typeof kept === "string") return kept;
-    // join() builds one flat string; a template literal would keep a tree of string pieces alive.
-    const pid = [this.place.host.nodeId, "/", this.place.actorType, "/", this.id, "#", kept].join("");
-    if (this.#flags & PID_BUILT) this.#pid = pid;
-    else this.#flags |= PID_BUILT;
-    return pid;
+    const { host, actorType } = this.place;
+    if (this.#flags & PID_BUILT) return (this.#pid = [host.nodeId, "/", actorType, "/", this.id, "#", kept].join("")); // one flat string
+    this.#flags |= PID_BUILT;
+    return `${host.nodeId}/${actorType}/${this.id}#${kept}`; // a tree of string pieces: a third of join()'s cost, and not kept
   }
 
   /** The node it lives on. */
