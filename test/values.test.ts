@@ -271,7 +271,7 @@ test("a reply the value model refuses is BAD_REPLY with the same message in both
   );
 });
 
-test("an actor's pid is one string from its first call on: every reply carries the one its handler sees, locally and remotely", async (t) => {
+test("an actor's pid is the same from its first call on: every reply carries the one its handler sees, locally and remotely", async (t) => {
   for (const [side, node] of sides(t)) {
     const id = fresh("named");
     const replies = [];

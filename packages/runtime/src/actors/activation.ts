@@ -78,7 +78,7 @@ const LEAVING = 3;
 const GONE = 4;
 /** The phase, in the low three bits of #flags. */
 const PHASE = 7;
-/** Marks beside the phase: a turn ran since the eviction hand passed; the current turn cleared the state; the pid was built. */
+/** Marks beside the phase: a turn ran since the eviction hand passed; the current turn cleared the state. */
 const USED = 8;
 const CLEARING = 16;
 const PID_BUILT = 32; // the pid was built once: the next one built is kept
@@ -138,7 +138,7 @@ export class Activation implements CallContext {
     const { host, actorType } = this.place;
     if (this.#flags & PID_BUILT) return (this.#pid = [host.nodeId, "/", actorType, "/", this.id, "#", kept].join("")); // one flat string
     this.#flags |= PID_BUILT;
-    return `${host.nodeId}/${actorType}/${this.id}#${kept}`; // a tree of string pieces: a third of join()'s cost, and not kept
+    return `${host.nodeId}/${actorType}/${this.id}#${kept}`; // a tree of string pieces (a third of join()'s cost), which the activation does not keep
   }
 
   /** The node it lives on. */

@@ -173,12 +173,12 @@ export class Endings {
     act.ends();
     if (reason === "idle") this.p.metrics.passivations++;
     else if (reason === "evicted") this.p.metrics.evictions++;
-    await deactivate(act, reason, timeoutMs, this.p.log);
+    await runOnDeactivate(act, reason, timeoutMs, this.p.log);
   }
 }
 
 /** Runs the instance's onDeactivate, if it has one, for at most `timeoutMs`; a failure is logged, never thrown. */
-async function deactivate(act: Activation, reason: DeactivateReason, timeoutMs: number, log: Logger): Promise<void> {
+async function runOnDeactivate(act: Activation, reason: DeactivateReason, timeoutMs: number, log: Logger): Promise<void> {
   if (typeof act.instance.onDeactivate !== "function") return;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
