@@ -20,6 +20,7 @@
 // only checks, before a value is encoded for the wire.
 
 import { MeshError } from "./errors.js";
+import { NOT_HERE, ShapeCopies } from "./value-shapes.js";
 
 /** The deepest a value may sit below the top one (the msgpack encoder's own limit, counted as it counts). */
 export const MAX_DEPTH = 100;
@@ -150,9 +151,13 @@ function copyObject(value: object, depth: number): unknown {
   }
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {
-    if (!inherited && manyKeys(value) && Object.getOwnPropertySymbols(value).length === 0) {
-      const out = spreadCopy(value as Record<string, unknown>, depth);
-      if (out !== undefined) return out;
+    if (!inherited && manyKeys(value)) {
+      const byShape = depth < MAX_DEPTH ? shapes.copy(value, depth) : NOT_HERE;
+      if (byShape !== NOT_HERE) return byShape;
+      if (Object.getOwnPropertySymbols(value).length === 0) {
+        const out = spreadCopy(value as Record<string, unknown>, depth);
+        if (out !== undefined) return out;
+      }
     }
     const out: Record<string, unknown> = {};
     for (const key in value) {
@@ -173,6 +178,14 @@ function copyObject(value: object, depth: number): unknown {
   if (value instanceof Date) return new Date(checkDate(value));
   throw new ValueError(describe(value));
 }
+
+/** Plain objects of many keys, copied by their shape (value-shapes.ts); what the shape's copy cannot decide comes back here. */
+const shapes = new ShapeCopies({
+  nested: copyObject,
+  primitive: (v) =>
+    typeof v === "number" ? (v === 0 ? 0 : v) : typeof v === "boolean" || (typeof v === "string" && v.isWellFormed()) ? v : NOT_HERE,
+  under,
+});
 
 /** From this many keys, an object is copied by spreading it (`{ ...value }`, which copies its shape whole) and fixing the copy up. */
 const SPREAD_FROM = 8;
