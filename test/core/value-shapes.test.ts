@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import test from "ava";
 import fc from "fast-check";
-import { MAX_SHAPES, ValueError, copyValue } from "@mesh/core/internal";
+import { MAX_SHAPES, MAX_SHAPE_KEYS, ValueError, copyValue } from "@mesh/core/internal";
 
 type Outcome = { copy: unknown } | { refused: string };
 
@@ -129,6 +129,28 @@ test("keys that look like indexes, or that need escaping in code, are copied as 
 test(`more shapes than the ${MAX_SHAPES} remembered are copied as well, and so are the known ones after them`, (t) => {
   const many = Array.from({ length: MAX_SHAPES + 50 }, (_, i) => shaped(`m${i}_`));
   for (let round = 0; round < 2; round++) for (const value of many) t.deepEqual(copyValue(value), value);
+});
+
+test(`an object of more than ${MAX_SHAPE_KEYS} keys is copied as it is, every time`, (t) => {
+  const big = shaped("b", {}, MAX_SHAPE_KEYS + 36);
+  for (const outcome of copies(big)) t.deepEqual(outcome, { copy: big });
+  t.deepEqual(copies({ ...big, b1: undefined }, 2), Array(2).fill({ copy: (({ b1: _, ...rest }) => rest)(big) }));
+});
+
+test("a nested value is read once per copy, even when a value after it is undefined (no copy is made twice)", (t) => {
+  let reads = 0;
+  const leaf = {
+    get counted() {
+      reads++;
+      return 1;
+    },
+  };
+  let tree: object = leaf;
+  for (let i = 0; i < 12; i++) tree = { ...shaped(`n${i}_`, {}, 8), child: tree, after: undefined };
+  for (let copy = 1; copy <= 3; copy++) {
+    copyValue(tree);
+    t.is(reads, copy);
+  }
 });
 
 test("where code cannot be made from strings, objects of many keys are copied as they are anywhere else", (t) => {

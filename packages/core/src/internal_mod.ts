@@ -22,7 +22,7 @@ export type { EntryStore } from "./slot-table.js";
 export type { Expiring } from "./timeout-map.js";
 export { MAX_ID_LENGTH, checkId, checkToken } from "./tokens.js";
 export { MAX_DEPTH, ValueError, checkAcross, checkValue, copyAcross, copyValue, valueRefused } from "./value.js";
-export { MAX_SHAPES } from "./value-shapes.js";
+export { MAX_SHAPES, MAX_SHAPE_KEYS } from "./value-shapes.js";
 export type { Refusal } from "./value.js";
 export { encodeValue, writeValue } from "./value-writer.js";
 export { HeadWriter } from "./msgpack-head.js";

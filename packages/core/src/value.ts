@@ -198,15 +198,15 @@ function manyKeys(value: object): boolean {
 
 /**
  * A copy of a plain object with many keys and no symbol keys (spread would copy those): its values checked and
- * nested objects copied in place, in key order, as the key-by-key copy does. A 20-field object: 456 ns key by key,
- * about 280 ns so. Undefined when a value is undefined (the copy would have to drop that key, which
- * makes the object a slow dictionary): the key-by-key copy does it.
+ * nested objects copied in place, in key order, as the key-by-key copy does. Undefined when a value is undefined (the
+ * copy would have to drop that key, which makes the object a slow dictionary): the key-by-key copy does it. That is
+ * looked for first, so that no nested value is copied twice.
  */
 function spreadCopy(value: Record<string, unknown>, depth: number): Record<string, unknown> | undefined {
   const out = { ...value };
+  for (const key in out) if (out[key] === undefined) return undefined;
   for (const key in out) {
     const v = out[key];
-    if (v === undefined) return undefined;
     checkKey(key);
     if (depth === MAX_DEPTH) throw under(tooDeep(), key);
     try {
