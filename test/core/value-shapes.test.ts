@@ -1,32 +1,15 @@
-// Objects of many keys are copied by a function made for their shape once one
-// of that shape was copied (core/value-shapes.ts). Each case copies its object
+// Plain objects are copied by a function made for their shape once one of
+// that shape was copied (core/value-shapes.ts). Each case copies its object
 // several times: the first copy is the general one, the next ones the
 // shape's, and all must be the same, refusals and their messages included.
+// These use few shapes, so that every one gets its function (the many-shape
+// cases, which fill the table, are in value-shapes-many.test).
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import test from "ava";
 import fc from "fast-check";
-import { MAX_SHAPES, MAX_SHAPE_KEYS, ValueError, copyValue } from "@mesh/core/internal";
-
-type Outcome = { copy: unknown } | { refused: string };
-
-/** The outcomes of copying `value` `times` times. */
-function copies(value: unknown, times = 3): Outcome[] {
-  return Array.from({ length: times }, () => {
-    try {
-      return { copy: copyValue(value) };
-    } catch (err) {
-      if (!(err instanceof ValueError)) throw err;
-      return { refused: err.message };
-    }
-  });
-}
-
-/** An object of `n` keys named with `prefix`, then `extra`'s. */
-const shaped = (prefix: string, extra: Record<string, unknown> = {}, n = 10) => ({
-  ...Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, i % 2 ? `v${i}` : i])),
-  ...extra,
-});
+import { MAX_SHAPE_KEYS, copyValue } from "@mesh/core/internal";
+import { copies, shaped } from "../helpers/copies.js";
 
 test("objects of one shape, whatever their values, are copied the same the first time and every time after (property, seeded)", (t) => {
   const keys = Array.from({ length: 12 }, (_, i) => `p${i}`);
@@ -44,21 +27,6 @@ test("objects of one shape, whatever their values, are copied the same the first
       for (const outcome of after) t.deepEqual(outcome, first);
     }),
     { seed: 37, numRuns: 500 },
-  );
-});
-
-test("objects of many keys of any shape are copied the same the first time and every time after (property, seeded)", (t) => {
-  const anyObject = fc.dictionary(
-    fc.string({ maxLength: 3, unit: "binary" }),
-    fc.anything({ maxDepth: 2, withMap: true, withBigInt: true, withNullPrototype: true, stringUnit: "binary" }),
-    { minKeys: 8, maxKeys: 20 },
-  );
-  fc.assert(
-    fc.property(anyObject, (value) => {
-      const [first, ...after] = copies(value);
-      for (const outcome of after) t.deepEqual(outcome, first);
-    }),
-    { seed: 41, numRuns: 300 },
   );
 });
 
@@ -124,11 +92,6 @@ test("keys that look like indexes, or that need escaping in code, are copied as 
     t.deepEqual(outcome, { copy: odd });
     t.deepEqual(Object.keys((outcome as { copy: object }).copy), Object.keys(odd));
   }
-});
-
-test(`more shapes than the ${MAX_SHAPES} remembered are copied as well, and so are the known ones after them`, (t) => {
-  const many = Array.from({ length: MAX_SHAPES + 50 }, (_, i) => shaped(`m${i}_`));
-  for (let round = 0; round < 2; round++) for (const value of many) t.deepEqual(copyValue(value), value);
 });
 
 test(`an object of more than ${MAX_SHAPE_KEYS} keys is copied as it is, every time`, (t) => {

@@ -1,10 +1,11 @@
-// Copies of plain objects by their shape. An object with many keys is copied
-// by a function made for its keys, in their order: it reads each of them and
-// builds the copy as one object literal. Symbol keys, which the value model
-// drops, are not read, so no object is asked for them
-// (Object.getOwnPropertySymbols, a quarter of the general copy of a 20-field
-// object), and the literal gives the copy its final shape at once. A 20-field
-// object: 130 to 160 ns so, 310 to 350 ns by the general copy (value.ts).
+// Copies of plain objects by their shape. An object is copied by a function
+// made for its keys, in their order: it reads each of them and builds the copy
+// as one object literal. Symbol keys, which the value model drops, are not
+// read, so no object is asked for them (Object.getOwnPropertySymbols, a
+// quarter of the general copy of a 20-field object), and the literal gives the
+// copy its final shape at once, with no key added one by one. A 20-field
+// object: 130 to 170 ns so, 310 to 350 ns by the general copy (value.ts);
+// `{ action, n }`: about 40 ns, against about 70.
 //
 // An object takes its shape's function only when its keys, as for-in lists
 // them, are exactly the shape's, in order; the function hands back NOT_HERE

@@ -151,10 +151,10 @@ function copyObject(value: object, depth: number): unknown {
   }
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto === Object.prototype || proto === null) {
-    if (!inherited && manyKeys(value)) {
+    if (!inherited) {
       const byShape = depth < MAX_DEPTH ? shapes.copy(value, depth) : NOT_HERE;
       if (byShape !== NOT_HERE) return byShape;
-      if (Object.getOwnPropertySymbols(value).length === 0) {
+      if (manyKeys(value) && Object.getOwnPropertySymbols(value).length === 0) {
         const out = spreadCopy(value as Record<string, unknown>, depth);
         if (out !== undefined) return out;
       }
@@ -179,7 +179,7 @@ function copyObject(value: object, depth: number): unknown {
   throw new ValueError(describe(value));
 }
 
-/** Plain objects of many keys, copied by their shape (value-shapes.ts); what the shape's copy cannot decide comes back here. */
+/** Plain objects, copied by their shape (value-shapes.ts); what the shape's copy cannot decide comes back here. */
 const shapes = new ShapeCopies({
   nested: copyObject,
   primitive: (v) =>
