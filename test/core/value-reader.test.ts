@@ -52,30 +52,54 @@ test("the reader decodes whatever the msgpack library encodes, to the same value
   t.true(read > 1000, `${read} values read`);
 });
 
+const valid = fc.anything({ maxDepth: 3, withUnicodeString: true }).map((v) => {
+  try {
+    return encoder.encode(v);
+  } catch {
+    return encode(null);
+  }
+});
+/** Bytes that are a value, or broken, truncated or padded. */
+const broken = fc.oneof(
+  fc.uint8Array({ maxLength: 40 }),
+  fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([b, i, x]) => {
+    const c = b.slice();
+    if (c.length > 0) c[i % c.length] = x;
+    return c;
+  }),
+  fc.tuple(valid, fc.nat()).map(([b, n]) => b.subarray(0, n % (b.length + 1))),
+  fc.tuple(valid, fc.uint8Array({ minLength: 1, maxLength: 4 })).map(([b, extra]) => new Uint8Array([...b, ...extra])),
+);
+
 test("on bytes that are broken, truncated or padded the reader fails (or not) exactly as the library does (property, seeded)", (t) => {
-  const valid = fc.anything({ maxDepth: 3, withUnicodeString: true }).map((v) => {
-    try {
-      return encoder.encode(v);
-    } catch {
-      return encode(null);
-    }
-  });
-  const broken = fc.oneof(
-    fc.uint8Array({ maxLength: 40 }),
-    fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([b, i, x]) => {
-      const c = b.slice();
-      if (c.length > 0) c[i % c.length] = x;
-      return c;
-    }),
-    fc.tuple(valid, fc.nat()).map(([b, n]) => b.subarray(0, n % (b.length + 1))),
-    fc.tuple(valid, fc.uint8Array({ minLength: 1, maxLength: 4 })).map(([b, extra]) => new Uint8Array([...b, ...extra])),
-  );
   fc.assert(
     fc.property(broken, (bytes) => {
       t.deepEqual(ours(bytes), theirs(bytes));
     }),
     { numRuns: 5000, seed: 20261129 },
   );
+});
+
+test("a value read in place, between other bytes, is read as its own bytes alone (property, seeded)", (t) => {
+  const inPlace = (whole: Uint8Array, start: number, end: number): { value?: unknown; error?: string } => {
+    try {
+      return { value: decodeValue(whole, start, end) };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  };
+  const around = fc.uint8Array({ maxLength: 12 });
+  fc.assert(
+    fc.property(around, broken, around, (before, bytes, after) => {
+      const whole = new Uint8Array([...before, ...bytes, ...after]);
+      t.deepEqual(inPlace(whole, before.length, before.length + bytes.length), theirs(bytes));
+    }),
+    { numRuns: 5000, seed: 20261205 },
+  );
+  // An end past the buffer's is the buffer's end: nothing past it is read as zeros.
+  const one = encode(0x1234);
+  t.deepEqual(inPlace(one, 0, one.length + 8), theirs(one));
+  t.deepEqual(inPlace(one.subarray(0, 2), 0, 3), theirs(one.subarray(0, 2)));
 });
 
 test("the reader's edges: every integer and float form, byte order marks, invalid UTF-8, extensions, integer and __proto__ keys, deep nesting", (t) => {

@@ -109,7 +109,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
       r.byte() === NIL
     ) {
       try {
-        return { kind, capability, actorType, id, payload: decodeValue(r.rest()), initArg: undefined, timeoutMs, hops };
+        return { kind, capability, actorType, id, payload: decodeValue(bytes, r.pos), initArg: undefined, timeoutMs, hops };
       } catch {
         // reported by the generic path below
       }
@@ -175,7 +175,7 @@ export function decodeReply(bytes: Uint8Array): WireReply {
     const pid = r.str();
     if (pid !== undefined) {
       try {
-        return { ok: true, pid, result: decodeValue(r.rest()) };
+        return { ok: true, pid, result: decodeValue(bytes, r.pos) };
       } catch {
         // reported by the generic path below
       }

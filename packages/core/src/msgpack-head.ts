@@ -269,11 +269,6 @@ export class HeadReader {
     return this.#utf8(start, end);
   }
 
-  /** What is left, from the current position. */
-  rest(): Uint8Array {
-    return this.buf.subarray(this.pos);
-  }
-
   #utf8(start: number, end: number): string | undefined {
     try {
       return text.decode(this.buf.subarray(start, end));

@@ -15,19 +15,24 @@ const ASIDE = new Error("for the msgpack library");
 /** Deeper than this, the library reads the value (it does not recurse). */
 const READ_DEPTH = 512;
 
-/** Decodes `bytes`, one whole msgpack value. Throws as @msgpack/msgpack's Decoder.decode. */
-export function decodeValue(bytes: Uint8Array): unknown {
+/**
+ * Decodes `bytes[start..end)`, one whole msgpack value (read in place: a value at the end of an envelope
+ * needs no view of its own). Throws as @msgpack/msgpack's Decoder.decode.
+ */
+export function decodeValue(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
+  if (end > bytes.length) end = bytes.length;
   reader.buf = bytes;
-  reader.pos = 0;
+  reader.pos = start;
+  reader.end = end;
   try {
     const value = reader.value(0);
-    if (reader.pos === bytes.length) return value;
+    if (reader.pos === end) return value;
   } catch (err) {
     if (err !== ASIDE && !(err instanceof RangeError)) throw err;
   } finally {
     reader.buf = EMPTY;
   }
-  return library.decode(bytes);
+  return library.decode(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
 }
 
 const EMPTY = new Uint8Array(0);
@@ -35,12 +40,13 @@ const EMPTY = new Uint8Array(0);
 class Reader {
   buf: Uint8Array = EMPTY;
   pos = 0;
+  /** Where the value's bytes end: nothing at or past it is read. */
+  end = 0;
   #view: DataView | undefined;
 
   value(depth: number): unknown {
-    const b = this.buf;
-    const t = b[this.pos++];
-    if (t === undefined) throw ASIDE;
+    if (this.pos >= this.end) throw ASIDE;
+    const t = this.buf[this.pos++]!;
     if (t < 0x80) return t;
     if (t >= 0xe0) return t - 0x100;
     if (t >= 0xa0 && t < 0xc0) return this.str(t & 0x1f);
@@ -106,7 +112,7 @@ class Reader {
   u(n: 1 | 2 | 4): number {
     const b = this.buf;
     const p = this.pos;
-    if (p + n > b.length) throw ASIDE;
+    if (p + n > this.end) throw ASIDE;
     this.pos = p + n;
     if (n === 1) return b[p]!;
     if (n === 2) return (b[p]! << 8) | b[p + 1]!;
@@ -115,7 +121,7 @@ class Reader {
 
   float(n: 4 | 8): number {
     const p = this.pos;
-    if (p + n > this.buf.length) throw ASIDE;
+    if (p + n > this.end) throw ASIDE;
     this.pos = p + n;
     const view = this.view();
     return n === 4 ? view.getFloat32(p) : view.getFloat64(p);
@@ -132,7 +138,7 @@ class Reader {
     const b = this.buf;
     const start = this.pos;
     const end = start + len;
-    if (end > b.length) throw ASIDE;
+    if (end > this.end) throw ASIDE;
     this.pos = end;
     if (len < 32) {
       // Short ASCII (keys, ids, most words): built by hand, faster than a decoder call.
@@ -160,23 +166,23 @@ class Reader {
 
   bin(len: number): Uint8Array {
     const start = this.pos;
-    if (start + len > this.buf.length) throw ASIDE;
+    if (start + len > this.end) throw ASIDE;
     this.pos = start + len;
     return this.buf.subarray(start, start + len);
   }
 
   array(n: number, depth: number): unknown[] {
-    if (depth >= READ_DEPTH || n > this.buf.length - this.pos) throw ASIDE;
+    if (depth >= READ_DEPTH || n > this.end - this.pos) throw ASIDE;
     const out = new Array<unknown>(n);
     for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
     return out;
   }
 
   map(n: number, depth: number): Record<string, unknown> {
-    if (depth >= READ_DEPTH || 2 * n > this.buf.length - this.pos) throw ASIDE;
+    if (depth >= READ_DEPTH || 2 * n > this.end - this.pos) throw ASIDE;
     const out: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
-      const t = this.buf[this.pos];
+      const t = this.pos < this.end ? this.buf[this.pos] : undefined;
       if (t === undefined || !((t >= 0xa0 && t < 0xc0) || t === 0xd9 || t === 0xda || t === 0xdb)) throw ASIDE; // a key that is not a string
       const key = this.value(depth + 1) as string;
       if (key === "__proto__") throw ASIDE;
