@@ -88,6 +88,8 @@ export interface Place {
   readonly capability: string;
   readonly actorType: string;
   readonly host: ContextHost;
+  /** `<nodeId>/<actorType>/`, one flat string: the start of every pid of the place. */
+  readonly pidPrefix: string;
 }
 
 /** The fields of an activation that most never use, kept apart (bench: bytes per idle actor). */
@@ -135,10 +137,12 @@ export class Activation implements CallContext {
   get pid(): string {
     const kept = this.#pid;
     if (typeof kept === "string") return kept;
-    const { host, actorType } = this.place;
-    if (this.#flags & PID_BUILT) return (this.#pid = [host.nodeId, "/", actorType, "/", this.id, "#", kept].join("")); // one flat string
+    const prefix = this.place.pidPrefix;
+    if (this.#flags & PID_BUILT) return (this.#pid = [prefix, this.id, "#", kept].join("")); // one flat string
     this.#flags |= PID_BUILT;
-    return `${host.nodeId}/${actorType}/${this.id}#${kept}`; // a tree of string pieces (a third of join()'s cost), which the activation does not keep
+    // A tree of string pieces (a third of join()'s cost), which the activation does not keep: three joins to the
+    // place's prefix, about 120 bytes of pieces, where six from the node id made about 210 (bench: creation).
+    return `${prefix}${this.id}#${kept}`;
   }
 
   /** The node it lives on. */

@@ -101,7 +101,9 @@ export class ActorTable {
   slot(type: HostedType, capability: string): Slot {
     let slot = type.slots.get(capability);
     if (slot === undefined) {
-      slot = { type, capability, actorType: type.name, host: this.host, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
+      const { host } = this;
+      const pidPrefix = [host.nodeId, "/", type.name, "/"].join(""); // flat: a pid joins to it
+      slot = { type, capability, actorType: type.name, host, pidPrefix, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
       type.slots.set(capability, slot);
       this.slots.push(slot);
     }
