@@ -5,7 +5,9 @@
 //   local <ids> <number|object|echo>  calls/s, 128 in flight over <ids> plain actors (payload and reply copied):
 //                                 a number, or a 20-field object, as payload and the count as reply; or
 //                                 the object both ways (echo)
-//   creation <count>              actors created/s: <count> first calls to new ids, 128 in flight
+//   creation <count>              actors created/s: <count> first calls to new ids, 128 in flight; and the
+//                                 floor, in the same process after Mesh stopped: the same calls, each a
+//                                 look-up that misses, a new instance in a Map and its handler's reply
 //   memory <count>                heap bytes per idle actor, its id and table entry included
 //   remote                        calls/s at 128 in flight and sequential p50, each against raw nats.js
 //   owner <prefix>                a Mesh node hosting the plain actor under "speed" (remote's other process)
@@ -87,7 +89,19 @@ async function creation(count: number): Promise<Record<string, number>> {
   round = 1;
   const perSecond = await drive(fresh, count);
   await mesh.stop();
-  return { perSecond };
+  // The floor: what any table of actors in this process does for a first call, and nothing else.
+  const table = new Map<string, Counter>(); // kept from the warm round to the measured one, as Mesh's actors are
+  const floor = (i: number) => {
+    const id = `r${round}_${i}`;
+    let actor = table.get(id);
+    if (actor === undefined) table.set(id, (actor = new Counter()));
+    return Promise.resolve({ pid: id, result: actor.handleCall() });
+  };
+  round = 0;
+  await drive(floor, count);
+  round = 1;
+  const floorPerSecond = await drive(floor, count);
+  return { perSecond, floorPerSecond, ratioToFloor: perSecond / floorPerSecond };
 }
 
 async function memory(count: number): Promise<Record<string, number>> {

@@ -23,6 +23,7 @@ const FIGURES: readonly Figure[] = [
   { name: "local calls/s, 10,000 ids, 20-field object", args: ["local", "10000", "object"], key: "callsPerSecond", goal: ">= 1,500,000" },
   { name: "local calls/s, 10,000 ids, 20-field object both ways", args: ["local", "10000", "echo"], key: "callsPerSecond" },
   { name: "creations/s, 100,000 new actors", args: ["creation", "100000"], key: "perSecond", goal: ">= 600,000" },
+  { name: "creations / the floor (new instances in a Map)", args: ["creation", "100000"], key: "ratioToFloor" },
   { name: "heap per idle actor, id and entry included (B)", args: ["memory", "100000"], key: "bytesPerActor", goal: "<= 250" },
   { name: "remote calls / raw, 128 in flight", args: ["remote"], key: "ratio128", goal: ">= 2.0" },
   { name: "remote sequential p50 / raw", args: ["remote"], key: "p50", goal: "<= 1.1" },
