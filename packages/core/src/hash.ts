@@ -100,5 +100,10 @@ export const DEFAULT_SHARDS = 4096;
  * `shards`. The same on every node and in every language.
  */
 export function shardFor(id: string, shards = DEFAULT_SHARDS): number {
-  return xxh32(id) % shards;
+  return shardOfHash(xxh32(id), shards);
+}
+
+/** The shard of an actor id whose XXH32 (`xxh32(id)`) is `hash`: `shardFor` when the hash is at hand. */
+export function shardOfHash(hash: number, shards = DEFAULT_SHARDS): number {
+  return hash % shards;
 }

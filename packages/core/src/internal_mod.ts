@@ -18,6 +18,7 @@ export { UNVERSIONED, heirFor, keyHolders, placementKeys } from "./placement-key
 export { TimeoutMap } from "./timeout-map.js";
 export { loudError } from "./logger.js";
 export { SlotTable } from "./slot-table.js";
+export { IdTable } from "./id-table.js";
 export type { EntryStore } from "./slot-table.js";
 export type { Expiring } from "./timeout-map.js";
 export { MAX_ID_LENGTH, checkId, checkToken } from "./tokens.js";

@@ -3,8 +3,10 @@
 // activations. An actor is (capability, type, id): a type reached through two
 // capabilities is two actors, so each type keeps one slot of activations per
 // capability it was reached through. Every message looks its actor up here:
-// a Map per type, then per capability, then per id, with no key to build.
-import { MeshError } from "@mesh/core";
+// a Map per type, then per capability, then an IdTable by id (core/id-table.ts),
+// with no key to build.
+import { MeshError, xxh32 } from "@mesh/core";
+import { IdTable } from "@mesh/core/internal";
 import { idleTimeoutOf } from "../options.js";
 import type { ActorClass } from "../types.js";
 import { boundCapabilities, reachableUnder } from "../capabilities.js";
@@ -103,7 +105,7 @@ export class ActorTable {
     if (slot === undefined) {
       const { host } = this;
       const pidPrefix = [host.nodeId, "/", type.name, "/"].join(""); // flat: a pid joins to it
-      slot = { type, capability, actorType: type.name, host, pidPrefix, activations: new Map(), idleTimeoutMs: type.idleTimeoutMs };
+      slot = { type, capability, actorType: type.name, host, pidPrefix, activations: new IdTable(), idleTimeoutMs: type.idleTimeoutMs };
       type.slots.set(capability, slot);
       this.slots.push(slot);
     }
@@ -122,16 +124,18 @@ export class ActorTable {
     return deepest;
   }
 
-  add(slot: Slot, act: Activation): void {
-    slot.activations.set(act.id, act);
+  /** `hash`: its id's XXH32, when the caller has it. */
+  add(slot: Slot, act: Activation, hash?: number): void {
+    slot.activations.set(act, hash);
     this.#live++;
   }
 
   /** Takes an activation out, if it is still the one the table holds for its id. */
   remove(act: Activation): void {
     const activations = this.#types.get(act.actorType)!.slots.get(act.capability)!.activations;
-    if (activations.get(act.id) === act) {
-      activations.delete(act.id);
+    const hash = xxh32(act.id);
+    if (activations.get(act.id, hash) === act) {
+      activations.delete(act.id, hash);
       this.#live--;
     }
   }

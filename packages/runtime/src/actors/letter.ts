@@ -18,6 +18,8 @@ export interface Address {
   readonly actorType: string;
   readonly id: string;
   readonly shard: number;
+  /** The id's XXH32 (the shard is this modulo the shard count), when the router computed it: the actor table's look-up reuses it. */
+  readonly hash?: number;
 }
 
 /**

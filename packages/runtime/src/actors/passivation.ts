@@ -3,11 +3,12 @@
 // whatever the number of actors: it advances a tick counter and sweeps the
 // actor tables, and each turn stamps its actor with the current tick and a
 // used mark (two field writes, no clock read), so 1,000,000 actors cost one timer, as 10 do.
+import type { IdTable } from "@mesh/core/internal";
 import type { Activation } from "./activation.js";
 
 /** One table of activations (a type under one capability), as the sweep sees it. */
 export interface SweptType {
-  readonly activations: Map<string, Activation>;
+  readonly activations: IdTable<Activation>;
   /** How long an actor of this type may stay idle (Infinity: for ever). */
   readonly idleTimeoutMs: number;
 }
@@ -61,8 +62,9 @@ export class Passivation {
   /**
    * Makes room for one more actor when `live` is at the cap: evicts an idle
    * actor not used since the hand last passed it (CLOCK, an approximation of
-   * least recently used at O(1) amortized: each turn sets `act.used`, the
-   * hand clears it and moves the actor to the back of its table). Looks at
+   * least recently used at O(1) amortized: each turn sets `act.used`, and the
+   * hand, which goes round each table's activations in the order they came
+   * and stays where it stopped, clears it). Looks at
    * most MAKE_ROOM_STEPS busy actors per type; returns false when it found
    * none idle, and the cap is then exceeded until the next new actor finds
    * one, or the idle timeout ends some.
@@ -74,10 +76,12 @@ export class Passivation {
       // Twice round: the first pass may only clear the marks (each paid for by the turn that set it). Busy actors are
       // passed over at most MAKE_ROOM_STEPS times: when none is idle (a burst of activations, each in its first turn), a
       // new actor costs a bounded look, not one over every live actor.
-      let steps = 2 * type.activations.size;
+      const table = type.activations;
       let busy = 0;
-      for (const [id, act] of type.activations) {
-        if (steps-- <= 0) break;
+      for (let steps = 2 * table.positions; steps > 0; steps--) {
+        if (table.hand >= table.positions) table.hand = 0;
+        const act = table.at(table.hand++);
+        if (act === undefined) continue;
         const idle = isIdle(act);
         if (!idle && ++busy > MAKE_ROOM_STEPS) break;
         if (!act.used && idle) {
@@ -86,8 +90,6 @@ export class Passivation {
           return true;
         }
         act.used = false;
-        type.activations.delete(id);
-        type.activations.set(id, act);
       }
     }
     return false;

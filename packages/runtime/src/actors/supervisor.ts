@@ -348,7 +348,7 @@ export class Supervisor {
     const { capability, actorType, id } = to;
     const slot = this.#table.slotOf(actorType, capability);
     if (slot === undefined) return this.#unreachable(actorType, capability);
-    const live = slot.activations.get(id);
+    const live = slot.activations.get(id, to.hash);
     if (live !== undefined) return live;
     const type = slot.type;
 
@@ -387,7 +387,7 @@ export class Supervisor {
       // Promise.resolve: a thenable whose then() throws becomes a rejection, not an exception here.
       if (isThenable(out)) this.#starting(act, Promise.resolve(out));
     }
-    this.#table.add(slot, act);
+    this.#table.add(slot, act, to.hash);
     this.#metrics.activations++;
     return act;
   }

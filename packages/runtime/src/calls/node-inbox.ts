@@ -3,7 +3,7 @@
 // to the owner this node knows when the sender's view was stale; and the
 // presence probe of a starting node. Imports: the calls room, the actors'
 // supervisor, the bottom floor.
-import { MeshError, shardFor } from "@mesh/core";
+import { MeshError, shardOfHash, xxh32 } from "@mesh/core";
 import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { MessageTicks } from "@mesh/transport";
@@ -144,7 +144,8 @@ export class NodeInbox {
 
   /** Serves a decoded request here, or forwards it to its owner. */
   #serve(req: WireRequest, size: number, reply: ReplyTo | undefined): void {
-    const shard = shardFor(req.id, this.p.shards);
+    const hash = xxh32(req.id);
+    const shard = shardOfHash(hash, this.p.shards);
     const owner = this.p.routes.owner(req.capability, shard);
     // A stale route: the sender's view is behind ours. Forward to the owner we
     // know, a bounded number of hops so that disagreeing views cannot loop.
@@ -155,7 +156,7 @@ export class NodeInbox {
     // Served here although another node owns it (hops used up, or the owner is unknown here):
     // the activation must not outlive this message, so check ownership again once it is handled.
     if (owner !== this.p.nodeId) this.p.rebalanceSoon();
-    const to: Address = { capability: req.capability, actorType: req.actorType, id: req.id, shard };
+    const to: Address = { capability: req.capability, actorType: req.actorType, id: req.id, shard, hash };
     if (req.kind === Kind.MIGRATE) return this.p.actors.adopt(to, req.payload);
     if (req.kind === Kind.EVENT) {
       if (reply === undefined)

@@ -12,6 +12,8 @@ export const REPLY_GRACE_MS = 100;
 export interface Routed extends WireRequest {
   shard: number;
   owner: string;
+  /** The id's XXH32, when routing computed it here (the actor table's look-up reuses it). */
+  hash?: number;
 }
 
 /** What a remote call needs from its node when the owner turns out to be gone. */

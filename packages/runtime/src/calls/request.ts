@@ -1,4 +1,4 @@
-import { MeshError, isToken, shardFor } from "@mesh/core";
+import { MeshError, isToken, shardOfHash, xxh32 } from "@mesh/core";
 import type { RoutingTable } from "@mesh/core";
 import { Kind, checkId, encodeRequest } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
@@ -37,7 +37,8 @@ export function routeRequest(
   if (capability === undefined)
     throw new MeshError("BAD_REQUEST", `capability is required: ${actorType} declares none (static capabilities)`);
   if (!reachableUnder(capability, bound)) throw wrongCapability(actorType, capability, bound!);
-  const shard = shardFor(id, shards);
+  const hash = xxh32(id);
+  const shard = shardOfHash(hash, shards);
   const owner = routes.owner(capability, shard);
   if (owner === undefined) {
     if (!isToken(capability))
@@ -46,7 +47,7 @@ export function routeRequest(
   }
   if (kind === Kind.CALL && !isTimeout(timeoutMs))
     throw new MeshError("BAD_REQUEST", `timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${String(timeoutMs)}`);
-  return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner };
+  return { kind, capability, actorType, id, payload: request.payload, initArg: request.initArg, timeoutMs, hops: 0, shard, owner, hash };
 }
 
 /** Encodes a request for the wire; throws BAD_REQUEST (unencodable) or PAYLOAD_TOO_LARGE. */
