@@ -156,7 +156,7 @@ class Reader {
   utf8(start: number, end: number): string {
     const b = this.buf;
     // A leading byte order mark: kept by the library's own decoder, dropped by TextDecoder (past 200 bytes).
-    if (b[start] === 0xef && b[start + 1] === 0xbb && b[start + 2] === 0xbf) throw ASIDE;
+    if (end - start >= 3 && b[start] === 0xef && b[start + 1] === 0xbb && b[start + 2] === 0xbf) throw ASIDE;
     try {
       return strict.decode(this.buf.subarray(start, end));
     } catch {
