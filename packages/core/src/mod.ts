@@ -1,7 +1,6 @@
 // The public surface of @mesh/core.
 export { ErrorCode, MeshError, isErrorCode } from "./errors.js";
-export { DEFAULT_SHARDS, shardFor, xxh32, xxh32Bytes } from "./hash.js";
-export { shardOfHash } from "./hash.js";
+export { DEFAULT_SHARDS, shardFor, shardOfHash, xxh32, xxh32Bytes } from "./hash.js";
 export { modulo, rendezvous, resolveStrategy } from "./placement.js";
 export type { Placement, PlacementFn, Strategy } from "./placement.js";
 export { OwnerTable, RoutingTable } from "./owner-table.js";
