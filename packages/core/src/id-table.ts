@@ -30,10 +30,9 @@ const MIN_SLOTS = 16;
 /**
  * Values that carry their own id, by id. Every method takes the id's XXH32
  * (`xxh32(id)`, as `shardFor` hashes it) when the caller has it, and hashes
- * the id otherwise; a hash given must be that one (a walk hashes ids itself). `values()` gives them in the order they were added (a
- * value put in place of another takes its place); a walk sees each value
- * there at its start and still there when reached once, and values added
- * meanwhile or not, as a Map's does.
+ * the id otherwise; a hash given must be that one. `values()` walks them as a
+ * Map's iterator does, changes during the walk included: while a walk is
+ * under way, positions do not move (the holes are closed once none is).
  */
 export class IdTable<V extends { readonly id: string }> {
   /** Per slot, two numbers: the position of its value in #values plus one (or FREE, DELETED), and the value's hash. */
@@ -42,6 +41,8 @@ export class IdTable<V extends { readonly id: string }> {
   /** The values in the order they came; a deleted one leaves a hole until the index is rebuilt. */
   #values: (V | undefined)[] = [];
   #size = 0;
+  /** Walks under way: while there is one, a rebuild leaves the positions (and their holes) as they are. */
+  #walks = 0;
   /**
    * Where a sweep that goes round the values stands (passivation's CLOCK hand): a position, which
    * follows its value when the holes are closed.
@@ -76,7 +77,7 @@ export class IdTable<V extends { readonly id: string }> {
       return;
     }
     const slots = this.#mask + 1;
-    if (2 * (this.#values.length + 1) > slots) this.#rebuild(8 * (this.#size + 1) > 3 * slots ? 2 * slots : slots);
+    if (2 * (this.#values.length + 1) > slots) this.#rebuild(this.#walks > 0 || 8 * (this.#size + 1) > 3 * slots ? 2 * slots : slots); // under a walk, the holes stay
     const index = this.#index;
     const mask = this.#mask;
     let i = h & mask;
@@ -94,9 +95,17 @@ export class IdTable<V extends { readonly id: string }> {
     this.#values[this.#index[2 * slot]! - 1] = undefined;
     this.#index[2 * slot] = DELETED;
     this.#size--;
-    const slots = this.#mask + 1;
-    if (slots > MIN_SLOTS && 8 * this.#size < slots) this.#rebuild(slots / 2);
+    this.#shrink();
     return true;
+  }
+
+  /** Under an eighth full, and no walk under way: the index shrinks to the fewest slots that leave room (a walk's end checks again). */
+  #shrink(): void {
+    const slots = this.#mask + 1;
+    if (slots <= MIN_SLOTS || 8 * this.#size >= slots || this.#walks > 0) return;
+    let fewest = MIN_SLOTS;
+    while (3 * fewest < 8 * (this.#size + 1)) fewest *= 2;
+    this.#rebuild(fewest);
   }
 
   clear(): void {
@@ -107,20 +116,20 @@ export class IdTable<V extends { readonly id: string }> {
     this.hand = 0;
   }
 
-  /** The values, in the order they came. */
+  /**
+   * The values, in the order they came, as a Map's iterator gives them: each once, one deleted before it is
+   * reached not, one put in place of another as it is then, and those added meanwhile at the end.
+   */
   *values(): IterableIterator<V> {
-    const values = this.#values;
-    for (let i = 0; i < values.length; i++) {
-      const value = values[i];
-      if (value === undefined) continue;
-      if (values === this.#values) {
-        yield value;
-        continue;
+    this.#walks++;
+    try {
+      for (let i = 0; i < this.#values.length; i++) {
+        const value = this.#values[i];
+        if (value !== undefined) yield value;
       }
-      // Rebuilt since the walk began: these are the old positions, where a value deleted since is still there, and
-      // one put in its place since is not. The value held for its id now is the one (each id has one position).
-      const now = this.get(value.id);
-      if (now !== undefined) yield now;
+    } finally {
+      this.#walks--;
+      this.#shrink();
     }
   }
 
@@ -135,16 +144,21 @@ export class IdTable<V extends { readonly id: string }> {
     }
   }
 
-  /** The values without their holes, in an index of `slots` slots. */
+  /** An index of `slots` slots; the values without their holes, unless a walk is under way (then they stay where they are). */
   #rebuild(slots: number): void {
     const old = this.#index;
     const oldValues = this.#values;
     const moved = new Int32Array(oldValues.length + 1); // old position + 1 → new position + 1
-    const values: V[] = [];
-    let hand = -1;
+    const keep = this.#walks > 0;
+    const values: (V | undefined)[] = keep ? oldValues : [];
+    let hand = keep ? this.hand : -1;
     for (let p = 0; p < oldValues.length; p++) {
-      if (p === this.hand) hand = values.length;
       const value = oldValues[p];
+      if (keep) {
+        if (value !== undefined) moved[p + 1] = p + 1;
+        continue;
+      }
+      if (p === this.hand) hand = values.length;
       if (value === undefined) continue;
       values.push(value);
       moved[p + 1] = values.length;
