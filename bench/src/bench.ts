@@ -12,7 +12,7 @@ import type { ConnectionOptions, NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
 import { startNatsServer } from "@mesh/runtime/testing";
 import { Echo, SharedEcho } from "./actors.js";
-import { load, median } from "./load.js";
+import { interleaved, load, median } from "./load.js";
 import { ownInbox } from "./raw.js";
 import type { Measured } from "./load.js";
 import { durable } from "./durable.js";
@@ -126,20 +126,19 @@ async function requestReply(
     const raw: Record<string, Measured> = {};
     const mesh: Record<string, Measured> = {};
     const cpu: Record<string, { caller: number; owner: number }> = {};
-    const plan: [string, number, number, boolean][] = [
-      ["1 in flight", 1, n(10_000), false],
-      ["16 in flight", 16, n(50_000), false],
-      ["128 in flight", 128, n(100_000), false],
-      ["1,024 in flight", 1024, n(100_000), false],
-      ["sequential latency", 1, n(5_000), true],
+    const plan: [string, number, number][] = [
+      ["1 in flight", 1, n(10_000)],
+      ["16 in flight", 16, n(50_000)],
+      ["128 in flight", 128, n(100_000)],
+      ["1,024 in flight", 1024, n(100_000)],
     ];
-    for (const [label, inFlight, total, latency] of plan) {
+    for (const [label, inFlight, total] of plan) {
       const r: Measured[] = [];
       const m: Measured[] = [];
       const c: { caller: number; owner: number }[] = [];
       for (let i = 0; i < rounds; i++) {
-        r.push(await load(rawCall, { inFlight, total, latency, warmup: 1000 }));
-        const round = await cpuPerCall(owner, total + 1000, () => load(meshCall, { inFlight, total, latency, warmup: 1000 }));
+        r.push(await load(rawCall, { inFlight, total, warmup: 1000 }));
+        const round = await cpuPerCall(owner, total + 1000, () => load(meshCall, { inFlight, total, warmup: 1000 }));
         m.push(round.m);
         c.push(round);
       }
@@ -148,8 +147,15 @@ async function requestReply(
       const mid = (key: "caller" | "owner") => c.map((x) => x[key]).sort((a, b) => a - b)[Math.floor(c.length / 2)]!;
       cpu[label] = { caller: mid("caller"), owner: mid("owner") };
     }
+    // Sequential latency: raw and Mesh call by call (load.ts, interleaved), so that each pair sees the same moment.
+    const sequential = [];
+    for (let i = 0; i < rounds; i++) sequential.push(await interleaved(rawCall, meshCall, { total: n(5_000), warmup: 1000 }));
+    raw["sequential latency"] = median(sequential.map(([r]) => r));
+    mesh["sequential latency"] = median(sequential.map(([, m]) => m));
     for (const label of Object.keys(raw)) record("raw", `own reply subscription, ${label}`, raw[label]!);
-    console.log("\nMesh remote calls (owner node in another process; rounds alternate with the raw ones above)");
+    console.log(
+      "\nMesh remote calls (owner node in another process; rounds alternate with the raw ones above, sequential latency call by call)",
+    );
     for (const label of Object.keys(mesh)) record("remote", `remote calls, ${label}`, mesh[label]!);
     for (const label of Object.keys(cpu))
       console.log(

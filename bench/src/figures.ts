@@ -15,6 +15,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
+import { interleaved } from "./load.js";
 import { ownInbox } from "./raw.js";
 
 interface MeshLike {
@@ -122,17 +123,6 @@ async function memory(count: number): Promise<Record<string, number>> {
   return { bytesPerActor: bytes };
 }
 
-/** The sequential p50 of `op`, in µs. */
-async function p50(op: (i: number) => Promise<unknown>, total: number): Promise<number> {
-  const ms: number[] = [];
-  for (let i = 0; i < total; i++) {
-    const t = performance.now();
-    await op(i);
-    ms.push(performance.now() - t);
-  }
-  return median(ms) * 1000;
-}
-
 /** The CPU seconds process `pid` has used (Linux /proc; 10 ms ticks). */
 function cpuOf(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -178,8 +168,8 @@ async function remote(): Promise<Record<string, number>> {
     const c = process.cpuUsage(c0);
     cpu.caller.push((c.user + c.system) / total);
     cpu.owner.push(((cpuOf(owner.pid!) - o0) * 1e6) / total);
-    const rawP50 = await p50(rawCall, quick ? 1000 : 5000);
-    seq.push((await p50(meshCall, quick ? 1000 : 5000)) / rawP50);
+    const [rawSeq, meshSeq] = await interleaved(rawCall, meshCall, { total: quick ? 1000 : 5000, warmup: 100 });
+    seq.push(meshSeq.p50! / rawSeq.p50!);
   }
   await caller.stop();
   await nc.close();

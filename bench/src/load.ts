@@ -73,6 +73,32 @@ export async function sequential(
   return { ms, failed, seconds: (performance.now() - started) / 1000 };
 }
 
+/**
+ * Runs `a(i)` and `b(i)` one at a time, alternating call by call, `total` times each after `warmup` pairs:
+ * each one's latency percentiles. A sequential p50 measured in blocks (all of one, then all of the other) is
+ * at the mercy of the machine's drift: on the 2-core bench machine, raw nats.js's p50 measured twice in a
+ * row differed by 0.67 to 1.21x; call by call, each pair sees the same moment.
+ */
+export async function interleaved(
+  a: (i: number) => Promise<unknown>,
+  b: (i: number) => Promise<unknown>,
+  options: { total: number; warmup: number },
+): Promise<[Measured, Measured]> {
+  const ms: [number[], number[]] = [[], []];
+  for (let i = 0; i < options.warmup + options.total; i++) {
+    let t = performance.now();
+    await a(i);
+    const took = performance.now() - t;
+    t = performance.now();
+    await b(i);
+    if (i < options.warmup) continue;
+    ms[1].push(performance.now() - t);
+    ms[0].push(took);
+  }
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / 1000;
+  return [measured(ms[0], sum(ms[0])), measured(ms[1], sum(ms[1]))];
+}
+
 /** Measured, with latency percentiles as `load` gives them, from durations in ms over `seconds`. */
 export function measured(ms: readonly number[], seconds: number): Measured {
   const samples = Float64Array.from(ms).sort();
