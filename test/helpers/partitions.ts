@@ -26,11 +26,16 @@ export interface PartitionableCluster {
   stop(): Promise<void>;
 }
 
-export function startPartitionableCluster(size: number, options: NatsServerOptions = {}): Promise<PartitionableCluster> {
-  return onFreePorts(() => startCluster(size, options));
+/** `routes.delayMs`: every route is a slow link, each way (proxy.ts). */
+export function startPartitionableCluster(
+  size: number,
+  options: NatsServerOptions = {},
+  routes: { delayMs?: number } = {},
+): Promise<PartitionableCluster> {
+  return onFreePorts(() => startCluster(size, options, routes));
 }
 
-async function startCluster(size: number, options: NatsServerOptions): Promise<PartitionableCluster> {
+async function startCluster(size: number, options: NatsServerOptions, routes: { delayMs?: number }): Promise<PartitionableCluster> {
   const routePorts = await Promise.all(Array.from({ length: size }, freePort));
   // proxies[i][j]: server i's route to server j.
   const proxies: TcpProxy[][] = [];
@@ -39,7 +44,7 @@ async function startCluster(size: number, options: NatsServerOptions): Promise<P
   const all = () => proxies.flat();
   try {
     for (let i = 0; i < size; i++) {
-      proxies.push(await Promise.all(routePorts.map((port) => TcpProxy.start(`nats://127.0.0.1:${port}`))));
+      proxies.push(await Promise.all(routePorts.map((port) => TcpProxy.start(`nats://127.0.0.1:${port}`, routes))));
     }
     servers.push(
       ...(await Promise.all(

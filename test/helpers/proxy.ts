@@ -1,5 +1,7 @@
 // A TCP proxy on loopback in front of a nats-server, to cut one client's
-// connection and restore it (the server sees the connection close at once).
+// connection and restore it (the server sees the connection close at once),
+// and, when made with a delay, to hold what it forwards each way for that
+// long (a slow link: bytes keep their order).
 import { createServer, connect } from "node:net";
 import type { AddressInfo, Server, Socket } from "node:net";
 
@@ -8,12 +10,16 @@ export class TcpProxy {
   #server: Server | undefined;
   port = 0;
 
-  private constructor(readonly target: { host: string; port: number }) {}
+  private constructor(
+    readonly target: { host: string; port: number },
+    /** How long every chunk waits before it is forwarded (0: piped as it comes). */
+    readonly delayMs: number,
+  ) {}
 
-  /** A proxy to `url` (nats://host:port) on a free loopback port. */
-  static async start(url: string): Promise<TcpProxy> {
+  /** A proxy to `url` (nats://host:port) on a free loopback port; `delayMs`: a slow link, each way. */
+  static async start(url: string, options: { delayMs?: number } = {}): Promise<TcpProxy> {
     const u = new URL(url);
-    const proxy = new TcpProxy({ host: u.hostname, port: Number(u.port) });
+    const proxy = new TcpProxy({ host: u.hostname, port: Number(u.port) }, options.delayMs ?? 0);
     await proxy.#listen(0);
     return proxy;
   }
@@ -52,8 +58,13 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
-      client.pipe(upstream);
-      upstream.pipe(client);
+      if (this.delayMs === 0) {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      } else {
+        this.#delayed(client, upstream);
+        this.#delayed(upstream, client);
+      }
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -61,5 +72,22 @@ export class TcpProxy {
     });
     this.#server = server;
     this.port = (server.address() as AddressInfo).port;
+  }
+
+  /** Forwards what `from` sends to `to`, each chunk `delayMs` after it came, in order. */
+  #delayed(from: Socket, to: Socket): void {
+    const queue: { at: number; chunk: Buffer }[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const pump = () => {
+      timer = undefined;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0]!.at <= now) to.write(queue.shift()!.chunk);
+      if (queue.length > 0) timer = setTimeout(pump, Math.max(1, queue[0]!.at - now));
+    };
+    from.on("data", (chunk: Buffer) => {
+      queue.push({ at: performance.now() + this.delayMs, chunk });
+      timer ??= setTimeout(pump, this.delayMs);
+    });
+    from.on("close", () => clearTimeout(timer));
   }
 }

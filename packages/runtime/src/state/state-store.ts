@@ -156,21 +156,51 @@ export class StateStore implements StateStorage {
       );
     }
     const written = this.#publish(key, bytes, revision, false);
-    return this.replicated ? written.catch((err: unknown) => this.#conflicted(key, bytes, err)) : written;
+    return this.replicated ? written.catch((err: unknown) => this.#conflicted(key, bytes, revision, err)) : written;
   }
 
   /**
    * A write to a replicated bucket was refused for a moved revision. The
    * refusal may come from a stream leader that lost its quorum and does not
-   * know it yet (nats-server 2.9, after a partition heals), while the real
-   * leader stored the write: the key is read again, confirmed (`#read`), and
-   * holding exactly these bytes, the write counts as stored.
+   * know it yet (nats-server 2.9, after a partition heals, or paused), while
+   * the real leader stores the write. So the key is read again:
+   * - it holds these very bytes: the write landed;
+   * - it moved past `revision` to other bytes, or is gone: another activation
+   *   wrote it, or an operator removed it (STATE_CONFLICT);
+   * - it is still at `revision`, or the read is older: the refusal was not
+   *   the store's, and the write goes again, as it was. Not the value read,
+   *   written back to confirm it (as a load does): nats-server 2.9 checks the
+   *   expected revision against what it has applied, so that write, sent
+   *   while this one is still on its way through the real leader's quorum,
+   *   would pass too, and overwrite it.
+   * When no answer settles it (every try refused, or no answer at all),
+   * whether the write landed is unknown: STORAGE_UNAVAILABLE, never
+   * STATE_CONFLICT, which says it did not.
    */
-  async #conflicted(key: string, bytes: Uint8Array, err: unknown): Promise<number> {
+  async #conflicted(key: string, bytes: Uint8Array, revision: number, err: unknown): Promise<number> {
     if (!(err instanceof MeshError && err.code === "STATE_CONFLICT")) throw err;
-    const now = await this.#read(key);
-    if (now.bytes !== undefined && sameBytes(now.bytes, bytes)) return now.revision;
-    throw err;
+    let last: unknown = err;
+    try {
+      for (let attempt = 1; attempt <= LOAD_ATTEMPTS; attempt++) {
+        const now = await readLatest(this.jsm, this.bucket, key);
+        if (now?.value !== undefined && sameBytes(now.value, bytes)) return now.revision;
+        if (now === null ? revision > 0 : now.revision > revision) throw err; // moved on (or removed) by someone else
+        try {
+          return await this.#publish(key, bytes, revision, false);
+        } catch (again) {
+          if (!(again instanceof MeshError && again.code === "STATE_CONFLICT")) throw again;
+          last = again;
+        }
+      }
+    } catch (failure) {
+      if (failure === err) throw err;
+      last = failure;
+    }
+    throw new MeshError(
+      "STORAGE_UNAVAILABLE",
+      `cannot store the state of ${key}: the write was refused for a moved revision, and reading the key back did not tell whether it landed (${messageOf(last)})`,
+      { cause: last },
+    );
   }
 
   /** Publishes `bytes` (or, `deleted`, a delete marker) to `key` if it is still at `revision`; resolves with the new revision. */

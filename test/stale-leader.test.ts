@@ -1,0 +1,113 @@
+// A durable write refused by a stale stream leader. nats-server 2.9's leader
+// of the state stream, cut off from its quorum or paused, still answers until
+// it steps down: it refuses writes (wrong last sequence) and answers reads
+// with what it had, while the real leader stores the write. Here a client on
+// the owner's server plays that stale leader for one key: it refuses every
+// write of the key and answers every read of it with the value before. The
+// routes between the servers are slow links (20 ms each way), so its answers
+// come first and the real leader's, on another server, after them. The write
+// lands; its caller must not be told STATE_CONFLICT, which says it did not.
+import anyTest from "ava";
+import type { TestFn } from "ava";
+import { connect } from "nats";
+import type { NatsConnection, Subscription } from "nats";
+import { decode } from "@msgpack/msgpack";
+import { stateKey } from "@mesh/core";
+import { Mesh } from "@mesh/runtime";
+import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
+import { startPartitionableCluster } from "./helpers/partitions.js";
+import type { PartitionableCluster } from "./helpers/partitions.js";
+import { Register, codeOf } from "./helpers/registers.js";
+
+const test = anyTest as TestFn<{ cluster: PartitionableCluster; node: Mesh; nc: NatsConnection }>;
+
+const STREAM = "KV_mesh_state";
+const SUBJECT = `$KV.mesh_state.${stateKey("reg", "Register", "r1")}`;
+const text = new TextDecoder();
+
+test.before(async (t) => {
+  const cluster = await startPartitionableCluster(3, { config: NATS_CONF }, { delayMs: 20 });
+  t.context.cluster = cluster;
+  // The cluster's JetStream elects its meta leader first: until then, the state bucket cannot be made.
+  let node: Mesh | undefined;
+  await eventually(
+    async () =>
+      (node = await Mesh.start({
+        servers: cluster.urls[0]!,
+        nodeId: nodeId("stale"),
+        actors: [Register],
+        capabilities: ["reg"],
+        heartbeatMs: 200,
+        storage: { replicas: 3, timeoutMs: 10_000 },
+      }).catch(() => undefined)) !== undefined,
+    "the node to start on the cluster",
+    60_000,
+  );
+  t.context.node = node!;
+  t.context.nc = await connect({ servers: cluster.urls[0]! });
+});
+test.after.always(async (t) => {
+  await t.context.node?.stop();
+  await t.context.nc?.close();
+  await t.context.cluster?.stop();
+});
+
+/** What the real leader answers now to a read of the key (a stream message get, as the node's reads ask it). */
+async function readNow(nc: NatsConnection): Promise<Uint8Array> {
+  const reply = await nc.request(`$JS.API.STREAM.MSG.GET.${STREAM}`, JSON.stringify({ last_by_subj: SUBJECT }), { timeout: 10_000 });
+  if ((JSON.parse(text.decode(reply.data)) as { message?: unknown }).message === undefined)
+    throw new Error(`the key is not stored: ${text.decode(reply.data)}`);
+  return reply.data;
+}
+
+/** The value the real leader holds for the key (the register's state, msgpack). */
+async function storedValue(nc: NatsConnection): Promise<unknown> {
+  const { message } = JSON.parse(text.decode(await readNow(nc))) as { message: { data: string } };
+  return (decode(Buffer.from(message.data, "base64")) as { value?: unknown }).value;
+}
+
+/** Plays a stale leader of the key: refuses its writes, and answers its reads with `before` (a message get's answer). */
+function staleLeader(nc: NatsConnection, before: Uint8Array): Subscription[] {
+  const refusal = new TextEncoder().encode(
+    JSON.stringify({ error: { code: 400, err_code: 10071, description: "wrong last sequence: 1" } }),
+  );
+  return [
+    nc.subscribe(SUBJECT, { callback: (_, msg) => void msg.respond(refusal) }),
+    nc.subscribe(`$JS.API.STREAM.MSG.GET.${STREAM}`, {
+      callback: (_, msg) => {
+        if ((JSON.parse(text.decode(msg.data)) as { last_by_subj?: string }).last_by_subj === SUBJECT) msg.respond(before);
+      },
+    }),
+  ];
+}
+
+test.serial(
+  "a write that a stale leader refuses while the real leader stores it fails with STORAGE_UNAVAILABLE, not STATE_CONFLICT",
+  async (t) => {
+    const { cluster, node, nc } = t.context;
+    const call = (payload: object) => node.call({ actor: Register, id: "r1", payload, capability: "reg", timeoutMs: 20_000 });
+    t.is((await call({ write: "v0" })).result, "v0");
+    // The real leader on another server than the node's (the stale one answers from the node's server).
+    await eventually(async () => {
+      const leader = await cluster.leaderOf(STREAM);
+      if (leader !== undefined && leader !== 0) return true;
+      await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`, "", { timeout: 10_000 }).catch(() => undefined);
+      return false;
+    }, "the state stream's leader to be on another server than the node's");
+    let before: Uint8Array | undefined;
+    await eventually(async () => (before = await readNow(nc).catch(() => undefined)) !== undefined, "the new leader to answer reads");
+    const subs = staleLeader(nc, before!);
+    await nc.flush(); // its subscriptions are on the server
+    const outcome = await call({ write: "v1" }).then(
+      () => "stored",
+      (err: unknown) => codeOf(err),
+    );
+    for (const sub of subs) sub.unsubscribe();
+    await nc.flush();
+    t.is(outcome, "STORAGE_UNAVAILABLE", "its caller is told that whether it was stored is unknown");
+    // It was: the real leader stores it once its quorum has it (the routes are slow).
+    await eventually(async () => (await storedValue(nc)) === "v1", "the real leader to hold v1");
+    // The activation whose commit failed was dropped, and the next one loads v1.
+    t.is((await call({ read: true })).result, "v1");
+  },
+);
