@@ -1,7 +1,8 @@
 // A TCP proxy on loopback in front of a nats-server, to cut one client's
 // connection and restore it (the server sees the connection close at once),
 // and, when made with a delay, to hold what it forwards each way for that
-// long (a slow link: bytes keep their order).
+// long (a slow link: bytes keep their order; unlike a pipe, there is no
+// backpressure, and what is held when either side closes is dropped).
 import { createServer, connect } from "node:net";
 import type { AddressInfo, Server, Socket } from "node:net";
 

@@ -69,7 +69,8 @@ export class StateStore implements StateStorage {
     readonly bucket: string,
     /** The largest value the server takes, less room for the message's headers. */
     readonly maxValueBytes: number,
-    timeoutMs: number,
+    /** How long a write or a read may take. */
+    private readonly timeoutMs: number,
     /** The bucket has more than one replica: a load is confirmed by a write (see `load`). */
     private readonly replicated: boolean,
     inboxPrefix?: string,
@@ -163,43 +164,40 @@ export class StateStore implements StateStorage {
    * A write to a replicated bucket was refused for a moved revision. The
    * refusal may come from a stream leader that lost its quorum and does not
    * know it yet (nats-server 2.9, after a partition heals, or paused), while
-   * the real leader stores the write. So the key is read again:
-   * - it holds these very bytes: the write landed;
-   * - it moved past `revision` to other bytes, or is gone: another activation
+   * the real leader stores the write. So the key is read again, without a
+   * confirming write (that write, the value read at its revision, sent while
+   * this one is still going through the real leader's quorum, would pass as
+   * well: nats-server 2.9 checks an expected revision against what the
+   * leader has applied; and it would overwrite this one), until it tells:
+   * - these very bytes past `revision`: the write landed;
+   * - other bytes (or a delete marker) past `revision`: another activation
    *   wrote it, or an operator removed it (STATE_CONFLICT);
-   * - it is still at `revision`, or the read is older: the refusal was not
-   *   the store's, and the write goes again, as it was. Not the value read,
-   *   written back to confirm it (as a load does): nats-server 2.9 checks the
-   *   expected revision against what it has applied, so that write, sent
-   *   while this one is still on its way through the real leader's quorum,
-   *   would pass too, and overwrite it.
-   * When no answer settles it (every try refused, or no answer at all),
-   * whether the write landed is unknown: STORAGE_UNAVAILABLE, never
-   * STATE_CONFLICT, which says it did not.
+   * - still at `revision`, or older: no answer yet, read again, for the
+   *   store's time (`timeoutMs`); then whether the write landed is unknown:
+   *   STORAGE_UNAVAILABLE, never STATE_CONFLICT, which says it did not.
    */
   async #conflicted(key: string, bytes: Uint8Array, revision: number, err: unknown): Promise<number> {
     if (!(err instanceof MeshError && err.code === "STATE_CONFLICT")) throw err;
-    let last: unknown = err;
-    try {
-      for (let attempt = 1; attempt <= LOAD_ATTEMPTS; attempt++) {
+    const until = performance.now() + this.timeoutMs;
+    let why = "";
+    for (let pause = 10; ; pause = Math.min(2 * pause, 250)) {
+      try {
         const now = await readLatest(this.jsm, this.bucket, key);
-        if (now?.value !== undefined && sameBytes(now.value, bytes)) return now.revision;
-        if (now === null ? revision > 0 : now.revision > revision) throw err; // moved on (or removed) by someone else
-        try {
-          return await this.#publish(key, bytes, revision, false);
-        } catch (again) {
-          if (!(again instanceof MeshError && again.code === "STATE_CONFLICT")) throw again;
-          last = again;
+        why = "the key stayed at the revision the write expected";
+        if (now !== null && now.revision > revision) {
+          if (now.value !== undefined && sameBytes(now.value, bytes)) return now.revision;
+          throw err;
         }
+      } catch (failure) {
+        if (failure === err) throw err;
+        why = messageOf(failure);
       }
-    } catch (failure) {
-      if (failure === err) throw err;
-      last = failure;
+      if (performance.now() + pause > until) break;
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
     throw new MeshError(
       "STORAGE_UNAVAILABLE",
-      `cannot store the state of ${key}: the write was refused for a moved revision, and reading the key back did not tell whether it landed (${messageOf(last)})`,
-      { cause: last },
+      `cannot store the state of ${key}: the write was refused for a moved revision, and reading the key back did not tell whether it landed within ${this.timeoutMs} ms (${why})`,
     );
   }
 
