@@ -145,10 +145,14 @@ export async function bindBucket(nc: NatsConnection, what: BucketKind, bucket: s
   }
 }
 
-/** A key's newest entry in a KV bucket: its value (undefined once deleted or purged) and its revision. */
+/** The header a write may carry to name itself (KvWrite.id; docs/PROTOCOL.md): a reader can tell it from another write of the same bytes. */
+export const WRITE_ID_HEADER = "Mesh-Write";
+
+/** A key's newest entry in a KV bucket: its value (undefined once deleted or purged), its revision, and the id its write carried. */
 export interface LatestEntry {
   readonly value: Uint8Array | undefined;
   readonly revision: number;
+  readonly writeId: string | undefined;
 }
 
 /**
@@ -163,7 +167,11 @@ export async function readLatest(jsm: JetStreamManager, bucket: string, key: str
   try {
     const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` });
     const operation = m.header?.get("KV-Operation");
-    return { value: operation === "DEL" || operation === "PURGE" ? undefined : m.data, revision: m.seq };
+    return {
+      value: operation === "DEL" || operation === "PURGE" ? undefined : m.data,
+      revision: m.seq,
+      writeId: m.header?.get(WRITE_ID_HEADER) || undefined,
+    };
   } catch (err) {
     if (classifyNatsError(err) === "no-message") return null;
     throw err;

@@ -6,7 +6,7 @@
 // own correlation ids (Requests), and writes made in one tick go out together.
 import type { MsgHdrs, NatsConnection } from "nats";
 import { headers } from "nats";
-import { EXPECTED_LAST_SUBJECT_SEQUENCE } from "./jetstream.js";
+import { EXPECTED_LAST_SUBJECT_SEQUENCE, WRITE_ID_HEADER } from "./jetstream.js";
 import { NoResponders, Requests } from "./requests.js";
 import type { PendingRequest } from "./requests.js";
 
@@ -20,6 +20,8 @@ interface PubAck {
 export interface KvWrite {
   readonly revision?: number;
   readonly deleted?: boolean;
+  /** Names this write (header WRITE_ID_HEADER), so that a reader can tell it from another of the same bytes. */
+  readonly id?: string;
 }
 
 export class KvPublisher {
@@ -47,10 +49,11 @@ export class KvPublisher {
   publish(key: string, bytes: Uint8Array, how: KvWrite, fail: (err: unknown) => Error): Promise<number> {
     return new Promise((resolve, reject) => {
       let h: MsgHdrs | undefined;
-      if (how.revision !== undefined || how.deleted) {
+      if (how.revision !== undefined || how.deleted || how.id !== undefined) {
         h = headers();
         if (how.revision !== undefined) h.set(EXPECTED_LAST_SUBJECT_SEQUENCE, String(how.revision));
         if (how.deleted) h.set("KV-Operation", "DEL");
+        if (how.id !== undefined) h.set(WRITE_ID_HEADER, how.id);
       }
       const pending: PendingRequest = {
         deadline: performance.now() + this.timeoutMs,

@@ -1,6 +1,7 @@
 // Durable actor state in one JetStream KV bucket per cluster (docs/state.md,
 // docs/PROTOCOL.md "Durable state"): msgpack values under `stateKey(capability, type, id)`,
 // written with compare-and-set on the key's revision.
+import { randomUUID } from "node:crypto";
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import { KvPublisher, bindBucket, classifyNatsError, openBucket, readLatest } from "@mesh/transport";
@@ -61,6 +62,9 @@ export class StateStore implements StateStorage {
 
   /** Writes, through one reply subscription with our own correlation ids (KvPublisher). */
   readonly #writes: KvPublisher;
+  /** On a replicated bucket, each write carries an id: this store's prefix, then a count (see `#conflicted`). */
+  readonly #writeIds = `${randomUUID()}.`;
+  #written = 0;
   private constructor(
     nc: NatsConnection,
     private readonly kv: KV,
@@ -148,7 +152,8 @@ export class StateStore implements StateStorage {
    * resolves with the new revision. What nats.js's `kv.put` sends, without its
    * per-request promise race, timer and cancellation error (a third of the
    * CPU of a commit, measured with --cpu-prof): a publish to `$KV.<bucket>.<key>`
-   * with the expected-sequence header, answered by JetStream's PubAck.
+   * with the expected-sequence header (and, on a replicated bucket, the
+   * write's id, `Mesh-Write`), answered by JetStream's PubAck.
    */
   write(key: string, bytes: Uint8Array, revision: number): Promise<number> {
     if (bytes.length > this.maxValueBytes) {
@@ -156,8 +161,9 @@ export class StateStore implements StateStorage {
         new MeshError("PAYLOAD_TOO_LARGE", `the state of ${key} is ${bytes.length} bytes encoded; the limit is ${this.maxValueBytes}`),
       );
     }
-    const written = this.#publish(key, bytes, revision, false);
-    return this.replicated ? written.catch((err: unknown) => this.#conflicted(key, bytes, revision, err)) : written;
+    if (!this.replicated) return this.#publish(key, bytes, revision, false);
+    const id = this.#writeIds + (++this.#written).toString(36);
+    return this.#publish(key, bytes, revision, false, id).catch((err: unknown) => this.#conflicted(key, id, revision, err));
   }
 
   /**
@@ -169,14 +175,15 @@ export class StateStore implements StateStorage {
    * this one is still going through the real leader's quorum, would pass as
    * well: nats-server 2.9 checks an expected revision against what the
    * leader has applied; and it would overwrite this one), until it tells:
-   * - these very bytes past `revision`: the write landed;
-   * - other bytes (or a delete marker) past `revision`: another activation
-   *   wrote it, or an operator removed it (STATE_CONFLICT);
+   * - past `revision`, written by this very write (its id, `KvWrite.id`; not
+   *   its bytes, which another activation's write may share): it landed;
+   * - past `revision`, anything else (another write, a delete marker):
+   *   another activation wrote it, or an operator removed it (STATE_CONFLICT);
    * - still at `revision`, or older: no answer yet, read again, for the
    *   store's time (`timeoutMs`); then whether the write landed is unknown:
    *   STORAGE_UNAVAILABLE, never STATE_CONFLICT, which says it did not.
    */
-  async #conflicted(key: string, bytes: Uint8Array, revision: number, err: unknown): Promise<number> {
+  async #conflicted(key: string, id: string, revision: number, err: unknown): Promise<number> {
     if (!(err instanceof MeshError && err.code === "STATE_CONFLICT")) throw err;
     const until = performance.now() + this.timeoutMs;
     let why = "";
@@ -185,7 +192,7 @@ export class StateStore implements StateStorage {
         const now = await readLatest(this.jsm, this.bucket, key);
         why = "the key stayed at the revision the write expected";
         if (now !== null && now.revision > revision) {
-          if (now.value !== undefined && sameBytes(now.value, bytes)) return now.revision;
+          if (now.writeId === id) return now.revision;
           throw err;
         }
       } catch (failure) {
@@ -202,8 +209,8 @@ export class StateStore implements StateStorage {
   }
 
   /** Publishes `bytes` (or, `deleted`, a delete marker) to `key` if it is still at `revision`; resolves with the new revision. */
-  #publish(key: string, bytes: Uint8Array, revision: number, deleted: boolean): Promise<number> {
-    return this.#writes.publish(key, bytes, { revision, deleted }, (err) => storeError(err, `cannot store the state of ${key}`));
+  #publish(key: string, bytes: Uint8Array, revision: number, deleted: boolean, id?: string): Promise<number> {
+    return this.#writes.publish(key, bytes, { revision, deleted, id }, (err) => storeError(err, `cannot store the state of ${key}`));
   }
 
   /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
@@ -224,10 +231,6 @@ export class StateStore implements StateStorage {
   done(key: string, writer: KeyWriter): void {
     if (this.#writers.get(key) === writer) this.#writers.delete(key);
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** How many times a load whose confirmation found the key moved reads it again before STORAGE_UNAVAILABLE. */

@@ -1,12 +1,19 @@
-// A durable write refused by a stale stream leader. nats-server 2.9's leader
-// of the state stream, cut off from its quorum or paused, still answers until
-// it steps down: it refuses writes (wrong last sequence) and answers reads
-// with what it had, while the real leader stores the write. Here a client on
-// the owner's server plays that stale leader for one key: it refuses every
-// write of the key and answers every read of it with the value before. The
-// routes between the servers are slow links (20 ms each way), so its answers
-// come first and the real leader's, on another server, after them. The write
-// lands; its caller must not be told STATE_CONFLICT, which says it did not.
+// Durable commits refused on a replicated bucket (three servers, the state
+// bucket at three replicas): what the caller is told must be what happened.
+//
+// A stale stream leader: nats-server 2.9's leader of the state stream, cut
+// off from its quorum or paused, still answers until it steps down: it
+// refuses writes (wrong last sequence) and answers reads with what it had,
+// while the real leader stores the write. Here a client on the owner's server
+// plays that stale leader for one key: it refuses every write of the key and
+// answers every read of it with the value before. The routes between the
+// servers are slow links (20 ms each way), so its answers come first and the
+// real leader's, on another server, after them. The write lands; its caller
+// must not be told STATE_CONFLICT, which says it did not.
+//
+// Two activations of one id at once (two clusters sharing one state bucket):
+// the second to commit from the same revision writes the very bytes the first
+// wrote. Its write did not land; its caller must be told STATE_CONFLICT.
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
@@ -19,7 +26,7 @@ import { startPartitionableCluster } from "./helpers/partitions.js";
 import type { PartitionableCluster } from "./helpers/partitions.js";
 import { Register, codeOf } from "./helpers/registers.js";
 
-const test = anyTest as TestFn<{ cluster: PartitionableCluster; node: Mesh; nc: NatsConnection }>;
+const test = anyTest as TestFn<{ cluster: PartitionableCluster; node: Mesh; nc: NatsConnection; more: Mesh[] }>;
 
 const STREAM = "KV_mesh_state";
 const SUBJECT = `$KV.mesh_state.${stateKey("reg", "Register", "r1")}`;
@@ -44,9 +51,11 @@ test.before(async (t) => {
     60_000,
   );
   t.context.node = node!;
+  t.context.more = [];
   t.context.nc = await connect({ servers: cluster.urls[0]! });
 });
 test.after.always(async (t) => {
+  await Promise.all((t.context.more ?? []).map((n) => n.stop()));
   await t.context.node?.stop();
   await t.context.nc?.close();
   await t.context.cluster?.stop();
@@ -111,5 +120,38 @@ test.serial(
     // At once: the next activation (a refused commit's activation was dropped) loads v1, and its load overwrote nothing.
     t.is((await call({ read: true })).result, "v1");
     t.is(await storedValue(nc), "v1");
+  },
+);
+
+test.serial(
+  "two activations of one id at once: the second commit from the same revision gets STATE_CONFLICT, even with the same bytes",
+  async (t) => {
+    const { cluster, more } = t.context;
+    // Two clusters (two prefixes) sharing one state bucket: each hosts an activation of the same id.
+    const start = (name: string, server: number) =>
+      Mesh.start({
+        servers: cluster.urls[server]!,
+        prefix: name,
+        nodeId: nodeId(name),
+        actors: [Register],
+        capabilities: ["reg"],
+        heartbeatMs: 200,
+        storage: { bucket: "split_state", replicas: 3, timeoutMs: 3000 },
+      });
+    const a = await start("split-a", 1);
+    more.push(a);
+    const b = await start("split-b", 2);
+    more.push(b);
+    const call = (node: Mesh, payload: object) => node.call({ actor: Register, id: "s1", payload, capability: "reg", timeoutMs: 20_000 });
+    t.is((await call(a, { write: 5 })).result, 5);
+    // b's activation starts from what a wrote (its load confirms it with a write of its own: a's revision is behind now).
+    t.is((await call(b, { read: true })).result, 5);
+    t.is((await call(b, { write: 6 })).result, 6);
+    // a writes 6 too, from its revision before b's: the very bytes b stored, but not its write.
+    const outcome = await call(a, { write: 6 }).then(
+      () => "stored",
+      (err: unknown) => codeOf(err),
+    );
+    t.is(outcome, "STATE_CONFLICT");
   },
 );
