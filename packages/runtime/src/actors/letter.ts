@@ -201,6 +201,24 @@ export function replyAcross(from: string | { readonly pid: string }, result: unk
   }
 }
 
+/**
+ * A reply that leaves after its turn (once the turn's state is stored, or its
+ * messages published), as the turn left it: copied now, so that the turns that
+ * run meanwhile cannot change what the caller receives (BAD_REPLY, when the
+ * value model refuses it, is kept for then too). A class that shares values
+ * shares the reply as it is when it leaves.
+ */
+export function replyAsLeft(pid: string, result: unknown, shared: boolean): (letter: Letter) => void {
+  if (shared || typeof result !== "object" || result === null) return (letter) => letter.succeed(pid, result, shared);
+  let copy: unknown;
+  try {
+    copy = replyAcross(pid, result, false);
+  } catch (err) {
+    return (letter) => letter.fail(err as Error);
+  }
+  return (letter) => letter.succeed(pid, copy, true); // the copy is the caller's own: checked, not copied again
+}
+
 /** True when the activation's class shares values with local callers (`static shareValues`): its replies are not copied. */
 export function sharesValues(act: { instance: object }): boolean {
   return (act.instance.constructor as ActorClass).shareValues === true;

@@ -16,7 +16,7 @@ import type { ActorClass, CallResult } from "../types.js";
 import { tracing } from "../operations/tracing.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
-import { Letter, PromiseReply, afterTurn, chainKey, replyAcross, sharesValues } from "./letter.js";
+import { Letter, PromiseReply, afterTurn, chainKey, replyAcross, replyAsLeft, sharesValues } from "./letter.js";
 import type { Lease } from "./lease.js";
 import { SKIPPED, appliedOf, callHandler, occurrenceOf, reminderOutcome, runHandler } from "./handlers.js";
 import { refusal } from "./overload.js";
@@ -334,17 +334,16 @@ export class Turns {
 
   /**
    * A turn ended well. A plain actor's reply goes out now; a durable actor's
-   * once the state it left is stored (GroupCommit). Returns false when the
+   * once the state it left is stored (GroupCommit), as the turn left it (replyAsLeft). Returns false when the
    * activation cannot go on (its state cannot be stored, or an earlier commit
    * failed): the letter failed and the activation was dropped.
    */
   #turnEnded(act: Activation, letter: Letter, result: unknown): boolean {
     const commits = act.commits;
     const out = act.takeOutbox();
-    // What the turn applied once (an event, a reminder's occurrence) is stored with the state, or kept in memory.
-    // An event's reply says whether it was applied now (true) or before (false), a reminder's also the ticket its record
-    // names after it (ReminderOutcome); an event's has no pid (the
-    // dispatcher has no use for it).
+    // What the turn applied once (an event, a reminder's occurrence) is stored with the state, or kept in memory. An event's
+    // reply says whether it was applied now (true) or before (false), with no pid (the dispatcher has no use for it); a
+    // reminder's also the ticket its record names after it (ReminderOutcome).
     const ran = result !== SKIPPED;
     const applied = ran ? occurrenceOf(act, letter) : undefined;
     const event = letter.kind === TurnKinds.event;
@@ -358,20 +357,22 @@ export class Turns {
         letter.succeed(pid, result, sharesValues(act));
         return true;
       }
-      // A plain actor's messages go after its turn; its reply once JetStream has them.
+      // A plain actor's messages go after its turn; its reply once JetStream has them, as the turn left it.
+      const reply = replyAsLeft(pid, result, sharesValues(act));
       this.watched(letter, afterTurn(act.pid, "publishing its messages"));
       this.#running++;
       this.host.publish(out).then(
-        () => void (this.#running--, this.take(letter), letter.succeed(pid, result, sharesValues(act)), this.host.checkIdle()),
+        () => void (this.#running--, this.take(letter), reply(letter), this.host.checkIdle()),
         (err: MeshError) => void (this.#running--, this.metrics.error(err.code), this.settle(letter, err), this.host.checkIdle()),
       );
       return true;
     }
+    const reply = replyAsLeft(pid, result, sharesValues(act));
     const held: Held = {
       trace: tracing.on ? turnContext(act) : undefined,
       release: () => {
         this.take(letter);
-        letter.succeed(pid, result, sharesValues(act));
+        reply(letter);
       },
       fail: (err) => {
         this.metrics.error(err.code);
