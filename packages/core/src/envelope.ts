@@ -26,6 +26,7 @@
 import { Decoder } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isErrorCode } from "./errors.js";
 import { HeadReader, HeadWriter } from "./msgpack-head.js";
+import { MAX_ID_LENGTH, checkId } from "./tokens.js";
 import { writeValue } from "./value-writer.js";
 import { decodeValue } from "./value-reader.js";
 
@@ -104,6 +105,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
       capability !== undefined &&
       actorType &&
       id !== undefined &&
+      id.length <= MAX_ID_LENGTH && // read strictly: well-formed; a longer one is refused below
       timeoutMs !== undefined &&
       hops !== undefined &&
       r.byte() === NIL
@@ -123,6 +125,7 @@ export function decodeRequest(bytes: Uint8Array): WireRequest {
   if (typeof capability !== "string") throw bad("request", "capability must be a string");
   if (typeof actorType !== "string" || actorType === "") throw bad("request", "actor type must be a non-empty string");
   if (typeof id !== "string") throw bad("request", "id must be a string");
+  checkId(id); // as every entry point checks it: the library reads malformed UTF-8 leniently (a lone surrogate, say)
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) throw bad("request", "timeoutMs must be a number >= 0");
   if (typeof hops !== "number" || !(hops >= 0)) throw bad("request", "hops must be a number >= 0");
   if (chain !== undefined && chain !== null && !(Array.isArray(chain) && chain.every((c) => typeof c === "string")))

@@ -155,7 +155,8 @@ export class HeadWriter {
   }
 }
 
-const text = new TextDecoder("utf-8", { fatal: true });
+/** Strict, and a leading byte order mark is kept: it is part of the string (an id "\uFEFFbob" is not "bob"). */
+const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;

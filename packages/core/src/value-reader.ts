@@ -10,7 +10,8 @@
 import { Decoder } from "@msgpack/msgpack";
 
 const library = new Decoder();
-const strict = new TextDecoder("utf-8", { fatal: true });
+/** Strict, and a leading byte order mark is kept (TextDecoder drops it by default; so does the library past 200 bytes). */
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const ASIDE = new Error("for the msgpack library");
 /** Deeper than this, the library reads the value (it does not recurse). */
 const READ_DEPTH = 512;
@@ -154,9 +155,6 @@ class Reader {
   }
 
   utf8(start: number, end: number): string {
-    const b = this.buf;
-    // A leading byte order mark: kept by the library's own decoder, dropped by TextDecoder (past 200 bytes).
-    if (end - start >= 3 && b[start] === 0xef && b[start + 1] === 0xbb && b[start + 2] === 0xbf) throw ASIDE;
     try {
       return strict.decode(this.buf.subarray(start, end));
     } catch {

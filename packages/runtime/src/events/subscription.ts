@@ -114,7 +114,7 @@ function keyReader(cls: ActorClass, key: EventSubscription["key"]): ResolvedSubs
     return (subject) => {
       const token = tokenOf(subject, at);
       if (token === undefined) throw new MeshError("BAD_REQUEST", `subject ${subject} has no token ${at} to take the actor id from`);
-      return token;
+      return checkId(token);
     };
   }
   if (typeof key === "object" && key !== null && "header" in key && typeof key.header === "string" && key.header !== "") {

@@ -1,0 +1,90 @@
+// Strings on the wire are the strings that were sent: a leading byte order
+// mark is kept (in ids, actor types and values, short or long), and an id that
+// arrives on a node subject is checked as every entry point checks it.
+import anyTest from "ava";
+import type { ExecutionContext, TestFn } from "ava";
+import { connect } from "nats";
+import { decode, encode } from "@msgpack/msgpack";
+import { MeshError } from "@mesh/runtime";
+import type { Mesh } from "@mesh/runtime";
+import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
+import type { ClusterContext } from "./helpers/cluster.js";
+
+class Echo {
+  static actorType = "Echo";
+  constructor(readonly id: string) {}
+  handleCall(payload: unknown): unknown {
+    return { id: this.id, payload };
+  }
+}
+
+type Ctx = ClusterContext & { owner: Mesh; caller: Mesh };
+const test = anyTest as TestFn<Ctx>;
+const CAP = "strings";
+useNatsServer(test, async (t) => {
+  t.context.owner = await startNode(t, { nodeId: nodeId("owner"), actors: [Echo], capabilities: [CAP] });
+  t.context.caller = await startNode(t, { nodeId: nodeId("caller") });
+  await eventually(() => t.context.caller.nodesFor(CAP).length === 1, "the caller to see the owner");
+});
+
+const BOM = "\uFEFF";
+const where = (t: ExecutionContext<Ctx>) =>
+  [
+    ["local", t.context.owner],
+    ["remote", t.context.caller],
+  ] as const;
+
+test("an id that begins with a byte order mark names its own actor, locally and remotely", async (t) => {
+  for (const [how, node] of where(t)) {
+    const { pid, result } = await node.call({ actor: "Echo", id: `${BOM}bob`, payload: 1, capability: CAP });
+    t.deepEqual(result, { id: `${BOM}bob`, payload: 1 }, how);
+    t.true(pid.includes(`/Echo/${BOM}bob#`), `${how}: ${pid}`);
+  }
+  const plain = await t.context.caller.call({ actor: "Echo", id: "bob", payload: 1, capability: CAP });
+  t.deepEqual(plain.result, { id: "bob", payload: 1 });
+});
+
+test("an actor type that begins with a byte order mark is not the type without it", async (t) => {
+  for (const [how, node] of where(t)) {
+    const err = await t.throwsAsync(node.call({ actor: `${BOM}Echo`, id: "x", capability: CAP }), { instanceOf: MeshError });
+    t.is(err?.code, "UNKNOWN_ACTOR_TYPE", how);
+  }
+});
+
+test("a string value that begins with a byte order mark keeps it, short or long, both ways", async (t) => {
+  for (const [how, node] of where(t)) {
+    for (const text of [`${BOM}short`, `${BOM}${"x".repeat(300)}`, `${BOM}${"é".repeat(20_000)}`]) {
+      const { result } = await node.call<{ payload: { text: string } }>({
+        actor: "Echo",
+        id: "values",
+        payload: { text },
+        capability: CAP,
+      });
+      t.is(result.payload.text, text, `${how}, ${text.length} characters`);
+    }
+  }
+});
+
+test("an id that arrives on a node subject too long, or as malformed UTF-8, is BAD_REQUEST", async (t) => {
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  const subject = `mesh.node.${t.context.owner.nodeId}`;
+  const ask = async (bytes: Uint8Array) => decode((await nc.request(subject, bytes, { timeout: 2000 })).data) as unknown[];
+  const envelope = (id: string, initArg: unknown = null) => encode([1, 0, CAP, "Echo", id, 1000, 0, initArg, 1]);
+  // Through the fast path (no initArg) and through the generic one (an initArg).
+  for (const initArg of [null, { with: "initArg" }]) {
+    const long = await ask(envelope("x".repeat(1025), initArg));
+    t.deepEqual(long.slice(0, 3), [1, 1, "BAD_REQUEST"]);
+    t.regex(String(long[3]), /1025 characters long/);
+    // ED A0 80: a lone surrogate in CESU-8, which UTF-8 forbids.
+    const bytes = envelope("XYZ", initArg);
+    const at = bytes.findIndex((_, i) => bytes[i] === 0x58 && bytes[i + 1] === 0x59 && bytes[i + 2] === 0x5a);
+    bytes.set([0xed, 0xa0, 0x80], at);
+    const surrogate = await ask(bytes);
+    t.deepEqual(surrogate.slice(0, 3), [1, 1, "BAD_REQUEST"]);
+    t.regex(String(surrogate[3]), /well-formed/);
+    // At the limit, it is served.
+    const ok = await ask(envelope("y".repeat(1024), initArg));
+    t.deepEqual([ok[0], ok[1]], [1, 0]);
+  }
+});
