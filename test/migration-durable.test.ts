@@ -11,6 +11,7 @@ import type { Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { DurableCounter } from "./helpers/actors.js";
+import { meshCli } from "./helpers/cli.js";
 
 const test = anyTest as TestFn<ClusterContext>;
 useNatsServer(test);
@@ -68,5 +69,26 @@ test.serial(
     const err = await t.throwsAsync(count(b, id), { instanceOf: MeshError });
     t.is(err?.code, "STATE_CONFLICT");
     t.is(await count(b, id), 101, "the next activation reads the store again");
+  },
+);
+
+test.serial(
+  "a record handed over and parked is dropped when an operator deletes the actor's state: the next activation starts afresh",
+  async (t) => {
+    const a = await startNode(t, { nodeId: nodeId("dda"), ...options("dm3") });
+    const b = await startNode(t, { nodeId: nodeId("ddb"), ...options("dm3") });
+    await eventually(() => a.nodesFor("dm").length === 2, "the nodes to meet");
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 10; i++) if (a.ownerNode(a.shardFor(`g${i}`), "dm") === a.nodeId) ids.push(`g${i}`);
+    for (const id of ids) for (let k = 0; k < 3; k++) await count(a, id);
+    await a.stop(); // each record waits on b for its actor's next message
+    const url = t.context.server.url;
+    for (const id of ids.slice(0, 5)) {
+      const deleted = await meshCli("state", "delete", "dm", "DurableCounter", id, "-p", "dm3", "-s", url);
+      t.is(deleted.code, 0, deleted.stderr);
+    }
+    const counts = await Promise.all(ids.map((id) => count(b, id)));
+    t.deepEqual(counts, [1, 1, 1, 1, 1, 4, 4, 4, 4, 4], "the deleted ones start from their initial state, the others count on");
+    t.is(b.metrics().migrationsIn, 5);
   },
 );

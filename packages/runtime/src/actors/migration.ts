@@ -158,6 +158,11 @@ export class Migrations {
     return true;
   }
 
+  /** Drops the record parked for this actor, if any: its state was deleted (an operator's forget). */
+  forget(capability: string, actorType: string, id: string): void {
+    this.#unparkKey(parkedKey(capability, actorType, id));
+  }
+
   /** Drops the records parked for shards this node does not own (any more). */
   unpark(owns: (capability: string, shard: number) => boolean): void {
     for (const [key, p] of this.#parked) if (!owns(p.capability, p.shard)) this.#unparkKey(key);

@@ -1,8 +1,6 @@
-// The lifecycle of a node's activations: which activation a letter goes to
-// (activating it on first use: construct, load a durable state, onActivate,
-// with the activation "starting" meanwhile). How activations end is
-// endings.ts (one way per reason); running the turns themselves is turns.ts.
-// Imports: the actors room, state and timers, and the bottom floor.
+// The lifecycle of a node's activations: which activation a letter goes to (activating it on first use: construct,
+// load a durable state, onActivate, with the activation "starting" meanwhile). How activations end is endings.ts (one
+// way per reason); running the turns themselves is turns.ts. Imports: the actors room, state and timers, the bottom floor.
 import { MeshError, type Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
@@ -188,8 +186,9 @@ export class Supervisor {
     });
   }
 
-  /** Another node may have served this node's actors (lease.ts): all go, without onDeactivate; what waits goes to the owner. */
+  /** Another node may have served this node's actors (lease.ts): all go, without onDeactivate, and so do records parked here. */
   dropAll(): number {
+    this.#migrations.unpark(() => false);
     return this.#endings.rebalance(() => false, "replaced");
   }
 
@@ -313,6 +312,7 @@ export class Supervisor {
    * (its state was deleted) before its next turn ("cleared"); "reset" also abandons its turn, leaving or not.
    */
   end(capability: string, actorType: string, id: string, how: "forget" | "reset"): boolean {
+    if (how === "forget") this.#migrations.forget(capability, actorType, id); // a record handed over before the delete
     const same = (a: Activation) => a.capability === capability && a.actorType === actorType && a.id === id;
     const act = this.#table.get(capability, actorType, id) ?? (how === "reset" ? [...this.#endings.ending].find(same) : undefined);
     if (act !== undefined && !(how === "reset" && this.#turns.deadlines.reset(act)) && !act.leaving) this.#endings.leave(act, "cleared");
