@@ -158,15 +158,22 @@ export function encodeResult(pid: string, result: unknown): Uint8Array {
   return w.done();
 }
 
-/** Encodes a failed reply. Errors that are not MeshErrors travel as INTERNAL. */
-export function encodeError(err: unknown): Uint8Array {
+/** Bytes an error envelope takes besides its message, at most (the codes are short ASCII). */
+const ERROR_HEAD_BYTES = 128;
+
+/**
+ * Encodes a failed reply. Errors that are not MeshErrors travel as INTERNAL. A message that would take the envelope past
+ * `maxBytes` is cut (and says so): an error reply is never lost to its size.
+ */
+export function encodeError(err: unknown, maxBytes = Infinity): Uint8Array {
   const rooted = err instanceof MeshError && err.rootCode !== err.code;
+  const message = cutMessage(messageOf(err), maxBytes - ERROR_HEAD_BYTES, 3); // UTF-8: at most 3 bytes per UTF-16 code unit
   const w = head.reset();
   w.byte(rooted ? 0x95 : 0x94);
   w.byte(WIRE_VERSION);
   w.byte(1);
   w.str(err instanceof MeshError ? err.code : ErrorCode.INTERNAL);
-  w.str(messageOf(err));
+  w.str(message);
   if (rooted) w.str(err.rootCode);
   return w.finish(EMPTY);
 }
@@ -214,6 +221,16 @@ function bad(what: "request" | "reply", reason: string): MeshError {
 }
 
 /** The message of anything thrown. */
+/**
+ * An error message that takes at most `maxBytes` bytes once encoded at `bytesPerUnit` bytes per UTF-16 code unit at
+ * most (3 in UTF-8, 6 in JSON), or its start and how long it was.
+ */
+export function cutMessage(message: string, maxBytes: number, bytesPerUnit: number): string {
+  if (message.length * bytesPerUnit <= maxBytes) return message;
+  const keep = Math.max(0, Math.floor(maxBytes / bytesPerUnit) - 48);
+  return `${message.slice(0, keep)}… (cut from ${message.length} characters)`;
+}
+
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -3,6 +3,7 @@ export * from "./mod.js";
 export {
   Kind,
   WIRE_VERSION,
+  cutMessage,
   decodeReply,
   decodeRequest,
   encodeError,

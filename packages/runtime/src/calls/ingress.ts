@@ -3,7 +3,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isToken } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { cutMessage, messageOf } from "@mesh/core/internal";
 import type { Subjects } from "@mesh/transport";
 import { headers } from "nats";
 import type { Msg } from "nats";
@@ -85,7 +85,8 @@ export class Ingress {
       const code = err instanceof MeshError ? err.code : ErrorCode.INTERNAL;
       try {
         const rooted = err instanceof MeshError && err.rootCode !== err.code ? { rootCode: err.rootCode } : {};
-        reply({ ok: false, error: { code, message: messageOf(err), ...rooted } });
+        // A message too long for the payload limit is cut (JSON: at most 6 bytes per code unit): the error reply is never lost.
+        reply({ ok: false, error: { code, message: cutMessage(messageOf(err), this.maxPayload - 256, 6), ...rooted } });
       } catch (e) {
         this.log.warn({ err: messageOf(e) }, "mesh: could not answer an ingress request");
       }

@@ -2,7 +2,7 @@
 // nodes that ask it something. Nothing here may throw into a nats.js callback.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { encodeError, encodeResult, messageOf, writeBatch } from "@mesh/core/internal";
+import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES, encodeError, encodeResult, messageOf, writeBatch } from "@mesh/core/internal";
 import { FrameQueue } from "@mesh/transport";
 import type { Msg, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
@@ -16,17 +16,23 @@ export interface Caller {
   readonly prefix: string;
 }
 
-/** Encodes and sends a node's replies within its payload limit; replies to batched calls leave batched. */
+/**
+ * Encodes and sends a node's replies within its payload limit; replies to batched calls leave batched. A reply
+ * envelope is at most the limit less a batch's framing (10 bytes), so that it fits in a batch alone.
+ */
 export class Replies {
   readonly #batched: FrameQueue;
   /** Per caller prefix, the reply subject its replies go to (the latest batch's). */
   readonly #subjects = new Map<string, string>();
+  /** The most bytes a reply envelope may have. */
+  readonly #limit: number;
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly maxPayload: number,
+    maxPayload: number,
     private readonly log: Logger,
   ) {
+    this.#limit = maxPayload - BATCH_HEAD_BYTES - FRAME_HEAD_BYTES;
     this.#batched = new FrameQueue(maxPayload, (prefix, ids, envelopes, start, end) => this.#sendBatch(prefix, ids, envelopes, start, end));
   }
 
@@ -55,14 +61,25 @@ export class Replies {
   encode(pid: string, result: unknown): Uint8Array {
     try {
       const bytes = encodeResult(pid, result);
-      if (bytes.length > this.maxPayload) {
-        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply of ${pid} is ${bytes.length} bytes encoded; the limit is ${this.maxPayload}`);
+      if (bytes.length > this.#limit) {
+        throw new MeshError("PAYLOAD_TOO_LARGE", `the reply of ${pid} is ${bytes.length} bytes encoded; the limit is ${this.#limit}`);
       }
       return bytes;
     } catch (err) {
       this.log.warn({ pid, err: messageOf(err) }, "mesh: reply not sent");
-      return encodeError(err);
+      return this.error(err);
     }
+  }
+
+  /** Encodes a failed reply within the limit (a message too long for it is cut). */
+  error(err: unknown): Uint8Array {
+    return encodeError(err, this.#limit);
+  }
+
+  /** A reply envelope from elsewhere (a forwarded call's owner), or PAYLOAD_TOO_LARGE in its place when it does not fit. */
+  passOn(data: Uint8Array): Uint8Array {
+    if (data.length <= this.#limit) return data;
+    return this.error(new MeshError("PAYLOAD_TOO_LARGE", `the reply is ${data.length} bytes; the limit is ${this.#limit}`));
   }
 
   /** Sends a reply, logging (never throwing) when NATS refuses it. */
@@ -85,7 +102,7 @@ export class NatsReply implements ReplyTo {
     this.replies.respond(this.msg, this.replies.encode(pid, result));
   }
   fail(err: Error): void {
-    this.replies.respond(this.msg, encodeError(err));
+    this.replies.respond(this.msg, this.replies.error(err));
   }
   /** A forwarded call's reply, passed on as it is. */
   bytes(data: Uint8Array): void {
@@ -104,9 +121,9 @@ export class FrameReply implements ReplyTo {
     this.replies.frame(this.caller, this.id, this.replies.encode(pid, result));
   }
   fail(err: Error): void {
-    this.replies.frame(this.caller, this.id, encodeError(err));
+    this.replies.frame(this.caller, this.id, this.replies.error(err));
   }
   bytes(data: Uint8Array): void {
-    this.replies.frame(this.caller, this.id, data);
+    this.replies.frame(this.caller, this.id, this.replies.passOn(data));
   }
 }
