@@ -29,7 +29,7 @@ import { Register, codeOf } from "./helpers/registers.js";
 const test = anyTest as TestFn<{ cluster: PartitionableCluster; node: Mesh; nc: NatsConnection; more: Mesh[] }>;
 
 const STREAM = "KV_mesh_state";
-const SUBJECT = `$KV.mesh_state.${stateKey("reg", "Register", "r1")}`;
+const subjectOf = (id: string) => `$KV.mesh_state.${stateKey("reg", "Register", id)}`;
 const text = new TextDecoder();
 
 test.before(async (t) => {
@@ -61,67 +61,74 @@ test.after.always(async (t) => {
   await t.context.cluster?.stop();
 });
 
-/** What the real leader answers now to a read of the key (a stream message get, as the node's reads ask it). */
-async function readNow(nc: NatsConnection): Promise<Uint8Array> {
-  const reply = await nc.request(`$JS.API.STREAM.MSG.GET.${STREAM}`, JSON.stringify({ last_by_subj: SUBJECT }), { timeout: 10_000 });
+/** What the real leader answers now to a read of register `id`'s key (a stream message get, as the node's reads ask it). */
+async function readNow(nc: NatsConnection, id: string): Promise<Uint8Array> {
+  const reply = await nc.request(`$JS.API.STREAM.MSG.GET.${STREAM}`, JSON.stringify({ last_by_subj: subjectOf(id) }), { timeout: 10_000 });
   if ((JSON.parse(text.decode(reply.data)) as { message?: unknown }).message === undefined)
     throw new Error(`the key is not stored: ${text.decode(reply.data)}`);
   return reply.data;
 }
 
-/** The value the real leader holds for the key (the register's state, msgpack). */
-async function storedValue(nc: NatsConnection): Promise<unknown> {
-  const { message } = JSON.parse(text.decode(await readNow(nc))) as { message: { data: string } };
-  return (decode(Buffer.from(message.data, "base64")) as { value?: unknown }).value;
+/** The value the real leader holds for register `id` (its state, msgpack), or "deleted" for a delete marker. */
+async function storedValue(nc: NatsConnection, id: string): Promise<unknown> {
+  const { message } = JSON.parse(text.decode(await readNow(nc, id))) as { message: { data?: string; hdrs?: string } };
+  if (message.hdrs !== undefined && Buffer.from(message.hdrs, "base64").toString().includes("KV-Operation: DEL")) return "deleted";
+  return (decode(Buffer.from(message.data!, "base64")) as { value?: unknown }).value;
 }
 
-/** Plays a stale leader of the key: refuses its writes, and answers its reads with `before` (a message get's answer). */
-function staleLeader(nc: NatsConnection, before: Uint8Array): Subscription[] {
+/** Plays a stale leader of register `id`'s key: refuses its writes, and answers its reads with `before` (a message get's answer). */
+function staleLeader(nc: NatsConnection, id: string, before: Uint8Array): Subscription[] {
+  const subject = subjectOf(id);
   const refusal = new TextEncoder().encode(
     JSON.stringify({ error: { code: 400, err_code: 10071, description: "wrong last sequence: 1" } }),
   );
   return [
-    nc.subscribe(SUBJECT, { callback: (_, msg) => void msg.respond(refusal) }),
+    nc.subscribe(subject, { callback: (_, msg) => void msg.respond(refusal) }),
     nc.subscribe(`$JS.API.STREAM.MSG.GET.${STREAM}`, {
       callback: (_, msg) => {
-        if ((JSON.parse(text.decode(msg.data)) as { last_by_subj?: string }).last_by_subj === SUBJECT) msg.respond(before);
+        if ((JSON.parse(text.decode(msg.data)) as { last_by_subj?: string }).last_by_subj === subject) msg.respond(before);
       },
     }),
   ];
 }
 
-test.serial(
-  "a write that a stale leader refuses while the real leader stores it fails with STORAGE_UNAVAILABLE (or succeeds), never STATE_CONFLICT",
-  async (t) => {
-    const { cluster, node, nc } = t.context;
-    const call = (payload: object) => node.call({ actor: Register, id: "r1", payload, capability: "reg", timeoutMs: 20_000 });
-    t.is((await call({ write: "v0" })).result, "v0");
-    // The real leader on another server than the node's (the stale one answers from the node's server).
-    await eventually(async () => {
-      const leader = await cluster.leaderOf(STREAM);
-      if (leader !== undefined && leader !== 0) return true;
-      await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`, "", { timeout: 10_000 }).catch(() => undefined);
-      return false;
-    }, "the state stream's leader to be on another server than the node's");
-    let before: Uint8Array | undefined;
-    await eventually(async () => (before = await readNow(nc).catch(() => undefined)) !== undefined, "the new leader to answer reads");
-    const subs = staleLeader(nc, before!);
-    await nc.flush(); // its subscriptions are on the server
-    const outcome = await call({ write: "v1" }).then(
-      () => "stored",
-      (err: unknown) => codeOf(err),
-    );
-    for (const sub of subs) sub.unsubscribe();
-    await nc.flush();
-    t.log(`the write's outcome: ${outcome}`);
-    // STORAGE_UNAVAILABLE (unknown) while the stale leader answered every read, or stored once the real leader did;
-    // STATE_CONFLICT would say it was not.
-    t.true(outcome === "STORAGE_UNAVAILABLE" || outcome === "stored", `the caller of a stored write was told ${outcome}`);
-    // At once: the next activation (a refused commit's activation was dropped) loads v1, and its load overwrote nothing.
-    t.is((await call({ read: true })).result, "v1");
-    t.is(await storedValue(nc), "v1");
-  },
-);
+for (const [id, op] of [
+  ["r1", "write"],
+  ["r2", "clear"],
+] as const) {
+  test.serial(
+    `a ${op} that a stale leader refuses while the real leader stores it fails with STORAGE_UNAVAILABLE (or succeeds), never STATE_CONFLICT`,
+    async (t) => {
+      const { cluster, node, nc } = t.context;
+      const call = (payload: object) => node.call({ actor: Register, id, payload, capability: "reg", timeoutMs: 20_000 });
+      t.is((await call({ write: "v0" })).result, "v0");
+      // The real leader on another server than the node's (the stale one answers from the node's server).
+      await eventually(async () => {
+        const leader = await cluster.leaderOf(STREAM);
+        if (leader !== undefined && leader !== 0) return true;
+        await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${STREAM}`, "", { timeout: 10_000 }).catch(() => undefined);
+        return false;
+      }, "the state stream's leader to be on another server than the node's");
+      let before: Uint8Array | undefined;
+      await eventually(async () => (before = await readNow(nc, id).catch(() => undefined)) !== undefined, "the new leader to answer reads");
+      const subs = staleLeader(nc, id, before!);
+      await nc.flush(); // its subscriptions are on the server
+      const outcome = await call(op === "write" ? { write: "v1" } : { clear: true }).then(
+        () => "stored",
+        (err: unknown) => codeOf(err),
+      );
+      for (const sub of subs) sub.unsubscribe();
+      await nc.flush();
+      t.log(`the ${op}'s outcome: ${outcome}`);
+      // STORAGE_UNAVAILABLE (unknown) while the stale leader answered every read, or stored once the real leader did;
+      // STATE_CONFLICT would say it was not.
+      t.true(outcome === "STORAGE_UNAVAILABLE" || outcome === "stored", `the caller of a stored ${op} was told ${outcome}`);
+      // At once: the next activation (a refused commit's activation was dropped) loads what was stored, and its load overwrote nothing.
+      t.is((await call({ read: true })).result, op === "write" ? "v1" : 0);
+      t.is(await storedValue(nc, id), op === "write" ? "v1" : "deleted");
+    },
+  );
+}
 
 test.serial(
   "two activations of one id at once: the second commit from the same revision gets STATE_CONFLICT, even with the same bytes",

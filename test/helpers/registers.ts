@@ -13,9 +13,10 @@ import type { RegisterOp } from "./linearizability.js";
 export class Register {
   static durable = true;
   state = { value: 0 as unknown };
-  handleCall(p: { write?: unknown; read?: true; crash?: true }, _ctx: CallContext): unknown {
+  handleCall(p: { write?: unknown; read?: true; crash?: true; clear?: true }, ctx: CallContext): unknown {
     if (p.crash) throw new Error("crash on purpose: the next message loads the state again");
     if (p.write !== undefined) this.state = { value: p.write };
+    if (p.clear) ctx.clearState();
     return this.state.value;
   }
 }

@@ -300,7 +300,7 @@ export class GroupCommit implements KeyWriter {
     });
     const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
     const write = bare
-      ? this.store.delete(this.key, this.#revision).then(() => 0)
+      ? this.store.clear(this.key, this.#revision)
       : this.store.write(
           this.key,
           encodeRecord(target === DELETE ? undefined : target, this.applied, outbox, this.version),

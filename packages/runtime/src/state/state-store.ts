@@ -42,8 +42,10 @@ export interface StateStorage {
   load(key: string): Promise<Stored>;
   /** Writes `bytes` if the key is still at `revision` (0: never written); resolves with the new revision. STATE_CONFLICT when it moved. */
   write(key: string, bytes: Uint8Array, revision: number): Promise<number>;
-  /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
-  delete(key: string, revision?: number): Promise<void>;
+  /** Deletes the key's value (a delete marker) if the key is still at `revision` (0: never written); resolves with the new revision. As `write`. */
+  clear(key: string, revision: number): Promise<number>;
+  /** Deletes whatever the key holds (an operator's delete). */
+  delete(key: string): Promise<void>;
   /** `writer` has writes of `key` under way: loads of the key wait for it until `done(key, writer)`. */
   writing(key: string, writer: KeyWriter): void;
   /** `writer` has nothing of `key` under way any more. */
@@ -161,9 +163,18 @@ export class StateStore implements StateStorage {
         new MeshError("PAYLOAD_TOO_LARGE", `the state of ${key} is ${bytes.length} bytes encoded; the limit is ${this.maxValueBytes}`),
       );
     }
-    if (!this.replicated) return this.#publish(key, bytes, revision, false);
+    return this.#compareAndSet(key, bytes, revision, false);
+  }
+
+  /** A delete marker if the key is still at `revision` (0: never written), settled as a write is; resolves with its revision. */
+  clear(key: string, revision: number): Promise<number> {
+    return this.#compareAndSet(key, EMPTY, revision, true);
+  }
+
+  #compareAndSet(key: string, bytes: Uint8Array, revision: number, deleted: boolean): Promise<number> {
+    if (!this.replicated) return this.#publish(key, bytes, revision, deleted);
     const id = this.#writeIds + (++this.#written).toString(36);
-    return this.#publish(key, bytes, revision, false, id).catch((err: unknown) => this.#conflicted(key, id, revision, err));
+    return this.#publish(key, bytes, revision, deleted, id).catch((err: unknown) => this.#conflicted(key, id, revision, err));
   }
 
   /**
@@ -213,10 +224,10 @@ export class StateStore implements StateStorage {
     return this.#writes.publish(key, bytes, { revision, deleted, id }, (err) => storeError(err, `cannot store the state of ${key}`));
   }
 
-  /** Deletes the key's value if it is still at `revision`, or whatever it holds when `revision` is undefined. */
-  async delete(key: string, revision?: number): Promise<void> {
+  /** Deletes whatever the key holds (an operator's delete). */
+  async delete(key: string): Promise<void> {
     try {
-      await this.kv.delete(key, revision === undefined ? undefined : { previousSeq: revision });
+      await this.kv.delete(key);
     } catch (err) {
       throw storeError(err, `cannot delete the state of ${key}`);
     }
@@ -232,6 +243,9 @@ export class StateStore implements StateStorage {
     if (this.#writers.get(key) === writer) this.#writers.delete(key);
   }
 }
+
+/** A delete marker's body. */
+const EMPTY = new Uint8Array(0);
 
 /** How many times a load whose confirmation found the key moved reads it again before STORAGE_UNAVAILABLE. */
 const LOAD_ATTEMPTS = 5;
