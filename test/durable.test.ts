@@ -226,6 +226,20 @@ test.serial("a foreign NATS client calls a durable actor through the ingress; it
   t.deepEqual(await stored(t.context.server.url, "foreign-1", "ingress"), { count: 3 });
 });
 
+test.serial(
+  "a state bucket deleted under a running node: a new activation fails with STORAGE_UNAVAILABLE, never starts afresh",
+  async (t) => {
+    const a = await durableNode(t, "gone");
+    t.is((await counter(a, "gone-1")).count, 1);
+    const nc = await connect({ servers: t.context.server.url });
+    t.teardown(() => nc.close());
+    await (await nc.jetstreamManager()).streams.delete("KV_gone_state");
+    // A read-only call writes nothing: only its load can tell that the store is gone.
+    const err = await t.throwsAsync(counter(a, "gone-2", { get: true }), { instanceOf: MeshError });
+    t.is(err?.rootCode, "STORAGE_UNAVAILABLE", err?.message);
+  },
+);
+
 test.serial("a node with a durable class refuses to start on a server without JetStream, with a one-line reason", async (t) => {
   const plain = await startNatsServer({ jetstream: false });
   t.teardown(() => plain.stop());

@@ -79,7 +79,8 @@ export function classifyNatsError(err: unknown): NatsErrorKind {
   if (e.code === "503") return "no-responders";
   if (e.code === "TIMEOUT") return "timeout";
   if (e.code === "MAX_PAYLOAD_EXCEEDED") return "max-payload";
-  if (e.api_error?.err_code === NO_MESSAGE_FOUND || e.code === "404") return "no-message";
+  // JetStream's own code first: a 404 is also "stream not found" (the bucket is gone), which is no answer at all.
+  if (e.api_error?.err_code !== undefined ? e.api_error.err_code === NO_MESSAGE_FOUND : e.code === "404") return "no-message";
   const message = messageOf(err);
   // nats-server 2.9 tells the loser of a race to create a bucket "subjects overlap with an existing stream".
   if (/overlap|already in use/i.test(message)) return "stream-exists";
