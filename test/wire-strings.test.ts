@@ -9,6 +9,7 @@ import { MeshError } from "@mesh/runtime";
 import type { Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
+import { msgpackRequest } from "./helpers/foreign.js";
 
 class Echo {
   static actorType = "Echo";
@@ -18,11 +19,19 @@ class Echo {
   }
 }
 
+/** What arrived: a string's length and first code unit (a client's own msgpack library may drop a mark it reads back). */
+class Measure {
+  static actorType = "Measure";
+  handleCall(p: { text: string }): [number, number] {
+    return [p.text.length, p.text.charCodeAt(0)];
+  }
+}
+
 type Ctx = ClusterContext & { owner: Mesh; caller: Mesh };
 const test = anyTest as TestFn<Ctx>;
 const CAP = "strings";
 useNatsServer(test, async (t) => {
-  t.context.owner = await startNode(t, { nodeId: nodeId("owner"), actors: [Echo], capabilities: [CAP] });
+  t.context.owner = await startNode(t, { nodeId: nodeId("owner"), actors: [Echo, Measure], capabilities: [CAP] });
   t.context.caller = await startNode(t, { nodeId: nodeId("caller") });
   await eventually(() => t.context.caller.nodesFor(CAP).length === 1, "the caller to see the owner");
 });
@@ -87,4 +96,16 @@ test("an id that arrives on a node subject too long, or as malformed UTF-8, is B
     const ok = await ask(envelope("y".repeat(1024), initArg));
     t.deepEqual([ok[0], ok[1]], [1, 0]);
   }
+});
+
+test("a long string that begins with a byte order mark keeps it in a request with an initArg, and from a foreign msgpack client", async (t) => {
+  const text = `${BOM}${"x".repeat(300)}`;
+  for (const [how, node] of where(t)) {
+    const { result } = await node.call({ actor: "Measure", id: "m", payload: { text }, initArg: { any: 1 }, capability: CAP });
+    t.deepEqual(result, [301, 0xfeff], how);
+  }
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  const { reply } = await msgpackRequest(nc, `mesh.call.${CAP}`, { actor: "Measure", id: "m", payload: { text } });
+  t.deepEqual(reply, { ok: true, pid: reply.ok ? reply.pid : "", result: [301, 0xfeff] });
 });

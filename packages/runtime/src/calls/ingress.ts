@@ -1,9 +1,9 @@
 // The ingress: any NATS client (Go, C, Python, the `nats` CLI) calls or casts
 // to an actor without this library, in JSON or msgpack (docs/PROTOCOL.md).
-import { decode, encode } from "@msgpack/msgpack";
+import { encode } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isToken } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { cutMessage, messageOf } from "@mesh/core/internal";
+import { cutMessage, decodeValue, messageOf } from "@mesh/core/internal";
 import type { Subjects } from "@mesh/transport";
 import { headers } from "nats";
 import type { Msg } from "nats";
@@ -126,7 +126,7 @@ export class Ingress {
       );
     let body: unknown;
     try {
-      body = msgpack ? decode(msg.data) : JSON.parse(text.decode(msg.data));
+      body = msgpack ? decodeValue(msg.data) : JSON.parse(text.decode(msg.data));
     } catch (err) {
       throw new MeshError("BAD_REQUEST", `the body is not ${msgpack ? "msgpack" : "JSON"}: ${messageOf(err)}`);
     }

@@ -1,8 +1,9 @@
 // A reminder as it is stored (docs/PROTOCOL.md "Reminders"): its entry, the
 // keys of its layout (pages by shard and time slot, a directory per slot, the
 // lowest slot in use), its bucket, when it is due, and how a node paces turns.
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 import { MeshError, keyToken } from "@mesh/core";
+import { decodeValue } from "@mesh/core/internal";
 import { bucketName } from "@mesh/transport";
 import type { RemindOptions } from "../types.js";
 
@@ -74,7 +75,6 @@ export const entryKey = (actorType: string, id: string, name: string, ticket: nu
   `${keyToken(actorType)}.${keyToken(id)}.${keyToken(name)}.${ticket}`;
 
 const encoder = new Encoder();
-const decoder = new Decoder();
 
 type Tuple = [actorType: string, id: string, name: string, due: number, runAt: number, every: number, failures: number, ticket: number];
 
@@ -87,7 +87,7 @@ export function encodePage(entries: ReadonlyMap<string, Reminder>): Uint8Array {
 
 /** Reads a page of `capability`. Throws for bytes that are not one. */
 export function decodePage(capability: string, bytes: Uint8Array): Map<string, Reminder> {
-  const o = decoder.decode(bytes) as { [id: string]: Tuple };
+  const o = decodeValue(bytes) as { [id: string]: Tuple };
   const entries = new Map<string, Reminder>();
   for (const [k, [actorType, id, name, due, runAt, every, failures, ticket]] of Object.entries(o))
     entries.set(k, { capability, actorType, id, name, due, runAt, every, failures, ticket });

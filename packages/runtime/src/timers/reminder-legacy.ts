@@ -5,19 +5,17 @@
 // `mesh reminders list` reads: every page, and any reminder not moved yet.
 import { shardFor } from "@mesh/core";
 import type { Logger } from "@mesh/core";
+import { decodeValue } from "@mesh/core/internal";
 import { readAll } from "@mesh/transport";
-import { Decoder } from "@msgpack/msgpack";
 import type { KV } from "nats";
 import { LEGACY_TICKET, decodePage, entryKey, legacyKeys, slotOf } from "./reminder-entry.js";
 import type { Reminder } from "./reminder-entry.js";
 import type { ReminderPages } from "./reminder-pages.js";
 
-const decoder = new Decoder();
-
 /** Moves the reminders of `capability` stored one per key into pages (each added unless its page has one of that id), then purges their keys. */
 export async function migrateLegacy(kv: KV, capability: string, shards: number, pages: ReminderPages, log: Logger): Promise<void> {
   const legacy: [string, Reminder][] = [];
-  await readAll(kv, legacyKeys(capability), (e) => legacy.push([e.key, decoder.decode(e.value) as Reminder]));
+  await readAll(kv, legacyKeys(capability), (e) => legacy.push([e.key, decodeValue(e.value) as Reminder]));
   if (legacy.length === 0) return;
   const now = Date.now();
   await Promise.all(
@@ -38,7 +36,7 @@ export async function readStored(kv: KV): Promise<Reminder[]> {
   await readAll(kv, ">", (e) => {
     const tokens = e.key.split(".");
     if (tokens.length === 3 && tokens[2]!.startsWith("p")) for (const r of decodePage(tokens[0]!, e.value).values()) all.push(r);
-    else if (tokens.length === 5) all.push({ ...(decoder.decode(e.value) as Reminder), ticket: LEGACY_TICKET });
+    else if (tokens.length === 5) all.push({ ...(decodeValue(e.value) as Reminder), ticket: LEGACY_TICKET });
   });
   return all;
 }

@@ -10,9 +10,9 @@
 // go together in the next. A directory's bit is set before its page is first
 // written, so a page is never stored that no directory names.
 import { MeshError } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { decodeValue, messageOf } from "@mesh/core/internal";
 import { KvPublisher, readLatest } from "@mesh/transport";
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 import type { JetStreamManager, NatsConnection } from "nats";
 import { SETTLED_SLOTS, SLOT_MS, decodePage, dirKey, encodePage, lowKey, pageKey, slotOf, withShard } from "./reminder-entry.js";
 import { CasKeys } from "./cas-keys.js";
@@ -54,7 +54,6 @@ interface BitChange {
 }
 
 const encoder = new Encoder();
-const decoder = new Decoder();
 /** Directories cached (512 B each with 4,096 shards), besides those of the slots a node holds. */
 const DIRS_CACHED = 512;
 
@@ -137,7 +136,7 @@ export class ReminderPages {
       {
         read: async (key) => {
           const stored = await this.#read(key);
-          return { value: stored.value === undefined ? undefined : (decoder.decode(stored.value) as number), revision: stored.revision };
+          return { value: stored.value === undefined ? undefined : (decodeValue(stored.value) as number), revision: stored.revision };
         },
         apply: (low, raises) => {
           const to = Math.max(...raises);
