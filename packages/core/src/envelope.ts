@@ -218,7 +218,6 @@ function bad(what: "request" | "reply", reason: string): MeshError {
   return new MeshError(what === "request" ? "BAD_REQUEST" : "BAD_REPLY", `malformed ${what} envelope: ${reason}`);
 }
 
-/** The message of anything thrown. */
 /**
  * An error message that takes at most `maxBytes` bytes once encoded at `bytesPerUnit` bytes per UTF-16 code unit at
  * most (3 in UTF-8, 6 in JSON), or its start and how long it was.
@@ -229,6 +228,7 @@ export function cutMessage(message: string, maxBytes: number, bytesPerUnit: numb
   return `${message.slice(0, keep)}… (cut from ${message.length} characters)`;
 }
 
+/** The message of anything thrown. */
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -6,7 +6,9 @@
 // returns), arrays and maps with string keys. Anything else (an extension, a
 // Date's timestamp, a key that is not a string, invalid UTF-8, truncated or
 // trailing bytes, nesting past READ_DEPTH) is left to the library, which then
-// decodes the whole value, or reports what is wrong with it, as before.
+// decodes the whole value, or reports what is wrong with it, as before. One
+// departure: a string's leading byte order mark is kept, at every length (the
+// library's TextDecoder drops it from strings past 200 bytes).
 import { Decoder } from "@msgpack/msgpack";
 
 const library = new Decoder();
