@@ -46,31 +46,33 @@ async function startCluster(size: number, options: NatsServerOptions, routes: { 
     for (let i = 0; i < size; i++) {
       proxies.push(await Promise.all(routePorts.map((port) => TcpProxy.start(`nats://127.0.0.1:${port}`, routes))));
     }
-    servers.push(
-      ...(await Promise.all(
-        routePorts.map((port, i) =>
-          startNatsServer({
-            ...options,
-            args: [
-              ...(options.args ?? []),
-              "--name",
-              name(i),
-              "--cluster_name",
-              `part-${process.pid}`,
-              "--cluster",
-              `nats://127.0.0.1:${port}`,
-              "--routes",
-              proxies[i]!.filter((_, j) => j !== i)
-                .map((p) => p.url)
-                .join(","),
-              // No gossip of the real route address: every route goes through its proxy.
-              "--cluster_advertise",
-              "127.0.0.1:1",
-            ],
-          }),
-        ),
-      )),
+    // Settled one by one: when one server cannot start (its port was taken), those that did are stopped below too.
+    const started = await Promise.allSettled(
+      routePorts.map((port, i) =>
+        startNatsServer({
+          ...options,
+          args: [
+            ...(options.args ?? []),
+            "--name",
+            name(i),
+            "--cluster_name",
+            `part-${process.pid}`,
+            "--cluster",
+            `nats://127.0.0.1:${port}`,
+            "--routes",
+            proxies[i]!.filter((_, j) => j !== i)
+              .map((p) => p.url)
+              .join(","),
+            // No gossip of the real route address: every route goes through its proxy.
+            "--cluster_advertise",
+            "127.0.0.1:1",
+          ],
+        }),
+      ),
     );
+    for (const s of started) if (s.status === "fulfilled") servers.push(s.value);
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
   } catch (err) {
     await Promise.all(servers.map((s) => s.stop()));
     await Promise.all(all().map((p) => p.close()));
