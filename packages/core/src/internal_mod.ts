@@ -19,6 +19,7 @@ export { UNVERSIONED, heirFor, keyHolders, placementKeys } from "./placement-key
 export { TimeoutMap } from "./timeout-map.js";
 export { loudError } from "./logger.js";
 export { SlotTable } from "./slot-table.js";
+export { Ids } from "./ids.js";
 export { IdTable } from "./id-table.js";
 export type { EntryStore } from "./slot-table.js";
 export type { Expiring } from "./timeout-map.js";

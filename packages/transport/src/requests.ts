@@ -1,4 +1,4 @@
-import { MeshError, SlotTable, TimeoutMap, isBatch, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
+import { Ids, MeshError, SlotTable, TimeoutMap, isBatch, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
@@ -102,8 +102,12 @@ export class Requests {
   readonly #castReply: string;
   /** An owner's overload notice arrived (on `<inbox>._o`). */
   onNotice: ((data: Uint8Array) => void) | undefined;
-  #next = 0;
-  #nextBatch = 0;
+  /** Call ids, never one still pending (core/ids.ts). */
+  readonly #ids = new Ids();
+  readonly #pendingHas = (id: number) => this.#pending.get(id) !== undefined;
+  /** Batch numbers (their reply tokens), never one still waited on. */
+  readonly #batchNumbers = new Ids();
+  readonly #batchHas = (n: number) => this.#batches.get(n) !== undefined;
 
   constructor(
     nc: NatsConnection,
@@ -244,10 +248,9 @@ export class Requests {
     this.#sub.unsubscribe();
   }
 
-  /** Ids are unsigned 32-bit and never 0 (a cast's frame id). */
+  /** Ids are unsigned 32-bit, never 0 (a cast's frame id), and never one a call still waiting holds. */
   #id(): number {
-    this.#next = (this.#next + 1) >>> 0 || 1;
-    return this.#next;
+    return this.#ids.next(this.#pendingHas);
   }
 
   /** One group of frames for `subject`: a plain envelope when it is alone, else a batch. */
@@ -270,8 +273,7 @@ export class Requests {
     }
     let reply = this.#castReply;
     if (calls.length > 0) {
-      this.#nextBatch = (this.#nextBatch + 1) >>> 0;
-      const batch = new SentBatch(this.#nextBatch, calls, deadline);
+      const batch = new SentBatch(this.#batchNumbers.next(this.#batchHas), calls, deadline);
       for (const pending of pendings) pending.sentIn = batch;
       this.#batches.set(batch.n, batch);
       reply = this.#inbox + batch.token;
