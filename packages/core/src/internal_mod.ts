@@ -17,6 +17,8 @@ export { PROTOCOL, decodeAnnouncement, decodeLeave, encodeJson, incompatible, sa
 export type { Leave } from "./announcement.js";
 export { UNVERSIONED, heirFor, keyHolders, placementKeys } from "./placement-keys.js";
 export { TimeoutMap } from "./timeout-map.js";
+export { TimeoutSet } from "./timeout-set.js";
+export type { Numbered } from "./timeout-set.js";
 export { loudError } from "./logger.js";
 export { SlotTable } from "./slot-table.js";
 export { Ids } from "./ids.js";

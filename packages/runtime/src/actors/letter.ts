@@ -78,7 +78,7 @@ let lettersMade = 0;
 
 /** A message waiting in a mailbox or running its turn. Made by the factories below, one per kind. */
 export class Letter implements Expiring {
-  /** Sequential, wrapping at 2^32: its key while the node watches its deadline (a SlotTable, see slot-table.ts). */
+  /** Sequential, wrapping at 2^32: its key while the node watches its deadline (timeout-set.ts) and its running turn. */
   readonly id = (lettersMade = (lettersMade + 1) >>> 0);
   settled = false;
   /** Its size on the wire, for a message from another node or the ingress (0 from this process). */

@@ -7,7 +7,7 @@
 // happens to one that crashed or leaves, is the lifecycle's (supervisor.ts,
 // through TurnHost). Imports: the actors room and the bottom floor.
 import { MeshError } from "@mesh/core";
-import { SlotTable, TimeoutMap, messageOf } from "@mesh/core/internal";
+import { TimeoutSet, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
@@ -43,8 +43,8 @@ export interface TurnHost {
 }
 
 export class Turns {
-  /** Calls whose callers wait, watched for their deadlines. */
-  readonly #timeouts = new TimeoutMap<number, Letter>(10, new SlotTable());
+  /** Calls whose callers wait, watched for their deadlines (by letter id, which wraps: timeout-set.ts). */
+  readonly #timeouts = new TimeoutSet<Letter>(10);
   /** Group commits with writes in flight or waiting, also of activations already gone. */
   readonly #committing = new Set<GroupCommit>();
   /** Activations whose next turn waits for the lease (lease.ts). */
@@ -153,13 +153,13 @@ export class Turns {
   /** Watches a letter whose caller waits for its deadline until it is settled (its TIMEOUT says what `on` was busy with). */
   watched(letter: Letter, on?: Letter["waitsOn"]): Letter {
     letter.waitsOn = on;
-    if (letter.kind.caller) this.#timeouts.set(letter.id, letter);
+    if (letter.kind.caller) this.#timeouts.add(letter);
     return letter;
   }
 
   /** Stops watching a letter: it is settled, or handed on. */
   take(letter: Letter): void {
-    if (letter.kind.caller) this.#timeouts.take(letter.id);
+    if (letter.kind.caller) this.#timeouts.take(letter);
   }
 
   /** Fails every watched call (the node stops). */
