@@ -75,6 +75,12 @@ export interface MeshOptions {
   standbyMs?: number;
   /** Subject prefix; clusters with different prefixes never meet. @default "mesh" */
   prefix?: string;
+  /**
+   * Reply subjects this node answers requests on (the ingress, status, forget), besides the nodes' own inboxes:
+   * those that start with one of these, then `.` or `_`. A request with any other reply subject is refused, not
+   * run (docs/security.md). @default ["_INBOX"] (the NATS clients' default, and the secure config's `_INBOX_<role>`)
+   */
+  inboxPrefixes?: string[];
   /** Shard count; must be the same on every node. @default 4096 */
   shards?: number;
   /** Placement strategy; must be the same on every node. @default "rendezvous" */
@@ -172,7 +178,7 @@ export function resolveOptions(o: MeshOptions = {}): ResolvedOptions {
     throw new MeshError("BAD_REQUEST", `maxPayloadBytes must be a positive integer, got ${String(o.maxPayloadBytes)}`);
   }
   const heartbeatMs = ms("heartbeatMs", o.heartbeatMs, DEFAULT_HEARTBEAT_MS);
-  const subjects = new Subjects(o.prefix ?? DEFAULT_PREFIX);
+  const subjects = new Subjects(o.prefix ?? DEFAULT_PREFIX, o.inboxPrefixes);
   const actors = (o.actors ?? []).map(checkActorClass);
   for (const cls of actors) if (cls.idleTimeoutMs !== undefined) checkIdleTimeout(cls.idleTimeoutMs, `${cls.name}.idleTimeoutMs`);
   for (const [where, v] of [["maxTurnMs", o.maxTurnMs], ...actors.map((cls) => [`${cls.name}.maxTurnMs`, cls.maxTurnMs] as const)] as const)

@@ -15,7 +15,7 @@ export { Backlog, FRAME_COST } from "./backlog.js";
 export type { ActorName, FlowWindow, OutboundReport, WaitingSend } from "./backlog.js";
 export { FairQueue } from "./fair-queue.js";
 export type { Queued } from "./fair-queue.js";
-export { Subjects } from "./subjects.js";
+export { DEFAULT_INBOX_PREFIXES, Subjects } from "./subjects.js";
 export { FrameQueue } from "./frame-queue.js";
 export type { FlushOptions, SendGroup } from "./frame-queue.js";
 export { MessageTicks } from "./message-ticks.js";

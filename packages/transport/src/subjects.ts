@@ -1,6 +1,12 @@
 import { MeshError, isToken } from "@mesh/core";
 
 /**
+ * The reply subjects a node answers on, besides the nodes' own inboxes: `_INBOX.`, the default of nats.js, the
+ * nats CLI and the other NATS clients, and `_INBOX_<role>.`, the per-role prefixes of the secure config.
+ */
+export const DEFAULT_INBOX_PREFIXES: readonly string[] = ["_INBOX"];
+
+/**
  * Every subject Mesh uses, under a prefix (default `mesh`):
  *
  *   <prefix>.node.<nodeId>         a node's own subject: calls (requests) and casts (publishes)
@@ -14,6 +20,9 @@ import { MeshError, isToken } from "@mesh/core";
  *   <prefix>.cast.<capability>     ingress: the same for casts
  *   <prefix>.status.<nodeId>       a node's metrics as JSON (an endpoint of its NATS service)
  *   <prefix>.inbox.<nodeId>.>      replies to a node's own requests (its inbox: only it subscribes there)
+ *
+ * A node answers a request only when its reply subject is an inbox: under `<prefix>.inbox`, or one of the
+ * inbox prefixes (`answers`).
  */
 export class Subjects {
   readonly heartbeat: string;
@@ -32,12 +41,22 @@ export class Subjects {
   readonly #nodes = new Map<string, string>();
   #lastNode = "";
   #lastSubject = "";
+  /** What a reply subject a node answers on starts with (then `.` or `_`). */
+  readonly #inboxes: readonly string[];
 
-  /** `prefix` is one or more tokens joined by dots; throws BAD_REQUEST otherwise. */
-  constructor(readonly prefix = "mesh") {
-    if (typeof prefix !== "string" || !prefix.split(".").every(isToken)) {
+  /** `prefix` and each of `inboxPrefixes` are one or more tokens joined by dots; throws BAD_REQUEST otherwise. */
+  constructor(
+    readonly prefix = "mesh",
+    inboxPrefixes: readonly string[] = DEFAULT_INBOX_PREFIXES,
+  ) {
+    if (!isSubject(prefix))
       throw new MeshError("BAD_REQUEST", `prefix must be subject tokens joined by dots, got ${JSON.stringify(prefix)}`);
-    }
+    if (!Array.isArray(inboxPrefixes) || !inboxPrefixes.every(isSubject))
+      throw new MeshError(
+        "BAD_REQUEST",
+        `inboxPrefixes must be a list of subject tokens joined by dots, got ${JSON.stringify(inboxPrefixes)}`,
+      );
+    this.#inboxes = [`${prefix}.inbox`, ...inboxPrefixes];
     this.heartbeat = `${prefix}.cluster.heartbeat`;
     this.discover = `${prefix}.cluster.discover`;
     this.leave = `${prefix}.cluster.leave`;
@@ -60,6 +79,21 @@ export class Subjects {
     return `${this.prefix}.inbox.${nodeId}`;
   }
 
+  /**
+   * Whether a node answers a request with this reply subject: an inbox (one of the prefixes, then `.` or `_`), with
+   * no wildcard. A node's answer goes out with the node's permissions, and with `allow_responses` on any reply
+   * subject at all: answering a request whose reply names `$JS.API.STREAM.PURGE.<bucket>`, `$KV.…` or a stream's
+   * subject would have the node write there for whoever sent it (docs/security.md).
+   */
+  answers(reply: string): boolean {
+    if (reply.includes("*") || reply.includes(">")) return false;
+    for (const p of this.#inboxes) {
+      const next = reply.charCodeAt(p.length); // "." or "_", with more after it
+      if (reply.length > p.length + 1 && (next === 46 || next === 95) && reply.startsWith(p)) return true;
+    }
+    return false;
+  }
+
   /** The capability named by an ingress subject (everything after `<prefix>.call.` or `<prefix>.cast.`). */
   ingressCapability(subject: string): string {
     return subject.slice(this.prefix.length + 6);
@@ -79,4 +113,8 @@ export class Subjects {
     this.#lastSubject = subject;
     return subject;
   }
+}
+
+function isSubject(s: unknown): s is string {
+  return typeof s === "string" && s.split(".").every(isToken);
 }

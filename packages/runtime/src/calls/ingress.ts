@@ -11,6 +11,7 @@ import type { NodeMetrics } from "../operations/metrics.js";
 import type { CallResult, MeshRequest } from "../types.js";
 import { endWhenSettled, tracing, within } from "../operations/tracing.js";
 import { ingressSpan } from "./call-spans.js";
+import { refusesReply } from "./nats-reply.js";
 
 /** What the ingress needs from its node. */
 export interface IngressNode {
@@ -54,6 +55,7 @@ export class Ingress {
 
   #handle(msg: Msg, cast: boolean): void {
     this.metrics.ingressRequests++;
+    if (refusesReply(msg, this.subjects, this.log)) return; // not run: its answer would go where the sender may not write
     const msgpack = msg.headers?.get("Content-Type") === MSGPACK;
     const reply = (body: object) => {
       if (!msg.reply) return;

@@ -4,8 +4,19 @@ import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES, encodeError, encodeResult, messageOf, writeBatch } from "@mesh/core/internal";
 import { FrameQueue } from "@mesh/transport";
+import type { Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
+
+/**
+ * True (and logged) when a request's reply subject is not an inbox (Subjects.answers): the request is refused
+ * and never answered, so that nobody has a node write to a subject of their choosing with its permissions.
+ */
+export function refusesReply(msg: Msg, subjects: Subjects, log: Logger): boolean {
+  if (!msg.reply || subjects.answers(msg.reply)) return false;
+  log.warn({ subject: msg.subject, reply: msg.reply }, "mesh: refused a request whose reply subject is not an inbox");
+  return true;
+}
 
 /**
  * A remote caller that sent batches: replies to its calls are batched per

@@ -101,7 +101,7 @@ export class MeshNode {
         else inbox.serve(msg);
       },
     });
-    const operator = { replies, nodeId: o.nodeId, log: o.logger };
+    const operator = { replies, subjects: o.subjects, nodeId: o.nodeId, log: o.logger };
     this.#forgetSub = this.#nc.subscribe(o.subjects.forget, { callback: (_err, msg) => serveForget(msg, "forget", actors, operator) });
     this.#resetSub = this.#nc.subscribe(o.subjects.reset, { callback: (_err, msg) => serveForget(msg, "reset", actors, operator) });
     if (o.metricsPort !== undefined) {

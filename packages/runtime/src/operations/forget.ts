@@ -9,6 +9,8 @@ import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { checkId, checkToken, messageOf } from "@mesh/core/internal";
 import type { Msg } from "nats";
+import type { Subjects } from "@mesh/transport";
+import { refusesReply } from "../calls/nats-reply.js";
 import type { Replies } from "../calls/nats-reply.js";
 
 export interface Forget {
@@ -52,9 +54,10 @@ export function serveForget(
   msg: Msg,
   how: OperatorEnd,
   actors: { end(capability: string, actorType: string, id: string, how: OperatorEnd): boolean },
-  p: { replies: Replies; nodeId: string; log: Logger },
+  p: { replies: Replies; subjects: Subjects; nodeId: string; log: Logger },
 ): void {
   const { replies, nodeId, log } = p;
+  if (refusesReply(msg, p.subjects, log)) return;
   try {
     const { capability, actorType, id } = decodeForget(msg.data);
     const ended = actors.end(capability, actorType, id, how);

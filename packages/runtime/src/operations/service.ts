@@ -54,7 +54,9 @@ export class NodeService {
     service.addEndpoint("status", {
       subject: this.subjects.status(this.nodeId),
       queue: "",
-      handler: (_err, msg) => msg.respond(this.admin(msg.data)),
+      handler: (_err, msg) => {
+        if (msg.reply && this.subjects.answers(msg.reply)) msg.respond(this.admin(msg.data)); // else nobody may be answered (subjects.ts)
+      },
     });
     if (capabilities.length > 0) {
       service.addEndpoint("call", { subject: this.subjects.ingressCalls, handler: (_err, msg) => this.ingress.handle(msg, false) });
