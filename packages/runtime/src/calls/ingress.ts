@@ -56,7 +56,13 @@ export class Ingress {
   #handle(msg: Msg, cast: boolean): void {
     this.metrics.ingressRequests++;
     if (refusesReply(msg, this.subjects, this.log)) return; // not run: its answer would go where the sender may not write
-    const msgpack = msg.headers?.get("Content-Type") === MSGPACK;
+    let msgpack = false;
+    let unreadable: unknown; // headers nats.js does not take (a space in a name): the request is refused, in JSON
+    try {
+      msgpack = msg.headers?.get("Content-Type") === MSGPACK;
+    } catch (err) {
+      unreadable = err;
+    }
     const reply = (body: object) => {
       if (!msg.reply) return;
       let bytes: Uint8Array;
@@ -95,6 +101,7 @@ export class Ingress {
     };
     let request: MeshRequest;
     try {
+      if (unreadable !== undefined) throw new MeshError("BAD_REQUEST", `the headers cannot be read: ${messageOf(unreadable)}`);
       request = this.#parse(msg, msgpack);
     } catch (err) {
       this.log.warn({ subject: msg.subject, err: messageOf(err) }, "mesh: refused an ingress request");

@@ -255,14 +255,16 @@ export class Dispatcher implements Outcomes {
   }
 
   /** An event read: queued behind its id's earlier ones, sent if it is the first. */
-  #take(seq: number, subject: string, data: Uint8Array, msgHeaders: MsgHdrs | undefined, time: number, pending: number): void {
+  #take(seq: number, subject: string, data: Uint8Array, msgHeaders: MsgHdrs | Error | undefined, time: number, pending: number): void {
     if (seq <= this.floor || seq <= this.#lastRead) return;
     this.#lastRead = seq;
     this.#pending = pending;
-    const headers = msgHeaders ? firstValues(msgHeaders) : null;
+    const unreadable = msgHeaders instanceof Error;
+    const headers = msgHeaders === undefined || unreadable ? null : firstValues(msgHeaders);
     let id: string | undefined;
     let bad: MeshError | undefined;
     try {
+      if (unreadable) throw new MeshError("BAD_REQUEST", `its headers cannot be read: ${msgHeaders.message}`);
       id = this.sub.keyOf(subject, headers ?? {});
     } catch (err) {
       bad = err as MeshError;
@@ -348,7 +350,7 @@ export class Dispatcher implements Outcomes {
    * sequence, so a stream keeps one copy), then moves on (or stops the id, onDeadLetter "stop").
    */
   async #deadLetter(event: PendingEvent, err: unknown): Promise<void> {
-    const h = headersOf(event.headers);
+    const h = headersOf(event.headers, OWN_HEADERS); // JetStream's instructions to the event's stream (Nats-Expected-Stream…) would refuse it
     h.set("Mesh-Subscription", this.sub.id);
     h.set("Mesh-Stream", this.sub.stream);
     h.set("Mesh-Stream-Seq", String(event.seq));
@@ -362,12 +364,19 @@ export class Dispatcher implements Outcomes {
         .slice(0, 1000),
     );
     const msgID = `${this.sub.id}:${event.seq}`;
+    let data = event.data;
     for (let tries = 0; ; tries++) {
       try {
-        await this.p.js.publish(this.sub.deadLetter, event.data, { msgID, headers: h });
+        await this.p.js.publish(this.sub.deadLetter, data, { msgID, headers: h });
         break;
       } catch (e) {
         if (!this.#running) return;
+        if (classifyNatsError(e) === "max-payload" && data.length > 0) {
+          // The event with Mesh's headers is past the server's max_payload: the dead letter goes without its data.
+          h.set("Mesh-Data-Omitted", String(data.length));
+          data = new Uint8Array(0);
+          continue;
+        }
         const where = { subscription: this.sub.id, subject: this.sub.deadLetter, err: messageOf(e) };
         // No stream keeps it (the stream was deleted since the start): an error, said loudly once; the id waits.
         if (classifyNatsError(e) === "no-responders" && tries === 0)
@@ -410,6 +419,9 @@ export class Dispatcher implements Outcomes {
 }
 
 /** A message's headers: the first value of each. */
+/** The headers of an event a dead letter keeps: all but JetStream's (`Nats-…`), which told the event's own stream what to check. */
+const OWN_HEADERS = (name: string) => !/^nats-/i.test(name);
+
 function firstValues(headers: MsgHdrs): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, values] of headers) out[name] = values[0] ?? "";

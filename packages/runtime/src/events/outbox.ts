@@ -60,9 +60,9 @@ export class Publisher {
   }
 }
 
-/** NATS headers holding `headers` (one value each). */
-export function headersOf(headers: Readonly<Record<string, string>> | null | undefined): MsgHdrs {
+/** NATS headers holding `headers` (one value each), those `keep` keeps. */
+export function headersOf(headers: Readonly<Record<string, string>> | null | undefined, keep?: (name: string) => boolean): MsgHdrs {
   const h = natsHeaders();
-  if (headers) for (const [name, value] of Object.entries(headers)) h.set(name, value);
+  if (headers) for (const [name, value] of Object.entries(headers)) if (keep === undefined || keep(name)) h.set(name, value);
   return h;
 }

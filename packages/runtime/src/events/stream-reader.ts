@@ -26,7 +26,7 @@ export interface StreamReading {
    * A message read: `data` is a view of the read buffer (copy what is kept), `time` when the stream
    * stored it (epoch ms), `pending` the messages of the consumer's filter past it when it was sent.
    */
-  take(seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | undefined, time: number, pending: number): void;
+  take(seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | Error | undefined, time: number, pending: number): void;
   /** The consumer could not be made again (undefined: it was). */
   failed(err: Error | undefined): void;
 }
@@ -164,7 +164,14 @@ export class StreamReader {
     this.#asked--;
     const seq = numberIn(reply, p1 + 1, p2);
     this.#lastRead = seq;
-    this.reading.take(seq, msg.subject, msg.data, msg.headers, Math.floor(numberIn(reply, p3 + 1, p4) / 1e6), numberIn(reply, p4 + 1, end));
+    this.reading.take(
+      seq,
+      msg.subject,
+      msg.data,
+      headersOf(msg),
+      Math.floor(numberIn(reply, p3 + 1, p4) / 1e6),
+      numberIn(reply, p4 + 1, end),
+    );
     if (this.#asked === 0) this.more();
   }
 
@@ -199,6 +206,19 @@ export class StreamReader {
     this.reading.failed(err);
     this.#close();
     setTimeout(() => this.#again(), 1000).unref();
+  }
+}
+
+/**
+ * A stored message's headers, or why they cannot be read: nats.js reads them when asked, and throws on a name it
+ * does not take (a space, a byte past ASCII), which other clients and the server let through. Thrown from the
+ * subscription's callback, that would end the connection's reader: the node would hear nothing more.
+ */
+function headersOf(msg: Msg): MsgHdrs | Error | undefined {
+  try {
+    return msg.headers;
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
   }
 }
 
