@@ -111,6 +111,16 @@ test("every error code a foreign client can meet comes back as { ok: false, erro
   // Garbage msgpack is BAD_REQUEST in msgpack.
   const { reply } = await msgpackRequest(nc, "mesh.call.counter", new Uint8Array([0xc1, 0xff]));
   t.like(reply, { ok: false, error: { code: "BAD_REQUEST" } });
+  // So is a 65-byte body whose arrays claim 16,777,215 elements each, nested: read by the library, it ran the node out of memory.
+  const claim = [0xdd, 0x00, 0xff, 0xff, 0xff];
+  const bomb = new Uint8Array([0x83, 0xa5, ...new TextEncoder().encode("actor"), 0xa4, ...new TextEncoder().encode("Echo")]);
+  const oom = await msgpackRequest(
+    nc,
+    "mesh.call.counter",
+    new Uint8Array([...bomb, 0xa7, ...new TextEncoder().encode("payload"), ...claim.concat(...Array(7).fill(claim))]),
+  );
+  t.like(oom.reply, { ok: false, error: { code: "BAD_REQUEST" } });
+  t.regex(oom.reply.ok ? "" : oom.reply.error.message, /claims 16777215 items/);
   // And the nodes keep serving.
   t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after_errors" }), { ok: true, result: { ok: 1 } });
 });
