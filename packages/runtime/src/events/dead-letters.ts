@@ -5,13 +5,16 @@
 // default subjects when no stream captures them, and a subscription whose own
 // `deadLetter` no stream captures fails Mesh.start. Where the node may not
 // look streams up, it says so loudly and the dispatchers find out when they
-// publish one. Imports: the events room and the bottom floor.
+// publish one. And publishing one, with why its event failed. Imports: the
+// events room and the bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { loudError, messageOf } from "@mesh/core/internal";
 import { classifyNatsError, deadLetterStream } from "@mesh/transport";
 import { RetentionPolicy, StorageType } from "nats";
-import type { JetStreamManager } from "nats";
+import type { JetStreamClient, JetStreamManager } from "nats";
+import type { PendingEvent } from "./delivery.js";
+import { headersOf } from "./outbox.js";
 import type { ResolvedSubscription } from "./subscription.js";
 
 /**
@@ -84,5 +87,56 @@ async function createDeadLetterStream(p: { jsm: JetStreamManager; prefix: string
   } catch (err) {
     if (classifyNatsError(err) === "stream-exists") return;
     throw new MeshError("STORAGE_UNAVAILABLE", `cannot create the dead-letter stream ${name}: ${messageOf(err)}`);
+  }
+}
+
+/** The headers of an event a dead letter keeps: all but JetStream's (`Nats-…`), which told the event's own stream what to check. */
+const kept = (name: string) => !/^nats-/i.test(name);
+
+/**
+ * Publishes `event` with why it failed to its subscription's dead-letter subject (its id: the subscription and
+ * sequence, so a stream keeps one copy), retrying every second until a stream keeps it. Resolves to false when
+ * the dispatcher stopped first.
+ */
+export async function publishDeadLetter(
+  event: PendingEvent,
+  err: unknown,
+  p: { js: JetStreamClient; sub: ResolvedSubscription; log: Logger; running(): boolean },
+): Promise<boolean> {
+  const { sub, log } = p;
+  const h = headersOf(event.headers, kept); // JetStream's instructions to the event's stream (Nats-Expected-Stream…) would refuse it
+  h.set("Mesh-Subscription", sub.id);
+  h.set("Mesh-Stream", sub.stream);
+  h.set("Mesh-Stream-Seq", String(event.seq));
+  h.set("Mesh-Subject", event.subject);
+  h.set("Mesh-Deliveries", String(event.deliveries));
+  h.set("Mesh-Error-Code", err instanceof MeshError ? err.code : "INTERNAL");
+  h.set(
+    "Mesh-Error",
+    messageOf(err)
+      .replace(/[\r\n]+/g, " ")
+      .slice(0, 1000),
+  );
+  const msgID = `${sub.id}:${event.seq}`;
+  let data = event.data;
+  for (let tries = 0; ; tries++) {
+    try {
+      await p.js.publish(sub.deadLetter, data, { msgID, headers: h });
+      return true;
+    } catch (e) {
+      if (!p.running()) return false;
+      if (classifyNatsError(e) === "max-payload" && data.length > 0) {
+        // The event with Mesh's headers is past the server's max_payload: the dead letter goes without its data.
+        h.set("Mesh-Data-Omitted", String(data.length));
+        data = new Uint8Array(0);
+        continue;
+      }
+      const where = { subscription: sub.id, subject: sub.deadLetter, err: messageOf(e) };
+      // No stream keeps it (the stream was deleted since the start): an error, said loudly once; the id waits.
+      if (classifyNatsError(e) === "no-responders" && tries === 0)
+        loudError(log, where, "mesh: no stream keeps this dead letter; retrying every second, and its id waits");
+      else log.warn(where, "mesh: cannot publish a dead letter; retrying");
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 }

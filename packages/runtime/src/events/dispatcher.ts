@@ -6,8 +6,8 @@
 // (docs/events.md "How events are dispatched"). Imports: the events room and
 // the bottom floor.
 import { MeshError, shardFor } from "@mesh/core";
-import { loudError, messageOf } from "@mesh/core/internal";
-import { classifyNatsError, readLatest } from "@mesh/transport";
+import { messageOf } from "@mesh/core/internal";
+import { readLatest } from "@mesh/transport";
 import type { Logger } from "@mesh/core";
 import type { JetStreamClient, JetStreamManager, KV, MsgHdrs, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
@@ -15,7 +15,7 @@ import { MAX_BACKOFF_MS } from "./subscription.js";
 import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
-import { headersOf } from "./outbox.js";
+import { publishDeadLetter } from "./dead-letters.js";
 import { StreamReader } from "./stream-reader.js";
 import { decodeFloor, encodeFloor } from "./floor-record.js";
 import type { Passed } from "./floor-record.js";
@@ -350,41 +350,8 @@ export class Dispatcher implements Outcomes {
    * sequence, so a stream keeps one copy), then moves on (or stops the id, onDeadLetter "stop").
    */
   async #deadLetter(event: PendingEvent, err: unknown): Promise<void> {
-    const h = headersOf(event.headers, OWN_HEADERS); // JetStream's instructions to the event's stream (Nats-Expected-Stream…) would refuse it
-    h.set("Mesh-Subscription", this.sub.id);
-    h.set("Mesh-Stream", this.sub.stream);
-    h.set("Mesh-Stream-Seq", String(event.seq));
-    h.set("Mesh-Subject", event.subject);
-    h.set("Mesh-Deliveries", String(event.deliveries));
-    h.set("Mesh-Error-Code", err instanceof MeshError ? err.code : "INTERNAL");
-    h.set(
-      "Mesh-Error",
-      messageOf(err)
-        .replace(/[\r\n]+/g, " ")
-        .slice(0, 1000),
-    );
-    const msgID = `${this.sub.id}:${event.seq}`;
-    let data = event.data;
-    for (let tries = 0; ; tries++) {
-      try {
-        await this.p.js.publish(this.sub.deadLetter, data, { msgID, headers: h });
-        break;
-      } catch (e) {
-        if (!this.#running) return;
-        if (classifyNatsError(e) === "max-payload" && data.length > 0) {
-          // The event with Mesh's headers is past the server's max_payload: the dead letter goes without its data.
-          h.set("Mesh-Data-Omitted", String(data.length));
-          data = new Uint8Array(0);
-          continue;
-        }
-        const where = { subscription: this.sub.id, subject: this.sub.deadLetter, err: messageOf(e) };
-        // No stream keeps it (the stream was deleted since the start): an error, said loudly once; the id waits.
-        if (classifyNatsError(e) === "no-responders" && tries === 0)
-          loudError(this.p.log, where, "mesh: no stream keeps this dead letter; retrying every second, and its id waits");
-        else this.p.log.warn(where, "mesh: cannot publish a dead letter; retrying");
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    const sent = await publishDeadLetter(event, err, { js: this.p.js, sub: this.sub, log: this.p.log, running: () => this.#running });
+    if (!sent) return;
     this.counts.deadLetters++;
     event.outcome = "dead";
     this.p.log.warn({ subscription: this.sub.id, seq: event.seq, id: event.id, err: messageOf(err) }, "mesh: event dead-lettered");
@@ -419,9 +386,6 @@ export class Dispatcher implements Outcomes {
 }
 
 /** A message's headers: the first value of each. */
-/** The headers of an event a dead letter keeps: all but JetStream's (`Nats-…`), which told the event's own stream what to check. */
-const OWN_HEADERS = (name: string) => !/^nats-/i.test(name);
-
 function firstValues(headers: MsgHdrs): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, values] of headers) out[name] = values[0] ?? "";
