@@ -1,4 +1,5 @@
 // Actors used by the tests: the Elixir guide's, ported, and a few for edge cases.
+import { existsSync } from "node:fs";
 import type { CallContext } from "@mesh/runtime";
 
 /** The guide's Counter: every call increments and returns { ok: count }. */
@@ -134,6 +135,8 @@ export interface DurableCounterCall {
   clear?: boolean;
   /** Wait this long (ms) before replying: an async turn. */
   delayMs?: number;
+  /** Count, then block the event loop until this file exists (20 s at most): a pause between the turn and its commit. */
+  stallUntil?: string;
 }
 
 /** A durable counter: every call but `get` adds one to `state.count` and replies with a copy of the state. */
@@ -162,6 +165,7 @@ export class DurableCounter {
     if (p?.poison === "map") this.state.extra = new Map([["a", 1]]);
     if (p?.poison === "big") this.state.extra = "x".repeat(2 * 1024 * 1024);
     if (p?.clear) ctx.clearState();
+    if (p?.stallUntil !== undefined) for (const end = Date.now() + 20_000; !existsSync(p.stallUntil) && Date.now() < end; );
     return { count: this.state.count };
   }
   handleCast(): void {

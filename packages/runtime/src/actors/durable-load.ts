@@ -12,6 +12,7 @@ import type { StateVersioning } from "../state/state-version.js";
 import type { ActorClass } from "../types.js";
 import type { Activation } from "./activation.js";
 import { commitSpan } from "./commit-spans.js";
+import type { Lease } from "./lease.js";
 
 /** What loading a durable actor works with: the store, where its messages go, and what a failed or settled commit tells. */
 export interface DurableParts {
@@ -19,6 +20,8 @@ export interface DurableParts {
   readonly publisher: OutboxPublisher;
   readonly metrics: NodeMetrics;
   readonly log: Logger;
+  /** The node's lease: a commit is sent only while it holds. */
+  readonly lease: Lease;
   /** A commit failed: the activation is dropped. */
   crashed(act: Activation): void;
   /** A group commit has nothing in flight any more. */
@@ -66,11 +69,39 @@ export async function loadDurable(act: Activation, p: DurableParts): Promise<voi
       },
       settled: () => p.committed(act.commits!),
       span: commitSpan,
+      fence: () => (p.lease.holds(performance.now()) ? undefined : leaseFence(act, p.lease, p.store.timeoutMs)),
     },
     publisher: p.publisher,
     moved,
   });
   if (moved === undefined) m.stateLoads++;
+}
+
+/**
+ * A commit whose turns ended before the node paused past its lease (a SIGSTOP, a stalled event loop) waits for
+ * the lease to be re-validated: sent at once, it would land after another node took the actor and loaded its
+ * state, which would then answer from a state older than what this node acknowledged. When the re-validation
+ * found the node replaced (its activations dropped), it is not sent at all (STATE_CONFLICT); nor when it did not
+ * end within the store's time (a lost connection: STORAGE_UNAVAILABLE, as a write that got no answer).
+ */
+async function leaseFence(act: Activation, lease: Lease, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const why = `${act.pid}: the node's lease lapsed (a pause, or a lost connection) and was not re-validated within ${timeoutMs} ms: the commit was not sent`;
+      reject(new MeshError("STORAGE_UNAVAILABLE", why));
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([lease.held(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (act.reason === "replaced")
+    throw new MeshError(
+      "STATE_CONFLICT",
+      `${act.pid}: the node's lease lapsed before this commit was sent, and another node may have served the actor since: nothing of its turns was stored`,
+    );
 }
 
 /** A class's state versions: its `static stateVersion` and `static migrateState`. */

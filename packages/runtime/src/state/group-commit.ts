@@ -30,6 +30,11 @@ export interface CommitEvents {
   settled(): void;
   /** A commit starts: its span, or undefined while tracing is off (the actors room gives it: state/ imports nothing of tracing). */
   span(commit: CommitInfo): CommitSpan | undefined;
+  /**
+   * A commit is about to be sent: undefined when it may go now; else a promise that resolves once it may, or
+   * rejects when it must not (the node's lease lapsed, and another node may have served the actor since).
+   */
+  fence(): Promise<void> | undefined;
 }
 
 /** A commit as its span describes it. */
@@ -299,14 +304,11 @@ export class GroupCommit implements KeyWriter {
       expectedRevision: this.#revision,
     });
     const bare = target === DELETE && this.applied.size === 0 && outbox.length === 0;
-    const write = bare
-      ? this.store.clear(this.key, this.#revision)
-      : this.store.write(
-          this.key,
-          encodeRecord(target === DELETE ? undefined : target, this.applied, outbox, this.version),
-          this.#revision,
-        );
-    write
+    const record = bare ? undefined : encodeRecord(target === DELETE ? undefined : target, this.applied, outbox, this.version);
+    const revision = this.#revision;
+    const send = () => (record === undefined ? this.store.clear(this.key, revision) : this.store.write(this.key, record, revision));
+    const fence = this.events.fence(); // turns that ended before a pause are stored only under a lease that still holds
+    (fence === undefined ? send() : fence.then(send))
       .then((revision) => {
         this.#revision = revision;
         this.#stored = target;

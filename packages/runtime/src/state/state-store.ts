@@ -38,6 +38,8 @@ export interface KeyWriter {
 export interface StateStorage {
   /** The largest encoded value it takes. */
   readonly maxValueBytes: number;
+  /** How long a write or a read may take. */
+  readonly timeoutMs: number;
   /** The stored value of `key` and its revision, once this node's own writes of it have landed. */
   load(key: string): Promise<Stored>;
   /** Writes `bytes` if the key is still at `revision` (0: never written); resolves with the new revision. STATE_CONFLICT when it moved. */
@@ -76,7 +78,7 @@ export class StateStore implements StateStorage {
     /** The largest value the server takes, less room for the message's headers. */
     readonly maxValueBytes: number,
     /** How long a write or a read may take. */
-    private readonly timeoutMs: number,
+    readonly timeoutMs: number,
     /** The bucket has more than one replica: a load is confirmed by a write (see `load`). */
     private readonly replicated: boolean,
     inboxPrefix?: string,
