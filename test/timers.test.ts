@@ -74,3 +74,35 @@ test.serial("a bad timer is BAD_REQUEST, and 10,000 timers on 10,000 actors hold
   t.log(`Node Timeout handles: ${before} before, ${after} with 10,000 actor timers`);
   t.true(after - before <= 1, `${after - before} more Node timers`);
 });
+
+test.serial(
+  "a repeating timer faster than its actor's turns keeps one firing waiting, not one per interval: the call that clears it is not refused",
+  async (t) => {
+    const mesh = await startNode(t, { prefix: "tm5", nodeId: nodeId("tm5"), actors: [Ticker], capabilities: ["t"], maxMailbox: 2 });
+    await tick(mesh, "e", { set: { name: "beat", ms: 5, every: true } });
+    let settled = false;
+    const slow = tick(mesh, "e", { slowMs: 300 }).finally(() => (settled = true));
+    let deepest = 0;
+    while (!settled) {
+      deepest = Math.max(deepest, mesh.metrics().queuedLetters);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await slow;
+    t.true(deepest <= 1, `${deepest} letters waited in the mailbox during a 300 ms turn, with a 5 ms timer`);
+    // While another slow turn runs, the call that clears the timer waits behind one firing at most: room in a mailbox of 2.
+    const again = tick(mesh, "e", { slowMs: 100 });
+    await eventually(() => mesh.metrics().queuedLetters === 1, "a firing to wait");
+    await tick(mesh, "e", { clear: "beat" });
+    await again;
+    const beats = (await tick(mesh, "e", {})).filter((e) => e === "timer beat").length;
+    t.is((await tick(mesh, "e", {})).filter((e) => e === "timer beat").length, beats, "cleared: no beat after it");
+  },
+);
+
+test.serial("a firing whose timer was cleared before its turn came does not run", async (t) => {
+  const mesh = await startNode(t, { prefix: "tm6", nodeId: nodeId("tm6"), actors: [Ticker], capabilities: ["t"] });
+  // The timer falls due during the slow turn that set it (its firing waits), and that turn clears it.
+  t.deepEqual(await tick(mesh, "f", { set: { name: "once", ms: 10 }, slowMs: 100, clearAfterSlow: "once" }), ["slow call", "cleared true"]);
+  await eventually(() => mesh.metrics().queuedLetters === 0, "the firing's turn to come");
+  t.deepEqual(await tick(mesh, "f", {}), ["slow call", "cleared true", "call"], "the cleared timer's firing did not run");
+});

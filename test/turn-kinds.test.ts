@@ -77,7 +77,7 @@ test.serial(
     const { mesh } = t.context;
     const first = (await call(mesh, "t", { tick: 2 })).pid;
     const crash = call(mesh, "t", { crashAt: "t" });
-    await eventually(() => waiting(mesh) >= 5, "timer turns to queue behind the crashing turn");
+    await eventually(() => waiting(mesh) >= 1, "a timer turn to queue behind the crashing turn (one at most: timers.md)");
     const calls = seen.calls.length;
     open("t");
     const err = await t.throwsAsync(crash, { instanceOf: MeshError });
@@ -147,7 +147,7 @@ test.serial(
       ...durable.map((id) => call(a, id, { remind: 100, holdAt: id }, DurableCrashy)),
     ];
     await eventually(
-      () => [...plain, ...durable].every((id) => gates.has(id)) && waiting(a) >= plain.length * 3 + durable.length,
+      () => [...plain, ...durable].every((id) => gates.has(id)) && waiting(a) >= plain.length + durable.length, // one timer turn each at most
       "every turn to be held, and timer and reminder turns to queue behind them",
     );
     const casts = seen.casts.length;

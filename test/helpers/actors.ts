@@ -182,7 +182,7 @@ export class Ticker {
   events: string[] = [];
   constructor(readonly id: string) {}
   async handleCall(
-    p: { set?: { name: string; ms: number; every?: boolean }; clear?: string; slowMs?: number; crash?: boolean },
+    p: { set?: { name: string; ms: number; every?: boolean }; clear?: string; slowMs?: number; crash?: boolean; clearAfterSlow?: string },
     ctx: CallContext,
   ): Promise<string[]> {
     if (p.set) ctx.setTimer(p.set.name, p.set.ms, { every: p.set.every ?? false });
@@ -190,6 +190,7 @@ export class Ticker {
     if (p.crash) throw new Error("crash on purpose");
     this.events.push(p.slowMs ? "slow call" : "call");
     if (p.slowMs) await new Promise((resolve) => setTimeout(resolve, p.slowMs));
+    if (p.clearAfterSlow) this.events.push(`cleared ${String(ctx.clearTimer(p.clearAfterSlow))}`);
     return [...this.events];
   }
   handleTimer(name: string, ctx: CallContext): void {

@@ -5,6 +5,7 @@
 import { MeshError } from "@mesh/core";
 import { FORGOTTEN, LEGACY_TICKET, reminderLive } from "../timers/reminder-entry.js";
 import type { ReminderOutcome, ReminderRecord } from "../timers/reminders.js";
+import type { ActorTimer } from "../timers/timers.js";
 import type { StreamEvent } from "../types.js";
 import type { Activation } from "./activation.js";
 import type { Letter, ReminderTurn } from "./letter.js";
@@ -81,7 +82,10 @@ export function callHandler(act: Activation, payload: unknown): unknown {
 const HANDLERS: { readonly [N in TurnKindName]: (act: Activation, letter: Letter) => unknown } = {
   call: (act, letter) => act.instance.handleCall(letter.payload, act),
   cast: (act, letter) => (act.instance.handleCast ?? act.instance.handleCall).call(act.instance, letter.payload, act),
-  timer: (act, letter) => act.instance.handleTimer!(letter.payload as string, act),
+  timer: (act, letter) => {
+    const timer = letter.payload as ActorTimer;
+    return timer.runs() ? act.instance.handleTimer!(timer.name, act) : SKIPPED; // cleared, or set again, since it fired
+  },
   reminder: (act, letter) => {
     const { name, info, ticket } = letter.payload as ReminderTurn;
     // Not the occurrence the record names (replaced, forgotten, or it ran and its node died before it moved on): nothing runs.

@@ -96,7 +96,7 @@ export class Letter implements Expiring {
 
   private constructor(
     readonly kind: TurnKind,
-    /** A call's or cast's payload; a timer's name; a reminder's ReminderTurn; an event's StreamEvent. */
+    /** A call's or cast's payload; a timer's ActorTimer; a reminder's ReminderTurn; an event's StreamEvent. */
     readonly payload: unknown,
     readonly initArg: unknown,
     /** `performance.now()` time after which the caller has given up (Infinity when nobody waits). */
@@ -131,9 +131,9 @@ export class Letter implements Expiring {
     return letter;
   }
 
-  /** The turn of the actor's timer `name`. */
-  static timer(name: string): Letter {
-    return new Letter(TurnKinds.timer, name, undefined, Infinity, 0, NO_REPLY, undefined, undefined);
+  /** A firing of one of the actor's timers. */
+  static timer(timer: { readonly name: string }): Letter {
+    return new Letter(TurnKinds.timer, timer, undefined, Infinity, 0, NO_REPLY, undefined, undefined);
   }
 
   /** The turn of a due reminder: `reply` succeeds once it (and its commit) is done. */

@@ -6,6 +6,7 @@ import { messageOf } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { Scheduler } from "../timers/scheduler.js";
 import { Timers } from "../timers/timers.js";
+import type { ActorTimer } from "../timers/timers.js";
 import { remindersOf, type Reminder, type ReminderOutcome, type Reminders } from "../timers/reminders.js";
 import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
@@ -92,7 +93,7 @@ export class Supervisor {
   readonly #durable: DurableParts | undefined;
   /** The node's one clock for timers (and reminders). */
   readonly scheduler = new Scheduler();
-  readonly #timers = new Timers<Activation>(this.scheduler, (act, name) => this.#timer(act, name));
+  readonly #timers = new Timers<Activation>(this.scheduler, (act, timer) => this.#timer(act, timer));
   /** What handlers reach through their ctx: one object for every activation of the node. */
   readonly #host: ContextHost = {
     nodeId: "", // the constructor's
@@ -287,8 +288,8 @@ export class Supervisor {
   }
 
   /** A timer of `act` fired: its turn goes into the mailbox, unless the activation is gone. */
-  #timer(act: Activation, name: string): void {
-    if (!act.gone) this.#turns.post(act, Letter.timer(name));
+  #timer(act: Activation, timer: ActorTimer<Activation>): void {
+    if (!act.gone) this.#turns.post(act, Letter.timer(timer));
   }
 
   /** A letter of a crashed activation, into the mailbox of a fresh one. */

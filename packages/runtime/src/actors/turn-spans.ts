@@ -106,7 +106,7 @@ const SPANS: {
   timer: {
     name: "timer",
     spanKind: SpanKind.INTERNAL,
-    of: (letter) => ({ parent: undefined, detail: { "mesh.timer": letter.payload as string } }),
+    of: (letter) => ({ parent: undefined, detail: { "mesh.timer": (letter.payload as { name: string }).name } }),
   },
   reminder: {
     name: "reminder",

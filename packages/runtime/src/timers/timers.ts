@@ -1,6 +1,10 @@
 // Actor timers (ctx.setTimer): in memory, per activation, on the node's one
 // scheduler. A firing is a turn in the actor's mailbox (handleTimer), like a
-// message; timers end with the activation.
+// message; timers end with the activation. At most one firing of a timer waits
+// in the mailbox: a repeating timer faster than its actor's turns skips the
+// firings that come while one waits (else it would fill the mailbox without
+// limit: timer turns are never refused). A firing whose timer was cleared or
+// set again before its turn came does not run.
 import { MeshError } from "@mesh/core";
 import { MAX_TIMEOUT_MS, isTimeout } from "../options.js";
 import type { TimerOptions } from "../types.js";
@@ -18,6 +22,8 @@ export interface TimerOwner {
 /** One timer of one activation. */
 export class ActorTimer<O extends TimerOwner = TimerOwner> implements Scheduled {
   index = -1;
+  /** A firing of it waits in the mailbox. */
+  waiting = false;
   constructor(
     readonly act: O,
     readonly name: string,
@@ -28,14 +34,23 @@ export class ActorTimer<O extends TimerOwner = TimerOwner> implements Scheduled 
   fire(): void {
     this.timers.fired(this);
   }
+
+  /** Its firing's turn comes: true when it runs (the timer is still the one of its name); a one-shot timer is then done. */
+  runs(): boolean {
+    this.waiting = false;
+    const timers = this.act.timers;
+    if (this.act.gone || timers?.get(this.name) !== this) return false;
+    if (this.everyMs === undefined) timers.delete(this.name);
+    return true;
+  }
 }
 
 /** The timers of a node's activations: set, clear, fire (as a turn), end with the activation. */
 export class Timers<O extends TimerOwner> {
   constructor(
     private readonly scheduler: Scheduler,
-    /** Runs a timer's turn in the actor's mailbox. */
-    private readonly turn: (act: O, name: string) => void,
+    /** Posts a timer's turn to the actor's mailbox (ActorTimer.runs says, when it comes, whether it runs). */
+    private readonly turn: (act: O, timer: ActorTimer<O>) => void,
   ) {}
 
   /** Sets (or resets) timer `name` of `act`. Throws BAD_REQUEST for a bad name or interval, or a class without handleTimer. */
@@ -91,12 +106,12 @@ export class Timers<O extends TimerOwner> {
   fired(timer: ActorTimer<O>): void {
     const { act, name } = timer;
     if (act.gone || act.timers?.get(name) !== timer) return;
-    if (timer.everyMs === undefined) {
-      act.timers.delete(name);
-    } else {
+    if (timer.everyMs !== undefined) {
       timer.due = Date.now() + timer.everyMs;
       this.scheduler.add(timer);
     }
-    this.turn(act, name);
+    if (timer.waiting) return; // the last firing has not run yet: this one is skipped
+    timer.waiting = true;
+    this.turn(act, timer);
   }
 }
