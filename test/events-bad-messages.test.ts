@@ -117,3 +117,35 @@ test.serial(
     t.is(dead!.json, undefined, "no data");
   },
 );
+
+test.serial(
+  "a plain actor's message that JetStream did not store is published when its event comes again, not lost as a duplicate",
+  async (t) => {
+    const stream = "OUTFAIL";
+    await setUpStreams(t.context.nc, stream);
+    const runs: number[] = [];
+    class Forwarder {
+      static capability = "ev";
+      static actorType = stream;
+      static events = { stream, subject: `${stream}.in.>`, key: { token: 2 }, backoffMs: 50, deadLetter: `${stream}.dead` };
+      handleCall(): null {
+        return null;
+      }
+      handleEvent(e: StreamEvent, ctx: CallContext): void {
+        runs.push(e.seq);
+        ctx.publish(`${stream}X.out`, { seq: e.seq }); // no stream keeps it until the test adds one
+      }
+    }
+    const node = await startNode(t, { nodeId: nodeId("n"), prefix: "of", actors: [Forwarder], capabilities: ["ev"] });
+    await t.context.nc.jetstream().publish(`${stream}.in.a`, "{}");
+    await eventually(() => runs.length >= 1, "the first turn, whose message no stream keeps");
+    const jsm = await t.context.nc.jetstreamManager();
+    await jsm.streams.add({ name: `${stream}X`, subjects: [`${stream}X.>`] });
+    const [out] = await readStream(t.context.nc, `${stream}X`, 1);
+    t.deepEqual(out!.json, { seq: 1 });
+    await eventually(() => node.metrics().events[0]!.dispatchers[0]?.floor === 1, "the floor to pass the event");
+    const r = node.metrics().events[0]!;
+    t.is(r.handled, 1, "applied once, when its message was stored");
+    t.is(r.duplicates, 0);
+  },
+);

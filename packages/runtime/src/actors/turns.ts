@@ -350,9 +350,12 @@ export class Turns {
     const pid = event ? "" : act.pid;
     if (event) result = applied !== undefined;
     else if (letter.kind === TurnKinds.reminder) result = reminderOutcome(act, letter, ran, applied);
-    if (applied !== undefined && commits === undefined) appliedOf(act).set(applied.subscription, applied.seq);
     if (commits === undefined) {
+      // A plain actor remembers an event applied once what its turn published is stored: if that fails, the event
+      // comes again and runs again (at least once), rather than being answered as applied with its messages lost.
+      const remember = applied === undefined ? undefined : () => appliedOf(act).set(applied.subscription, applied.seq);
       if (out === undefined) {
+        remember?.();
         this.take(letter);
         letter.succeed(pid, result, sharesValues(act));
         return true;
@@ -362,7 +365,7 @@ export class Turns {
       this.watched(letter, afterTurn(act.pid, "publishing its messages"));
       this.#running++;
       this.host.publish(out).then(
-        () => void (this.#running--, this.take(letter), reply(letter), this.host.checkIdle()),
+        () => void (this.#running--, remember?.(), this.take(letter), reply(letter), this.host.checkIdle()),
         (err: MeshError) => void (this.#running--, this.metrics.error(err.code), this.settle(letter, err), this.host.checkIdle()),
       );
       return true;
