@@ -82,7 +82,9 @@ export class Endings {
    * An activation that left goes: once its commits have landed, its waiting
    * letters go to the handover (its owner now, maybe this node, where a new
    * activation reads what was committed), and its onDeactivate runs unless
-   * it was replaced or `deactivate` is false (it crashed while leaving).
+   * it was replaced or `deactivate` is false (it crashed while leaving). It
+   * counts as ending (a claim on its shard waits) until both are done: a new
+   * owner's onActivate never overlaps this one's onDeactivate.
    */
   gone(act: Activation, deactivate = true): void {
     const reason = act.reason ?? "rebalance";
@@ -93,17 +95,23 @@ export class Endings {
     this.p.timers.end(act);
     this.ending.add(act);
     const letters = act.drain();
+    const deactivating = deactivate && !moved && reason !== "replaced";
+    let left = deactivating ? 2 : 1; // its letters handed on, and its onDeactivate
+    const done = () => {
+      if (--left > 0) return;
+      this.ending.delete(act);
+      this.p.checkIdle();
+    };
     const handOn = () => {
       if (toOwner) this.p.migrated(act, "committed"); // a durable actor's record, ahead of its letters
-      this.ending.delete(act);
       const waiting = letters.filter((l) => !l.settled);
       for (const letter of waiting) this.p.turns.take(letter);
       if (waiting.length > 0) this.p.handover(act, waiting);
-      this.p.checkIdle();
+      done();
     };
     if (act.commits?.busy) void act.commits.idle().then(handOn);
     else handOn();
-    if (deactivate && !moved && reason !== "replaced") void this.#deactivate(act, reason, this.p.deactivateTimeoutMs);
+    if (deactivating) void this.#deactivate(act, reason, this.p.deactivateTimeoutMs).then(done);
   }
 
   /**
