@@ -42,3 +42,29 @@ export interface MembershipParts {
    */
   readonly removals?: StoreRemovals | undefined;
 }
+
+/** A discovery, announcement or re-validation round under way: whom it waits for, and what it heard. */
+export interface Round {
+  /** Whom we still wait for: the known members (announce), or the members that answers named (discovery). */
+  readonly expected: Set<string>;
+  readonly heard: Set<string>;
+  /** Discovery: members given the presence probe; one no process serves is not waited for, even when answers name it. */
+  readonly probed: Set<string>;
+  /** Discovery: each answer names its members, and we wait for those too. */
+  readonly open: boolean;
+  /** Answers so far. */
+  answers: number;
+  /** A lease re-validation: answers' removal counts are compared with the last ones and recorded. */
+  readonly revalidation: boolean;
+  /** An answer said its node removed us since we last asked it. */
+  replaced: boolean;
+  done(): void;
+}
+
+/** What a round asks: announce to `expected`, or discover (none given), waiting for `recorded` too. */
+export interface RoundAsk {
+  expected?: Set<string>;
+  maxMs?: number;
+  revalidation?: boolean;
+  recorded?: string[];
+}

@@ -5,38 +5,13 @@ import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
 import { settleWithin } from "./connection.js";
 import { isGone } from "./node-id.js";
-import type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";
+import type { MembershipParts, MembershipTiming, Revalidation, Round, RoundAsk } from "./membership-parts.js";
 import type { StoreRemovals } from "./store-removals.js";
 import type { Subjects } from "./subjects.js";
 
 interface Member {
   announcement: Announcement;
   lastSeen: number;
-}
-
-interface Round {
-  /** Whom we still wait for: the known members (announce), or the members that answers named (discovery). */
-  readonly expected: Set<string>;
-  readonly heard: Set<string>;
-  /** Discovery: members given the presence probe; one no process serves is not waited for, even when answers name it. */
-  readonly probed: Set<string>;
-  /** Discovery: each answer names its members, and we wait for those too. */
-  readonly open: boolean;
-  /** Answers so far. */
-  answers: number;
-  /** A lease re-validation: answers' removal counts are compared with the last ones and recorded. */
-  readonly revalidation: boolean;
-  /** An answer said its node removed us since we last asked it. */
-  replaced: boolean;
-  done(): void;
-}
-
-/** What a round asks: announce to `expected`, or discover (none given), waiting for `recorded` too. */
-interface RoundAsk {
-  expected?: Set<string>;
-  maxMs?: number;
-  revalidation?: boolean;
-  recorded?: string[];
 }
 
 /** How many removed instances a node remembers (each answer to a re-validation names the asker's count). */
@@ -63,6 +38,7 @@ export class Membership {
   #roundNo = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopped = false;
+  #muted = false; // another process took this node's id: nothing more is said in its name (mute)
   /** How many times this node removed each "<node>/<instance>" from its view. */
   readonly #removals = new Map<string, number>();
   /** The removal counts each member last reported for this node. */
@@ -191,6 +167,11 @@ export class Membership {
     await this.#round({ expected: others });
   }
 
+  /** Another process took this node's id: from now on this one announces nothing (its peers would take it for the other). */
+  mute(): void {
+    this.#muted = true;
+  }
+
   /** Asks everyone again (after a reconnect): members answer and re-learn us. */
   async rediscover(): Promise<void> {
     await this.#round({});
@@ -276,7 +257,7 @@ export class Membership {
     });
     this.#rounds.set(key, round);
     try {
-      this.nc.publish(this.subjects.discover, encodeJson(this.announcement()), { reply: this.#inbox + key });
+      if (!this.#muted) this.nc.publish(this.subjects.discover, encodeJson(this.announcement()), { reply: this.#inbox + key });
       if (!round.open) {
         if (round.expected.size > 0) await finished;
         return round;
@@ -403,6 +384,7 @@ export class Membership {
   }
 
   #publish(subject: string, message: unknown): boolean {
+    if (this.#muted) return false;
     try {
       this.nc.publish(subject, encodeJson(message));
       return true;

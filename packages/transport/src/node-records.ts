@@ -105,6 +105,22 @@ export class NodeRecords {
     return new MeshError("STORAGE_UNAVAILABLE", message, { cause: err });
   }
 
+  /**
+   * Whether another process holds this node's id: its record, read from the stream leader, names another
+   * instance (a process started with the same id while this one was frozen or cut off, and wrote its record
+   * anew). Throws when the store does not answer.
+   */
+  async heldByAnother(): Promise<boolean> {
+    const latest = await readLatest(this.#jsm, this.bucket, this.o.nodeId);
+    if (latest === null || latest.value === undefined) return false;
+    try {
+      const { instance } = JSON.parse(new TextDecoder().decode(latest.value)) as { instance?: unknown };
+      return instance !== this.o.instance;
+    } catch {
+      return false; // not a record: written anew, as a deleted one
+    }
+  }
+
   /** Renews this node's record if nobody removed it since the last renewal. One write at a time: a slow store is not piled up on. */
   async renew(): Promise<Renewal> {
     if (this.#inFlight) return { kind: "failed" };

@@ -10,7 +10,11 @@
 // renew, and its turns stop (reads and local calls included) before its peers
 // may delete its record and take its shards. A renewal refused because the
 // record was deleted means peers removed this node: the lease lapses, and
-// re-validating writes the record anew and drops every activation.
+// re-validating writes the record anew and drops every activation; unless the
+// record names another instance: then another process took this node id
+// (started while this one was frozen or cut off), and this one stops without
+// serving again, rather than overwrite the other's record at every renewal
+// while both serve every call.
 import { JETSTREAM_READY_MS } from "@mesh/transport";
 import type { NodeRecords } from "@mesh/transport";
 import type { Lease } from "./lease.js";
@@ -23,6 +27,8 @@ export class LeaseRenewal {
     private readonly lease: Lease,
     /** How often it renews: the node's heartbeatMs. */
     private readonly everyMs: number,
+    /** Another process holds this node's id: this one must stop. */
+    private readonly superseded: () => void,
   ) {}
 
   /** Writes the record anew (throws STORAGE_UNAVAILABLE), grants the lease from then, and renews every `everyMs`. */
@@ -48,6 +54,10 @@ export class LeaseRenewal {
     if (renewal.kind === "renewed") return { confirmed: true, replaced: false };
     if (renewal.kind === "failed") return { confirmed: false, replaced: false };
     try {
+      if (await this.records.heldByAnother()) {
+        this.superseded();
+        return { confirmed: false, replaced: true };
+      }
       await this.records.create();
       return { confirmed: true, replaced: true };
     } catch {

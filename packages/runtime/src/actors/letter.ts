@@ -228,3 +228,12 @@ export function sharesValues(act: { instance: object }): boolean {
 export function chainKey(act: { capability: string; actorType: string; id: string }): string {
   return `${act.capability}/${act.actorType}/${act.id}`;
 }
+
+/** CALL_CYCLE for a call whose chain (`cycle`: chain keys) comes back to its last actor, whose turn waits on this call. */
+export function callCycle(cycle: readonly string[]): MeshError {
+  const self = cycle.at(-1);
+  return new MeshError(
+    "CALL_CYCLE",
+    `call cycle: ${cycle.join(" → ")} (${self} is waiting on this call; make its class reentrant to let it in)`,
+  );
+}

@@ -16,7 +16,7 @@ import type { ActorClass, CallResult } from "../types.js";
 import { tracing } from "../operations/tracing.js";
 import { isThenable } from "./activation.js";
 import type { Activation } from "./activation.js";
-import { Letter, PromiseReply, afterTurn, chainKey, replyAcross, replyAsLeft, sharesValues } from "./letter.js";
+import { Letter, PromiseReply, afterTurn, callCycle, chainKey, replyAcross, replyAsLeft, sharesValues } from "./letter.js";
 import type { Lease } from "./lease.js";
 import { SKIPPED, appliedOf, callHandler, occurrenceOf, reminderOutcome, runHandler } from "./handlers.js";
 import { refusal } from "./overload.js";
@@ -249,13 +249,7 @@ export class Turns {
       return true;
     }
     this.metrics.error("CALL_CYCLE");
-    this.settle(
-      letter,
-      new MeshError(
-        "CALL_CYCLE",
-        `call cycle: ${[...chain.slice(at), self].join(" → ")} (${self} is waiting on this call; make its class reentrant to let it in)`,
-      ),
-    );
+    this.settle(letter, callCycle([...chain.slice(at), self]));
     return true;
   }
 

@@ -74,6 +74,14 @@ export class MeshNode {
         snapshot: () => this.metrics(),
         admin: (data) => this.#adminAnswer(data),
         refuse: () => this.checkRunning(),
+        superseded: () => {
+          if (this.#stopping !== undefined) return;
+          const why =
+            "another process took this node's id while this one was paused or cut off (its record names that process); this one stops";
+          this.o.logger.error({ node: this.o.nodeId }, `mesh: ${why}`);
+          this.parts.membership.mute(); // its announcements would be taken for the other process's
+          void this.stop();
+        },
       },
     });
   }

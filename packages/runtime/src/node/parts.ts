@@ -53,6 +53,8 @@ export interface NodeLinks {
   admin(data: Uint8Array): string;
   /** Throws STOPPED: the node does not take this request now. */
   refuse(): void;
+  /** Another process took this node's id (its record names another instance): this one stops. */
+  superseded(): void;
 }
 
 /** What a node's parts are made from. */
@@ -122,7 +124,8 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     },
     metrics,
   );
-  const renewal: LeaseRenewal | undefined = records === undefined ? undefined : new LeaseRenewal(records, lease, o.heartbeatMs);
+  const renewal: LeaseRenewal | undefined =
+    records === undefined ? undefined : new LeaseRenewal(records, lease, o.heartbeatMs, links.superseded);
   const actors: Supervisor = new Supervisor({
     nodeId: o.nodeId,
     shards: o.shards,
