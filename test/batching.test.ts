@@ -204,9 +204,9 @@ test("a batch whose framing is broken is refused whole with one BAD_REQUEST; a m
   const good = encode([1, 0, "b", "Echo", "e1", 1000, 0, null, "hi"]);
   const whole = writeBatch([7], [good]);
   const broken = new Uint8Array([...whole, 0, 0, 0, 8, 0, 0, 0, 99, 1, 2]); // a second frame that claims 99 bytes
-  const sub = nc.subscribe("broken.reply.*", { max: 3 });
-  nc.publish(`broken.node.${owner.nodeId}`, broken, { reply: "broken.reply.B1" });
-  nc.publish(`broken.node.${owner.nodeId}`, writeBatch([8, 9], [good, encode({ not: "an envelope" })]), { reply: "broken.reply.B2" });
+  const sub = nc.subscribe("_INBOX.broken.*", { max: 3 }); // nodes answer on inboxes only (subjects.ts)
+  nc.publish(`broken.node.${owner.nodeId}`, broken, { reply: "_INBOX.broken.B1" });
+  nc.publish(`broken.node.${owner.nodeId}`, writeBatch([8, 9], [good, encode({ not: "an envelope" })]), { reply: "_INBOX.broken.B2" });
   const got: unknown[] = [];
   for await (const m of sub) {
     // A reply envelope is [1, 0, pid, result] or [1, 1, code, message]: keep the outcome and the result or code.
@@ -217,7 +217,7 @@ test("a batch whose framing is broken is refused whole with one BAD_REQUEST; a m
   // The broken batch ran nothing (Echo e1 saw one message in all); the sound one answered each frame,
   // the bad envelope at once and the (async) Echo call in the next tick's reply batch.
   t.deepEqual(got, [
-    ["broken.reply.B1", 1, "BAD_REQUEST"],
+    ["_INBOX.broken.B1", 1, "BAD_REQUEST"],
     [9, 1, "BAD_REQUEST"],
     [8, 0, { payload: "hi", seen: 1 }],
   ]);
