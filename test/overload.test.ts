@@ -134,12 +134,14 @@ test.serial("timer turns are never refused: they queue past a full mailbox while
   const queued = call({}); // fills the mailbox of one
   const err = await t.throwsAsync(call({}), { instanceOf: MeshError });
   t.is(err?.code, "OVERLOADED");
+  // A tick that falls due during the slow turn waits behind it, past the limit (one: at most one firing of a timer
+  // waits, timers.md), and runs.
+  await eventually(() => owner.metrics().queuedLetters === 2, "a tick to queue beside the call that fills the mailbox");
   const before = (await slow).result;
   await queued;
-  // The ticks that fell due during the slow turn waited behind it, past the limit, and ran.
   const after = (await call({})).result;
   t.log(`ticks: ${before} when the slow turn ended, ${after} once the queue ran`);
-  t.true(after - before >= 3, `${after - before} timer turns ran after the slow one`);
+  t.true(after - before >= 1, `${after - before} timer turns ran after the slow one`);
   t.is(owner.metrics().overloaded.mailbox, 1);
 });
 
