@@ -2,7 +2,7 @@
 // through passivation and restarts; one scheduler per node.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import type { Mesh } from "@mesh/runtime";
+import type { CallContext, Mesh } from "@mesh/runtime";
 import { MeshError } from "@mesh/runtime";
 import { eventually, holds, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
@@ -168,5 +168,35 @@ test.serial("reminders set while a node joins (every node scans 5,000 stored one
   const fired = () => a.metrics().remindersFired + b.metrics().remindersFired;
   await eventually(() => fired() >= ids.length, "every reminder to fire", 10_000);
   await holds(() => fired() === ids.length, "each once", 500);
+  t.pass();
+});
+
+/** Sets a reminder without awaiting it, in a handler that returns at once: the promise is kept for the test. */
+class Careless {
+  static actorType = "Careless";
+  static durable = true;
+  static pending: Promise<void>[] = [];
+  static fired = 0;
+  state = { calls: 0 };
+  handleCall(_p: unknown, ctx: CallContext): number {
+    Careless.pending.push(ctx.remind("soon", { afterMs: 200 }));
+    return ++this.state.calls;
+  }
+  handleReminder(): void {
+    Careless.fired++;
+  }
+}
+
+test.serial("a remind not awaited, whose turn ended before it was stored, fails with BAD_REQUEST and leaves nothing stored", async (t) => {
+  const mesh = await startNode(t, { prefix: "rem9", nodeId: nodeId("rem9"), actors: [Careless], capabilities: ["a"], reminderScanMs: 200 });
+  t.is((await mesh.call<number>({ actor: Careless, id: "c", capability: "a" })).result, 1);
+  const err = await t.throwsAsync(Careless.pending[0]!, { instanceOf: MeshError });
+  t.is(err?.code, "BAD_REQUEST");
+  t.regex(err!.message, /after its turn had ended: await ctx\.remind/);
+  await eventually(() => mesh.metrics().remindersHeld === 0, "nothing held");
+  // Later turns commit nothing of it: no reminder fires, at its time or after a scan.
+  t.is((await mesh.call<number>({ actor: Careless, id: "c", capability: "a" })).result, 2);
+  await t.throwsAsync(Careless.pending[1]!, { instanceOf: MeshError });
+  await holds(() => Careless.fired === 0 && mesh.metrics().remindersHeld === 0, "no reminder fires", 800);
   t.pass();
 });

@@ -6,7 +6,7 @@ import { MeshError } from "@mesh/core";
 import { FORGOTTEN, LEGACY_TICKET, reminderLive } from "../timers/reminder-entry.js";
 import type { ReminderOutcome, ReminderRecord } from "../timers/reminders.js";
 import type { ActorTimer } from "../timers/timers.js";
-import type { StreamEvent } from "../types.js";
+import type { ActorClass, StreamEvent } from "../types.js";
 import type { Activation } from "./activation.js";
 import type { Letter, ReminderTurn } from "./letter.js";
 import type { TurnKindName } from "./turn-kind.js";
@@ -53,11 +53,14 @@ export function reminderOf(
 ): { capability: string; actorType: string; id: string; name: string; record: ReminderRecord } {
   const commits = act.commits!;
   if (!act.busy) throw new MeshError("BAD_REQUEST", `remind and forget are for a turn of ${act.pid}: await them in its handler`);
+  const turn = commits.turnsEnded;
   let byName = removing.get(commits);
   if (byName === undefined) removing.set(commits, (byName = new Map()));
   const record: ReminderRecord = {
     ticket: (n) => commits.noted(reminderApplied(n)),
     note: (n, ticket, then) => commits.note(reminderApplied(n), ticket, then),
+    // A reentrant class's nested turns end inside its outer one: the outer turn is still running then.
+    inTurn: () => !act.gone && act.busy && (commits.turnsEnded === turn || (act.instance.constructor as ActorClass).reentrant === true),
     removing: (n) => {
       let tickets = byName.get(n);
       if (tickets === undefined) byName.set(n, (tickets = new Set()));

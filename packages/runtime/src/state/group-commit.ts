@@ -120,6 +120,9 @@ export class GroupCommit implements KeyWriter {
   readonly #staged = new Map<string, number>();
   #stagedThens: (() => void)[] = [];
 
+  /** Turns that ended (afterTurn, clear): a note made after its turn ended would go into another turn's commit. */
+  turnsEnded = 0;
+
   constructor(
     private readonly store: StateStorage,
     readonly key: string,
@@ -170,6 +173,7 @@ export class GroupCommit implements KeyWriter {
    * the turn cannot be committed.
    */
   afterTurn(state: unknown, held: Held, applied?: { subscription: string; seq: number }, out?: OutMessage[]): MeshError | undefined {
+    this.turnsEnded++;
     if (this.#failed) return this.#failed;
     let bytes: Uint8Array;
     try {
@@ -206,6 +210,7 @@ export class GroupCommit implements KeyWriter {
 
   /** The turn called clearState(): the stored value is deleted (or, with applied sequences to keep, emptied), then `held` is released. */
   clear(held: Held, applied?: { subscription: string; seq: number }, out?: OutMessage[]): MeshError | undefined {
+    this.turnsEnded++;
     if (this.#failed) return this.#failed;
     this.#merge();
     if (applied !== undefined) this.#apply(applied);

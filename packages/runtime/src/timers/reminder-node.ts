@@ -29,6 +29,8 @@ export interface ReminderRecord {
   note(name: string, ticket: number, then?: () => void): void;
   /** The tickets of `name` whose removal waits for a commit: a new occurrence takes none of them. */
   removing(name: string): Set<number>;
+  /** The turn that asked is still running: what it notes goes into its commit. */
+  inTurn(): boolean;
 }
 
 /** The node's reminders, for a durable actor (else BAD_REQUEST, thrown as the handler's own error). */

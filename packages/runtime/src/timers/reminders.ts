@@ -176,6 +176,14 @@ export class Reminders {
     const revision = await this.pages
       .change(capability, shard, slot, key, { kind: "put", entry })
       .catch((err: unknown) => Promise.reject(stored(err, `cannot store reminder "${name}" of ${actorType} ${id}`)));
+    if (!record.inTurn()) {
+      // Its turn ended while it was stored (a remind not awaited): no commit would name it, and it would never run.
+      void this.#change(capability, shard, slot, key, { kind: "remove", ticket });
+      throw new MeshError(
+        "BAD_REQUEST",
+        `reminder "${name}" of ${actorType} ${id} was set after its turn had ended: await ctx.remind in the handler`,
+      );
+    }
     this.#hold(entry, shard, slot, key, revision);
     // The occurrence it replaces stays, and runs nothing once the record names this one; it goes once that commit landed.
     const previous = record.ticket(name);
