@@ -36,6 +36,10 @@ export type Verdict =
   | { readonly kind: "alive"; readonly revision: number }
   | { readonly kind: "unknown" };
 
+/** Renewals failing for this long are said at warn level (then every WARN_EVERY_MS while they fail). */
+const WARN_AFTER_MS = 1_000;
+const WARN_EVERY_MS = 10_000;
+
 export class NodeRecords {
   /** The revision of this node's record the quorum last acknowledged; 0 before the first. */
   #revision = 0;
@@ -43,9 +47,13 @@ export class NodeRecords {
   /** Since when this node's own renewals have been stored without a failure (performance.now()); undefined while they fail. */
   #healthySince: number | undefined = performance.now();
   readonly #jsm: JetStreamManager;
+  /** When the renewals that fail now began to (performance.now()), when that was last said at warn level, and the bucket last re-opened. */
+  #failingSince: number | undefined;
+  #warnedAt = -Infinity;
+  #reopenedAt = -Infinity;
 
   private constructor(
-    private readonly kv: KV,
+    private kv: KV,
     jsm: JetStreamManager,
     private readonly bucket: string,
     private readonly o: NodeRecordsOptions,
@@ -129,14 +137,41 @@ export class NodeRecords {
     try {
       this.#revision = await this.kv.update(this.o.nodeId, this.#value(), this.#revision);
       this.#healthySince ??= performance.now();
+      this.#failingSince = undefined;
       return { kind: "renewed", sentAt };
     } catch (err) {
       if (classifyNatsError(err) === "wrong-last-sequence") return { kind: "removed" };
       this.#healthySince = undefined;
-      this.o.log.debug({ err: messageOf(err) }, "mesh: the node's record was not renewed");
+      this.#failed(err);
+      // No stream answers: the bucket may have been deleted. Made again, as at start: the node's record is then gone,
+      // so the next renewal finds it removed and re-validates (writes it anew, its activations dropped).
+      if (classifyNatsError(err) === "no-responders") await this.#reopen();
       return { kind: "failed" };
     } finally {
       this.#inFlight = false;
+    }
+  }
+
+  /** A renewal failed: said at debug level, and at warn level once failures last (the node's turns wait meanwhile). */
+  #failed(err: unknown): void {
+    const now = performance.now();
+    this.#failingSince ??= now;
+    const fields = { err: messageOf(err), failingForMs: Math.round(now - this.#failingSince) };
+    if (now - this.#failingSince < WARN_AFTER_MS || now - this.#warnedAt < WARN_EVERY_MS)
+      return this.o.log.debug(fields, "mesh: the node's record was not renewed");
+    this.#warnedAt = now;
+    this.o.log.warn(fields, `mesh: the node's record in "${this.bucket}" cannot be renewed: its turns wait until it is (docs/faults.md)`);
+  }
+
+  /** Opens the bucket again (creating it when missing), at most every WARN_AFTER_MS. */
+  async #reopen(): Promise<void> {
+    const now = performance.now();
+    if (now - this.#reopenedAt < WARN_AFTER_MS) return;
+    this.#reopenedAt = now;
+    try {
+      this.kv = await openBucket(this.o.nc, "nodes", this.bucket, this.o.storage);
+    } catch (err) {
+      this.o.log.debug({ err: messageOf(err) }, "mesh: the nodes bucket could not be opened again");
     }
   }
 
