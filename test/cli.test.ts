@@ -128,6 +128,11 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
     [["node", "--actors", "/nonexistent/module.js", "-s", "nats://127.0.0.1:1"], /^mesh: cannot load \/nonexistent\/module\.js/],
     [["status", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect to nats:\/\/127\.0\.0\.1:1/],
     [["call", "c", "a", "i", "-s", "nats://127.0.0.1:1"], /^mesh: cannot connect/],
+    // A password in the URL is not printed.
+    [
+      ["status", "-s", "nats://operator:s3cretPass@127.0.0.1:1"],
+      /^mesh: cannot connect to nats:\/\/\*\*\*@127\.0\.0\.1:1: (?!.*s3cretPass)/,
+    ],
     [["state", "peek", "a", "b", "c"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
     [["state", "get", "a", "b"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
     [

@@ -41,6 +41,13 @@ test("no server at the URL is CONNECTION_FAILED naming the URL, not a raw NATS e
     t.is(err.code, "CONNECTION_FAILED");
     t.true(err.message.includes(url), err.message);
     t.regex(err.message, /CONNECTION_REFUSED/);
+    // A user and password in the URL are not in the message.
+    const secret = url.replace("nats://", "nats://node:s3cretPass@");
+    const refused = await t.throwsAsync(Mesh.start({ servers: secret, nats: { reconnect: false, timeout: 1000 } }), {
+      instanceOf: MeshError,
+    });
+    t.true(refused!.message.includes(url.replace("nats://", "nats://***@")), refused!.message);
+    t.false(refused!.message.includes("s3cretPass"), refused!.message);
     return;
   }
   t.fail("each closed port was taken by another server before the node connected");

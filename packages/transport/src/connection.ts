@@ -46,7 +46,7 @@ export async function connectNats(
   try {
     return await openConnection(servers, name, options, inboxPrefix);
   } catch (err) {
-    const tried = [options.servers ?? servers].flat().join(", ");
+    const tried = [options.servers ?? servers].flat().map(withoutSecrets).join(", ");
     const e = err as { code?: string; message?: string };
     const reason = e.code && e.message && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : (e.message ?? String(err));
     throw new MeshError("CONNECTION_FAILED", `cannot connect to NATS at ${tried}: ${reason}`, { cause: err });
@@ -91,4 +91,9 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A server URL as it may be shown: a user and password in it (`nats://user:pass@host`) become `***`. */
+export function withoutSecrets(url: string): string {
+  return url.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, "$1***@");
 }

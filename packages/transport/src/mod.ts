@@ -1,5 +1,5 @@
 // The public surface of @mesh/transport (used by @mesh/runtime).
-export { connectNats, credentialsFromEnv, defaultServers, inboxPrefixFromEnv, settleWithin } from "./connection.js";
+export { connectNats, credentialsFromEnv, defaultServers, inboxPrefixFromEnv, settleWithin, withoutSecrets } from "./connection.js";
 export { Membership } from "./membership.js";
 export { claimNodeId } from "./node-id.js";
 export type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
-import { credentialsFromEnv } from "@mesh/transport";
+import { credentialsFromEnv, withoutSecrets } from "@mesh/transport";
 
 /** A one-line error for the user; the exit code says what kind. */
 export class UsageError extends Error {}
@@ -67,7 +67,7 @@ export async function connected(
   try {
     nc = await connect({ servers: server, reconnect: false, timeout: 3000, name: "mesh-cli", ...auth });
   } catch (err) {
-    throw new Error(`cannot connect to ${server}: ${(err as Error).message}`);
+    throw new Error(`cannot connect to ${withoutSecrets(server)}: ${(err as Error).message}`);
   }
   try {
     return await run(nc);
