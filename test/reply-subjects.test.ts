@@ -9,7 +9,8 @@ import { connect, headers } from "nats";
 import type { ConnectionOptions, NatsConnection } from "nats";
 import { encode } from "@msgpack/msgpack";
 import { Mesh } from "@mesh/runtime";
-import { eventually, nodeId } from "./helpers/cluster.js";
+import { startNatsServer } from "@mesh/runtime/testing";
+import { NATS_CONF, eventually, nodeId } from "./helpers/cluster.js";
 import { Counter, Echo, Ledger } from "./helpers/actors.js";
 import { jsonRequest } from "./helpers/foreign.js";
 import { useSecureServer } from "./helpers/secure.js";
@@ -117,5 +118,36 @@ test("inboxPrefixes: a node answers on the prefixes it is given, and refuses a l
     {
       code: "TIMEOUT",
     },
+  );
+});
+
+test("nodes with inbox prefixes of their own answer each other: what only nodes send is not held to inboxPrefixes", async (t) => {
+  const server = await startNatsServer({ config: NATS_CONF });
+  t.teardown(() => server.stop());
+  const start = (name: string) =>
+    Mesh.start({
+      servers: server.url,
+      nodeId: nodeId(name),
+      heartbeatMs: 200,
+      actors: [Counter],
+      capabilities: ["counter"],
+      nats: { inboxPrefix: `custom.${name}` },
+    });
+  const a = await start("a");
+  t.context.nodes.push(a);
+  const b = await start("b");
+  t.context.nodes.push(b);
+  await eventually(() => a.nodesFor("counter").length === 2 && b.nodesFor("counter").length === 2, "both nodes to see both");
+  const ids = Array.from({ length: 40 }, (_, i) => `n-${i}`);
+  const owners = new Set<string>();
+  for (const id of ids) {
+    const { pid } = await a.call({ actor: Counter, id, capability: "counter", timeoutMs: 3000 });
+    owners.add(pid.split("/")[0]!);
+  }
+  t.is(owners.size, 2, "calls reached both nodes, the other one through its node subject");
+  await b.cast({ actor: Counter, id: "n-0", capability: "counter" });
+  await eventually(
+    async () => (await b.call<{ ok: number }>({ actor: Counter, id: "n-0", capability: "counter" })).result.ok >= 3,
+    "the cast to arrive",
   );
 });

@@ -76,7 +76,7 @@ export interface MeshOptions {
   /** Subject prefix; clusters with different prefixes never meet. @default "mesh" */
   prefix?: string;
   /**
-   * Reply subjects this node answers requests on (the ingress, status, forget), besides the nodes' own inboxes:
+   * Reply subjects this node answers clients' and operators' requests on (the ingress, status, forget, reset), besides the nodes' own inboxes:
    * those that start with one of these, then `.` or `_`. A request with any other reply subject is refused, not
    * run (docs/security.md). @default ["_INBOX"] (the NATS clients' default, and the secure config's `_INBOX_<role>`)
    */

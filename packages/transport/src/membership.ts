@@ -122,8 +122,7 @@ export class Membership {
       // The answer names every member we know, so the asker can wait for each of them,
       // and how often we removed the asker, so it can tell whether its shards may have moved.
       const removals = this.#removals.get(`${a.node}/${a.instance}`) ?? 0;
-      if (msg.reply && this.subjects.answers(msg.reply))
-        msg.respond(encodeJson({ ...this.announcement(), members: [...this.#members.keys()], removals }));
+      if (msg.reply && !this.#muted) msg.respond(encodeJson({ ...this.announcement(), members: [...this.#members.keys()], removals }));
     });
     on(this.subjects.leave, (msg) => this.#leave(decodeLeave(msg.data)));
     on(`${this.#inbox}*`, (msg) => {

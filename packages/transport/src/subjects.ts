@@ -21,8 +21,10 @@ export const DEFAULT_INBOX_PREFIXES: readonly string[] = ["_INBOX"];
  *   <prefix>.status.<nodeId>       a node's metrics as JSON (an endpoint of its NATS service)
  *   <prefix>.inbox.<nodeId>.>      replies to a node's own requests (its inbox: only it subscribes there)
  *
- * A node answers a request only when its reply subject is an inbox: under `<prefix>.inbox`, or one of the
- * inbox prefixes (`answers`).
+ * A node answers a request that a client or an operator may send (the ingress, status, forget, reset) only when
+ * its reply subject is an inbox: under `<prefix>.inbox`, or one of the inbox prefixes (`answers`). What only
+ * nodes may send (node subjects, claims, discovery) is answered wherever a peer asks: nodes trust each other, and
+ * a node may use an inbox prefix of its own (`nats.inboxPrefix`).
  */
 export class Subjects {
   readonly heartbeat: string;

@@ -7,7 +7,6 @@ import { MeshError, shardOfHash, xxh32 } from "@mesh/core";
 import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { MessageTicks } from "@mesh/transport";
-import type { Subjects } from "@mesh/transport";
 import type { Msg } from "nats";
 import { Letter } from "../actors/letter.js";
 import type { Address } from "../actors/letter.js";
@@ -15,7 +14,7 @@ import { MeshEvent } from "../events/event.js";
 import type { ReplyTo } from "../types.js";
 import { endSpan, tracing, within } from "../operations/tracing.js";
 import { Refusal } from "../actors/overload.js";
-import { FrameReply, NatsReply, refusesReply } from "./nats-reply.js";
+import { FrameReply, NatsReply } from "./nats-reply.js";
 import type { Replies } from "./nats-reply.js";
 import { RemoteCall } from "./remote-call.js";
 import type { Routed } from "./remote-call.js";
@@ -29,7 +28,6 @@ const MAX_HOPS = 3;
 
 /** What the node inbox works with besides: the router for forwards, and where replies go. */
 export interface NodeInboxParts extends NodeParts {
-  readonly subjects: Subjects;
   readonly router: Router;
   readonly replies: Replies;
   /** Tells the senders of refused casts (overload notices). */
@@ -70,7 +68,6 @@ export class NodeInbox {
    * Never throws: an exception would stop nats.js's reader.
    */
   #serveNow(msg: Msg): void {
-    if (refusesReply(msg, this.p.subjects, this.p.log)) return;
     if (msg.data.length === 0) {
       // A presence probe: a starting node asks whether this node id is taken, or a sender whether
       // this node has read what it sent before (flow control): everything before it was handled.

@@ -210,15 +210,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     },
   });
   const notices = new OverloadNotices(nc, o.nodeId, metrics, log);
-  const nodeInbox = new NodeInbox({
-    ...node,
-    subjects: o.subjects,
-    router,
-    replies,
-    notices,
-    state: () => status.state,
-    rebalanceSoon: links.rebalanceSoon,
-  });
+  const nodeInbox = new NodeInbox({ ...node, router, replies, notices, state: () => status.state, rebalanceSoon: links.rebalanceSoon });
   const ingress = new Ingress(
     { call: (r) => router.call(r, true), cast: (r) => router.cast(r, true) },
     o.subjects,

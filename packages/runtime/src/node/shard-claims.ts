@@ -15,7 +15,6 @@ import { decodeAnnouncement, encodeJson, messageOf } from "@mesh/core/internal";
 import type { Membership, Subjects } from "@mesh/transport";
 import { createInbox } from "nats";
 import type { Msg, NatsConnection, Subscription } from "nats";
-import { refusesReply } from "../calls/nats-reply.js";
 
 /** Shards by capability. */
 type Shards = Record<string, number[]>;
@@ -239,7 +238,7 @@ export class ShardClaims {
   async #answer(msg: Msg): Promise<void> {
     try {
       const { claims, ...announcement } = decodeAnnouncement(msg.data) as Claim;
-      if (announcement.node === this.p.nodeId || !msg.reply || refusesReply(msg, this.p.subjects, this.p.log)) return;
+      if (announcement.node === this.p.nodeId || msg.reply === undefined) return;
       this.p.membership.heard(announcement); // the claimer's own view of itself (a rejoining node's new record)
       const refused: Shards = {};
       const asked = new Map<string, Set<number>>();
