@@ -54,6 +54,7 @@ export async function loadDurable(act: Activation, p: DurableParts): Promise<voi
   const m = p.metrics;
   const cls = act.instance.constructor as ActorClass;
   const moved = p.moved(act);
+  const epoch = p.lease.epoch; // the lease it loads under: a commit after a replacement is void, whatever became of the activation
   act.commits = await loadState(act.instance, {
     store: p.store,
     capability: act.capability,
@@ -69,7 +70,8 @@ export async function loadDurable(act: Activation, p: DurableParts): Promise<voi
       },
       settled: () => p.committed(act.commits!),
       span: commitSpan,
-      fence: () => (p.lease.holds(performance.now()) ? undefined : leaseFence(act, p.lease, p.store.timeoutMs)),
+      fence: () =>
+        p.lease.epoch === epoch && p.lease.holds(performance.now()) ? undefined : leaseFence(act, p.lease, epoch, p.store.timeoutMs),
     },
     publisher: p.publisher,
     moved,
@@ -80,11 +82,14 @@ export async function loadDurable(act: Activation, p: DurableParts): Promise<voi
 /**
  * A commit whose turns ended before the node paused past its lease (a SIGSTOP, a stalled event loop) waits for
  * the lease to be re-validated: sent at once, it would land after another node took the actor and loaded its
- * state, which would then answer from a state older than what this node acknowledged. When the re-validation
- * found the node replaced (its activations dropped), it is not sent at all (STATE_CONFLICT); nor when it did not
- * end within the store's time (a lost connection: STORAGE_UNAVAILABLE, as a write that got no answer).
+ * state, which would then answer from a state older than what this node acknowledged. When a re-validation
+ * found the node replaced since the activation loaded (`epoch`: its activations dropped, and those already
+ * leaving or crashed, which were not in the table, are as stale), it is not sent at all (STATE_CONFLICT); nor
+ * when the re-validation did not end within the store's time (a lost connection: STORAGE_UNAVAILABLE, as a
+ * write that got no answer).
  */
-async function leaseFence(act: Activation, lease: Lease, timeoutMs: number): Promise<void> {
+async function leaseFence(act: Activation, lease: Lease, epoch: number, timeoutMs: number): Promise<void> {
+  if (lease.epoch !== epoch) throw replacedSince(act);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -97,11 +102,12 @@ async function leaseFence(act: Activation, lease: Lease, timeoutMs: number): Pro
   } finally {
     clearTimeout(timer);
   }
-  if (act.reason === "replaced")
-    throw new MeshError(
-      "STATE_CONFLICT",
-      `${act.pid}: the node's lease lapsed before this commit was sent, and another node may have served the actor since: nothing of its turns was stored`,
-    );
+  if (lease.epoch !== epoch) throw replacedSince(act);
+}
+
+function replacedSince(act: Activation): MeshError {
+  const why = `${act.pid}: the node's lease lapsed before this commit was sent, and another node may have served the actor since: nothing of its turns was stored`;
+  return new MeshError("STATE_CONFLICT", why);
 }
 
 /** A class's state versions: its `static stateVersion` and `static migrateState`. */

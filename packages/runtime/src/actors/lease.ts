@@ -58,6 +58,8 @@ export class Lease {
   /** What the quorum's acknowledgements give (Infinity while the lease is not granted by a quorum). */
   #renewedUntil = Infinity;
   #revalidating: Promise<void> | undefined;
+  /** Re-validations that found the node replaced (every activation dropped): what an activation from before one did is void. */
+  epoch = 0;
 
   constructor(
     /** How long a heard-back heartbeat keeps the lease. */
@@ -181,6 +183,7 @@ export class Lease {
         await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 250)));
         continue;
       }
+      if (replaced) this.epoch++;
       const dropped = replaced ? this.parts.dropAll() : 0;
       this.counts.leaseDrops += dropped;
       this.counts.leaseRevalidations++;
