@@ -187,8 +187,20 @@ class Careless {
   }
 }
 
+/** The same mistake, the promise dropped: its rejection must not end the process (ava fails a file on an unhandled rejection). */
+class Forgetful extends Careless {
+  static override actorType = "Forgetful";
+  override handleCall(_p: unknown, ctx: CallContext): number {
+    void ctx.remind("soon", { afterMs: 200 });
+    return ++this.state.calls;
+  }
+}
+
 test.serial("a remind not awaited, whose turn ended before it was stored, fails with BAD_REQUEST and leaves nothing stored", async (t) => {
-  const mesh = await startNode(t, { prefix: "rem9", nodeId: nodeId("rem9"), actors: [Careless], capabilities: ["a"], reminderScanMs: 200 });
+  const warned: string[] = [];
+  const logger = { debug: () => {}, info: () => {}, warn: (f: { err?: string }) => void warned.push(f.err ?? ""), error: () => {} };
+  const actors = [Careless, Forgetful];
+  const mesh = await startNode(t, { prefix: "rem9", nodeId: nodeId("rem9"), actors, capabilities: ["a"], reminderScanMs: 200, logger });
   t.is((await mesh.call<number>({ actor: Careless, id: "c", capability: "a" })).result, 1);
   const err = await t.throwsAsync(Careless.pending[0]!, { instanceOf: MeshError });
   t.is(err?.code, "BAD_REQUEST");
@@ -198,5 +210,8 @@ test.serial("a remind not awaited, whose turn ended before it was stored, fails 
   t.is((await mesh.call<number>({ actor: Careless, id: "c", capability: "a" })).result, 2);
   await t.throwsAsync(Careless.pending[1]!, { instanceOf: MeshError });
   await holds(() => Careless.fired === 0 && mesh.metrics().remindersHeld === 0, "no reminder fires", 800);
-  t.pass();
+  // Dropped: logged, and the node serves on.
+  t.is((await mesh.call<number>({ actor: Forgetful, id: "f", capability: "a" })).result, 1);
+  await eventually(() => warned.some((w) => w.includes('reminder "soon" of Forgetful f was set after its turn had ended')), "the warning");
+  t.is((await mesh.call<number>({ actor: Forgetful, id: "f", capability: "a" })).result, 2);
 });

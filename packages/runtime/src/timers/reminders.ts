@@ -147,11 +147,17 @@ export class Reminders {
   lastScan: PageReads = { dirs: 0, pages: 0, entries: 0 };
 
   /**
-   * Stores reminder `name` of an actor (replacing one of that name) and names
-   * its ticket in the actor's record; the entry it replaces is removed once
-   * that commit landed. Throws BAD_REQUEST for bad options, STORAGE_UNAVAILABLE.
+   * Stores reminder `name` of an actor (replacing one of that name) and names its ticket in the actor's record; the
+   * entry it replaces is removed once that commit landed. Rejects with BAD_REQUEST for bad options,
+   * STORAGE_UNAVAILABLE; a rejection nobody awaits (a handler without `await`) does not end the process.
    */
-  async set(o: {
+  set(o: Parameters<Reminders["store"]>[0]): Promise<void> {
+    const stored = this.store(o);
+    stored.catch(() => {});
+    return stored;
+  }
+
+  async store(o: {
     capability: string;
     actorType: string;
     id: string;
@@ -179,10 +185,9 @@ export class Reminders {
     if (!record.inTurn()) {
       // Its turn ended while it was stored (a remind not awaited): no commit would name it, and it would never run.
       void this.#change(capability, shard, slot, key, { kind: "remove", ticket });
-      throw new MeshError(
-        "BAD_REQUEST",
-        `reminder "${name}" of ${actorType} ${id} was set after its turn had ended: await ctx.remind in the handler`,
-      );
+      const late = `reminder "${name}" of ${actorType} ${id} was set after its turn had ended: await ctx.remind in the handler`;
+      this.log.warn({ err: late }, "mesh: a reminder was not set"); // its promise may be awaited by nobody
+      throw new MeshError("BAD_REQUEST", late);
     }
     this.#hold(entry, shard, slot, key, revision);
     // The occurrence it replaces stays, and runs nothing once the record names this one; it goes once that commit landed.
