@@ -110,6 +110,8 @@ test("a sender reads an owner's notice on its _o subject and refuses casts to th
     new Uint8Array([1, 2, 3]),
     encode(["overload", 1, owner.nodeId]),
     encode(["overload", 1, owner.nodeId, 500, false, [[1, 2]]]),
+    // 200 bytes of nested array32 headers, each claiming 16,777,215 elements: read by the library, 134 MB apiece.
+    new Uint8Array(Array.from({ length: 40 }, () => [0xdd, 0x00, 0xff, 0xff, 0xff]).flat()),
   ])
     nc.publish(noticeSubject, bad);
   nc.publish(noticeSubject, encode(["overload", 1, owner.nodeId, 60_000, false, [["c", "Counter", "x"]], "a later field"]));

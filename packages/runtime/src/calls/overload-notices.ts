@@ -4,9 +4,9 @@
 // long; the sender then refuses casts to them at once (refused-casts.ts).
 // One notice per sender per batch of work, at most once per (sender, actor)
 // per half hold. Imports: the calls room, the bottom floor.
-import { decode, encode } from "@msgpack/msgpack";
+import { encode } from "@msgpack/msgpack";
 import type { Logger } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { decodeValue, messageOf } from "@mesh/core/internal";
 import type { NatsConnection } from "nats";
 import type { NodeMetrics } from "../operations/metrics.js";
 
@@ -37,7 +37,7 @@ export function encodeNotice(n: OverloadNotice): Uint8Array {
 
 /** A notice read from the wire; throws when it is not one. A later version's extra fields are ignored. */
 export function decodeNotice(data: Uint8Array): OverloadNotice {
-  const v = decode(data);
+  const v = decodeValue(data); // checked as it is read: never the library's arrays at the size they claim
   if (!Array.isArray(v) || v[0] !== MARK || typeof v[1] !== "number" || v[1] < VERSION) throw new Error("not an overload notice");
   const [, , owner, holdMs, nodeWide, actors] = v as unknown[];
   const isName = (a: unknown) => Array.isArray(a) && a.length >= 3 && a.slice(0, 3).every((s) => typeof s === "string");
