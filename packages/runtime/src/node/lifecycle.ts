@@ -79,7 +79,14 @@ export class MeshNode {
           const why =
             "another process took this node's id while this one was paused or cut off (its record names that process); this one stops";
           this.o.logger.error({ node: this.o.nodeId }, `mesh: ${why}`);
-          this.parts.membership.mute(); // its announcements would be taken for the other process's
+          // Nothing more in the id's name: no announcement, no claim answered, no call taken (the subject is the
+          // other process's now), no ingress request; its activations go without onDeactivate, as when replaced.
+          this.parts.membership.mute();
+          this.parts.claims.stop();
+          this.#nodeSub?.unsubscribe();
+          this.#nodeSub = undefined;
+          void this.parts.service.stop();
+          this.parts.actors.dropAll();
           void this.stop();
         },
       },
