@@ -133,6 +133,7 @@ test("bad commands, bad arguments and an unreachable server give a one-line erro
       ["status", "-s", "nats://operator:s3cretPass@127.0.0.1:1"],
       /^mesh: cannot connect to nats:\/\/\*\*\*@127\.0\.0\.1:1: (?!.*s3cretPass)/,
     ],
+    [["status", "-s", "nats://operator:s3/cr@t@127.0.0.1:1"], /^mesh: cannot connect to nats:\/\/\*\*\*@127\.0\.0\.1:1: (?!.*cr@t)/],
     [["state", "peek", "a", "b", "c"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
     [["state", "get", "a", "b"], /^mesh: mesh state needs get\|delete <capability> <actorType> <id>/],
     [

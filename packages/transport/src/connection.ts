@@ -93,7 +93,13 @@ export async function settleWithin(promise: Promise<unknown>, ms: number): Promi
   }
 }
 
-/** A server URL as it may be shown: a user and password in it (`nats://user:pass@host`) become `***`. */
+/**
+ * A server URL as it may be shown: whatever comes before its last `@` (`nats://user:pass@host`; a password with
+ * `@` or `/` in it too, as an unencoded one that fails to connect has) becomes `***`.
+ */
 export function withoutSecrets(url: string): string {
-  return url.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, "$1***@");
+  const at = url.lastIndexOf("@");
+  if (at < 0) return url;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? "";
+  return `${scheme}***${url.slice(at)}`;
 }
