@@ -74,3 +74,16 @@ test("adding an entry again changes nothing, and clear returns every entry once"
   t.is(set.size, 0);
   t.false(set.take(a));
 });
+
+test("an entry moved aside and watched again stays aside, once: taking it leaves nothing behind to expire", (t) => {
+  const set = new TimeoutSet<Letter>(2);
+  const far = performance.now() + 60_000;
+  const [old, young] = [new Letter(5, far), new Letter(5, far)];
+  set.add(old);
+  set.add(young); // old goes aside
+  set.add(old); // watched again (requeued, or after its turn): still aside, young keeps its id
+  t.is(set.size, 2);
+  t.true(set.take(old));
+  t.is(set.size, 1);
+  t.deepEqual(set.clear(), [young]);
+});

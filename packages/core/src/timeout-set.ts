@@ -30,6 +30,7 @@ export class TimeoutSet<V extends Numbered> {
 
   /** Watches `entry` until it is taken or expires (again: no change). */
   add(entry: V): void {
+    if (this.#wrapped.size > 0 && this.#wrapped.get(entry) === entry) return; // watched already, aside
     const held = this.#byId.get(entry.id);
     if (held !== undefined && held !== entry) this.#wrapped.set(held, this.#byId.take(entry.id)!);
     this.#byId.set(entry.id, entry);
