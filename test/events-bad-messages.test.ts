@@ -2,12 +2,17 @@
 // stream would not take: a header name nats.js refuses, JetStream's own
 // headers (Nats-Expected-Stream), an event near max_payload. Each is
 // dead-lettered, its id goes on, and the node keeps reading NATS.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect as tcp } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect, headers } from "nats";
 import type { NatsConnection } from "nats";
+import { Mesh } from "@mesh/runtime";
 import type { CallContext, StreamEvent } from "@mesh/runtime";
+import { startNatsServer } from "@mesh/runtime/testing";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { readStream, setUpStreams } from "./helpers/streams.js";
@@ -105,7 +110,12 @@ test.serial(
   async (t) => {
     const stream = "LARGE";
     await setUpStreams(t.context.nc, stream);
-    await startNode(t, { nodeId: nodeId("n"), prefix: "lg", actors: [reader(stream, (seq) => seq === 1)], capabilities: ["ev"] });
+    await startNode(t, {
+      nodeId: nodeId("n"),
+      prefix: "lg",
+      actors: [reader(stream, (seq) => seq === 1)],
+      capabilities: ["ev"],
+    });
     const size = t.context.nc.info!.max_payload - 200;
     const js = t.context.nc.jetstream();
     await js.publish(`${stream}.in.a`, new Uint8Array(size));
@@ -149,3 +159,32 @@ test.serial(
     t.is(r.duplicates, 0);
   },
 );
+
+test.serial("an event whose own headers leave no room for Mesh's within max_payload is dead-lettered without them", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "mesh-tight-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "nats.conf"), "max_payload: 4096\n");
+  const server = await startNatsServer({ config: join(dir, "nats.conf") });
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const stream = "TIGHT";
+  await setUpStreams(nc, stream);
+  const node = await Mesh.start({
+    servers: server.url,
+    nodeId: nodeId("n"),
+    prefix: "tg",
+    actors: [reader(stream, (seq) => seq === 1)],
+    capabilities: ["ev"],
+  });
+  t.teardown(() => node.stop());
+  const h = headers();
+  h.set("Big", "x".repeat(3990)); // the event fits; with Mesh's seven headers, its dead letter would not
+  await nc.jetstream().publish(`${stream}.in.a`, "{}", { headers: h });
+  await nc.jetstream().publish(`${stream}.in.a`, "{}");
+  await eventually(() => applied.get(`${stream}/a`)?.length === 2, "the id's next event after the dead letter");
+  const [dead] = await readStream(nc, `${stream}_DEAD`, 1);
+  t.is(dead!.headers["Mesh-Headers-Omitted"], "true");
+  t.is(dead!.headers["Big"], undefined);
+  t.is(dead!.headers["Mesh-Stream-Seq"], "1");
+});

@@ -104,19 +104,24 @@ export async function publishDeadLetter(
   p: { js: JetStreamClient; sub: ResolvedSubscription; log: Logger; running(): boolean },
 ): Promise<boolean> {
   const { sub, log } = p;
-  const h = headersOf(event.headers, kept); // JetStream's instructions to the event's stream (Nats-Expected-Stream…) would refuse it
-  h.set("Mesh-Subscription", sub.id);
-  h.set("Mesh-Stream", sub.stream);
-  h.set("Mesh-Stream-Seq", String(event.seq));
-  h.set("Mesh-Subject", event.subject);
-  h.set("Mesh-Deliveries", String(event.deliveries));
-  h.set("Mesh-Error-Code", err instanceof MeshError ? err.code : "INTERNAL");
-  h.set(
-    "Mesh-Error",
-    messageOf(err)
-      .replace(/[\r\n]+/g, " ")
-      .slice(0, 1000),
-  );
+  /** The event's headers (but JetStream's instructions to its stream, Nats-Expected-Stream…, which would refuse it), or none; and Mesh's. */
+  const headers = (own: boolean) => {
+    const h = headersOf(own ? event.headers : undefined, kept);
+    h.set("Mesh-Subscription", sub.id);
+    h.set("Mesh-Stream", sub.stream);
+    h.set("Mesh-Stream-Seq", String(event.seq));
+    h.set("Mesh-Subject", event.subject);
+    h.set("Mesh-Deliveries", String(event.deliveries));
+    h.set("Mesh-Error-Code", err instanceof MeshError ? err.code : "INTERNAL");
+    h.set(
+      "Mesh-Error",
+      messageOf(err)
+        .replace(/[\r\n]+/g, " ")
+        .slice(0, 1000),
+    );
+    return h;
+  };
+  let h = headers(true);
   const msgID = `${sub.id}:${event.seq}`;
   let data = event.data;
   for (let tries = 0; ; tries++) {
@@ -125,9 +130,11 @@ export async function publishDeadLetter(
       return true;
     } catch (e) {
       if (!p.running()) return false;
-      if (classifyNatsError(e) === "max-payload" && data.length > 0) {
-        // The event with Mesh's headers is past the server's max_payload: the dead letter goes without its data.
-        h.set("Mesh-Data-Omitted", String(data.length));
+      if (classifyNatsError(e) === "max-payload" && (data.length > 0 || h.get("Mesh-Headers-Omitted") === "")) {
+        // The event with Mesh's headers is past the server's max_payload: the dead letter goes without its data, and
+        // if that is not enough, without its own headers.
+        if (data.length === 0) (h = headers(false)).set("Mesh-Headers-Omitted", "true");
+        h.set("Mesh-Data-Omitted", String(event.data.length));
         data = new Uint8Array(0);
         continue;
       }
