@@ -121,6 +121,31 @@ test("every error code a foreign client can meet comes back as { ok: false, erro
   );
   t.like(oom.reply, { ok: false, error: { code: "BAD_REQUEST" } });
   t.regex(oom.reply.ok ? "" : oom.reply.error.message, /claims 16777215 items/);
+  // Strings that are not UTF-8 are refused, not read leniently (two byte strings would name one actor).
+  const notUtf8 = await msgpackRequest(
+    nc,
+    "mesh.call.counter",
+    new Uint8Array([
+      0x82,
+      0xa5,
+      ...new TextEncoder().encode("actor"),
+      0xa7,
+      ...new TextEncoder().encode("Counter"),
+      0xa2,
+      0x69,
+      0x64,
+      0xa2,
+      0xff,
+      0xfe,
+    ]),
+  );
+  t.like(notUtf8.reply, { ok: false, error: { code: "BAD_REQUEST" } });
+  const jsonNotUtf8 = await nc.request(
+    "mesh.call.counter",
+    new Uint8Array([...new TextEncoder().encode('{"actor":"Counter","id":"'), 0xff, ...new TextEncoder().encode('"}')]),
+    { timeout: 5000 },
+  );
+  t.like(JSON.parse(new TextDecoder().decode(jsonNotUtf8.data)), { ok: false, error: { code: "BAD_REQUEST" } });
   // And the nodes keep serving.
   t.like(await jsonRequest(nc, "mesh.call.counter", { actor: "Counter", id: "after_errors" }), { ok: true, result: { ok: 1 } });
 });

@@ -8,7 +8,7 @@
 import test from "ava";
 import fc from "fast-check";
 import { Decoder, Encoder, ExtData, encode } from "@msgpack/msgpack";
-import { MalformedValue, decodeValue } from "@mesh/core/internal";
+import { MalformedValue, decodeStrict, decodeValue } from "@mesh/core/internal";
 
 const library = new Decoder();
 const encoder = new Encoder({ ignoreUndefined: true });
@@ -185,4 +185,20 @@ test("bytes that claim more than they hold are refused by the reader, without th
   // What the library reads, once the bytes hold one value, is still the library's.
   t.deepEqual(decodeValue(new Uint8Array([0x92, ...ext, 0x91, 0x07])), [new ExtData(5, new Uint8Array([1])), [7]]);
   t.deepEqual(decodeValue(new Uint8Array([0x81, 0x01, 0xc0])), { 1: null });
+});
+
+test("decodeStrict (the ingress's) refuses what the library reads leniently: a string that is not UTF-8, a key that is not a string", (t) => {
+  const ext = [0xd4, 0x05, 0x01]; // read by the library: what follows it is checked by the walk before
+  for (const bytes of [
+    new Uint8Array([0xa2, 0xff, 0xfe]), // read by the library as "ÿþ"
+    new Uint8Array([0x81, 0x01, 0xa1, 0x61]), // { 1: "a" }, read as { "1": "a" }
+    new Uint8Array([0x92, ...ext, 0xa2, 0xff, 0xfe]),
+    new Uint8Array([0x92, ...ext, 0x81, 0x01, 0xc0]),
+    new Uint8Array([0xd9, 40, ...Array(39).fill(0x61), 0xff]), // past the short-string path
+  ]) {
+    t.true(decodeValue(bytes) !== undefined, "the lenient reader takes it");
+    t.throws(() => decodeStrict(bytes), { instanceOf: MalformedValue });
+  }
+  for (const value of [{ id: "ÿþ", n: [1, "é", { k: "\uFEFFv" }] }, "x".repeat(300), [new Date(0)]])
+    t.deepEqual(decodeStrict(encode(value)), decodeValue(encode(value)));
 });

@@ -31,5 +31,5 @@ export { MAX_SHAPES, MAX_SHAPE_KEYS } from "./value-shapes.js";
 export type { Refusal } from "./value.js";
 export { encodeValue, writeValue } from "./value-writer.js";
 export { HeadWriter } from "./msgpack-head.js";
-export { MalformedValue, decodeValue } from "./value-reader.js";
+export { MalformedValue, decodeStrict, decodeValue } from "./value-reader.js";
 export { BATCH_HEAD_BYTES, BATCH_MARKER, BATCH_VERSION, FRAME_HEAD_BYTES, batchSize, isBatch, readBatch, writeBatch } from "./batch.js";

@@ -56,6 +56,19 @@ export function decodeValue(bytes: Uint8Array, start = 0, end = bytes.length): u
   return library.decode(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
 }
 
+/**
+ * `decodeValue`, refusing (MalformedValue) what the library would read leniently: a string that is not UTF-8
+ * (two byte strings would read as one), a map key that is not a string. For what comes from outside (the ingress).
+ */
+export function decodeStrict(bytes: Uint8Array): unknown {
+  reader.strict = true;
+  try {
+    return decodeValue(bytes);
+  } finally {
+    reader.strict = false;
+  }
+}
+
 /** The bytes each fixed-size type's value takes after its type byte (floats, integers, fixed extensions). */
 const FIXED = new Map([
   [0xca, 4],
@@ -79,6 +92,8 @@ const EMPTY = new Uint8Array(0);
 
 class Reader {
   buf: Uint8Array = EMPTY;
+  /** decodeStrict: invalid UTF-8 and keys that are not strings are refused, not left to the library. */
+  strict = false;
   pos = 0;
   /** Where the value's bytes end: nothing at or past it is read. */
   end = 0;
@@ -160,21 +175,24 @@ class Reader {
     if (this.pos >= this.end) throw TRUNCATED();
     const t = this.buf[this.pos++]!;
     if (t < 0x80 || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) return;
-    if (t >= 0xa0 && t < 0xc0) return this.bytes(t & 0x1f);
+    if (t >= 0xa0 && t < 0xc0) return this.text(t & 0x1f);
     if (t >= 0x90 && t < 0xa0) return this.items(t & 0x0f, depth);
-    if (t >= 0x80 && t < 0x90) return this.items(2 * (t & 0x0f), depth);
+    if (t >= 0x80 && t < 0x90) return this.entries(t & 0x0f, depth);
     const fixed = FIXED.get(t);
     if (fixed !== undefined) return this.bytes(fixed);
     switch (t) {
       case 0xc4:
-      case 0xd9:
         return this.bytes(this.u(1));
       case 0xc5:
-      case 0xda:
         return this.bytes(this.u(2));
       case 0xc6:
-      case 0xdb:
         return this.bytes(this.u(4));
+      case 0xd9:
+        return this.text(this.u(1));
+      case 0xda:
+        return this.text(this.u(2));
+      case 0xdb:
+        return this.text(this.u(4));
       case 0xc7:
         return this.bytes(this.u(1) + 1); // an extension: its length, then its type
       case 0xc8:
@@ -186,9 +204,9 @@ class Reader {
       case 0xdd:
         return this.items(this.u(4), depth);
       case 0xde:
-        return this.items(2 * this.u(2), depth);
+        return this.entries(this.u(2), depth);
       case 0xdf:
-        return this.items(2 * this.u(4), depth);
+        return this.entries(this.u(4), depth);
       default:
         throw new MalformedValue("0xc1 is not a msgpack type");
     }
@@ -199,7 +217,23 @@ class Reader {
     this.pos += n;
   }
 
-  /** `n` values (an array's, or a map's keys and values), one level down. */
+  /** A string of `len` bytes, gone past (checked as UTF-8 when strict). */
+  text(len: number): void {
+    if (this.strict) this.str(len);
+    else this.bytes(len);
+  }
+
+  /** A map's `n` keys and values, one level down (its keys strings, when strict). */
+  entries(n: number, depth: number): void {
+    this.fits(2 * n, depth);
+    for (let i = 0; i < n; i++) {
+      if (this.strict && this.pos < this.end && !isString(this.buf[this.pos]!)) throw NOT_STRING_KEY();
+      this.skip(depth + 1);
+      this.skip(depth + 1);
+    }
+  }
+
+  /** `n` values (an array's), one level down. */
   items(n: number, depth: number): void {
     this.fits(n, depth);
     for (let i = 0; i < n; i++) this.skip(depth + 1);
@@ -261,7 +295,7 @@ class Reader {
     try {
       return strict.decode(this.buf.subarray(start, end));
     } catch {
-      throw ASIDE; // invalid UTF-8: the library decides what it becomes
+      throw this.strict ? new MalformedValue("a msgpack string that is not UTF-8") : ASIDE; // else the library decides what it becomes
     }
   }
 
@@ -284,13 +318,20 @@ class Reader {
     const out: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
       const t = this.pos < this.end ? this.buf[this.pos] : undefined;
-      if (t === undefined || !((t >= 0xa0 && t < 0xc0) || t === 0xd9 || t === 0xda || t === 0xdb)) throw ASIDE; // a key that is not a string
+      if (t === undefined || !isString(t)) throw this.strict && t !== undefined ? NOT_STRING_KEY() : ASIDE; // a key that is not a string
       const key = this.value(depth + 1) as string;
       if (key === "__proto__") throw ASIDE;
       out[key] = this.value(depth + 1);
     }
     return out;
   }
+}
+
+const NOT_STRING_KEY = () => new MalformedValue("a msgpack map key that is not a string");
+
+/** A type byte of a string: fixstr, str8, str16, str32. */
+function isString(t: number): boolean {
+  return (t >= 0xa0 && t < 0xc0) || t === 0xd9 || t === 0xda || t === 0xdb;
 }
 
 const TRUNCATED = () => new MalformedValue("truncated msgpack: a value goes past the bytes given");

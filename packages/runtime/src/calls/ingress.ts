@@ -3,7 +3,7 @@
 import { encode } from "@msgpack/msgpack";
 import { ErrorCode, MeshError, isToken } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { cutMessage, decodeValue, messageOf } from "@mesh/core/internal";
+import { cutMessage, decodeStrict, messageOf } from "@mesh/core/internal";
 import type { Subjects } from "@mesh/transport";
 import { headers } from "nats";
 import type { Msg } from "nats";
@@ -26,7 +26,8 @@ function strictJson(_key: string, value: unknown): unknown {
   if (typeof value === "function" || typeof value === "symbol") throw new Error(`a ${typeof value} cannot be written as JSON`);
   return value;
 }
-const text = new TextDecoder();
+/** Strict: a body that is not UTF-8 is refused, not read with U+FFFD in its place (two bodies would read as one). */
+const text = new TextDecoder("utf-8", { fatal: true });
 const utf8 = new TextEncoder();
 
 /**
@@ -135,7 +136,7 @@ export class Ingress {
       );
     let body: unknown;
     try {
-      body = msgpack ? decodeValue(msg.data) : JSON.parse(text.decode(msg.data));
+      body = msgpack ? decodeStrict(msg.data) : JSON.parse(text.decode(msg.data));
     } catch (err) {
       throw new MeshError("BAD_REQUEST", `the body is not ${msgpack ? "msgpack" : "JSON"}: ${messageOf(err)}`);
     }
