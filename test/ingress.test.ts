@@ -16,6 +16,13 @@ class BigNumber {
   }
 }
 
+/** Replies with what JSON would change without a word: NaN, a binary; msgpack carries them. */
+class JsonShy {
+  handleCall(p: { kind?: string }): unknown {
+    return p?.kind === "bytes" ? { b: new Uint8Array([1, 2]) } : { n: Number.NaN };
+  }
+}
+
 /** Replies with more than the nodes' maxPayloadBytes. */
 class Huge {
   handleCall() {
@@ -25,7 +32,7 @@ class Huge {
 
 const test = anyTest as TestFn<ClusterContext & { a: Mesh; b: Mesh; caller: Mesh; nc: NatsConnection }>;
 useNatsServer(test, async (t) => {
-  const actors = [Counter, GameActor, Crasher, FailingConstructor, Hung, BadReply, BigNumber, Huge];
+  const actors = [Counter, GameActor, Crasher, FailingConstructor, Hung, BadReply, BigNumber, Huge, JsonShy];
   t.context.a = await startNode(t, { nodeId: nodeId("ia"), actors, capabilities: ["counter", "game"], maxPayloadBytes: 4096 });
   t.context.b = await startNode(t, { nodeId: nodeId("ib"), actors, capabilities: ["counter", "game"], maxPayloadBytes: 4096 });
   t.context.caller = await startNode(t, { nodeId: nodeId("icaller") });
@@ -86,6 +93,8 @@ test("every error code a foreign client can meet comes back as { ok: false, erro
     ["mesh.call.counter", { actor: "Hung", id: "hung_1", payload: { hang: true }, timeoutMs: 200 }, "TIMEOUT"],
     ["mesh.call.counter", { actor: "BadReply", id: "x" }, "BAD_REPLY"],
     ["mesh.call.counter", { actor: "BigNumber", id: "x" }, "BAD_REPLY"],
+    ["mesh.call.counter", { actor: "JsonShy", id: "x", payload: { kind: "nan" } }, "BAD_REPLY"],
+    ["mesh.call.counter", { actor: "JsonShy", id: "x", payload: { kind: "bytes" } }, "BAD_REPLY"],
     ["mesh.call.counter", { actor: "Counter", id: "big", payload: "x".repeat(5000) }, "PAYLOAD_TOO_LARGE"],
     ["mesh.call.counter", { actor: "Huge", id: "huge" }, "PAYLOAD_TOO_LARGE"],
     ["mesh.call.counter", "{not json", "BAD_REQUEST"],
@@ -121,6 +130,10 @@ test("every error code a foreign client can meet comes back as { ok: false, erro
   );
   t.like(oom.reply, { ok: false, error: { code: "BAD_REQUEST" } });
   t.regex(oom.reply.ok ? "" : oom.reply.error.message, /claims 16777215 items/);
+  // What JSON cannot carry, msgpack does.
+  const shy = await msgpackRequest(nc, "mesh.call.counter", { actor: "JsonShy", id: "x", payload: { kind: "bytes" } });
+  t.like(shy.reply, { ok: true });
+  t.deepEqual([...(shy.reply as { result: { b: Uint8Array } }).result.b], [1, 2]);
   // Strings that are not UTF-8 are refused, not read leniently (two byte strings would name one actor).
   const notUtf8 = await msgpackRequest(
     nc,

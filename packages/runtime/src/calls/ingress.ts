@@ -21,9 +21,16 @@ export interface IngressNode {
 
 const MSGPACK = "application/msgpack";
 
-/** JSON.stringify drops functions and symbols without a word; a reply must not lose data silently. */
-function strictJson(_key: string, value: unknown): unknown {
+/**
+ * JSON.stringify drops functions and symbols without a word, writes NaN and ±Infinity as null and a binary as an
+ * object of its bytes; a reply must not lose or change data silently (a Date is written as its ISO string, as the
+ * value model's JSON form: docs/PROTOCOL.md).
+ */
+function strictJson(this: Record<string, unknown>, key: string, value: unknown): unknown {
   if (typeof value === "function" || typeof value === "symbol") throw new Error(`a ${typeof value} cannot be written as JSON`);
+  if (typeof value === "number" && !Number.isFinite(value)) throw new Error(`${String(value)} cannot be written as JSON`);
+  // Before the replacer, a Buffer's toJSON made it { type, data }: the holder still has the binary.
+  if (this[key] instanceof Uint8Array) throw new Error("a binary cannot be written as JSON (ask in msgpack)");
   return value;
 }
 /** Strict: a body that is not UTF-8 is refused, not read with U+FFFD in its place (two bodies would read as one). */
