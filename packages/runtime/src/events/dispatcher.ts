@@ -19,6 +19,7 @@ import { publishDeadLetter } from "./dead-letters.js";
 import { StreamReader } from "./stream-reader.js";
 import { decodeFloor, encodeFloor } from "./floor-record.js";
 import type { Passed } from "./floor-record.js";
+import { currentLayout } from "./layout-record.js";
 import type { Outcomes } from "./delivery.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
@@ -76,6 +77,8 @@ export class Dispatcher implements Outcomes {
    * the node (an event done above the stored floor is done again by the next owner, and counted once, then).
    */
   passed: Passed = { applied: 0, dead: 0 };
+  /** The generation of the subscription's layout its floor belongs to (layout-record.ts); undefined until it is loaded. */
+  #gen: number | undefined;
   #storedFloor = -1;
   /** Messages the stream holds past the last one read. */
   #pending = 0;
@@ -178,7 +181,7 @@ export class Dispatcher implements Outcomes {
    * (and the window) however fast the stream grows.
    */
   async #consume(): Promise<void> {
-    if (this.#storedFloor < 0) await this.#loadFloor();
+    if (this.#gen === undefined) await this.#loadFloor();
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
     const last = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
     this.#pending = Math.max(0, last - Math.max(this.floor, this.#lastRead));
@@ -222,17 +225,25 @@ export class Dispatcher implements Outcomes {
     return Math.min(this.#readAhead - this.inFlight, WINDOW_PER_IN_FLIGHT * this.sub.maxInFlight - this.#window);
   }
 
-  /** Reads the stored floor; a new subscription starts at the stream's first message, or after its last ("new"). */
+  /**
+   * Reads the stored floor when it belongs to the layout's generation; else (a new subscription, or a new
+   * partition count) starts from the layout's floor, which the first timer tick stores for this generation.
+   */
   async #loadFloor(): Promise<void> {
+    const lastSeq = async () => (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
+    const layout = await currentLayout(this.p, this.sub, lastSeq);
     // From the stream leader: a replica behind the last floor stored would send events applied already again.
     const entry = await readLatest(this.p.jsm, this.p.floorsBucket, this.key);
-    if (entry?.value !== undefined) {
-      ({ floor: this.floor, passed: this.passed } = decodeFloor(entry.value));
-    } else if (this.sub.start === "new") {
-      this.floor = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
-      await this.#storeFloor();
+    const own = entry?.value === undefined ? undefined : decodeFloor(entry.value);
+    if (own?.gen === layout.gen) {
+      ({ floor: this.floor, passed: this.passed } = own);
+      this.#storedFloor = this.floor;
+    } else {
+      this.floor = layout.from;
+      this.passed = { applied: 0, dead: 0 };
+      this.#storedFloor = -1;
     }
-    this.#storedFloor = this.floor;
+    this.#gen = layout.gen;
   }
 
   /**
@@ -249,8 +260,8 @@ export class Dispatcher implements Outcomes {
 
   async #storeFloor(): Promise<void> {
     const floor = this.floor;
-    if (floor === this.#storedFloor) return;
-    await this.p.floors.put(this.key, encodeFloor(floor, this.passed));
+    if (floor === this.#storedFloor || this.#gen === undefined) return; // not loaded: nothing of its own to store
+    await this.p.floors.put(this.key, encodeFloor(floor, this.passed, this.#gen));
     this.#storedFloor = Math.max(this.#storedFloor, floor);
   }
 

@@ -8,6 +8,7 @@
 import { bucketName, readLatest } from "@mesh/transport";
 import type { NatsConnection } from "nats";
 import { decodeFloor } from "../events/floor-record.js";
+import { readLayout } from "../events/layout-record.js";
 import { clusterStats } from "./cluster-stats.js";
 
 interface Row {
@@ -89,13 +90,20 @@ async function readStored(nc: NatsConnection, prefix: string, rows: Row[]): Prom
     const jsm = await nc.jetstreamManager({ timeout: 3000 });
     const bucket = bucketName(prefix, "events");
     for (const row of rows) {
-      const stored: NonNullable<Row["stored"]> = { applied: 0, deadLetters: 0, floors: [] };
+      // The generations before the layout's (a change of partitions), then each partition's record of it (others are stale).
+      const layout = await readLayout(jsm, bucket, row.subscription);
+      const stored: NonNullable<Row["stored"]> = {
+        applied: layout?.passed.applied ?? 0,
+        deadLetters: layout?.passed.dead ?? 0,
+        floors: [],
+      };
       for (let partition = 0; partition < row.partitions; partition++) {
         const entry = await readLatest(jsm, bucket, `${row.subscription}.${partition}`);
-        const record = entry?.value === undefined ? undefined : decodeFloor(entry.value);
+        const read = entry?.value === undefined ? undefined : decodeFloor(entry.value);
+        const record = layout === undefined || read?.gen === layout.gen ? read : undefined;
         stored.applied += record?.passed.applied ?? 0;
         stored.deadLetters += record?.passed.dead ?? 0;
-        stored.floors.push({ partition, floor: record?.floor ?? null });
+        stored.floors.push({ partition, floor: record?.floor ?? layout?.from ?? null });
       }
       row.stored = stored;
     }
