@@ -52,51 +52,61 @@ test.serial(
   },
 );
 
-test.serial("a node that vanished without leaving is skipped at once: its calls meet no responders and go to the next owner", async (t) => {
-  const real = await startNode(t, { nodeId: nodeId("real"), prefix: "ghost", actors: [Counter], capabilities: ["haunted"] });
-  const caller = await startNode(t, { nodeId: nodeId("caller"), prefix: "ghost", nodeTimeoutMs: 60_000 });
-  // A member that announces itself and then is gone: nobody listens on its node subject.
-  const nc = await connect({ servers: t.context.server.url });
-  t.teardown(() => nc.close());
-  const ghost = {
-    v: 1,
-    node: "ghost",
-    instance: "g",
-    capabilities: ["haunted"],
-    actorTypes: ["Counter"],
-    shards: 4096,
-    strategy: "rendezvous",
-    version: "0",
-    heartbeatMs: 60_000,
-  };
-  nc.publish("ghost.cluster.heartbeat", JSON.stringify(ghost));
-  await eventually(() => caller.nodesFor("haunted").length === 2, "the caller to count the ghost in");
-  const ids = Array.from({ length: 100 }, (_, i) => `h_${i}`);
-  const haunted = ids.filter((id) => caller.ownerNode(caller.shardFor(id), "haunted") === "ghost");
-  t.true(haunted.length > 20);
-  // Every call succeeds, although a third of them were routed to the ghost first.
-  const results = await Promise.all(ids.map((id) => caller.call({ actor: Counter, id, capability: "haunted" })));
-  t.true(results.every((r) => r.pid.startsWith(`${real.nodeId}/`)));
-  t.deepEqual(caller.nodesFor("haunted"), [real.nodeId], "the ghost is out of the view");
-});
+test.serial(
+  "a node that vanished without leaving stays in the view at its calls' no responders (it may be half-open), and its calls go to the next owner once it was silent for the node timeout",
+  async (t) => {
+    const real = await startNode(t, { nodeId: nodeId("real"), prefix: "ghost", actors: [Counter], capabilities: ["haunted"] });
+    // The ghost announced 200 ms heartbeats: silent for the caller's 1 s node timeout, it is dropped.
+    const caller = await startNode(t, { nodeId: nodeId("caller"), prefix: "ghost", nodeTimeoutMs: 1000 });
+    // A member that announces itself and then is gone: nobody listens on its node subject.
+    const nc = await connect({ servers: t.context.server.url });
+    t.teardown(() => nc.close());
+    const ghost = {
+      v: 1,
+      node: "ghost",
+      instance: "g",
+      capabilities: ["haunted"],
+      actorTypes: ["Counter"],
+      shards: 4096,
+      strategy: "rendezvous",
+      version: "0",
+      heartbeatMs: 200,
+    };
+    nc.publish("ghost.cluster.heartbeat", JSON.stringify(ghost));
+    await eventually(() => caller.nodesFor("haunted").length === 2, "the caller to count the ghost in");
+    const ids = Array.from({ length: 100 }, (_, i) => `h_${i}`);
+    const haunted = ids.filter((id) => caller.ownerNode(caller.shardFor(id), "haunted") === "ghost");
+    t.true(haunted.length > 20);
+    // Every call succeeds, although a third of them were routed to the ghost first: they are sent again until it is dropped.
+    const results = await Promise.all(ids.map((id) => caller.call({ actor: Counter, id, capability: "haunted", timeoutMs: 10_000 })));
+    t.true(results.every((r) => r.pid.startsWith(`${real.nodeId}/`)));
+    t.deepEqual(caller.nodesFor("haunted"), [real.nodeId], "the ghost is out of the view");
+  },
+);
 
-test.serial("with no other owner left, a vanished node's calls fail with NO_NODES at once, not a hang", async (t) => {
-  const caller = await startNode(t, { nodeId: nodeId("lonely"), prefix: "void", nodeTimeoutMs: 60_000 });
-  const nc = await connect({ servers: t.context.server.url });
-  t.teardown(() => nc.close());
-  const ghost = {
-    v: 1,
-    node: "ghost2",
-    instance: "g",
-    capabilities: ["void"],
-    actorTypes: [],
-    shards: 4096,
-    strategy: "rendezvous",
-    version: "0",
-    heartbeatMs: 60_000,
-  };
-  nc.publish("void.cluster.heartbeat", JSON.stringify(ghost));
-  await eventually(() => caller.nodesFor("void").length === 1, "the ghost to be seen");
-  const error = await t.throwsAsync(caller.call({ actor: Counter, id: "x", capability: "void" }));
-  t.is((error as { code?: string }).code, "NO_NODES", error?.message);
-});
+test.serial(
+  "with no other owner left, a vanished node's calls fail with NODE_UNAVAILABLE at their deadline, then NO_NODES once it was dropped",
+  async (t) => {
+    const caller = await startNode(t, { nodeId: nodeId("lonely"), prefix: "void", nodeTimeoutMs: 1000 });
+    const nc = await connect({ servers: t.context.server.url });
+    t.teardown(() => nc.close());
+    const ghost = {
+      v: 1,
+      node: "ghost2",
+      instance: "g",
+      capabilities: ["void"],
+      actorTypes: [],
+      shards: 4096,
+      strategy: "rendezvous",
+      version: "0",
+      heartbeatMs: 200,
+    };
+    nc.publish("void.cluster.heartbeat", JSON.stringify(ghost));
+    await eventually(() => caller.nodesFor("void").length === 1, "the ghost to be seen");
+    const unavailable = await t.throwsAsync(caller.call({ actor: Counter, id: "x", capability: "void", timeoutMs: 300 }));
+    t.is((unavailable as { code?: string }).code, "NODE_UNAVAILABLE", unavailable?.message);
+    await eventually(() => caller.nodesFor("void").length === 0, "the silent ghost to be dropped");
+    const error = await t.throwsAsync(caller.call({ actor: Counter, id: "x", capability: "void" }));
+    t.is((error as { code?: string }).code, "NO_NODES", error?.message);
+  },
+);

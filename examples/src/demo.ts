@@ -146,7 +146,12 @@ async function cluster(url: string, admin: NatsConnection): Promise<void> {
       client,
       async () => {
         await kill(owner);
-        await call({ actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart" }, "cart-1: add pen (re-routed)");
+        // "No responders" on the dead node's subject: the call is sent again until the cluster drops the node (silent for
+        // nodeTimeoutMs, 3 s by default), then goes to the new owner; 10 s leaves room for that.
+        await call(
+          { actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart", timeoutMs: 10_000 },
+          "cart-1: add pen (re-routed)",
+        );
         placed.delete(owner);
         console.log("  mesh state get cart cart cart-1:");
         await cli(url, "state", "get", "cart", "cart", "cart-1");

@@ -1,6 +1,7 @@
 // A TCP proxy on loopback in front of a nats-server, to cut one client's
 // connection and restore it (the server sees the connection close at once),
-// and, when made with a delay, to hold what it forwards each way for that
+// to leave it half-open (the server sees it close, the client does not), and,
+// when made with a delay, to hold what it forwards each way for that
 // long (a slow link: bytes keep their order; unlike a pipe, there is no
 // backpressure, and what is held when either side closes is dropped).
 import { createServer, connect } from "node:net";
@@ -8,6 +9,8 @@ import type { AddressInfo, Server, Socket } from "node:net";
 
 export class TcpProxy {
   readonly #sockets = new Set<Socket>();
+  readonly #pairs = new Set<{ client: Socket; upstream: Socket }>();
+  #halfOpen = false;
   #server: Server | undefined;
   port = 0;
 
@@ -38,8 +41,26 @@ export class TcpProxy {
     if (server) await new Promise((resolve) => server.close(resolve));
   }
 
+  /**
+   * Leaves every connection half-open, as a link that failed one way: the server sees each close at once, while
+   * the client's socket stays open and hears nothing (what it sends is dropped); new connections are refused.
+   * `cut` closes the clients' sockets too; `restore` accepts connections again. Piped proxies only (no delay).
+   */
+  halfOpen(): void {
+    this.#halfOpen = true;
+    this.#server?.close(); // stops listening; its callback would wait for the clients' sockets
+    this.#server = undefined;
+    for (const { client, upstream } of this.#pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.on("data", () => {});
+      upstream.destroy();
+    }
+  }
+
   /** Accepts connections again, on the same port. */
   async restore(): Promise<void> {
+    this.#halfOpen = false;
     await this.#listen(this.port);
   }
 
@@ -50,11 +71,15 @@ export class TcpProxy {
   async #listen(port: number): Promise<void> {
     const server = createServer((client) => {
       const upstream = connect(this.target.port, this.target.host);
+      const pair = { client, upstream };
+      this.#pairs.add(pair);
       for (const s of [client, upstream]) {
         this.#sockets.add(s);
         s.on("error", () => {});
         s.on("close", () => {
           this.#sockets.delete(s);
+          if (this.#halfOpen && s === upstream) return; // the client's side stays open
+          this.#pairs.delete(pair);
           client.destroy();
           upstream.destroy();
         });

@@ -190,26 +190,6 @@ export class Membership {
     return { confirmed, replaced: round.replaced || round.expected.size > 0 };
   }
 
-  /**
-   * A call to `node` met no responders on its subject. On one server, that
-   * proves its connection closed: it is removed (where the quorum keeps its
-   * record, once the store deleted it). On a NATS cluster it proves nothing (a
-   * route may be down while the node serves on the other side): a node the
-   * quorum keeps a record of stays until the store removes it. Resolves once
-   * decided.
-   */
-  async markGone(node: string): Promise<void> {
-    const known = this.#members.get(node);
-    if (node === this.#self.node || known === undefined) return;
-    if (this.#store !== undefined && known.announcement.rev !== undefined) {
-      if (this.nc.info?.cluster !== undefined) return;
-      return this.#store.judgeNow(node, (n) => this.#storeRemoved(n, "no responders on its subject; its record deleted"));
-    }
-    this.#remove(node, known);
-    this.log.info({ node }, "mesh: node removed: no responders on its subject");
-    this.onChange(this.view());
-  }
-
   /** The store removed `node` (its record is deleted): out of the view. */
   #storeRemoved(node: string, why: string): void {
     const known = this.#members.get(node);

@@ -68,21 +68,6 @@ export class StoreRemovals {
     }
   }
 
-  /** Asks the store at once whether `node` was removed (a single server: no responders on its subject proves its connection closed). */
-  async judgeNow(node: string, removed: (node: string) => void): Promise<void> {
-    const seen = this.#seen.get(node);
-    if (seen === undefined || this.#judging.has(node)) return;
-    this.#judging.add(node);
-    try {
-      let verdict = await this.records.remove(node, seen.revision);
-      // A renewal this node had not heard of yet: on one server, no responders still means the node's connection is closed.
-      if (verdict.kind === "alive") verdict = await this.records.remove(node, verdict.revision);
-      this.#judged(node, seen, verdict, removed);
-    } finally {
-      this.#judging.delete(node);
-    }
-  }
-
   #judged(node: string, seen: Seen, verdict: Verdict, removed: (node: string) => void): void {
     if (this.#seen.get(node) !== seen) return; // heard of again meanwhile (a newer revision, or it left)
     if (verdict.kind === "removed") {

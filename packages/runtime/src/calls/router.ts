@@ -53,8 +53,6 @@ export interface RouterParts extends NodeParts {
   readonly hosting: LocalHosting;
   /** Actors whose owners said they refuse casts now (overload notices). */
   readonly refusedCasts: RefusedCasts;
-  /** A node's subject had no responders: membership decides whether that removes it (Membership.markGone). */
-  markGone(node: string): Promise<void>;
   /** The wire protocol member `node` announced (1 when it announced none, or is not in the view). */
   protocolOf(node: string): number;
   /** Whether `node` takes durable records handed over (it announced placement keys: a Mesh since durable hand-overs). */
@@ -273,10 +271,11 @@ export class Router {
 
   /**
    * The owner had no responders: the call was never delivered, so it is safe
-   * to send again. Membership decides whether that removes the owner (on one
-   * server it does; on a NATS cluster only the store's verdict does); the call
-   * goes to the new owner, or, while the owner stays, to it again after a
-   * pause, until its deadline.
+   * to send again. That removes nobody: a node whose connection the server
+   * closed may not know it yet (half-open) and serves until its lease ends, so
+   * only silence for the node timeout removes it (docs/faults.md). The call
+   * goes to the new owner once the view has one, or to the same one again
+   * after a pause, until its deadline.
    */
   #reroute(call: RemoteCall): void {
     this.#rerouteOrFail(call).catch((err: unknown) => call.sink.fail(err as Error));
@@ -285,7 +284,6 @@ export class Router {
   async #rerouteOrFail(call: RemoteCall): Promise<void> {
     const r = call.request;
     const unreachable = r.owner;
-    await this.p.markGone(unreachable);
     const owner = this.p.routes.owner(r.capability, r.shard);
     if (owner === undefined) return call.sink.fail(noNodes(r.capability, this.p.routes));
     if (owner !== unreachable && call.reroutes < MAX_REROUTES) {
@@ -304,7 +302,13 @@ export class Router {
       );
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
-    r.owner = this.p.routes.owner(r.capability, r.shard) ?? unreachable;
+    const next = this.p.routes.owner(r.capability, r.shard);
+    if (next === undefined) return call.sink.fail(noNodes(r.capability, this.p.routes));
+    if (next !== unreachable) {
+      call.reroutes++;
+      this.p.metrics.retries++;
+    }
+    r.owner = next;
     this.#dispatch(call);
   }
 

@@ -202,7 +202,6 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     refusedCasts,
     subjects: o.subjects,
     hosting: { hosts: (actorType) => actors.hosts(actorType), capabilities: () => membership.self.capabilities },
-    markGone: (id) => membership.markGone(id),
     protocolOf: (id) => membership.member(id)?.protocol ?? 1,
     takesRecords: (id) => membership.member(id)?.keys === true,
     admit: (acceptWhileStopping) => {
