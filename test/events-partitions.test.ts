@@ -114,3 +114,73 @@ for (const [i, c] of cases.entries()) {
     }
   });
 }
+
+/** Records written by hand (as an older Mesh, a deleted layout or an operator left them), then a node with `partitions`. */
+const stored = [
+  {
+    title: "records of a Mesh before layouts, one partition without any (it stored nothing before its floor first moved)",
+    partitions: 2,
+    values: { "0": '{"seq":200}' } as Record<string, string>,
+    /** The floor below which every id's events count as done: partition 1 stored none, so it is at 0. */
+    lowest: 0,
+  },
+  {
+    title: "a deleted layout, with records of two generations and counts (one resumed by count alone would skip)",
+    partitions: 3,
+    values: { "0": '{"seq":100,"gen":2,"of":1}', "1": '{"seq":200,"gen":1,"of":2}', "2": '{"seq":200,"gen":1,"of":2}' } as Record<
+      string,
+      string
+    >,
+    lowest: 100,
+  },
+  {
+    title: "a layout value that is not one",
+    partitions: 2,
+    values: { layout: "not a layout", "0": '{"seq":150,"gen":1,"of":2}', "1": "{}" } as Record<string, string>,
+    lowest: 0,
+  },
+];
+
+for (const [i, c] of stored.entries()) {
+  test.serial(`${c.title}: no event above the lowest floor is skipped`, async (t) => {
+    const stream = `PARTREC${i}`;
+    const prefix = `partrec${i}`;
+    await setUpStreams(t.context.nc, stream);
+    const js = t.context.nc.jetstream();
+    await Promise.all(Array.from({ length: EVENTS }, (_, n) => js.publish(`${stream}.in.k${n % KEYS}`, JSON.stringify({ n }))));
+    const kv = await js.views.kv(`${prefix}_events`, { history: 1 });
+    for (const [key, value] of Object.entries(c.values)) await kv.put(`ev.PartLedger.ledger.${key}`, value);
+    const node = await Mesh.start({
+      servers: t.context.server.url,
+      heartbeatMs: 200,
+      nodeId: nodeId("partrec"),
+      prefix,
+      actors: [ledgerClass(stream, c.partitions, "all", () => false)],
+      capabilities: ["ev"],
+    });
+    try {
+      const lowest = c.lowest;
+      for (let k = 0; k < KEYS; k++) {
+        const above = seqsOf(k).filter((s) => s > lowest);
+        const ledger = async () =>
+          (await node.call<{ seqs: number[] }>({ actor: "PartLedger", id: `k${k}`, capability: "ev" })).result.seqs;
+        await eventually(
+          async () => {
+            const got = await ledger();
+            return above.every((s) => got.includes(s));
+          },
+          `k${k}'s events above ${lowest}`,
+          15_000,
+        );
+        const seqs = await ledger();
+        t.deepEqual(
+          seqs,
+          [...new Set(seqs)].sort((a, b) => a - b),
+          `k${k}: once each, in stream order`,
+        );
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+}

@@ -19,7 +19,8 @@ import { publishDeadLetter } from "./dead-letters.js";
 import { StreamReader } from "./stream-reader.js";
 import { decodeFloor, encodeFloor } from "./floor-record.js";
 import type { Passed } from "./floor-record.js";
-import { currentLayout } from "./layout-record.js";
+import { currentLayout, ofLayout } from "./layout-record.js";
+import type { Layout } from "./layout-record.js";
 import type { Outcomes } from "./delivery.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
@@ -77,8 +78,8 @@ export class Dispatcher implements Outcomes {
    * the node (an event done above the stored floor is done again by the next owner, and counted once, then).
    */
   passed: Passed = { applied: 0, dead: 0 };
-  /** The generation of the subscription's layout its floor belongs to (layout-record.ts); undefined until it is loaded. */
-  #gen: number | undefined;
+  /** The subscription's layout its floor belongs to (layout-record.ts); undefined until it is loaded. */
+  #layout: Layout | undefined;
   #storedFloor = -1;
   /** Messages the stream holds past the last one read. */
   #pending = 0;
@@ -181,7 +182,7 @@ export class Dispatcher implements Outcomes {
    * (and the window) however fast the stream grows.
    */
   async #consume(): Promise<void> {
-    if (this.#gen === undefined) await this.#loadFloor();
+    if (this.#layout === undefined) await this.#loadFloor();
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
     const last = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
     this.#pending = Math.max(0, last - Math.max(this.floor, this.#lastRead));
@@ -226,8 +227,8 @@ export class Dispatcher implements Outcomes {
   }
 
   /**
-   * Reads the stored floor when it belongs to the layout's generation; else (a new subscription, or a new
-   * partition count) starts from the layout's floor, which the first timer tick stores for this generation.
+   * Reads the stored floor when it belongs to the layout (its generation and count); else (a new subscription,
+   * or a new partition count) starts from the layout's floor, which the first timer tick stores for it.
    */
   async #loadFloor(): Promise<void> {
     const lastSeq = async () => (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
@@ -235,7 +236,7 @@ export class Dispatcher implements Outcomes {
     // From the stream leader: a replica behind the last floor stored would send events applied already again.
     const entry = await readLatest(this.p.jsm, this.p.floorsBucket, this.key);
     const own = entry?.value === undefined ? undefined : decodeFloor(entry.value);
-    if (own?.gen === layout.gen) {
+    if (ofLayout(own, layout)) {
       ({ floor: this.floor, passed: this.passed } = own);
       this.#storedFloor = this.floor;
     } else {
@@ -243,7 +244,7 @@ export class Dispatcher implements Outcomes {
       this.passed = { applied: 0, dead: 0 };
       this.#storedFloor = -1;
     }
-    this.#gen = layout.gen;
+    this.#layout = layout;
   }
 
   /**
@@ -260,8 +261,8 @@ export class Dispatcher implements Outcomes {
 
   async #storeFloor(): Promise<void> {
     const floor = this.floor;
-    if (floor === this.#storedFloor || this.#gen === undefined) return; // not loaded: nothing of its own to store
-    await this.p.floors.put(this.key, encodeFloor(floor, this.passed, this.#gen));
+    if (floor === this.#storedFloor || this.#layout === undefined) return; // not loaded: nothing of its own to store
+    await this.p.floors.put(this.key, encodeFloor(floor, this.passed, this.#layout));
     this.#storedFloor = Math.max(this.#storedFloor, floor);
   }
 

@@ -1,7 +1,8 @@
 // A dispatcher partition's record in the progress bucket, `<subscription>.<partition>`
 // (docs/PROTOCOL.md "Events"): its floor, the partition's events the floor
 // passed, applied and dead-lettered, counted once whichever node ran them, and
-// the generation of the subscription's layout it was written in (layout-record.ts).
+// the generation and partition count of the subscription's layout it was written
+// in (layout-record.ts).
 // Read by the dispatchers and by `mesh events`. Imports: the bottom floor.
 
 /** Events the floor passed: applied (now, or before: a repeat) and dead-lettered. */
@@ -10,27 +11,44 @@ export interface Passed {
   dead: number;
 }
 
-/** The JSON stored: `{"seq": 1200, "applied": 1190, "dead": 2, "gen": 1}` (older records have only seq, or no gen). */
+/** The JSON stored: `{"seq": 1200, "applied": 1190, "dead": 2, "gen": 1, "of": 4}` (older records have only seq, or no gen and of). */
 interface FloorJson {
   seq: number;
   applied?: number;
   dead?: number;
   gen?: number;
+  of?: number;
 }
 
 export interface FloorRecord {
   floor: number;
   passed: Passed;
-  /** The layout's generation it was written in; undefined for records of Mesh before layouts. */
+  /** The layout it was written in: its generation and partition count; undefined for records of Mesh before layouts. */
   gen: number | undefined;
+  of: number | undefined;
 }
 
-export function encodeFloor(floor: number, passed: Passed, gen: number): Uint8Array {
-  const record: FloorJson = { seq: floor, applied: passed.applied, dead: passed.dead, gen };
+export function encodeFloor(floor: number, passed: Passed, layout: { gen: number; partitions: number }): Uint8Array {
+  const record: FloorJson = { seq: floor, applied: passed.applied, dead: passed.dead, gen: layout.gen, of: layout.partitions };
   return new TextEncoder().encode(JSON.stringify(record));
 }
 
-export function decodeFloor(bytes: Uint8Array): FloorRecord {
-  const record = JSON.parse(new TextDecoder().decode(bytes)) as FloorJson;
-  return { floor: record.seq, passed: { applied: record.applied ?? 0, dead: record.dead ?? 0 }, gen: record.gen };
+/** The record, or undefined when the value is not one (written by hand): read as no record, so its partition starts lower, never higher. */
+export function decodeFloor(bytes: Uint8Array): FloorRecord | undefined {
+  let r: FloorJson;
+  try {
+    r = JSON.parse(new TextDecoder().decode(bytes)) as FloorJson;
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== "object" || r === null || !isCount(r.seq)) return undefined;
+  return {
+    floor: r.seq,
+    passed: { applied: isCount(r.applied) ? r.applied : 0, dead: isCount(r.dead) ? r.dead : 0 },
+    gen: isCount(r.gen) ? r.gen : undefined,
+    of: isCount(r.of) ? r.of : undefined,
+  };
 }
+
+/** True for a whole number >= 0. */
+export const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;

@@ -5,18 +5,22 @@
 // passed. An id's partition depends on the count, so when the count changes no
 // partition's own floor says what is done for its ids: every partition of the
 // new generation starts from the lowest floor the generation before stored,
-// and events above it are sent again, never skipped. Imports: the events room,
-// the transport's JetStream seam and the bottom floor.
+// and events above it are sent again, never skipped. A partition resumes its
+// own record only when both its generation and its count are the layout's (on
+// nats-server 2.9 clusters two compare-and-sets of one revision can both
+// succeed: two layouts of one generation then differ in their count). Imports:
+// the events room, the transport's JetStream seam and the bottom floor.
 import { MeshError } from "@mesh/core";
+import type { Logger } from "@mesh/core";
 import { classifyNatsError, readLatest } from "@mesh/transport";
 import type { JetStreamManager, KV } from "nats";
-import { decodeFloor } from "./floor-record.js";
+import { decodeFloor, isCount } from "./floor-record.js";
 import type { FloorRecord, Passed } from "./floor-record.js";
 
 export interface Layout {
   gen: number;
   partitions: number;
-  /** The floor a partition of this generation starts from when it has no record of its own of it. */
+  /** The floor a partition of this layout starts from when it has no record of its own of it. */
   from: number;
   /** What the partitions of the generations before passed (mesh events adds it to the partitions' own). */
   passed: Passed;
@@ -27,6 +31,7 @@ export interface LayoutStore {
   readonly jsm: JetStreamManager;
   readonly floors: KV;
   readonly floorsBucket: string;
+  readonly log: Logger;
 }
 
 /** What of the subscription the layout depends on. */
@@ -39,12 +44,17 @@ export interface LayoutOf {
 /** The layout record's key. */
 export const layoutKey = (subscription: string): string => `${subscription}.layout`;
 
+/** True when `record` was written in `layout`: its partition resumes it. */
+export const ofLayout = (record: FloorRecord | undefined, layout: Layout): record is FloorRecord =>
+  record !== undefined && record.gen === layout.gen && record.of === layout.partitions;
+
 /** Records read at once when a layout changes. */
 const READS_AT_ONCE = 64;
 /** Compare-and-set attempts before giving up (another node changing the layout at the same moment). */
 const ATTEMPTS = 5;
+const NONE: Passed = { applied: 0, dead: 0 };
 
-/** The stored layout of `subscription`, if any. */
+/** The stored layout of `subscription`, if any (undefined too when the value is not one). */
 export async function readLayout(jsm: JetStreamManager, bucket: string, subscription: string): Promise<Layout | undefined> {
   const entry = await readLatest(jsm, bucket, layoutKey(subscription));
   return entry?.value === undefined ? undefined : decodeLayout(entry.value);
@@ -52,9 +62,9 @@ export async function readLayout(jsm: JetStreamManager, bucket: string, subscrip
 
 /**
  * The layout for the subscription's partition count: the stored one when it has that count, else the next
- * generation, stored with compare-and-set (a node that lost the race reads the winner's). A first layout starts
- * from the lowest floor of records written before layouts (Mesh before them), else from the stream's start, or
- * its end (`lastSeq`) for `start: "new"`.
+ * generation, stored with compare-and-set (a node that lost the race reads the winner's). With none stored (a
+ * new subscription, records of Mesh before layouts, a deleted key or a value that is not a layout), a layout
+ * after every generation the records name, from the lowest of their floors (firstLayout).
  */
 export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Promise<number>): Promise<Layout> {
   const key = layoutKey(sub.id);
@@ -62,10 +72,12 @@ export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: 
     const entry = await readLatest(store.jsm, store.floorsBucket, key);
     const stored = entry?.value === undefined ? undefined : decodeLayout(entry.value);
     if (stored?.partitions === sub.partitions) return stored;
+    if (entry?.value !== undefined && stored === undefined)
+      store.log.warn({ subscription: sub.id, key }, "mesh: the events layout record is not one; writing a new one from the floors");
     const next = stored === undefined ? await firstLayout(store, sub, lastSeq) : await nextLayout(store, sub, stored);
     try {
-      if (entry === null) await store.floors.create(key, encodeLayout(next));
-      else await store.floors.update(key, encodeLayout(next), entry.revision);
+      // A key never written: expect none (a put, not kv.create, whose fallback reads through direct get).
+      await store.floors.put(key, encodeLayout(next), { previousSeq: entry?.revision ?? 0 });
       return next;
     } catch (err) {
       if (classifyNatsError(err) !== "wrong-last-sequence") throw err;
@@ -77,9 +89,8 @@ export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: 
 
 /** The generation after `stored`: from the lowest floor its partitions stored (its own `from` for one that stored none). */
 async function nextLayout(store: LayoutStore, sub: LayoutOf, stored: Layout): Promise<Layout> {
-  const partitions = Array.from({ length: stored.partitions }, (_, p) => p);
-  const records = await readRecords(store, sub.id, partitions);
-  const ofIt = records.map((r) => (r?.gen === stored.gen ? r : { floor: stored.from, passed: { applied: 0, dead: 0 }, gen: stored.gen }));
+  const records = await readRecords(store, sub.id, stored.partitions);
+  const ofIt = records.map((r) => (ofLayout(r, stored) ? r : { floor: stored.from, passed: NONE }));
   return {
     gen: stored.gen + 1,
     partitions: sub.partitions,
@@ -88,34 +99,42 @@ async function nextLayout(store: LayoutStore, sub: LayoutOf, stored: Layout): Pr
   };
 }
 
-/** The first generation: from the lowest floor of the records written before layouts, if any. */
+/**
+ * A layout with none stored, after every generation the records name. When records exist, it starts from the
+ * lowest of their floors, and from 0 when a partition below the count or the highest one found has none (a
+ * partition stored nothing before its floor first moved); `start: "new"` cannot tell where such a one began,
+ * and counts only the records. With no record at all, from the stream's start, or its end (`lastSeq`) for
+ * `start: "new"`.
+ */
 async function firstLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Promise<number>): Promise<Layout> {
   // Which partitions stored a record: their keys are the subjects the bucket's stream holds under the subscription's.
   const prefix = `$KV.${store.floorsBucket}.${sub.id}.`;
   const info = await store.jsm.streams.info(`KV_${store.floorsBucket}`, { subjects_filter: `${prefix}*` });
-  const partitions = Object.keys(info.state.subjects ?? {})
+  const found = Object.keys(info.state.subjects ?? {})
     .map((subject) => subject.slice(prefix.length))
     .filter((token) => /^\d+$/.test(token))
     .map(Number);
-  const records = (await readRecords(store, sub.id, partitions)).filter((r) => r !== undefined);
-  const from = records.length > 0 ? Math.min(...records.map((r) => r.floor)) : sub.start === "new" ? await lastSeq() : 0;
-  return { gen: 1, partitions: sub.partitions, from, passed: sum(records.map((r) => r.passed)) };
+  const count = Math.max(sub.partitions, ...found.map((p) => p + 1));
+  const records = await readRecords(store, sub.id, count);
+  const stored = records.filter((r) => r !== undefined);
+  const gen = 1 + Math.max(0, ...stored.map((r) => r.gen ?? 0));
+  if (stored.length === 0) return { gen, partitions: sub.partitions, from: sub.start === "new" ? await lastSeq() : 0, passed: NONE };
+  const floors = sub.start === "all" && stored.length < records.length ? [0] : stored.map((r) => r.floor);
+  return { gen, partitions: sub.partitions, from: Math.min(...floors), passed: sum(stored.map((r) => r.passed)) };
 }
 
-/** The records of `partitions`, from the bucket's stream leader (undefined: none, or deleted). */
-async function readRecords(store: LayoutStore, subscription: string, partitions: number[]): Promise<(FloorRecord | undefined)[]> {
+/** The records of partitions 0 to `count` - 1, from the bucket's stream leader (undefined: none, deleted, or not a record). */
+async function readRecords(store: LayoutStore, subscription: string, count: number): Promise<(FloorRecord | undefined)[]> {
   const out: (FloorRecord | undefined)[] = [];
-  for (let i = 0; i < partitions.length; i += READS_AT_ONCE) {
-    const entries = await Promise.all(
-      partitions.slice(i, i + READS_AT_ONCE).map((p) => readLatest(store.jsm, store.floorsBucket, `${subscription}.${p}`)),
-    );
+  for (let i = 0; i < count; i += READS_AT_ONCE) {
+    const keys = Array.from({ length: Math.min(READS_AT_ONCE, count - i) }, (_, j) => `${subscription}.${i + j}`);
+    const entries = await Promise.all(keys.map((key) => readLatest(store.jsm, store.floorsBucket, key)));
     for (const e of entries) out.push(e?.value === undefined ? undefined : decodeFloor(e.value));
   }
   return out;
 }
 
-const sum = (all: Passed[]): Passed =>
-  all.reduce((a, b) => ({ applied: a.applied + b.applied, dead: a.dead + b.dead }), { applied: 0, dead: 0 });
+const sum = (all: Passed[]): Passed => all.reduce((a, b) => ({ applied: a.applied + b.applied, dead: a.dead + b.dead }), NONE);
 
 /** The JSON stored: `{"gen": 2, "partitions": 4, "from": 1200, "applied": 1190, "dead": 2}`. */
 function encodeLayout(l: Layout): Uint8Array {
@@ -123,7 +142,15 @@ function encodeLayout(l: Layout): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(json));
 }
 
-function decodeLayout(bytes: Uint8Array): Layout {
-  const j = JSON.parse(new TextDecoder().decode(bytes)) as { gen: number; partitions: number; from: number; applied: number; dead: number };
-  return { gen: j.gen, partitions: j.partitions, from: j.from, passed: { applied: j.applied, dead: j.dead } };
+/** The layout, or undefined when the value is not one. */
+function decodeLayout(bytes: Uint8Array): Layout | undefined {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const { gen, partitions, from, applied, dead } = j ?? {};
+  if (!isCount(gen) || !isCount(partitions) || partitions === 0 || !isCount(from) || !isCount(applied) || !isCount(dead)) return undefined;
+  return { gen, partitions, from, passed: { applied, dead } };
 }

@@ -8,7 +8,7 @@
 import { bucketName, readLatest } from "@mesh/transport";
 import type { NatsConnection } from "nats";
 import { decodeFloor } from "../events/floor-record.js";
-import { readLayout } from "../events/layout-record.js";
+import { ofLayout, readLayout } from "../events/layout-record.js";
 import { clusterStats } from "./cluster-stats.js";
 
 interface Row {
@@ -97,10 +97,11 @@ async function readStored(nc: NatsConnection, prefix: string, rows: Row[]): Prom
         deadLetters: layout?.passed.dead ?? 0,
         floors: [],
       };
-      for (let partition = 0; partition < row.partitions; partition++) {
+      // The layout's count: while a rolling deploy changes it, nodes report either.
+      for (let partition = 0; partition < (layout?.partitions ?? row.partitions); partition++) {
         const entry = await readLatest(jsm, bucket, `${row.subscription}.${partition}`);
         const read = entry?.value === undefined ? undefined : decodeFloor(entry.value);
-        const record = layout === undefined || read?.gen === layout.gen ? read : undefined;
+        const record = layout === undefined || ofLayout(read, layout) ? read : undefined;
         stored.applied += record?.passed.applied ?? 0;
         stored.deadLetters += record?.passed.dead ?? 0;
         stored.floors.push({ partition, floor: record?.floor ?? layout?.from ?? null });
