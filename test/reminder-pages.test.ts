@@ -244,3 +244,27 @@ test.serial("forget then remind at the same time, in one turn or in two whose co
   t.deepEqual(await call("one"), [at]);
   t.deepEqual(await call("two"), [at]);
 });
+
+test.serial(
+  "after a week-long outage of the whole cluster (the lowest slot a week behind), the first scan reads on in batches and a reminder fires",
+  async (t) => {
+    t.timeout(120_000);
+    const o = { prefix: "pweek", actors: [Alarm], capabilities: ["a"], reminderScanMs: 1000 };
+    const first = await Mesh.start({ servers: t.context.server.url, nodeId: nodeId("pweek0"), ...o });
+    await alarm(first, "warm"); // the bucket exists
+    await first.stop();
+    // What the cluster stored before it went down: the lowest slot a week ago (10 s slots), and nothing since.
+    const weekAgo = Math.floor(Date.now() / 10_000) - 60_480;
+    const kv = await bucket(t, "pweek");
+    await kv.put("a.low", encode(weekAgo));
+    const node = await startNode(t, { ...o, nodeId: nodeId("pweek1") });
+    const started = Date.now();
+    const lowNow = async () => decode((await kv.get("a.low"))!.value) as number;
+    await eventually(async () => (await lowNow()) >= Math.floor(Date.now() / 10_000) - 7, "the lowest slot to move up to now", 110_000);
+    t.log(`caught up with a week in ${Date.now() - started} ms`);
+    t.true((await lowNow()) > weekAgo + 60_000, "the scan read past the week");
+    await alarm(node, "back", { remind: { name: "after", afterMs: 500 } });
+    await eventually(async () => (await alarm(node, "back")).length === 1, "the reminder to fire", 60_000);
+    t.is((await alarm(node, "back")).length, 1);
+  },
+);
