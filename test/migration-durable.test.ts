@@ -7,7 +7,7 @@ import type { TestFn } from "ava";
 import { connect } from "nats";
 import { encode } from "@msgpack/msgpack";
 import { MeshError, stateKey } from "@mesh/core";
-import type { Mesh } from "@mesh/runtime";
+import type { CallContext, Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { DurableCounter } from "./helpers/actors.js";
@@ -92,3 +92,34 @@ test.serial(
     t.is(b.metrics().migrationsIn, 5);
   },
 );
+
+/** A durable actor whose timer's firings are stored with its state. */
+class DurableTicker {
+  static actorType = "DurableTicker";
+  static durable = true;
+  state = { fired: [] as string[] };
+  handleCall(p: { ringIn?: number } | undefined, ctx: CallContext): { fired: string[] } {
+    if (p?.ringIn !== undefined) ctx.setTimer("ring", p.ringIn);
+    return this.state;
+  }
+  handleTimer(name: string, ctx: CallContext): void {
+    this.state.fired.push(`${name}@${ctx.nodeId}`);
+  }
+}
+
+test.serial("a durable actor's timers move with its record: each fires on the new owner once its node stopped", async (t) => {
+  const o = { prefix: "dm4", shards: SHARDS, actors: [DurableTicker], capabilities: ["dm"] };
+  const a = await startNode(t, { nodeId: nodeId("dta"), ...o });
+  const b = await startNode(t, { nodeId: nodeId("dtb"), ...o });
+  await eventually(() => a.nodesFor("dm").length === 2 && b.nodesFor("dm").length === 2, "the nodes to meet");
+  const ids: string[] = [];
+  for (let i = 0; ids.length < 20; i++) if (a.ownerNode(a.shardFor(`t${i}`), "dm") === a.nodeId) ids.push(`t${i}`);
+  const ticker = (mesh: Mesh, id: string, payload?: object) =>
+    mesh.call<{ fired: string[] }>({ actor: DurableTicker, id, payload, capability: "dm" }).then((r) => r.result.fired);
+  for (const id of ids) await ticker(a, id, { ringIn: 2000 });
+  await a.stop();
+  // The records came with their timers: the new owner activates each to run them, without a message.
+  await eventually(() => b.actorCount === ids.length, "the new owner to activate the actors with timers", 10_000);
+  for (const id of ids) await eventually(async () => (await ticker(b, id)).length > 0, `${id}'s timer to fire on ${b.nodeId}`, 15_000);
+  for (const id of ids) t.deepEqual(await ticker(b, id), [`ring@${b.nodeId}`], `${id}: fired once, on the new owner`);
+});

@@ -28,12 +28,14 @@ export interface DurableParts {
   committed(commits: GroupCommit): void;
   /** What the actor's old owner handed over of its stored record (live migration), if anything: read instead of the store. */
   moved(act: Activation): Stored | undefined;
+  /** The state is loaded: the timers its old owner handed over with the record, if any, are set again. */
+  movedTimers(act: Activation): void;
   /** An actor's state was stored by newer code: true when the node gave its shard up to such a node (the activation leaves). */
   yieldShard(capability: string, shard: number): boolean;
 }
 
 /**
- * Starts a durable activation: its state, then onActivate. When the state was
+ * Starts a durable activation: its state (and the timers that moved with it), then onActivate. When the state was
  * stored by newer code and the node gives the shard up to a node of newer
  * code, it starts nothing: it leaves as replaced, and what waits for it goes
  * to that node.
@@ -46,6 +48,7 @@ export async function startDurable(act: Activation, p: DurableParts): Promise<vo
     act.reason = "replaced";
     return;
   }
+  p.movedTimers(act); // before onActivate: a timer it sets replaces one of the same name
   await act.instance.onActivate?.();
 }
 

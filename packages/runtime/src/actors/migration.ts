@@ -10,9 +10,9 @@
 // (outside the value model, a dehydrate that throws) starts afresh there,
 // counted and logged once per class. A durable activation hands over its
 // stored record and revision once its commits have landed, so that its new
-// owner does not read the store; its fields do not move (onDeactivate and
-// onActivate run as on any move), and its commits stay fenced by that
-// revision. Imports: the actors room, the timers room, state and the bottom
+// owner does not read the store, and its timers' time left, taken as it left;
+// its fields do not move (onDeactivate and onActivate run as on any move),
+// and its commits stay fenced by that revision. Imports: the actors room, the timers room, state and the bottom
 // floor.
 import { checkAcross, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
@@ -25,9 +25,11 @@ import type { Activation } from "./activation.js";
 import type { Address } from "./letter.js";
 
 /** What moves of a plain actor, on the wire: [data, timers as [name, time left in ms, interval in ms (0: once)]]. */
-type PlainMoved = [data: unknown, timers: [string, number, number][]];
-/** What moves of a durable actor: its stored record (nil: nothing stored) and its revision. */
-type DurableMoved = [record: Uint8Array | null, revision: number];
+type PlainMoved = [data: unknown, timers: Carried];
+/** Timers on the wire: [name, time left in ms, interval in ms (0: once)]. */
+type Carried = [string, number, number][];
+/** What moves of a durable actor: its stored record (nil: nothing stored), its revision, and its timers when it has any. */
+type DurableMoved = [record: Uint8Array | null, revision: number] | [record: Uint8Array | null, revision: number, timers: Carried];
 type Moved = PlainMoved | DurableMoved;
 
 /** How long, and how many bytes in all, durable records wait for their actors' next message (then the store is read). */
@@ -43,6 +45,10 @@ export class Migrations {
   readonly #arrived = new WeakMap<Activation, Moved>();
   /** Activations created while their shard's handover was pending: only these may take what moves. */
   readonly #waiting = new WeakSet<Activation>();
+  /** A leaving durable activation's timers, taken before they end: they go with its record, once its commits landed. */
+  readonly #leavingTimers = new WeakMap<Activation, Carried>();
+  /** The timers that came with a durable activation's record: armed once its state is loaded (resumeTimers). */
+  readonly #timersIn = new WeakMap<Activation, Carried>();
   /** Classes whose state could not move, logged once each. */
   readonly #logged = new Set<string>();
   /**
@@ -66,6 +72,8 @@ export class Migrations {
    */
   moved(act: Activation, when: "leaving" | "committed"): boolean {
     const durable = (act.instance.constructor as ActorClass).durable === true;
+    if (durable && when === "leaving" && act.timers !== undefined && act.timers.size > 0)
+      this.#leavingTimers.set(act, this.timers.carried(act));
     if (durable !== (when === "committed")) return false;
     const moved = durable ? this.#record(act) : this.packed(act);
     if (moved === undefined || !this.send(act, moved)) return false;
@@ -77,7 +85,10 @@ export class Migrations {
   #record(act: Activation): DurableMoved | undefined {
     if ((act.instance.constructor as ActorClass).migrate === false) return undefined;
     const stored = act.commits?.snapshot();
-    return stored === undefined ? undefined : [stored.bytes ?? null, stored.revision];
+    if (stored === undefined) return undefined;
+    const timers = this.#leavingTimers.get(act);
+    // Without timers, the two elements a Mesh before durable timers moved takes too.
+    return timers === undefined ? [stored.bytes ?? null, stored.revision] : [stored.bytes ?? null, stored.revision, timers];
   }
 
   /**
@@ -146,9 +157,12 @@ export class Migrations {
     return isThenable(out) ? Promise.resolve(out).catch((err: unknown) => this.#cannotMove(act, err)) : out;
   }
 
-  /** A durable record for an actor with no activation here: parked (true) until its next message; false for other payloads. */
+  /**
+   * A durable record for an actor with no activation here: parked (true) until its next message; false for other
+   * payloads, and for a record with timers (an activation is made for it, so that they fire).
+   */
   parks(to: Address, moved: Moved): boolean {
-    if (!isDurableMoved(moved)) return false;
+    if (!isDurableMoved(moved) || moved[2] !== undefined) return false;
     this.#expire();
     const key = parkedKey(to.capability, to.actorType, to.id);
     this.#unparkKey(key);
@@ -178,7 +192,16 @@ export class Migrations {
     this.#unparkKey(key);
     if (moved === undefined || !isDurableMoved(moved)) return undefined;
     this.metrics.migrationsIn++;
+    if (moved[2] !== undefined) this.#timersIn.set(act, moved[2]);
     return { bytes: moved[0] ?? undefined, revision: moved[1] };
+  }
+
+  /** The durable activation's state is loaded: the timers that came with its record are set again with the time they had left. */
+  resumeTimers(act: Activation): void {
+    const timers = this.#timersIn.get(act);
+    if (timers === undefined) return;
+    this.#timersIn.delete(act);
+    this.timers.resume(act, timers);
   }
 
   #unparkKey(key: string): void {
@@ -211,7 +234,7 @@ export class Migrations {
 function isDurableMoved(payload: unknown): payload is DurableMoved {
   return (
     Array.isArray(payload) &&
-    payload.length === 2 &&
+    (payload.length === 2 || (payload.length === 3 && isCarried(payload[2]))) &&
     (payload[0] === null || payload[0] instanceof Uint8Array) &&
     Number.isSafeInteger(payload[1]) &&
     (payload[1] as number) >= 0
@@ -219,12 +242,12 @@ function isDurableMoved(payload: unknown): payload is DurableMoved {
 }
 
 function isMoved(payload: unknown): payload is PlainMoved {
+  return Array.isArray(payload) && payload.length === 2 && isCarried(payload[1]);
+}
+
+function isCarried(timers: unknown): timers is Carried {
   return (
-    Array.isArray(payload) &&
-    payload.length === 2 &&
-    Array.isArray(payload[1]) &&
-    (payload[1] as unknown[]).every(
-      (t) => Array.isArray(t) && typeof t[0] === "string" && typeof t[1] === "number" && typeof t[2] === "number",
-    )
+    Array.isArray(timers) &&
+    timers.every((t) => Array.isArray(t) && typeof t[0] === "string" && typeof t[1] === "number" && typeof t[2] === "number")
   );
 }

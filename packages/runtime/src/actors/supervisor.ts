@@ -5,8 +5,7 @@ import { MeshError, type Logger } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
 import type { NodeMetrics } from "../operations/metrics.js";
 import { Scheduler } from "../timers/scheduler.js";
-import { Timers } from "../timers/timers.js";
-import type { ActorTimer } from "../timers/timers.js";
+import { Timers, type ActorTimer } from "../timers/timers.js";
 import { remindersOf, type Reminder, type ReminderOutcome, type Reminders } from "../timers/reminders.js";
 import type { StateStorage } from "../state/state-store.js";
 import { outgoing } from "../events/event.js";
@@ -148,7 +147,8 @@ export class Supervisor {
     const crashed = (act: Activation) => this.#endings.crashed(act);
     const committed = (commits: GroupCommit) => this.#turns.committed(commits);
     const moved = (act: Activation) => this.#migrations.stored(act);
-    this.#durable = o.store && { ...o, store: o.store, crashed, committed, moved }; // the store, publisher, metrics, log, yieldShard
+    const movedTimers = (act: Activation) => this.#migrations.resumeTimers(act);
+    this.#durable = o.store && { ...o, store: o.store, crashed, committed, moved, movedTimers }; // the store, publisher, metrics, log, yieldShard
     this.#migrations = new Migrations(this.#timers, o.metrics, o.log, (act, moved) => o.lease.holdsNow() && o.outbound.migrate(act, moved));
     this.#endings = new Endings({
       table: this.#table,
