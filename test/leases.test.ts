@@ -224,32 +224,36 @@ test.serial(
   },
 );
 
-test.serial(
-  "a node whose connection the server closed while its own socket stays open (half-open) is taken over only once its lease ended: no stale read through it",
-  async (t) => {
-    const prefix = "lhalf";
-    const proxy = await TcpProxy.start(t.context.server.url);
-    t.teardown(() => proxy.close());
-    const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
-    const half = await startNode(t, { ...options, servers: proxy.url, nodeId: nodeId("half") });
-    const kept = await startNode(t, { ...options, nodeId: nodeId("kept") });
-    const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
-    for (const node of [caller, half]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
-    // Increments go through the caller, reads through the half-open node: its own actors' reads are local, from memory.
-    const load = drive([caller, half], "acct", true);
-    const { trace } = load;
-    try {
-      await eventually(() => (trace.servedBy.get(half.nodeId) ?? 0) > 200, "the node to serve", 20_000);
-      proxy.halfOpen();
-      await eventually(() => !caller.nodesFor("acct").includes(half.nodeId), "the caller to drop the half-open node", 10_000);
-      const served = trace.servedBy.get(kept.nodeId) ?? 0;
-      await eventually(() => (trace.servedBy.get(kept.nodeId) ?? 0) > served + 40, "the other node to serve on", 20_000);
-    } finally {
-      await load.stop();
-    }
-    t.log(`${trace.total} calls; failures: ${JSON.stringify(Object.fromEntries(trace.failures))}`);
-    checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"));
-    await proxy.cut(); // its socket closes too: it reconnects, and stops, as any node
-    await proxy.restore();
-  },
-);
+for (const [i, c] of [
+  { title: "", nodeTimeoutMs: timing.nodeTimeoutMs },
+  { title: ", its node timeout longer than its peers' (its lease too)", nodeTimeoutMs: 3 * timing.nodeTimeoutMs },
+].entries())
+  test.serial(
+    `a node whose connection the server closed while its own socket stays open (half-open) is taken over only once its lease ended${c.title}: no stale read through it`,
+    async (t) => {
+      const prefix = `lhalf${i}`;
+      const proxy = await TcpProxy.start(t.context.server.url);
+      t.teardown(() => proxy.close());
+      const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
+      const half = await startNode(t, { ...options, servers: proxy.url, nodeId: nodeId("half"), nodeTimeoutMs: c.nodeTimeoutMs });
+      const kept = await startNode(t, { ...options, nodeId: nodeId("kept") });
+      const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
+      for (const node of [caller, half]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
+      // Increments go through the caller, reads through the half-open node: its own actors' reads are local, from memory.
+      const load = drive([caller, half], "acct", true);
+      const { trace } = load;
+      try {
+        await eventually(() => (trace.servedBy.get(half.nodeId) ?? 0) > 200, "the node to serve", 20_000);
+        proxy.halfOpen();
+        await eventually(() => !caller.nodesFor("acct").includes(half.nodeId), "the caller to drop the half-open node", 10_000);
+        const served = trace.servedBy.get(kept.nodeId) ?? 0;
+        await eventually(() => (trace.servedBy.get(kept.nodeId) ?? 0) > served + 40, "the other node to serve on", 20_000);
+      } finally {
+        await load.stop();
+      }
+      t.log(`${trace.total} calls; failures: ${JSON.stringify(Object.fromEntries(trace.failures))}`);
+      checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"));
+      await proxy.cut(); // its socket closes too: it reconnects, and stops, as any node
+      await proxy.restore();
+    },
+  );

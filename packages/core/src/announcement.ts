@@ -35,14 +35,16 @@ export interface Announcement {
   heir?: string;
   /** Shards (`<capability>/<shard>`) the node gives up: it met state stored by newer code there (STATE_TOO_NEW); they go to the next key. */
   yields?: string[];
-  /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, 3 x heartbeatMs) of silence. */
+  /** The node's heartbeat interval in ms: it is dropped after max(nodeTimeoutMs, its nodeTimeoutMs, 3 x heartbeatMs) of silence. */
   heartbeatMs: number;
+  /** The node's own nodeTimeoutMs, which its lease counts on (absent from a Mesh before it was announced): peers wait at least that long. */
+  nodeTimeoutMs?: number;
   /** Only in answers to `discover`: every node the answering node knows, so the asker can wait for each. */
   members?: string[];
   /**
    * Only in answers to `discover`: how many times the answering node removed
-   * the asker's instance from its view (silent past the node timeout, or no
-   * responders on its subject). A node that re-validates its lease learns from
+   * the asker's instance from its view (silent past the node timeout, or the
+   * store's verdict). A node that re-validates its lease learns from
    * it whether another node may have taken its shards meanwhile.
    */
   removals?: number;
@@ -142,6 +144,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (a.heir !== undefined && !isToken(a.heir)) fail("heir");
   if (a.yields !== undefined && !(isStringArray(a.yields) && a.yields.every((y) => /^[^/]+\/\d+$/.test(y)))) fail("yields");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
+  if (a.nodeTimeoutMs !== undefined && !(typeof a.nodeTimeoutMs === "number" && a.nodeTimeoutMs > 0)) fail("nodeTimeoutMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");
   if (a.rev !== undefined && !(Number.isInteger(a.rev) && (a.rev as number) > 0)) fail("rev");

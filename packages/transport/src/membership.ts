@@ -315,8 +315,9 @@ export class Membership {
       this.#store?.stalled(now);
       return;
     }
-    // A node that announced a slower heartbeat than ours gets three of its own intervals.
-    const timeoutOf = (m: Member | undefined) => Math.max(this.timing.nodeTimeoutMs, 3 * (m?.announcement.heartbeatMs ?? 0));
+    // The longest of ours, the node's own (its lease counts on it) and three of its heartbeats.
+    const timeoutOf = (m: Member | undefined) =>
+      Math.max(this.timing.nodeTimeoutMs, m?.announcement.nodeTimeoutMs ?? 0, 3 * (m?.announcement.heartbeatMs ?? 0));
     this.#store?.sweep(
       now,
       (node) => timeoutOf(this.#members.get(node)),

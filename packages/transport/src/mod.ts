@@ -1,7 +1,7 @@
 // The public surface of @mesh/transport (used by @mesh/runtime).
 export { connectNats, credentialsFromEnv, defaultServers, inboxPrefixFromEnv, settleWithin, withoutSecrets } from "./connection.js";
 export { Membership } from "./membership.js";
-export { claimNodeId } from "./node-id.js";
+export { answersProbe, claimNodeId } from "./node-id.js";
 export type { MembershipParts, MembershipTiming, Revalidation } from "./membership-parts.js";
 export { readAll } from "./kv-read.js";
 export { KvPublisher } from "./kv-publisher.js";

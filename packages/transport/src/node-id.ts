@@ -32,9 +32,20 @@ export async function claimNodeId(nc: NatsConnection, subjects: Subjects, nodeId
   );
 }
 
+/** True when a process serving `nodeId`'s subject answers a presence probe within `timeoutMs`. */
+export async function answersProbe(nc: NatsConnection, subjects: Subjects, nodeId: string, timeoutMs: number): Promise<boolean> {
+  try {
+    await nc.request(subjects.node(nodeId), new Uint8Array(0), { timeout: timeoutMs });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * True when no process serves `nodeId`'s subject (the server answers "no responders" at once): it is gone,
- * whatever its record or the views say. False when anything answers, or nothing within `timeoutMs`.
+ * True when no process serves `nodeId`'s subject now (the server answers "no responders" at once: the node
+ * died, or the server closed its connection). Discovery does not wait for it; it removes nobody. False when
+ * anything answers, or nothing within `timeoutMs`.
  */
 export async function isGone(nc: NatsConnection, subjects: Subjects, nodeId: string, timeoutMs: number): Promise<boolean> {
   try {

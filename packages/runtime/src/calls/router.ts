@@ -1,7 +1,7 @@
 // Calls and casts on their way to an actor's owner: checked and routed
 // (request.ts), then delivered here (with the copies the value model asks
 // for) or sent to the owner node in this tick's batch; a call whose owner had
-// no responders is re-routed to the new owner; the letters of an actor that
+// no responders waits for another owner (unreachable.ts); the letters of an actor that
 // moved are handed on. Serving what arrives on this node's subject is
 // node-inbox.ts. Imports: the calls room, the actors' supervisor, the bottom floor.
 import { MeshError, shardOfHash, xxh32 } from "@mesh/core";
@@ -24,12 +24,7 @@ import { encodeWithin, noNodes, routeRequest } from "./request.js";
 import type { LocalHosting } from "./request.js";
 import { callSpan, carry, routedUnder } from "./call-spans.js";
 import type { RefusedCasts } from "./refused-casts.js";
-
-/** How many times a call that met "no responders" is re-routed to another owner before NODE_UNAVAILABLE. */
-const MAX_REROUTES = 3;
-
-/** How long a call whose owner stays in the view but is unreachable waits before it is sent again: doubling from `first`, at most `max`. */
-const UNREACHABLE_PAUSE_MS = { first: 25, max: 250 } as const;
+import { UnreachableOwners } from "./unreachable.js";
 
 /** What a cast that went at once returns (one promise for all). */
 const SENT: Promise<void> = Promise.resolve();
@@ -53,6 +48,8 @@ export interface RouterParts extends NodeParts {
   readonly hosting: LocalHosting;
   /** Actors whose owners said they refuse casts now (overload notices). */
   readonly refusedCasts: RefusedCasts;
+  /** Resolves to true when `node` answers a presence probe within `timeoutMs` (an owner that had no responders is back). */
+  answers(node: string, timeoutMs: number): Promise<boolean>;
   /** The wire protocol member `node` announced (1 when it announced none, or is not in the view). */
   protocolOf(node: string): number;
   /** Whether `node` takes durable records handed over (it announced placement keys: a Mesh since durable hand-overs). */
@@ -63,8 +60,19 @@ export interface RouterParts extends NodeParts {
 
 export class Router {
   readonly rerouter: Rerouter = { reroute: (call) => this.#reroute(call), encodeNow: (call) => this.#encodeNow(call) };
+  /** Calls whose owner had no responders, waiting for another owner, the owner's return, or their deadline. */
+  readonly unreachable: UnreachableOwners;
 
-  constructor(private readonly p: RouterParts) {}
+  constructor(private readonly p: RouterParts) {
+    this.unreachable = new UnreachableOwners({
+      nodeId: p.nodeId,
+      ownerOf: (call) => p.routes.owner(call.request.capability, call.request.shard),
+      dispatch: (call) => this.#dispatch(call),
+      answers: (node, timeoutMs) => p.answers(node, timeoutMs),
+      noNodes: (call) => noNodes(call.request.capability, p.routes),
+      rerouted: () => void p.metrics.retries++,
+    });
+  }
 
   /**
    * A call: to the local supervisor when this node owns the actor, else to
@@ -269,47 +277,9 @@ export class Router {
     return this.encode(call.request);
   }
 
-  /**
-   * The owner had no responders: the call was never delivered, so it is safe
-   * to send again. That removes nobody: a node whose connection the server
-   * closed may not know it yet (half-open) and serves until its lease ends, so
-   * only silence for the node timeout removes it (docs/faults.md). The call
-   * goes to the new owner once the view has one, or to the same one again
-   * after a pause, until its deadline.
-   */
+  /** The owner had no responders: the call was never delivered, so it may go again (unreachable.ts). */
   #reroute(call: RemoteCall): void {
-    this.#rerouteOrFail(call).catch((err: unknown) => call.sink.fail(err as Error));
-  }
-
-  async #rerouteOrFail(call: RemoteCall): Promise<void> {
-    const r = call.request;
-    const unreachable = r.owner;
-    const owner = this.p.routes.owner(r.capability, r.shard);
-    if (owner === undefined) return call.sink.fail(noNodes(r.capability, this.p.routes));
-    if (owner !== unreachable && call.reroutes < MAX_REROUTES) {
-      call.reroutes++;
-      this.p.metrics.retries++;
-      r.owner = owner;
-      return this.#dispatch(call);
-    }
-    const pause = Math.min(UNREACHABLE_PAUSE_MS.max, UNREACHABLE_PAUSE_MS.first * 2 ** call.pauses++);
-    if (owner !== unreachable || performance.now() + pause >= call.budgetEnd) {
-      return call.sink.fail(
-        new MeshError(
-          "NODE_UNAVAILABLE",
-          `node ${unreachable} is unreachable from node ${this.p.nodeId} (no responders on its subject), and the cluster has not removed it`,
-        ),
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, pause));
-    const next = this.p.routes.owner(r.capability, r.shard);
-    if (next === undefined) return call.sink.fail(noNodes(r.capability, this.p.routes));
-    if (next !== unreachable) {
-      call.reroutes++;
-      this.p.metrics.retries++;
-    }
-    r.owner = next;
-    this.#dispatch(call);
+    this.unreachable.wait(call);
   }
 
   /** A call whose owner is known: delivered here if this node owns it, else sent. */

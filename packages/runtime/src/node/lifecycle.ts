@@ -270,7 +270,7 @@ export class MeshNode {
       this.#resetSub?.unsubscribe();
       // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
       await actors.idle(left());
-      while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (requests.size + this.parts.router.unreachable.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await actors.deactivateAll(o.drainTimeoutMs);
       await membership.stop(); // leave: nothing of this node's shards is held here any more
       // Drained: every message the server had sent was read, and the inbox serves those read together a tick apart.
@@ -302,6 +302,7 @@ export class MeshNode {
    */
   #viewChanged(view: ReadonlyMap<string, Announcement>): void {
     this.parts.routes.setMembers(view.values());
+    this.parts.router.unreachable.viewChanged(); // calls waiting for an owner that had no responders
     this.parts.claims.viewChanged(); // shards gained wait for their handover; then those lost are let go
     this.#rebalance();
     this.parts.placement.viewChanged();

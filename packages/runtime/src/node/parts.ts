@@ -8,7 +8,7 @@
 import { RoutingTable } from "@mesh/core";
 import type { Announcement } from "@mesh/core";
 import { PROTOCOL } from "@mesh/core/internal";
-import { Membership, Requests, StoreRemovals } from "@mesh/transport";
+import { Membership, Requests, StoreRemovals, answersProbe } from "@mesh/transport";
 import type { NodeRecords } from "@mesh/transport";
 import type { NatsConnection } from "nats";
 import { Lease } from "../actors/lease.js";
@@ -164,6 +164,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     app: o.appVersion,
     protocol: PROTOCOL,
     heartbeatMs: o.heartbeatMs,
+    nodeTimeoutMs: o.nodeTimeoutMs,
     keys: true,
     ...(Standby.first(o.appVersion, o.standbyMs) ? { standby: true } : {}),
   };
@@ -202,6 +203,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     refusedCasts,
     subjects: o.subjects,
     hosting: { hosts: (actorType) => actors.hosts(actorType), capabilities: () => membership.self.capabilities },
+    answers: (id, timeoutMs) => answersProbe(nc, o.subjects, id, timeoutMs),
     protocolOf: (id) => membership.member(id)?.protocol ?? 1,
     takesRecords: (id) => membership.member(id)?.keys === true,
     admit: (acceptWhileStopping) => {
