@@ -119,13 +119,21 @@ export class NodeRecords {
    * anew). Throws when the store does not answer.
    */
   async heldByAnother(): Promise<boolean> {
+    return (await this.otherInstance()) !== undefined;
+  }
+
+  /**
+   * The revision of this node id's record when another instance wrote it (another process of this id), else
+   * undefined (none, deleted, ours, or not a record), read from the stream leader. Throws when the store does not answer.
+   */
+  async otherInstance(): Promise<number | undefined> {
     const latest = await readLatest(this.#jsm, this.bucket, this.o.nodeId);
-    if (latest === null || latest.value === undefined) return false;
+    if (latest === null || latest.value === undefined) return undefined;
     try {
       const { instance } = JSON.parse(new TextDecoder().decode(latest.value)) as { instance?: unknown };
-      return instance !== this.o.instance;
+      return instance !== this.o.instance ? latest.revision : undefined;
     } catch {
-      return false; // not a record: written anew, as a deleted one
+      return undefined; // not a record: written anew, as a deleted one
     }
   }
 
