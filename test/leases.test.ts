@@ -279,7 +279,8 @@ test.serial(
       await eventually(() => (trace.servedBy.get(id) ?? 0) > 200, "the node to serve", 20_000);
       proxy.halfOpen();
       // Its presence probe meets no responders: the id looks free.
-      await startNode(t, { ...options, ...same });
+      // Restarted with a shorter node timeout: it waits as long as the old process's record says.
+      await startNode(t, { ...options, ...same, nodeTimeoutMs: timing.nodeTimeoutMs });
       const total = trace.total;
       await eventually(() => trace.total > total + 40, "the new process to serve the id's actors", 20_000);
     } finally {

@@ -2,6 +2,7 @@
 import anyTest from "ava";
 import type { TestFn } from "ava";
 import { connect } from "nats";
+import { Mesh } from "@mesh/runtime";
 import { Counter, Gate } from "./helpers/actors.js";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
@@ -110,3 +111,29 @@ test.serial(
     t.is((error as { code?: string }).code, "NO_NODES", error?.message);
   },
 );
+
+test.serial("stop() fails a call waiting for an owner with no responders with STOPPED, not at its deadline", async (t) => {
+  const caller = await Mesh.start({ servers: t.context.server.url, nodeId: nodeId("leaving"), prefix: "wait", nodeTimeoutMs: 60_000 });
+  const nc = await connect({ servers: t.context.server.url });
+  t.teardown(() => nc.close());
+  const ghost = {
+    v: 1,
+    node: "ghost3",
+    instance: "g",
+    capabilities: ["w"],
+    actorTypes: [],
+    shards: 4096,
+    strategy: "rendezvous",
+    version: "0",
+    heartbeatMs: 60_000,
+  };
+  nc.publish("wait.cluster.heartbeat", JSON.stringify(ghost));
+  await eventually(() => caller.nodesFor("w").length === 1, "the ghost to be seen");
+  const call = caller.call({ actor: Counter, id: "x", capability: "w", timeoutMs: 60_000 });
+  const outcome = call.then(
+    () => "answered",
+    (err: { code?: string }) => err.code,
+  );
+  await caller.stop();
+  t.is(await outcome, "STOPPED");
+});

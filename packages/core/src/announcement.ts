@@ -144,7 +144,8 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (a.heir !== undefined && !isToken(a.heir)) fail("heir");
   if (a.yields !== undefined && !(isStringArray(a.yields) && a.yields.every((y) => /^[^/]+\/\d+$/.test(y)))) fail("yields");
   if (typeof a.heartbeatMs !== "number" || !(a.heartbeatMs > 0)) fail("heartbeatMs");
-  if (a.nodeTimeoutMs !== undefined && !(typeof a.nodeTimeoutMs === "number" && a.nodeTimeoutMs > 0)) fail("nodeTimeoutMs");
+  if (a.nodeTimeoutMs !== undefined && !(typeof a.nodeTimeoutMs === "number" && a.nodeTimeoutMs > 0 && a.nodeTimeoutMs <= 2 ** 31 - 1))
+    fail("nodeTimeoutMs");
   if (a.members !== undefined && !isStringArray(a.members)) fail("members");
   if (a.removals !== undefined && !(Number.isInteger(a.removals) && (a.removals as number) >= 0)) fail("removals");
   if (a.rev !== undefined && !(Number.isInteger(a.rev) && (a.rev as number) > 0)) fail("rev");

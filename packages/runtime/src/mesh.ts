@@ -55,8 +55,19 @@ export class Mesh {
       const instance = randomBytes(8).toString("hex");
       const records =
         durable || nc.info?.jetstream === true
-          ? await NodeRecords.open({ nc, prefix: o.subjects.prefix, nodeId: o.nodeId, instance, storage: o.storage, log: o.logger })
+          ? await NodeRecords.open({
+              nc,
+              prefix: o.subjects.prefix,
+              nodeId: o.nodeId,
+              instance,
+              storage: o.storage,
+              log: o.logger,
+              nodeTimeoutMs: o.nodeTimeoutMs,
+              heartbeatMs: o.heartbeatMs,
+            })
           : undefined;
+      // Before it serves anything: a process of this id before it may still serve under its lease (node-records.ts).
+      await records?.afterPredecessor();
       return new Mesh(await MeshNode.start({ o, nc, maxPayload, store, inbox, instance, records, subscriptions }));
     } catch (err) {
       await nc.close();

@@ -12,7 +12,7 @@ import { MeshError } from "@mesh/core";
 import { encodeJson, messageOf } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { JetStreamManager, KV, NatsConnection } from "nats";
-import { bucketName, classifyNatsError, isTransient, openBucket, readLatest } from "./jetstream.js";
+import { JETSTREAM_READY_MS, bucketName, classifyNatsError, isTransient, openBucket, readLatest } from "./jetstream.js";
 import type { BucketOptions } from "./jetstream.js";
 import { readAll } from "./kv-read.js";
 
@@ -25,7 +25,14 @@ export interface NodeRecordsOptions {
   readonly instance: string;
   readonly storage: BucketOptions;
   readonly log: Logger;
+  /** The node's nodeTimeoutMs, which its lease counts on: kept in its record, so that a process of its id after it waits as long. */
+  readonly nodeTimeoutMs: number;
+  /** How often a process of this id waiting for the record of another reads it again. */
+  readonly heartbeatMs: number;
 }
+
+/** The longest node timeout a record may ask a later process of its id to wait (the largest setTimeout). */
+const MAX_RECORDED_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** What one renewal did: stored (the write was sent at `sentAt`), refused because a peer removed this node, or not known. */
 export type Renewal = { readonly kind: "renewed"; readonly sentAt: number } | { readonly kind: "removed" } | { readonly kind: "failed" };
@@ -123,17 +130,62 @@ export class NodeRecords {
   }
 
   /**
-   * The revision of this node id's record when another instance wrote it (another process of this id), else
-   * undefined (none, deleted, ours, or not a record), read from the stream leader. Throws when the store does not answer.
+   * This node id's record when another instance wrote it (another process of this id): its revision and the node
+   * timeout it kept; else undefined (none, deleted, ours, or not a record), read from the stream leader. Throws
+   * when the store does not answer.
    */
-  async otherInstance(): Promise<number | undefined> {
+  async otherInstance(): Promise<{ revision: number; nodeTimeoutMs: number } | undefined> {
     const latest = await readLatest(this.#jsm, this.bucket, this.o.nodeId);
     if (latest === null || latest.value === undefined) return undefined;
     try {
-      const { instance } = JSON.parse(new TextDecoder().decode(latest.value)) as { instance?: unknown };
-      return instance !== this.o.instance ? latest.revision : undefined;
+      const { instance, nodeTimeoutMs } = JSON.parse(new TextDecoder().decode(latest.value)) as {
+        instance?: unknown;
+        nodeTimeoutMs?: unknown;
+      };
+      if (instance === this.o.instance) return undefined;
+      const kept = typeof nodeTimeoutMs === "number" && nodeTimeoutMs > 0 ? Math.min(nodeTimeoutMs, MAX_RECORDED_TIMEOUT_MS) : 0;
+      return { revision: latest.revision, nodeTimeoutMs: kept };
     } catch {
       return undefined; // not a record: written anew, as a deleted one
+    }
+  }
+
+  /**
+   * Before this process writes its record: when the id's record names another instance, that process may still
+   * serve under its lease, unaware that the server closed its connection (half-open: the presence probe met no
+   * responders). Resolves once the record went unrenewed for the longer of the two node timeouts, or was
+   * deleted, reading it every heartbeat (a read without an answer counts as unchanged). Throws CONNECTION_FAILED
+   * when it is renewed meanwhile (a live node uses the id), STORAGE_UNAVAILABLE when the store never answers.
+   */
+  async afterPredecessor(): Promise<void> {
+    const read = () =>
+      this.otherInstance().then(
+        (r) => r ?? null,
+        () => undefined,
+      ); // undefined: no answer
+    const until = performance.now() + JETSTREAM_READY_MS; // a bucket just made may have no leader yet
+    let first = await read();
+    while (first === undefined && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      first = await read();
+    }
+    if (first === undefined) throw this.#unavailable(new Error("the store did not answer"));
+    if (first === null) return;
+    const waitMs = Math.max(this.o.nodeTimeoutMs, first.nodeTimeoutMs);
+    this.o.log.warn(
+      { node: this.o.nodeId, waitMs },
+      "mesh: the record of this node id names another process; taking the id once it goes unrenewed",
+    );
+    const since = performance.now();
+    for (let left = waitMs; left > 0; left = waitMs - (performance.now() - since)) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(this.o.heartbeatMs, left)));
+      const now = await read();
+      if (now === null) return; // deleted: it stopped, or peers removed it
+      if (now !== undefined && now.revision !== first.revision)
+        throw new MeshError(
+          "CONNECTION_FAILED",
+          `another live node renews the record of node id "${this.o.nodeId}"; give every node its own nodeId`,
+        );
     }
   }
 
@@ -230,6 +282,6 @@ export class NodeRecords {
   }
 
   #value(): Uint8Array {
-    return encodeJson({ node: this.o.nodeId, instance: this.o.instance, at: Date.now() });
+    return encodeJson({ node: this.o.nodeId, instance: this.o.instance, at: Date.now(), nodeTimeoutMs: this.o.nodeTimeoutMs });
   }
 }

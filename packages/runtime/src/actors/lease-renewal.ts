@@ -14,13 +14,7 @@
 // record names another instance: then another process took this node id
 // (started while this one was frozen or cut off), and this one stops without
 // serving again, rather than overwrite the other's record at every renewal
-// while both serve every call. A process that starts with an id whose record
-// another instance wrote takes it only once that record went unrenewed for
-// the node timeout (or was deleted): the other may still serve under its
-// lease, unaware that the server closed its connection (half-open), which is
-// why the presence probe met no responders.
-import { MeshError } from "@mesh/core";
-import type { Logger } from "@mesh/core";
+// while both serve every call.
 import { JETSTREAM_READY_MS } from "@mesh/transport";
 import type { NodeRecords } from "@mesh/transport";
 import type { Lease } from "./lease.js";
@@ -35,39 +29,13 @@ export class LeaseRenewal {
     private readonly everyMs: number,
     /** Another process holds this node's id: this one must stop. */
     private readonly superseded: () => void,
-    /** The node timeout: how long a record another instance wrote must go unrenewed before this one takes the id. */
-    private readonly nodeTimeoutMs: number,
-    private readonly log: Logger,
   ) {}
 
-  /**
-   * Writes the record anew (throws STORAGE_UNAVAILABLE), grants the lease from then, and renews every `everyMs`;
-   * first waits for a record of this id another instance wrote to go unrenewed for the node timeout (throws
-   * CONNECTION_FAILED when it is renewed meanwhile: a live node uses the id).
-   */
+  /** Writes the record anew (throws STORAGE_UNAVAILABLE), grants the lease from then, and renews every `everyMs`. */
   async start(): Promise<void> {
-    await this.#afterPredecessor();
     this.lease.byQuorum(await this.records.create(JETSTREAM_READY_MS)); // a bucket just made may have no leader yet
     this.#timer ??= setInterval(() => void this.#renew(), this.everyMs);
     this.#timer.unref?.();
-  }
-
-  async #afterPredecessor(): Promise<void> {
-    const other = () => this.records.otherInstance().catch(() => undefined); // no answer: create() below says so
-    const first = await other();
-    if (first === undefined) return;
-    this.log.warn(
-      { nodeTimeoutMs: this.nodeTimeoutMs },
-      "mesh: a record of this node id names another process; taking the id once it goes unrenewed for the node timeout",
-    );
-    const since = performance.now();
-    for (let left = this.nodeTimeoutMs; left > 0; left = this.nodeTimeoutMs - (performance.now() - since)) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(this.everyMs, left)));
-      const now = await other();
-      if (now === undefined) return; // deleted: it stopped, or peers removed it
-      if (now !== first)
-        throw new MeshError("CONNECTION_FAILED", "another live node renews this node id's record; give every node its own nodeId");
-    }
   }
 
   async #renew(): Promise<void> {

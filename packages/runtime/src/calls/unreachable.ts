@@ -6,8 +6,11 @@
 // the owner to answer a presence probe again (it reconnected), or for their
 // deadline (NODE_UNAVAILABLE). One probe per owner, 25 ms apart doubling to
 // 250 ms, however many calls wait for it: they are not sent again one by one.
-// Imports: the calls room and the bottom floor.
+// An event whose owner changed fails instead (NODE_UNAVAILABLE): its
+// dispatcher sends it again itself when the node leaves the view. Imports:
+// the calls room and the bottom floor.
 import { MeshError } from "@mesh/core";
+import { Kind } from "@mesh/core/internal";
 import type { RemoteCall } from "./remote-call.js";
 
 /** How long between two probes of an owner: doubling from `first`, at most `max`. */
@@ -38,18 +41,13 @@ interface Waiting {
 
 export class UnreachableOwners {
   readonly #byNode = new Map<string, Waiting>();
+  #closed: Error | undefined;
 
   constructor(private readonly p: UnreachableParts) {}
 
-  /** Calls waiting (the node's stop waits for them as for calls in flight). */
-  get size(): number {
-    let n = 0;
-    for (const w of this.#byNode.values()) n += w.calls.size;
-    return n;
-  }
-
   /** `call` met no responders at its owner: it goes to the owner the view names now, or waits for one. */
   wait(call: RemoteCall): void {
+    if (this.#closed !== undefined) return call.sink.fail(this.#closed);
     const node = call.request.owner;
     let w = this.#byNode.get(node);
     if (w === undefined) this.#byNode.set(node, (w = { calls: new Set(), pause: PROBE_PAUSE_MS.first, timer: undefined, probing: false }));
@@ -63,6 +61,15 @@ export class UnreachableOwners {
     for (const [node, w] of this.#byNode) this.#look(node, w);
   }
 
+  /** The node stopped: every call waiting fails with `err`, and so does every one that meets no responders from now on. */
+  close(err: Error): void {
+    this.#closed = err;
+    for (const [node, w] of this.#byNode) {
+      this.#done(node, w);
+      for (const call of w.calls) call.sink.fail(err);
+    }
+  }
+
   /** Each call: to its new owner, failed (no node left, too many moves, its time up), or left waiting. */
   #look(node: string, w: Waiting): void {
     const now = performance.now();
@@ -71,7 +78,8 @@ export class UnreachableOwners {
       if (owner === node && now < call.budgetEnd) continue;
       w.calls.delete(call);
       if (owner === undefined) call.sink.fail(this.p.noNodes(call));
-      else if (owner === node || call.reroutes >= MAX_REROUTES) call.sink.fail(unavailable(node, this.p.nodeId));
+      else if (owner === node || call.reroutes >= MAX_REROUTES || call.request.kind === Kind.EVENT)
+        call.sink.fail(unavailable(node, this.p.nodeId));
       else {
         call.reroutes++;
         this.p.rerouted();
@@ -91,11 +99,11 @@ export class UnreachableOwners {
   async #tick(node: string, w: Waiting): Promise<void> {
     w.timer = undefined;
     this.#look(node, w);
-    if (this.#byNode.get(node) !== w) return;
+    if (this.#byNode.get(node) !== w || this.#closed !== undefined) return;
     w.probing = true;
     const back = await this.p.answers(node, Math.max(1, Math.min(w.pause, this.#earliest(w) - performance.now()))).catch(() => false);
     w.probing = false;
-    if (this.#byNode.get(node) !== w) return;
+    if (this.#byNode.get(node) !== w || this.#closed !== undefined) return;
     if (back) {
       // It answers again (it reconnected): what waits for it goes to it.
       this.#done(node, w);

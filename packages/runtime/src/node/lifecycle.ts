@@ -270,7 +270,7 @@ export class MeshNode {
       this.#resetSub?.unsubscribe();
       // In flight: handlers running or queued here, and calls this node sent (its callers' or forwarded ones).
       await actors.idle(left());
-      while (requests.size + this.parts.router.unreachable.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (requests.size > 0 && left() > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await actors.deactivateAll(o.drainTimeoutMs);
       await membership.stop(); // leave: nothing of this node's shards is held here any more
       // Drained: every message the server had sent was read, and the inbox serves those read together a tick apart.
@@ -282,6 +282,7 @@ export class MeshNode {
       claims.stop();
       await settleWithin(this.parts.renewal?.stop(true) ?? Promise.resolve(), o.drainTimeoutMs); // the record goes last: turns ran under it
       requests.close(new MeshError("STOPPED", `node ${o.nodeId} stopped before the reply came`));
+      this.parts.router.unreachable.close(new MeshError("STOPPED", `node ${o.nodeId} stopped while the call's owner was unreachable`));
     } finally {
       // Whatever failed above, the node lets go of everything: a connection left open would
       // reconnect for ever once its server is gone. drain() cannot finish while the server is

@@ -125,7 +125,7 @@ export function makeParts({ o, nc, maxPayload, store, inbox, instance, records, 
     metrics,
   );
   const renewal: LeaseRenewal | undefined =
-    records === undefined ? undefined : new LeaseRenewal(records, lease, o.heartbeatMs, links.superseded, o.nodeTimeoutMs, log);
+    records === undefined ? undefined : new LeaseRenewal(records, lease, o.heartbeatMs, links.superseded);
   const actors: Supervisor = new Supervisor({
     nodeId: o.nodeId,
     shards: o.shards,
