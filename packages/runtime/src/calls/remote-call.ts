@@ -33,8 +33,6 @@ export interface Rerouter {
 export class RemoteCall implements PendingRequest, ReplyTo {
   /** Times it was re-routed to another owner. */
   reroutes = 0;
-  /** Times it waited for an owner that stayed in the view but was unreachable. */
-  pauses = 0;
   sentIn: unknown = undefined;
   window: FlowWindow | undefined = undefined;
   mark = 0;
