@@ -293,3 +293,39 @@ test.serial(
     await proxy.restore();
   },
 );
+
+test.serial(
+  "a node that joins while another is half-open keeps that node in its view until the store removed it: no stale read through the half-open one",
+  async (t) => {
+    const prefix = "ljoin";
+    const proxy = await TcpProxy.start(t.context.server.url);
+    t.teardown(() => proxy.close());
+    const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
+    // A lease of 4.8 s, longer than the joining node takes to start: the window where both could serve.
+    const half = await startNode(t, { ...options, servers: proxy.url, nodeId: nodeId("half"), nodeTimeoutMs: 5000 });
+    await startNode(t, { ...options, nodeId: nodeId("kept") });
+    const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
+    for (const node of [caller, half]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
+    // Increments go through the caller, reads through the half-open node: its own actors' reads are local, from memory.
+    const load = drive([caller, half], "acct", true);
+    const { trace } = load;
+    try {
+      await eventually(() => (trace.servedBy.get(half.nodeId) ?? 0) > 200, "the node to serve", 20_000);
+      proxy.halfOpen();
+      // Its presence probe meets no responders; its record is fresh.
+      const joiner = await startNode(t, { ...options, nodeId: nodeId("joiner") });
+      await eventually(() => caller.nodesFor("acct").includes(joiner.nodeId), "the caller to see the joining node");
+      const total = trace.total;
+      await eventually(() => trace.total > total + 40, "the calls to go on", 20_000);
+      await eventually(() => !caller.nodesFor("acct").includes(half.nodeId), "the caller to drop the half-open node", 15_000);
+      const served = trace.servedBy.get(joiner.nodeId) ?? 0;
+      await eventually(() => (trace.servedBy.get(joiner.nodeId) ?? 0) > served + 40, "the joining node to serve", 20_000);
+    } finally {
+      await load.stop();
+    }
+    t.log(`${trace.total} calls; failures: ${JSON.stringify(Object.fromEntries(trace.failures))}`);
+    checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"), ["STORAGE_UNAVAILABLE"]);
+    await proxy.cut();
+    await proxy.restore();
+  },
+);

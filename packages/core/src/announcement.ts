@@ -124,7 +124,14 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 
 /** Parses and checks an announcement; throws BAD_REQUEST saying what is wrong. */
 export function decodeAnnouncement(bytes: Uint8Array): Announcement {
-  const a = parse(bytes, "announcement");
+  return checkAnnouncement(parse(bytes, "announcement"));
+}
+
+/** Checks an announcement already parsed (a node's record keeps one); throws BAD_REQUEST saying what is wrong. */
+export function checkAnnouncement(value: unknown): Announcement {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new MeshError("BAD_REQUEST", "malformed announcement: not an object");
+  const a = value as Record<string, unknown>;
   const fail = (field: string): never => {
     throw new MeshError("BAD_REQUEST", `malformed announcement: bad or missing "${field}"`);
   };

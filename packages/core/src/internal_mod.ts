@@ -13,7 +13,7 @@ export {
   replyError,
 } from "./envelope.js";
 export type { WireReply, WireRequest } from "./envelope.js";
-export { PROTOCOL, decodeAnnouncement, decodeLeave, encodeJson, incompatible, sameMembership } from "./announcement.js";
+export { PROTOCOL, checkAnnouncement, decodeAnnouncement, decodeLeave, encodeJson, incompatible, sameMembership } from "./announcement.js";
 export type { Leave } from "./announcement.js";
 export { UNVERSIONED, heirFor, keyHolders, placementKeys } from "./placement-keys.js";
 export { TimeoutMap } from "./timeout-map.js";

@@ -1,6 +1,7 @@
 // What membership is made with, and what it answers (membership.ts).
 import type { Announcement, Logger } from "@mesh/core";
 import type { NatsConnection } from "nats";
+import type { RecordedNode } from "./node-records.js";
 import type { StoreRemovals } from "./store-removals.js";
 import type { Subjects } from "./subjects.js";
 
@@ -47,6 +48,8 @@ export interface MembershipParts {
 export interface Round {
   /** Whom we still wait for: the known members (announce), or the members that answers named (discovery). */
   readonly expected: Set<string>;
+  /** Discovery: the nodes whose record is fresh, by id. */
+  readonly recorded: ReadonlyMap<string, RecordedNode>;
   readonly heard: Set<string>;
   /** Discovery: members given the presence probe; one no process serves is not waited for, even when answers name it. */
   readonly probed: Set<string>;
@@ -66,5 +69,5 @@ export interface RoundAsk {
   expected?: Set<string>;
   maxMs?: number;
   revalidation?: boolean;
-  recorded?: string[];
+  recorded?: RecordedNode[];
 }

@@ -63,6 +63,7 @@ export class Membership {
     this.#store = p.removals;
     this.#self = p.self;
     this.#inbox = `${createInbox(p.inboxPrefix)}.`;
+    this.#store?.records.describe(this.#self);
   }
 
   /** This node's announcement. */
@@ -146,7 +147,8 @@ export class Membership {
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
     this.onChange(this.view());
     // Where the quorum keeps records, discovery also waits for every node whose record is fresh:
-    // a member slow to answer (a busy event loop) is not taken for absent.
+    // a member slow to answer (a busy event loop) is not taken for absent, and one no process
+    // answers for is kept in the view from its record (#unlessGone).
     await this.#round({ recorded: await this.#store?.records.live(this.timing.nodeTimeoutMs) });
     // Heartbeat once now: members that missed discovery learn of us at once.
     this.#heartbeat();
@@ -160,6 +162,7 @@ export class Membership {
   /** Replaces this node's announcement (e.g. new capabilities) and tells every member; resolves once each acknowledged it, or after 2 s. */
   async announce(change: Partial<Announcement>): Promise<void> {
     this.#self = { ...this.#self, ...change };
+    this.#store?.records.describe(this.#self);
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
     this.onChange(this.view());
     const others = new Set([...this.#members.keys()].filter((n) => n !== this.#self.node));
@@ -223,7 +226,8 @@ export class Membership {
     let round!: Round;
     const finished = new Promise<void>((resolve) => {
       round = {
-        expected: expected ?? new Set(recorded),
+        expected: expected ?? new Set(recorded.map((r) => r.node)),
+        recorded: new Map(recorded.map((r) => [r.node, r])),
         heard: new Set(),
         probed: new Set(),
         open: expected === undefined,
@@ -257,13 +261,22 @@ export class Membership {
     return round;
   }
 
-  /** A member discovery waits for that no process serves (it died; its record and the views lag): not waited for. */
+  /**
+   * A member discovery waits for that no process serves (it died, or the server closed its connection while
+   * the node's own socket stays open: half-open), not waited for. Where its record is fresh, it is in the view
+   * from its record until the store removes it: a half-open node may serve under its lease meanwhile, and the
+   * members that knew it keep it as long (else this node would take its shards at once).
+   */
   async #unlessGone(round: Round, node: string, timeoutMs: number): Promise<void> {
     if (round.probed.has(node)) return;
     round.probed.add(node);
     if (!(await isGone(this.nc, this.subjects, node, timeoutMs)) || round.heard.has(node)) return;
     round.expected.delete(node);
-    this.log.info({ node }, "mesh: discovery does not wait for a member no process serves (it is gone)");
+    const recorded = round.recorded.get(node);
+    if (recorded?.announcement !== undefined && !this.#members.has(node)) {
+      this.log.info({ node }, "mesh: a member no process serves has a fresh record: in the view until the store removes it");
+      this.#upsert({ ...recorded.announcement, rev: recorded.revision });
+    } else this.log.info({ node }, "mesh: discovery does not wait for a member no process serves (it is gone)");
   }
 
   #upsert({ members: _members, removals: _removals, beat: _beat, ...a }: Announcement & { beat?: unknown }): void {

@@ -9,8 +9,8 @@
 // alive, whether or not this peer can reach it). Silence on core NATS and "no
 // responders" prove nothing on a cluster: only the store's verdict removes.
 import { MeshError } from "@mesh/core";
-import { encodeJson, messageOf } from "@mesh/core/internal";
-import type { Logger } from "@mesh/core";
+import { checkAnnouncement, encodeJson, messageOf } from "@mesh/core/internal";
+import type { Announcement, Logger } from "@mesh/core";
 import type { JetStreamManager, KV, NatsConnection } from "nats";
 import { JETSTREAM_READY_MS, bucketName, classifyNatsError, isTransient, openBucket, readLatest } from "./jetstream.js";
 import type { BucketOptions } from "./jetstream.js";
@@ -43,6 +43,15 @@ export type Verdict =
   | { readonly kind: "alive"; readonly revision: number }
   | { readonly kind: "unknown" };
 
+/** A node whose record is fresh: whom discovery waits for, and keeps in its view from its record when no process answers for it. */
+export interface RecordedNode {
+  readonly node: string;
+  /** The record's revision. */
+  readonly revision: number;
+  /** What the node announced when it wrote the record (absent from a Mesh before records kept it, or not an announcement). */
+  readonly announcement?: Announcement;
+}
+
 /** Renewals failing for this long are said at warn level (then every WARN_EVERY_MS while they fail). */
 const WARN_AFTER_MS = 1_000;
 const WARN_EVERY_MS = 10_000;
@@ -58,6 +67,8 @@ export class NodeRecords {
   #failingSince: number | undefined;
   #warnedAt = -Infinity;
   #reopenedAt = -Infinity;
+  /** What this node announces, kept in its record from the next write on. */
+  #announcement: Announcement | undefined;
 
   private constructor(
     private kv: KV,
@@ -86,6 +97,11 @@ export class NodeRecords {
    */
   get healthySince(): number | undefined {
     return this.#healthySince;
+  }
+
+  /** What this node announces now (membership.ts): its record keeps it from the next write on. */
+  describe(announcement: Announcement): void {
+    this.#announcement = announcement;
   }
 
   /** The revision of this node's record last stored (heartbeats carry it). */
@@ -258,17 +274,26 @@ export class NodeRecords {
   }
 
   /**
-   * The other nodes whose record was renewed within the last `freshMs` (by
-   * the wall clock of the node that wrote it): whom discovery waits for. A
-   * hint, never a verdict: empty when the store does not answer.
+   * The other nodes whose record was renewed within the last `freshMs`, or the
+   * node timeout the record keeps if longer (by the wall clock of the node that
+   * wrote it): whom discovery waits for. A hint, never a verdict: empty when the
+   * store does not answer.
    */
-  async live(freshMs: number): Promise<string[]> {
-    const nodes: string[] = [];
+  async live(freshMs: number): Promise<RecordedNode[]> {
+    const nodes: RecordedNode[] = [];
     const now = Date.now();
     try {
       await readAll(this.kv, ">", (e) => {
-        const record = e.json<{ at?: unknown }>();
-        if (e.key !== this.o.nodeId && typeof record.at === "number" && now - record.at <= freshMs) nodes.push(e.key);
+        let record: { at?: unknown; nodeTimeoutMs?: unknown; announcement?: unknown } | null;
+        try {
+          record = e.json();
+        } catch {
+          return; // not a record
+        }
+        if (typeof record !== "object" || record === null) return;
+        const kept = typeof record.nodeTimeoutMs === "number" ? record.nodeTimeoutMs : 0;
+        if (e.key === this.o.nodeId || typeof record.at !== "number" || now - record.at > Math.max(freshMs, kept)) return;
+        nodes.push({ node: e.key, revision: e.revision, announcement: announcementOf(record.announcement, e.key) });
       });
     } catch (err) {
       this.o.log.debug({ err: messageOf(err) }, "mesh: could not read the nodes' records");
@@ -282,6 +307,17 @@ export class NodeRecords {
   }
 
   #value(): Uint8Array {
-    return encodeJson({ node: this.o.nodeId, instance: this.o.instance, at: Date.now(), nodeTimeoutMs: this.o.nodeTimeoutMs });
+    const { nodeId: node, instance, nodeTimeoutMs } = this.o;
+    return encodeJson({ node, instance, at: Date.now(), nodeTimeoutMs, announcement: this.#announcement });
+  }
+}
+
+/** The announcement a record keeps, if it is one, of `node`. */
+function announcementOf(value: unknown, node: string): Announcement | undefined {
+  try {
+    const a = checkAnnouncement(value);
+    return a.node === node ? a : undefined;
+  } catch {
+    return undefined;
   }
 }
