@@ -53,21 +53,25 @@ test.serial("a member too busy to answer discovery at once is still known when s
   await busy.stop();
 });
 
-test.serial("a member SIGKILLed just before, its record still fresh, is not waited for: no process serves its subject", async (t) => {
-  const options = { ...slowHeartbeat, prefix: "gone", capabilities: ["gone"] };
-  const dead = await startNodeProcess(nodeId("dead"), { ...options, servers: t.context.server.url });
-  const alive = await startNode(t, { ...options, nodeId: nodeId("alive") });
-  await eventually(() => alive.nodesFor("gone").includes(dead.nodeId), "the member to be seen");
-  await dead.kill();
-  const said: string[] = [];
-  const logger = { debug() {}, warn() {}, error() {}, info: (f: object, m: string) => void said.push(`${m} ${JSON.stringify(f)}`) };
-  const late = await startNode(t, { ...options, nodeId: nodeId("producer"), logger });
-  t.true(
-    said.some((s) => s.includes("does not wait for a member no process serves") && s.includes(dead.nodeId)),
-    said.join("\n"),
-  );
-  t.true(late.nodesFor("gone").includes(alive.nodeId));
-});
+test.serial(
+  "a member SIGKILLed just before, its record still fresh, is not waited for (no process serves its subject) but is in the view from its record",
+  async (t) => {
+    const options = { ...slowHeartbeat, prefix: "gone", capabilities: ["gone"] };
+    const dead = await startNodeProcess(nodeId("dead"), { ...options, servers: t.context.server.url });
+    const alive = await startNode(t, { ...options, nodeId: nodeId("alive") });
+    await eventually(() => alive.nodesFor("gone").includes(dead.nodeId), "the member to be seen");
+    await dead.kill();
+    const said: string[] = [];
+    const logger = { debug() {}, warn() {}, error() {}, info: (f: object, m: string) => void said.push(`${m} ${JSON.stringify(f)}`) };
+    const late = await startNode(t, { ...options, nodeId: nodeId("producer"), logger });
+    t.true(
+      said.some((s) => s.includes("did not answer discovery has a fresh record") && s.includes(dead.nodeId)),
+      said.join("\n"),
+    );
+    // It may be half-open and serving under its lease: only the store's verdict removes it (nodes-bucket.test.ts).
+    t.deepEqual(late.nodesFor("gone"), [alive.nodeId, dead.nodeId, late.nodeId].sort());
+  },
+);
 
 test.serial("a stopped node disappears from every view", async (t) => {
   const nodes: Mesh[] = [];

@@ -48,8 +48,6 @@ export interface MembershipParts {
 export interface Round {
   /** Whom we still wait for: the known members (announce), or the members that answers named (discovery). */
   readonly expected: Set<string>;
-  /** Discovery: the nodes whose record is fresh, by id. */
-  readonly recorded: ReadonlyMap<string, RecordedNode>;
   readonly heard: Set<string>;
   /** Discovery: members given the presence probe; one no process serves is not waited for, even when answers name it. */
   readonly probed: Set<string>;

@@ -147,9 +147,17 @@ export class Membership {
     this.#members.set(this.#self.node, { announcement: this.#self, lastSeen: performance.now() });
     this.onChange(this.view());
     // Where the quorum keeps records, discovery also waits for every node whose record is fresh:
-    // a member slow to answer (a busy event loop) is not taken for absent, and one no process
-    // answers for is kept in the view from its record (#unlessGone).
-    await this.#round({ recorded: await this.#store?.records.live(this.timing.nodeTimeoutMs) });
+    // a member slow to answer (a busy event loop) is not taken for absent.
+    const recorded = (await this.#store?.records.live(this.timing.nodeTimeoutMs)) ?? [];
+    await this.#round({ recorded });
+    // One that did not answer (no process serves it, or it is frozen) may be half-open, or frozen with its
+    // connection open, and serve under its lease: the members that knew it keep it until the store removes it,
+    // and so does this node, from its record (else it would take its shards at once).
+    for (const { node, revision, announcement } of recorded) {
+      if (announcement === undefined || this.#members.has(node)) continue;
+      this.log.info({ node }, "mesh: a member that did not answer discovery has a fresh record: in the view until the store removes it");
+      this.#upsert({ ...announcement, rev: revision });
+    }
     // Heartbeat once now: members that missed discovery learn of us at once.
     this.#heartbeat();
     this.#timers.push(
@@ -227,7 +235,6 @@ export class Membership {
     const finished = new Promise<void>((resolve) => {
       round = {
         expected: expected ?? new Set(recorded.map((r) => r.node)),
-        recorded: new Map(recorded.map((r) => [r.node, r])),
         heard: new Set(),
         probed: new Set(),
         open: expected === undefined,
@@ -261,22 +268,13 @@ export class Membership {
     return round;
   }
 
-  /**
-   * A member discovery waits for that no process serves (it died, or the server closed its connection while
-   * the node's own socket stays open: half-open), not waited for. Where its record is fresh, it is in the view
-   * from its record until the store removes it: a half-open node may serve under its lease meanwhile, and the
-   * members that knew it keep it as long (else this node would take its shards at once).
-   */
+  /** A member discovery waits for that no process serves (it died, or is half-open): not waited for (start() keeps it from its record). */
   async #unlessGone(round: Round, node: string, timeoutMs: number): Promise<void> {
     if (round.probed.has(node)) return;
     round.probed.add(node);
     if (!(await isGone(this.nc, this.subjects, node, timeoutMs)) || round.heard.has(node)) return;
     round.expected.delete(node);
-    const recorded = round.recorded.get(node);
-    if (recorded?.announcement !== undefined && !this.#members.has(node)) {
-      this.log.info({ node }, "mesh: a member no process serves has a fresh record: in the view until the store removes it");
-      this.#upsert({ ...recorded.announcement, rev: recorded.revision });
-    } else this.log.info({ node }, "mesh: discovery does not wait for a member no process serves (it is gone)");
+    this.log.info({ node }, "mesh: discovery does not wait for a member no process serves");
   }
 
   #upsert({ members: _members, removals: _removals, beat: _beat, ...a }: Announcement & { beat?: unknown }): void {

@@ -153,17 +153,11 @@ export class NodeRecords {
   async otherInstance(): Promise<{ revision: number; nodeTimeoutMs: number } | undefined> {
     const latest = await readLatest(this.#jsm, this.bucket, this.o.nodeId);
     if (latest === null || latest.value === undefined) return undefined;
-    try {
-      const { instance, nodeTimeoutMs } = JSON.parse(new TextDecoder().decode(latest.value)) as {
-        instance?: unknown;
-        nodeTimeoutMs?: unknown;
-      };
-      if (instance === this.o.instance) return undefined;
-      const kept = typeof nodeTimeoutMs === "number" && nodeTimeoutMs > 0 ? Math.min(nodeTimeoutMs, MAX_RECORDED_TIMEOUT_MS) : 0;
-      return { revision: latest.revision, nodeTimeoutMs: kept };
-    } catch {
-      return undefined; // not a record: written anew, as a deleted one
-    }
+    const record = recordOf(latest.value);
+    if (record === undefined || record.instance === this.o.instance) return undefined; // not a record: written anew, as a deleted one
+    const { nodeTimeoutMs } = record;
+    const kept = typeof nodeTimeoutMs === "number" && nodeTimeoutMs > 0 ? Math.min(nodeTimeoutMs, MAX_RECORDED_TIMEOUT_MS) : 0;
+    return { revision: latest.revision, nodeTimeoutMs: kept };
   }
 
   /**
@@ -276,39 +270,66 @@ export class NodeRecords {
   /**
    * The other nodes whose record was renewed within the last `freshMs`, or the
    * node timeout the record keeps if longer (by the wall clock of the node that
-   * wrote it): whom discovery waits for. A hint, never a verdict: empty when the
-   * store does not answer.
+   * wrote it): whom discovery waits for, and keeps in its view when they do not
+   * answer. Read again for up to JETSTREAM_READY_MS while the store does not
+   * answer (a node that took none for absent could take a half-open node's
+   * shards); then STORAGE_UNAVAILABLE.
    */
   async live(freshMs: number): Promise<RecordedNode[]> {
+    const until = performance.now() + JETSTREAM_READY_MS;
+    for (;;) {
+      try {
+        return await this.#live(freshMs);
+      } catch (err) {
+        if (performance.now() >= until) throw this.#unavailable(err);
+        this.o.log.debug({ err: messageOf(err) }, "mesh: could not read the nodes' records; reading them again");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  async #live(freshMs: number): Promise<RecordedNode[]> {
     const nodes: RecordedNode[] = [];
     const now = Date.now();
-    try {
-      await readAll(this.kv, ">", (e) => {
-        let record: { at?: unknown; nodeTimeoutMs?: unknown; announcement?: unknown } | null;
-        try {
-          record = e.json();
-        } catch {
-          return; // not a record
-        }
-        if (typeof record !== "object" || record === null) return;
-        const kept = typeof record.nodeTimeoutMs === "number" ? record.nodeTimeoutMs : 0;
-        if (e.key === this.o.nodeId || typeof record.at !== "number" || now - record.at > Math.max(freshMs, kept)) return;
-        nodes.push({ node: e.key, revision: e.revision, announcement: announcementOf(record.announcement, e.key) });
-      });
-    } catch (err) {
-      this.o.log.debug({ err: messageOf(err) }, "mesh: could not read the nodes' records");
-    }
+    await readAll(this.kv, ">", (e) => {
+      const record = recordOf(e.value);
+      if (record === undefined) return;
+      const kept = typeof record.nodeTimeoutMs === "number" ? record.nodeTimeoutMs : 0;
+      if (e.key === this.o.nodeId || typeof record.at !== "number" || now - record.at > Math.max(freshMs, kept)) return;
+      nodes.push({ node: e.key, revision: e.revision, announcement: announcementOf(record.announcement, e.key) });
+    });
     return nodes;
   }
 
-  /** A graceful stop: deletes this node's record (peers take its shards at once). */
+  /**
+   * A graceful stop: deletes this node's record (peers take its shards at once; a node that joins does not keep
+   * it from its record). A renewal stored meanwhile moved the revision on: the record is deleted at the one it
+   * has, if it is still this process's.
+   */
   async leave(): Promise<void> {
-    await this.kv.delete(this.o.nodeId, { previousSeq: this.#revision }).catch(() => {});
+    try {
+      await this.kv.delete(this.o.nodeId, { previousSeq: this.#revision });
+    } catch (err) {
+      if (classifyNatsError(err) !== "wrong-last-sequence") return;
+      const latest = await readLatest(this.#jsm, this.bucket, this.o.nodeId).catch(() => null);
+      if (latest?.value === undefined || recordOf(latest.value)?.instance !== this.o.instance) return;
+      await this.kv.delete(this.o.nodeId, { previousSeq: latest.revision }).catch(() => {});
+    }
   }
 
   #value(): Uint8Array {
     const { nodeId: node, instance, nodeTimeoutMs } = this.o;
     return encodeJson({ node, instance, at: Date.now(), nodeTimeoutMs, announcement: this.#announcement });
+  }
+}
+
+/** A record's fields, unchecked; undefined when the value is not a JSON object. */
+function recordOf(value: Uint8Array): { instance?: unknown; at?: unknown; nodeTimeoutMs?: unknown; announcement?: unknown } | undefined {
+  try {
+    const record: unknown = JSON.parse(new TextDecoder().decode(value));
+    return typeof record === "object" && record !== null && !Array.isArray(record) ? record : undefined;
+  } catch {
+    return undefined;
   }
 }
 
