@@ -6,7 +6,8 @@ import { MeshError } from "@mesh/core";
 import { FORGOTTEN, LEGACY_TICKET, reminderLive } from "../timers/reminder-entry.js";
 import type { ReminderOutcome, ReminderRecord } from "../timers/reminders.js";
 import type { ActorTimer } from "../timers/timers.js";
-import type { ActorClass, StreamEvent } from "../types.js";
+import type { MeshEvent } from "../events/event.js";
+import type { ActorClass } from "../types.js";
 import type { Activation } from "./activation.js";
 import type { Letter, ReminderTurn } from "./letter.js";
 import type { TurnKindName } from "./turn-kind.js";
@@ -23,7 +24,10 @@ export const reminderApplied = (name: string) => `\u23f0${name}`;
  * reminder itself. Undefined for the other kinds.
  */
 export function occurrenceOf(act: Activation, letter: Letter): { subscription: string; seq: number } | undefined {
-  if (letter.kind.name === "event") return letter.payload as StreamEvent;
+  if (letter.kind.name === "event") {
+    const event = letter.payload as MeshEvent;
+    return { subscription: event.appliedKey, seq: event.seq };
+  }
   if (letter.kind.name !== "reminder") return undefined;
   const turn = letter.payload as ReminderTurn;
   const subscription = reminderApplied(turn.name);
@@ -98,9 +102,9 @@ const HANDLERS: { readonly [N in TurnKindName]: (act: Activation, letter: Letter
     return act.instance.handleReminder(name, info, act);
   },
   event: (act, letter) => {
-    const event = letter.payload as StreamEvent;
+    const event = letter.payload as MeshEvent;
     // Applied already (a redelivery): answered false, once what applied it is stored.
-    if (event.seq <= (appliedOf(act).get(event.subscription) ?? 0)) return SKIPPED;
+    if (event.seq <= (appliedOf(act).get(event.appliedKey) ?? 0)) return SKIPPED;
     if (typeof act.instance.handleEvent !== "function") throw new Error(`${act.actorType} has no handleEvent method`);
     return act.instance.handleEvent(event, act);
   },

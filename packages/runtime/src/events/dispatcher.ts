@@ -16,7 +16,7 @@ import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
 import { publishDeadLetter } from "./dead-letters.js";
-import { StreamReader } from "./stream-reader.js";
+import { StreamReader, firstValues } from "./stream-reader.js";
 import { decodeFloor, encodeFloor } from "./floor-record.js";
 import type { Passed } from "./floor-record.js";
 import { currentLayout, ofLayout } from "./layout-record.js";
@@ -48,6 +48,8 @@ export interface DispatcherParts {
   readonly inboxPrefix: string | undefined;
   /** Sends an event to its actor; `reply` succeeds with true when applied now, false when it was before. Returns the node it went to. */
   deliver(sub: ResolvedSubscription, id: string, event: WireEvent, timeoutMs: number, reply: ReplyTo): string | undefined;
+  /** Its stream was deleted and made again while it read: it stopped, with nothing stored; another one starts in its place. */
+  remake(d: Dispatcher): void;
 }
 
 /** Errors that say nothing about the event: its delivery is retried without counting. */
@@ -182,10 +184,11 @@ export class Dispatcher implements Outcomes {
    * (and the window) however fast the stream grows.
    */
   async #consume(): Promise<void> {
-    if (this.#layout === undefined) await this.#loadFloor();
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
-    const last = (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
-    this.#pending = Math.max(0, last - Math.max(this.floor, this.#lastRead));
+    const { state, created } = await this.p.jsm.streams.info(this.sub.stream);
+    if (this.#layout === undefined) await this.#loadFloor(created);
+    else if (this.#layout.epoch !== created) return this.#recreated(); // while it could not read it
+    this.#pending = Math.max(0, state.last_seq - Math.max(this.floor, this.#lastRead));
     this.#timer ??= setInterval(() => {
       void this.#storeFloor().catch((err: unknown) =>
         this.p.log.warn({ subscription: this.sub.id, err: messageOf(err) }, "mesh: cannot store an event floor"),
@@ -196,6 +199,7 @@ export class Dispatcher implements Outcomes {
       room: () => this.#room(),
       take: (seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | undefined, time: number, pending: number) =>
         this.#take(seq, subject, data, headers, time, pending),
+      recreated: () => this.#recreated(),
       failed: (err: Error | undefined) => {
         this.error = err === undefined ? undefined : messageOf(err);
         if (err !== undefined)
@@ -214,7 +218,7 @@ export class Dispatcher implements Outcomes {
       this.p.inboxPrefix,
       this.#readAhead / 2,
       reading,
-      Math.max(this.floor, this.#lastRead) + 1,
+      { from: Math.max(this.floor, this.#lastRead) + 1, epoch: created },
     );
     if (!this.#running) return reader.stop();
     this.#reader = reader;
@@ -230,9 +234,9 @@ export class Dispatcher implements Outcomes {
    * Reads the stored floor when it belongs to the layout (its generation and count); else (a new subscription,
    * or a new partition count) starts from the layout's floor, which the first timer tick stores for it.
    */
-  async #loadFloor(): Promise<void> {
+  async #loadFloor(epoch: string): Promise<void> {
     const lastSeq = async () => (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
-    const layout = await currentLayout(this.p, this.sub, lastSeq);
+    const layout = await currentLayout(this.p, this.sub, lastSeq, epoch);
     // From the stream leader: a replica behind the last floor stored would send events applied already again.
     const entry = await readLatest(this.p.jsm, this.p.floorsBucket, this.key);
     const own = entry?.value === undefined ? undefined : decodeFloor(entry.value);
@@ -304,9 +308,23 @@ export class Dispatcher implements Outcomes {
     event.deliveries++;
     if (event.deliveries > 1) this.counts.redeliveries++;
     const wire: WireEvent = [this.sub.name, this.#wireStream, event.seq, event.subject, event.data, event.headers, event.time];
+    if (this.#layout!.era > 0) wire.push(this.#layout!.era);
     const attempt = new Attempt(event, this);
     this.#sends.add(attempt);
     attempt.owner = this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, attempt);
+  }
+
+  /**
+   * The stream was deleted and made again: its sequences start over. This dispatcher stops, sends nothing more
+   * and stores nothing (its floor is the old stream's); the one made in its place reads the new stream from its
+   * start, in the next era (layout-record.ts).
+   */
+  #recreated(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#reader?.stop();
+    clearInterval(this.#timer);
+    this.p.remake(this);
   }
 
   /** Connected to NATS again: reads on with a new consumer. */
@@ -395,11 +413,4 @@ export class Dispatcher implements Outcomes {
     }
     this.#reader?.more();
   }
-}
-
-/** A message's headers: the first value of each. */
-function firstValues(headers: MsgHdrs): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, values] of headers) out[name] = values[0] ?? "";
-  return out;
 }

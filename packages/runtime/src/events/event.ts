@@ -7,10 +7,13 @@ import type { StreamEvent } from "../types.js";
 
 /**
  * An event on the wire to its actor's owner, in a request of kind 2 (docs/PROTOCOL.md):
- * [name, stream or nil when it is the name, seq, subject, data, headers or nil, time].
+ * [name, stream or nil when it is the name, seq, subject, data, headers or nil, time, era?].
  * The owner makes the subscription `<capability>.<actorType>.<name>` from the request's head.
+ * The era (absent: 0) counts the times the stream was deleted and made again (layout-record.ts).
  */
-export type WireEvent = [string, string | null, number, string, Uint8Array, { readonly [name: string]: string } | null, number];
+export type WireEvent =
+  | [string, string | null, number, string, Uint8Array, { readonly [name: string]: string } | null, number]
+  | [string, string | null, number, string, Uint8Array, { readonly [name: string]: string } | null, number, number];
 
 const utf8 = new TextDecoder();
 
@@ -28,8 +31,15 @@ export class MeshEvent implements StreamEvent {
     readonly headers: { readonly [name: string]: string },
     readonly time: number,
     name: string,
+    /** How many times the stream was made again before this event was read: sequences start over in each era. */
+    readonly era: number,
   ) {
     this.#name = name;
+  }
+
+  /** Where the actor's applied map keeps the highest sequence it applied of this subscription in this era. */
+  get appliedKey(): string {
+    return appliedKey(this.subscription, this.era);
   }
 
   text(): string {
@@ -42,7 +52,17 @@ export class MeshEvent implements StreamEvent {
 
   /** Its wire form. */
   toWire(): WireEvent {
-    return [this.#name, this.stream === this.#name ? null : this.stream, this.seq, this.subject, this.data, this.headers, this.time];
+    const w: WireEvent = [
+      this.#name,
+      this.stream === this.#name ? null : this.stream,
+      this.seq,
+      this.subject,
+      this.data,
+      this.headers,
+      this.time,
+    ];
+    if (this.era > 0) w.push(this.era);
+    return w;
   }
 
   /** The event from its wire form, sent to an actor of `actorType` under `capability`. Throws BAD_REQUEST when it is not one. */
@@ -50,7 +70,7 @@ export class MeshEvent implements StreamEvent {
     const w = wire as WireEvent;
     const ok =
       Array.isArray(w) &&
-      w.length === 7 &&
+      (w.length === 7 || (w.length === 8 && Number.isSafeInteger(w[7]) && w[7] > 0)) &&
       isToken(w[0]) &&
       (w[1] === null || isToken(w[1])) &&
       Number.isSafeInteger(w[2]) &&
@@ -60,15 +80,18 @@ export class MeshEvent implements StreamEvent {
       (w[5] === null || (typeof w[5] === "object" && Object.values(w[5]).every((v) => typeof v === "string"))) &&
       typeof w[6] === "number";
     if (!ok)
-      throw new MeshError("BAD_REQUEST", "malformed event: expected [name, stream or nil, seq, subject, data, headers or nil, time]");
+      throw new MeshError("BAD_REQUEST", "malformed event: expected [name, stream or nil, seq, subject, data, headers or nil, time, era?]");
     return MeshEvent.of(w, capability, actorType);
   }
 
   /** The event from a wire form this node made (its dispatcher's, or toWire's): not checked again. */
   static of(w: WireEvent, capability: string, actorType: string): MeshEvent {
-    return new MeshEvent(`${capability}.${actorType}.${w[0]}`, w[1] ?? w[0], w[2], w[3], w[4], w[5] ?? {}, w[6], w[0]);
+    return new MeshEvent(`${capability}.${actorType}.${w[0]}`, w[1] ?? w[0], w[2], w[3], w[4], w[5] ?? {}, w[6], w[0], w[7] ?? 0);
   }
 }
+
+/** The applied map's key of `subscription` in `era`: the subscription's id in the first, `<id>~<era>` after (ids have no `~`). */
+export const appliedKey = (subscription: string, era: number): string => (era === 0 ? subscription : `${subscription}~${era}`);
 
 const encoder = new TextEncoder();
 

@@ -8,8 +8,12 @@
 // and events above it are sent again, never skipped. A partition resumes its
 // own record only when both its generation and its count are the layout's (on
 // nats-server 2.9 clusters two compare-and-sets of one revision can both
-// succeed: two layouts of one generation then differ in their count). Imports:
-// the events room, the transport's JetStream seam and the bottom floor.
+// succeed: two layouts of one generation then differ in their count). The
+// layout also keeps the stream's creation time (its epoch): a stream deleted
+// and made again starts its sequences over, so a layout that names another
+// epoch gives way to the next generation from the new stream's start, in the
+// next era (events carry it, and actors keep what they applied per era).
+// Imports: the events room, the transport's JetStream seam and the bottom floor.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { classifyNatsError, readLatest } from "@mesh/transport";
@@ -24,6 +28,10 @@ export interface Layout {
   from: number;
   /** What the partitions of the generations before passed (mesh events adds it to the partitions' own). */
   passed: Passed;
+  /** The times the stream was made again since the layout began: sequences start over in each era. */
+  era: number;
+  /** The stream's creation time (its info's `created`); absent from layouts of Mesh before eras. */
+  epoch?: string;
 }
 
 /** Where the records are. */
@@ -61,20 +69,22 @@ export async function readLayout(jsm: JetStreamManager, bucket: string, subscrip
 }
 
 /**
- * The layout for the subscription's partition count: the stored one when it has that count, else the next
- * generation, stored with compare-and-set (a node that lost the race reads the winner's). With none stored (a
- * new subscription, records of Mesh before layouts, a deleted key or a value that is not a layout), a layout
- * after every generation the records name, from the lowest of their floors (firstLayout).
+ * The layout for the subscription's partition count and the stream of creation time `epoch`: the stored one
+ * when it has both, else the next generation, stored with compare-and-set (a node that lost the race reads the
+ * winner's). With none stored (a new subscription, records of Mesh before layouts, a deleted key or a value
+ * that is not a layout), a layout after every generation the records name, from the lowest of their floors
+ * (firstLayout). A stored layout of Mesh before epochs takes `epoch` as its own. Throws STORAGE_UNAVAILABLE when
+ * the stored epoch is later than `epoch` (this node read the stream's info before it was made again).
  */
-export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Promise<number>): Promise<Layout> {
+export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Promise<number>, epoch: string): Promise<Layout> {
   const key = layoutKey(sub.id);
   for (let attempt = 1; ; attempt++) {
     const entry = await readLatest(store.jsm, store.floorsBucket, key);
     const stored = entry?.value === undefined ? undefined : decodeLayout(entry.value);
-    if (stored?.partitions === sub.partitions) return stored;
+    if (stored?.partitions === sub.partitions && stored.epoch === epoch) return stored;
     if (entry?.value !== undefined && stored === undefined)
       store.log.warn({ subscription: sub.id, key }, "mesh: the events layout record is not one; writing a new one from the floors");
-    const next = stored === undefined ? await firstLayout(store, sub, lastSeq) : await nextLayout(store, sub, stored);
+    const next = await following(store, sub, stored, { lastSeq, epoch });
     try {
       // A key never written: expect none (a put, not kv.create, whose fallback reads through direct get).
       await store.floors.put(key, encodeLayout(next), { previousSeq: entry?.revision ?? 0 });
@@ -87,6 +97,32 @@ export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: 
   }
 }
 
+/** The layout to store after `stored` (none: the first) for the stream of creation time `epoch`. */
+async function following(
+  store: LayoutStore,
+  sub: LayoutOf,
+  stored: Layout | undefined,
+  stream: { lastSeq: () => Promise<number>; epoch: string },
+): Promise<Layout> {
+  const { epoch } = stream;
+  if (stored === undefined) return { ...(await firstLayout(store, sub, stream.lastSeq)), epoch };
+  if (stored.epoch === undefined || stored.epoch === epoch) {
+    // Of Mesh before epochs: the stream it was written for is taken to be this one.
+    if (stored.partitions === sub.partitions) return { ...stored, epoch };
+    return { ...(await nextLayout(store, sub, stored)), epoch };
+  }
+  if (!(nanosOf(epoch)! > nanosOf(stored.epoch)!))
+    throw new MeshError(
+      "STORAGE_UNAVAILABLE",
+      `the stream of ${sub.id} was made again after this node read its info (or its creation time cannot be read)`,
+    );
+  store.log.warn(
+    { subscription: sub.id, era: stored.era + 1 },
+    "mesh: the stream was deleted and made again: its events are read from its start",
+  );
+  return { ...(await nextLayout(store, sub, stored)), from: 0, era: stored.era + 1, epoch };
+}
+
 /** The generation after `stored`: from the lowest floor its partitions stored (its own `from` for one that stored none). */
 async function nextLayout(store: LayoutStore, sub: LayoutOf, stored: Layout): Promise<Layout> {
   const records = await readRecords(store, sub.id, stored.partitions);
@@ -96,6 +132,7 @@ async function nextLayout(store: LayoutStore, sub: LayoutOf, stored: Layout): Pr
     partitions: sub.partitions,
     from: Math.min(...ofIt.map((r) => r.floor)),
     passed: sum([stored.passed, ...ofIt.map((r) => r.passed)]),
+    era: stored.era,
   };
 }
 
@@ -118,9 +155,10 @@ async function firstLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Pro
   const records = await readRecords(store, sub.id, count);
   const stored = records.filter((r) => r !== undefined);
   const gen = 1 + Math.max(0, ...stored.map((r) => r.gen ?? 0));
-  if (stored.length === 0) return { gen, partitions: sub.partitions, from: sub.start === "new" ? await lastSeq() : 0, passed: NONE };
+  if (stored.length === 0)
+    return { gen, partitions: sub.partitions, from: sub.start === "new" ? await lastSeq() : 0, passed: NONE, era: 0 };
   const floors = sub.start === "all" && stored.length < records.length ? [0] : stored.map((r) => r.floor);
-  return { gen, partitions: sub.partitions, from: Math.min(...floors), passed: sum(stored.map((r) => r.passed)) };
+  return { gen, partitions: sub.partitions, from: Math.min(...floors), passed: sum(stored.map((r) => r.passed)), era: 0 };
 }
 
 /** The records of partitions 0 to `count` - 1, from the bucket's stream leader (undefined: none, deleted, or not a record). */
@@ -136,10 +174,10 @@ async function readRecords(store: LayoutStore, subscription: string, count: numb
 
 const sum = (all: Passed[]): Passed => all.reduce((a, b) => ({ applied: a.applied + b.applied, dead: a.dead + b.dead }), NONE);
 
-/** The JSON stored: `{"gen": 2, "partitions": 4, "from": 1200, "applied": 1190, "dead": 2}`. */
+/** The JSON stored: `{"gen": 2, "partitions": 4, "from": 1200, "applied": 1190, "dead": 2, "era": 0, "epoch": "2026-…Z"}`. */
 function encodeLayout(l: Layout): Uint8Array {
-  const json = { gen: l.gen, partitions: l.partitions, from: l.from, applied: l.passed.applied, dead: l.passed.dead };
-  return new TextEncoder().encode(JSON.stringify(json));
+  const { gen, partitions, from, era, epoch } = l;
+  return new TextEncoder().encode(JSON.stringify({ gen, partitions, from, applied: l.passed.applied, dead: l.passed.dead, era, epoch }));
 }
 
 /** The layout, or undefined when the value is not one. */
@@ -150,7 +188,16 @@ function decodeLayout(bytes: Uint8Array): Layout | undefined {
   } catch {
     return undefined;
   }
-  const { gen, partitions, from, applied, dead } = j ?? {};
+  const { gen, partitions, from, applied, dead, era, epoch } = j ?? {};
   if (!isCount(gen) || !isCount(partitions) || partitions === 0 || !isCount(from) || !isCount(applied) || !isCount(dead)) return undefined;
-  return { gen, partitions, from, passed: { applied, dead } };
+  const known = typeof epoch === "string" && nanosOf(epoch) !== undefined ? { epoch } : {};
+  return { gen, partitions, from, passed: { applied, dead }, era: isCount(era) ? era : 0, ...known };
+}
+
+/** A creation time as the server gives it (RFC 3339 with up to 9 digits of second), in ns since the epoch; undefined when it is not one. */
+export function nanosOf(time: string): bigint | undefined {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
+  const ms = m === null ? NaN : Date.parse(m[1]! + m[3]!);
+  if (Number.isNaN(ms)) return undefined;
+  return BigInt(ms) * 1_000_000n + BigInt((m![2] ?? "").padEnd(9, "0"));
 }

@@ -75,8 +75,17 @@ export class EventSources {
       callTimeoutMs: p.callTimeoutMs,
       inboxPrefix: p.inboxPrefix,
       deliver: p.deliver,
+      remake: (d) => sources.#remake(d),
     };
     return sources;
+  }
+
+  /** A dispatcher stopped because its stream was made again: another starts in its place, from the new stream's layout. */
+  #remake(d: Dispatcher): void {
+    if (this.#stopped || this.#running.get(d.key) !== d) return;
+    const next = new Dispatcher(d.sub, d.partition, this.#parts!, this.#counts.get(d.sub.id)!);
+    this.#running.set(d.key, next);
+    next.start();
   }
 
   /** The view changed: starts the dispatchers this node now owns, stops the others; events sent to nodes it no longer holds go again. */

@@ -29,6 +29,14 @@ export interface StreamReading {
   take(seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | Error | undefined, time: number, pending: number): void;
   /** The consumer could not be made again (undefined: it was). */
   failed(err: Error | undefined): void;
+  /** The stream was deleted and made again (another creation time): the reader stopped. */
+  recreated(): void;
+}
+
+/** Where a reader starts: the sequence, in the stream of creation time `epoch` (its info's `created`). */
+export interface ReadFrom {
+  readonly from: number;
+  readonly epoch: string;
 }
 
 export class StreamReader {
@@ -46,6 +54,8 @@ export class StreamReader {
   /** Its messages' reply subjects end with a random token (the second form). */
   #randomLast: boolean | undefined;
   #opening = false;
+  /** A consumer was made before: the next one is made again, after the stream's creation time was checked. */
+  #made = false;
   #stopped = false;
   readonly #watch: ReturnType<typeof setInterval>;
 
@@ -58,13 +68,13 @@ export class StreamReader {
     /** Pull when this many more fit (a pull of a few messages costs as much as one of many). */
     private readonly pullAt: number,
     private readonly reading: StreamReading,
-    from: number,
+    private readonly start: ReadFrom,
   ) {
-    this.#lastRead = from - 1;
+    this.#lastRead = start.from - 1;
     this.#watch = setInterval(() => this.#check(), HEARTBEAT_MS);
   }
 
-  /** Starts reading at `from`. Throws when the consumer cannot be made (no stream, no permission). */
+  /** Starts reading at `start`. Throws when the consumer cannot be made (no stream, no permission). */
   static async open(
     nc: NatsConnection,
     jsm: JetStreamManager,
@@ -73,9 +83,9 @@ export class StreamReader {
     inboxPrefix: string | undefined,
     pullAt: number,
     reading: StreamReading,
-    from: number,
+    start: ReadFrom,
   ): Promise<StreamReader> {
-    const reader = new StreamReader(nc, jsm, stream, filter, inboxPrefix, Math.max(1, pullAt), reading, from);
+    const reader = new StreamReader(nc, jsm, stream, filter, inboxPrefix, Math.max(1, pullAt), reading, start);
     try {
       await reader.#open();
     } catch (err) {
@@ -116,6 +126,12 @@ export class StreamReader {
     this.#close();
     const name = `mesh_${nuid.next()}`;
     try {
+      // Made again: the stream may be another one of the same name, whose sequences started over.
+      if (this.#made && (await this.jsm.streams.info(this.stream)).created !== this.start.epoch) {
+        this.stop();
+        return this.reading.recreated();
+      }
+      this.#made = true;
       await this.jsm.consumers.add(this.stream, {
         name,
         ack_policy: AckPolicy.None,
@@ -220,6 +236,13 @@ function headersOf(msg: Msg): MsgHdrs | Error | undefined {
   } catch (err) {
     return err instanceof Error ? err : new Error(String(err));
   }
+}
+
+/** A message's headers: the first value of each. */
+export function firstValues(headers: MsgHdrs): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, values] of headers) out[name] = values[0] ?? "";
+  return out;
 }
 
 /** The dots in `s`. */
