@@ -2,16 +2,19 @@
 // again"): its sequences start over at 1, below the floor the dispatchers
 // stored and below what each actor applied. Every event of the new stream must
 // still reach its actor, once and in order per key, whether the node ran
-// through the recreation or was stopped meanwhile.
+// through the recreation or was stopped meanwhile. And a stream restored from
+// a snapshot on a NATS cluster, which gets another creation time but keeps its
+// sequences: read on, no event applied twice.
 import anyTest from "ava";
-import type { TestFn } from "ava";
+import type { ExecutionContext, TestFn } from "ava";
 import { connect } from "nats";
 import type { NatsConnection } from "nats";
 import { Mesh } from "@mesh/runtime";
+import { startNatsCluster } from "@mesh/runtime/testing";
 import type { StreamEvent } from "@mesh/runtime";
-import { eventually, nodeId, useNatsServer } from "./helpers/cluster.js";
+import { NATS_CONF, eventually, nodeId, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
-import { setUpStreams } from "./helpers/streams.js";
+import { setUpStreams, snapshotAndRestore } from "./helpers/streams.js";
 
 const test = anyTest as TestFn<ClusterContext & { nc: NatsConnection }>;
 useNatsServer(test, async (t) => {
@@ -40,6 +43,24 @@ function ledgerClass(stream: string) {
   };
 }
 
+/** `to - from` events, round robin over the keys, each carrying its number. */
+function publisher(nc: NatsConnection, stream: string) {
+  const js = nc.jetstream();
+  return (from: number, to: number) =>
+    Promise.all(
+      Array.from({ length: to - from }, (_, i) => js.publish(`${stream}.in.k${(from + i) % KEYS}`, JSON.stringify({ n: from + i }))),
+    );
+}
+
+/** Polls until every key's ledger holds its numbers below `to`, then checks each holds exactly those, in order. */
+async function allApplied(t: ExecutionContext, node: Mesh, to: number): Promise<void> {
+  const expected = (k: number) => Array.from({ length: to }, (_, n) => n).filter((n) => n % KEYS === k);
+  const ledger = (k: number) => node.call<{ ns: number[] }>({ actor: "RecLedger", id: `k${k}`, capability: "ev" }).then((r) => r.result.ns);
+  for (let k = 0; k < KEYS; k++)
+    await eventually(async () => (await ledger(k)).length >= expected(k).length, `k${k}'s events up to ${to}`, 20_000);
+  for (let k = 0; k < KEYS; k++) t.deepEqual(await ledger(k), expected(k), `k${k}: every event once, in order`);
+}
+
 for (const running of [true, false])
   test.serial(
     `a stream deleted and made again ${running ? "under a running node" : "while its node was stopped"}: every event of the new one is applied, once, in order per key`,
@@ -54,23 +75,11 @@ for (const running of [true, false])
         actors: [ledgerClass(stream)],
         capabilities: ["ev"],
       };
-      const js = t.context.nc.jetstream();
-      const publish = (from: number, to: number) =>
-        Promise.all(
-          Array.from({ length: to - from }, (_, i) => js.publish(`${stream}.in.k${(from + i) % KEYS}`, JSON.stringify({ n: from + i }))),
-        );
-      const expected = (k: number, to: number) => Array.from({ length: to }, (_, n) => n).filter((n) => n % KEYS === k);
-      const ledger = (node: Mesh, k: number) =>
-        node.call<{ ns: number[] }>({ actor: "RecLedger", id: `k${k}`, capability: "ev" }).then((r) => r.result.ns);
-      const allApplied = async (node: Mesh, to: number) => {
-        for (let k = 0; k < KEYS; k++)
-          await eventually(async () => (await ledger(node, k)).length >= expected(k, to).length, `k${k}'s events up to ${to}`, 20_000);
-        for (let k = 0; k < KEYS; k++) t.deepEqual(await ledger(node, k), expected(k, to), `k${k}: every event once, in order`);
-      };
+      const publish = publisher(t.context.nc, stream);
       let node = await Mesh.start(options);
       try {
         await publish(0, 200);
-        await allApplied(node, 200);
+        await allApplied(t, node, 200);
         if (!running) await node.stop();
         const jsm = await t.context.nc.jetstreamManager();
         await jsm.streams.delete(stream);
@@ -78,9 +87,67 @@ for (const running of [true, false])
         // Fewer than before: every sequence of the new stream is below the old floor.
         await publish(200, 300);
         if (!running) node = await Mesh.start(options);
-        await allApplied(node, 300);
+        await allApplied(t, node, 300);
       } finally {
         await node.stop();
       }
     },
   );
+
+test.serial(
+  "a stream restored from a snapshot on a NATS cluster (another creation time, the same sequences): read on, no event applied twice",
+  async (t) => {
+    const cluster = await startNatsCluster(3, { config: NATS_CONF });
+    const nc = await connect({ servers: cluster.urls });
+    let node: Mesh | undefined;
+    try {
+      const stream = "RECREST";
+      // The cluster's JetStream elects its meta leader first.
+      await eventually(
+        async () => {
+          const jsm = await nc.jetstreamManager().catch(() => undefined);
+          if (jsm === undefined) return false;
+          const made = (name: string, subjects: string[]) =>
+            jsm.streams.add({ name, subjects, num_replicas: 3 }).then(
+              () => true,
+              () => false,
+            );
+          return (await made(stream, [`${stream}.in.>`])) && (await made(`${stream}_DEAD`, [`${stream}.dead`]));
+        },
+        "the streams to be made on the cluster",
+        30_000,
+      );
+      const options = {
+        servers: cluster.urls,
+        heartbeatMs: 200,
+        nodeId: nodeId("rest"),
+        prefix: "recrest",
+        actors: [ledgerClass(stream)],
+        capabilities: ["ev"],
+        storage: { replicas: 3 },
+      };
+      await eventually(
+        async () => (node = await Mesh.start(options).catch(() => undefined)) !== undefined,
+        "the node to start on the cluster",
+        30_000,
+      );
+      const publish = publisher(nc, stream);
+      await publish(0, 200);
+      await allApplied(t, node!, 200);
+      await eventually(async () => {
+        const e = await (await nc.jetstream().views.kv("recrest_events")).get("ev.RecLedger.ledger.0");
+        return e !== null && e.json<{ seq: number }>().seq === 200;
+      }, "the floor to be stored at the stream's end");
+      const jsm = await nc.jetstreamManager();
+      const before = (await jsm.streams.info(stream)).created;
+      await snapshotAndRestore(nc, stream);
+      t.not((await jsm.streams.info(stream)).created, before, "the premise: the restored stream has another creation time");
+      await publish(200, 300);
+      await allApplied(t, node!, 300);
+    } finally {
+      await node?.stop();
+      await nc.close();
+      await cluster.stop();
+    }
+  },
+);

@@ -20,7 +20,7 @@ import { StreamReader, firstValues } from "./stream-reader.js";
 import { decodeFloor, encodeFloor } from "./floor-record.js";
 import type { Passed } from "./floor-record.js";
 import { currentLayout, ofLayout } from "./layout-record.js";
-import type { Layout } from "./layout-record.js";
+import type { Layout, StreamNow } from "./layout-record.js";
 import type { Outcomes } from "./delivery.js";
 
 /** What one subscription did on this node (metrics, `mesh events`). */
@@ -75,6 +75,8 @@ const FLOOR_EVERY_MS = 200;
 export class Dispatcher implements Outcomes {
   /** The sequence below which (and at which) every event is done. */
   floor = 0;
+  /** When the stream stored the event at the floor (epoch ms; 0: unknown). */
+  #floorTime = 0;
   /**
    * The partition's events the floor passed, of every node that ran it: stored with the floor, so they survive
    * the node (an event done above the stored floor is done again by the next owner, and counted once, then).
@@ -186,7 +188,7 @@ export class Dispatcher implements Outcomes {
   async #consume(): Promise<void> {
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
     const { state, created } = await this.p.jsm.streams.info(this.sub.stream);
-    if (this.#layout === undefined) await this.#loadFloor(created);
+    if (this.#layout === undefined) await this.#loadFloor({ epoch: created, state });
     else if (this.#layout.epoch !== created) return this.#recreated(); // while it could not read it
     this.#pending = Math.max(0, state.last_seq - Math.max(this.floor, this.#lastRead));
     this.#timer ??= setInterval(() => {
@@ -234,17 +236,17 @@ export class Dispatcher implements Outcomes {
    * Reads the stored floor when it belongs to the layout (its generation and count); else (a new subscription,
    * or a new partition count) starts from the layout's floor, which the first timer tick stores for it.
    */
-  async #loadFloor(epoch: string): Promise<void> {
-    const lastSeq = async () => (await this.p.jsm.streams.info(this.sub.stream)).state.last_seq;
-    const layout = await currentLayout(this.p, this.sub, lastSeq, epoch);
+  async #loadFloor(stream: StreamNow): Promise<void> {
+    const layout = await currentLayout(this.p, this.sub, stream);
     // From the stream leader: a replica behind the last floor stored would send events applied already again.
     const entry = await readLatest(this.p.jsm, this.p.floorsBucket, this.key);
     const own = entry?.value === undefined ? undefined : decodeFloor(entry.value);
     if (ofLayout(own, layout)) {
-      ({ floor: this.floor, passed: this.passed } = own);
+      ({ floor: this.floor, passed: this.passed, time: this.#floorTime } = own);
       this.#storedFloor = this.floor;
     } else {
       this.floor = layout.from;
+      this.#floorTime = 0;
       this.passed = { applied: 0, dead: 0 };
       this.#storedFloor = -1;
     }
@@ -266,7 +268,7 @@ export class Dispatcher implements Outcomes {
   async #storeFloor(): Promise<void> {
     const floor = this.floor;
     if (floor === this.#storedFloor || this.#layout === undefined) return; // not loaded: nothing of its own to store
-    await this.p.floors.put(this.key, encodeFloor(floor, this.passed, this.#layout));
+    await this.p.floors.put(this.key, encodeFloor(floor, this.passed, this.#layout, this.#floorTime));
     this.#storedFloor = Math.max(this.#storedFloor, floor);
   }
 
@@ -405,6 +407,7 @@ export class Dispatcher implements Outcomes {
     while (this.#head < read.length && read[this.#head]!.done) {
       const passed = read[this.#head++]!;
       this.floor = passed.seq;
+      this.#floorTime = passed.time;
       if (passed.outcome !== "other") this.passed[passed.outcome]++;
     }
     if (this.#head > 1024 && this.#head * 2 > read.length) {

@@ -2,7 +2,7 @@
 // (docs/PROTOCOL.md "Events"): its floor, the partition's events the floor
 // passed, applied and dead-lettered, counted once whichever node ran them, and
 // the generation and partition count of the subscription's layout it was written
-// in (layout-record.ts).
+// in (layout-record.ts), and when the stream stored the event at the floor.
 // Read by the dispatchers and by `mesh events`. Imports: the bottom floor.
 
 /** Events the floor passed: applied (now, or before: a repeat) and dead-lettered. */
@@ -11,9 +11,10 @@ export interface Passed {
   dead: number;
 }
 
-/** The JSON stored: `{"seq": 1200, "applied": 1190, "dead": 2, "gen": 1, "of": 4}` (older records have only seq, or no gen and of). */
+/** The JSON stored: `{"seq": 1200, "applied": 1190, "dead": 2, "gen": 1, "of": 4, "t": 1796532078123}` (older records have only seq, or no gen, of and t). */
 interface FloorJson {
   seq: number;
+  t?: number;
   applied?: number;
   dead?: number;
   gen?: number;
@@ -26,10 +27,12 @@ export interface FloorRecord {
   /** The layout it was written in: its generation and partition count; undefined for records of Mesh before layouts. */
   gen: number | undefined;
   of: number | undefined;
+  /** When the stream stored the event at the floor (epoch ms, the server's clock); 0 when unknown. */
+  time: number;
 }
 
-export function encodeFloor(floor: number, passed: Passed, layout: { gen: number; partitions: number }): Uint8Array {
-  const record: FloorJson = { seq: floor, applied: passed.applied, dead: passed.dead, gen: layout.gen, of: layout.partitions };
+export function encodeFloor(floor: number, passed: Passed, layout: { gen: number; partitions: number }, time: number): Uint8Array {
+  const record: FloorJson = { seq: floor, applied: passed.applied, dead: passed.dead, gen: layout.gen, of: layout.partitions, t: time };
   return new TextEncoder().encode(JSON.stringify(record));
 }
 
@@ -47,6 +50,7 @@ export function decodeFloor(bytes: Uint8Array): FloorRecord | undefined {
     passed: { applied: isCount(r.applied) ? r.applied : 0, dead: isCount(r.dead) ? r.dead : 0 },
     gen: isCount(r.gen) ? r.gen : undefined,
     of: isCount(r.of) ? r.of : undefined,
+    time: isCount(r.t) ? r.t : 0,
   };
 }
 

@@ -76,7 +76,8 @@ export async function readLayout(jsm: JetStreamManager, bucket: string, subscrip
  * (firstLayout). A stored layout of Mesh before epochs takes `epoch` as its own. Throws STORAGE_UNAVAILABLE when
  * the stored epoch is later than `epoch` (this node read the stream's info before it was made again).
  */
-export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Promise<number>, epoch: string): Promise<Layout> {
+export async function currentLayout(store: LayoutStore, sub: LayoutOf, stream: StreamNow): Promise<Layout> {
+  const { epoch } = stream;
   const key = layoutKey(sub.id);
   for (let attempt = 1; ; attempt++) {
     const entry = await readLatest(store.jsm, store.floorsBucket, key);
@@ -84,7 +85,7 @@ export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: 
     if (stored?.partitions === sub.partitions && stored.epoch === epoch) return stored;
     if (entry?.value !== undefined && stored === undefined)
       store.log.warn({ subscription: sub.id, key }, "mesh: the events layout record is not one; writing a new one from the floors");
-    const next = await following(store, sub, stored, { lastSeq, epoch });
+    const next = await following(store, sub, stored, stream);
     try {
       // A key never written: expect none (a put, not kv.create, whose fallback reads through direct get).
       await store.floors.put(key, encodeLayout(next), { previousSeq: entry?.revision ?? 0 });
@@ -97,41 +98,64 @@ export async function currentLayout(store: LayoutStore, sub: LayoutOf, lastSeq: 
   }
 }
 
-/** The layout to store after `stored` (none: the first) for the stream of creation time `epoch`. */
-async function following(
-  store: LayoutStore,
-  sub: LayoutOf,
-  stored: Layout | undefined,
-  stream: { lastSeq: () => Promise<number>; epoch: string },
-): Promise<Layout> {
-  const { epoch } = stream;
-  if (stored === undefined) return { ...(await firstLayout(store, sub, stream.lastSeq)), epoch };
-  if (stored.epoch === undefined || stored.epoch === epoch) {
-    // Of Mesh before epochs: the stream it was written for is taken to be this one.
-    if (stored.partitions === sub.partitions) return { ...stored, epoch };
-    return { ...(await nextLayout(store, sub, stored)), epoch };
-  }
-  if (!(nanosOf(epoch)! > nanosOf(stored.epoch)!))
-    throw new MeshError(
-      "STORAGE_UNAVAILABLE",
-      `the stream of ${sub.id} was made again after this node read its info (or its creation time cannot be read)`,
-    );
-  store.log.warn(
-    { subscription: sub.id, era: stored.era + 1 },
-    "mesh: the stream was deleted and made again: its events are read from its start",
-  );
-  return { ...(await nextLayout(store, sub, stored)), from: 0, era: stored.era + 1, epoch };
+/** The stream as a dispatcher found it. */
+export interface StreamNow {
+  /** Its creation time (its info's `created`). */
+  readonly epoch: string;
+  /** Its info's state. */
+  readonly state: { readonly messages: number; readonly first_ts: string; readonly last_seq: number };
 }
 
-/** The generation after `stored`: from the lowest floor its partitions stored (its own `from` for one that stored none). */
-async function nextLayout(store: LayoutStore, sub: LayoutOf, stored: Layout): Promise<Layout> {
-  const records = await readRecords(store, sub.id, stored.partitions);
-  const ofIt = records.map((r) => (ofLayout(r, stored) ? r : { floor: stored.from, passed: NONE }));
+/**
+ * Whether a stream of another creation time started its sequences over (deleted and made again), given the
+ * records of the layout before. A stream restored from a backup keeps its sequences (on a nats-server 2.9
+ * cluster it gets the time of the restore as its creation time) and holds the messages the floors passed; one
+ * made again starts at 1 and holds only messages stored since. So with messages, it started over when its
+ * first is later than the last event a floor passed (stored times are whole ms: a later ms); empty, or when
+ * the records do not say when they passed their events (a Mesh before it), when it never held a message or
+ * its last sequence is below the highest floor.
+ */
+export function startedOver({ state }: StreamNow, records: readonly FloorRecord[]): boolean {
+  const highest = Math.max(0, ...records.map((r) => r.floor));
+  const passedAt = Math.max(0, ...records.map((r) => r.time));
+  if (state.messages === 0 || passedAt === 0) return state.last_seq === 0 || state.last_seq < highest;
+  const first = nanosOf(state.first_ts);
+  return first === undefined || first >= BigInt(passedAt + 1) * 1_000_000n;
+}
+
+/** The layout to store after `stored` (none: the first) for `stream`. */
+async function following(store: LayoutStore, sub: LayoutOf, stored: Layout | undefined, stream: StreamNow): Promise<Layout> {
+  const { epoch } = stream;
+  if (stored === undefined) return { ...(await firstLayout(store, sub, stream.state.last_seq)), epoch };
+  // Of a Mesh before epochs, the stream the layout was written for is taken to be this one.
+  const same = stored.epoch === undefined || stored.epoch === epoch;
+  if (same && stored.partitions === sub.partitions) return { ...stored, epoch };
+  const records = await recordsOf(store, sub.id, stored);
+  if (same) return { ...nextLayout(sub, stored, records), epoch };
+  if (!(nanosOf(epoch)! > nanosOf(stored.epoch!)!))
+    throw new MeshError("STORAGE_UNAVAILABLE", `the stream of ${sub.id} was made again after this node read its info`);
+  if (startedOver(stream, records)) {
+    store.log.warn({ subscription: sub.id, era: stored.era + 1 }, "mesh: the stream was made again: its events are read from its start");
+    return { ...nextLayout(sub, stored, records), from: 0, era: stored.era + 1, epoch };
+  }
+  store.log.warn({ subscription: sub.id }, "mesh: the stream has another creation time but kept its sequences (restored): read on");
+  return stored.partitions === sub.partitions ? { ...stored, epoch } : { ...nextLayout(sub, stored, records), epoch };
+}
+
+/** The records of `stored`'s partitions, each as `stored` counts it (its own `from` for one with no record of it). */
+async function recordsOf(store: LayoutStore, subscription: string, stored: Layout): Promise<FloorRecord[]> {
+  const records = await readRecords(store, subscription, stored.partitions);
+  const none = { floor: stored.from, passed: NONE, gen: stored.gen, of: stored.partitions, time: 0 };
+  return records.map((r) => (ofLayout(r, stored) ? r : none));
+}
+
+/** The generation after `stored`: from the lowest floor of its partitions' `records`. */
+function nextLayout(sub: LayoutOf, stored: Layout, records: readonly FloorRecord[]): Layout {
   return {
     gen: stored.gen + 1,
     partitions: sub.partitions,
-    from: Math.min(...ofIt.map((r) => r.floor)),
-    passed: sum([stored.passed, ...ofIt.map((r) => r.passed)]),
+    from: Math.min(...records.map((r) => r.floor)),
+    passed: sum([stored.passed, ...records.map((r) => r.passed)]),
     era: stored.era,
   };
 }
@@ -143,7 +167,7 @@ async function nextLayout(store: LayoutStore, sub: LayoutOf, stored: Layout): Pr
  * and counts only the records. With no record at all, from the stream's start, or its end (`lastSeq`) for
  * `start: "new"`.
  */
-async function firstLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Promise<number>): Promise<Layout> {
+async function firstLayout(store: LayoutStore, sub: LayoutOf, lastSeq: number): Promise<Layout> {
   // Which partitions stored a record: their keys are the subjects the bucket's stream holds under the subscription's.
   const prefix = `$KV.${store.floorsBucket}.${sub.id}.`;
   const info = await store.jsm.streams.info(`KV_${store.floorsBucket}`, { subjects_filter: `${prefix}*` });
@@ -155,8 +179,7 @@ async function firstLayout(store: LayoutStore, sub: LayoutOf, lastSeq: () => Pro
   const records = await readRecords(store, sub.id, count);
   const stored = records.filter((r) => r !== undefined);
   const gen = 1 + Math.max(0, ...stored.map((r) => r.gen ?? 0));
-  if (stored.length === 0)
-    return { gen, partitions: sub.partitions, from: sub.start === "new" ? await lastSeq() : 0, passed: NONE, era: 0 };
+  if (stored.length === 0) return { gen, partitions: sub.partitions, from: sub.start === "new" ? lastSeq : 0, passed: NONE, era: 0 };
   const floors = sub.start === "all" && stored.length < records.length ? [0] : stored.map((r) => r.floor);
   return { gen, partitions: sub.partitions, from: Math.min(...floors), passed: sum(stored.map((r) => r.passed)), era: 0 };
 }
