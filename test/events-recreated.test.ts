@@ -26,19 +26,32 @@ test.after.always(async (t) => {
 
 const KEYS = 10;
 
-/** A durable ledger of the numbers its events carry (unique across both streams). */
+/** The numbers whose events fail: dead-lettered (sequences 5 and 105 of each stream). */
+const failing = (n: number) => n % 100 === 4;
+
+/** A durable ledger of the numbers its events carry (unique across both streams); those `failing` names throw. */
 function ledgerClass(stream: string) {
   return class RecLedger {
     static actorType = "RecLedger";
     static durable = true;
     static capability = "ev";
-    static events = { stream, name: "ledger", subject: `${stream}.in.>`, key: { token: 2 }, backoffMs: 10, deadLetter: `${stream}.dead` };
+    static events = {
+      stream,
+      name: "ledger",
+      subject: `${stream}.in.>`,
+      key: { token: 2 },
+      backoffMs: 10,
+      maxDeliveries: 2,
+      deadLetter: `${stream}.dead`,
+    };
     state = { ns: [] as number[] };
     handleCall(): { ns: number[] } {
       return this.state;
     }
     handleEvent(event: StreamEvent): void {
-      this.state.ns.push(event.json<{ n: number }>().n);
+      const { n } = event.json<{ n: number }>();
+      if (failing(n)) throw new Error(`event ${n} fails`);
+      this.state.ns.push(n);
     }
   };
 }
@@ -52,9 +65,9 @@ function publisher(nc: NatsConnection, stream: string) {
     );
 }
 
-/** Polls until every key's ledger holds its numbers below `to`, then checks each holds exactly those, in order. */
+/** Polls until every key's ledger holds its numbers below `to` (but the failing ones), then checks each holds exactly those, in order. */
 async function allApplied(t: ExecutionContext, node: Mesh, to: number): Promise<void> {
-  const expected = (k: number) => Array.from({ length: to }, (_, n) => n).filter((n) => n % KEYS === k);
+  const expected = (k: number) => Array.from({ length: to }, (_, n) => n).filter((n) => n % KEYS === k && !failing(n));
   const ledger = (k: number) => node.call<{ ns: number[] }>({ actor: "RecLedger", id: `k${k}`, capability: "ev" }).then((r) => r.result.ns);
   for (let k = 0; k < KEYS; k++)
     await eventually(async () => (await ledger(k)).length >= expected(k).length, `k${k}'s events up to ${to}`, 20_000);
@@ -80,14 +93,26 @@ for (const running of [true, false])
       try {
         await publish(0, 200);
         await allApplied(t, node, 200);
-        if (!running) await node.stop();
         const jsm = await t.context.nc.jetstreamManager();
+        const dead = async () => (await jsm.streams.info(`${stream}_DEAD`)).state.messages;
+        await eventually(async () => (await dead()) === 2, "the old stream's failing events to be dead-lettered");
+        if (!running) {
+          await node.stop();
+          // A new stream's server whose clock is behind the old one's (simulated: the floor's stored time moved on).
+          const kv = await t.context.nc.jetstream().views.kv(`${options.prefix}_events`);
+          const floor = (await kv.get("ev.RecLedger.ledger.0"))!.json<{ t: number }>();
+          await kv.put("ev.RecLedger.ledger.0", JSON.stringify({ ...floor, t: floor.t + 3_600_000 }));
+        }
         await jsm.streams.delete(stream);
         await jsm.streams.add({ name: stream, subjects: [`${stream}.in.>`] });
-        // Fewer than before: every sequence of the new stream is below the old floor.
-        await publish(200, 300);
+        // Running, fewer than before: every sequence of the new stream is below the old floor. Stopped, more: the
+        // new stream has a message at the old floor, another one.
+        const to = running ? 300 : 500;
+        await publish(200, to);
         if (!running) node = await Mesh.start(options);
-        await allApplied(t, node, 300);
+        await allApplied(t, node, to);
+        // The new stream's failing events have the sequences of the old one's: dead-lettered all the same.
+        await eventually(async () => (await dead()) === (running ? 3 : 5), "the new stream's failing events to be dead-lettered");
       } finally {
         await node.stop();
       }

@@ -274,7 +274,7 @@ test.serial(
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const pass = { a: `p${randomBytes(12).toString("hex")}`, b: `p${randomBytes(12).toString("hex")}` };
     const perNode = (id: string) => `{
-      publish = ["pn.node.>", "pn.cluster.>", "pn.inbox.>", "$KV.pn_nodes.>", "$JS.API.INFO", "$JS.API.STREAM.INFO.KV_pn_nodes", "$JS.API.STREAM.CREATE.KV_pn_nodes", "$JS.API.STREAM.MSG.GET.KV_pn_nodes"]
+      publish = ["pn.node.>", "pn.cluster.>", "pn.inbox.>", "$KV.pn_nodes.>", "$JS.API.INFO", "$JS.API.STREAM.INFO.KV_pn_nodes", "$JS.API.STREAM.CREATE.KV_pn_nodes", "$JS.API.STREAM.MSG.GET.KV_pn_nodes", "$JS.API.CONSUMER.CREATE.KV_pn_nodes", "$JS.API.CONSUMER.CREATE.KV_pn_nodes.>", "$JS.API.CONSUMER.DELETE.KV_pn_nodes.>"]
       subscribe = ["pn.node.${id}", "pn.inbox.${id}.>", "pn.cluster.>", "pn.call.> pn-ingress", "pn.cast.> pn-ingress", "pn.status.${id}", "$SRV.>"]
       allow_responses = true
     }`;

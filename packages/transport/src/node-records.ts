@@ -273,7 +273,7 @@ export class NodeRecords {
    * wrote it): whom discovery waits for, and keeps in its view when they do not
    * answer. Read again for up to JETSTREAM_READY_MS while the store does not
    * answer (a node that took none for absent could take a half-open node's
-   * shards); then STORAGE_UNAVAILABLE.
+   * shards); then, or at once when it refuses (no permission), STORAGE_UNAVAILABLE.
    */
   async live(freshMs: number): Promise<RecordedNode[]> {
     const until = performance.now() + JETSTREAM_READY_MS;
@@ -281,7 +281,10 @@ export class NodeRecords {
       try {
         return await this.#live(freshMs);
       } catch (err) {
-        if (performance.now() >= until) throw this.#unavailable(err);
+        if (performance.now() >= until || !isTransient(err)) {
+          const why = `node ${this.o.nodeId} could not read the nodes' records in "${this.bucket}": ${messageOf(err)} (its user needs the bucket's consumers: docs/security.md)`;
+          throw new MeshError("STORAGE_UNAVAILABLE", why, { cause: err });
+        }
         this.o.log.debug({ err: messageOf(err) }, "mesh: could not read the nodes' records; reading them again");
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -14,6 +14,7 @@ import { classifyNatsError, deadLetterStream } from "@mesh/transport";
 import { RetentionPolicy, StorageType } from "nats";
 import type { JetStreamClient, JetStreamManager } from "nats";
 import type { PendingEvent } from "./delivery.js";
+import { appliedKey } from "./event.js";
 import { headersOf } from "./outbox.js";
 import type { ResolvedSubscription } from "./subscription.js";
 
@@ -101,7 +102,8 @@ const kept = (name: string) => !/^nats-/i.test(name);
 export async function publishDeadLetter(
   event: PendingEvent,
   err: unknown,
-  p: { js: JetStreamClient; sub: ResolvedSubscription; log: Logger; running(): boolean },
+  /** `era`: the times the stream was made again (its sequences started over): the dead letter's id names it from 1 on. */
+  p: { js: JetStreamClient; sub: ResolvedSubscription; log: Logger; running(): boolean; era: number },
 ): Promise<boolean> {
   const { sub, log } = p;
   /** The event's headers (but JetStream's instructions to its stream, Nats-Expected-Stream…, which would refuse it), or none; and Mesh's. */
@@ -122,7 +124,7 @@ export async function publishDeadLetter(
     return h;
   };
   let h = headers(true);
-  const msgID = `${sub.id}:${event.seq}`;
+  const msgID = `${appliedKey(sub.id, p.era)}:${event.seq}`;
   let data = event.data;
   for (let tries = 0; ; tries++) {
     try {

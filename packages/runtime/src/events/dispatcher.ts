@@ -16,7 +16,7 @@ import type { ResolvedSubscription } from "./subscription.js";
 import type { WireEvent } from "./event.js";
 import { Attempt, PendingEvent } from "./delivery.js";
 import { publishDeadLetter } from "./dead-letters.js";
-import { StreamReader, firstValues } from "./stream-reader.js";
+import { StreamReader, firstValues, storedTimeAt as timeAt } from "./stream-reader.js";
 import { decodeFloor, encodeFloor } from "./floor-record.js";
 import type { Passed } from "./floor-record.js";
 import { currentLayout, ofLayout } from "./layout-record.js";
@@ -170,14 +170,20 @@ export class Dispatcher implements Outcomes {
         return;
       } catch (err) {
         if (!this.#running) return;
-        this.error = messageOf(err);
-        this.p.log.warn(
-          { subscription: this.sub.id, partition: this.partition, err: this.error },
-          "mesh: event dispatcher cannot read its stream; retrying",
-        );
+        this.#cannotRead(err as Error);
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
+  }
+
+  /** Reading failed (`err`; undefined: it reads again): said, and shown (`mesh events`). */
+  #cannotRead(err: Error | undefined): void {
+    this.error = err === undefined ? undefined : messageOf(err);
+    if (err === undefined) return;
+    this.p.log.warn(
+      { subscription: this.sub.id, partition: this.partition, err: this.error },
+      "mesh: event dispatcher cannot read its stream; retrying",
+    );
   }
 
   /**
@@ -188,7 +194,8 @@ export class Dispatcher implements Outcomes {
   async #consume(): Promise<void> {
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
     const { state, created } = await this.p.jsm.streams.info(this.sub.stream);
-    if (this.#layout === undefined) await this.#loadFloor({ epoch: created, state });
+    const storedTimeAt = (seq: number) => timeAt(this.p, this.sub.stream, seq);
+    if (this.#layout === undefined) await this.#loadFloor({ epoch: created, state, storedTimeAt });
     else if (this.#layout.epoch !== created) return this.#recreated(); // while it could not read it
     this.#pending = Math.max(0, state.last_seq - Math.max(this.floor, this.#lastRead));
     this.#timer ??= setInterval(() => {
@@ -202,14 +209,7 @@ export class Dispatcher implements Outcomes {
       take: (seq: number, subject: string, data: Uint8Array, headers: MsgHdrs | undefined, time: number, pending: number) =>
         this.#take(seq, subject, data, headers, time, pending),
       recreated: () => this.#recreated(),
-      failed: (err: Error | undefined) => {
-        this.error = err === undefined ? undefined : messageOf(err);
-        if (err !== undefined)
-          this.p.log.warn(
-            { subscription: this.sub.id, partition: this.partition, err: this.error },
-            "mesh: event dispatcher cannot read its stream; retrying",
-          );
-      },
+      failed: (err: Error | undefined) => this.#cannotRead(err),
     };
     // It asks for more once half the read-ahead is free: each pull asks for many.
     const reader = await StreamReader.open(
@@ -316,11 +316,7 @@ export class Dispatcher implements Outcomes {
     attempt.owner = this.p.deliver(this.sub, event.id!, wire, this.p.callTimeoutMs, attempt);
   }
 
-  /**
-   * The stream was deleted and made again: its sequences start over. This dispatcher stops, sends nothing more
-   * and stores nothing (its floor is the old stream's); the one made in its place reads the new stream from its
-   * start, in the next era (layout-record.ts).
-   */
+  /** The stream has another creation time: this dispatcher stops, sends and stores nothing more, and the one made in its place judges it (layout-record.ts). */
   #recreated(): void {
     if (!this.#running) return;
     this.#running = false;
@@ -382,7 +378,8 @@ export class Dispatcher implements Outcomes {
    * sequence, so a stream keeps one copy), then moves on (or stops the id, onDeadLetter "stop").
    */
   async #deadLetter(event: PendingEvent, err: unknown): Promise<void> {
-    const sent = await publishDeadLetter(event, err, { js: this.p.js, sub: this.sub, log: this.p.log, running: () => this.#running });
+    const { js, log } = this.p;
+    const sent = await publishDeadLetter(event, err, { js, sub: this.sub, log, running: () => this.#running, era: this.#layout!.era });
     if (!sent) return;
     this.counts.deadLetters++;
     event.outcome = "dead";

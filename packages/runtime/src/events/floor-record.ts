@@ -11,10 +11,11 @@ export interface Passed {
   dead: number;
 }
 
-/** The JSON stored: `{"seq": 1200, "applied": 1190, "dead": 2, "gen": 1, "of": 4, "t": 1796532078123}` (older records have only seq, or no gen, of and t). */
+/** The JSON stored: `{"seq": 1200, "applied": 1190, "dead": 2, "gen": 1, "of": 4, "t": 1796532078123, "era": 0}` (older records have only seq, or no gen, of, t and era). */
 interface FloorJson {
   seq: number;
   t?: number;
+  era?: number;
   applied?: number;
   dead?: number;
   gen?: number;
@@ -29,10 +30,18 @@ export interface FloorRecord {
   of: number | undefined;
   /** When the stream stored the event at the floor (epoch ms, the server's clock); 0 when unknown. */
   time: number;
+  /** The era of the layout it was written in (0 for records of Mesh before eras). */
+  era: number;
 }
 
-export function encodeFloor(floor: number, passed: Passed, layout: { gen: number; partitions: number }, time: number): Uint8Array {
-  const record: FloorJson = { seq: floor, applied: passed.applied, dead: passed.dead, gen: layout.gen, of: layout.partitions, t: time };
+export function encodeFloor(
+  floor: number,
+  passed: Passed,
+  layout: { gen: number; partitions: number; era: number },
+  time: number,
+): Uint8Array {
+  const { gen, partitions: of, era } = layout;
+  const record: FloorJson = { seq: floor, applied: passed.applied, dead: passed.dead, gen, of, t: time, era };
   return new TextEncoder().encode(JSON.stringify(record));
 }
 
@@ -51,6 +60,7 @@ export function decodeFloor(bytes: Uint8Array): FloorRecord | undefined {
     gen: isCount(r.gen) ? r.gen : undefined,
     of: isCount(r.of) ? r.of : undefined,
     time: isCount(r.t) ? r.t : 0,
+    era: isCount(r.era) ? r.era : 0,
   };
 }
 

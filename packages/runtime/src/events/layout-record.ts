@@ -103,38 +103,40 @@ export interface StreamNow {
   /** Its creation time (its info's `created`). */
   readonly epoch: string;
   /** Its info's state. */
-  readonly state: { readonly messages: number; readonly first_ts: string; readonly last_seq: number };
+  readonly state: { readonly first_seq: number; readonly last_seq: number };
+  /** When it stored its message `seq` (epoch ms); undefined when it has none there. */
+  storedTimeAt(seq: number): Promise<number | undefined>;
 }
 
 /**
  * Whether a stream of another creation time started its sequences over (deleted and made again), given the
- * records of the layout before. A stream restored from a backup keeps its sequences (on a nats-server 2.9
- * cluster it gets the time of the restore as its creation time) and holds the messages the floors passed; one
- * made again starts at 1 and holds only messages stored since. So with messages, it started over when its
- * first is later than the last event a floor passed (stored times are whole ms: a later ms); empty, or when
- * the records do not say when they passed their events (a Mesh before it), when it never held a message or
- * its last sequence is below the highest floor.
+ * records of the layout before. A stream restored from a backup (on a nats-server 2.9 cluster it gets the
+ * restore's time as its creation time) keeps its sequences: its message at the highest floor is the event the
+ * floor passed, stored at the time the record keeps. One made again holds other messages (or none) there. Where
+ * that message is gone (retention), or the record does not say when (a Mesh before it), its sequences reaching
+ * the highest floor say it goes on. No clock but the stored times is read.
  */
-export function startedOver({ state }: StreamNow, records: readonly FloorRecord[]): boolean {
-  const highest = Math.max(0, ...records.map((r) => r.floor));
-  const passedAt = Math.max(0, ...records.map((r) => r.time));
-  if (state.messages === 0 || passedAt === 0) return state.last_seq === 0 || state.last_seq < highest;
-  const first = nanosOf(state.first_ts);
-  return first === undefined || first >= BigInt(passedAt + 1) * 1_000_000n;
+export async function startedOver(stream: StreamNow, records: readonly FloorRecord[]): Promise<boolean> {
+  const top = records.reduce((a, r) => (r.floor > a.floor ? r : a), { floor: 0, time: 0 });
+  if (top.floor === 0 || stream.state.last_seq < top.floor) return true;
+  if (top.time === 0 || stream.state.first_seq > top.floor) return false;
+  return (await stream.storedTimeAt(top.floor)) !== top.time;
 }
 
 /** The layout to store after `stored` (none: the first) for `stream`. */
 async function following(store: LayoutStore, sub: LayoutOf, stored: Layout | undefined, stream: StreamNow): Promise<Layout> {
   const { epoch } = stream;
   if (stored === undefined) return { ...(await firstLayout(store, sub, stream.state.last_seq)), epoch };
-  // Of a Mesh before epochs, the stream the layout was written for is taken to be this one.
-  const same = stored.epoch === undefined || stored.epoch === epoch;
-  if (same && stored.partitions === sub.partitions) return { ...stored, epoch };
+  if (stored.epoch === epoch && stored.partitions === sub.partitions) return stored;
   const records = await recordsOf(store, sub.id, stored);
-  if (same) return { ...nextLayout(sub, stored, records), epoch };
-  if (!(nanosOf(epoch)! > nanosOf(stored.epoch!)!))
-    throw new MeshError("STORAGE_UNAVAILABLE", `the stream of ${sub.id} was made again after this node read its info`);
-  if (startedOver(stream, records)) {
+  if (stored.epoch === undefined) {
+    // Of a Mesh before epochs (or written by one, in a rolling deploy): the stream is taken to be the one it was
+    // written for, in the latest era the records name.
+    const era = Math.max(stored.era, ...records.map((r) => r.era));
+    return stored.partitions === sub.partitions ? { ...stored, era, epoch } : { ...nextLayout(sub, stored, records), era, epoch };
+  }
+  if (stored.epoch === epoch) return { ...nextLayout(sub, stored, records), epoch };
+  if (await startedOver(stream, records)) {
     store.log.warn({ subscription: sub.id, era: stored.era + 1 }, "mesh: the stream was made again: its events are read from its start");
     return { ...nextLayout(sub, stored, records), from: 0, era: stored.era + 1, epoch };
   }
@@ -145,7 +147,7 @@ async function following(store: LayoutStore, sub: LayoutOf, stored: Layout | und
 /** The records of `stored`'s partitions, each as `stored` counts it (its own `from` for one with no record of it). */
 async function recordsOf(store: LayoutStore, subscription: string, stored: Layout): Promise<FloorRecord[]> {
   const records = await readRecords(store, subscription, stored.partitions);
-  const none = { floor: stored.from, passed: NONE, gen: stored.gen, of: stored.partitions, time: 0 };
+  const none = { floor: stored.from, passed: NONE, gen: stored.gen, of: stored.partitions, time: 0, era: stored.era };
   return records.map((r) => (ofLayout(r, stored) ? r : none));
 }
 
@@ -161,7 +163,8 @@ function nextLayout(sub: LayoutOf, stored: Layout, records: readonly FloorRecord
 }
 
 /**
- * A layout with none stored, after every generation the records name. When records exist, it starts from the
+ * A layout with none stored, after every generation the records name, in the latest era they name (a deleted
+ * layout key: its stream is taken to be the one they were written for). When records exist, it starts from the
  * lowest of their floors, and from 0 when a partition below the count or the highest one found has none (a
  * partition stored nothing before its floor first moved); `start: "new"` cannot tell where such a one began,
  * and counts only the records. With no record at all, from the stream's start, or its end (`lastSeq`) for
@@ -181,7 +184,9 @@ async function firstLayout(store: LayoutStore, sub: LayoutOf, lastSeq: number): 
   const gen = 1 + Math.max(0, ...stored.map((r) => r.gen ?? 0));
   if (stored.length === 0) return { gen, partitions: sub.partitions, from: sub.start === "new" ? lastSeq : 0, passed: NONE, era: 0 };
   const floors = sub.start === "all" && stored.length < records.length ? [0] : stored.map((r) => r.floor);
-  return { gen, partitions: sub.partitions, from: Math.min(...floors), passed: sum(stored.map((r) => r.passed)), era: 0 };
+  // The latest era the records name: the stream is taken to be the one they were written for.
+  const era = Math.max(...stored.map((r) => r.era));
+  return { gen, partitions: sub.partitions, from: Math.min(...floors), passed: sum(stored.map((r) => r.passed)), era };
 }
 
 /** The records of partitions 0 to `count` - 1, from the bucket's stream leader (undefined: none, deleted, or not a record). */
@@ -213,14 +218,6 @@ function decodeLayout(bytes: Uint8Array): Layout | undefined {
   }
   const { gen, partitions, from, applied, dead, era, epoch } = j ?? {};
   if (!isCount(gen) || !isCount(partitions) || partitions === 0 || !isCount(from) || !isCount(applied) || !isCount(dead)) return undefined;
-  const known = typeof epoch === "string" && nanosOf(epoch) !== undefined ? { epoch } : {};
+  const known = typeof epoch === "string" && epoch !== "" ? { epoch } : {};
   return { gen, partitions, from, passed: { applied, dead }, era: isCount(era) ? era : 0, ...known };
-}
-
-/** A creation time as the server gives it (RFC 3339 with up to 9 digits of second), in ns since the epoch; undefined when it is not one. */
-export function nanosOf(time: string): bigint | undefined {
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
-  const ms = m === null ? NaN : Date.parse(m[1]! + m[3]!);
-  if (Number.isNaN(ms)) return undefined;
-  return BigInt(ms) * 1_000_000n + BigInt((m![2] ?? "").padEnd(9, "0"));
 }

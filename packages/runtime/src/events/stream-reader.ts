@@ -54,8 +54,6 @@ export class StreamReader {
   /** Its messages' reply subjects end with a random token (the second form). */
   #randomLast: boolean | undefined;
   #opening = false;
-  /** A consumer was made before: the next one is made again, after the stream's creation time was checked. */
-  #made = false;
   #stopped = false;
   readonly #watch: ReturnType<typeof setInterval>;
 
@@ -125,13 +123,9 @@ export class StreamReader {
     this.#opening = true;
     this.#close();
     const name = `mesh_${nuid.next()}`;
+    const drop = () => void this.jsm.consumers.delete(this.stream, name).catch(() => {});
+    let made: string;
     try {
-      // Made again: the stream may be another one of the same name, whose sequences started over.
-      if (this.#made && (await this.jsm.streams.info(this.stream)).created !== this.start.epoch) {
-        this.stop();
-        return this.reading.recreated();
-      }
-      this.#made = true;
       await this.jsm.consumers.add(this.stream, {
         name,
         ack_policy: AckPolicy.None,
@@ -142,10 +136,23 @@ export class StreamReader {
         mem_storage: true,
         num_replicas: 1,
       });
+      // The consumer reads the stream there is now: another one of the same name (made again since the
+      // dispatcher read its info, or since the consumer before) is the dispatcher's to judge (layout-record.ts).
+      try {
+        made = (await this.jsm.streams.info(this.stream)).created;
+      } catch (err) {
+        drop();
+        throw err;
+      }
     } finally {
       this.#opening = false;
     }
-    if (this.#stopped) return void this.jsm.consumers.delete(this.stream, name).catch(() => {});
+    if (this.#stopped || made !== this.start.epoch) drop();
+    if (this.#stopped) return;
+    if (made !== this.start.epoch) {
+      this.stop();
+      return this.reading.recreated();
+    }
     this.name = name;
     this.#consumerSeq = 0;
     this.#asked = 0;
@@ -235,6 +242,53 @@ function headersOf(msg: Msg): MsgHdrs | Error | undefined {
     return msg.headers;
   } catch (err) {
     return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** The stream sequence and stored time (epoch ms) a delivered message's reply subject carries, read as #received reads them. */
+function storedAt(reply: string): { seq: number; time: number } {
+  const end = dotsIn(reply) > 8 ? reply.lastIndexOf(".") : reply.length;
+  const p4 = reply.lastIndexOf(".", end - 1);
+  const p3 = reply.lastIndexOf(".", p4 - 1);
+  const p2 = reply.lastIndexOf(".", p3 - 1);
+  const p1 = reply.lastIndexOf(".", p2 - 1);
+  return { seq: numberIn(reply, p1 + 1, p2), time: Math.floor(numberIn(reply, p3 + 1, p4) / 1e6) };
+}
+
+/** Where a probe reads, and how long it waits (callTimeoutMs). */
+export interface ProbeParts {
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  readonly inboxPrefix: string | undefined;
+  readonly callTimeoutMs: number;
+}
+
+/**
+ * When `stream` stored its message `seq` (epoch ms, as a reader reads it), through a consumer of one message
+ * (the permissions a reader has); undefined when the stream has no message there. Throws when the stream does
+ * not answer within `callTimeoutMs`.
+ */
+export async function storedTimeAt(p: ProbeParts, stream: string, seq: number): Promise<number | undefined> {
+  const name = `mesh_${nuid.next()}`;
+  const inbox = createInbox(p.inboxPrefix);
+  const config = { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq };
+  await p.jsm.consumers.add(stream, { ...config, inactive_threshold: nanos(INACTIVE_MS), mem_storage: true, num_replicas: 1 });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let sub: Subscription | undefined;
+  try {
+    const msg = await new Promise<Msg | undefined>((resolve) => {
+      sub = p.nc.subscribe(inbox, { max: 1, callback: (_err, m) => resolve(m) });
+      timer = setTimeout(() => resolve(undefined), p.callTimeoutMs);
+      p.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`, JSON.stringify({ batch: 1, no_wait: true }), { reply: inbox });
+    });
+    if (msg === undefined) throw new Error(`the stream ${stream} did not answer within ${p.callTimeoutMs} ms`);
+    if (msg.subject === inbox) return undefined; // a status: no message at or after it
+    const at = storedAt(msg.reply ?? "");
+    return at.seq === seq ? at.time : undefined;
+  } finally {
+    clearTimeout(timer);
+    sub?.unsubscribe();
+    void p.jsm.consumers.delete(stream, name).catch(() => {});
   }
 }
 
