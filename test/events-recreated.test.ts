@@ -120,55 +120,62 @@ for (const running of [true, false])
   );
 
 test.serial(
-  "a stream restored from a snapshot on a NATS cluster (another creation time, the same sequences): read on, no event applied twice",
+  "a stream restored from a snapshot on a NATS cluster (another creation time, the same sequences), its message at the floor kept or deleted: read on, no event applied twice",
   async (t) => {
     const cluster = await startNatsCluster(3, { config: NATS_CONF });
     const nc = await connect({ servers: cluster.urls });
     let node: Mesh | undefined;
     try {
-      const stream = "RECREST";
-      // The cluster's JetStream elects its meta leader first.
-      await eventually(
-        async () => {
-          const jsm = await nc.jetstreamManager().catch(() => undefined);
-          if (jsm === undefined) return false;
-          const made = (name: string, subjects: string[]) =>
-            jsm.streams.add({ name, subjects, num_replicas: 3 }).then(
-              () => true,
-              () => false,
-            );
-          return (await made(stream, [`${stream}.in.>`])) && (await made(`${stream}_DEAD`, [`${stream}.dead`]));
-        },
-        "the streams to be made on the cluster",
-        30_000,
-      );
-      const options = {
-        servers: cluster.urls,
-        heartbeatMs: 200,
-        nodeId: nodeId("rest"),
-        prefix: "recrest",
-        actors: [ledgerClass(stream)],
-        capabilities: ["ev"],
-        storage: { replicas: 3 },
-      };
-      await eventually(
-        async () => (node = await Mesh.start(options).catch(() => undefined)) !== undefined,
-        "the node to start on the cluster",
-        30_000,
-      );
-      const publish = publisher(nc, stream);
-      await publish(0, 200);
-      await allApplied(t, node!, 200);
-      await eventually(async () => {
-        const e = await (await nc.jetstream().views.kv("recrest_events")).get("ev.RecLedger.ledger.0");
-        return e !== null && e.json<{ seq: number }>().seq === 200;
-      }, "the floor to be stored at the stream's end");
-      const jsm = await nc.jetstreamManager();
-      const before = (await jsm.streams.info(stream)).created;
-      await snapshotAndRestore(nc, stream);
-      t.not((await jsm.streams.info(stream)).created, before, "the premise: the restored stream has another creation time");
-      await publish(200, 300);
-      await allApplied(t, node!, 300);
+      for (const deleted of [false, true]) {
+        const stream = deleted ? "RECDEL" : "RECREST";
+        const prefix = stream.toLowerCase();
+        // The cluster's JetStream elects its meta leader first.
+        await eventually(
+          async () => {
+            const jsm = await nc.jetstreamManager().catch(() => undefined);
+            if (jsm === undefined) return false;
+            const made = (name: string, subjects: string[]) =>
+              jsm.streams.add({ name, subjects, num_replicas: 3 }).then(
+                () => true,
+                () => false,
+              );
+            return (await made(stream, [`${stream}.in.>`])) && (await made(`${stream}_DEAD`, [`${stream}.dead`]));
+          },
+          "the streams to be made on the cluster",
+          30_000,
+        );
+        const options = {
+          servers: cluster.urls,
+          heartbeatMs: 200,
+          nodeId: nodeId("rest"),
+          prefix,
+          actors: [ledgerClass(stream)],
+          capabilities: ["ev"],
+          storage: { replicas: 3 },
+        };
+        await eventually(
+          async () => (node = await Mesh.start(options).catch(() => undefined)) !== undefined,
+          "the node to start on the cluster",
+          30_000,
+        );
+        const publish = publisher(nc, stream);
+        await publish(0, 200);
+        await allApplied(t, node!, 200);
+        await eventually(async () => {
+          const e = await (await nc.jetstream().views.kv(`${prefix}_events`)).get("ev.RecLedger.ledger.0");
+          return e !== null && e.json<{ seq: number }>().seq === 200;
+        }, "the floor to be stored at the stream's end");
+        const jsm = await nc.jetstreamManager();
+        // Deleted: the stream has no message at the floor any more (a delete, a per-subject limit).
+        if (deleted) await jsm.streams.deleteMessage(stream, 200);
+        const before = (await jsm.streams.info(stream)).created;
+        await snapshotAndRestore(nc, stream);
+        t.not((await jsm.streams.info(stream)).created, before, "the premise: the restored stream has another creation time");
+        await publish(200, 300);
+        await allApplied(t, node!, 300);
+        await node!.stop();
+        node = undefined;
+      }
     } finally {
       await node?.stop();
       await nc.close();

@@ -194,8 +194,10 @@ export class Dispatcher implements Outcomes {
   async #consume(): Promise<void> {
     // The stream's size says the lag before the first event is read; it fails here when the stream is missing or refused.
     const { state, created } = await this.p.jsm.streams.info(this.sub.stream);
-    const storedTimeAt = (seq: number) => timeAt(this.p, this.sub.stream, seq);
-    if (this.#layout === undefined) await this.#loadFloor({ epoch: created, state, storedTimeAt });
+    const { stream, subject: filter } = this.sub;
+    const storedTimeAt = (seq: number) => timeAt(this.p, { stream, filter, seq });
+    const createdNow = async () => (await this.p.jsm.streams.info(stream)).created;
+    if (this.#layout === undefined) await this.#loadFloor({ epoch: created, state, storedTimeAt, createdNow });
     else if (this.#layout.epoch !== created) return this.#recreated(); // while it could not read it
     this.#pending = Math.max(0, state.last_seq - Math.max(this.floor, this.#lastRead));
     this.#timer ??= setInterval(() => {

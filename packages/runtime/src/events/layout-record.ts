@@ -104,23 +104,29 @@ export interface StreamNow {
   readonly epoch: string;
   /** Its info's state. */
   readonly state: { readonly first_seq: number; readonly last_seq: number };
-  /** When it stored its message `seq` (epoch ms); undefined when it has none there. */
-  storedTimeAt(seq: number): Promise<number | undefined>;
+  /** When it stored its message `seq` (epoch ms); "gone" when it has none there. */
+  storedTimeAt(seq: number): Promise<number | "gone">;
+  /** Its creation time, read again. */
+  createdNow(): Promise<string>;
 }
 
 /**
  * Whether a stream of another creation time started its sequences over (deleted and made again), given the
  * records of the layout before. A stream restored from a backup (on a nats-server 2.9 cluster it gets the
- * restore's time as its creation time) keeps its sequences: its message at the highest floor is the event the
- * floor passed, stored at the time the record keeps. One made again holds other messages (or none) there. Where
- * that message is gone (retention), or the record does not say when (a Mesh before it), its sequences reaching
- * the highest floor say it goes on. No clock but the stored times is read.
+ * restore's time as its creation time) keeps its sequences: its message at a floor is the event the floor
+ * passed, stored at the time the record keeps. One made again holds other messages there, or fewer than the
+ * highest floor, or nothing passed any floor yet. Where that message is gone (deleted, or removed by the
+ * stream's limits), or no record says when (a Mesh before it, a partition still at its layout's start), its
+ * sequences reaching the highest floor say it goes on. No clock but the stored times is read.
  */
 export async function startedOver(stream: StreamNow, records: readonly FloorRecord[]): Promise<boolean> {
-  const top = records.reduce((a, r) => (r.floor > a.floor ? r : a), { floor: 0, time: 0 });
-  if (top.floor === 0 || stream.state.last_seq < top.floor) return true;
-  if (top.time === 0 || stream.state.first_seq > top.floor) return false;
-  return (await stream.storedTimeAt(top.floor)) !== top.time;
+  const highest = Math.max(0, ...records.map((r) => r.floor));
+  if (highest === 0 || stream.state.last_seq < highest) return true;
+  const timed = records.filter((r) => r.time > 0 && r.floor >= stream.state.first_seq);
+  if (timed.length === 0) return false;
+  const top = timed.reduce((a, r) => (r.floor > a.floor ? r : a));
+  const time = await stream.storedTimeAt(top.floor);
+  return time !== "gone" && time !== top.time;
 }
 
 /** The layout to store after `stored` (none: the first) for `stream`. */
@@ -136,6 +142,8 @@ async function following(store: LayoutStore, sub: LayoutOf, stored: Layout | und
     return stored.partitions === sub.partitions ? { ...stored, era, epoch } : { ...nextLayout(sub, stored, records), era, epoch };
   }
   if (stored.epoch === epoch) return { ...nextLayout(sub, stored, records), epoch };
+  // Read before the stream was made again (another node wrote the layout since): judged again with fresh info.
+  if ((await stream.createdNow()) !== epoch) throw new MeshError("STORAGE_UNAVAILABLE", `the stream of ${sub.id} changed as it was read`);
   if (await startedOver(stream, records)) {
     store.log.warn({ subscription: sub.id, era: stored.era + 1 }, "mesh: the stream was made again: its events are read from its start");
     return { ...nextLayout(sub, stored, records), from: 0, era: stored.era + 1, epoch };

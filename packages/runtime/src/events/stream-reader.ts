@@ -265,14 +265,20 @@ export interface ProbeParts {
 
 /**
  * When `stream` stored its message `seq` (epoch ms, as a reader reads it), through a consumer of one message
- * (the permissions a reader has); undefined when the stream has no message there. Throws when the stream does
- * not answer within `callTimeoutMs`.
+ * on the subscription's `filter` (the permissions a reader has); "gone" when the stream holds no message there
+ * (deleted, or removed by its limits). Throws when the stream does not answer within `callTimeoutMs`, or answers
+ * something that says nothing of `seq` (a status other than "no messages").
  */
-export async function storedTimeAt(p: ProbeParts, stream: string, seq: number): Promise<number | undefined> {
+export async function storedTimeAt(
+  p: ProbeParts,
+  at: { stream: string; filter: string | undefined; seq: number },
+): Promise<number | "gone"> {
+  const { stream, filter, seq } = at;
   const name = `mesh_${nuid.next()}`;
   const inbox = createInbox(p.inboxPrefix);
   const config = { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq };
-  await p.jsm.consumers.add(stream, { ...config, inactive_threshold: nanos(INACTIVE_MS), mem_storage: true, num_replicas: 1 });
+  const filtered = filter === undefined ? {} : { filter_subject: filter };
+  await p.jsm.consumers.add(stream, { ...config, ...filtered, inactive_threshold: nanos(INACTIVE_MS), mem_storage: true, num_replicas: 1 });
   let timer: ReturnType<typeof setTimeout> | undefined;
   let sub: Subscription | undefined;
   try {
@@ -282,9 +288,13 @@ export async function storedTimeAt(p: ProbeParts, stream: string, seq: number): 
       p.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`, JSON.stringify({ batch: 1, no_wait: true }), { reply: inbox });
     });
     if (msg === undefined) throw new Error(`the stream ${stream} did not answer within ${p.callTimeoutMs} ms`);
-    if (msg.subject === inbox) return undefined; // a status: no message at or after it
-    const at = storedAt(msg.reply ?? "");
-    return at.seq === seq ? at.time : undefined;
+    if (msg.subject === inbox) {
+      if (msg.headers?.code === 404) return "gone"; // no message at or after it
+      throw new Error(`the stream ${stream} answered ${msg.headers?.code ?? "?"} ${msg.headers?.description ?? ""} for its message ${seq}`);
+    }
+    const stored = storedAt(msg.reply ?? "");
+    if (!Number.isSafeInteger(stored.seq) || !Number.isFinite(stored.time)) throw new Error(`an unreadable reply subject from ${stream}`);
+    return stored.seq === seq ? stored.time : "gone"; // a later one: there is none at `seq`
   } finally {
     clearTimeout(timer);
     sub?.unsubscribe();
