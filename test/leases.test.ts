@@ -12,7 +12,7 @@ import type { ExecutionContext, TestFn } from "ava";
 import { connect } from "nats";
 import { decode } from "@msgpack/msgpack";
 import { stateKey } from "@mesh/core";
-import type { Mesh } from "@mesh/runtime";
+import type { Mesh, MeshOptions } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { killAllNodeProcesses, startNodeProcess } from "./helpers/processes.js";
@@ -225,6 +225,52 @@ test.serial(
   },
 );
 
+/** What a half-open case works with, once the node went half-open. */
+interface HalfOpen {
+  options: MeshOptions;
+  half: Mesh;
+  kept: Mesh;
+  caller: Mesh;
+  trace: Trace;
+}
+
+/**
+ * A node `half` behind a proxy, a node kept and a caller: increments go through the caller, reads through the
+ * half-open node (its own actors' reads are local, from memory). Once `half` served, its connection is closed
+ * on the server's side only (half-open), `then` runs under load, and every read is checked against what was
+ * acknowledged; `samePids`: a process of the same id came after it (both count incarnations from 1).
+ */
+async function underHalfOpen(
+  t: ExecutionContext<ClusterContext>,
+  prefix: string,
+  half: { nodeId: string; nodeTimeoutMs: number },
+  then: (h: HalfOpen) => Promise<void>,
+  samePids = false,
+): Promise<void> {
+  const proxy = await TcpProxy.start(t.context.server.url);
+  t.teardown(() => proxy.close());
+  const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
+  const halfNode = await startNode(t, { ...options, ...half, servers: proxy.url });
+  const kept = await startNode(t, { ...options, nodeId: nodeId("kept") });
+  const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
+  for (const node of [caller, halfNode]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
+  const load = drive([caller, halfNode], "acct", true);
+  const { trace } = load;
+  try {
+    await eventually(() => (trace.servedBy.get(half.nodeId) ?? 0) > 200, "the node to serve", 20_000);
+    proxy.halfOpen();
+    await then({ options, half: halfNode, kept, caller, trace });
+  } finally {
+    await load.stop();
+  }
+  t.log(`${trace.total} calls; failures: ${JSON.stringify(Object.fromEntries(trace.failures))}`);
+  if (samePids) trace.zombieReplies.length = 0;
+  // A half-open node's reads of the store time out: STORAGE_UNAVAILABLE.
+  checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"), ["STORAGE_UNAVAILABLE"]);
+  await proxy.cut(); // its socket closes too: it reconnects, and stops, as any node
+  await proxy.restore();
+}
+
 for (const [i, c] of [
   { title: "", nodeTimeoutMs: timing.nodeTimeoutMs },
   { title: ", its node timeout longer than its peers' (its lease too)", nodeTimeoutMs: 3 * timing.nodeTimeoutMs },
@@ -232,86 +278,45 @@ for (const [i, c] of [
   test.serial(
     `a node whose connection the server closed while its own socket stays open (half-open) is taken over only once its lease ended${c.title}: no stale read through it`,
     async (t) => {
-      const prefix = `lhalf${i}`;
-      const proxy = await TcpProxy.start(t.context.server.url);
-      t.teardown(() => proxy.close());
-      const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
-      const half = await startNode(t, { ...options, servers: proxy.url, nodeId: nodeId("half"), nodeTimeoutMs: c.nodeTimeoutMs });
-      const kept = await startNode(t, { ...options, nodeId: nodeId("kept") });
-      const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
-      for (const node of [caller, half]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
-      // Increments go through the caller, reads through the half-open node: its own actors' reads are local, from memory.
-      const load = drive([caller, half], "acct", true);
-      const { trace } = load;
-      try {
-        await eventually(() => (trace.servedBy.get(half.nodeId) ?? 0) > 200, "the node to serve", 20_000);
-        proxy.halfOpen();
-        await eventually(() => !caller.nodesFor("acct").includes(half.nodeId), "the caller to drop the half-open node", 10_000);
-        const served = trace.servedBy.get(kept.nodeId) ?? 0;
-        await eventually(() => (trace.servedBy.get(kept.nodeId) ?? 0) > served + 40, "the other node to serve on", 20_000);
-      } finally {
-        await load.stop();
-      }
-      t.log(`${trace.total} calls; failures: ${JSON.stringify(Object.fromEntries(trace.failures))}`);
-      checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"), ["STORAGE_UNAVAILABLE"]);
-      await proxy.cut(); // its socket closes too: it reconnects, and stops, as any node
-      await proxy.restore();
+      await underHalfOpen(
+        t,
+        `lhalf${i}`,
+        { nodeId: nodeId("half"), nodeTimeoutMs: c.nodeTimeoutMs },
+        async ({ half, kept, caller, trace }) => {
+          await eventually(() => !caller.nodesFor("acct").includes(half.nodeId), "the caller to drop the half-open node", 10_000);
+          const served = trace.servedBy.get(kept.nodeId) ?? 0;
+          await eventually(() => (trace.servedBy.get(kept.nodeId) ?? 0) > served + 40, "the other node to serve on", 20_000);
+        },
+      );
     },
   );
 
 test.serial(
   "a process started with the id of a half-open node takes the id only once the old record went unrenewed for the node timeout: no stale read through the old one",
   async (t) => {
-    const prefix = "lsameid";
-    const proxy = await TcpProxy.start(t.context.server.url);
-    t.teardown(() => proxy.close());
-    const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
-    const id = nodeId("same");
     // A lease of 4.8 s, longer than the new process takes to start: the window where both could serve.
-    const same = { nodeId: id, nodeTimeoutMs: 5000 };
-    const half = await startNode(t, { ...options, ...same, servers: proxy.url });
-    await startNode(t, { ...options, nodeId: nodeId("kept") });
-    const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
-    for (const node of [caller, half]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
-    const load = drive([caller, half], "acct", true);
-    const { trace } = load;
-    try {
-      await eventually(() => (trace.servedBy.get(id) ?? 0) > 200, "the node to serve", 20_000);
-      proxy.halfOpen();
-      // Its presence probe meets no responders: the id looks free.
-      // Restarted with a shorter node timeout: it waits as long as the old process's record says.
-      await startNode(t, { ...options, ...same, nodeTimeoutMs: timing.nodeTimeoutMs });
-      const total = trace.total;
-      await eventually(() => trace.total > total + 40, "the new process to serve the id's actors", 20_000);
-    } finally {
-      await load.stop();
-    }
-    // Both processes count incarnations from 1: a pid of the new one may repeat one of the old one's.
-    trace.zombieReplies.length = 0;
-    checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"), ["STORAGE_UNAVAILABLE"]);
-    await proxy.cut();
-    await proxy.restore();
+    const same = { nodeId: nodeId("same"), nodeTimeoutMs: 5000 };
+    await underHalfOpen(
+      t,
+      "lsameid",
+      same,
+      async ({ options, trace }) => {
+        // Its presence probe meets no responders: the id looks free.
+        // Restarted with a shorter node timeout: it waits as long as the old process's record says.
+        await startNode(t, { ...options, ...same, nodeTimeoutMs: timing.nodeTimeoutMs });
+        const total = trace.total;
+        await eventually(() => trace.total > total + 40, "the new process to serve the id's actors", 20_000);
+      },
+      true,
+    );
   },
 );
 
 test.serial(
   "a node that joins while another is half-open keeps that node in its view until the store removed it: no stale read through the half-open one",
   async (t) => {
-    const prefix = "ljoin";
-    const proxy = await TcpProxy.start(t.context.server.url);
-    t.teardown(() => proxy.close());
-    const options = { prefix, capabilities: ["acct"], ...timing, actors: [DurableCounter] };
-    // A lease of 4.8 s, longer than the joining node takes to start: the window where both could serve.
-    const half = await startNode(t, { ...options, servers: proxy.url, nodeId: nodeId("half"), nodeTimeoutMs: 5000 });
-    await startNode(t, { ...options, nodeId: nodeId("kept") });
-    const caller = await startNode(t, { prefix, nodeId: nodeId(`${prefix}-c1`), ...timing });
-    for (const node of [caller, half]) await eventually(() => node.nodesFor("acct").length === 2, "the nodes to see each other");
-    // Increments go through the caller, reads through the half-open node: its own actors' reads are local, from memory.
-    const load = drive([caller, half], "acct", true);
-    const { trace } = load;
-    try {
-      await eventually(() => (trace.servedBy.get(half.nodeId) ?? 0) > 200, "the node to serve", 20_000);
-      proxy.halfOpen();
+    // A lease of 4.8 s, longer than the joining node takes to start.
+    await underHalfOpen(t, "ljoin", { nodeId: nodeId("half"), nodeTimeoutMs: 5000 }, async ({ options, half, caller, trace }) => {
       // Its presence probe meets no responders; its record is fresh.
       const joiner = await startNode(t, { ...options, nodeId: nodeId("joiner") });
       await eventually(() => caller.nodesFor("acct").includes(joiner.nodeId), "the caller to see the joining node");
@@ -320,12 +325,6 @@ test.serial(
       await eventually(() => !caller.nodesFor("acct").includes(half.nodeId), "the caller to drop the half-open node", 15_000);
       const served = trace.servedBy.get(joiner.nodeId) ?? 0;
       await eventually(() => (trace.servedBy.get(joiner.nodeId) ?? 0) > served + 40, "the joining node to serve", 20_000);
-    } finally {
-      await load.stop();
-    }
-    t.log(`${trace.total} calls; failures: ${JSON.stringify(Object.fromEntries(trace.failures))}`);
-    checkTrace(t, trace, await storedCounts(t.context.server.url, prefix, "acct"), ["STORAGE_UNAVAILABLE"]);
-    await proxy.cut();
-    await proxy.restore();
+    });
   },
 );
