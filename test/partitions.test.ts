@@ -106,7 +106,7 @@ async function underLoad(
     } catch (err) {
       rec.fail(codeOf(err));
       if (write && !NOT_WRITTEN.has(codeOf(err))) rec.histories.get(id)!.push({ kind: "write", value, call: call0, ret: Infinity });
-      return false;
+      return codeOf(err);
     }
   };
   // One client per key and node; paced, so that histories stay small enough to check.
@@ -129,12 +129,20 @@ async function underLoad(
     const keys = [...durableKeys.map((id) => [id, true] as const), ...plainKeys.map((id) => [id, false] as const)];
     if (servedThrough.length > 0) {
       const through = `caller ${servedThrough.join(" and ")}`;
-      await eventually(
-        async () =>
-          (await Promise.all(servedThrough.flatMap((via) => keys.map(([id, isDurable]) => op(via, id, isDurable, false))))).every(Boolean),
-        `every key to be served through ${through} again`,
-        30_000,
-      );
+      let unserved: string[] = [];
+      const served = async () => {
+        const asked = servedThrough.flatMap((via) =>
+          keys.map(async ([id, isDurable]) => [via, id, await op(via, id, isDurable, false)] as const),
+        );
+        unserved = (await Promise.all(asked))
+          .filter(([, , outcome]) => outcome !== true)
+          .map(([via, id, code]) => `${id} via ${via}: ${String(code)}`);
+        return unserved.length === 0;
+      };
+      await eventually(served, `every key to be served through ${through} again`, 30_000).catch((err: unknown) => {
+        t.log(`not served in the last round: ${unserved.join(", ")}`); // what a failure was waiting for
+        throw err;
+      });
       t.log(`every key was served through ${through} again ${Math.round(performance.now() - injected)} ms after the fault`);
     }
     // The fault lasts its time (a duration, not a synchronisation).
@@ -153,7 +161,9 @@ async function underLoad(
     );
     await eventually(
       async () =>
-        (await Promise.all(nodes.flatMap((_, via) => keys.map(([id, isDurable]) => op(via, id, isDurable, false))))).every(Boolean),
+        (await Promise.all(nodes.flatMap((_, via) => keys.map(([id, isDurable]) => op(via, id, isDurable, false))))).every(
+          (o) => o === true,
+        ),
       "every key to answer through every node after the heal",
       60_000,
     );
