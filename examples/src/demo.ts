@@ -145,9 +145,9 @@ async function cluster(url: string, admin: NatsConnection): Promise<void> {
       admin,
       client,
       async () => {
-        await kill(owner);
-        // "No responders" on the dead node's subject: the call is sent again until the cluster drops the node (silent for
-        // nodeTimeoutMs, 3 s by default), then goes to the new owner; 10 s leaves room for that.
+        await kill(owner, admin);
+        // "No responders" on the dead node's subject: the call waits until the cluster drops the node (its record
+        // unrenewed for nodeTimeoutMs, 3 s by default), then goes to the new owner; 10 s leaves room for that.
         await call(
           { actor: "cart", id: "cart-1", payload: { add: "pen" }, capability: "cart", timeoutMs: 10_000 },
           "cart-1: add pen (re-routed)",
@@ -240,13 +240,24 @@ function cli(url: string, ...args: string[]): Promise<void> {
   return new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
-/** Kills a node's process with SIGKILL, as a crash would, and waits for it to be gone. */
-function kill(id: string): Promise<void> {
+/**
+ * Kills a node's process with SIGKILL, as a crash would, and waits for it to be gone: the process, then its
+ * subscriptions on the server (its status subject meets no responders). A call sent before the server noticed
+ * would go to the dead connection and end in TIMEOUT (docs/faults.md); the demo shows the call re-routed.
+ */
+async function kill(id: string, nc: NatsConnection): Promise<void> {
   const child = children.get(id)!;
-  return new Promise((resolve) => {
+  await new Promise<void>((resolve) => {
     child.once("exit", () => resolve());
     child.kill("SIGKILL");
   });
+  for (const until = Date.now() + 5_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+    const gone = await nc.request(`mesh.status.${id}`, new Uint8Array(0), { timeout: 500 }).then(
+      () => false,
+      (err: { code?: string }) => err.code === "503",
+    );
+    if (gone) return;
+  }
 }
 
 async function shutdown(): Promise<void> {
