@@ -5,6 +5,7 @@ import anyTest from "ava";
 import type { ExecutionContext, TestFn } from "ava";
 import { connect } from "nats";
 import { decode, encode } from "@msgpack/msgpack";
+import { decodeReply, decodeValue, encodeResult } from "@mesh/core/internal";
 import { MeshError } from "@mesh/runtime";
 import type { Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
@@ -108,4 +109,23 @@ test("a long string that begins with a byte order mark keeps it in a request wit
   t.teardown(() => nc.close());
   const { reply } = await msgpackRequest(nc, `mesh.call.${CAP}`, { actor: "Measure", id: "m", payload: { text } });
   t.deepEqual(reply, { ok: true, pid: reply.ok ? reply.pid : "", result: [301, 0xfeff] });
+});
+
+test("strings read from the wire are the strings written, at every length around the readers' thresholds, ASCII or not, from a Buffer or a plain Uint8Array", (t) => {
+  // The readers build short ASCII strings by hand, read longer ASCII ones as latin1, and decode the rest as UTF-8.
+  let checked = 0;
+  for (let len = 0; len <= 80; len++) {
+    const ascii = Array.from({ length: len }, (_, i) => String.fromCharCode(32 + ((i * 7) % 95))).join("");
+    const texts = [ascii];
+    for (const at of new Set([0, len >> 1, len - 1])) if (at >= 0 && at < len) texts.push(`${ascii.slice(0, at)}é${ascii.slice(at + 1)}`);
+    for (const text of texts) {
+      const value = encode({ [text]: [text, 1] });
+      const reply = encodeResult(`node/Echo/${text}#1`, text);
+      for (const bytes of [Buffer.from(value), new Uint8Array(value)]) t.deepEqual(decodeValue(bytes), { [text]: [text, 1] });
+      for (const bytes of [Buffer.from(reply), new Uint8Array(reply)])
+        t.deepEqual(decodeReply(bytes), { ok: true, pid: `node/Echo/${text}#1`, result: text });
+      checked++;
+    }
+  }
+  t.true(checked > 300);
 });

@@ -4,6 +4,8 @@
 // the reader returns undefined on any encoding it does not expect, and the
 // caller falls back to a generic decoder.
 
+import { asciiText } from "./ascii-text.js";
+
 const utf8 = new TextEncoder();
 
 /** Writes msgpack values into a growing buffer. */
@@ -257,17 +259,7 @@ export class HeadReader {
     const end = start + len;
     if (end > b.length) return undefined;
     this.pos = end;
-    if (len < 16) {
-      // Short ASCII (capabilities, actor types, most ids): built by hand, faster than a decoder call.
-      let s = "";
-      for (let i = start; i < end; i++) {
-        const c = b[i]!;
-        if (c > 0x7f) return this.#utf8(start, end);
-        s += String.fromCharCode(c);
-      }
-      return s;
-    }
-    return this.#utf8(start, end);
+    return asciiText(b, start, end) ?? this.#utf8(start, end);
   }
 
   #utf8(start: number, end: number): string | undefined {

@@ -16,6 +16,7 @@
 // TextDecoder drops it from strings past 200 bytes), and nesting past
 // READ_DEPTH is refused (the value model refuses past 100 levels anyway).
 import { Decoder } from "@msgpack/msgpack";
+import { asciiText } from "./ascii-text.js";
 
 const library = new Decoder();
 /** Strict, and a leading byte order mark is kept (TextDecoder drops it by default; so does the library past 200 bytes). */
@@ -278,17 +279,7 @@ class Reader {
     const end = start + len;
     if (end > this.end) throw TRUNCATED();
     this.pos = end;
-    if (len < 32) {
-      // Short ASCII (keys, ids, most words): built by hand, faster than a decoder call.
-      let s = "";
-      for (let i = start; i < end; i++) {
-        const c = b[i]!;
-        if (c > 0x7f) return this.utf8(start, end);
-        s += String.fromCharCode(c);
-      }
-      return s;
-    }
-    return this.utf8(start, end);
+    return asciiText(b, start, end) ?? this.utf8(start, end);
   }
 
   utf8(start: number, end: number): string {
