@@ -20,6 +20,7 @@ export { TimeoutMap } from "./timeout-map.js";
 export { TimeoutSet } from "./timeout-set.js";
 export type { Numbered } from "./timeout-set.js";
 export { loudError } from "./logger.js";
+export { now } from "./clock.js";
 export { SlotTable } from "./slot-table.js";
 export { Ids } from "./ids.js";
 export { IdTable } from "./id-table.js";

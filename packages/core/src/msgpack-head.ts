@@ -4,6 +4,7 @@
 // the reader returns undefined on any encoding it does not expect, and the
 // caller falls back to a generic decoder.
 
+import { Buffer } from "node:buffer"; // Node 20's global is an accessor: imported, no getter runs at each use
 import { asciiText } from "./ascii-text.js";
 
 const utf8 = new TextEncoder();

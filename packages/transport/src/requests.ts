@@ -1,4 +1,4 @@
-import { Ids, MeshError, SlotTable, TimeoutMap, isBatch, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
+import { Ids, MeshError, SlotTable, TimeoutMap, isBatch, now, quietLogger, readBatch, writeBatch } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { Expiring } from "@mesh/core/internal";
 import { createInbox } from "nats";
@@ -179,13 +179,13 @@ export class Requests {
     // No room on the way to that node: it waits for room until it is due (backlog.ts), then fails with OVERLOADED.
     b.wait(subject, "call", actor!, cost, pending.waitUntil ?? pending.deadline, {
       go: (w) => {
-        let now: Uint8Array;
+        let current: Uint8Array;
         try {
-          now = pending.envelopeNow?.() ?? envelope;
+          current = pending.envelopeNow?.() ?? envelope;
         } catch (err) {
           return pending.fail(err as Error);
         }
-        this.#sendCall(subject, now, pending, w);
+        this.#sendCall(subject, current, pending, w);
       },
       refuse: (err) => pending.fail(err),
     });
@@ -295,7 +295,7 @@ export class Requests {
     // An exception must not escape into nats.js: it would stop the connection's reader.
     try {
       const data = msg.data;
-      const at = performance.now();
+      const at = now();
       if (isBatch(data)) {
         readBatch(data, (id, envelope) => this.#reply(this.#taken(id), envelope, at));
         return;

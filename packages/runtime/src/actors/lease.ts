@@ -25,7 +25,7 @@
 // does is read calls that waited in its socket.
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
-import { messageOf } from "@mesh/core/internal";
+import { messageOf, now } from "@mesh/core/internal";
 
 /** How many local calls may share one clock read (see Lease.holdsNow). */
 const LOCAL_CREDIT = 64;
@@ -103,7 +103,7 @@ export class Lease {
       this.#credit--;
       return true;
     }
-    if (!this.holds(performance.now())) return false;
+    if (!this.holds(now())) return false;
     this.#credit = LOCAL_CREDIT;
     if (!this.#creditEnds) {
       this.#creditEnds = true;

@@ -3,7 +3,7 @@
 // this process. A letter keeps its kind, its caller, its deadline and its call
 // chain wherever it goes. Imports: the actors room, the bottom floor.
 import { MeshError } from "@mesh/core";
-import { checkAcross, checkValue, copyAcross, copyValue, decodeReply, replyError, valueRefused } from "@mesh/core/internal";
+import { checkAcross, checkValue, copyAcross, copyValue, decodeReply, now, replyError, valueRefused } from "@mesh/core/internal";
 import type { Expiring } from "@mesh/core/internal";
 import { tracing } from "../operations/tracing.js";
 import type { Context } from "../operations/tracing.js";
@@ -138,21 +138,12 @@ export class Letter implements Expiring {
 
   /** The turn of a due reminder: `reply` succeeds once it (and its commit) is done. */
   static reminder(c: { turn: ReminderTurn; timeoutMs: number; reply: ReplyTo; metrics: NodeMetrics }): Letter {
-    return new Letter(TurnKinds.reminder, c.turn, undefined, performance.now() + c.timeoutMs, c.timeoutMs, c.reply, c.metrics, undefined);
+    return new Letter(TurnKinds.reminder, c.turn, undefined, now() + c.timeoutMs, c.timeoutMs, c.reply, c.metrics, undefined);
   }
 
   /** A stream event's turn: `reply` succeeds with true when applied now, false when applied before. */
   static event(c: { event: StreamEvent; timeoutMs: number; reply: ReplyTo; metrics: NodeMetrics; bytes?: number }): Letter {
-    const letter = new Letter(
-      TurnKinds.event,
-      c.event,
-      undefined,
-      performance.now() + c.timeoutMs,
-      c.timeoutMs,
-      c.reply,
-      c.metrics,
-      undefined,
-    );
+    const letter = new Letter(TurnKinds.event, c.event, undefined, now() + c.timeoutMs, c.timeoutMs, c.reply, c.metrics, undefined);
     if (c.bytes !== undefined) letter.bytes = c.bytes;
     return letter;
   }

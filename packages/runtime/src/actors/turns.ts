@@ -7,7 +7,7 @@
 // happens to one that crashed or leaves, is the lifecycle's (supervisor.ts,
 // through TurnHost). Imports: the actors room and the bottom floor.
 import { MeshError } from "@mesh/core";
-import { TimeoutSet, messageOf } from "@mesh/core/internal";
+import { TimeoutSet, messageOf, now } from "@mesh/core/internal";
 import type { Logger } from "@mesh/core";
 import type { NodeMetrics } from "../operations/metrics.js";
 import type { GroupCommit, Held } from "../state/group-commit.js";
@@ -100,7 +100,7 @@ export class Turns {
           return Promise.reject(err);
         }
       }
-      const started = performance.now();
+      const started = now();
       return new Promise((resolve, reject) => {
         const reply = new PromiseReply(resolve, reject);
         this.#await(
@@ -114,7 +114,7 @@ export class Turns {
     }
     return new Promise((resolve, reject) => {
       const reply = new PromiseReply(resolve, reject);
-      const deadline = performance.now() + timeoutMs;
+      const deadline = now() + timeoutMs;
       const letter = Letter.call({ payload, initArg, deadline, timeoutMs, reply, metrics: this.metrics, chain });
       this.post(act, this.watched(letter, act));
     });
@@ -280,7 +280,7 @@ export class Turns {
    * (its promise will) or it crashed.
    */
   #run(act: Activation, letter: Letter): boolean {
-    const started = performance.now();
+    const started = now();
     if (!this.lease.holds(started)) {
       this.#hold(act, letter);
       return false;
@@ -397,7 +397,7 @@ export class Turns {
 
   /** Counts a message an actor handled, and how long it took. */
   #served(act: Activation, kind: TurnKind, started: number, count = true): void {
-    const ms = performance.now() - started;
+    const ms = now() - started;
     this.metrics.handlerLatency.observe(ms);
     if (!count) return; // the fast path of local calls counted it already
     this.metrics[kind.served]++;

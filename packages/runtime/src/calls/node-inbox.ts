@@ -4,7 +4,7 @@
 // presence probe of a starting node. Imports: the calls room, the actors'
 // supervisor, the bottom floor.
 import { MeshError, shardOfHash, xxh32 } from "@mesh/core";
-import { Kind, decodeRequest, encodeError, isBatch, messageOf, readBatch } from "@mesh/core/internal";
+import { Kind, decodeRequest, encodeError, isBatch, messageOf, now, readBatch } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import { MessageTicks } from "@mesh/transport";
 import type { Msg } from "nats";
@@ -75,7 +75,7 @@ export class NodeInbox {
       return;
     }
     this.#replyOf = msg.reply || undefined;
-    this.#arrived = performance.now();
+    this.#arrived = now();
     try {
       this.#serveMessage(msg);
     } finally {
@@ -195,7 +195,7 @@ export class NodeInbox {
     if (tracing.parent !== undefined) carry(r, tracing.parent); // the owner's spans go under this node's hop
     this.p.log.debug({ actorType: r.actorType, id: r.id, to: r.owner, hops: r.hops }, "mesh: forwarding a stale route");
     if (r.kind !== Kind.CAST && reply !== undefined) {
-      const deadline = performance.now() + (r.timeoutMs || this.p.callTimeoutMs);
+      const deadline = now() + (r.timeoutMs || this.p.callTimeoutMs);
       this.p.router.send(new RemoteCall(r, deadline, reply, this.p.router.rerouter), true);
       return;
     }

@@ -6,7 +6,7 @@
 // node-inbox.ts. Imports: the calls room, the actors' supervisor, the bottom floor.
 import { MeshError, shardOfHash, xxh32 } from "@mesh/core";
 import type { Logger, RoutingTable } from "@mesh/core";
-import { Kind, messageOf } from "@mesh/core/internal";
+import { Kind, messageOf, now } from "@mesh/core/internal";
 import type { WireRequest } from "@mesh/core/internal";
 import type { Requests, Subjects } from "@mesh/transport";
 import type { Activation } from "../actors/activation.js";
@@ -90,11 +90,15 @@ export class Router {
         return this.p.actors.call(r, r.payload, r.initArg, r.timeoutMs, chain) as Promise<CallResult<R>>;
       }
       // One clock read: the call's start, its deadline and its latency's start; it is sent with all its time.
-      const now = performance.now();
+      const sentAt = now();
       const bytes = this.encode(r);
       return new Promise((resolve, reject) => {
         const reply = new PromiseReply(resolve as (r: CallResult) => void, reject);
-        this.#sendBytes(new RemoteCall(r, now + r.timeoutMs, reply, this.rerouter, this.p.metrics.remoteCallLatency, now), bytes, false);
+        this.#sendBytes(
+          new RemoteCall(r, sentAt + r.timeoutMs, reply, this.rerouter, this.p.metrics.remoteCallLatency, sentAt),
+          bytes,
+          false,
+        );
       });
     } catch (err) {
       return Promise.reject(err);
