@@ -5,7 +5,16 @@ import anyTest from "ava";
 import type { ExecutionContext, TestFn } from "ava";
 import { connect } from "nats";
 import { decode, encode } from "@msgpack/msgpack";
-import { decodeReply, decodeValue, encodeResult } from "@mesh/core/internal";
+import {
+  Kind,
+  MalformedValue,
+  decodeReply,
+  decodeRequest,
+  decodeStrict,
+  decodeValue,
+  encodeRequest,
+  encodeResult,
+} from "@mesh/core/internal";
 import { MeshError } from "@mesh/runtime";
 import type { Mesh } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
@@ -112,19 +121,47 @@ test("a long string that begins with a byte order mark keeps it in a request wit
 });
 
 test("strings read from the wire are the strings written, at every length around the readers' thresholds, ASCII or not, from a Buffer or a plain Uint8Array", (t) => {
-  // The readers build short ASCII strings by hand, read longer ASCII ones as latin1, and decode the rest as UTF-8.
+  // The readers build short ASCII strings by hand, read longer ASCII ones as latin1 (viewing a plain Uint8Array as a
+  // Buffer), and decode the rest as UTF-8. Each encoding is read from a Buffer, from a plain Uint8Array, and from a plain
+  // view that starts past its buffer's first byte.
+  const views = (bytes: Uint8Array) => {
+    const wider = new Uint8Array(bytes.length + 7);
+    wider.set(bytes, 5);
+    return [Buffer.from(bytes), new Uint8Array(bytes), wider.subarray(5, 5 + bytes.length)];
+  };
   let checked = 0;
   for (let len = 0; len <= 80; len++) {
     const ascii = Array.from({ length: len }, (_, i) => String.fromCharCode(32 + ((i * 7) % 95))).join("");
     const texts = [ascii];
     for (const at of new Set([0, len >> 1, len - 1])) if (at >= 0 && at < len) texts.push(`${ascii.slice(0, at)}é${ascii.slice(at + 1)}`);
     for (const text of texts) {
-      const value = encode({ [text]: [text, 1] });
-      const reply = encodeResult(`node/Echo/${text}#1`, text);
-      for (const bytes of [Buffer.from(value), new Uint8Array(value)]) t.deepEqual(decodeValue(bytes), { [text]: [text, 1] });
-      for (const bytes of [Buffer.from(reply), new Uint8Array(reply)])
-        t.deepEqual(decodeReply(bytes), { ok: true, pid: `node/Echo/${text}#1`, result: text });
+      for (const bytes of views(encode({ [text]: [text, 1] }))) t.deepEqual(decodeValue(bytes), { [text]: [text, 1] });
+      for (const bytes of views(encodeResult(`N${text}`, text)))
+        t.deepEqual(decodeReply(bytes), { ok: true, pid: `N${text}`, result: text });
+      const request = encodeRequest({
+        kind: Kind.CALL,
+        capability: "c",
+        actorType: "T",
+        id: `i${text}`,
+        payload: text,
+        initArg: undefined,
+        timeoutMs: 1000,
+        hops: 0,
+      });
+      for (const bytes of views(request)) {
+        const decoded = decodeRequest(bytes);
+        t.is(decoded.id, `i${text}`);
+        t.is(decoded.payload, text);
+      }
       checked++;
+    }
+    // A byte that is not ASCII and cannot begin a UTF-8 character (a stray continuation byte) is refused, not read as latin1.
+    if (len === 0) continue;
+    for (const stray of [0x80, 0xbf]) {
+      const bytes = Buffer.from(encode(ascii));
+      bytes[bytes.length - 1 - (len >> 1)] = stray;
+      for (const view of views(bytes))
+        t.throws(() => decodeStrict(view), { instanceOf: MalformedValue }, `${len} bytes, 0x${stray.toString(16)}`);
     }
   }
   t.true(checked > 300);

@@ -8,7 +8,10 @@ import { Buffer } from "node:buffer"; // Node 20's global is an accessor: import
 /** From this many bytes, an ASCII string is read as latin1 by the Buffer, not built by hand. */
 const NATIVE_FROM = 10;
 
-/** `b[start..end)` as a string when every byte is ASCII; undefined when one is not (the caller decodes UTF-8). */
+/**
+ * `b[start..end)` as a string when every byte is ASCII; undefined when one is not (the caller decodes UTF-8). The
+ * caller checks the bounds: `0 <= start <= end <= b.length`.
+ */
 export function asciiText(b: Uint8Array, start: number, end: number): string | undefined {
   if (end - start < NATIVE_FROM) {
     let s = "";

@@ -258,22 +258,22 @@ export class Router {
   }
 
   /**
-   * Sends a remote call to its owner, with what is left of its time. `now`:
+   * Sends a remote call to its owner, with what is left of its time. `forced`:
    * a forward or a hand-over, which never waits for room (flow control), so
    * that it keeps its place among the letters of its actor.
    */
-  send(call: RemoteCall, now = false): void {
+  send(call: RemoteCall, forced = false): void {
     let bytes: Uint8Array;
     try {
       bytes = this.#encodeNow(call);
     } catch (err) {
       return call.sink.fail(err as Error);
     }
-    this.#sendBytes(call, bytes, now);
+    this.#sendBytes(call, bytes, forced);
   }
 
-  #sendBytes(call: RemoteCall, bytes: Uint8Array, now: boolean): void {
-    this.p.requests.call(this.p.subjects.node(call.request.owner), bytes, call, now ? undefined : call.request);
+  #sendBytes(call: RemoteCall, bytes: Uint8Array, forced: boolean): void {
+    this.p.requests.call(this.p.subjects.node(call.request.owner), bytes, call, forced ? undefined : call.request);
   }
 
   #encodeNow(call: RemoteCall): Uint8Array {
