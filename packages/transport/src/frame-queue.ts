@@ -7,6 +7,7 @@
 // caller sends what it has in flight in two halves, so that the owner serves
 // one while the other is on its way back; message-ticks.ts keeps them apart).
 import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES } from "@mesh/core/internal";
+import { microtask } from "./microtask.js";
 
 /** Frames queued for one destination. */
 interface Queue {
@@ -52,7 +53,7 @@ export class FrameQueue {
   schedule(): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
-      queueMicrotask(this.#flush);
+      microtask(this.#flush);
     }
   }
 

@@ -13,6 +13,8 @@
 // wait are handled in the next check phase of the event loop, each followed
 // by its microtasks: nothing piles up across loop iterations.
 
+import { microtask } from "./microtask.js";
+
 export class MessageTicks<M> {
   /** A message was handled in this tick (cleared by a microtask once the tick's synchronous work is done). */
   #busy = false;
@@ -40,7 +42,7 @@ export class MessageTicks<M> {
       return;
     }
     this.#busy = true;
-    queueMicrotask(this.#free);
+    microtask(this.#free);
     this.#handleSafely(msg);
   }
 
