@@ -77,6 +77,33 @@ test.serial("calls and casts issued in one tick to another node travel as one NA
 });
 
 test.serial(
+  "a call made with nothing in flight leaves at once, alone; what follows it in the same tick leaves in one batch, after it",
+  async (t) => {
+    const { caller, owner } = await pair(t, "lone");
+    const toOwner = await spy(t.context.server.url, `lone.node.${owner.nodeId}`);
+    t.teardown(() => toOwner.nc.close());
+    const first = caller.call<{ seen: number }>({ actor: Echo, id: "l_0", payload: "first", capability: "b" });
+    const cast = caller.cast({ actor: Echo, id: "l_0", payload: "then a cast", capability: "b" });
+    const others = Array.from({ length: 10 }, (_, i) =>
+      caller.call<{ seen: number }>({ actor: Echo, id: `l_${i}`, payload: "then", capability: "b" }),
+    );
+    await cast;
+    t.is((await first).result.seen, 1, "the lone call ran first");
+    t.deepEqual(
+      (await Promise.all(others)).map(({ result }) => result.seen),
+      [3, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+      "l_0 ran the lone call, the cast, then the batched call",
+    );
+    await toOwner.nc.flush();
+    t.deepEqual(
+      toOwner.messages.map((m) => m.frames),
+      [0, 11],
+      "a plain envelope, then one batch of the cast and the 10 calls",
+    );
+  },
+);
+
+test.serial(
   "with 128 calls or more in flight to a node, a caller sends them in two halves, and the owner answers each on its own",
   async (t) => {
     const { caller, owner } = await pair(t, "halves");

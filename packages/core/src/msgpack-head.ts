@@ -10,6 +10,9 @@ import { asciiText } from "./ascii-text.js";
 const utf8 = new TextEncoder();
 
 /** Writes msgpack values into a growing buffer. */
+/** Envelopes up to this many bytes are copied out of the head byte by byte (`done`). */
+const SHORT_COPY = 128;
+
 export class HeadWriter {
   buf = new Uint8Array(512);
   pos = 0;
@@ -133,10 +136,17 @@ export class HeadWriter {
     this.pos += bytes.length;
   }
 
-  /** What was written, as one new buffer (a slice of Node's buffer pool). */
+  /**
+   * What was written, as one new buffer (a slice of Node's buffer pool). Up to SHORT_COPY bytes (most envelopes) are
+   * copied byte by byte: a view of the head for `set` made one more typed array per envelope, about 0.7 µs of a
+   * sequential remote call on each side together with `set` (README, "What the speed section shows").
+   */
   done(): Uint8Array {
-    const out = Buffer.allocUnsafe(this.pos);
-    out.set(this.buf.subarray(0, this.pos), 0);
+    const n = this.pos;
+    const out = Buffer.allocUnsafe(n);
+    const b = this.buf;
+    if (n <= SHORT_COPY) for (let i = 0; i < n; i++) out[i] = b[i]!;
+    else out.set(b.subarray(0, n), 0);
     return out;
   }
 

@@ -31,6 +31,8 @@ export interface FlushOptions {
 export class FrameQueue {
   #queues = new Map<string, Queue>();
   #scheduled = false;
+  /** A flush is sending: frames it took may not have left yet. */
+  #sending = false;
   readonly #flush = () => this.flush();
 
   constructor(
@@ -47,6 +49,11 @@ export class FrameQueue {
     q.ids.push(id);
     q.envelopes.push(envelope);
     this.schedule();
+  }
+
+  /** True when nothing for `key` waits to leave (none queued, and no flush under way): a frame sent now keeps its order. */
+  idle(key: string): boolean {
+    return !this.#sending && !this.#queues.has(key);
   }
 
   /** Makes sure a flush comes at the end of this tick (one may have nothing to send but its hooks). */
@@ -68,23 +75,31 @@ export class FrameQueue {
   #sendAll(calls: number): void {
     const queues = this.#queues;
     this.#queues = new Map();
-    for (const [key, q] of queues) {
-      let start = 0;
-      let size = BATCH_HEAD_BYTES;
-      let inGroup = 0; // calls in the group: casts (id 0) have no reply to overlap, and never split a group
-      for (let i = 0; i < q.envelopes.length; i++) {
-        const frame = FRAME_HEAD_BYTES + q.envelopes[i]!.length;
-        const call = q.ids[i] !== 0;
-        if (i > start && (size + frame > this.maxBytes || (call && inGroup === calls))) {
-          this.send(key, q.ids, q.envelopes, start, i);
-          start = i;
-          size = BATCH_HEAD_BYTES;
-          inGroup = 0;
-        }
-        size += frame;
-        if (call) inGroup++;
-      }
-      this.send(key, q.ids, q.envelopes, start, q.envelopes.length);
+    const outer = this.#sending; // a flush from within a send (close)
+    this.#sending = true;
+    try {
+      for (const [key, q] of queues) this.#sendQueue(key, q, calls);
+    } finally {
+      this.#sending = outer;
     }
+  }
+
+  #sendQueue(key: string, q: Queue, calls: number): void {
+    let start = 0;
+    let size = BATCH_HEAD_BYTES;
+    let inGroup = 0; // calls in the group: casts (id 0) have no reply to overlap, and never split a group
+    for (let i = 0; i < q.envelopes.length; i++) {
+      const frame = FRAME_HEAD_BYTES + q.envelopes[i]!.length;
+      const call = q.ids[i] !== 0;
+      if (i > start && (size + frame > this.maxBytes || (call && inGroup === calls))) {
+        this.send(key, q.ids, q.envelopes, start, i);
+        start = i;
+        size = BATCH_HEAD_BYTES;
+        inGroup = 0;
+      }
+      size += frame;
+      if (call) inGroup++;
+    }
+    this.send(key, q.ids, q.envelopes, start, q.envelopes.length);
   }
 }
