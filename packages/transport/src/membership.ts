@@ -49,6 +49,8 @@ export class Membership {
   /** Heartbeats not yet heard back: their number (`beat`) → when each was sent. */
   readonly #sent = new Map<number, number>();
   #beat = 0;
+  /** When a stored renewal last made this node heartbeat (performance.now()): the timer's next beat is not needed. */
+  #storedBeatAt = -Infinity;
   private readonly nc: NatsConnection;
   private readonly subjects: Subjects;
   private readonly timing: MembershipTiming;
@@ -64,6 +66,7 @@ export class Membership {
     this.#self = p.self;
     this.#inbox = `${createInbox(p.inboxPrefix)}.`;
     this.#store?.records.describe(this.#self);
+    this.#store?.records.onStored(() => this.#stored());
   }
 
   /** This node's announcement. */
@@ -161,7 +164,7 @@ export class Membership {
     // Heartbeat once now: members that missed discovery learn of us at once.
     this.#heartbeat();
     this.#timers.push(
-      setInterval(() => this.#heartbeat(), this.timing.heartbeatMs),
+      setInterval(() => performance.now() - this.#storedBeatAt >= this.timing.heartbeatMs && this.#heartbeat(), this.timing.heartbeatMs),
       setInterval(() => this.#sweep(), Math.max(50, Math.min(this.timing.heartbeatMs, this.timing.nodeTimeoutMs) / 4)),
     );
     for (const t of this.#timers) t.unref();
@@ -357,6 +360,20 @@ export class Membership {
     this.#removals.delete(key); // re-inserted last: the oldest entries go first
     this.#removals.set(key, count);
     if (this.#removals.size > REMOVALS_KEPT) this.#removals.delete(this.#removals.keys().next().value!);
+  }
+
+  /**
+   * A write of this node's record was stored: its revision is announced at
+   * once. Peers count a node's silence in the store from when they heard of
+   * its last revision; one stored but not yet announced when the node died
+   * would make them ask the store too early, hear "alive" and wait a whole
+   * node timeout more. The timer's beat is then skipped: one beat per
+   * heartbeat either way.
+   */
+  #stored(): void {
+    if (this.#timers.length === 0 || this.#stopped) return; // not started, or left
+    this.#storedBeatAt = performance.now();
+    this.#heartbeat();
   }
 
   /** Publishes our announcement, numbered so that hearing it back tells when it was sent. */

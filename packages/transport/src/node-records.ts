@@ -69,6 +69,8 @@ export class NodeRecords {
   #reopenedAt = -Infinity;
   /** What this node announces, kept in its record from the next write on. */
   #announcement: Announcement | undefined;
+  /** Told each time a write of this node's record is stored (membership.ts announces its revision at once). */
+  #onStored: () => void = () => {};
 
   private constructor(
     private kv: KV,
@@ -104,6 +106,11 @@ export class NodeRecords {
     this.#announcement = announcement;
   }
 
+  /** `listener` is told each time a write of this node's record is stored, its revision in `revision`. */
+  onStored(listener: () => void): void {
+    this.#onStored = listener;
+  }
+
   /** The revision of this node's record last stored (heartbeats carry it). */
   get revision(): number {
     return this.#revision;
@@ -123,6 +130,7 @@ export class NodeRecords {
       try {
         this.#revision = await this.kv.put(this.o.nodeId, this.#value());
         this.#healthySince ??= performance.now();
+        this.#onStored();
         return sentAt;
       } catch (err) {
         if (performance.now() >= until || !isTransient(err)) throw this.#unavailable(err);
@@ -208,6 +216,7 @@ export class NodeRecords {
       this.#revision = await this.kv.update(this.o.nodeId, this.#value(), this.#revision);
       this.#healthySince ??= performance.now();
       this.#failingSince = undefined;
+      this.#onStored();
       return { kind: "renewed", sentAt };
     } catch (err) {
       if (classifyNatsError(err) === "wrong-last-sequence") return { kind: "removed" };
