@@ -1,7 +1,7 @@
 // Nodes that crash or stop under continuous calls, each node its own OS process.
 import anyTest from "ava";
 import type { TestFn } from "ava";
-import type { Mesh } from "@mesh/runtime";
+import type { Logger, Mesh, MeshOptions } from "@mesh/runtime";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 import { continuousCalls } from "./helpers/load.js";
@@ -19,19 +19,42 @@ const IDS = Array.from({ length: 300 }, (_, i) => `counter_${i}`);
 async function cluster(
   t: { context: ClusterContext },
   prefix: string,
-  callTimeoutMs = timing.callTimeoutMs,
+  { callTimeoutMs = timing.callTimeoutMs, logger }: { callTimeoutMs?: number; logger?: Logger } = {},
 ): Promise<{ nodes: NodeProcess[]; caller: Mesh }> {
-  const options = { servers: t.context.server.url, prefix, capabilities: ["fault"], ...timing, callTimeoutMs };
-  const nodes = await Promise.all(["p1", "p2", "p3"].map((name) => startNodeProcess(nodeId(name), options)));
-  const caller = await startNode(t as never, { prefix, nodeId: nodeId("caller"), ...timing, callTimeoutMs });
+  // With a logger for the caller, the node processes write their log lines on stderr too (with the wall clock).
+  const options = {
+    servers: t.context.server.url,
+    prefix,
+    capabilities: ["fault"],
+    ...timing,
+    callTimeoutMs,
+    logToStderr: logger !== undefined,
+  };
+  const nodes = await Promise.all(["p1", "p2", "p3"].map((name) => startNodeProcess(nodeId(name), options as MeshOptions)));
+  const caller = await startNode(t as never, { prefix, nodeId: nodeId("caller"), ...timing, callTimeoutMs, ...(logger ? { logger } : {}) });
   await eventually(() => caller.nodesFor("fault").length === 3, "the caller to see three nodes");
   return { nodes, caller };
 }
 
+/** When a node's log (lines of node-main.ts's logToStderr) says it removed `node`, in ms of the wall clock. */
+function removedAt(stderr: string, node: string): number | undefined {
+  const line = stderr.split("\n").find((l) => l.includes("mesh: node removed") && l.includes(`"node":"${node}"`));
+  return line === undefined ? undefined : Date.parse(line.slice(0, line.indexOf(" ")));
+}
+
 test.serial(
-  "a node killed with SIGKILL under continuous calls: only TIMEOUT or NODE_UNAVAILABLE, then every call succeeds within the node timeout + 1 s",
+  "a node killed with SIGKILL under continuous calls: only TIMEOUT or NODE_UNAVAILABLE, and every call made once each node removed it succeeds",
   async (t) => {
-    const { nodes, caller } = await cluster(t, "kill");
+    const removals: { node: string; at: number }[] = [];
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (fields: object, message: string) => {
+        if (message.startsWith("mesh: node removed")) removals.push({ node: (fields as { node: string }).node, at: Date.now() });
+      },
+      error: () => {},
+    };
+    const { nodes, caller } = await cluster(t, "kill", { logger });
     const [victim, ...survivors] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     const load = continuousCalls(caller, "fault", IDS);
     await eventually(() => load.succeeded > 1000, "calls to flow");
@@ -44,10 +67,16 @@ test.serial(
     await load.stop();
     t.log(`calls ${load.calls}, succeeded ${load.succeeded}, failed ${JSON.stringify([...load.failures])}`);
     for (const code of load.failures.keys()) t.true(code === "TIMEOUT" || code === "NODE_UNAVAILABLE", `failure code ${code}`);
-    if (load.lastFailureAt)
+    // A node that was itself stalled past half the node timeout gives every member a fresh one (docs/faults.md),
+    // so when each node drops the victim depends on the machine: what holds is that calls fail only until the last did.
+    const dropped = [removals.find((r) => r.node === victim.nodeId)?.at, ...survivors.map((n) => removedAt(n.stderr, victim.nodeId))];
+    t.false(dropped.includes(undefined), `every node logged the victim's removal: ${JSON.stringify(dropped)}`);
+    const allDroppedAt = Math.max(...(dropped as number[]));
+    t.log(`the victim dropped ${dropped.map((at) => at! - killedAt).join(", ")} ms after the kill (the caller's first)`);
+    if (load.lastFailedCallMadeAt)
       t.true(
-        load.lastFailureAt - killedAt <= timing.nodeTimeoutMs + 1000,
-        `last failure ${load.lastFailureAt - killedAt} ms after the kill`,
+        load.lastFailedCallMadeAt <= allDroppedAt,
+        `a call made ${load.lastFailedCallMadeAt - allDroppedAt} ms after every node had dropped the victim failed`,
       );
     // Its actors came back on the survivors.
     const after = await Promise.all(IDS.map((id) => caller.call<{ ok: number }>({ actor: "Counter", id, capability: "fault" })));
@@ -60,7 +89,7 @@ test.serial(
 
 test.serial("a node stopped gracefully under continuous calls: no call fails", async (t) => {
   // The default 5 s call timeout: "no call fails" must not hinge on a slow moment of a busy machine.
-  const { nodes, caller } = await cluster(t, "graceful", 5000);
+  const { nodes, caller } = await cluster(t, "graceful", { callTimeoutMs: 5000 });
   const [leaver, ...stayers] = nodes as [NodeProcess, NodeProcess, NodeProcess];
   const load = continuousCalls(caller, "fault", IDS);
   await eventually(() => load.succeeded > 1000, "calls to flow");

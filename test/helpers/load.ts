@@ -9,6 +9,8 @@ export interface Load {
   readonly failures: Map<string, number>;
   /** `Date.now()` of the last failure (0 when none). */
   readonly lastFailureAt: number;
+  /** `Date.now()` when the latest-made of the calls that failed was made (0 when none). */
+  readonly lastFailedCallMadeAt: number;
   /** pids that answered, by id: the activations seen. */
   readonly pids: Map<string, Set<string>>;
   /** Calls that succeeded, by id. */
@@ -37,6 +39,7 @@ export function continuousCalls(
     calls: 0,
     succeeded: 0,
     lastFailureAt: 0,
+    lastFailedCallMadeAt: 0,
     failures: new Map<string, number>(),
     pids: new Map<string, Set<string>>(),
     answered: new Map<string, number>(),
@@ -47,6 +50,7 @@ export function continuousCalls(
       await new Promise((resolve) => setImmediate(resolve));
       const id = ids[i % ids.length]!;
       state.calls++;
+      const madeAt = Date.now();
       try {
         const { pid, result } = await caller.call({ actor, id, capability, ...(timeoutMs ? { timeoutMs } : {}) });
         onResult?.(id, result);
@@ -59,6 +63,7 @@ export function continuousCalls(
         const code = (err as { code?: string }).code ?? `uncoded: ${String(err)}`;
         state.failures.set(code, (state.failures.get(code) ?? 0) + 1);
         state.lastFailureAt = Date.now();
+        state.lastFailedCallMadeAt = Math.max(state.lastFailedCallMadeAt, madeAt);
       }
     }
   };
@@ -72,6 +77,9 @@ export function continuousCalls(
     },
     get lastFailureAt() {
       return state.lastFailureAt;
+    },
+    get lastFailedCallMadeAt() {
+      return state.lastFailedCallMadeAt;
     },
     failures: state.failures,
     pids: state.pids,
