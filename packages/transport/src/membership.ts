@@ -367,8 +367,10 @@ export class Membership {
    * once. Peers count a node's silence in the store from when they heard of
    * its last revision; one stored but not yet announced when the node died
    * would make them ask the store too early, hear "alive" and wait a whole
-   * node timeout more. The timer's beat is then skipped: one beat per
-   * heartbeat either way.
+   * node timeout more. The timer skips its beats while a stored write sent
+   * one within the last heartbeatMs: while renewals are stored, one beat
+   * follows each; while they stall, the timer's go on, up to two heartbeats
+   * apart (peers allow three).
    */
   #stored(): void {
     if (this.#timers.length === 0 || this.#stopped) return; // not started, or left

@@ -8,7 +8,10 @@
 // interval still renews it in time.
 //
 // Where the server has JetStream, the lease also needs the quorum's
-// acknowledgement of the node's record (lease-renewal.ts).
+// acknowledgement of the node's record (lease-renewal.ts). Heartbeats then
+// follow the renewals stored, and may be up to two intervals apart while
+// renewals stall: the renewals' part of the lease, which ends first then, is
+// what holds.
 //
 // Once it has lapsed (a pause, a lost connection, an event loop stalled past
 // the lease), turns wait and the node re-validates: it renews its record
