@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import test from "ava";
 import { connect } from "nats";
-import { startNatsServer } from "@mesh/runtime/testing";
+import { spawnGuarded, startNatsServer } from "@mesh/runtime/testing";
 import { NATS_CONF, eventually } from "./helpers/cluster.js";
 
 test.serial("startNatsServer runs a real server on a free port from a config file, and stop() ends it", async (t) => {
@@ -32,6 +32,19 @@ test.serial("a missing nats-server binary is a clear error, not a hang", async (
 
 test.serial("a bad config file is reported with the server's own words", async (t) => {
   await t.throwsAsync(startNatsServer({ config: "/nonexistent/nats.conf" }), { message: /nats-server exited with code 1: .*no such file/ });
+});
+
+test.serial("a guarded command that ends at once passes on its exit code, every time", async (t) => {
+  // The guard once looked for the command before waiting for it, and lost the code of one that had ended (about 1 in 4).
+  const codes = [];
+  for (let i = 0; i < 50; i++) {
+    const child = spawnGuarded("/bin/sh", ["-c", "exit 3"]);
+    codes.push(await new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code))));
+  }
+  t.deepEqual(
+    codes,
+    Array.from({ length: 50 }, () => 3),
+  );
 });
 
 test.serial("a server outlives no test process: killing the launching process with SIGKILL stops its server", async (t) => {

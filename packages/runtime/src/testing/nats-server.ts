@@ -188,14 +188,19 @@ async function startCluster(size: number, options: NatsServerOptions): Promise<N
 
 // The guard: runs the command in the background, stops it on SIGTERM, and also
 // when its standard input (a pipe from the launching process) closes. The
-// watcher that waits on the pipe is stopped with the command.
+// watcher that waits on the pipe is stopped with the command. The guard exits
+// with the command's code: it waits first, since a command that ended at once
+// may be reaped already (kill -0 then finds nothing: looking first lost the
+// code about one time in four), waits again while the command still runs (a
+// trapped signal interrupts wait), and once more when it is gone, for the code
+// of one that ended just after an interrupted wait (127: already collected).
 const GUARD = `
 "$@" & child=$!
 trap 'kill -TERM $child 2>/dev/null' TERM INT
 exec 3<&0
 ( read -r _ <&3; kill -TERM $child 2>/dev/null ) & watcher=$!
-code=0
-while kill -0 $child 2>/dev/null; do wait $child; code=$?; done
+while :; do wait $child; code=$?; kill -0 $child 2>/dev/null || break; done
+wait $child 2>/dev/null; last=$?; [ $last -eq 127 ] || code=$last
 kill $watcher 2>/dev/null
 exit $code
 `;
