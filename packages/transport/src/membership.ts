@@ -49,7 +49,7 @@ export class Membership {
   /** Heartbeats not yet heard back: their number (`beat`) → when each was sent. */
   readonly #sent = new Map<number, number>();
   #beat = 0;
-  /** When a stored renewal last made this node heartbeat (performance.now()): the timer's next beat is not needed. */
+  /** When a stored write of this node's record last made it heartbeat (performance.now()): the timer skips its beats for a heartbeat after. */
   #storedBeatAt = -Infinity;
   private readonly nc: NatsConnection;
   private readonly subjects: Subjects;
