@@ -19,6 +19,8 @@ export { DEFAULT_INBOX_PREFIXES, Subjects } from "./subjects.js";
 export { FrameQueue } from "./frame-queue.js";
 export type { FlushOptions, SendGroup } from "./frame-queue.js";
 export { MessageTicks } from "./message-ticks.js";
+export { promptWrite } from "./prompt-write.js";
+export type { PromptWrite } from "./prompt-write.js";
 export {
   BUCKET_KINDS,
   DEFAULT_REPLICAS,

@@ -5,6 +5,8 @@ import { createInbox } from "nats";
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from "nats";
 import { FrameQueue } from "./frame-queue.js";
 import { MessageTicks } from "./message-ticks.js";
+import { promptWrite } from "./prompt-write.js";
+import type { PromptWrite } from "./prompt-write.js";
 import { Backlog, FRAME_COST, PROBE_TOKEN } from "./backlog.js";
 import type { ActorName, FlowWindow, OutboundReport } from "./backlog.js";
 
@@ -93,6 +95,8 @@ export class Requests {
   /** By batch number (the token's). */
   readonly #batches = new TimeoutMap<number, SentBatch>(10, new SlotTable());
   readonly #outbound: FrameQueue;
+  /** Writes a lone call at once (prompt-write.ts). */
+  readonly #writeNow: PromptWrite;
   /** Reply messages read together are handled a tick apart: the calls the first one's callers send next leave first. */
   readonly #replies = new MessageTicks<Msg>(
     (msg) => this.#onReply(msg),
@@ -120,6 +124,7 @@ export class Requests {
     limits?: OutboundLimits,
   ) {
     this.#nc = nc;
+    this.#writeNow = promptWrite(nc);
     this.#inbox = `${createInbox(inboxPrefix)}.`;
     this.#castReply = this.#inbox + NOTICE_TOKEN;
     this.#sub = nc.subscribe(`${this.#inbox}*`, {
@@ -197,9 +202,10 @@ export class Requests {
       pending.mark = this.#backlog!.mark(window);
     }
     const id = this.#id();
-    // A lone call (none in flight, nothing waiting to leave for its node) leaves now: its batch would hold it
-    // alone, and the batcher's bookkeeping and the wait for the end of the tick were about 2 µs of a sequential
-    // remote call (README, "What the speed section shows"). What follows in this tick is batched after it.
+    // A lone call (none in flight, nothing waiting to leave for its node) leaves now, written at once
+    // (prompt-write.ts): its batch would hold it alone, and the batcher's bookkeeping and the wait for the end
+    // of the tick were about 2 µs of a sequential remote call (README, "What the speed section shows"). What
+    // follows in this tick is batched after it.
     const lone = this.#pending.size === 0 && this.#outbound.idle(subject);
     this.#pending.set(id, pending);
     if (lone && this.#sendNow(subject, envelope, id)) return;
@@ -210,10 +216,11 @@ export class Requests {
   #sendNow(subject: string, envelope: Uint8Array, id: number): boolean {
     try {
       this.#nc.publish(subject, envelope, { reply: this.#inbox + id.toString(36) });
-      return true;
     } catch {
       return false;
     }
+    this.#writeNow(); // outside the try: a throw after the publish must not queue the call a second time
+    return true;
   }
 
   /**

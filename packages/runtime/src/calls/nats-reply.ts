@@ -3,8 +3,8 @@
 import { MeshError } from "@mesh/core";
 import type { Logger } from "@mesh/core";
 import { BATCH_HEAD_BYTES, FRAME_HEAD_BYTES, encodeError, encodeResult, messageOf, writeBatch } from "@mesh/core/internal";
-import { FrameQueue } from "@mesh/transport";
-import type { Subjects } from "@mesh/transport";
+import { FrameQueue, promptWrite } from "@mesh/transport";
+import type { PromptWrite, Subjects } from "@mesh/transport";
 import type { Msg, NatsConnection } from "nats";
 import type { ReplyTo } from "../types.js";
 
@@ -37,6 +37,8 @@ export class Replies {
   readonly #subjects = new Map<string, string>();
   /** The most bytes a reply envelope may have. */
   readonly #limit: number;
+  /** Writes a plain reply at once (prompt-write.ts). */
+  readonly #writeNow: PromptWrite;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -44,6 +46,7 @@ export class Replies {
     private readonly log: Logger,
   ) {
     this.#limit = maxPayload - BATCH_HEAD_BYTES - FRAME_HEAD_BYTES;
+    this.#writeNow = promptWrite(nc);
     this.#batched = new FrameQueue(maxPayload, (prefix, ids, envelopes, start, end) => this.#sendBatch(prefix, ids, envelopes, start, end));
   }
 
@@ -93,13 +96,15 @@ export class Replies {
     return this.error(new MeshError("PAYLOAD_TOO_LARGE", `the reply is ${data.length} bytes; the limit is ${this.#limit}`));
   }
 
-  /** Sends a reply, logging (never throwing) when NATS refuses it. */
+  /** Sends a plain reply, written at once (prompt-write.ts: the first in a tick), logging (never throwing) when NATS refuses it. */
   respond(msg: Msg, bytes: Uint8Array): void {
     try {
       msg.respond(bytes);
     } catch (err) {
       this.log.warn({ err: messageOf(err) }, "mesh: could not send a reply");
+      return;
     }
+    this.#writeNow();
   }
 }
 
