@@ -9,9 +9,9 @@ import type { TestFn } from "ava";
 import { connect } from "nats";
 import type { Msg, NatsConnection } from "nats";
 import { MeshError } from "@mesh/core";
-import { decodeReply, encodeResult } from "@mesh/core/internal";
+import { encodeResult } from "@mesh/core/internal";
 import { Requests, promptWrite } from "@mesh/transport";
-import type { PendingRequest } from "@mesh/transport";
+import { pending } from "./helpers/pending-request.js";
 import { eventually, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
@@ -26,20 +26,6 @@ test.after.always(async (t) => {
 /** Bytes nats.js holds for the socket and has not written yet. */
 function unwritten(nc: NatsConnection): number {
   return (nc as unknown as { protocol: { outbound: { size(): number } } }).protocol.outbound.size();
-}
-
-/** A call's outcome as a promise. */
-function pending(): { p: PendingRequest; result: Promise<unknown> } {
-  let p!: PendingRequest;
-  const result = new Promise<unknown>((resolve, reject) => {
-    p = {
-      deadline: performance.now() + 5000,
-      reply: (data) => resolve(decodeReply(data)),
-      fail: reject,
-      expire: () => reject(new MeshError("TIMEOUT", "no reply")),
-    };
-  });
-  return { p, result };
 }
 
 // Serial: the write is once per connection until the microtasks queued before it ran, and these share one.

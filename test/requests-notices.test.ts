@@ -8,11 +8,11 @@ import type { TestFn } from "ava";
 import { connect } from "nats";
 import type { Msg, NatsConnection } from "nats";
 import { MeshError } from "@mesh/core";
-import { decodeReply, encodeResult, isBatch, readBatch, writeBatch } from "@mesh/core/internal";
+import { encodeResult, isBatch, readBatch, writeBatch } from "@mesh/core/internal";
 import { Requests } from "@mesh/transport";
-import type { PendingRequest } from "@mesh/transport";
 import { encode } from "@msgpack/msgpack";
 import { Counter } from "./helpers/actors.js";
+import { pending } from "./helpers/pending-request.js";
 import { eventually, nodeId, startNode, useNatsServer } from "./helpers/cluster.js";
 import type { ClusterContext } from "./helpers/cluster.js";
 
@@ -23,20 +23,6 @@ useNatsServer(test, async (t) => {
 test.after.always(async (t) => {
   await t.context.nc?.close();
 });
-
-/** A call's outcome as a promise. */
-function pending(): { p: PendingRequest; result: Promise<unknown> } {
-  let p!: PendingRequest;
-  const result = new Promise<unknown>((resolve, reject) => {
-    p = {
-      deadline: performance.now() + 5000,
-      reply: (data) => resolve(decodeReply(data)),
-      fail: reject,
-      expire: () => reject(new MeshError("TIMEOUT", "no reply")),
-    };
-  });
-  return { p, result };
-}
 
 const CAST = new Uint8Array([0x90]); // not read by the stand-in: only its reply subject matters
 
