@@ -51,7 +51,10 @@ export function recorder(keys: readonly string[]) {
       const bad: string[] = [];
       for (const [id, history] of histories) {
         const verdict = checkRegister(history, 0);
-        if (!verdict.ok) bad.push(`${id}: ${verdict.linearized} of ${history.length} ordered, stuck at ${JSON.stringify(verdict.stuckAt)}`);
+        if (!verdict.ok) {
+          bad.push(`${id}: ${verdict.linearized} of ${history.length} ordered, stuck at ${JSON.stringify(verdict.stuckAt)}`);
+          if (verdict.stuckAt !== undefined) bad.push(`${id}: around it: ${JSON.stringify(around(history, verdict.stuckAt))}`);
+        }
       }
       return bad;
     },
@@ -63,6 +66,15 @@ export function recorder(keys: readonly string[]) {
     },
     reads: () => [...histories.values()].reduce((n, h) => n + h.filter((op) => op.kind === "read").length, 0),
   };
+}
+
+/**
+ * What a report needs to tell a stale read from a lost write: the writes and reads of a key that overlap the second
+ * before the operation the checker stopped at and its own span, in order of invocation, at most 40 (the latest kept).
+ */
+function around(history: readonly ServedOp[], stuck: RegisterOp): ServedOp[] {
+  const near = history.filter((op) => op.ret >= stuck.call - 1000 && op.call <= stuck.ret);
+  return near.sort((x, y) => x.call - y.call).slice(-40);
 }
 
 /**
