@@ -88,7 +88,9 @@ export class NodeRecords {
       const why = `${err.message} (every node on a server with JetStream keeps its record there; its user needs the bucket: docs/security.md)`;
       throw new MeshError(err.code, why, { cause: err });
     });
-    return new NodeRecords(kv, await o.nc.jetstreamManager({ timeout: o.storage.timeoutMs }), bucket, o);
+    // No API check (an account info request): the bucket just answered, and on a cluster still electing its leaders
+    // that request can time out, which would end the node's start with a bare TIMEOUT.
+    return new NodeRecords(kv, await o.nc.jetstreamManager({ timeout: o.storage.timeoutMs, checkAPI: false }), bucket, o);
   }
 
   /**

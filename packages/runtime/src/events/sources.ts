@@ -62,7 +62,7 @@ export class EventSources {
     const floorsBucket = bucketName(p.prefix, "events");
     const floors: KV = await openBucket(p.nc, "events", floorsBucket, p.storage);
     const js = p.nc.jetstream({ timeout: p.storage.timeoutMs });
-    const jsm = await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs });
+    const jsm = await p.nc.jetstreamManager({ timeout: p.storage.timeoutMs, checkAPI: false }); // the bucket just answered (node-records.ts)
     await checkStreams(subs, jsm, p.log);
     await keepDeadLetters(subs, { jsm, prefix: p.prefix, replicas: replicasFor(p.nc, p.storage.replicas), log: p.log });
     sources.#parts = {

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { MeshError } from "@mesh/core";
 import { messageOf } from "@mesh/core/internal";
-import { KvPublisher, bindBucket, classifyNatsError, openBucket, readLatest } from "@mesh/transport";
+import { JETSTREAM_READY_MS, KvPublisher, bindBucket, classifyNatsError, isTransient, openBucket, readLatest } from "@mesh/transport";
 import type { BucketOptions } from "@mesh/transport";
 import type { JetStreamManager, KV, NatsConnection } from "nats";
 
@@ -96,7 +96,7 @@ export class StateStore implements StateStorage {
   ): Promise<StateStore> {
     const kv = await openBucket(nc, "state", bucket, options);
     const jsm = await nc.jetstreamManager({ timeout: options.timeoutMs, checkAPI: false });
-    const replicated = (await kv.status()).replicas > 1;
+    const replicated = (await replicasOf(kv, bucket)) > 1;
     return new StateStore(nc, kv, jsm, bucket, maxPayload - 256, options.timeoutMs, replicated, inboxPrefix);
   }
 
@@ -263,4 +263,23 @@ function storeError(err: unknown, what: string): MeshError {
   if (kind === "max-payload")
     return new MeshError("PAYLOAD_TOO_LARGE", `${what}: the value exceeds the NATS server's max_payload`, { cause: err });
   return new MeshError("STORAGE_UNAVAILABLE", `${what}: ${messageOf(err)}`, { cause: err });
+}
+
+/**
+ * The bucket's replicas, from its stream's info. A NATS cluster that just made the bucket may not answer at once
+ * (its leader is being elected): asked again while JETSTREAM_READY_MS lasts, then STORAGE_UNAVAILABLE, never a bare
+ * NATS error (the fresh-clone CI once saw a node's start end with "NatsError: TIMEOUT").
+ */
+async function replicasOf(kv: KV, bucket: string): Promise<number> {
+  const readyBy = performance.now() + JETSTREAM_READY_MS;
+  for (;;) {
+    try {
+      return (await kv.status()).replicas;
+    } catch (err) {
+      if (!isTransient(err) || performance.now() >= readyBy) {
+        throw new MeshError("STORAGE_UNAVAILABLE", `cannot read the state bucket "${bucket}": ${messageOf(err)}`, { cause: err });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }

@@ -157,7 +157,7 @@ export class ReminderPages {
   ): Promise<ReminderPages> {
     const maxBytes = (nc.info?.max_payload ?? 1024 * 1024) - 4096;
     return new ReminderPages(
-      await nc.jetstreamManager({ timeout: o.timeoutMs }),
+      await nc.jetstreamManager({ timeout: o.timeoutMs, checkAPI: false }), // the bucket just answered (node-records.ts)
       bucket,
       new KvPublisher(nc, bucket, o.timeoutMs, o.inboxPrefix),
       o.shards,
